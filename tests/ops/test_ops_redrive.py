@@ -1,0 +1,207 @@
+"""`devtools.redrive` against moto's SQS: what is re-sent, what is deleted, what stays."""
+
+import io
+import json
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from devtools import redrive as rd
+
+REGION = "eu-west-1"
+
+
+def invocation_record(key: str, request_id: str) -> str:
+    """What Lambda sends to an on-failure destination after the last retry."""
+    event = {
+        "Records": [{"eventSource": "aws:s3", "s3": {"bucket": {"name": "raw"}, "object": {"key": key}}}]
+    }
+    return json.dumps(
+        {
+            "version": "1.0",
+            "timestamp": "2026-11-25T12:00:00.000Z",
+            "requestContext": {
+                "requestId": request_id,
+                "functionArn": "arn:aws:lambda:eu-west-1:123456789012:function:ingestion:$LATEST",
+                "condition": "RetriesExhausted",
+                "approximateInvokeCount": 3,
+            },
+            "requestPayload": event,
+            "responseContext": {
+                "statusCode": 200,
+                "executedVersion": "$LATEST",
+                "functionError": "Unhandled",
+            },
+            "responsePayload": {"errorMessage": "boom", "errorType": "TransientError"},
+        }
+    )
+
+
+@pytest.fixture
+def sqs():
+    with mock_aws():
+        yield boto3.client("sqs", region_name=REGION)
+
+
+@pytest.fixture
+def queue_url(sqs):
+    return sqs.create_queue(QueueName="ingestion-failures")["QueueUrl"]
+
+
+def remaining_bodies(sqs, queue_url) -> list[str]:
+    bodies = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return sorted(bodies)
+        bodies += [m["Body"] for m in messages]
+
+
+class Recorder:
+    """An injected invoke that records payloads and fails for the keys it is told to."""
+
+    def __init__(self, failing_keys=()):
+        self.payloads = []
+        self.failing_keys = set(failing_keys)
+
+    def __call__(self, payload):
+        self.payloads.append(payload)
+        key = payload["Records"][0]["s3"]["object"]["key"]
+        if key in self.failing_keys:
+            return rd.InvokeOutcome(False, "Unhandled: still broken")
+        return rd.InvokeOutcome(True)
+
+
+def keys(payloads):
+    return sorted(p["Records"][0]["s3"]["object"]["key"] for p in payloads)
+
+
+def test_succeeding_events_are_resent_with_their_original_payload_and_deleted(sqs, queue_url):
+    # GIVEN two failed invocations in the queue
+    for n in range(2):
+        sqs.send_message(QueueUrl=queue_url, MessageBody=invocation_record(f"incoming/{n}.json", f"req-{n}"))
+    invoke = Recorder()
+    # WHEN they are redriven
+    result = rd.redrive(sqs, queue_url, invoke, dry_run=False, wait_seconds=0)
+    # THEN each original event was invoked once, and the queue is empty
+    assert keys(invoke.payloads) == ["incoming/0.json", "incoming/1.json"]
+    assert result.redriven == 2
+    assert result.kept == 0
+    assert remaining_bodies(sqs, queue_url) == []
+
+
+def test_an_event_that_fails_again_stays_in_the_queue_and_visible(sqs, queue_url):
+    # GIVEN one event that will succeed and one that still fails
+    good, bad = invocation_record("incoming/good.json", "r1"), invocation_record("incoming/bad.json", "r2")
+    sqs.send_message(QueueUrl=queue_url, MessageBody=good)
+    sqs.send_message(QueueUrl=queue_url, MessageBody=bad)
+    invoke = Recorder(failing_keys={"incoming/bad.json"})
+    # WHEN redriven
+    result = rd.redrive(sqs, queue_url, invoke, dry_run=False, wait_seconds=0)
+    # THEN the failing one is reported, invoked only once, and immediately receivable again
+    assert [(m.request_id, m.action, m.detail) for m in result.messages if m.action == "failed"] == [
+        ("r2", "failed", "Unhandled: still broken")
+    ]
+    assert keys(invoke.payloads) == ["incoming/bad.json", "incoming/good.json"]
+    assert remaining_bodies(sqs, queue_url) == [bad]
+
+
+def test_dry_run_invokes_nothing_and_keeps_every_message(sqs, queue_url):
+    body = invocation_record("incoming/a.json", "r1")
+    sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+    invoke = Recorder()
+    result = rd.redrive(sqs, queue_url, invoke, dry_run=True, wait_seconds=0)
+    assert invoke.payloads == []
+    assert [(m.request_id, m.action) for m in result.messages] == [("r1", "would-redrive")]
+    assert remaining_bodies(sqs, queue_url) == [body]
+
+
+def test_a_message_that_is_not_an_invocation_record_is_kept_with_a_reason(sqs, queue_url):
+    # GIVEN a bare event, as a dead-letter queue (not a destination) would hold it
+    bare = json.dumps({"Records": []})
+    sqs.send_message(QueueUrl=queue_url, MessageBody=bare)
+    invoke = Recorder()
+    result = rd.redrive(sqs, queue_url, invoke, dry_run=False, wait_seconds=0)
+    assert invoke.payloads == []
+    assert [(m.action, m.detail) for m in result.messages] == [
+        ("unreadable", "not a Lambda invocation record: no requestPayload")
+    ]
+    assert remaining_bodies(sqs, queue_url) == [bare]
+
+
+def test_messages_are_released_even_when_invoke_raises(sqs, queue_url):
+    # GIVEN an invoke that crashes (the tool itself failing mid-run)
+    sqs.send_message(QueueUrl=queue_url, MessageBody=invocation_record("incoming/b.json", "r0"))
+    sqs.send_message(QueueUrl=queue_url, MessageBody=invocation_record("incoming/a.json", "r1"))
+    calls = []
+
+    def crashing(payload):
+        calls.append(payload)
+        if len(calls) == 1:
+            return rd.InvokeOutcome(False, "first fails")
+        raise RuntimeError("network down")
+
+    # WHEN the crash propagates
+    with pytest.raises(RuntimeError):
+        rd.redrive(sqs, queue_url, crashing, dry_run=False, wait_seconds=0)
+    # THEN nothing was deleted: the failed message is visible again, the one in flight hides until its
+    # visibility timeout ends
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "1"
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "1"
+
+
+def test_lambda_invoker_turns_a_function_error_into_a_failure():
+    class FakeLambda:
+        def invoke(self, **kwargs):
+            assert kwargs["InvocationType"] == "RequestResponse"
+            assert json.loads(kwargs["Payload"]) == {"k": 1}
+            return {
+                "StatusCode": 200,
+                "FunctionError": "Unhandled",
+                "Payload": io.BytesIO(b'{"errorMessage":"x"}'),
+            }
+
+    outcome = rd.lambda_invoker(FakeLambda(), "fn")({"k": 1})
+    assert not outcome.ok
+    assert outcome.detail.startswith("Unhandled:")
+
+
+def test_main_resolves_the_target_from_stack_outputs_and_keeps_events_of_a_missing_function(sqs, queue_url):
+    # GIVEN stack outputs naming a queue holding one event, and a function that does not exist in moto
+    body = invocation_record("incoming/a.json", "r1")
+    sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+    outputs = {"stages": {"ingestion": {"functionName": "missing-fn", "failureQueueUrl": queue_url}}}
+    session = boto3.session.Session(region_name=REGION)
+    # WHEN redriven through main (boto3 Lambda client, RequestResponse)
+    code = rd.main(["--stack", "dev", "--stage", "ingestion"], outputs=lambda stack: outputs, session=session)
+    # THEN the invoke failed with Lambda's error code and the event stayed queued
+    assert code == 1
+    assert remaining_bodies(sqs, queue_url) == [body]
+
+
+def test_invoke_of_a_missing_function_reports_lambdas_error_code():
+    with mock_aws():
+        client = boto3.client("lambda", region_name=REGION)
+        with pytest.raises(ClientError) as raised:
+            client.get_function(FunctionName="missing-fn")
+        outcome = rd.lambda_invoker(client, "missing-fn")({"Records": []})
+    assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert not outcome.ok
+    assert "ResourceNotFoundException" in outcome.detail
+
+
+@pytest.mark.parametrize(
+    ("outputs", "message"),
+    [
+        ({}, "the stack has no `stages` output"),
+        ({"stages": {"processing": {}}}, "has no stage 'ingestion'"),
+        ({"stages": {"ingestion": {"functionName": "f"}}}, "stages.ingestion lacks failureQueueUrl"),
+    ],
+)
+def test_main_explains_outputs_it_cannot_use(outputs, message, capsys):
+    code = rd.main(["--stack", "dev", "--stage", "ingestion"], outputs=lambda stack: outputs)
+    assert code == 2
+    assert message in capsys.readouterr().err
