@@ -1,0 +1,193 @@
+"""The analytics database: schema, the rollup upsert and the load ledger (SQLAlchemy 2.0 Core).
+
+Only the analytics stage imports this module, so only it pays SQLAlchemy's import time.
+
+Tables (created if missing, once per container):
+
+* ``pipeline_rollup_groups`` — one row per (window size, window start, dimensions): ``records``.
+* ``pipeline_rollup_metrics`` — one row per group and metric: ``count``, ``sum``, ``min``, ``max``.
+* ``pipeline_ledger`` — one row per loaded aggregates object: ``object_key`` + ``etag``.
+
+``dimensions`` is the group's dimension values as canonical JSON (sorted keys), so any configured
+dimension set fits one table. A load claims the object in the ledger and upserts the rollups in one
+transaction: a duplicate delivery finds its ledger row and changes nothing; a failure rolls
+everything back. The upsert adds counts and sums and keeps min and max, using ``INSERT ... ON CONFLICT
+DO UPDATE`` on PostgreSQL and SQLite and, for any other database, a portable select-then-write inside
+the same transaction (it relies on the ledger's primary key to serialise duplicate deliveries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Double,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    and_,
+    create_engine,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+
+from handlers.aggregate import GroupKey, GroupStats
+from handlers.errors import DatabaseUnavailableError
+
+CONNECT_TIMEOUT_SECONDS = 5
+
+metadata = MetaData()
+
+_GROUP_KEY = ("window_size", "window_start", "dimensions")
+
+rollup_groups = Table(
+    "pipeline_rollup_groups",
+    metadata,
+    Column("window_size", String(8), primary_key=True),
+    Column("window_start", DateTime(timezone=True), primary_key=True),
+    Column("dimensions", String(2048), primary_key=True),
+    Column("records", BigInteger, nullable=False),
+)
+
+rollup_metrics = Table(
+    "pipeline_rollup_metrics",
+    metadata,
+    Column("window_size", String(8), primary_key=True),
+    Column("window_start", DateTime(timezone=True), primary_key=True),
+    Column("dimensions", String(2048), primary_key=True),
+    Column("metric", String(256), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+    Column("sum", Double, nullable=False),
+    Column("min", Double, nullable=False),
+    Column("max", Double, nullable=False),
+)
+
+ledger = Table(
+    "pipeline_ledger",
+    metadata,
+    Column("object_key", String(1024), primary_key=True),
+    Column("etag", String(128), primary_key=True),
+    Column("groups", BigInteger, nullable=False),
+    Column("records", BigInteger, nullable=False),
+    Column("loaded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+
+def connect(url: str) -> Engine:
+    """An engine for ``url`` with the schema in place; connection faults raise DatabaseUnavailableError."""
+    connect_args: dict[str, Any] = {}
+    if make_url(url).get_backend_name() == "postgresql":
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS  # fail fast, not at the Lambda timeout
+    engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    try:
+        metadata.create_all(engine, checkfirst=True)
+    except (OperationalError, InterfaceError) as exc:
+        engine.dispose()
+        raise DatabaseUnavailableError(f"cannot reach the database: {exc.orig}") from exc
+    return engine
+
+
+def dimensions_json(names: Sequence[str], values: Sequence[Any]) -> str:
+    return orjson.dumps(dict(zip(names, values, strict=True)), option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _rows(
+    window: str, dimensions: Sequence[str], groups: Mapping[GroupKey, GroupStats]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    group_rows, metric_rows = [], []
+    for (start, values), stats in groups.items():
+        key = {
+            "window_size": window,
+            "window_start": datetime.fromisoformat(start.replace("Z", "+00:00")),
+            "dimensions": dimensions_json(dimensions, values),
+        }
+        group_rows.append({**key, "records": stats.records})
+        for metric, s in stats.metrics.items():
+            metric_rows.append(
+                {**key, "metric": metric, "count": s.count, "sum": s.sum, "min": s.min, "max": s.max}
+            )
+    return group_rows, metric_rows
+
+
+def _upsert(
+    conn: Connection, table: Table, rows: list[dict[str, Any]], add: Sequence[str], keep: Mapping[str, str]
+) -> None:
+    """Insert ``rows``; on a key conflict add the ``add`` columns and keep the ``keep`` columns' min/max."""
+    if not rows:
+        return
+    keys = [column.name for column in table.primary_key.columns]
+    dialect = conn.dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        module = postgresql if dialect == "postgresql" else sqlite
+        stmt = module.insert(table)
+        pick: dict[str, Callable[..., Any]] = (
+            {"min": func.least, "max": func.greatest}
+            if dialect == "postgresql"
+            else {"min": func.min, "max": func.max}  # SQLite's two-argument min/max are scalar functions
+        )
+        assignments = {name: table.c[name] + stmt.excluded[name] for name in add}
+        assignments |= {name: pick[how](table.c[name], stmt.excluded[name]) for name, how in keep.items()}
+        conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=assignments), rows)
+        return
+    for row in rows:
+        match = and_(*(table.c[name] == row[name] for name in keys))
+        current = conn.execute(select(table).where(match).with_for_update()).mappings().first()
+        if current is None:
+            conn.execute(insert(table).values(row))
+            continue
+        changes = {name: current[name] + row[name] for name in add}
+        for name, how in keep.items():
+            changes[name] = min(current[name], row[name]) if how == "min" else max(current[name], row[name])
+        conn.execute(update(table).where(match).values(changes))
+
+
+def _claim(conn: Connection, object_key: str, etag: str, groups: int, records: int) -> bool:
+    """Record the object in the ledger; False if it was already loaded."""
+    row = {"object_key": object_key, "etag": etag, "groups": groups, "records": records}
+    dialect = conn.dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        module = postgresql if dialect == "postgresql" else sqlite
+        result = conn.execute(module.insert(ledger).values(row).on_conflict_do_nothing())
+        return result.rowcount == 1
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(ledger).values(row))
+    except IntegrityError:
+        return False
+    return True
+
+
+def load(
+    engine: Engine,
+    object_key: str,
+    etag: str,
+    window: str,
+    dimensions: Sequence[str],
+    groups: Mapping[GroupKey, GroupStats],
+) -> bool:
+    """Load one aggregates object in one transaction; True if loaded now, False if already loaded."""
+    group_rows, metric_rows = _rows(window, dimensions, groups)
+    records = sum(stats.records for stats in groups.values())
+    try:
+        with engine.begin() as conn:
+            if not _claim(conn, object_key, etag, len(groups), records):
+                return False
+            _upsert(conn, rollup_groups, group_rows, add=("records",), keep={})
+            _upsert(
+                conn, rollup_metrics, metric_rows, add=("count", "sum"), keep={"min": "min", "max": "max"}
+            )
+    except (OperationalError, InterfaceError) as exc:
+        raise DatabaseUnavailableError(f"database load failed, nothing loaded: {exc.orig}") from exc
+    return True

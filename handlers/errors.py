@@ -1,0 +1,40 @@
+"""The handlers' error hierarchy.
+
+Bad *data* never raises: it becomes a quarantine entry (ingestion) or a ``rejected`` entry (processing).
+What raises is a problem with the function itself (configuration, an unexpected event) or a transient
+fault, so that Lambda retries and the stage's failure queue keeps the event after the last retry.
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Base of every error the handlers raise on purpose."""
+
+
+class ConfigError(PipelineError):
+    """The function's environment is missing or invalid; raised at cold start, before any I/O."""
+
+
+class EventError(PipelineError):
+    """The Lambda event is not an S3 notification this stage can act on."""
+
+
+class UnreadableObjectError(PipelineError):
+    """An input object cannot be read at all (not gzip, truncated, not UTF-8, empty, unsupported suffix).
+
+    ``reason`` is the machine-readable code written to the quarantine entry.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class TransientError(PipelineError):
+    """A fault that a retry may cure (database unreachable); raised so that Lambda retries."""
+
+
+class DatabaseUnavailableError(TransientError):
+    """The analytics database could not be reached or the transaction failed; nothing was loaded."""

@@ -1,0 +1,104 @@
+"""Ingestion stage: raw ``incoming/<rel>`` → ``records/<rel>.jsonl.gz`` and ``quarantine/<rel>.jsonl``.
+
+``records/`` is written for every readable object (empty when no record is valid, so the chain still
+reflects the latest version of the key); ``quarantine/`` only when something was quarantined. Both
+carry the conservation counts as user metadata. The core is ``handlers.ingest``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, replace
+from typing import Any
+
+import boto3
+
+from handlers.config import IngestionConfig, load_ingestion
+from handlers.errors import UnreadableObjectError
+from handlers.events import ObjectRef, object_refs, relative_key
+from handlers.ingest import RecordChecker, detect_format, ingest, unreadable_entry
+from handlers.metrics import Counts, log_invocation
+from handlers.s3io import LineSpool, open_object, upload
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Everything built once per container."""
+
+    config: IngestionConfig  # parsed environment
+    checker: RecordChecker  # compiled record schema
+    s3: Any  # boto3 S3 client
+
+
+@functools.cache
+def runtime() -> Runtime:
+    config = load_ingestion()
+    return Runtime(config=config, checker=RecordChecker(config.record_schema), s3=boto3.client("s3"))
+
+
+class _Spools:
+    def __init__(self) -> None:
+        self.records = LineSpool(compress=True)
+        self.quarantined = LineSpool(compress=False)
+
+    def valid(self, line: bytes) -> None:
+        self.records.write(line)
+
+    def quarantine(self, line: bytes) -> None:
+        self.quarantined.write(line)
+
+    def close(self) -> None:
+        self.records.close()
+        self.quarantined.close()
+
+
+def ingest_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, list[str]]:
+    """Ingest one raw object; returns its counts and the keys written."""
+    config = rt.config
+    rel = relative_key(ref.key, config.input_prefix)
+    records_key = f"{config.records_prefix}{rel}.jsonl.gz"
+    quarantine_key = f"{config.quarantine_prefix}{rel}.jsonl"
+    source = {"bucket": ref.bucket, "key": ref.key, "version_id": ref.version_id}
+    spools = _Spools()
+    try:
+        try:
+            fmt = detect_format(ref.key, config.input_suffixes)
+            counts = ingest(open_object(rt.s3, ref), fmt, rt.checker, config.max_record_bytes, source, spools)
+        except UnreadableObjectError as error:
+            # Whole or nothing: drop what the readable part produced, keep one entry naming the object.
+            spools.close()
+            spools = _Spools()
+            spools.quarantine(unreadable_entry(source, error))
+            counts = Counts(records_read=1, records_quarantined=1)
+            outputs = [(quarantine_key, spools.quarantined, "application/x-ndjson")]
+        else:
+            outputs = [(records_key, spools.records, "application/gzip")]
+            if counts.records_quarantined:
+                outputs.append((quarantine_key, spools.quarantined, "application/x-ndjson"))
+        metadata = counts.as_metadata()
+        if ref.version_id:
+            metadata["source-version-id"] = ref.version_id
+        for key, spool, content_type in outputs:
+            upload(rt.s3, spool.finish(), config.common.dest_bucket, key, content_type, metadata)
+    finally:
+        spools.close()
+    return replace(counts, objects_written=len(outputs)), [key for key, _, _ in outputs]
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    rt = runtime()
+    total = Counts()
+    objects = []
+    for ref in object_refs(event):
+        counts, written = ingest_object(rt, ref)
+        total += counts
+        objects.append(
+            {"bucket": ref.bucket, "key": ref.key, "version_id": ref.version_id, "written": written}
+        )
+    log_invocation(
+        rt.config.common.metrics_namespace,
+        "ingestion",
+        total,
+        {"requestId": getattr(context, "aws_request_id", None), "objects": objects},
+    )
+    return {"objects": objects, "counts": total.__dict__}

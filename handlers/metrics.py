@@ -1,0 +1,82 @@
+"""Conservation counts and the one-line-per-invocation log that is also a CloudWatch EMF document.
+
+The embedded metric format is a JSON object with an ``_aws`` member; CloudWatch Logs extracts the
+metrics from it, so no PutMetricData call (and no extra client or permission) is needed. Written by
+hand rather than with aws-lambda-powertools' ``Metrics``: the format is a dozen lines, and importing
+powertools' metrics module pulls in its logger, tracer-free but still several modules (tens of
+milliseconds of cold start for the import alone, plus ~5 MB in the layer) for what one
+``json.dumps`` does here.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, TextIO
+
+METRIC_NAMES = {
+    "records_read": "RecordsRead",
+    "records_valid": "RecordsValid",
+    "records_quarantined": "RecordsQuarantined",
+    "blank_lines": "BlankLines",
+    "objects_written": "ObjectsWritten",
+}
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Conservation counts: records_read == records_valid + records_quarantined (+ blank_lines apart)."""
+
+    records_read: int = 0  # lines, array elements, or 1 for an unreadable object
+    records_valid: int = 0  # units written onward (ingestion: records; processing: aggregated)
+    records_quarantined: int = 0  # kept aside with a reason (quarantine / rejected)
+    blank_lines: int = 0  # empty or whitespace-only lines, counted apart and not written anywhere
+    objects_written: int = 0  # S3 objects this invocation wrote
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(*(a + b for a, b in zip(asdict(self).values(), asdict(other).values(), strict=True)))
+
+    @property
+    def conserved(self) -> bool:
+        return self.records_read == self.records_valid + self.records_quarantined + self.blank_lines
+
+    def as_metadata(self) -> dict[str, str]:
+        """S3 user metadata (ASCII header values) carrying the counts on every output object."""
+        return {
+            name.replace("_", "-"): str(value)
+            for name, value in asdict(self).items()
+            if name != "objects_written"
+        }
+
+
+def emf_document(namespace: str, stage: str, counts: Counts, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The EMF document for one invocation; ``extra`` adds searchable, non-metric fields."""
+    document: dict[str, Any] = {
+        "_aws": {
+            "Timestamp": int(time.time() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": namespace,
+                    "Dimensions": [["Stage"]],
+                    "Metrics": [{"Name": metric, "Unit": "Count"} for metric in METRIC_NAMES.values()],
+                }
+            ],
+        },
+        "Stage": stage,
+    }
+    counts_by_name = asdict(counts)
+    for field, metric in METRIC_NAMES.items():
+        document[metric] = counts_by_name[field]
+    document.update(extra)
+    return document
+
+
+def log_invocation(
+    namespace: str, stage: str, counts: Counts, extra: Mapping[str, Any], stream: TextIO | None = None
+) -> None:
+    """Print the invocation's single log line (Lambda sends stdout to CloudWatch Logs)."""
+    line = json.dumps(emf_document(namespace, stage, counts, extra), separators=(",", ":"), default=str)
+    print(line, file=stream or sys.stdout, flush=True)

@@ -1,0 +1,73 @@
+"""Processing stage: processed ``records/<rel>.jsonl.gz`` → analytics ``aggregates/<rel>.json``.
+
+One aggregates document per records object (format in ``handlers.aggregate``), carrying the
+conservation counts as user metadata. Bad lines never raise: they are listed as ``rejected``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, replace
+from typing import Any
+
+import boto3
+
+from handlers.aggregate import aggregate_stream, to_document
+from handlers.config import ProcessingConfig, load_processing
+from handlers.events import ObjectRef, object_refs, relative_key
+from handlers.metrics import Counts, log_invocation
+from handlers.s3io import open_object
+
+INPUT_PREFIX = "records/"  # the ingestion stage's RECORDS_PREFIX, fixed by the chain
+INPUT_SUFFIX = ".jsonl.gz"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Everything built once per container."""
+
+    config: ProcessingConfig  # parsed environment
+    s3: Any  # boto3 S3 client
+
+
+@functools.cache
+def runtime() -> Runtime:
+    return Runtime(config=load_processing(), s3=boto3.client("s3"))
+
+
+def process_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str]:
+    """Aggregate one records object; returns its counts and the key written."""
+    config = rt.config
+    result = aggregate_stream(
+        open_object(rt.s3, ref), config.window_seconds, config.dimensions, config.metrics
+    )
+    source = {"bucket": ref.bucket, "key": ref.key, "version_id": ref.version_id, "etag": ref.etag}
+    body = to_document(
+        result, source, config.window, config.window_seconds, config.dimensions, config.metrics
+    )
+    key = f"{config.aggregates_prefix}{relative_key(ref.key, INPUT_PREFIX, INPUT_SUFFIX)}.json"
+    rt.s3.put_object(
+        Bucket=config.common.dest_bucket,
+        Key=key,
+        Body=body,
+        ContentType="application/json",
+        Metadata={**result.counts.as_metadata(), "groups": str(len(result.groups))},
+    )
+    return replace(result.counts, objects_written=1), key
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    rt = runtime()
+    total = Counts()
+    objects = []
+    for ref in object_refs(event):
+        counts, written = process_object(rt, ref)
+        total += counts
+        objects.append({"bucket": ref.bucket, "key": ref.key, "written": [written]})
+    log_invocation(
+        rt.config.common.metrics_namespace,
+        "processing",
+        total,
+        {"requestId": getattr(context, "aws_request_id", None), "objects": objects},
+    )
+    return {"objects": objects, "counts": total.__dict__}

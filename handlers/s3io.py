@@ -1,0 +1,80 @@
+"""S3 adapters: the only place the ingestion and processing stages talk to S3.
+
+Outputs are spooled (memory up to ``SPOOL_MEMORY_BYTES``, then a temporary file in ``/tmp``) and
+uploaded once complete, so a record stream of any length is written without holding it in memory and
+no half-written object is ever visible. gzip output uses zlib's own gzip wrapper (``wbits=31``): its
+header carries no file name and a zero mtime, so the bytes are a pure function of the lines.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+from handlers.events import ObjectRef
+from handlers.ingest import Read
+
+SPOOL_MEMORY_BYTES = 8 << 20
+BATCH_LINES = 2048
+GZIP_LEVEL = 6  # chosen by benchmarks/ingestion.py: see docs/benchmarks.md
+
+
+class LineSpool:
+    """Newline-terminated lines, optionally gzip-compressed, buffered for one upload."""
+
+    def __init__(self, compress: bool, level: int = GZIP_LEVEL) -> None:
+        self._file = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)  # noqa: SIM115 - closed in close()
+        self._zip = zlib.compressobj(level, zlib.DEFLATED, 31) if compress else None
+        self._batch: list[bytes] = []
+        self.lines = 0
+
+    def write(self, line: bytes) -> None:
+        self._batch.append(line)
+        self.lines += 1
+        if len(self._batch) >= BATCH_LINES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._batch:
+            return
+        data = b"\n".join(self._batch) + b"\n"
+        self._batch.clear()
+        self._file.write(self._zip.compress(data) if self._zip else data)
+
+    def finish(self) -> Any:
+        """The spooled file, complete and rewound."""
+        self._flush()
+        if self._zip:
+            self._file.write(self._zip.flush())
+            self._zip = None
+        self._file.seek(0)
+        return self._file
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> LineSpool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_object(s3: Any, ref: ObjectRef) -> Read:
+    """A ``read(n)`` over the object version the event names (errors, 5xx included, propagate)."""
+    kwargs = {"Bucket": ref.bucket, "Key": ref.key}
+    if ref.version_id:
+        kwargs["VersionId"] = ref.version_id
+    body = s3.get_object(**kwargs)["Body"]
+    return body.read
+
+
+def upload(
+    s3: Any, fileobj: Any, bucket: str, key: str, content_type: str, metadata: Mapping[str, str]
+) -> None:
+    """Upload a complete spooled output; large outputs go multipart through s3transfer."""
+    s3.upload_fileobj(
+        fileobj, bucket, key, ExtraArgs={"ContentType": content_type, "Metadata": dict(metadata)}
+    )
