@@ -1,0 +1,349 @@
+"""`Observability`: the alarms, the alarm topic and the dashboard of the pipeline's stages.
+
+Per stage, four alarms tell an operator that events are being lost or delayed: the function fails
+(`Errors`), Lambda refuses to run it (`Throttles`), an event has exhausted its retries and waits in the
+failure queue (`ApproximateNumberOfMessagesVisible`), and such an event has waited too long
+(`ApproximateAgeOfOldestMessage`). Every alarm notifies one SNS topic when it fires and when it clears.
+
+The topic is encrypted with a key of its own: CloudWatch cannot publish to a topic encrypted with the
+AWS-managed `alias/aws/sns` key, whose policy cannot grant it `kms:GenerateDataKey`
+(docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services), so such an
+alarm would deploy cleanly and never notify anyone.
+
+What to do when an alarm fires is in docs/operating.md. The alarm specs and the dashboard body are built
+by pure functions (`alarm_specs`, `dashboard_body`) that the tests read without the Pulumi runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi_aws import cloudwatch, kms, sns
+
+METRICS_NAMESPACE = "DataPipeline"
+# The EMF metrics of handlers/metrics.py that the dashboard charts (dimension Stage).
+RECORD_METRICS = ("RecordsValid", "RecordsQuarantined")
+DEFAULT_OLDEST_FAILURE_AGE_SECONDS = 3600
+RUNBOOK = "docs/operating.md"
+
+
+@dataclass(frozen=True)
+class MonitoredStage:
+    """The names an alarm or a widget needs of one pipeline stage."""
+
+    stage: str  # ingestion, processing or analytics (the EMF `Stage` dimension)
+    function_name: pulumi.Input[str]  # the Lambda function's name
+    failure_queue_name: pulumi.Input[str]  # the name of its on-failure SQS queue
+
+
+@dataclass(frozen=True)
+class ObservabilityArgs:
+    """Inputs of `Observability`."""
+
+    name_prefix: str  # physical-name prefix unique per stack, e.g. data-pipeline-dev
+    stages: Sequence[MonitoredStage]  # the stages to watch, in pipeline order
+    account_id: pulumi.Input[str]  # the stack's account: key policy and confused-deputy conditions
+    region: pulumi.Input[str]  # the stack's region: dashboard widgets and alarm ARNs
+    alarm_email: str | None = None  # subscribe this address to the alarm topic; None: no subscription
+    oldest_failure_age_seconds: int = DEFAULT_OLDEST_FAILURE_AGE_SECONDS  # age alarm threshold
+    partition: str = "aws"  # the AWS partition of the ARNs
+    metrics_namespace: str = METRICS_NAMESPACE  # the handlers' METRICS_NAMESPACE
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """One CloudWatch alarm, as plain data."""
+
+    key: str  # short name: errors, throttles, failures-visible, failures-age
+    namespace: str  # the metric's namespace
+    metric_name: str  # the metric
+    dimensions: Mapping[str, pulumi.Input[str]]  # the metric's dimensions
+    statistic: str  # Sum or Maximum
+    threshold: float  # fires when the statistic is greater than this
+    period_seconds: int  # one datapoint per period
+    description: str  # what it means; the action is in the runbook
+
+
+def alarm_specs(stage: MonitoredStage, oldest_failure_age_seconds: int) -> list[AlarmSpec]:
+    """The four alarms of one stage."""
+    function = {"FunctionName": stage.function_name}
+    queue = {"QueueName": stage.failure_queue_name}
+    where = f"{stage.stage} stage"
+    return [
+        AlarmSpec(
+            "errors",
+            "AWS/Lambda",
+            "Errors",
+            function,
+            "Sum",
+            0,
+            60,
+            f"The {where} function raised. Lambda retries; see {RUNBOOK}#errors.",
+        ),
+        AlarmSpec(
+            "throttles",
+            "AWS/Lambda",
+            "Throttles",
+            function,
+            "Sum",
+            0,
+            60,
+            f"Lambda refused to run the {where} function (concurrency). See {RUNBOOK}#throttles.",
+        ),
+        AlarmSpec(
+            "failures-visible",
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            queue,
+            "Maximum",
+            0,
+            300,
+            f"An event of the {where} exhausted its retries and waits in the failure queue. "
+            f"Fix the cause, then redrive: {RUNBOOK}#redrive.",
+        ),
+        AlarmSpec(
+            "failures-age",
+            "AWS/SQS",
+            "ApproximateAgeOfOldestMessage",
+            queue,
+            "Maximum",
+            oldest_failure_age_seconds,
+            300,
+            f"A failed event of the {where} has waited over {oldest_failure_age_seconds} s; the queue "
+            f"drops it after 14 days. See {RUNBOOK}#failure-queue-age.",
+        ),
+    ]
+
+
+def _metric(namespace: str, name: str, dimension: str, value: pulumi.Input[str], **options: Any) -> list[Any]:
+    return [namespace, name, dimension, value, *([options] if options else [])]
+
+
+def dashboard_body(
+    stages: Sequence[MonitoredStage],
+    region: pulumi.Input[str],
+    alarm_arns: Sequence[pulumi.Input[str]],
+    metrics_namespace: str = METRICS_NAMESPACE,
+) -> dict[str, Any]:
+    """The dashboard: the alarms' state, then one row of four graphs per stage."""
+    width, height = 6, 6
+
+    def graph(title: str, metrics: list[list[Any]], x: int, y: int, stat: str = "Sum") -> dict[str, Any]:
+        return {
+            "type": "metric",
+            "x": x,
+            "y": y,
+            "width": width,
+            "height": height,
+            "properties": {
+                "title": title,
+                "region": region,
+                "view": "timeSeries",
+                "stat": stat,
+                "period": 300,
+                "metrics": metrics,
+            },
+        }
+
+    widgets: list[dict[str, Any]] = [
+        {
+            "type": "alarm",
+            "x": 0,
+            "y": 0,
+            "width": 24,
+            "height": 3,
+            "properties": {"title": "Alarms (what to do: docs/operating.md)", "alarms": list(alarm_arns)},
+        }
+    ]
+    for row, stage in enumerate(stages):
+        y = 3 + row * height
+        fn, queue, name = stage.function_name, stage.failure_queue_name, stage.stage
+        widgets += [
+            graph(
+                f"{name}: invocations and errors",
+                [
+                    _metric("AWS/Lambda", "Invocations", "FunctionName", fn),
+                    _metric("AWS/Lambda", "Errors", "FunctionName", fn),
+                    _metric("AWS/Lambda", "Throttles", "FunctionName", fn),
+                ],
+                0,
+                y,
+            ),
+            graph(
+                f"{name}: duration (ms)",
+                [
+                    _metric("AWS/Lambda", "Duration", "FunctionName", fn, stat="p50", label="p50"),
+                    _metric("AWS/Lambda", "Duration", "FunctionName", fn, stat="p99", label="p99"),
+                ],
+                width,
+                y,
+                stat="p50",
+            ),
+            graph(
+                f"{name}: records valid and quarantined",
+                [_metric(metrics_namespace, metric, "Stage", name) for metric in RECORD_METRICS],
+                2 * width,
+                y,
+            ),
+            graph(
+                f"{name}: failure queue",
+                [
+                    _metric("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", queue),
+                    _metric("AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", queue, yAxis="right"),
+                ],
+                3 * width,
+                y,
+                stat="Maximum",
+            ),
+        ]
+    return {"widgets": widgets}
+
+
+class Observability(pulumi.ComponentResource):
+    """Alarm topic (own KMS key, optional e-mail subscription), four alarms per stage, one dashboard."""
+
+    key: kms.Key
+    topic: sns.Topic
+    topic_policy: sns.TopicPolicy
+    subscription: sns.TopicSubscription | None
+    alarms: dict[str, dict[str, cloudwatch.MetricAlarm]]
+    dashboard: cloudwatch.Dashboard
+    topic_arn: pulumi.Output[str]
+    dashboard_name: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("data-pipeline:observability:Observability", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        alarm_arn_pattern = pulumi.Output.format(
+            "arn:{0}:cloudwatch:{1}:{2}:alarm:{3}-*",
+            args.partition,
+            args.region,
+            args.account_id,
+            args.name_prefix,
+        )
+        cloudwatch_may_use = {
+            "StringEquals": {"aws:SourceAccount": args.account_id},
+            "ArnLike": {"aws:SourceArn": alarm_arn_pattern},
+        }
+
+        self.key = kms.Key(
+            f"{name}-alarm-key",
+            description=f"Encrypts the {args.name_prefix} alarm topic; usable by its CloudWatch alarms",
+            enable_key_rotation=True,
+            deletion_window_in_days=7,
+            policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            # The key policy's standard delegation to the account's IAM policies (AWS's
+                            # default key policy); without it nobody could ever manage or delete the key.
+                            "Sid": "AccountIamPoliciesManageKey",
+                            "Effect": "Allow",
+                            "Principal": {
+                                "AWS": pulumi.Output.format(
+                                    "arn:{0}:iam::{1}:root", args.partition, args.account_id
+                                )
+                            },
+                            "Action": "kms:*",
+                            "Resource": "*",
+                        },
+                        {
+                            "Sid": "CloudWatchAlarmsEncryptNotifications",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                            "Resource": "*",
+                            "Condition": cloudwatch_may_use,
+                        },
+                    ],
+                }
+            ),
+            opts=child,
+        )
+        self.topic = sns.Topic(
+            f"{name}-alarms",
+            name=f"{args.name_prefix}-alarms",
+            kms_master_key_id=self.key.arn,
+            opts=child,
+        )
+        self.topic_policy = sns.TopicPolicy(
+            f"{name}-alarms-policy",
+            arn=self.topic.arn,
+            policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "CloudWatchAlarmsPublish",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                            "Action": "sns:Publish",
+                            "Resource": self.topic.arn,
+                            "Condition": cloudwatch_may_use,
+                        },
+                        {
+                            "Sid": "DenyInsecureTransport",
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": ["sns:Publish", "sns:Subscribe", "sns:Receive"],
+                            "Resource": self.topic.arn,
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                        },
+                    ],
+                }
+            ),
+            opts=child,
+        )
+        self.subscription = None
+        if args.alarm_email is not None:
+            # E-mail subscriptions stay "pending confirmation" until the recipient clicks the link.
+            self.subscription = sns.TopicSubscription(
+                f"{name}-alarm-email",
+                topic=self.topic.arn,
+                protocol="email",
+                endpoint=args.alarm_email,
+                opts=child,
+            )
+
+        self.alarms = {}
+        for stage in args.stages:
+            self.alarms[stage.stage] = {}
+            for spec in alarm_specs(stage, args.oldest_failure_age_seconds):
+                alarm_name = f"{args.name_prefix}-{stage.stage}-{spec.key}"
+                self.alarms[stage.stage][spec.key] = cloudwatch.MetricAlarm(
+                    f"{name}-{stage.stage}-{spec.key}",
+                    name=alarm_name,
+                    alarm_description=spec.description,
+                    namespace=spec.namespace,
+                    metric_name=spec.metric_name,
+                    dimensions=dict(spec.dimensions),
+                    statistic=spec.statistic,
+                    period=spec.period_seconds,
+                    evaluation_periods=1,
+                    threshold=spec.threshold,
+                    comparison_operator="GreaterThanThreshold",
+                    # No datapoint means nothing ran or nothing is queued: healthy, not unknown.
+                    treat_missing_data="notBreaching",
+                    alarm_actions=[self.topic.arn],
+                    ok_actions=[self.topic.arn],
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[self.topic_policy]),
+                )
+
+        all_alarms = [alarm.arn for by_key in self.alarms.values() for alarm in by_key.values()]
+        self.dashboard = cloudwatch.Dashboard(
+            f"{name}-dashboard",
+            dashboard_name=args.name_prefix,
+            dashboard_body=pulumi.Output.json_dumps(
+                dashboard_body(args.stages, args.region, all_alarms, args.metrics_namespace)
+            ),
+            opts=child,
+        )
+        self.topic_arn = self.topic.arn
+        self.dashboard_name = self.dashboard.dashboard_name
+        self.register_outputs({"topic_arn": self.topic_arn, "dashboard_name": self.dashboard_name})

@@ -1,0 +1,222 @@
+"""`Observability` under Pulumi's mocks: every alarm, its threshold and target; every dashboard reference."""
+
+import fnmatch
+import json
+from pathlib import Path
+
+import pytest
+
+from components.observability import MonitoredStage, alarm_specs, dashboard_body
+from devtools import declared
+from handlers.metrics import METRIC_NAMES
+
+PROGRAM = Path(__file__).parent / "observability_program"
+STAGES = ("ingestion", "processing", "analytics")
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+REGION = "eu-west-1"
+
+# ARNs the shared mocks do not compute yet (devtools/declared.py); filled in the way AWS shapes them.
+_ARN_FORMATS = {
+    "aws:sns/topic:Topic": "arn:aws:sns:{region}:{account}:{name}",
+    "aws:kms/key:Key": "arn:aws:kms:{region}:{account}:key/{id}",
+    ALARM: "arn:aws:cloudwatch:{region}:{account}:alarm:{name}",
+    "aws:cloudwatch/dashboard:Dashboard": "arn:aws:cloudwatch::{account}:dashboard/{name}",
+}
+
+
+def _with_arns(computed):
+    def wrapper(typ, name, inputs, stack, region):
+        id_, state = computed(typ, name, inputs, stack, region)
+        if typ in _ARN_FORMATS and "arn" not in state:
+            physical = inputs.get("name") or inputs.get("dashboardName") or id_
+            fmt = _ARN_FORMATS[typ]
+            state = {
+                **state,
+                "arn": fmt.format(region=region, account=declared.MOCK_ACCOUNT_ID, name=physical, id=id_),
+            }
+        return id_, state
+
+    return wrapper
+
+
+def evaluate(config=None):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(declared, "_computed", _with_arns(declared._computed))
+        return declared.evaluate_stack("dev", config or {}, project_dir=PROGRAM)
+
+
+@pytest.fixture(scope="module")
+def stack():
+    return evaluate({"observability-under-test:alarmEmail": "oncall@example.com"})
+
+
+def alarms_of(stack, stage):
+    return {
+        r.name.removeprefix(f"observability-{stage}-"): r
+        for r in stack.by_type(ALARM)
+        if f"-{stage}-" in r.name
+    }
+
+
+def function_name(stack, stage):
+    return stack.get(f"{stage}-function").outputs["name"]
+
+
+def queue_name(stack, stage):
+    return stack.get(f"{stage}-failures").outputs["name"]
+
+
+def topic(stack):
+    [t] = stack.by_type("aws:sns/topic:Topic")
+    return t
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_stage_has_the_four_alarms(stack, stage):
+    assert set(alarms_of(stack, stage)) == {"errors", "throttles", "failures-visible", "failures-age"}
+
+
+@pytest.mark.parametrize(
+    ("key", "namespace", "metric", "statistic", "threshold", "dimension"),
+    [
+        ("errors", "AWS/Lambda", "Errors", "Sum", 0, "function"),
+        ("throttles", "AWS/Lambda", "Throttles", "Sum", 0, "function"),
+        ("failures-visible", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0, "queue"),
+        ("failures-age", "AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum", 3600, "queue"),
+    ],
+)
+@pytest.mark.parametrize("stage", STAGES)
+def test_alarm_watches_the_stage_metric_with_its_threshold(
+    stack, stage, key, namespace, metric, statistic, threshold, dimension
+):
+    alarm = alarms_of(stack, stage)[key].inputs
+    expected_dimensions = (
+        {"FunctionName": function_name(stack, stage)}
+        if dimension == "function"
+        else {"QueueName": queue_name(stack, stage)}
+    )
+    assert (alarm["namespace"], alarm["metricName"], alarm["statistic"]) == (namespace, metric, statistic)
+    assert alarm["dimensions"] == expected_dimensions
+    assert alarm["threshold"] == threshold
+    assert alarm["comparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["evaluationPeriods"] == 1
+    assert alarm["treatMissingData"] == "notBreaching"
+    assert "docs/operating.md#" in alarm["alarmDescription"]
+
+
+def test_every_alarm_notifies_the_topic_on_alarm_and_on_ok(stack):
+    topic_arn = topic(stack).outputs["arn"]
+    alarms = stack.by_type(ALARM)
+    assert len(alarms) == 12
+    for alarm in alarms:
+        assert alarm.inputs["alarmActions"] == [topic_arn], alarm.name
+        assert alarm.inputs["okActions"] == [topic_arn], alarm.name
+
+
+def test_age_threshold_comes_from_the_arguments():
+    stage = MonitoredStage("ingestion", "fn", "queue")
+    [age] = [s for s in alarm_specs(stage, 900) if s.key == "failures-age"]
+    assert age.threshold == 900
+
+
+def test_topic_is_encrypted_with_a_key_cloudwatch_may_use(stack):
+    [key] = stack.by_type("aws:kms/key:Key")
+    assert topic(stack).inputs["kmsMasterKeyId"] == key.outputs["arn"]
+    assert key.inputs["enableKeyRotation"] is True
+    statements = {s["Sid"]: s for s in json.loads(key.inputs["policy"])["Statement"]}
+    grant = statements["CloudWatchAlarmsEncryptNotifications"]
+    assert grant["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert sorted(grant["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert grant["Condition"]["StringEquals"] == {"aws:SourceAccount": declared.MOCK_ACCOUNT_ID}
+
+
+def test_topic_policy_lets_exactly_these_alarms_publish(stack):
+    [policy] = stack.by_type("aws:sns/topicPolicy:TopicPolicy")
+    statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+    publish = statements["CloudWatchAlarmsPublish"]
+    assert publish["Resource"] == topic(stack).outputs["arn"]
+    pattern = publish["Condition"]["ArnLike"]["aws:SourceArn"]
+    # every alarm's ARN matches the condition, or its notifications would be refused
+    for alarm in stack.by_type(ALARM):
+        assert fnmatch.fnmatchcase(alarm.outputs["arn"], pattern), (alarm.outputs["arn"], pattern)
+    assert statements["DenyInsecureTransport"]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_alarm_email_subscribes_to_the_topic(stack):
+    [subscription] = stack.by_type("aws:sns/topicSubscription:TopicSubscription")
+    assert subscription.inputs["protocol"] == "email"
+    assert subscription.inputs["endpoint"] == "oncall@example.com"
+    assert subscription.inputs["topic"] == topic(stack).outputs["arn"]
+
+
+def test_no_subscription_without_alarm_email():
+    stack = evaluate()
+    assert stack.by_type("aws:sns/topicSubscription:TopicSubscription") == []
+    assert len(stack.by_type(ALARM)) == 12
+
+
+def dashboard(stack):
+    [board] = stack.by_type("aws:cloudwatch/dashboard:Dashboard")
+    return json.loads(board.inputs["dashboardBody"])
+
+
+def metric_widgets(stack):
+    return [w for w in dashboard(stack)["widgets"] if w["type"] == "metric"]
+
+
+def test_every_dashboard_metric_refers_to_something_in_the_stack(stack):
+    functions = {function_name(stack, s) for s in STAGES}
+    queues = {queue_name(stack, s) for s in STAGES}
+    for widget in metric_widgets(stack):
+        assert widget["properties"]["region"] == REGION
+        for namespace, metric, dimension, value, *_ in widget["properties"]["metrics"]:
+            if namespace == "AWS/Lambda":
+                assert (dimension, value in functions) == ("FunctionName", True), widget["properties"][
+                    "title"
+                ]
+                assert metric in {"Invocations", "Errors", "Throttles", "Duration"}
+            elif namespace == "AWS/SQS":
+                assert (dimension, value in queues) == ("QueueName", True), widget["properties"]["title"]
+            else:
+                # the handlers' EMF metrics: namespace DataPipeline, dimension Stage
+                assert namespace == "DataPipeline"
+                assert metric in METRIC_NAMES.values()
+                assert (dimension, value in STAGES) == ("Stage", True)
+
+
+def test_alarm_widget_lists_every_alarm_of_the_stack(stack):
+    [widget] = [w for w in dashboard(stack)["widgets"] if w["type"] == "alarm"]
+    assert sorted(widget["properties"]["alarms"]) == sorted(a.outputs["arn"] for a in stack.by_type(ALARM))
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_dashboard_shows_each_stage_invocations_errors_durations_and_records(stack, stage):
+    charted = set()
+    for widget in metric_widgets(stack):
+        for _namespace, metric, _, value, *options in widget["properties"]["metrics"]:
+            if value in (function_name(stack, stage), stage):
+                charted.add((metric, (options or [{}])[0].get("stat", widget["properties"]["stat"])))
+    assert {
+        ("Invocations", "Sum"),
+        ("Errors", "Sum"),
+        ("Duration", "p50"),
+        ("Duration", "p99"),
+        ("RecordsValid", "Sum"),
+        ("RecordsQuarantined", "Sum"),
+    } <= charted
+
+
+def test_widgets_do_not_overlap():
+    stages = [MonitoredStage(s, f"fn-{s}", f"q-{s}") for s in STAGES]
+    cells = set()
+    for widget in dashboard_body(stages, REGION, ["arn:a"])["widgets"]:
+        for x in range(widget["x"], widget["x"] + widget["width"]):
+            for y in range(widget["y"], widget["y"] + widget["height"]):
+                assert (x, y) not in cells
+                cells.add((x, y))
+        assert widget["x"] + widget["width"] <= 24
+
+
+def test_outputs_name_the_topic_and_dashboard(stack):
+    assert stack.outputs["alarmTopicArn"] == topic(stack).outputs["arn"]
+    assert stack.outputs["dashboardName"] == "data-pipeline-dev"
