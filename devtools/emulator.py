@@ -1,0 +1,206 @@
+"""moto as a local AWS: a server on loopback, an admin to set it up, IAM enforced for everything after.
+
+Two narrow extensions of moto, both undone by :meth:`AwsEmulator.stop` (moto's state is process-global and
+the test suite also uses ``mock_aws`` in the same process):
+
+* moto's S3 notification code matches the event against the bucket's notification configuration (event
+  name, prefix, suffix) and builds the event JSON exactly as S3 does, then hands it to its Lambda backend,
+  which would need Docker. :func:`moto.s3.notifications._invoke_awslambda` is routed to ``on_lambda_event``
+  instead, with moto's own event JSON.
+* moto authorises Secrets Manager calls against resource ``*``, so a role granted ``GetSecretValue`` on its
+  one secret (least privilege) would be denied. The response class learns the secret's ARN, as moto already
+  does for SQS queues, so the declared resource is what is checked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import requests
+from botocore.config import Config
+
+ACCOUNT_ID = "123456789012"
+ADMIN_USER = "local-run-admin"
+LAMBDA_SERVICE_USER = "local-run-lambda-service"
+"""Plays the Lambda service: it alone may assume the stage roles (trust policy), as only Lambda may in AWS."""
+
+_ADMIN_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Sid": "LocalRunAdmin", "Effect": "Allow", "Action": "*", "Resource": "*"}],
+}
+_SERVICE_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Sid": "AssumeStageRoles", "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}
+    ],
+}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+    def as_env(self) -> dict[str, str]:
+        env = {"AWS_ACCESS_KEY_ID": self.access_key_id, "AWS_SECRET_ACCESS_KEY": self.secret_access_key}
+        if self.session_token:
+            env["AWS_SESSION_TOKEN"] = self.session_token
+        return env
+
+
+LambdaHandOff = Callable[[str, dict[str, Any]], None]
+"""Receives (function ARN, S3 event JSON as moto built it)."""
+
+_lock = threading.Lock()
+_active: AwsEmulator | None = None
+
+
+class AwsEmulator:
+    """A moto server on 127.0.0.1 with IAM enforcement; one at a time per process."""
+
+    def __init__(self, region: str, on_lambda_event: LambdaHandOff) -> None:
+        self.region = region
+        self.account_id = ACCOUNT_ID
+        self._on_lambda_event = on_lambda_event
+        self._server = None
+        self._saved: dict[str, Any] = {}
+        self.endpoint = ""
+        self.admin: Credentials | None = None
+        self.lambda_service: Credentials | None = None
+
+    # lifecycle -----------------------------------------------------------------------------------
+    def start(self) -> AwsEmulator:
+        global _active
+        from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+        with _lock:
+            if _active is not None:
+                raise RuntimeError("another local AWS emulator is running in this process")
+            _active = self
+        try:
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)
+            self._reset_moto_state()
+            self._patch_moto()
+            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            self._server.start()
+            host, port = self._server.get_host_and_port()
+            self.endpoint = f"http://{host}:{port}"
+            self._create_principals()
+            self._enforce_iam()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        global _active
+        try:
+            if self._server is not None:
+                with contextlib.suppress(Exception):
+                    requests.post(f"{self.endpoint}/moto-api/reset-auth", data=b"inf", timeout=10)
+                self._server.stop()
+                self._server = None
+        finally:
+            self._unpatch_moto()
+            self._reset_moto_state()
+            with _lock:
+                if _active is self:
+                    _active = None
+
+    def __enter__(self) -> AwsEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # clients -------------------------------------------------------------------------------------
+    def client(self, service: str, credentials: Credentials | None = None):
+        creds = credentials or self.admin
+        assert creds is not None, "start() the emulator first"
+        return boto3.session.Session(
+            aws_access_key_id=creds.access_key_id,
+            aws_secret_access_key=creds.secret_access_key,
+            aws_session_token=creds.session_token,
+            region_name=self.region,
+        ).client(
+            service,
+            endpoint_url=self.endpoint,
+            config=Config(retries={"max_attempts": 2, "mode": "standard"}, s3={"addressing_style": "path"}),
+        )
+
+    def assume_role(self, role_arn: str, session_name: str) -> Credentials:
+        sts = self.client("sts", self.lambda_service)
+        creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name, DurationSeconds=3600)[
+            "Credentials"
+        ]
+        return Credentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+
+    def lambda_service_principal(self) -> str:
+        return f"arn:aws:iam::{self.account_id}:user/{LAMBDA_SERVICE_USER}"
+
+    # internals -----------------------------------------------------------------------------------
+    def _create_principals(self) -> None:
+        # Before enforcement any signature is accepted: this is the only unauthenticated set-up.
+        iam = self.client("iam", Credentials("bootstrap", "bootstrap"))
+        keys = {}
+        for user, policy in ((ADMIN_USER, _ADMIN_POLICY), (LAMBDA_SERVICE_USER, _SERVICE_POLICY)):
+            iam.create_user(UserName=user)
+            iam.put_user_policy(UserName=user, PolicyName=f"{user}-policy", PolicyDocument=json.dumps(policy))
+            key = iam.create_access_key(UserName=user)["AccessKey"]
+            keys[user] = Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+        self.admin = keys[ADMIN_USER]
+        self.lambda_service = keys[LAMBDA_SERVICE_USER]
+
+    def _enforce_iam(self) -> None:
+        response = requests.post(f"{self.endpoint}/moto-api/reset-auth", data=b"0", timeout=10)
+        response.raise_for_status()
+
+    def _patch_moto(self) -> None:
+        from moto.s3 import notifications
+        from moto.secretsmanager.responses import SecretsManagerResponse
+
+        self._saved["invoke"] = notifications._invoke_awslambda
+        notifications._invoke_awslambda = self._hand_off
+        self._saved["secret_resource"] = getattr(SecretsManagerResponse, "_determine_resource", None)
+        SecretsManagerResponse._determine_resource = _secret_resource  # type: ignore[attr-defined]
+
+    def _unpatch_moto(self) -> None:
+        from moto.s3 import notifications
+        from moto.secretsmanager.responses import SecretsManagerResponse
+
+        if "invoke" in self._saved:
+            notifications._invoke_awslambda = self._saved.pop("invoke")
+        if "secret_resource" in self._saved:
+            saved = self._saved.pop("secret_resource")
+            if saved is None:
+                with contextlib.suppress(AttributeError):
+                    del SecretsManagerResponse._determine_resource  # type: ignore[attr-defined]
+            else:
+                SecretsManagerResponse._determine_resource = saved  # type: ignore[attr-defined]
+
+    def _hand_off(self, account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+        # Runs inside the S3 request that created the object, as moto's own hand-off does; the event is
+        # queued, never run here, so the upload returns at once as it does in AWS (asynchronous invoke).
+        self._on_lambda_event(fn_arn, json.loads(json.dumps(event_body)))
+
+    @staticmethod
+    def _reset_moto_state() -> None:
+        from moto.moto_api._internal.models import moto_api_backend
+
+        moto_api_backend.reset()
+
+
+def _secret_resource(self: Any) -> str:
+    secret_id = self._get_param("SecretId")
+    if not secret_id:
+        return "*"
+    secret = self.backend.secrets.get(secret_id)
+    return secret.arn if secret is not None else "*"
