@@ -1,0 +1,612 @@
+"""Typed, validated stack configuration (namespace ``data-pipeline:``).
+
+`parse_config` is pure: it takes the raw values of the namespace (strings as Pulumi hands them over, or
+already-parsed JSON values) and returns a frozen `PipelineConfig`, or raises `ConfigError` listing every
+problem at once, each with its full key and what is allowed. This module is the single source of truth
+for defaults and limits; docs/configuration.md documents the same table.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+NAMESPACE = "data-pipeline"
+STAGES = ("ingestion", "processing", "analytics")
+BUCKET_ROLES = ("raw", "processed", "analytics")
+
+RUNTIMES = ("python3.12", "python3.13")
+ARCHITECTURES = ("x86_64", "arm64")
+# The values CloudWatch Logs accepts for a log group's retention (PutRetentionPolicy).
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+AGGREGATION_WINDOWS = ("1m", "5m", "15m", "1h", "1d")
+
+# bucketSuffix appends "-" + 8 hex characters (random.RandomId, 4 bytes).
+SUFFIX_HEX_CHARS = 8
+SUFFIX_PLACEHOLDER = "-" + "0" * SUFFIX_HEX_CHARS
+FUNCTION_NAME_MAX = 64
+# Lambda rejects a function whose environment variables exceed 4 KB in total (keys and values).
+LAMBDA_ENV_MAX_BYTES = 4096
+MAX_RECORD_BYTES_LIMIT = 16 * 1024 * 1024
+
+_BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+_BUCKET_CHARS = re.compile(r"^[a-z0-9.-]+$")
+_ARN_PARTITION = r"arn:aws(?:-cn|-us-gov|-iso|-iso-b|-iso-e|-iso-f|-eusc)?"
+_REGION = r"[a-z]{2}(?:-[a-z]+)+-\d"
+_KMS_KEY_ARN = re.compile(
+    rf"^{_ARN_PARTITION}:kms:{_REGION}:\d{{12}}:key/(?:mrk-[0-9a-f]{{32}}|[0-9a-f]{{8}}(?:-[0-9a-f]{{4}}){{3}}-[0-9a-f]{{12}})$"
+)
+_SECRET_ARN = re.compile(rf"^{_ARN_PARTITION}:secretsmanager:{_REGION}:\d{{12}}:secret:[A-Za-z0-9/_+=.@-]+$")
+_TOPIC_ARN = re.compile(rf"^{_ARN_PARTITION}:sns:{_REGION}:\d{{12}}:[A-Za-z0-9_-]{{1,256}}$")
+_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
+_SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_NAME_TOKEN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DB_URL = re.compile(r"^[a-z][a-z0-9+]*://\S+$")
+_RESOURCE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    """Size and limits of one Lambda stage."""
+
+    memory_mb: int = 512  # Lambda memory, 128-10240 MB
+    timeout_seconds: int = 120  # Lambda timeout, 1-900 s
+    reserved_concurrency: int | None = None  # None: unreserved (account pool)
+    log_retention_days: int = 30  # CloudWatch retention of the stage's log group
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """How the processing stage rolls records up."""
+
+    window: str = "1h"  # one of AGGREGATION_WINDOWS
+    dimensions: tuple[str, ...] = ("type", "source")  # record fields to group by
+    metrics: tuple[str, ...] = ("value",)  # numeric record fields to sum
+
+
+@dataclass(frozen=True)
+class Database:
+    """Where the analytics stage loads rollups; exactly one of the two is set."""
+
+    secret_arn: str | None = None  # an existing Secrets Manager secret
+    url: str | None = field(default=None, repr=False)  # a secret config value; the stack creates the secret
+
+
+@dataclass(frozen=True)
+class Vpc:
+    """Network placement of the analytics function (to reach a private database)."""
+
+    subnet_ids: tuple[str, ...]  # private subnets, ideally in several AZs
+    security_group_ids: tuple[str, ...]  # groups allowed to reach the database
+
+
+@dataclass(frozen=True)
+class LayerSettings:
+    """Where the shared layer zip comes from."""
+
+    archive: Path | None = None  # a prebuilt zip; None: build it with layer.build
+    include_boto3: bool = False  # bundle boto3 instead of using the runtime's
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The validated configuration of one stack."""
+
+    project: str  # Pulumi project name
+    stack: str  # Pulumi stack name
+    bucket_base_names: Mapping[str, str]  # raw/processed/analytics -> name without suffix
+    bucket_suffix: bool  # append a stable random 8-hex suffix
+    force_destroy: bool  # let `pulumi destroy` empty the buckets
+    retain_buckets_on_delete: bool  # keep the buckets (and data) when the stack is destroyed
+    versioning: Mapping[str, bool]  # raw/processed/analytics -> versioning on
+    noncurrent_version_expiration_days: int  # lifecycle expiry of noncurrent versions
+    kms_key_arn: str | None  # SSE-KMS key; None: SSE-S3
+    runtime: str  # Lambda runtime of all functions and the layer
+    architecture: str  # Lambda architecture of all functions and the layer
+    retry_attempts: int  # async invoke retries before the failure queue
+    max_event_age_seconds: int  # async event age before the failure queue
+    stages: Mapping[str, StageSettings]  # ingestion/processing/analytics -> settings
+    input_prefix: str  # raw key prefix that triggers ingestion
+    input_suffixes: tuple[str, ...]  # raw key suffixes that trigger ingestion
+    max_record_bytes: int  # longest accepted input line
+    record_schema: str | None  # JSON Schema as compact JSON text; None: the shipped schema
+    aggregation: Aggregation  # processing settings
+    database: Database | None  # analytics database; None: no database
+    summary_topic_arn: str | None  # SNS topic for report summaries
+    vpc: Vpc | None  # analytics VPC placement
+    layer: LayerSettings  # shared layer source
+    alarm_email: str | None  # alarm subscription address
+
+    @property
+    def resource_prefix(self) -> str:
+        """Prefix of explicit physical names (functions, layer): `<project>-<stack>`."""
+        return f"{self.project}-{self.stack}".replace(".", "-")
+
+    def function_name(self, stage: str) -> str:
+        return f"{self.resource_prefix}-{stage}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One invalid key and what is allowed."""
+
+    key: str  # full key, e.g. data-pipeline:stages.ingestion.memoryMb
+    message: str  # what is wrong and what is allowed
+
+
+class ConfigError(ValueError):
+    """The stack configuration is invalid; `problems` lists every problem found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = tuple(problems)
+        lines = "\n".join(f"  - {p.key}: {p.message}" for p in self.problems)
+        count = len(self.problems)
+        super().__init__(f"invalid stack configuration ({count} problem{'s' * (count != 1)}):\n{lines}")
+
+
+# --- schema -----------------------------------------------------------------------------------------
+
+_TOP_LEVEL_KEYS = (
+    "buckets",
+    "bucketSuffix",
+    "forceDestroy",
+    "retainBucketsOnDelete",
+    "versioning",
+    "noncurrentVersionExpirationDays",
+    "kmsKeyArn",
+    "runtime",
+    "architecture",
+    "logRetentionDays",
+    "retryAttempts",
+    "maxEventAgeSeconds",
+    "stages",
+    "inputPrefix",
+    "inputSuffixes",
+    "maxRecordBytes",
+    "recordSchema",
+    "aggregation",
+    "database",
+    "summaryTopicArn",
+    "vpc",
+    "layer",
+    "alarmEmail",
+)
+_STAGE_KEYS = ("memoryMb", "timeoutSeconds", "reservedConcurrency", "logRetentionDays")
+_NESTED_KEYS: dict[str, tuple[str, ...]] = {
+    "buckets": BUCKET_ROLES,
+    "versioning": BUCKET_ROLES,
+    "stages": STAGES,
+    "aggregation": ("window", "dimensions", "metrics"),
+    "database": ("secretArn", "url"),
+    "vpc": ("subnetIds", "securityGroupIds"),
+    "layer": ("archive", "includeBoto3"),
+}
+KNOWN_KEYS = _TOP_LEVEL_KEYS
+
+
+class _Collector:
+    """Reads typed values out of the raw mapping, recording problems instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def fail(self, key: str, message: str) -> None:
+        self.problems.append(Problem(f"{NAMESPACE}:{key}", message))
+
+    def unknown(self, key_path: str, name: str, known: tuple[str, ...]) -> None:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        self.fail(key_path, f"unknown key; {hint}known keys: {', '.join(known)}")
+
+    def check_keys(self, path: str, value: Mapping[str, Any], known: tuple[str, ...]) -> None:
+        for name in value:
+            if name not in known:
+                self.unknown(f"{path}.{name}", name, known)
+
+    def boolean(self, key: str, value: Any, default: bool) -> bool:
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        self.fail(key, f"{_show(value)} is not a boolean; allowed: true, false")
+        return default
+
+    def integer(self, key: str, value: Any, default: int, low: int, high: int | None) -> int:
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(key, f"{_show(value)} is not an integer; allowed: {_range(low, high)}")
+            return default
+        if value < low or (high is not None and value > high):
+            self.fail(key, f"{value} is out of range; allowed: {_range(low, high)}")
+            return default
+        return value
+
+    def choice(self, key: str, value: Any, default: Any, allowed: tuple[Any, ...]) -> Any:
+        if value is None:
+            return default
+        if value not in allowed or isinstance(value, bool):
+            shown = ", ".join(str(a) for a in allowed)
+            self.fail(key, f"{_show(value)} is not allowed; allowed: {shown}")
+            return default
+        return value
+
+    def string(self, key: str, value: Any, pattern: re.Pattern[str] | None, what: str) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str) or (pattern is not None and not pattern.match(value)):
+            self.fail(key, f"{_show(value)} is not {what}")
+            return None
+        return value
+
+    def mapping(self, key: str, value: Any) -> Mapping[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.fail(key, f"{_show(value)} is not an object; allowed keys: {', '.join(_NESTED_KEYS[key])}")
+            return {}
+        self.check_keys(key, value, _NESTED_KEYS[key])
+        return value
+
+    def string_list(
+        self, key: str, value: Any, check: Callable[[str], bool], what: str, *, allow_empty: bool = False
+    ) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fail(key, f"{_show(value)} is not a list of strings")
+            return None
+        if not value and not allow_empty:
+            self.fail(key, "must not be empty")
+            return None
+        bad = [v for v in value if not check(v)]
+        if bad:
+            self.fail(key, f"{', '.join(_show(b) for b in bad)}: each must be {what}")
+            return None
+        if len(set(value)) != len(value):
+            self.fail(key, "contains duplicates")
+            return None
+        return tuple(value)
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _range(low: int, high: int | None) -> str:
+    return f"{low}-{high}" if high is not None else f">= {low}"
+
+
+def _coerce(raw: Any) -> Any:
+    """Pulumi hands config values over as strings; structured values and scalars arrive JSON-encoded."""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def bucket_name_problems(name: str) -> list[str]:
+    """S3 general purpose bucket naming rules, checked on the full name (suffix included)."""
+    problems = []
+    if not 3 <= len(name) <= 63:
+        problems.append(f"is {len(name)} characters long; allowed: 3-63")
+    if not _BUCKET_CHARS.match(name):
+        problems.append("may contain only lowercase letters, digits, hyphens and dots")
+    if name and not (name[0].isalnum() and name[-1].isalnum()):
+        problems.append("must begin and end with a lowercase letter or digit")
+    if ".." in name or ".-" in name or "-." in name:
+        problems.append("must not contain '..', '.-' or '-.'")
+    try:
+        ipaddress.IPv4Address(name)
+        problems.append("must not be formatted as an IP address")
+    except ValueError:
+        pass
+    for prefix in _BUCKET_RESERVED_PREFIXES:
+        if name.startswith(prefix):
+            problems.append(f"must not start with the reserved prefix '{prefix}'")
+    for suffix in _BUCKET_RESERVED_SUFFIXES:
+        if name.endswith(suffix):
+            problems.append(f"must not end with the reserved suffix '{suffix}'")
+    return problems
+
+
+def overlapping_suffixes(suffixes: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Pairs (a, b) where a ends with b: S3 refuses such notification filters at deploy time."""
+    return [(a, b) for a in suffixes for b in suffixes if a != b and a.endswith(b)]
+
+
+def parse_config(
+    raw: Mapping[str, Any],
+    *,
+    project: str,
+    stack: str,
+    secret_keys: frozenset[str] = frozenset(),
+    project_dir: Path | None = None,
+) -> PipelineConfig:
+    """Validate the raw `data-pipeline:` values (keys without the namespace) into a `PipelineConfig`.
+
+    `secret_keys` names the keys Pulumi holds encrypted (without namespace); `project_dir` resolves a
+    relative `layer.archive`. Raises `ConfigError` with every problem found.
+    """
+    c = _Collector()
+    values = {k: _coerce(v) for k, v in raw.items()}
+    for name in values:
+        if name not in _TOP_LEVEL_KEYS:
+            c.unknown(name, name, _TOP_LEVEL_KEYS)
+
+    force_destroy = c.boolean("forceDestroy", values.get("forceDestroy"), False)
+    retain = c.boolean("retainBucketsOnDelete", values.get("retainBucketsOnDelete"), not force_destroy)
+    bucket_suffix = c.boolean("bucketSuffix", values.get("bucketSuffix"), True)
+
+    buckets_raw = c.mapping("buckets", values.get("buckets"))
+    base_names: dict[str, str] = {}
+    for role in BUCKET_ROLES:
+        key = f"buckets.{role}"
+        name = buckets_raw.get(role, f"{project}-{stack}-{role}")
+        if not isinstance(name, str):
+            c.fail(key, f"{_show(name)} is not a string")
+            continue
+        full = name + (SUFFIX_PLACEHOLDER if bucket_suffix else "")
+        shown = f"bucket name '{name}'" + (
+            f" (with the {SUFFIX_HEX_CHARS}-hex suffix)" if bucket_suffix else ""
+        )
+        for problem in bucket_name_problems(full):
+            origin = (
+                "" if role in buckets_raw else f" (default from project and stack; set {NAMESPACE}:{key})"
+            )
+            c.fail(key, f"{shown} {problem}{origin}")
+        base_names[role] = name
+    if len(set(base_names.values())) != len(base_names):
+        c.fail("buckets", "the raw, processed and analytics buckets need three different names")
+
+    versioning_raw = c.mapping("versioning", values.get("versioning"))
+    versioning = {
+        role: c.boolean(f"versioning.{role}", versioning_raw.get(role), role == "raw")
+        for role in BUCKET_ROLES
+    }
+    noncurrent_days = c.integer(
+        "noncurrentVersionExpirationDays", values.get("noncurrentVersionExpirationDays"), 30, 1, 3650
+    )
+    kms_key_arn = c.string(
+        "kmsKeyArn",
+        values.get("kmsKeyArn"),
+        _KMS_KEY_ARN,
+        "a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)",
+    )
+
+    runtime = c.choice("runtime", values.get("runtime"), "python3.13", RUNTIMES)
+    architecture = c.choice("architecture", values.get("architecture"), "x86_64", ARCHITECTURES)
+    log_retention = c.choice("logRetentionDays", values.get("logRetentionDays"), 30, LOG_RETENTION_DAYS)
+    retry_attempts = c.integer("retryAttempts", values.get("retryAttempts"), 2, 0, 2)
+    max_event_age = c.integer("maxEventAgeSeconds", values.get("maxEventAgeSeconds"), 21600, 60, 21600)
+
+    stages_raw = c.mapping("stages", values.get("stages"))
+    stages: dict[str, StageSettings] = {}
+    for stage in STAGES:
+        key = f"stages.{stage}"
+        one = stages_raw.get(stage) or {}
+        if not isinstance(one, Mapping):
+            c.fail(key, f"{_show(one)} is not an object; allowed keys: {', '.join(_STAGE_KEYS)}")
+            one = {}
+        c.check_keys(key, one, _STAGE_KEYS)
+        reserved = one.get("reservedConcurrency")
+        stages[stage] = StageSettings(
+            memory_mb=c.integer(f"{key}.memoryMb", one.get("memoryMb"), 512, 128, 10240),
+            timeout_seconds=c.integer(f"{key}.timeoutSeconds", one.get("timeoutSeconds"), 120, 1, 900),
+            reserved_concurrency=None
+            if reserved is None
+            else c.integer(f"{key}.reservedConcurrency", reserved, 0, 0, None),
+            log_retention_days=c.choice(
+                f"{key}.logRetentionDays", one.get("logRetentionDays"), log_retention, LOG_RETENTION_DAYS
+            ),
+        )
+
+    input_prefix = values.get("inputPrefix", "incoming/")
+    if not isinstance(input_prefix, str) or not re.match(r"^[A-Za-z0-9!_.*'()/-]{1,512}/$", input_prefix):
+        c.fail("inputPrefix", f"{_show(input_prefix)} is not a key prefix ending in '/' (e.g. 'incoming/')")
+        input_prefix = "incoming/"
+    elif input_prefix.startswith("/") or "//" in input_prefix:
+        c.fail("inputPrefix", f"{_show(input_prefix)} must not start with '/' or contain '//'")
+
+    suffixes = c.string_list(
+        "inputSuffixes",
+        values.get("inputSuffixes"),
+        lambda s: bool(re.match(r"^[A-Za-z0-9._-]{1,64}$", s)),
+        "a non-empty key suffix such as '.json'",
+    )
+    if suffixes is None:
+        suffixes = (".json", ".jsonl", ".ndjson", ".gz")
+    else:
+        for longer, shorter in overlapping_suffixes(suffixes):
+            c.fail(
+                "inputSuffixes",
+                f"'{longer}' ends with '{shorter}': S3 refuses overlapping suffix filters; keep only one",
+            )
+
+    max_record_bytes = c.integer(
+        "maxRecordBytes", values.get("maxRecordBytes"), 1048576, 1, MAX_RECORD_BYTES_LIMIT
+    )
+
+    schema = values.get("recordSchema")
+    record_schema = None
+    if schema is not None:
+        if not isinstance(schema, Mapping) or not schema:
+            c.fail("recordSchema", 'is not a JSON Schema object (e.g. {"type": "object", ...})')
+        else:
+            record_schema = json.dumps(schema, separators=(",", ":"), sort_keys=True)
+
+    agg_raw = c.mapping("aggregation", values.get("aggregation"))
+    field_name = "a field name (letters, digits, underscores; no commas)"
+    dimensions = c.string_list(
+        "aggregation.dimensions", agg_raw.get("dimensions"), _NAME_TOKEN.match, field_name, allow_empty=True
+    )
+    metrics = c.string_list("aggregation.metrics", agg_raw.get("metrics"), _NAME_TOKEN.match, field_name)
+    aggregation = Aggregation(
+        window=c.choice("aggregation.window", agg_raw.get("window"), "1h", AGGREGATION_WINDOWS),
+        dimensions=dimensions if dimensions is not None else Aggregation.dimensions,
+        metrics=metrics if metrics is not None else Aggregation.metrics,
+    )
+    both = set(aggregation.dimensions) & set(aggregation.metrics)
+    if both:
+        c.fail("aggregation", f"{', '.join(sorted(both))} cannot be both a dimension and a metric")
+
+    database = _database(c, values.get("database"), "database" in secret_keys)
+    summary_topic_arn = c.string(
+        "summaryTopicArn", values.get("summaryTopicArn"), _TOPIC_ARN, "an SNS topic ARN (standard topic)"
+    )
+    vpc = _vpc(c, values.get("vpc"))
+    layer = _layer(c, values.get("layer"), project_dir)
+    alarm_email = c.string("alarmEmail", values.get("alarmEmail"), _EMAIL, "an email address")
+
+    prefix = f"{project}-{stack}".replace(".", "-")
+    if not _RESOURCE_NAME.match(prefix):
+        c.fail("buckets", f"project and stack '{prefix}' may contain only letters, digits, '-', '_' and '.'")
+    longest = f"{prefix}-{max(STAGES, key=len)}"
+    if len(longest) > FUNCTION_NAME_MAX:
+        c.fail(
+            "buckets",
+            f"function name '{longest}' (from project and stack) is over {FUNCTION_NAME_MAX} characters; "
+            "use a shorter stack name",
+        )
+
+    if record_schema is not None:
+        # The schema travels in RECORD_SCHEMA; the other variables stay well under 1 KB.
+        budget = LAMBDA_ENV_MAX_BYTES - 1024
+        if len(record_schema.encode()) > budget:
+            c.fail(
+                "recordSchema",
+                f"is {len(record_schema.encode())} bytes as compact JSON; Lambda allows 4 KB of environment "
+                f"in total, so at most {budget} bytes are allowed",
+            )
+
+    if c.problems:
+        raise ConfigError(c.problems)
+    return PipelineConfig(
+        project=project,
+        stack=stack,
+        bucket_base_names=base_names,
+        bucket_suffix=bucket_suffix,
+        force_destroy=force_destroy,
+        retain_buckets_on_delete=retain,
+        versioning=versioning,
+        noncurrent_version_expiration_days=noncurrent_days,
+        kms_key_arn=kms_key_arn,
+        runtime=runtime,
+        architecture=architecture,
+        retry_attempts=retry_attempts,
+        max_event_age_seconds=max_event_age,
+        stages=stages,
+        input_prefix=input_prefix,
+        input_suffixes=suffixes,
+        max_record_bytes=max_record_bytes,
+        record_schema=record_schema,
+        aggregation=aggregation,
+        database=database,
+        summary_topic_arn=summary_topic_arn,
+        vpc=vpc,
+        layer=layer,
+        alarm_email=alarm_email,
+    )
+
+
+def _database(c: _Collector, value: Any, is_secret: bool) -> Database | None:
+    raw = c.mapping("database", value)
+    if not raw:
+        return None
+    secret_arn = c.string(
+        "database.secretArn",
+        raw.get("secretArn"),
+        _SECRET_ARN,
+        "a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)",
+    )
+    url = raw.get("url")
+    if url is not None:
+        if not isinstance(url, str) or not _DB_URL.match(url):
+            # Never echo the value: it holds a password.
+            c.fail("database.url", "is not a database URL such as postgresql+psycopg2://user:pass@host/db")
+            url = None
+        elif not is_secret:
+            c.fail(
+                "database.url",
+                "holds a password in plain text; set it with "
+                "`pulumi config set --secret --path database.url <url>`",
+            )
+            url = None
+    if ("secretArn" in raw) == ("url" in raw):
+        c.fail("database", "set exactly one of database.secretArn and database.url")
+        return None
+    if secret_arn is None and url is None:
+        return None
+    return Database(secret_arn=secret_arn, url=url)
+
+
+def _vpc(c: _Collector, value: Any) -> Vpc | None:
+    raw = c.mapping("vpc", value)
+    if not raw:
+        return None
+    subnets = c.string_list(
+        "vpc.subnetIds", raw.get("subnetIds"), _SUBNET_ID.match, "a subnet ID (subnet-...)"
+    )
+    groups = c.string_list(
+        "vpc.securityGroupIds",
+        raw.get("securityGroupIds"),
+        _SECURITY_GROUP_ID.match,
+        "a security group ID (sg-...)",
+    )
+    for name, got in (("subnetIds", subnets), ("securityGroupIds", groups)):
+        if name not in raw:
+            c.fail(f"vpc.{name}", "is required when vpc is set")
+        elif got is not None and len(got) > (16 if name == "subnetIds" else 5):
+            c.fail(f"vpc.{name}", "Lambda allows at most 16 subnets and 5 security groups")
+    if subnets is None or groups is None:
+        return None
+    return Vpc(subnet_ids=subnets, security_group_ids=groups)
+
+
+def _layer(c: _Collector, value: Any, project_dir: Path | None) -> LayerSettings:
+    raw = c.mapping("layer", value)
+    include_boto3 = c.boolean("layer.includeBoto3", raw.get("includeBoto3"), False)
+    archive = raw.get("archive")
+    if archive is None:
+        return LayerSettings(include_boto3=include_boto3)
+    if not isinstance(archive, str) or not archive.endswith(".zip"):
+        c.fail("layer.archive", f"{_show(archive)} is not a path to a .zip file")
+        return LayerSettings(include_boto3=include_boto3)
+    path = Path(archive)
+    if not path.is_absolute() and project_dir is not None:
+        path = project_dir / path
+    if not path.is_file():
+        c.fail("layer.archive", f"{_show(archive)} does not exist (resolved to {path})")
+        return LayerSettings(include_boto3=include_boto3)
+    return LayerSettings(archive=path, include_boto3=include_boto3)
+
+
+def read_stack_config() -> tuple[dict[str, Any], frozenset[str]]:
+    """Every `data-pipeline:` value the Pulumi runtime holds, and which of them are secret.
+
+    The adapter between the Pulumi runtime and `parse_config`: reading the whole namespace (rather than
+    `pulumi.Config.get` key by key) is what lets unknown keys be refused.
+    """
+    from pulumi.runtime import config as runtime_config
+
+    merged: dict[str, Any] = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    secret_full_keys = set(runtime_config.get_config_secret_keys_env()) | set(
+        runtime_config._SECRET_KEYS.get()
+    )
+    prefix = f"{NAMESPACE}:"
+    raw = {k[len(prefix) :]: v for k, v in merged.items() if k.startswith(prefix)}
+    secrets = frozenset(k[len(prefix) :] for k in secret_full_keys if k.startswith(prefix))
+    return raw, secrets

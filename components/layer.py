@@ -1,0 +1,40 @@
+"""`SharedLayer`: the Lambda layer every stage loads (handlers' third-party dependencies)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+from pulumi_aws import lambda_
+
+
+@dataclass(frozen=True)
+class SharedLayerArgs:
+    """Inputs of a `SharedLayer`."""
+
+    layer_name: str  # physical layer name
+    archive: Path  # the layer zip (python/ at its root); must exist
+    runtime: str  # the one runtime the functions use
+    architecture: str  # the one architecture the functions use
+
+
+class SharedLayer(pulumi.ComponentResource):
+    """One `lambda_.LayerVersion`; a changed zip publishes a new version."""
+
+    layer_version: lambda_.LayerVersion
+    arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SharedLayerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("data-pipeline:layer:SharedLayer", name, None, opts)
+        self.layer_version = lambda_.LayerVersion(
+            f"{name}-version",
+            layer_name=args.layer_name,
+            description="Third-party dependencies of the data-pipeline handlers",
+            code=pulumi.FileArchive(str(args.archive)),
+            compatible_runtimes=[args.runtime],
+            compatible_architectures=[args.architecture],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.arn = self.layer_version.arn
+        self.register_outputs({"arn": self.arn})
