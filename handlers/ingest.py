@@ -26,7 +26,8 @@ Decisions about awkward input, each deliberate:
   second) is ``invalid_timestamp``. Epoch numbers with ``abs(n) >= 1e11`` are milliseconds (1e11
   seconds is the year 5138), smaller ones seconds.
 * Normalised timestamps are RFC 3339 UTC: ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` (sub-microsecond digits
-  are truncated). A record whose timestamp is already in that form is written byte for byte as read.
+  are truncated). A single-line record whose timestamp is already in that form is written byte for byte as read;
+  others are re-serialised compactly (orjson, keys in their input order).
 * A file that cannot be read to its end (not gzip, truncated or corrupt gzip, truncated array, empty)
   raises ``UnreadableObjectError``: the caller discards partial output and writes one quarantine entry
   naming the raw object, so a file is either processed whole or kept whole.
@@ -116,8 +117,9 @@ def payload_reader(read: Read, compressed: bool) -> Read:
     def read_gzip(size: int) -> bytes:
         try:
             return stream.read(size)
-        except gzip.BadGzipFile as exc:
-            raise UnreadableObjectError("not_gzip", str(exc)) from exc
+        except gzip.BadGzipFile as exc:  # a bad magic number, or a CRC / length mismatch at the end
+            reason = "not_gzip" if "Not a gzipped file" in str(exc) else "corrupt_gzip"
+            raise UnreadableObjectError(reason, str(exc)) from exc
         except EOFError as exc:
             raise UnreadableObjectError("truncated_gzip", str(exc)) from exc
         except zlib.error as exc:
@@ -406,7 +408,7 @@ class RecordChecker:
             normalised = normalise_timestamp(timestamp)
         except ValueError as exc:
             return Rejection("invalid_timestamp", str(exc))
-        if normalised == timestamp:
+        if normalised == timestamp and b"\n" not in unit and b"\r" not in unit:
             return unit.strip(_WHITESPACE)
         record["timestamp"] = normalised
         return orjson.dumps(record)

@@ -1,0 +1,214 @@
+"""The ingestion handler against moto S3, driven by real S3 notification shapes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
+from conftest import PROCESSED, RAW, event_of, get_bytes, get_lines, gz, jsonl, keys, put, record
+
+from handlers import ingestion
+from handlers.errors import ConfigError, EventError
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "incoming/with space.jsonl",
+        "incoming/plus+sign.jsonl",
+        "incoming/ünïcødé/日本.jsonl",
+        "incoming/a%20b.jsonl",
+    ],
+)
+def test_url_encoded_keys_are_decoded(ingestion_env: Any, key: str) -> None:
+    # GIVEN an object whose key needs URL encoding in the event
+    event = event_of(put(ingestion_env, RAW, key, jsonl(record(1))))
+    # WHEN the handler runs
+    ingestion.handler(event, None)
+    # THEN the records land under the decoded relative key
+    rel = key.removeprefix("incoming/")
+    assert keys(ingestion_env, PROCESSED) == [f"records/{rel}.jsonl.gz"]
+
+
+@pytest.mark.parametrize(
+    ("key", "body"),
+    [
+        ("incoming/a.jsonl", jsonl(record(1), record(2))),
+        ("incoming/a.ndjson", jsonl(record(1), record(2))),
+        ("incoming/a.jsonl.gz", gz(jsonl(record(1), record(2)))),
+        ("incoming/a.json", json.dumps([record(1), record(2)], indent=2).encode()),
+        ("incoming/a.json.gz", gz(json.dumps([record(1), record(2)]).encode())),
+        ("incoming/a.gz", gz(jsonl(record(1), record(2)))),
+    ],
+)
+def test_every_input_format_yields_the_same_records(ingestion_env: Any, key: str, body: bytes) -> None:
+    # GIVEN two valid records in one of the supported formats
+    event = event_of(put(ingestion_env, RAW, key, body))
+    # WHEN ingested
+    result = ingestion.handler(event, None)
+    # THEN both are written, normalised, as gzip JSON Lines
+    rel = key.removeprefix("incoming/")
+    assert [r["id"] for r in get_lines(ingestion_env, PROCESSED, f"records/{rel}.jsonl.gz")] == [
+        "evt-1",
+        "evt-2",
+    ]
+    assert result["counts"]["records_valid"] == 2
+
+
+def test_single_object_json_document_is_one_record(ingestion_env: Any) -> None:
+    event = event_of(put(ingestion_env, RAW, "incoming/one.json", json.dumps(record(7), indent=2).encode()))
+    ingestion.handler(event, None)
+    assert [r["id"] for r in get_lines(ingestion_env, PROCESSED, "records/one.json.jsonl.gz")] == ["evt-7"]
+
+
+def test_timestamps_are_normalised_to_rfc3339_utc(ingestion_env: Any) -> None:
+    # GIVEN timestamps as an offset string, epoch seconds and epoch milliseconds
+    body = jsonl(
+        record(1, timestamp="2024-05-01T14:34:56.5+02:00"),
+        record(2, timestamp=1714566896),
+        record(3, timestamp=1714566896250),
+    )
+    ingestion.handler(event_of(put(ingestion_env, RAW, "incoming/t.jsonl", body)), None)
+    # THEN each is UTC with a Z
+    stamps = [r["timestamp"] for r in get_lines(ingestion_env, PROCESSED, "records/t.jsonl.jsonl.gz")]
+    assert stamps == ["2024-05-01T12:34:56.500000Z", "2024-05-01T12:34:56Z", "2024-05-01T12:34:56.250000Z"]
+
+
+def test_multi_record_event_processes_every_object(ingestion_env: Any) -> None:
+    records = [put(ingestion_env, RAW, f"incoming/part-{n}.jsonl", jsonl(record(n))) for n in range(3)]
+    result = ingestion.handler(event_of(*records), None)
+    assert keys(ingestion_env, PROCESSED) == [f"records/part-{n}.jsonl.jsonl.gz" for n in range(3)]
+    assert result["counts"]["records_read"] == 3
+
+
+def test_s3_test_event_is_acknowledged_and_writes_nothing(ingestion_env: Any) -> None:
+    event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-11-25T12:00:00Z", "Bucket": RAW}
+    result = ingestion.handler(event, None)
+    assert result["objects"] == []
+    assert keys(ingestion_env, PROCESSED) == []
+
+
+def test_non_s3_event_raises_event_error(ingestion_env: Any) -> None:
+    with pytest.raises(EventError, match="no Records"):
+        ingestion.handler({"detail": {}}, None)
+
+
+def test_redelivery_rewrites_identical_bytes(ingestion_env: Any) -> None:
+    # GIVEN an object with good and bad lines, ingested once
+    body = jsonl(record(1), record(2, value="x")) + b"not json\n"
+    event = event_of(put(ingestion_env, RAW, "incoming/r.jsonl", body))
+    ingestion.handler(event, None)
+    first = {key: get_bytes(ingestion_env, PROCESSED, key) for key in keys(ingestion_env, PROCESSED)}
+    # WHEN the same event is delivered again
+    ingestion.handler(event, None)
+    # THEN both outputs are byte-identical
+    assert {key: get_bytes(ingestion_env, PROCESSED, key) for key in keys(ingestion_env, PROCESSED)} == first
+    assert len(first) == 2
+
+
+def test_outputs_carry_conservation_counts_as_metadata(ingestion_env: Any) -> None:
+    body = jsonl(record(1)) + b"\n" + b"{broken\n"
+    ref = put(ingestion_env, RAW, "incoming/m.jsonl", body)
+    ingestion.handler(event_of(ref), None)
+    head = ingestion_env.head_object(Bucket=PROCESSED, Key="records/m.jsonl.jsonl.gz")
+    assert head["Metadata"] == {
+        "records-read": "3",
+        "records-valid": "1",
+        "records-quarantined": "1",
+        "blank-lines": "1",
+        "source-version-id": ref["s3"]["object"]["versionId"],
+    }
+
+
+def test_quarantine_entry_names_source_version_line_and_reason(ingestion_env: Any) -> None:
+    ref = put(ingestion_env, RAW, "incoming/q.jsonl", jsonl(record(1)) + b'{"id": 5}\n')
+    ingestion.handler(event_of(ref), None)
+    [entry] = get_lines(ingestion_env, PROCESSED, "quarantine/q.jsonl.jsonl")
+    assert entry["source"] == {
+        "bucket": RAW,
+        "key": "incoming/q.jsonl",
+        "version_id": ref["s3"]["object"]["versionId"],
+    }
+    assert (entry["line"], entry["reason"], entry["original"]) == (2, "schema_violation", '{"id": 5}')
+
+
+def test_old_version_named_by_the_event_is_the_one_read(ingestion_env: Any) -> None:
+    # GIVEN an event for version 1 of a key that has since been overwritten
+    ref = put(ingestion_env, RAW, "incoming/v.jsonl", jsonl(record(1)))
+    put(ingestion_env, RAW, "incoming/v.jsonl", jsonl(record(2)))
+    ingestion.handler(event_of(ref), None)
+    # THEN the records come from version 1
+    assert [r["id"] for r in get_lines(ingestion_env, PROCESSED, "records/v.jsonl.jsonl.gz")] == ["evt-1"]
+
+
+def test_invocation_logs_one_emf_line(ingestion_env: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    ingestion.handler(event_of(put(ingestion_env, RAW, "incoming/l.jsonl", jsonl(record(1)) + b"x\n")), None)
+    [line] = capsys.readouterr().out.splitlines()
+    document = json.loads(line)
+    [directive] = document["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "DataPipeline"
+    assert directive["Dimensions"] == [["Stage"]]
+    assert {m["Name"] for m in directive["Metrics"]} == {
+        "RecordsRead",
+        "RecordsValid",
+        "RecordsQuarantined",
+        "BlankLines",
+        "ObjectsWritten",
+    }
+    assert (document["Stage"], document["RecordsRead"], document["RecordsValid"]) == ("ingestion", 2, 1)
+    assert (document["RecordsQuarantined"], document["ObjectsWritten"]) == (1, 2)
+
+
+def test_s3_server_error_raises_and_writes_nothing(ingestion_env: Any) -> None:
+    # GIVEN S3 answers the read with a 500
+    ref = put(ingestion_env, RAW, "incoming/e.jsonl", jsonl(record(1)))
+    rt = ingestion.runtime()
+    with Stubber(rt.s3) as stub:
+        stub.add_client_error("get_object", service_error_code="InternalError", http_status_code=500)
+        # WHEN the handler runs THEN the fault propagates so that Lambda retries
+        with pytest.raises(ClientError) as caught:
+            ingestion.handler(event_of(ref), None)
+    assert caught.value.response["Error"]["Code"] == "InternalError"
+    assert keys(ingestion_env, PROCESSED) == []
+
+
+def test_missing_environment_is_one_config_error_naming_every_variable(
+    ingestion_env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DEST_BUCKET")
+    monkeypatch.setenv("MAX_RECORD_BYTES", "lots")
+    with pytest.raises(ConfigError) as caught:
+        ingestion.handler({"Records": []}, None)
+    assert "DEST_BUCKET is required" in str(caught.value)
+    assert "MAX_RECORD_BYTES must be an integer" in str(caught.value)
+
+
+def test_custom_schema_from_environment_is_enforced(
+    ingestion_env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a stack schema requiring a "tenant" field
+    schema = {
+        "type": "object",
+        "required": ["id", "timestamp", "tenant"],
+        "properties": {"tenant": {"type": "string"}},
+    }
+    monkeypatch.setenv("RECORD_SCHEMA", json.dumps(schema))
+    body = jsonl(record(1, tenant="a"), record(2))
+    ingestion.handler(event_of(put(ingestion_env, RAW, "incoming/s.jsonl", body)), None)
+    assert [r["id"] for r in get_lines(ingestion_env, PROCESSED, "records/s.jsonl.jsonl.gz")] == ["evt-1"]
+    [entry] = get_lines(ingestion_env, PROCESSED, "quarantine/s.jsonl.jsonl")
+    assert entry["reason"] == "schema_violation"
+
+
+def test_gzip_output_is_deterministic_without_name_or_mtime(ingestion_env: Any) -> None:
+    ingestion.handler(event_of(put(ingestion_env, RAW, "incoming/g.jsonl", jsonl(record(1)))), None)
+    data = get_bytes(ingestion_env, PROCESSED, "records/g.jsonl.jsonl.gz")
+    # gzip header: magic, method, flags (no FNAME), mtime 0
+    assert data[:3] == b"\x1f\x8b\x08"
+    assert data[3] & 0x08 == 0
+    assert data[4:8] == b"\0\0\0\0"
+    assert gzip.decompress(data).endswith(b"\n")
