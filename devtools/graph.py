@@ -86,7 +86,7 @@ def pipeline_spec(declared: Any) -> PipelineSpec:
             name=str(r.outputs["name"]),
             arn=str(r.outputs["arn"]),
             attributes=(
-                {"MessageRetentionPeriod": str(r.inputs["messageRetentionSeconds"])}
+                {"MessageRetentionPeriod": str(int(r.inputs["messageRetentionSeconds"]))}
                 if "messageRetentionSeconds" in r.inputs
                 else {}
             ),

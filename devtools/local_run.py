@@ -42,6 +42,7 @@ from devtools.lambda_runtime import (
     Interpreter,
     InvocationResult,
     boto3_runtime_dir,
+    precompile,
     unpack_zip,
 )
 from devtools.spec import BucketSpec, PipelineSpec, StageSpec
@@ -136,7 +137,8 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return not self.failures and all(s.errors == 0 for s in self.stages.values())
+        """Every event was processed; errors that a retry recovered from are shown, not failures."""
+        return not self.failures
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -395,6 +397,7 @@ class LocalPipeline:
     def _prepare_images(self, aws: AwsEmulator) -> None:
         root = self.work_dir / "functions"
         runtime_dir = boto3_runtime_dir(self.work_dir.parent / "runtime")
+        precompile(runtime_dir, self.interpreter)
         opt = unpack_zip(self.layer_archive, root / "opt")
         for stage in self.spec.stages:
             task = unpack_zip(stage.code_archive, root / stage.stage / "task")

@@ -10,13 +10,14 @@ from devtools.local_run import RunResult
 _COLUMNS = (
     ("stage", None),
     ("invocations", "invocations"),
+    ("errors", "errors"),
     ("retries", "retries"),
     ("records in", "RecordsRead"),
     ("valid", "RecordsValid"),
     ("quarantined", "RecordsQuarantined"),
     ("blank", "BlankLines"),
     ("objects written", "ObjectsWritten"),
-    ("failures", "failure_queue"),
+    ("to failure queue", "failure_queue"),
 )
 
 
@@ -31,6 +32,21 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def _short(value: Any, width: int = 100) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _report_line(report: Any) -> str:
+    try:
+        totals = report["totals"]
+        metrics = ", ".join(
+            f"{name} count={m.get('count')} sum={m.get('sum')} min={m.get('min')} max={m.get('max')}"
+            for name, m in totals["metrics"].items()
+        )
+        return (
+            f"database {report['database']}, window {report['window']}, {totals['groups']} group(s), "
+            f"{totals['records']} record(s); {metrics}"
+        )
+    except (KeyError, TypeError, AttributeError):
+        return _short(report, 160)
 
 
 def render_text(result: RunResult, max_rows: int = 10) -> str:
@@ -66,14 +82,15 @@ def render_text(result: RunResult, max_rows: int = 10) -> str:
     out.append("")
     out.append(f"Quarantined records ({len(result.quarantine)})")
     for entry in result.quarantine[:max_rows]:
-        shown = {k: v for k, v in entry.items() if k != "key"}
-        out.append(f"  {entry['key']}: {_short(shown)}")
+        source = entry.get("source", {})
+        where = f"{source.get('key', entry['key'])} #{entry.get('line', '?')}" if source else entry["key"]
+        out.append(f"  {where}: {entry.get('reason', '?')}: {_short(entry.get('detail', entry), 90)}")
     if len(result.quarantine) > max_rows:
         out.append(f"  … and {len(result.quarantine) - max_rows} more (see --json)")
     out.append("")
     out.append(f"Reports ({len(result.reports)})")
     for key, report in result.reports.items():
-        out.append(f"  {key}: {_short(report, 160)}")
+        out.append(f"  {key}: {_report_line(report)}")
     out.append("")
     out.append(f"Database {result.database_url}")
     if not result.database:
