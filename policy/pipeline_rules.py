@@ -382,7 +382,8 @@ def check_functions_log_retention(resources: Sequence[Resource]) -> list[Violati
     for function in _of_type(resources, FUNCTION):
         groups, unsure = _log_group_for(function, log_groups)
         retentions = [g.props.get("retentionInDays") for g in groups]
-        if any(isinstance(r, int) and not isinstance(r, bool) and r > 0 for r in retentions):
+        # The engine hands numbers over as JSON numbers: 7.0 as often as 7.
+        if any(isinstance(r, int | float) and not isinstance(r, bool) and r > 0 for r in retentions):
             continue
         if unsure or UNKNOWN in retentions:
             violations.append(Violation("log group unknown", function.urn, undetermined=True))

@@ -97,3 +97,20 @@ def test_runtime_policy_reports_a_deprecated_runtime():
     args = ResourceValidationArgs("aws:lambda/function:Function", props, "urn:f", "f", OPTS, None)
     [(message, _)] = run(POLICIES["lambda-runtime-supported"], args)
     assert "deprecated" in message
+
+
+def test_every_stack_policy_passes_the_declared_dev_stack_through_the_sdk(dev_stack):
+    # GIVEN the mocked program's resources, wrapped the way the SDK wraps the engine's (proxied props)
+    resources = [
+        PolicyResource(
+            r.type, unknown_checking_proxy(dict(r.outputs)), r.urn, r.name, OPTS, None, None, [], {}
+        )
+        for r in dev_stack.resources
+        if r.custom
+    ]
+    # WHEN every stack policy of the pack runs
+    stack_policies = [p for p in POLICIES.values() if isinstance(p, StackValidationPolicy)]
+    reported = [v for policy in stack_policies for v in run(policy, StackValidationArgs(resources))]
+    # THEN none reports anything
+    assert len(stack_policies) == 6
+    assert reported == []

@@ -291,6 +291,12 @@ def test_log_group_without_retention_is_reported():
     assert "keeps logs forever" in violations[0].message
 
 
+def test_retention_given_as_a_json_number_counts():
+    # the engine (and the mocks) deliver numbers through protobuf Struct, i.e. as floats
+    stack = replace(compliant_stack(), "ingestion-logs", retentionInDays=30.0)
+    assert rules.check_functions_log_retention(stack) == []
+
+
 def test_default_log_group_name_counts_without_logging_config():
     stack = replace(compliant_stack(), "analytics-fn", loggingConfig=None)
     assert rules.check_functions_log_retention(stack) == []
