@@ -18,6 +18,7 @@ from components.bucket import BucketTriggers, BucketTriggersArgs, DataBucket, Da
 from components.database import DatabaseSecret, DatabaseSecretArgs
 from components.iam import StageGrants, policy_builder
 from components.layer import SharedLayer, SharedLayerArgs
+from components.observability import MonitoredStage, Observability, ObservabilityArgs
 from components.stage import (
     DEST_BUCKET,
     HANDLERS,
@@ -155,6 +156,18 @@ for role, targets in graph.triggers_by_bucket().items():
         ),
     )
 
+observability = Observability(
+    "observability",
+    ObservabilityArgs(
+        name_prefix=cfg.resource_prefix,
+        stages=[MonitoredStage(stage, s.function.name, s.failure_queue.name) for stage, s in stages.items()],
+        account_id=account_id,
+        region=region,
+        alarm_email=cfg.alarm_email,
+        partition=partition,
+    ),
+)
+
 pulumi.export("buckets", {role: {"name": b.name, "arn": b.arn} for role, b in buckets.items()})
 pulumi.export(
     "stages",
@@ -171,5 +184,7 @@ pulumi.export(
     },
 )
 pulumi.export("layerArn", layer.arn)
+pulumi.export("alarmTopicArn", observability.topic_arn)
+pulumi.export("dashboardName", observability.dashboard_name)
 if database_secret is not None:
     pulumi.export("databaseSecretArn", database_secret.arn)

@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import importlib
 import json
+import keyword
 import logging
 import runpy
 import sys
@@ -257,6 +259,22 @@ def _computed(
             "b64Std": base64.b64encode(raw).decode(),
             "dec": str(int(hex_, 16)),
         }
+    if typ == "aws:sns/topic:Topic":
+        tname = inputs.get("name") or auto
+        return f"arn:aws:sns:{region}:{acct}:{tname}", {
+            "name": tname,
+            "arn": f"arn:aws:sns:{region}:{acct}:{tname}",
+        }
+    if typ == "aws:kms/key:Key":
+        h = _hex(stack, name, length=32)
+        key_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        return key_id, {"keyId": key_id, "arn": f"arn:aws:kms:{region}:{acct}:key/{key_id}"}
+    if typ == "aws:cloudwatch/metricAlarm:MetricAlarm":
+        aname = inputs.get("name") or auto
+        return aname, {"name": aname, "arn": f"arn:aws:cloudwatch:{region}:{acct}:alarm:{aname}"}
+    if typ == "aws:cloudwatch/dashboard:Dashboard":
+        dname = inputs.get("dashboardName") or auto
+        return dname, {"dashboardArn": f"arn:aws:cloudwatch::{acct}:dashboard/{dname}"}
     if typ == "aws:lambda/permission:Permission":
         return inputs.get("statementId") or auto, {"statementId": inputs.get("statementId") or auto}
     return f"{name}-id", state
@@ -303,6 +321,8 @@ def _make_monitor(mocks: _Mocks) -> Any:
 
         def RegisterResource(self, request: Any) -> Any:
             response = super().RegisterResource(request)
+            if request.type == "pulumi:pulumi:Stack":
+                return response
             with self.lock:
                 self.requests.append((response.urn, request))
             return response
@@ -429,14 +449,44 @@ def evaluate_stack(
     # The SDK logs a warning when a deprecated class is instantiated or a deprecated argument is set
     # (its Python DeprecationWarnings also fire at import time for classes never used, so they are no signal).
     warned = list(handler.messages)
+    resources = tuple(_record(urn, request, monitor) for urn, request in monitor.requests)
+    for r in resources:
+        warned += deprecated_arguments(r.type, set(r.inputs)) if r.custom else []
     return DeclaredStack(
         stack=stack,
         config=shown,
-        resources=tuple(_record(urn, request, monitor) for urn, request in monitor.requests),
+        resources=resources,
         outputs=outputs,
         warnings=tuple(warned),
         seconds=seconds,
     )
+
+
+def deprecated_arguments(type_token: str, input_names: set[str]) -> list[str]:
+    """The given inputs that the resource's SDK class marks deprecated.
+
+    The SDK logs a deprecation for a deprecated class and for deprecated fields of nested `*Args` objects,
+    but not for a deprecated top-level keyword argument: that needs the `*Args` class's property markers.
+    """
+    package, module_path, class_name = type_token.split(":")
+    sdk = {"aws": "pulumi_aws", "random": "pulumi_random"}.get(package)
+    if sdk is None:
+        return []
+    module = module_path.split("/")[0]
+    module = module + "_" if keyword.iskeyword(module) else module
+    try:
+        mod = importlib.import_module(sdk if module == "index" else f"{sdk}.{module}")
+    except ImportError:
+        return []
+    args_class = getattr(mod, f"{class_name}Args", None)
+    found = []
+    for attr in vars(args_class or object).values():
+        getter = attr.fget if isinstance(attr, property) else None
+        if getter is not None and "_pulumi_deprecated_callable" in getter.__dict__:
+            wire = getter.__dict__.get("_pulumi_name")
+            if wire in input_names:
+                found.append(f"{type_token}: argument {wire} is deprecated")
+    return found
 
 
 def _record(urn: str, request: Any, monitor: Any) -> DeclaredResource:

@@ -1,0 +1,105 @@
+"""The loop-freedom invariant over the declared trigger/write graph."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.chain import (
+    ChainGraph,
+    ChainLoopError,
+    Location,
+    StageNode,
+    check_loop_free,
+    declared_chain,
+    edges,
+    loop_problems,
+)
+from devtools.declared import StackEvaluationError
+
+
+def test_the_declared_chain_is_loop_free_and_linear():
+    graph = declared_chain("incoming/", (".json", ".jsonl", ".ndjson", ".gz"))
+    assert loop_problems(graph) == []
+    assert edges(graph) == {"ingestion": {"processing"}, "processing": {"analytics"}, "analytics": set()}
+
+
+def test_quarantine_and_reports_trigger_nothing():
+    graph = declared_chain("incoming/", (".json",))
+    triggered = [t for node in graph.nodes for t in node.triggers]
+    for written in (
+        Location("processed", "quarantine/", ".jsonl"),
+        Location("analytics", "reports/", ".json"),
+    ):
+        assert not any(written.overlaps(t) for t in triggered)
+
+
+def test_a_stage_writing_where_it_is_triggered_is_a_loop():
+    # GIVEN analytics writing its reports under the prefix that triggers it
+    graph = ChainGraph(
+        nodes=(
+            StageNode(
+                "analytics",
+                triggers=(Location("analytics", "aggregates/", ".json"),),
+                writes=(Location("analytics", "aggregates/reports/", ".json"),),
+            ),
+        )
+    )
+    # WHEN the invariant is checked THEN it names the cycle and the overlapping locations
+    with pytest.raises(
+        ChainLoopError, match=r"analytics -> analytics \(analytics:aggregates/reports/\*\.json overlaps"
+    ):
+        check_loop_free(graph)
+
+
+def test_a_stage_writing_where_an_earlier_stage_is_triggered_is_a_loop():
+    # GIVEN processing writing back into the processed bucket's records/
+    graph = ChainGraph(
+        nodes=(
+            StageNode(
+                "ingestion",
+                (Location("raw", "incoming/", ".json"),),
+                (Location("processed", "records/", ".jsonl.gz"),),
+            ),
+            StageNode(
+                "processing",
+                (Location("processed", "records/", ".jsonl.gz"),),
+                (Location("processed", "records/rollups/", ".jsonl.gz"),),
+            ),
+        )
+    )
+    problems = loop_problems(graph)
+    assert problems == [
+        "processing -> processing "
+        "(processed:records/rollups/*.jsonl.gz overlaps trigger processed:records/*.jsonl.gz)"
+    ]
+
+
+def test_a_longer_cycle_through_three_stages_is_found():
+    graph = ChainGraph(
+        nodes=(
+            StageNode("a", (Location("x", "in/"),), (Location("y", "mid/"),)),
+            StageNode("b", (Location("y", "mid/"),), (Location("z", "out/"),)),
+            StageNode("c", (Location("z", "out/"),), (Location("x", "in/again/"),)),
+        )
+    )
+    assert len(loop_problems(graph)) == 1
+    assert loop_problems(graph)[0].startswith("a -> b -> c -> a")
+
+
+def test_disjoint_suffixes_under_the_same_prefix_do_not_overlap():
+    assert not Location("b", "p/", ".json").overlaps(Location("b", "p/", ".gz"))
+    assert Location("b", "p/", ".jsonl.gz").overlaps(Location("b", "p/", ".gz"))
+    assert Location("b", "", "").overlaps(Location("b", "p/", ".gz"))
+    assert not Location("a", "p/", ".gz").overlaps(Location("b", "p/", ".gz"))
+
+
+def test_the_program_checks_the_invariant_before_declaring_resources(evaluate, monkeypatch):
+    # GIVEN a chain whose analytics stage would write where it is triggered
+    import components.chain as chain
+
+    monkeypatch.setattr(chain, "REPORTS_PREFIX", "aggregates/reports/")
+    # WHEN the program is evaluated THEN it stops with the loop named
+    with pytest.raises(
+        StackEvaluationError, match="the pipeline would trigger itself: analytics -> analytics"
+    ):
+        evaluate("dev")

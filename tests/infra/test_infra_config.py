@@ -1,0 +1,200 @@
+"""Stack config validation: every problem at once, each naming its key and what is allowed."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.config import (
+    LOG_RETENTION_DAYS,
+    ConfigError,
+    bucket_name_problems,
+    overlapping_suffixes,
+    parse_config,
+)
+from devtools.declared import Secret, StackEvaluationError
+
+BAD_CONFIGS = [
+    # (overrides, the full key that must be named, a phrase of the explanation)
+    ({"buckets": {"raw": "a" * 60}}, "data-pipeline:buckets.raw", "is 69 characters long; allowed: 3-63"),
+    (
+        {"buckets": {"raw": "Raw_Data"}},
+        "data-pipeline:buckets.raw",
+        "only lowercase letters, digits, hyphens and dots",
+    ),
+    ({"bucketSuffix": False, "buckets": {"raw": "192.168.10.20"}}, "data-pipeline:buckets.raw", "IP address"),
+    ({"buckets": {"processed": "xn--bucket"}}, "data-pipeline:buckets.processed", "reserved prefix 'xn--'"),
+    (
+        {"bucketSuffix": False, "buckets": {"analytics": "data-s3alias"}},
+        "data-pipeline:buckets.analytics",
+        "reserved suffix '-s3alias'",
+    ),
+    ({"bucketSufix": False}, "data-pipeline:bucketSufix", "did you mean 'bucketSuffix'?"),
+    ({"runtime": "python3.9"}, "data-pipeline:runtime", "allowed: python3.12, python3.13"),
+    ({"architecture": "arm"}, "data-pipeline:architecture", "allowed: x86_64, arm64"),
+    (
+        {"stages": {"ingestion": {"memoryMb": 64}}},
+        "data-pipeline:stages.ingestion.memoryMb",
+        "allowed: 128-10240",
+    ),
+    (
+        {"stages": {"processing": {"timeoutSeconds": 901}}},
+        "data-pipeline:stages.processing.timeoutSeconds",
+        "allowed: 1-900",
+    ),
+    (
+        {"inputSuffixes": [".json", ".gz", ".jsonl.gz"]},
+        "data-pipeline:inputSuffixes",
+        "'.jsonl.gz' ends with '.gz'",
+    ),
+    ({"logRetentionDays": 10}, "data-pipeline:logRetentionDays", "allowed: 1, 3, 5, 7, 14, 30"),
+    (
+        {"stages": {"analytics": {"logRetentionDays": 4}}},
+        "data-pipeline:stages.analytics.logRetentionDays",
+        "is not allowed",
+    ),
+    ({"retryAttempts": 3}, "data-pipeline:retryAttempts", "allowed: 0-2"),
+    ({"maxEventAgeSeconds": 30}, "data-pipeline:maxEventAgeSeconds", "allowed: 60-21600"),
+    (
+        {"stages": {"ingestion": {"reservedConcurrency": -1}}},
+        "data-pipeline:stages.ingestion.reservedConcurrency",
+        "allowed: >= 0",
+    ),
+    ({"forceDestroy": "yes"}, "data-pipeline:forceDestroy", "is not a boolean"),
+    ({"kmsKeyArn": "alias/my-key"}, "data-pipeline:kmsKeyArn", "is not a KMS key ARN"),
+    ({"aggregation": {"window": "2h"}}, "data-pipeline:aggregation.window", "allowed: 1m, 5m, 15m, 1h, 1d"),
+    (
+        {"stages": {"ingestion": {"memoryMB": 1024}}},
+        "data-pipeline:stages.ingestion.memoryMB",
+        "did you mean 'memoryMb'?",
+    ),
+    (
+        {"vpc": {"subnetIds": ["subnet-0a1b2c3d"]}},
+        "data-pipeline:vpc.securityGroupIds",
+        "is required when vpc is set",
+    ),
+    ({"database": {"url": "postgresql://u:p@h/db"}}, "data-pipeline:database.url", "--secret"),
+    (
+        {"database": {"secretArn": "arn:aws:secretsmanager:eu-west-1:1:secret:x"}},
+        "data-pipeline:database.secretArn",
+        "is not a Secrets Manager secret ARN",
+    ),
+    ({"inputPrefix": "incoming"}, "data-pipeline:inputPrefix", "ending in '/'"),
+    ({"layer": {"archive": "missing/layer.zip"}}, "data-pipeline:layer.archive", "does not exist"),
+    ({"summaryTopicArn": "my-topic"}, "data-pipeline:summaryTopicArn", "is not an SNS topic ARN"),
+]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "phrase"),
+    BAD_CONFIGS,
+    ids=[c[1].split(":")[1] + "-" + str(i) for i, c in enumerate(BAD_CONFIGS)],
+)
+def test_a_bad_config_stops_the_program_naming_the_key(evaluate, overrides, key, phrase):
+    # GIVEN the dev stack with one bad value WHEN the program runs
+    with pytest.raises(StackEvaluationError) as raised:
+        evaluate("dev", overrides)
+    # THEN the error names the full key and says what is allowed
+    lines = [line for line in str(raised.value).splitlines() if line.strip().startswith(f"- {key}:")]
+    assert lines, str(raised.value)
+    assert phrase in " ".join(lines)
+
+
+def test_every_problem_is_reported_at_once(evaluate):
+    with pytest.raises(StackEvaluationError) as raised:
+        evaluate("dev", {"runtime": "python2", "architecture": "sparc", "retryAttempts": 9})
+    message = str(raised.value)
+    assert "(3 problems)" in message
+    for key in ("runtime", "architecture", "retryAttempts"):
+        assert f"data-pipeline:{key}:" in message
+
+
+def test_a_database_url_is_never_echoed_in_an_error():
+    with pytest.raises(ConfigError) as raised:
+        parse_config({"database": {"url": "postgresql://admin:hunter2@db/x"}}, project="p", stack="s")
+    assert "hunter2" not in str(raised.value)
+
+
+def test_a_secret_database_url_is_accepted(evaluate):
+    stack = evaluate("dev", {"database": Secret({"url": "postgresql+psycopg2://app:pw@db/pipeline"})})
+    assert stack.config["data-pipeline:database"] == "[secret]"
+
+
+def test_database_needs_exactly_one_of_secret_arn_and_url():
+    raw = {
+        "database": {
+            "secretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf",
+            "url": "postgresql://h/d",
+        }
+    }
+    with pytest.raises(ConfigError) as raised:
+        parse_config(raw, project="p", stack="s", secret_keys=frozenset({"database"}))
+    assert [p.key for p in raised.value.problems] == ["data-pipeline:database"]
+
+
+def test_defaults_when_nothing_is_set():
+    cfg = parse_config({}, project="data-pipeline", stack="dev")
+    assert cfg.bucket_base_names == {
+        "raw": "data-pipeline-dev-raw",
+        "processed": "data-pipeline-dev-processed",
+        "analytics": "data-pipeline-dev-analytics",
+    }
+    assert (cfg.bucket_suffix, cfg.force_destroy, cfg.retain_buckets_on_delete) == (True, False, True)
+    assert cfg.versioning == {"raw": True, "processed": False, "analytics": False}
+    assert (cfg.runtime, cfg.architecture, cfg.retry_attempts, cfg.max_event_age_seconds) == (
+        "python3.13",
+        "x86_64",
+        2,
+        21600,
+    )
+    assert {s.memory_mb for s in cfg.stages.values()} == {512}
+    assert {s.log_retention_days for s in cfg.stages.values()} == {30}
+    assert cfg.input_suffixes == (".json", ".jsonl", ".ndjson", ".gz")
+    assert (cfg.database, cfg.vpc, cfg.kms_key_arn, cfg.layer.archive) == (None, None, None, None)
+
+
+def test_values_arrive_as_strings_from_pulumi_and_are_typed():
+    cfg = parse_config(
+        {"forceDestroy": "true", "logRetentionDays": "14", "stages": '{"analytics": {"memoryMb": 1024}}'},
+        project="p",
+        stack="s",
+    )
+    assert cfg.force_destroy is True
+    assert cfg.retain_buckets_on_delete is False
+    assert cfg.stages["analytics"].memory_mb == 1024
+    assert cfg.stages["analytics"].log_retention_days == 14
+
+
+def test_a_default_bucket_name_broken_by_the_stack_name_says_which_key_to_set():
+    with pytest.raises(ConfigError) as raised:
+        parse_config({}, project="data-pipeline", stack="Prod")
+    assert "set data-pipeline:buckets.raw" in str(raised.value)
+
+
+def test_a_record_schema_too_large_for_the_lambda_environment_is_refused():
+    schema = {"type": "object", "description": "x" * 4000}
+    with pytest.raises(ConfigError, match=r"data-pipeline:recordSchema: is 40[0-9]{2} bytes"):
+        parse_config({"recordSchema": schema}, project="p", stack="s")
+
+
+def test_bucket_name_rules():
+    assert bucket_name_problems("my-bucket.data") == []
+    assert bucket_name_problems("ab") == ["is 2 characters long; allowed: 3-63"]
+    assert "must not contain '..', '.-' or '-.'" in bucket_name_problems("my..bucket")
+    assert "must begin and end with a lowercase letter or digit" in bucket_name_problems("-bucket")
+    assert "must not start with the reserved prefix 'sthree-'" in bucket_name_problems("sthree-data")
+
+
+def test_overlapping_suffixes():
+    assert overlapping_suffixes((".json", ".jsonl")) == []
+    assert overlapping_suffixes((".gz", ".json.gz")) == [(".json.gz", ".gz")]
+    assert overlapping_suffixes((".json", ".json")) == []
+
+
+def test_duplicate_suffixes_are_refused():
+    with pytest.raises(ConfigError, match="inputSuffixes: contains duplicates"):
+        parse_config({"inputSuffixes": [".json", ".json"]}, project="p", stack="s")
+
+
+def test_retention_values_are_cloudwatch_s():
+    assert LOG_RETENTION_DAYS[:6] == (1, 3, 5, 7, 14, 30)
+    assert LOG_RETENTION_DAYS[-1] == 3653

@@ -1,0 +1,306 @@
+"""IAM: the typed policy objects, each stage's exact rendered policy, and parliament's verdict on them."""
+
+from __future__ import annotations
+
+import json
+
+import parliament
+import pytest
+
+from components.chain import declared_chain
+from components.iam import (
+    PolicyDocument,
+    PolicyError,
+    StageGrants,
+    Statement,
+    analytics_policy,
+    deny_insecure_transport,
+    ingestion_policy,
+    lambda_trust_policy,
+    processing_policy,
+)
+
+STAGES = ("ingestion", "processing", "analytics")
+ARN = {"raw": "arn:aws:s3:::r", "processed": "arn:aws:s3:::p", "analytics": "arn:aws:s3:::a"}
+GRAPH = declared_chain("incoming/", (".json", ".gz"))
+LOGS = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/f"
+QUEUE = "arn:aws:sqs:eu-west-1:123456789012:f-failures"
+
+
+def grants(**extra) -> StageGrants:
+    return StageGrants(bucket_arns=ARN, log_group_arn=LOGS, failure_queue_arn=QUEUE, **extra)
+
+
+def by_sid(doc: dict) -> dict[str, dict]:
+    return {s["Sid"]: s for s in doc["Statement"]}
+
+
+# --- the typed objects --------------------------------------------------------------------------------
+
+
+def test_an_allow_with_a_wildcard_action_is_refused_when_built():
+    with pytest.raises(PolicyError, match="wildcard action 's3:\\*'"):
+        Statement(sid="TooBroad", actions=("s3:*",), resources=("arn:aws:s3:::b/*",))
+
+
+def test_a_partial_wildcard_action_is_refused_too():
+    with pytest.raises(PolicyError, match="wildcard action 's3:Get\\*'"):
+        Statement(sid="TooBroad", actions=("s3:Get*",), resources=("arn:aws:s3:::b/*",))
+
+
+def test_a_star_resource_needs_the_explicit_exception():
+    with pytest.raises(PolicyError, match="resource '\\*'"):
+        Statement(sid="Anything", actions=("s3:GetObject",), resources=("*",))
+
+
+def test_a_statement_without_sid_is_refused():
+    with pytest.raises(PolicyError, match="Sid '' must be alphanumeric"):
+        Statement(sid="", actions=("s3:GetObject",), resources=("arn:aws:s3:::b/*",))
+
+
+def test_duplicate_sids_are_refused():
+    one = Statement(sid="Read", actions=("s3:GetObject",), resources=("arn:aws:s3:::b/*",))
+    with pytest.raises(PolicyError, match="duplicate statement Sids: Read"):
+        PolicyDocument(statements=(one, one))
+
+
+def test_a_deny_may_name_every_action_of_a_service():
+    doc = deny_insecure_transport("arn:aws:s3:::b").to_dict()
+    assert doc == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": ["s3:*"],
+                "Resource": ["arn:aws:s3:::b", "arn:aws:s3:::b/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
+
+
+# --- the pure builders ----------------------------------------------------------------------------------
+
+
+def test_ingestion_policy_is_exact():
+    doc = ingestion_policy(GRAPH.node("ingestion"), grants()).to_dict()
+    assert doc["Statement"] == [
+        {
+            "Sid": "ReadRawInput",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+            "Resource": ["arn:aws:s3:::r/incoming/*.json", "arn:aws:s3:::r/incoming/*.gz"],
+        },
+        {
+            "Sid": "WriteProcessedRecords",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
+            "Resource": ["arn:aws:s3:::p/records/*.jsonl.gz", "arn:aws:s3:::p/quarantine/*.jsonl"],
+        },
+        {
+            "Sid": "WriteOwnLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [LOGS + ":*"],
+        },
+        {
+            "Sid": "SendToOwnFailureQueue",
+            "Effect": "Allow",
+            "Action": ["sqs:SendMessage"],
+            "Resource": [QUEUE],
+        },
+    ]
+
+
+def test_processing_policy_is_exact():
+    doc = processing_policy(GRAPH.node("processing"), grants()).to_dict()
+    statements = by_sid(doc)
+    assert list(statements) == [
+        "ReadProcessedRecords",
+        "WriteAnalyticsAggregates",
+        "WriteOwnLogs",
+        "SendToOwnFailureQueue",
+    ]
+    assert statements["ReadProcessedRecords"]["Resource"] == ["arn:aws:s3:::p/records/*.jsonl.gz"]
+    assert statements["WriteAnalyticsAggregates"]["Resource"] == ["arn:aws:s3:::a/aggregates/*.json"]
+
+
+def test_analytics_policy_adds_only_the_secret_topic_and_network_it_uses():
+    # GIVEN a secret, a topic and a VPC
+    kms = "arn:aws:kms:eu-west-1:123456789012:key/0f6d1c6e-3b5a-4c2e-9d8f-7a1b2c3d4e5f"
+    secret = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf"
+    topic = "arn:aws:sns:eu-west-1:123456789012:summaries"
+    g = grants(
+        kms_key_arn=kms,
+        secret_arn=secret,
+        topic_arn=topic,
+        in_vpc=True,
+        vpc_subnet_ids=("subnet-0a1b2c3d",),
+        vpc_security_group_ids=("sg-0a1b2c3d",),
+        region="eu-west-1",
+    )
+    # WHEN the analytics policy is built
+    statements = by_sid(analytics_policy(GRAPH.node("analytics"), g).to_dict())
+    # THEN each extra grant names exactly its one resource
+    assert statements["ReadAnalyticsAggregates"]["Resource"] == ["arn:aws:s3:::a/aggregates/*.json"]
+    assert statements["WriteAnalyticsReports"]["Resource"] == ["arn:aws:s3:::a/reports/*.json"]
+    assert statements["UseDataKey"] == {
+        "Sid": "UseDataKey",
+        "Effect": "Allow",
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+        "Resource": [kms],
+    }
+    assert statements["ReadDatabaseSecret"]["Action"] == ["secretsmanager:GetSecretValue"]
+    assert statements["ReadDatabaseSecret"]["Resource"] == [secret]
+    assert statements["PublishSummary"] == {
+        "Sid": "PublishSummary",
+        "Effect": "Allow",
+        "Action": ["sns:Publish"],
+        "Resource": [topic],
+    }
+    assert statements["CreateNetworkInterfaces"]["Resource"] == [
+        "arn:aws:ec2:eu-west-1:*:network-interface/*",
+        "arn:aws:ec2:eu-west-1:*:subnet/subnet-0a1b2c3d",
+        "arn:aws:ec2:eu-west-1:*:security-group/sg-0a1b2c3d",
+    ]
+    assert statements["DescribeVpcNetwork"] == {
+        "Sid": "DescribeVpcNetwork",
+        "Effect": "Allow",
+        "Action": ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
+        "Resource": ["*"],
+    }
+
+
+def test_analytics_without_extras_has_only_the_data_path():
+    statements = by_sid(analytics_policy(GRAPH.node("analytics"), grants()).to_dict())
+    assert list(statements) == [
+        "ReadAnalyticsAggregates",
+        "WriteAnalyticsReports",
+        "WriteOwnLogs",
+        "SendToOwnFailureQueue",
+    ]
+
+
+def test_trust_policy_lets_only_lambda_assume_the_role():
+    assert lambda_trust_policy().to_dict() == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "LambdaAssumeRole",
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": ["sts:AssumeRole"],
+            }
+        ],
+    }
+
+
+# --- the rendered policies of the evaluated program --------------------------------------------------
+
+
+@pytest.mark.parametrize("stack_name", ["dev", "prod"])
+def test_rendered_role_policies_have_no_star_except_the_describe_exception(request, stack_name):
+    stack = request.getfixturevalue(stack_name + "_stack")
+    for stage, doc in stack.role_policies().items():
+        for statement in doc["Statement"]:
+            assert all("*" not in a for a in statement["Action"]), (stage, statement["Sid"])
+            if statement["Sid"] != "DescribeVpcNetwork":
+                assert "*" not in statement["Resource"], (stage, statement["Sid"])
+
+
+@pytest.mark.parametrize("stack_name", ["dev", "prod"])
+def test_no_stage_may_read_or_write_another_stage_s_input(request, stack_name):
+    # GIVEN the rendered policies and the object ARN patterns that trigger each stage
+    stack = request.getfixturevalue(stack_name + "_stack")
+    buckets = stack.buckets()
+    triggers = {
+        "ingestion": [f"arn:aws:s3:::{buckets['raw']}/incoming/*"],
+        "processing": [f"arn:aws:s3:::{buckets['processed']}/records/*"],
+        "analytics": [f"arn:aws:s3:::{buckets['analytics']}/aggregates/*"],
+    }
+    policies = stack.role_policies()
+    for stage, doc in policies.items():
+        s3_resources = [
+            (statement["Sid"], r)
+            for statement in doc["Statement"]
+            if any(a.startswith("s3:") for a in statement["Action"])
+            for r in statement["Resource"]
+        ]
+        for other, patterns in triggers.items():
+            if other == stage:
+                continue
+            touching = [
+                (sid, r) for sid, r in s3_resources for p in patterns if r.startswith(p.removesuffix("*"))
+            ]
+            # THEN a stage's only access to another stage's input is writing it as that stage's producer
+            producer = {"processing": "ingestion", "analytics": "processing"}.get(other)
+            if stage == producer:
+                assert all(sid.startswith("Write") for sid, _ in touching)
+            else:
+                assert touching == [], (stage, other)
+
+
+@pytest.mark.parametrize("stack_name", ["dev", "prod"])
+def test_each_stage_writes_only_its_own_log_group_and_queue(request, stack_name):
+    stack = request.getfixturevalue(stack_name + "_stack")
+    for stage, doc in stack.role_policies().items():
+        statements = by_sid(doc)
+        outputs = stack.outputs["stages"][stage]
+        assert statements["WriteOwnLogs"]["Resource"] == [
+            f"arn:aws:logs:eu-west-1:123456789012:log-group:{outputs['logGroupName']}:*"
+        ]
+        assert statements["SendToOwnFailureQueue"]["Resource"] == [outputs["failureQueueArn"]]
+
+
+def test_prod_analytics_reads_only_the_configured_secret(prod_stack):
+    statements = by_sid(prod_stack.role_policies()["analytics"])
+    configured = prod_stack.config["data-pipeline:database"]["secretArn"]
+    assert statements["ReadDatabaseSecret"]["Resource"] == [configured]
+    assert all(
+        "secretsmanager:GetSecretValue" not in s["Action"]
+        for s in prod_stack.role_policies()["ingestion"]["Statement"]
+    )
+
+
+def test_prod_stages_may_use_only_the_configured_kms_key(prod_stack):
+    key = prod_stack.config["data-pipeline:kmsKeyArn"]
+    for doc in prod_stack.role_policies().values():
+        kms_statements = [s for s in doc["Statement"] if any(a.startswith("kms:") for a in s["Action"])]
+        assert kms_statements == [
+            {
+                "Sid": "UseDataKey",
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "Resource": [key],
+            }
+        ]
+
+
+def parliament_findings(policy_json: str) -> list[tuple[str, object]]:
+    return [(f.issue, f.detail) for f in parliament.analyze_policy_string(policy_json).findings]
+
+
+@pytest.mark.parametrize("stack_name", ["dev", "prod"])
+def test_parliament_finds_nothing_in_any_role_or_bucket_policy(request, stack_name):
+    stack = request.getfixturevalue(stack_name + "_stack")
+    rendered = [r.inputs["policy"] for r in stack.by_type("aws:iam/rolePolicy:RolePolicy")]
+    rendered += [r.inputs["policy"] for r in stack.by_type("aws:s3/bucketPolicy:BucketPolicy")]
+    assert len(rendered) == 6
+    assert {p: parliament_findings(p) for p in rendered} == {p: [] for p in rendered}
+
+
+def test_parliament_would_report_a_mismatched_resource():
+    # GIVEN an S3 action on a queue ARN: proof the analysis above can fail
+    bad = {
+        "Version": "2012-10-17",
+        "Statement": [{"Sid": "Bad", "Effect": "Allow", "Action": "s3:GetObject", "Resource": QUEUE}],
+    }
+    assert [issue for issue, _ in parliament_findings(json.dumps(bad))] == ["RESOURCE_MISMATCH"]
+
+
+def test_trust_policies_are_rendered_exactly(dev_stack):
+    # parliament reads identity policies only (a trust policy has no Resource), so they are compared exactly.
+    for role in dev_stack.by_type("aws:iam/role:Role"):
+        assert json.loads(role.inputs["assumeRolePolicy"]) == lambda_trust_policy().to_dict()
