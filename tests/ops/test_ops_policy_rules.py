@@ -350,3 +350,54 @@ def test_property_dependencies_link_resources_whose_names_are_unknown():
     # and without the dependency the rule cannot decide, so it says so instead of passing
     [violation] = rules.check_buckets_block_public_access([raw, dataclasses.replace(pab, deps={})])
     assert violation.undetermined
+
+
+def test_loop_is_found_during_preview_through_property_dependencies():
+    # GIVEN a preview: bucket name, function ARN and DEST_BUCKET unknown, only the dependencies known
+    bucket = Resource(rules.BUCKET, "analytics", "urn:bucket", {"bucket": UNKNOWN})
+    fn = Resource(
+        rules.FUNCTION,
+        "analytics-fn",
+        "urn:fn",
+        {
+            "arn": UNKNOWN,
+            "environment": {"variables": {"DEST_BUCKET": UNKNOWN, "REPORTS_PREFIX": "reports/"}},
+        },
+        deps={"environment": ("urn:bucket",)},
+    )
+    entry = {"lambdaFunctionArn": UNKNOWN, "events": ["s3:ObjectCreated:*"], "filterPrefix": "reports/"}
+    notification = Resource(
+        rules.NOTIFICATION,
+        "analytics-notification",
+        "urn:n",
+        {"bucket": UNKNOWN, "lambdaFunctions": [entry]},
+        deps={"bucket": ("urn:bucket",), "lambdaFunctions": ("urn:fn",)},
+    )
+    # WHEN the loop rule runs THEN the loop is reported as a definite violation
+    [violation] = rules.check_no_self_trigger([bucket, fn, notification])
+    assert not violation.undetermined
+    assert "'reports/'" in violation.message
+
+
+def test_preview_of_the_real_chain_shape_reports_no_loop():
+    # the same preview, the trigger on aggregates/: no overlap with reports/
+    bucket = Resource(rules.BUCKET, "analytics", "urn:bucket", {"bucket": UNKNOWN})
+    fn = Resource(
+        rules.FUNCTION,
+        "analytics-fn",
+        "urn:fn",
+        {
+            "arn": UNKNOWN,
+            "environment": {"variables": {"DEST_BUCKET": UNKNOWN, "REPORTS_PREFIX": "reports/"}},
+        },
+        deps={"environment": ("urn:bucket",)},
+    )
+    entry = {"lambdaFunctionArn": UNKNOWN, "filterPrefix": "aggregates/"}
+    notification = Resource(
+        rules.NOTIFICATION,
+        "n",
+        "urn:n",
+        {"bucket": UNKNOWN, "lambdaFunctions": [entry]},
+        deps={"bucket": ("urn:bucket",), "lambdaFunctions": ("urn:fn",)},
+    )
+    assert rules.check_no_self_trigger([bucket, fn, notification]) == []
