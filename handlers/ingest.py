@@ -141,6 +141,8 @@ def iter_lines(read: Read, max_bytes: int, chunk_bytes: int = CHUNK_BYTES) -> It
         pieces = chunk.split(b"\n")
         head = pieces[0]
         if oversize:
+            if len(prefix) < PREFIX_BYTES:
+                prefix += head[: PREFIX_BYTES - len(prefix)]
             if len(pieces) == 1:
                 oversize += len(head)
                 continue
@@ -187,6 +189,7 @@ class _ArrayScanner:
 
     def _emit(self, tail: bytes) -> bytes | Oversize | None:
         if self.oversize:
+            self._extend_prefix(tail)
             unit: bytes | Oversize = Oversize(self.prefix, self.oversize + len(tail))
             self.oversize = 0
         else:
@@ -194,8 +197,13 @@ class _ArrayScanner:
         self.pending.clear()
         return unit
 
+    def _extend_prefix(self, tail: bytes) -> None:
+        if len(self.prefix) < PREFIX_BYTES:
+            self.prefix += tail[: PREFIX_BYTES - len(self.prefix)]
+
     def _keep(self, tail: bytes) -> None:
         if self.oversize:
+            self._extend_prefix(tail)
             self.oversize += len(tail)
             return
         self.pending += tail
@@ -211,7 +219,7 @@ class _ArrayScanner:
         pos = 0
         if self.skip_next:
             pos, self.skip_next = 1, False
-        start = pos if self.depth else None
+        start = 0 if self.depth else None  # a skipped escaped byte still belongs to the element
         search = _STRUCTURAL.search
         while (match := search(chunk, pos)) is not None:
             char = chunk[match.start()]
@@ -324,7 +332,10 @@ def normalise_timestamp(value: object) -> str:
         date, clock, fraction, offset = match.groups()
         fraction = f".{(fraction + '00000')[:6]}" if fraction else ""
         offset = "+00:00" if offset in ("Z", "z") else offset
-        parsed = datetime.fromisoformat(f"{date}T{clock}{fraction}{offset}")
+        try:
+            parsed = datetime.fromisoformat(f"{date}T{clock}{fraction}{offset}")
+        except ValueError as exc:
+            raise ValueError(f"impossible timestamp {value[:64]!r}: {exc}") from exc
     elif isinstance(value, int | float):
         seconds = value / 1000 if abs(value) >= _MILLIS_THRESHOLD else value
         try:

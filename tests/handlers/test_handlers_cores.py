@@ -1,0 +1,283 @@
+"""Unit and property tests of the pure cores: splitting, parsing, validation, normalisation, aggregation."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from handlers.aggregate import (
+    AggregateResult,
+    Aggregator,
+    GroupStats,
+    Stats,
+    aggregate_records,
+    groups_from_document,
+    merge,
+    to_document,
+    window_start,
+)
+from handlers.config import WINDOWS, default_record_schema
+from handlers.errors import UnreadableObjectError
+from handlers.ingest import (
+    Oversize,
+    RecordChecker,
+    Rejection,
+    detect_format,
+    iter_document,
+    iter_lines,
+    normalise_timestamp,
+)
+from handlers.metrics import Counts
+
+CHECKER = RecordChecker(default_record_schema())
+json_scalars = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+)
+
+
+def reader(data: bytes) -> Any:
+    return io.BytesIO(data).read
+
+
+# --- splitting ---------------------------------------------------------------------------------------
+
+
+@given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=30), st.integers(1, 64))
+def test_iter_lines_is_independent_of_chunk_size(lines: list[bytes], chunk: int) -> None:
+    data = b"\n".join(lines)
+    expected = [line if len(line) <= 20 else Oversize(line[:1024], len(line)) for line in data.split(b"\n")]
+    if expected and expected[-1] == b"":
+        expected.pop()  # a trailing newline ends the last line; it starts no new one
+    assert list(iter_lines(reader(data), 20, chunk)) == expected
+
+
+@given(st.lists(json_values, max_size=8), st.integers(1, 50), st.sampled_from([None, 1, 2]))
+def test_array_elements_are_split_exactly_whatever_the_chunking(
+    items: list[Any], chunk: int, indent: Any
+) -> None:
+    data = json.dumps(items, indent=indent).encode()
+    units = list(iter_document(reader(data), 1 << 20, chunk))
+    assert [json.loads(unit) for unit in units] == items
+
+
+def test_truncated_array_is_unreadable() -> None:
+    with pytest.raises(UnreadableObjectError) as caught:
+        list(iter_document(reader(b'[{"a": "]"}, '), 1024))
+    assert caught.value.reason == "invalid_json"
+
+
+def test_oversize_array_element_is_skipped_unparsed() -> None:
+    data = b'[{"a": "' + b"x" * 5000 + b'"}, 1]'
+    units = list(iter_document(reader(data), 100, 64))
+    assert units == [Oversize(data[1:1025], 5009), b" 1"]
+
+
+@pytest.mark.parametrize(
+    ("key", "compressed", "document"),
+    [
+        ("a.json", False, True),
+        ("a.JSONL", False, False),
+        ("a.ndjson.gz", True, False),
+        ("a.json.gz", True, True),
+    ],
+)
+def test_format_follows_the_suffix(key: str, compressed: bool, document: bool) -> None:
+    fmt = detect_format(key, (".json", ".jsonl", ".ndjson", ".gz"))
+    assert (fmt.compressed, fmt.document) == (compressed, document)
+
+
+# --- parsing, validation, normalisation ---------------------------------------------------------------
+
+
+@given(
+    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+    st.integers(-23 * 60, 23 * 60),
+    st.sampled_from(["T", "t", " "]),
+)
+def test_rfc3339_with_any_offset_normalises_to_the_same_instant(
+    moment: datetime, minutes: int, sep: str
+) -> None:
+    aware = moment.replace(tzinfo=timezone(timedelta(minutes=minutes)))
+    text = aware.isoformat(sep=sep)
+    normalised = normalise_timestamp(text)
+    assert normalised.endswith("Z")
+    assert datetime.fromisoformat(normalised.replace("Z", "+00:00")) == aware.astimezone(UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (0, "1970-01-01T00:00:00Z"),
+        (1714566896, "2024-05-01T12:34:56Z"),
+        (1714566896.5, "2024-05-01T12:34:56.500000Z"),
+        (1714566896123, "2024-05-01T12:34:56.123000Z"),
+        ("2024-05-01T12:34:56.123456789Z", "2024-05-01T12:34:56.123456Z"),
+    ],
+)
+def test_epochs_and_long_fractions_normalise(value: object, expected: str) -> None:
+    assert normalise_timestamp(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value", ["2024-05-01", "2024-05-01T12:34Z", "20240501T123456Z", "2024-13-01T00:00:00Z", None, True]
+)
+def test_non_rfc3339_timestamps_are_rejected(value: object) -> None:
+    with pytest.raises(ValueError, match="timestamp"):
+        normalise_timestamp(value)
+
+
+@given(st.dictionaries(st.text(max_size=6), json_values, max_size=6))
+def test_records_without_duplicate_keys_are_never_flagged(attributes: dict[str, Any]) -> None:
+    record = {"id": "a", "timestamp": "2024-05-01T00:00:00Z", "type": "t", "attributes": attributes}
+    for dumps in (
+        json.dumps,
+        lambda r: json.dumps(r, separators=(",", ":")),
+        lambda r: json.dumps(r, indent=1),
+    ):
+        result = CHECKER.check(dumps(record).encode())
+        assert not isinstance(result, Rejection), result
+
+
+@given(st.text(max_size=6), json_values, json_values)
+def test_a_duplicated_attribute_key_is_always_flagged(key: str, first: Any, second: Any) -> None:
+    encoded = json.dumps(key)
+    unit = (
+        '{"id":"a","timestamp":"2024-05-01T00:00:00Z","type":"t","attributes":{'
+        f"{encoded}: {json.dumps(first)}, {encoded}: {json.dumps(second)}}}}}"
+    ).encode()
+    assert CHECKER.check(unit) == Rejection("duplicate_key", f"key {key!r} appears more than once")
+
+
+def test_valid_canonical_record_is_passed_through_byte_for_byte() -> None:
+    unit = b'{"id":"a","timestamp":"2024-05-01T00:00:00Z","type":"t","value":1.5}'
+    assert CHECKER.check(unit) == unit
+
+
+def test_normalised_record_keeps_every_field() -> None:
+    unit = b'{"id":"a","timestamp":0,"type":"t","value":1,"attributes":{"x":[1,{"y":null}]}}'
+    assert json.loads(CHECKER.check(unit)) == {
+        "id": "a",
+        "timestamp": "1970-01-01T00:00:00Z",
+        "type": "t",
+        "value": 1,
+        "attributes": {"x": [1, {"y": None}]},
+    }
+
+
+# --- aggregation ----------------------------------------------------------------------------------------
+
+DIMENSIONS = ("type", "source")
+METRICS = ("value", "latency")
+records_strategy = st.lists(
+    st.fixed_dictionaries(
+        {
+            "timestamp": st.integers(1_700_000_000, 1_700_400_000).map(
+                lambda s: datetime.fromtimestamp(s, UTC).replace(tzinfo=None).isoformat() + "Z"
+            ),
+            "type": st.sampled_from(["click", "view"]),
+            "value": st.integers(-1000, 1000),
+        },
+        optional={"source": st.sampled_from(["web", "app"]), "latency": st.integers(0, 10**6)},
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=60)
+@given(records_strategy, st.sampled_from(sorted(WINDOWS.values())), st.data())
+def test_merging_per_file_aggregates_in_any_order_equals_aggregating_everything(
+    records: list[dict[str, Any]], window: int, data: st.DataObject
+) -> None:
+    # GIVEN the records cut into files at arbitrary points
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(records)), max_size=5)))
+    files = [records[a:b] for a, b in zip([0, *cuts], [*cuts, len(records)], strict=True)]
+    # WHEN each file is aggregated on its own and the results merged in a random order
+    order = data.draw(st.permutations(range(len(files))))
+    merged: dict[Any, GroupStats] = {}
+    for index in order:
+        merged = merge(merged, aggregate_records(files[index], window, DIMENSIONS, METRICS))
+    # THEN the result equals aggregating all records at once
+    assert merged == aggregate_records(records, window, DIMENSIONS, METRICS)
+
+
+@given(records_strategy, records_strategy, records_strategy)
+def test_merge_is_associative_and_commutative_with_an_identity(a: Any, b: Any, c: Any) -> None:
+    x, y, z = (aggregate_records(r, 3600, DIMENSIONS, METRICS) for r in (a, b, c))
+    assert merge(merge(x, y), z) == merge(x, merge(y, z))
+    assert merge(x, y) == merge(y, x)
+    assert merge(x, {}) == x == merge({}, x)
+
+
+@given(records_strategy)
+def test_aggregates_document_round_trips(records: list[dict[str, Any]]) -> None:
+    groups = aggregate_records(records, 300, DIMENSIONS, METRICS)
+    result = AggregateResult(groups, Counts(len(records), len(records)), (), 0)
+    document = json.loads(to_document(result, {"key": "k"}, "5m", 300, DIMENSIONS, METRICS))
+    assert groups_from_document(document) == groups
+
+
+def test_float_sums_merge_within_rounding() -> None:
+    records = [{"timestamp": "2024-05-01T00:00:00Z", "type": "t", "value": v} for v in (0.1, 0.2, 0.3)]
+    whole = aggregate_records(records, 60, ("type",), ("value",))
+    parts = merge(
+        aggregate_records(records[:1], 60, ("type",), ("value",)),
+        aggregate_records(records[1:], 60, ("type",), ("value",)),
+    )
+    [stats] = [g.metrics["value"] for g in parts.values()]
+    [expected] = [g.metrics["value"] for g in whole.values()]
+    assert (stats.count, stats.min, stats.max) == (expected.count, expected.min, expected.max)
+    assert stats.sum == pytest.approx(expected.sum)
+
+
+@pytest.mark.parametrize(
+    ("window", "expected"),
+    [
+        ("1m", "2024-05-01T12:34:00Z"),
+        ("5m", "2024-05-01T12:30:00Z"),
+        ("15m", "2024-05-01T12:30:00Z"),
+        ("1h", "2024-05-01T12:00:00Z"),
+        ("1d", "2024-05-01T00:00:00Z"),
+    ],
+)
+def test_window_start_floors_to_the_window(window: str, expected: str) -> None:
+    assert window_start("2024-05-01T12:34:56.789000Z", WINDOWS[window]) == expected
+
+
+def test_missing_metric_counts_the_record_but_not_the_metric() -> None:
+    groups = aggregate_records(
+        [
+            {"timestamp": "2024-05-01T00:00:00Z", "type": "t"},
+            {"timestamp": "2024-05-01T00:00:01Z", "type": "t", "value": 4},
+        ],
+        3600,
+        ("type",),
+        ("value",),
+    )
+    assert groups == {("2024-05-01T00:00:00Z", ("t",)): GroupStats(2, {"value": Stats(1, 4, 4, 4)})}
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        ({"timestamp": "2024-05-01T00:00:00+00:00", "type": "t"}, "invalid_timestamp"),
+        ({"timestamp": "2024-05-01T00:00:00Z", "type": {"a": 1}}, "dimension_not_scalar"),
+        ({"timestamp": "2024-05-01T00:00:00Z", "type": "t", "value": "3"}, "metric_not_numeric"),
+        ({"timestamp": "2024-05-01T00:00:00Z", "type": "t", "value": False}, "metric_not_numeric"),
+        ([1, 2], "not_an_object"),
+    ],
+)
+def test_unaggregatable_records_are_rejected_with_a_reason(record: Any, reason: str) -> None:
+    aggregator = Aggregator(3600, ("type",), ("value",))
+    aggregator.add_record(7, record)
+    assert [(r.line, r.reason) for r in aggregator.rejected] == [(7, reason)]
+    assert aggregator.groups() == {}

@@ -1,0 +1,72 @@
+"""Cold-start and runtime-compatibility checks of the shipped package."""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import must_have
+
+HANDLERS = Path(__file__).resolve().parents[2] / "handlers"
+
+
+def imported_modules(*modules: str) -> set[str]:
+    code = f"import sys, {', '.join(modules)}; print('\\n'.join(sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=HANDLERS.parent
+    )
+    return set(result.stdout.split())
+
+
+def test_ingestion_and_processing_do_not_import_sqlalchemy() -> None:
+    modules = imported_modules("handlers.ingestion", "handlers.processing")
+    assert "handlers.ingest" in modules
+    assert not {m for m in modules if m.split(".")[0] in ("sqlalchemy", "psycopg2")}
+
+
+def test_analytics_imports_sqlalchemy_only_when_a_database_is_used() -> None:
+    modules = imported_modules("handlers.analytics")
+    assert "sqlalchemy" not in modules
+
+
+def test_package_ships_its_default_schema() -> None:
+    assert (HANDLERS / "record.schema.json").is_file()
+
+
+@pytest.mark.parametrize("version", ["3.12", "3.13"])
+def test_handlers_compile_on_the_lambda_runtimes(version: str) -> None:
+    root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=False).stdout.strip()
+    candidates = sorted(
+        glob.glob(os.path.join(root or "/nonexistent", "versions", f"{version}.*", "bin", "python3"))
+    )
+    if not candidates:
+        must_have(f"a CPython {version} interpreter under $(pyenv root)/versions")
+    # -W error: 3.12+ turns invalid escape sequences into SyntaxWarnings; here they fail the test.
+    files = sorted(str(path) for path in HANDLERS.glob("*.py"))
+    compiled = subprocess.run(
+        [candidates[-1], "-W", "error", "-c", COMPILE, *files], capture_output=True, text=True, check=False
+    )
+    assert compiled.returncode == 0, compiled.stderr
+    # The standard-library-only modules run there too: config, events, metrics.
+    ran = subprocess.run(
+        [candidates[-1], "-c", SMOKE], capture_output=True, text=True, check=False, cwd=HANDLERS.parent
+    )
+    assert (ran.returncode, ran.stdout.strip()) == (0, "incoming/a b+c.json True"), ran.stderr
+
+
+COMPILE = "import sys; [compile(open(f, encoding='utf-8').read(), f, 'exec') for f in sys.argv[1:]]"
+SMOKE = """
+from handlers.config import load_processing, default_record_schema
+from handlers.events import object_refs
+from handlers.metrics import Counts, emf_document
+config = load_processing({"PIPELINE_STAGE": "processing", "DEST_BUCKET": "b"})
+event = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+          "s3": {"bucket": {"name": "b"}, "object": {"key": "incoming/a+b%2Bc.json"}}}]}
+[ref] = object_refs(event)
+assert emf_document("N", "processing", Counts(1, 1), {})["RecordsRead"] == 1
+print(ref.key, config.window_seconds == 3600 and "id" in default_record_schema()["required"])
+"""
