@@ -1,0 +1,261 @@
+"""The analytics handler: aggregates/ → database (SQLite and a real PostgreSQL), reports/, SNS."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from conftest import ANALYTICS, REGION, event_of, get_bytes, keys, must_have, put, record
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.exc import OperationalError
+
+from handlers import analytics, database
+from handlers.aggregate import AggregateResult, aggregate_records, to_document
+from handlers.errors import DatabaseUnavailableError
+from handlers.metrics import Counts
+
+DIMENSIONS, METRICS = ("type", "source"), ("value",)
+
+
+def aggregates_document(*records: dict[str, Any], key: str = "records/x.jsonl.gz") -> bytes:
+    groups = aggregate_records(records, 3600, DIMENSIONS, METRICS)
+    result = AggregateResult(groups, Counts(len(records), len(records)), (), 0)
+    return to_document(result, {"bucket": "processed", "key": key}, "1h", 3600, DIMENSIONS, METRICS)
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the throwaway server (TEST_DATABASE_URL), dropped afterwards."""
+    import os
+
+    server = os.environ.get("TEST_DATABASE_URL")
+    if not server:
+        must_have("TEST_DATABASE_URL (run under scripts/with-throwaway-postgres)")
+    name = f"handlers_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield server.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    url = (
+        f"sqlite:///{tmp_path}/analytics.db"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    engine = create_engine(url)
+    database.metadata.drop_all(engine)
+    engine.dispose()
+    yield url
+    if analytics.runtime.cache_info().currsize and analytics.runtime()._engine is not None:
+        analytics.runtime()._engine.dispose()
+
+
+def use_database(s3: Any, monkeypatch: pytest.MonkeyPatch, url: str, as_json: bool = False) -> None:
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    secret = json.dumps({"url": url, "note": "extra members are ignored"}) if as_json else url
+    arn = secrets.create_secret(Name=f"db-{uuid.uuid4().hex[:8]}", SecretString=secret)["ARN"]
+    monkeypatch.setenv("DATABASE_SECRET_ARN", arn)
+
+
+def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        tables = {
+            table.name: [
+                tuple(row) for row in conn.execute(select(table).order_by(*table.primary_key.columns))
+            ]
+            for table in database.metadata.sorted_tables
+        }
+    engine.dispose()
+    return tables
+
+
+def rollup(url: str) -> list[tuple[Any, ...]]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                database.rollup_metrics.c.dimensions,
+                database.rollup_metrics.c["count", "sum", "min", "max"],
+            ).order_by(database.rollup_metrics.c.dimensions)
+        )
+        result = [tuple(row) for row in rows]
+    engine.dispose()
+    return result
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_aggregates_are_loaded_from_the_secret_url(
+    analytics_env: Any, monkeypatch: pytest.MonkeyPatch, db_url: str, as_json: bool
+) -> None:
+    # GIVEN the database URL in a secret (plain or JSON) and an aggregates object
+    use_database(analytics_env, monkeypatch, db_url, as_json)
+    body = aggregates_document(record(2), record(4), record(9, type="view"))
+    ref = put(analytics_env, ANALYTICS, "aggregates/x.json", body)
+    # WHEN the handler runs
+    analytics.handler(event_of(ref), None)
+    # THEN the rollup holds the groups and the ledger the object
+    assert rollup(db_url) == [
+        ('{"source":"web","type":"click"}', 2, 6.0, 2.0, 4.0),
+        ('{"source":"web","type":"view"}', 1, 9.0, 9.0, 9.0),
+    ]
+    [ledger] = snapshot(db_url)["pipeline_ledger"]
+    assert ledger[:4] == ("aggregates/x.json", ref["s3"]["object"]["eTag"], 2, 3)
+
+
+def test_duplicate_delivery_leaves_every_table_unchanged(
+    analytics_env: Any, monkeypatch: pytest.MonkeyPatch, db_url: str
+) -> None:
+    use_database(analytics_env, monkeypatch, db_url)
+    event = event_of(
+        put(analytics_env, ANALYTICS, "aggregates/d.json", aggregates_document(record(1), record(5)))
+    )
+    analytics.handler(event, None)
+    before = snapshot(db_url)
+    report = get_bytes(analytics_env, ANALYTICS, "reports/d.json")
+    # WHEN the same event is delivered again
+    result = analytics.handler(event, None)
+    # THEN nothing in the database changed and the report is rewritten identically
+    assert snapshot(db_url) == before
+    assert get_bytes(analytics_env, ANALYTICS, "reports/d.json") == report
+    assert result["objects"][0]["duplicate"] is True
+
+
+def test_later_objects_add_counts_and_sums_and_keep_min_and_max(
+    analytics_env: Any, monkeypatch: pytest.MonkeyPatch, db_url: str
+) -> None:
+    use_database(analytics_env, monkeypatch, db_url)
+    first = put(analytics_env, ANALYTICS, "aggregates/a.json", aggregates_document(record(3), record(5)))
+    second = put(analytics_env, ANALYTICS, "aggregates/b.json", aggregates_document(record(-1), record(4)))
+    analytics.handler(event_of(first, second), None)
+    assert rollup(db_url) == [('{"source":"web","type":"click"}', 4, 11.0, -1.0, 5.0)]
+    assert [row[0] for row in snapshot(db_url)["pipeline_ledger"]] == [
+        "aggregates/a.json",
+        "aggregates/b.json",
+    ]
+
+
+def test_portable_fallback_merges_like_on_conflict(
+    analytics_env: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # GIVEN a dialect without a known ON CONFLICT form (SQLite renamed, so the portable branch runs)
+    url = f"sqlite:///{tmp_path}/portable.db"
+    engine = database.connect(url)
+    monkeypatch.setattr(engine.dialect, "name", "portable")
+    groups = aggregate_records([record(3), record(5)], 3600, DIMENSIONS, METRICS)
+    more = aggregate_records([record(-2), record(9, type="view")], 3600, DIMENSIONS, METRICS)
+    # WHEN two objects load and the first is delivered twice
+    assert database.load(engine, "aggregates/1.json", "e1", "1h", DIMENSIONS, groups) is True
+    assert database.load(engine, "aggregates/2.json", "e2", "1h", DIMENSIONS, more) is True
+    assert database.load(engine, "aggregates/1.json", "e1", "1h", DIMENSIONS, groups) is False
+    engine.dispose()
+    # THEN the merge matches the ON CONFLICT one and the duplicate changed nothing
+    assert rollup(url) == [
+        ('{"source":"web","type":"click"}', 3, 6.0, -2.0, 5.0),
+        ('{"source":"web","type":"view"}', 1, 9.0, 9.0, 9.0),
+    ]
+
+
+def test_database_outage_raises_and_writes_no_report(
+    analytics_env: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # GIVEN a secret naming a server that is not there
+    use_database(analytics_env, monkeypatch, "postgresql+psycopg2://nobody@127.0.0.1:9/none")
+    event = event_of(put(analytics_env, ANALYTICS, "aggregates/o.json", aggregates_document(record(1))))
+    # WHEN the handler runs THEN it raises so that Lambda retries, and writes nothing
+    with pytest.raises(DatabaseUnavailableError, match="cannot reach the database"):
+        analytics.handler(event, None)
+    assert keys(analytics_env, ANALYTICS) == ["aggregates/o.json"]
+
+
+def test_failure_inside_the_transaction_loads_nothing(
+    analytics_env: Any, monkeypatch: pytest.MonkeyPatch, db_url: str
+) -> None:
+    use_database(analytics_env, monkeypatch, db_url)
+    event = event_of(put(analytics_env, ANALYTICS, "aggregates/f.json", aggregates_document(record(1))))
+    real_upsert = database._upsert
+
+    def failing_upsert(conn: Any, table: Any, *args: Any, **kwargs: Any) -> None:
+        if table is database.rollup_metrics:  # after the ledger claim and the group upsert
+            raise OperationalError("INSERT", {}, Exception("server closed the connection unexpectedly"))
+        real_upsert(conn, table, *args, **kwargs)
+
+    monkeypatch.setattr(database, "_upsert", failing_upsert)
+    # WHEN the connection drops mid-load THEN the error is transient and every table is still empty
+    with pytest.raises(DatabaseUnavailableError, match="nothing loaded"):
+        analytics.handler(event, None)
+    assert snapshot(db_url) == {table.name: [] for table in database.metadata.sorted_tables}
+    # AND a retry once the database is back loads the object exactly once
+    monkeypatch.setattr(database, "_upsert", real_upsert)
+    analytics.handler(event, None)
+    assert rollup(db_url) == [('{"source":"web","type":"click"}', 1, 1.0, 1.0, 1.0)]
+
+
+def test_without_a_database_the_report_is_still_written(analytics_env: Any) -> None:
+    body = aggregates_document(
+        record(1), record(2), record(3, type="view"), record(4, type="buy"), record(5, type="x")
+    )
+    analytics.handler(event_of(put(analytics_env, ANALYTICS, "aggregates/sub dir/ünï.json", body)), None)
+    report = json.loads(get_bytes(analytics_env, ANALYTICS, "reports/sub dir/ünï.json"))
+    assert report["database"] == "not_configured"
+    assert report["totals"]["records"] == 5
+    assert report["totals"]["metrics"]["value"] == {"count": 5, "sum": 15, "min": 1, "max": 5}
+    # top groups: by records, then window and dimensions; REPORT_TOP_GROUPS is 3 here
+    assert [(g["dimensions"]["type"], g["records"]) for g in report["top_groups"]] == [
+        ("click", 2),
+        ("buy", 1),
+        ("view", 1),
+    ]
+
+
+def test_summary_is_published_to_the_topic(analytics_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a topic with a queue subscribed to read what was published
+    sns = boto3.client("sns", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    topic = sns.create_topic(Name="summaries")["TopicArn"]
+    queue = sqs.create_queue(QueueName="summaries")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(
+        TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
+    )
+    monkeypatch.setenv("SUMMARY_TOPIC_ARN", topic)
+    analytics.handler(
+        event_of(put(analytics_env, ANALYTICS, "aggregates/s.json", aggregates_document(record(1)))), None
+    )
+    [message] = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    assert json.loads(message["Body"]) == {
+        "database": "not_configured",
+        "duplicate_delivery": False,
+        "groups": 1,
+        "records": 1,
+        "rejected_total": 0,
+        "report": "s",
+    }
+
+
+def test_object_that_is_not_an_aggregates_document_is_reported_not_raised(analytics_env: Any) -> None:
+    result = analytics.handler(
+        event_of(put(analytics_env, ANALYTICS, "aggregates/junk.json", b'{"hello": 1}')), None
+    )
+    report = json.loads(get_bytes(analytics_env, ANALYTICS, "reports/junk.json"))
+    assert (report["database"], report["reason"]) == ("rejected", "not_an_aggregates_document")
+    assert result["counts"]["records_quarantined"] == 1
+
+
+def test_secret_without_a_url_is_a_config_error() -> None:
+    from handlers.errors import ConfigError
+
+    with pytest.raises(ConfigError, match='without a "url"'):
+        analytics.database_url('{"username": "x"}')
