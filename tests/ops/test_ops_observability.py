@@ -1,8 +1,8 @@
-"""`Observability` under Pulumi's mocks: every alarm, its threshold and target; every dashboard reference."""
+"""`Observability` in the real program under mocks (dev and prod): every alarm, its threshold and target;
+every dashboard widget's references to the stack."""
 
 import fnmatch
 import json
-from pathlib import Path
 
 import pytest
 
@@ -10,44 +10,14 @@ from components.observability import MonitoredStage, alarm_specs, dashboard_body
 from devtools import declared
 from handlers.metrics import METRIC_NAMES
 
-PROGRAM = Path(__file__).parent / "observability_program"
 STAGES = ("ingestion", "processing", "analytics")
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 REGION = "eu-west-1"
 
-# ARNs the shared mocks do not compute yet (devtools/declared.py); filled in the way AWS shapes them.
-_ARN_FORMATS = {
-    "aws:sns/topic:Topic": "arn:aws:sns:{region}:{account}:{name}",
-    "aws:kms/key:Key": "arn:aws:kms:{region}:{account}:key/{id}",
-    ALARM: "arn:aws:cloudwatch:{region}:{account}:alarm:{name}",
-    "aws:cloudwatch/dashboard:Dashboard": "arn:aws:cloudwatch::{account}:dashboard/{name}",
-}
 
-
-def _with_arns(computed):
-    def wrapper(typ, name, inputs, stack, region):
-        id_, state = computed(typ, name, inputs, stack, region)
-        if typ in _ARN_FORMATS and "arn" not in state:
-            physical = inputs.get("name") or inputs.get("dashboardName") or id_
-            fmt = _ARN_FORMATS[typ]
-            state = {
-                **state,
-                "arn": fmt.format(region=region, account=declared.MOCK_ACCOUNT_ID, name=physical, id=id_),
-            }
-        return id_, state
-
-    return wrapper
-
-
-def evaluate(config=None):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(declared, "_computed", _with_arns(declared._computed))
-        return declared.evaluate_stack("dev", config or {}, project_dir=PROGRAM)
-
-
-@pytest.fixture(scope="module")
-def stack():
-    return evaluate({"observability-under-test:alarmEmail": "oncall@example.com"})
+@pytest.fixture(params=["dev_stack", "prod_stack"])
+def stack(request):
+    return request.getfixturevalue(request.param)
 
 
 def alarms_of(stack, stage):
@@ -59,11 +29,11 @@ def alarms_of(stack, stage):
 
 
 def function_name(stack, stage):
-    return stack.get(f"{stage}-function").outputs["name"]
+    return stack.outputs["stages"][stage]["functionName"]
 
 
 def queue_name(stack, stage):
-    return stack.get(f"{stage}-failures").outputs["name"]
+    return stack.outputs["stages"][stage]["failureQueueName"]
 
 
 def topic(stack):
@@ -142,17 +112,17 @@ def test_topic_policy_lets_exactly_these_alarms_publish(stack):
     assert statements["DenyInsecureTransport"]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
-def test_alarm_email_subscribes_to_the_topic(stack):
-    [subscription] = stack.by_type("aws:sns/topicSubscription:TopicSubscription")
+def test_alarm_email_subscribes_to_the_topic(prod_stack):
+    [subscription] = prod_stack.by_type("aws:sns/topicSubscription:TopicSubscription")
     assert subscription.inputs["protocol"] == "email"
-    assert subscription.inputs["endpoint"] == "oncall@example.com"
-    assert subscription.inputs["topic"] == topic(stack).outputs["arn"]
+    assert subscription.inputs["endpoint"] == prod_stack.config["data-pipeline:alarmEmail"]
+    assert subscription.inputs["topic"] == topic(prod_stack).outputs["arn"]
 
 
-def test_no_subscription_without_alarm_email():
-    stack = evaluate()
-    assert stack.by_type("aws:sns/topicSubscription:TopicSubscription") == []
-    assert len(stack.by_type(ALARM)) == 12
+def test_no_subscription_without_alarm_email(dev_stack):
+    assert "data-pipeline:alarmEmail" not in dev_stack.config
+    assert dev_stack.by_type("aws:sns/topicSubscription:TopicSubscription") == []
+    assert len(dev_stack.by_type(ALARM)) == 12
 
 
 def dashboard(stack):
@@ -219,4 +189,4 @@ def test_widgets_do_not_overlap():
 
 def test_outputs_name_the_topic_and_dashboard(stack):
     assert stack.outputs["alarmTopicArn"] == topic(stack).outputs["arn"]
-    assert stack.outputs["dashboardName"] == "data-pipeline-dev"
+    assert stack.outputs["dashboardName"] == f"data-pipeline-{stack.stack}"
