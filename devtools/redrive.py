@@ -273,7 +273,18 @@ def main(
     sqs = session.client("sqs")
     invoke = lambda_invoker(session.client("lambda"), target.function_name)
     print(f"redrive {args.stack}/{args.stage}: {target.queue_url} -> {target.function_name}")
-    result = redrive(sqs, target.queue_url, invoke, args.dry_run)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        result = redrive(sqs, target.queue_url, invoke, args.dry_run)
+    except ClientError as exc:
+        # Nothing was deleted that had not been re-sent; the rest is still in the queue.
+        error = exc.response.get("Error", {})
+        print(f"redrive: SQS refused: {error.get('Code')}: {error.get('Message')}", file=sys.stderr)
+        return 2
+    except BotoCoreError as exc:
+        print(f"redrive: {exc}", file=sys.stderr)
+        return 2
     for report in result.messages:
         line = f"  {report.action:<13} {report.message_id} request {report.request_id or '-'}"
         print(f"{line}  {report.detail}" if report.detail else line)

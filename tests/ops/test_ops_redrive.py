@@ -205,3 +205,15 @@ def test_main_explains_outputs_it_cannot_use(outputs, message, capsys):
     code = rd.main(["--stack", "dev", "--stage", "ingestion"], outputs=lambda stack: outputs)
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def test_main_reports_sqs_refusal_with_its_error_code(sqs, capsys):
+    # GIVEN outputs naming a queue that does not exist (deleted, or the wrong account's credentials)
+    url = f"https://sqs.{REGION}.amazonaws.com/123456789012/gone"
+    outputs = {"stages": {"ingestion": {"functionName": "fn", "failureQueueUrl": url}}}
+    session = boto3.session.Session(region_name=REGION)
+    # WHEN redriven
+    code = rd.main(["--stack", "dev", "--stage", "ingestion"], outputs=lambda stack: outputs, session=session)
+    # THEN it stops with SQS's error code, not a traceback
+    assert code == 2
+    assert "AWS.SimpleQueueService.NonExistentQueue" in capsys.readouterr().err
