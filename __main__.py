@@ -70,7 +70,9 @@ if cfg.layer.archive is not None:
 else:
     from layer.build import LayerSpec, build_layer
 
-    layer_archive = build_layer(LayerSpec(cfg.runtime, cfg.architecture, cfg.layer.include_boto3))
+    layer_archive = build_layer(
+        LayerSpec(runtime=cfg.runtime, architecture=cfg.architecture, include_boto3=cfg.layer.include_boto3)
+    )
 layer = SharedLayer(
     "shared-layer",
     SharedLayerArgs(

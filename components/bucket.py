@@ -88,8 +88,10 @@ class DataBucket(pulumi.ComponentResource):
             f"{name}-versioning",
             bucket=self.bucket.id,
             versioning_configuration=s3.BucketVersioningVersioningConfigurationArgs(
-                # "Disabled" (not "Suspended") keeps a never-versioned bucket unversioned.
-                status="Enabled" if args.versioning else "Disabled"
+                # "Suspended", not "Disabled": S3 cannot return a bucket to the unversioned state, so
+                # "Disabled" would fail the update that turns versioning off; suspended behaves the same
+                # for new objects (null version IDs) on a bucket that was never versioned.
+                status="Enabled" if args.versioning else "Suspended"
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -35,7 +35,9 @@ SUFFIX_PLACEHOLDER = "-" + "0" * SUFFIX_HEX_CHARS
 FUNCTION_NAME_MAX = 64
 # Lambda rejects a function whose environment variables exceed 4 KB in total (keys and values).
 LAMBDA_ENV_MAX_BYTES = 4096
-MAX_RECORD_BYTES_LIMIT = 16 * 1024 * 1024
+# The processing stage reads records/ lines of up to 16 MiB (handlers/aggregate.py); normalisation
+# may grow a record, so accepted input lines stay well below that.
+MAX_RECORD_BYTES_LIMIT = 8 * 1024 * 1024
 
 _BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
@@ -424,8 +426,8 @@ def parse_config(
     suffixes = c.string_list(
         "inputSuffixes",
         values.get("inputSuffixes"),
-        lambda s: bool(re.match(r"^[A-Za-z0-9._-]{1,64}$", s)),
-        "a non-empty key suffix such as '.json'",
+        lambda s: bool(re.match(r"^\.[A-Za-z0-9._-]{1,63}$", s)),
+        "a key suffix starting with '.', such as '.json'",
     )
     if suffixes is None:
         suffixes = (".json", ".jsonl", ".ndjson", ".gz")

@@ -81,6 +81,8 @@ BAD_CONFIGS = [
     ({"inputPrefix": "incoming"}, "data-pipeline:inputPrefix", "ending in '/'"),
     ({"layer": {"archive": "missing/layer.zip"}}, "data-pipeline:layer.archive", "does not exist"),
     ({"summaryTopicArn": "my-topic"}, "data-pipeline:summaryTopicArn", "is not an SNS topic ARN"),
+    ({"inputSuffixes": ["json"]}, "data-pipeline:inputSuffixes", "a key suffix starting with '.'"),
+    ({"maxRecordBytes": 16777216}, "data-pipeline:maxRecordBytes", "allowed: 1-8388608"),
 ]
 
 

@@ -182,7 +182,7 @@ def test_versioning_is_on_for_raw_only_by_default(dev_stack):
         ]["status"]
         for role in BUCKETS
     }
-    assert status == {"raw": "Enabled", "processed": "Disabled", "analytics": "Disabled"}
+    assert status == {"raw": "Enabled", "processed": "Suspended", "analytics": "Suspended"}
 
 
 def test_lifecycle_aborts_uploads_and_expires_noncurrent_versions(prod_stack):
