@@ -154,6 +154,7 @@ class BucketTriggers(pulumi.ComponentResource):
     """The one `s3.BucketNotification` of a bucket (a second one would silently replace the first)."""
 
     notification: s3.BucketNotification
+    notification_id: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: BucketTriggersArgs, opts: pulumi.ResourceOptions | None = None
@@ -176,4 +177,5 @@ class BucketTriggers(pulumi.ComponentResource):
             # place it answers "Unable to validate the following destination configurations".
             opts=pulumi.ResourceOptions(parent=self, depends_on=[t.permission for t in args.triggers]),
         )
-        self.register_outputs({"notification": self.notification.id})
+        self.notification_id = self.notification.id
+        self.register_outputs({"notification_id": self.notification_id})

@@ -105,6 +105,9 @@ class PipelineStage(pulumi.ComponentResource):
     event_invoke_config: lambda_.FunctionEventInvokeConfig
     permission: lambda_.Permission
     policy_document: PolicyDocument
+    function_name: pulumi.Output[str]
+    function_arn: pulumi.Output[str]
+    failure_queue_url: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: PipelineStageArgs, opts: pulumi.ResourceOptions | None = None
@@ -197,10 +200,13 @@ class PipelineStage(pulumi.ComponentResource):
             source_account=args.account_id,
             opts=child,
         )
+        self.function_name = self.function.name
+        self.function_arn = self.function.arn
+        self.failure_queue_url = self.failure_queue.url
         self.register_outputs(
             {
-                "function_name": self.function.name,
-                "function_arn": self.function.arn,
-                "failure_queue_url": self.failure_queue.url,
+                "function_name": self.function_name,
+                "function_arn": self.function_arn,
+                "failure_queue_url": self.failure_queue_url,
             }
         )
