@@ -473,15 +473,19 @@ def parse_config(
     layer = _layer(c, values.get("layer"), project_dir)
     alarm_email = c.string("alarmEmail", values.get("alarmEmail"), _EMAIL, "an email address")
 
+    # Function, queue and layer names derive from project and stack: no config key can fix them.
     prefix = f"{project}-{stack}".replace(".", "-")
     if not _RESOURCE_NAME.match(prefix):
-        c.fail("buckets", f"project and stack '{prefix}' may contain only letters, digits, '-', '_' and '.'")
+        c.problems.append(
+            Problem(f"stack {stack!r}", f"'{prefix}' may contain only letters, digits, '-', '_' and '.'")
+        )
     longest = f"{prefix}-{max(STAGES, key=len)}"
     if len(longest) > FUNCTION_NAME_MAX:
-        c.fail(
-            "buckets",
-            f"function name '{longest}' (from project and stack) is over {FUNCTION_NAME_MAX} characters; "
-            "use a shorter stack name",
+        c.problems.append(
+            Problem(
+                f"stack {stack!r}",
+                f"function name '{longest}' is over {FUNCTION_NAME_MAX} characters; use a shorter stack name",
+            )
         )
 
     if record_schema is not None:

@@ -172,6 +172,19 @@ def test_a_default_bucket_name_broken_by_the_stack_name_says_which_key_to_set():
     assert "set data-pipeline:buckets.raw" in str(raised.value)
 
 
+def test_a_stack_name_too_long_for_function_names_is_refused():
+    stack = "feature-" + "x" * 40
+    with pytest.raises(ConfigError) as raised:
+        parse_config(
+            {"bucketSuffix": False, "buckets": {"raw": "r-1", "processed": "p-1", "analytics": "a-1"}},
+            project="data-pipeline",
+            stack=stack,
+        )
+    (problem,) = raised.value.problems
+    assert problem.key == f"stack {stack!r}"
+    assert "is over 64 characters; use a shorter stack name" in problem.message
+
+
 def test_a_record_schema_too_large_for_the_lambda_environment_is_refused():
     schema = {"type": "object", "description": "x" * 4000}
     with pytest.raises(ConfigError, match=r"data-pipeline:recordSchema: is 40[0-9]{2} bytes"):
