@@ -304,3 +304,20 @@ def test_trust_policies_are_rendered_exactly(dev_stack):
     # parliament reads identity policies only (a trust policy has no Resource), so they are compared exactly.
     for role in dev_stack.by_type("aws:iam/role:Role"):
         assert json.loads(role.inputs["assumeRolePolicy"]) == lambda_trust_policy().to_dict()
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_program_renders_exactly_the_builders_policy(dev_stack, stage):
+    # GIVEN the ARNs the dev stack declared
+    outputs = dev_stack.outputs
+    arns = StageGrants(
+        bucket_arns={role: b["arn"] for role, b in outputs["buckets"].items()},
+        log_group_arn=f"arn:aws:logs:eu-west-1:123456789012:log-group:{outputs['stages'][stage]['logGroupName']}",
+        failure_queue_arn=outputs["stages"][stage]["failureQueueArn"],
+    )
+    builder = {"ingestion": ingestion_policy, "processing": processing_policy, "analytics": analytics_policy}[
+        stage
+    ]
+    expected = builder(declared_chain("incoming/", (".json", ".jsonl", ".ndjson", ".gz")).node(stage), arns)
+    # THEN the rendered inline policy is the pure builder's document, statement for statement
+    assert dev_stack.role_policies()[stage] == expected.to_dict()
