@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_random as random
+import pulumi_random
 
 from artifacts.function_code import build_function_archive
 from components import chain, config
@@ -47,7 +47,9 @@ partition = aws.get_partition_output().partition
 
 # One suffix for all three buckets, generated once and kept in state: stable for the stack's lifetime.
 suffix = (
-    random.RandomId("bucket-suffix", byte_length=config.SUFFIX_HEX_CHARS // 2) if cfg.bucket_suffix else None
+    pulumi_random.RandomId("bucket-suffix", byte_length=config.SUFFIX_HEX_CHARS // 2)
+    if cfg.bucket_suffix
+    else None
 )
 buckets = {
     role: DataBucket(
