@@ -171,6 +171,22 @@ def unpack_zip(archive: Path, dest: Path) -> Path:
     return dest
 
 
+def unpack_cached(archive: Path, cache_dir: Path) -> Path:
+    """``archive`` unpacked once under ``cache_dir``, keyed by content (a layer is read-only in Lambda)."""
+    if not archive.is_file():
+        raise LambdaRuntimeError(f"declared archive {archive} does not exist")
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()[:16]
+    dest = cache_dir / digest
+    if (dest / ".complete").is_file():
+        return dest
+    tmp = unpack_zip(archive, cache_dir / f".{digest}-{uuid.uuid4().hex}")
+    (tmp / ".complete").write_text(str(archive))
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.rename(dest)
+    return dest
+
+
 @dataclass(frozen=True)
 class FunctionImage:
     """Everything needed to start a container of one function."""

@@ -43,6 +43,7 @@ from devtools.lambda_runtime import (
     InvocationResult,
     boto3_runtime_dir,
     precompile,
+    unpack_cached,
     unpack_zip,
 )
 from devtools.spec import BucketSpec, PipelineSpec, StageSpec
@@ -131,7 +132,8 @@ class RunResult:
     objects: dict[str, list[str]]  # bucket -> keys
     reports: dict[str, Any]  # report key -> report document
     quarantine: list[dict[str, Any]]  # every quarantined entry, with its object key
-    database: dict[str, Any]  # table -> {"rows": n, "sample": [...]}
+    database: dict[str, Any]  # table -> {"rows": n, "columns": [...], "sample": [...]}
+    database_error: str | None  # why the database could not be read, if it could not
     logs: dict[str, list[str]]  # stage -> log lines (the CloudWatch stream stand-in)
     elapsed_seconds: float
 
@@ -255,6 +257,7 @@ class LocalPipeline:
         interpreter: Interpreter,
         work_dir: Path,
         database_url: str,
+        cache_dir: Path | None = None,
         duplicate_deliveries: bool = False,
         concurrency: int = 2,
         idle_timeout: float = 300.0,
@@ -265,6 +268,7 @@ class LocalPipeline:
         self.interpreter = interpreter
         self.work_dir = work_dir
         self.database_url = database_url
+        self.cache_dir = cache_dir or work_dir.parent / "cache"
         self.duplicate_deliveries = duplicate_deliveries
         self.concurrency = max(1, concurrency)
         self.idle_timeout = idle_timeout
@@ -396,9 +400,9 @@ class LocalPipeline:
 
     def _prepare_images(self, aws: AwsEmulator) -> None:
         root = self.work_dir / "functions"
-        runtime_dir = boto3_runtime_dir(self.work_dir.parent / "runtime")
+        runtime_dir = boto3_runtime_dir(self.cache_dir / "runtime")
         precompile(runtime_dir, self.interpreter)
-        opt = unpack_zip(self.layer_archive, root / "opt")
+        opt = unpack_cached(self.layer_archive, self.cache_dir / "layers")
         for stage in self.spec.stages:
             task = unpack_zip(stage.code_archive, root / stage.stage / "task")
             environment = {k: self._map(str(v)) for k, v in stage.environment.items()}
@@ -633,6 +637,11 @@ class LocalPipeline:
         for stage in self.spec.stages:
             url = self._queue_urls.get(self._map(stage.failure_destination_arn))
             queues[stage.stage] = _drain(sqs, url) if url else []
+        database, database_error = {}, None
+        try:
+            database = read_database(self.database_url)
+        except Exception as exc:  # an unreachable database is a finding of the run, not a crash of it
+            database_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         return RunResult(
             stack=self.spec.stack,
             region=self.spec.region,
@@ -651,7 +660,8 @@ class LocalPipeline:
             objects=objects,
             reports=reports,
             quarantine=quarantine,
-            database=read_database(self.database_url),
+            database=database,
+            database_error=database_error,
             logs=self._logs,
             elapsed_seconds=round(elapsed, 3),
         )

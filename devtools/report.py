@@ -93,7 +93,9 @@ def render_text(result: RunResult, max_rows: int = 10) -> str:
         out.append(f"  {key}: {_report_line(report)}")
     out.append("")
     out.append(f"Database {result.database_url}")
-    if not result.database:
+    if result.database_error:
+        out.append(f"  could not be read: {result.database_error}")
+    elif not result.database:
         out.append("  (no tables)")
     for name, table in result.database.items():
         out.append(f"  table {name}: {table['rows']} row(s)")

@@ -1,0 +1,113 @@
+"""Fixtures of the end-to-end tier: one real layer build, one declared stack, one run per scenario.
+
+The stack is evaluated once through the shared ``evaluate`` fixture (tests/conftest.py owns the mocked
+evaluation), with the database URL as a secret override exactly as ``python -m devtools run`` passes it;
+each scenario then points the declared secret at its own fresh database.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from devtools.declared import Secret
+from devtools.graph import pipeline_spec
+from devtools.lambda_runtime import Interpreter, find_interpreter
+from devtools.local_run import LocalPipeline, RunResult
+from devtools.run import build_local_layer, stack_runtime
+from devtools.spec import PipelineSpec
+
+PLACEHOLDER_URL = "sqlite:////placeholder/replaced-per-run.sqlite"
+
+Run = Callable[..., RunResult]
+
+
+def _required(flag: str) -> bool:
+    return os.environ.get(flag, "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def interpreter() -> Interpreter:
+    runtime, _ = stack_runtime("dev")
+    found = find_interpreter(runtime)
+    if not found.matches_runtime and _required("REQUIRE_ALL_RUNTIMES"):
+        pytest.fail(f"REQUIRE_ALL_RUNTIMES=1 but no {runtime} interpreter was found (pyenv or PATH)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def local_layer(interpreter: Interpreter) -> Path:
+    """The real layer for the interpreter that plays Lambda (cached in .build/layers once built)."""
+    return build_local_layer(interpreter.runtime, lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def dev_spec(evaluate: Callable[..., object], local_layer: Path) -> PipelineSpec:
+    declared = evaluate(
+        "dev", {"database": Secret({"url": PLACEHOLDER_URL}), "layer": {"archive": str(local_layer)}}
+    )
+    return pipeline_spec(declared)
+
+
+def with_database(spec: PipelineSpec, url: str) -> PipelineSpec:
+    """The spec whose declared database secret holds ``url`` (the program declared the secret, we fill it)."""
+    assert len(spec.secrets) == 1, f"expected the one database secret, got {spec.secrets}"
+    return replace(spec, secrets=(replace(spec.secrets[0], value=url),))
+
+
+@pytest.fixture(scope="session")
+def run_pipeline(
+    interpreter: Interpreter, local_layer: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Run:
+    """run_pipeline(spec, files, database_url=None, duplicate_deliveries=False) -> RunResult."""
+    cache = tmp_path_factory.mktemp("local-run-cache")  # boto3 runtime and unpacked layer, shared by runs
+
+    def run(
+        spec: PipelineSpec,
+        files: list[Path],
+        database_url: str | None = None,
+        duplicate_deliveries: bool = False,
+    ) -> RunResult:
+        work = tmp_path_factory.mktemp("local-run")
+        url = database_url or f"sqlite:///{work / 'pipeline.sqlite'}"
+        return LocalPipeline(
+            with_database(spec, url),
+            layer_archive=local_layer,
+            interpreter=interpreter,
+            work_dir=work / spec.stack,
+            database_url=url,
+            cache_dir=cache,
+            duplicate_deliveries=duplicate_deliveries,
+        ).run(files)
+
+    return run
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A fresh database on the throwaway server (TEST_DATABASE_URL), dropped afterwards."""
+    admin_url = os.environ.get("TEST_DATABASE_URL")
+    if not admin_url:
+        if _required("CI"):
+            pytest.fail(
+                "CI=true but TEST_DATABASE_URL is not set (run under scripts/with-throwaway-postgres)"
+            )
+        pytest.skip("TEST_DATABASE_URL not set: run under scripts/with-throwaway-postgres")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"e2e_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()

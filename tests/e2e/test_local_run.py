@@ -1,0 +1,200 @@
+"""The declared pipeline run on moto with IAM enforced: what `pulumi up` would deploy works together."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote_plus
+
+import pytest
+from e2e_expected import SAMPLES, expected_from, input_files
+from sqlalchemy import create_engine, text
+
+from devtools.local_run import RunResult
+from devtools.spec import PipelineSpec
+
+Run = Callable[..., RunResult]
+
+ODD_KEY = "clickstream/week 48 + café résumé.ndjson"
+ONE_FILE = SAMPLES / "orders" / "late-order.json"
+
+
+def db_totals(url: str) -> dict[str, Any]:
+    """Every total the analytics tables hold (row counts, records, per-metric count/sum/min/max)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            groups, records = conn.execute(
+                text("SELECT COUNT(*), COALESCE(SUM(records), 0) FROM pipeline_rollup_groups")
+            ).one()
+            metrics = {
+                row.metric: {
+                    "rows": row.n,
+                    "count": row.c,
+                    "sum": round(row.s, 6),
+                    "min": row.lo,
+                    "max": row.hi,
+                }
+                for row in conn.execute(
+                    text(
+                        "SELECT metric, COUNT(*) AS n, SUM(count) AS c, SUM(sum) AS s, MIN(min) AS lo, "
+                        "MAX(max) AS hi FROM pipeline_rollup_metrics GROUP BY metric"
+                    )
+                )
+            }
+            ledger, ledger_records = conn.execute(
+                text("SELECT COUNT(*), COALESCE(SUM(records), 0) FROM pipeline_ledger")
+            ).one()
+    finally:
+        engine.dispose()
+    return {
+        "groups": groups,
+        "records": records,
+        "metrics": metrics,
+        "ledger": ledger,
+        "ledger_records": ledger_records,
+    }
+
+
+@pytest.fixture(scope="module")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('samples-db') / 'pipeline.sqlite'}"
+
+
+@pytest.fixture(scope="module")
+def samples_run(dev_spec: PipelineSpec, run_pipeline: Run, sqlite_url: str) -> RunResult:
+    return run_pipeline(dev_spec, [SAMPLES], database_url=sqlite_url)
+
+
+def test_chain_completes_on_the_samples_with_sqlite(samples_run: RunResult) -> None:
+    # GIVEN the samples  WHEN they run through the declared pipeline
+    inputs = input_files(SAMPLES)
+    # THEN no event failed, every stage ran once per object, and every input object has its report
+    assert samples_run.ok, samples_run.failures
+    for stage, stats in samples_run.stages.items():
+        assert stats.succeeded == len(inputs), (stage, stats)
+        assert stats.errors == 0, (stage, samples_run.logs[stage][-20:])
+    assert sorted(samples_run.reports) == sorted(f"reports/{rel}.json" for rel in inputs)
+    assert all(report["database"] == "loaded" for report in samples_run.reports.values())
+
+
+def test_database_totals_equal_the_sums_of_the_valid_input_records(
+    samples_run: RunResult, sqlite_url: str
+) -> None:
+    # GIVEN expectations computed from the files alone
+    expected = expected_from(input_files(SAMPLES))
+    # WHEN the database is read after the run
+    totals = db_totals(sqlite_url)
+    # THEN it holds every valid record once, and the metric totals are the sums over those records
+    assert totals["records"] == expected.valid
+    assert totals["ledger_records"] == expected.valid
+    assert totals["metrics"]["value"]["count"] == expected.value_count
+    assert totals["metrics"]["value"]["sum"] == pytest.approx(expected.value_sum, rel=1e-9)
+
+
+def test_quarantined_records_are_exactly_the_known_bad_ones(samples_run: RunResult) -> None:
+    expected = expected_from(input_files(SAMPLES))
+    prefix = "incoming/"
+    quarantined = {
+        (entry["source"]["key"].removeprefix(prefix), entry["line"]) for entry in samples_run.quarantine
+    }
+    assert quarantined == expected.bad
+    ingestion = samples_run.stages["ingestion"].metrics
+    assert ingestion["RecordsQuarantined"] == len(expected.bad)
+    assert ingestion["RecordsValid"] == expected.valid
+    assert ingestion["BlankLines"] == expected.blank_lines
+    assert ingestion["RecordsRead"] == expected.valid + len(expected.bad) + expected.blank_lines
+
+
+def test_key_with_spaces_plus_and_unicode_goes_through_every_stage(
+    samples_run: RunResult, dev_spec: PipelineSpec, sqlite_url: str
+) -> None:
+    # GIVEN a sample whose key has spaces, '+' and non-ASCII letters
+    assert ODD_KEY in input_files(SAMPLES)
+    raw, processed, analytics = (dev_spec.bucket(name).name for name in ("raw", "processed", "analytics"))
+    # THEN each stage wrote its output under the same relative key
+    assert f"incoming/{ODD_KEY}" in samples_run.objects[raw]
+    assert f"records/{ODD_KEY}.jsonl.gz" in samples_run.objects[processed]
+    assert f"aggregates/{ODD_KEY}.json" in samples_run.objects[analytics]
+    assert f"reports/{ODD_KEY}.json" in samples_run.objects[analytics]
+    engine = create_engine(sqlite_url)
+    with engine.connect() as conn:
+        loaded = conn.execute(text("SELECT object_key FROM pipeline_ledger")).scalars().all()
+    engine.dispose()
+    assert f"aggregates/{ODD_KEY}.json" in loaded
+
+
+def test_duplicate_deliveries_leave_every_database_total_unchanged(
+    samples_run: RunResult,
+    sqlite_url: str,
+    dev_spec: PipelineSpec,
+    run_pipeline: Run,
+    tmp_path: Path,
+) -> None:
+    # GIVEN a second run of the same files where every S3 event is delivered twice
+    dup_url = f"sqlite:///{tmp_path / 'duplicates.sqlite'}"
+    duplicated = run_pipeline(dev_spec, [SAMPLES], database_url=dup_url, duplicate_deliveries=True)
+    # THEN ingestion saw each upload twice and, since each duplicate rewrites its (identical) outputs and so
+    # notifies again, later stages saw more; nothing failed and the database totals match the single run
+    assert duplicated.ok, duplicated.failures
+    inputs = len(input_files(SAMPLES))
+    assert duplicated.stages["ingestion"].events == 2 * inputs
+    assert duplicated.stages["processing"].events >= 2 * inputs
+    assert duplicated.stages["analytics"].events >= 2 * inputs
+    assert db_totals(dup_url) == db_totals(sqlite_url)
+
+
+@pytest.mark.postgres
+def test_chain_completes_on_the_samples_with_postgresql(
+    dev_spec: PipelineSpec, run_pipeline: Run, postgres_database: str
+) -> None:
+    expected = expected_from(input_files(SAMPLES))
+    result = run_pipeline(dev_spec, [SAMPLES], database_url=postgres_database)
+    assert result.ok, result.failures
+    totals = db_totals(postgres_database)
+    assert totals["records"] == expected.valid
+    assert totals["metrics"]["value"]["count"] == expected.value_count
+    assert totals["metrics"]["value"]["sum"] == pytest.approx(expected.value_sum, rel=1e-9)
+
+
+def test_removing_one_needed_action_fails_the_run_with_access_denied_naming_the_stage(
+    dev_spec: PipelineSpec, run_pipeline: Run
+) -> None:
+    # GIVEN the processing role's declared policy without s3:PutObject (a negative control)
+    processing = dev_spec.stage("processing")
+    assert "s3:PutObject" in processing.allowed_actions()
+    broken = dev_spec.with_stage(processing.without_action("s3:PutObject"))
+    # WHEN one file runs
+    result = run_pipeline(broken, [ONE_FILE])
+    # THEN ingestion succeeds, processing fails with AccessDenied and its event ends in its failure queue
+    assert not result.ok
+    assert result.stages["ingestion"].errors == 0
+    assert [f.stage for f in result.failures] == ["processing"]
+    assert "AccessDenied" in result.failures[0].error_message
+    assert result.failures[0].destination == "failure-queue"
+    assert result.stages["analytics"].invocations == 0
+
+
+def test_a_handler_that_keeps_failing_leaves_the_event_in_its_failure_queue_after_the_retries(
+    dev_spec: PipelineSpec, run_pipeline: Run
+) -> None:
+    # GIVEN an analytics database nobody listens on: the analytics handler raises on every attempt
+    unreachable = "postgresql+psycopg2://nobody@127.0.0.1:9/nowhere"
+    analytics = dev_spec.stage("analytics")
+    # WHEN one file runs
+    result = run_pipeline(dev_spec, [ONE_FILE], database_url=unreachable)
+    # THEN the event was tried 1 + maximum_retry_attempts times, then kept as Lambda's on-failure record
+    stats = result.stages["analytics"]
+    assert stats.invocations == analytics.max_retry_attempts + 1
+    assert stats.retries == analytics.max_retry_attempts
+    assert stats.failure_queue == 1
+    [record] = result.failure_queue_messages["analytics"]
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == analytics.max_retry_attempts + 1
+    assert record["responseContext"]["functionError"] == "Unhandled"
+    assert record["responsePayload"]["errorType"] == "DatabaseUnavailableError"
+    key = unquote_plus(record["requestPayload"]["Records"][0]["s3"]["object"]["key"])
+    assert key == "aggregates/late-order.json.json"
+    assert result.failure_queue_messages["ingestion"] == []
+    assert result.failure_queue_messages["processing"] == []
