@@ -426,6 +426,8 @@ def evaluate_stack(
 
     pulumi.runtime.set_all_config(wire, secret_keys)
     pulumi_settings.ROOT.set(None)
+    # Tasks a failed evaluation left behind would otherwise be awaited (and re-raise) in this one.
+    pulumi_settings.SETTINGS.outputs.clear()
     pulumi.runtime.set_mocks(
         mocks, project=project, stack=stack, preview=False, logger=logger, monitor=monitor
     )  # type: ignore[arg-type]
