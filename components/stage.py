@@ -89,7 +89,7 @@ class PipelineStageArgs:
     source_bucket_arn: pulumi.Input[str]  # the bucket whose notifications invoke the function
     account_id: pulumi.Input[str]  # the account owning the source bucket (confused-deputy guard)
     policy: Callable[[StageGrants], PolicyDocument]  # the stage's pure policy builder, bound to its node
-    grants: StageGrants  # ARNs for the policy; log group and queue ARNs are filled in here
+    grants: StageGrants  # ARNs for the policy; its log group, queue and VPC entries are filled in here
     kms_key_arn: str | None = None  # encrypt the failure queue with this key; None: SQS-managed SSE
     vpc: Vpc | None = None  # attach the function to these subnets and security groups
 
@@ -139,9 +139,15 @@ class PipelineStage(pulumi.ComponentResource):
             **queue_encryption,
             opts=child,
         )
+        vpc = args.vpc
         self.policy_document = args.policy(
             dataclasses.replace(
-                args.grants, log_group_arn=self.log_group.arn, failure_queue_arn=self.failure_queue.arn
+                args.grants,
+                log_group_arn=self.log_group.arn,
+                failure_queue_arn=self.failure_queue.arn,
+                in_vpc=vpc is not None,
+                vpc_subnet_ids=vpc.subnet_ids if vpc else (),
+                vpc_security_group_ids=vpc.security_group_ids if vpc else (),
             )
         )
         self.policy = iam.RolePolicy(
