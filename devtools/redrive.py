@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -241,6 +242,15 @@ def resolve_target(outputs: Mapping[str, Any], stage: str) -> Target:
     return Target(function_name=str(entry["functionName"]), queue_url=str(entry["failureQueueUrl"]))
 
 
+_QUEUE_URL_REGION = re.compile(r"^https://sqs\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/")
+
+
+def queue_region(queue_url: str) -> str | None:
+    """The region in an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>), if any."""
+    match = _QUEUE_URL_REGION.match(queue_url)
+    return match.group(1) if match else None
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m devtools redrive",
@@ -249,7 +259,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--stack", required=True, help="the Pulumi stack, e.g. dev or prod")
     parser.add_argument("--stage", required=True, choices=STAGES, help="the pipeline stage")
     parser.add_argument("--dry-run", action="store_true", help="list the events; invoke and delete nothing")
-    parser.add_argument("--region", help="AWS region (default: the AWS profile's)")
+    parser.add_argument("--region", help="AWS region (default: the failure queue's, from its URL)")
     return parser.parse_args(argv)
 
 
@@ -269,7 +279,8 @@ def main(
     if session is None:
         import boto3
 
-        session = boto3.session.Session(region_name=args.region)
+        # The stack's region, not the profile's: both the queue and the function live there.
+        session = boto3.session.Session(region_name=args.region or queue_region(target.queue_url))
     sqs = session.client("sqs")
     invoke = lambda_invoker(session.client("lambda"), target.function_name)
     print(f"redrive {args.stack}/{args.stage}: {target.queue_url} -> {target.function_name}")

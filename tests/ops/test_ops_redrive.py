@@ -217,3 +217,15 @@ def test_main_reports_sqs_refusal_with_its_error_code(sqs, capsys):
     # THEN it stops with SQS's error code, not a traceback
     assert code == 2
     assert "AWS.SimpleQueueService.NonExistentQueue" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("url", "region"),
+    [
+        ("https://sqs.eu-west-1.amazonaws.com/123456789012/q", "eu-west-1"),
+        ("https://sqs.cn-north-1.amazonaws.com.cn/123456789012/q", "cn-north-1"),
+        ("http://localhost:4566/000000000000/q", None),
+    ],
+)
+def test_region_is_read_from_the_queue_url(url, region):
+    assert rd.queue_region(url) == region
