@@ -23,10 +23,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
 STAGES = ("ingestion", "processing", "analytics")
 # Long enough for the slowest synchronous invocation (Lambda's 900 s ceiling) plus the call itself:
 # a message must stay hidden while its event is being re-run.
 DEFAULT_VISIBILITY_SECONDS = 960
+# boto3 gives up reading after 60 s and then retries, which would run a slow event twice while the
+# first run continues: wait as long as Lambda may run (900 s), and never retry an invocation.
+LAMBDA_READ_TIMEOUT_SECONDS = 910
 
 
 class RedriveError(Exception):
@@ -179,9 +186,12 @@ def redrive(
 # Adapters: boto3 Lambda, the Pulumi CLI
 
 
+def lambda_client_config() -> Config:
+    return Config(read_timeout=LAMBDA_READ_TIMEOUT_SECONDS, retries={"total_max_attempts": 1})
+
+
 def lambda_invoker(client: Any, function_name: str) -> Invoke:
     """Invoke `function_name` synchronously (RequestResponse); a function error is a failure."""
-    from botocore.exceptions import BotoCoreError, ClientError
 
     def invoke(payload: Mapping[str, Any]) -> InvokeOutcome:
         try:
@@ -277,15 +287,11 @@ def main(
         print(f"redrive: {exc}", file=sys.stderr)
         return 2
     if session is None:
-        import boto3
-
         # The stack's region, not the profile's: both the queue and the function live there.
         session = boto3.session.Session(region_name=args.region or queue_region(target.queue_url))
     sqs = session.client("sqs")
-    invoke = lambda_invoker(session.client("lambda"), target.function_name)
+    invoke = lambda_invoker(session.client("lambda", config=lambda_client_config()), target.function_name)
     print(f"redrive {args.stack}/{args.stage}: {target.queue_url} -> {target.function_name}")
-    from botocore.exceptions import BotoCoreError, ClientError
-
     try:
         result = redrive(sqs, target.queue_url, invoke, args.dry_run)
     except ClientError as exc:

@@ -229,3 +229,10 @@ def test_main_reports_sqs_refusal_with_its_error_code(sqs, capsys):
 )
 def test_region_is_read_from_the_queue_url(url, region):
     assert rd.queue_region(url) == region
+
+
+def test_lambda_client_waits_out_the_longest_invocation_and_never_retries_it():
+    config = rd.lambda_client_config()
+    assert config.read_timeout > 900
+    assert config.retries == {"total_max_attempts": 1}
+    assert config.read_timeout < rd.DEFAULT_VISIBILITY_SECONDS
