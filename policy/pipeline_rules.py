@@ -130,7 +130,8 @@ def _refers_to(source: Resource, prop: str, value: Any, target: Resource) -> boo
         names = _identities(target)
         if value in names or value.rsplit(":", 1)[-1] in names:
             return True
-        # A value the mocks or the engine shaped differently still names its only dependency.
+        # A reference by an attribute not in `_identities` (an id the outputs do not carry, say) is
+        # still decided when the prop was computed from this one resource alone.
         return target.urn in deps and len(deps) == 1
     if value is UNKNOWN:
         if deps:
@@ -152,14 +153,14 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _statements(document: Any) -> list[Mapping[str, Any]] | None:
-    """The statements of an IAM/bucket policy given as JSON text or a dict; None when unknown."""
+    """The statements of an IAM/bucket policy given as JSON text or a dict; None when unknown.
+
+    Raises ValueError when the text is not JSON.
+    """
     if document is UNKNOWN:
         return None
     if isinstance(document, str):
-        try:
-            document = json.loads(document)
-        except ValueError:
-            return [{"Sid": "<unparseable>", "Effect": "Allow", "Action": "*"}]
+        document = json.loads(document)
     statements = _as_list(_get(document, "Statement"))
     if any(s is UNKNOWN for s in statements):
         return None
@@ -178,7 +179,7 @@ def _overlaps(a: str, b: str) -> bool:
 def wildcard_actions(document: Any) -> list[str] | None:
     """The Sids of statements that allow a wildcard action (`*`, `svc:*`) or use NotAction with Allow.
 
-    None when the document is not known yet.
+    None when the document is not known yet; ValueError when it is not JSON.
     """
     statements = _statements(document)
     if statements is None:
@@ -213,7 +214,13 @@ def check_iam_no_wildcard_action(resource: Resource) -> list[Violation]:
         return []
     violations = []
     for label, document in documents:
-        offending = wildcard_actions(document)
+        try:
+            offending = wildcard_actions(document)
+        except ValueError:
+            violations.append(
+                Violation(f"{resource.name}: {label} is not a JSON policy document", resource.urn)
+            )
+            continue
         if offending is None:
             violations.append(Violation(f"{label} unknown until the update", resource.urn, undetermined=True))
         elif offending:
@@ -319,6 +326,14 @@ def check_buckets_encrypted(resources: Sequence[Resource]) -> list[Violation]:
     return violations
 
 
+def _readable_statements(document: Any) -> list[Mapping[str, Any]] | None:
+    """Like `_statements`, an unreadable document counting as one without statements."""
+    try:
+        return _statements(document)
+    except ValueError:
+        return []
+
+
 def _denies_insecure_transport(statement: Mapping[str, Any]) -> bool:
     if statement.get("Effect") != "Deny":
         return False
@@ -337,7 +352,7 @@ def check_buckets_deny_insecure_transport(resources: Sequence[Resource]) -> list
     violations = []
     for bucket in _of_type(resources, BUCKET):
         policies, unsure = _attached(resources, BUCKET_POLICY, "bucket", bucket)
-        documents = [_statements(p.props.get("policy")) for p in policies]
+        documents = [_readable_statements(p.props.get("policy")) for p in policies]
         if any(d is not None and any(_denies_insecure_transport(s) for s in d) for d in documents):
             continue
         if unsure or None in documents:

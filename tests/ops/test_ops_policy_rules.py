@@ -401,3 +401,15 @@ def test_preview_of_the_real_chain_shape_reports_no_loop():
         deps={"bucket": ("urn:bucket",), "lambdaFunctions": ("urn:fn",)},
     )
     assert rules.check_no_self_trigger([bucket, fn, notification]) == []
+
+
+def test_policy_that_is_not_json_is_reported_as_such():
+    resource = Resource(rules.ROLE_POLICY, "p", "u", {"policy": "{not json"})
+    assert messages(rules.check_iam_no_wildcard_action(resource)) == [
+        "p: policy is not a JSON policy document"
+    ]
+
+
+def test_bucket_policy_that_is_not_json_has_no_tls_deny():
+    stack = replace(compliant_stack(), "raw-policy", policy="{not json")
+    assert [v.urn for v in rules.check_buckets_deny_insecure_transport(stack)] == [urn(rules.BUCKET, "raw")]
