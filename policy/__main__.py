@@ -79,8 +79,11 @@ def _report(violations: list[rules.Violation], report_violation: ReportViolation
             report_violation(violation.message, violation.urn)
     pending = [v for v in violations if v.undetermined]
     if pending:
-        # The SDK turns this into an advisory "can't run during preview"; `pulumi up` decides it.
-        raise UnknownValueError(UNKNOWN_STRING_VALUE, [pending[0].message])
+        # The SDK turns this into an advisory "can't run policy ... during preview: <message>";
+        # `pulumi up` runs the policy again with every value known and decides.
+        error = UnknownValueError(UNKNOWN_STRING_VALUE, [])
+        error.message = "not known yet: " + "; ".join(v.message for v in pending)
+        raise error
 
 
 StackRule = Callable[[Sequence[rules.Resource]], list[rules.Violation]]

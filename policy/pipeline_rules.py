@@ -88,7 +88,7 @@ class Resource:
 class Violation:
     """A broken rule, or (undetermined) a rule that could not be decided yet."""
 
-    message: str  # what is wrong and how to fix it
+    message: str  # what is wrong and how to fix it; for an undetermined one, what is not known yet
     urn: str | None = None  # the offending resource; None for the stack as a whole
     undetermined: bool = False  # True when a needed value is UNKNOWN (preview)
 
@@ -208,7 +208,7 @@ def check_iam_no_wildcard_action(resource: Resource) -> list[Violation]:
     elif resource.type == ROLE:
         inline = resource.props.get("inlinePolicies")
         if inline is UNKNOWN:
-            return [Violation("inline policies unknown until the update", resource.urn, undetermined=True)]
+            return [Violation(f"{resource.name}: inline policies", resource.urn, undetermined=True)]
         documents = [(f"inline policy {_get(p, 'name')}", _get(p, "policy")) for p in _as_list(inline)]
     else:
         return []
@@ -222,7 +222,7 @@ def check_iam_no_wildcard_action(resource: Resource) -> list[Violation]:
             )
             continue
         if offending is None:
-            violations.append(Violation(f"{label} unknown until the update", resource.urn, undetermined=True))
+            violations.append(Violation(f"{resource.name}: {label}", resource.urn, undetermined=True))
         elif offending:
             violations.append(
                 Violation(
@@ -240,7 +240,7 @@ def check_runtime_supported(resource: Resource, today: dt.date) -> list[Violatio
         return []
     runtime = resource.props.get("runtime")
     if runtime is UNKNOWN:
-        return [Violation("runtime unknown until the update", resource.urn, undetermined=True)]
+        return [Violation(f"{resource.name}: runtime", resource.urn, undetermined=True)]
     deprecated_on = RUNTIME_DEPRECATION.get(runtime) if isinstance(runtime, str) else None
     if deprecated_on is None:
         message = f"{resource.name}: runtime {runtime!r} is not a known Python runtime"
@@ -283,7 +283,9 @@ def check_buckets_block_public_access(resources: Sequence[Resource]) -> list[Vio
         if complete:
             continue
         if unsure or any(any(b.props.get(f) is UNKNOWN for f in PUBLIC_ACCESS_FLAGS) for b in blocks):
-            violations.append(Violation("public access block unknown", bucket.urn, undetermined=True))
+            violations.append(
+                Violation(f"bucket {bucket.name}: public access block", bucket.urn, undetermined=True)
+            )
         elif blocks:
             missing = sorted({f for b in blocks for f in PUBLIC_ACCESS_FLAGS if b.props.get(f) is not True})
             message = f"bucket {bucket.name}: public access block leaves {', '.join(missing)} off"
@@ -315,7 +317,7 @@ def check_buckets_encrypted(resources: Sequence[Resource]) -> list[Violation]:
         if True in verdicts:
             continue
         if unsure or None in verdicts:
-            violations.append(Violation("encryption configuration unknown", bucket.urn, undetermined=True))
+            violations.append(Violation(f"bucket {bucket.name}: encryption", bucket.urn, undetermined=True))
         elif configs:
             message = f"bucket {bucket.name}: encryption configuration sets no default algorithm"
             violations.append(Violation(message, bucket.urn))
@@ -356,7 +358,7 @@ def check_buckets_deny_insecure_transport(resources: Sequence[Resource]) -> list
         if any(d is not None and any(_denies_insecure_transport(s) for s in d) for d in documents):
             continue
         if unsure or None in documents:
-            violations.append(Violation("bucket policy unknown", bucket.urn, undetermined=True))
+            violations.append(Violation(f"bucket {bucket.name}: policy", bucket.urn, undetermined=True))
         else:
             violations.append(
                 Violation(
@@ -401,7 +403,9 @@ def check_functions_log_retention(resources: Sequence[Resource]) -> list[Violati
         if any(isinstance(r, int | float) and not isinstance(r, bool) and r > 0 for r in retentions):
             continue
         if unsure or UNKNOWN in retentions:
-            violations.append(Violation("log group unknown", function.urn, undetermined=True))
+            violations.append(
+                Violation(f"function {function.name}: log group", function.urn, undetermined=True)
+            )
         elif groups:
             violations.append(
                 Violation(
@@ -440,7 +444,9 @@ def check_functions_failure_destination(resources: Sequence[Resource]) -> list[V
         if covered:
             continue
         if unsure:
-            violations.append(Violation("failure destination unknown", function.urn, undetermined=True))
+            violations.append(
+                Violation(f"function {function.name}: failure destination", function.urn, undetermined=True)
+            )
         else:
             violations.append(
                 Violation(
@@ -483,7 +489,7 @@ def check_no_self_trigger(resources: Sequence[Resource]) -> list[Violation]:
         bucket_value = notification.props.get("bucket")
         targets = [b for b in buckets if _refers_to(notification, "bucket", bucket_value, b)]
         if not targets and bucket_value is UNKNOWN:
-            violations.append(Violation("notified bucket unknown", notification.urn, undetermined=True))
+            violations.append(Violation(f"{notification.name}: bucket", notification.urn, undetermined=True))
             continue
         for entry in _triggers(notification):
             arn = entry.get("lambdaFunctionArn")
@@ -495,7 +501,7 @@ def check_no_self_trigger(resources: Sequence[Resource]) -> list[Violation]:
                     writes = _function_writes_to(function, bucket)
                     _, prefixes = _write_targets(function)
                     if writes is None or prefix is UNKNOWN or UNKNOWN in prefixes:
-                        message = f"trigger of {function.name} unknown"
+                        message = f"{notification.name}: trigger of {function.name}"
                         violations.append(Violation(message, notification.urn, undetermined=True))
                         continue
                     if not writes:

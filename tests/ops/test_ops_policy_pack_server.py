@@ -121,4 +121,4 @@ def test_unknown_policy_document_is_deferred_as_advisory(analyzer):
     # WHEN analysed THEN nothing blocks, and the engine is told the policy could not run yet
     [diagnostic] = analyzer.Analyze(request).diagnostics
     assert diagnostic.enforcementLevel == ADVISORY
-    assert "during preview" in diagnostic.message
+    assert "during preview: not known yet: p: policy" in diagnostic.message
