@@ -536,11 +536,11 @@ class LocalPipeline:
             doc = emf[-1]
             counts = "  " + " ".join(f"{m}={doc.get(m, 0)}" for m in METRICS[:4])
         attempt = f" (retry {delivery.attempt})" if delivery.attempt else ""
-        detail = (
-            ""
-            if result.ok
-            else f"  {(result.error or {}).get('errorType')}: {(result.error or {}).get('errorMessage')}"
-        )
+        detail = ""
+        if not result.ok:
+            error = result.error or {}
+            message = (str(error.get("errorMessage", "")).splitlines() or [""])[0]
+            detail = f"  {error.get('errorType')}: {message}"
         self.echo(
             f"  {stage.stage:<10} {status} {delivery.key}{attempt}{counts}"
             f"  {result.duration_ms:.0f} ms{detail}"

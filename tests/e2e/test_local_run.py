@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -198,3 +199,28 @@ def test_a_handler_that_keeps_failing_leaves_the_event_in_its_failure_queue_afte
     assert key == "aggregates/late-order.json.json"
     assert result.failure_queue_messages["ingestion"] == []
     assert result.failure_queue_messages["processing"] == []
+
+
+def test_cli_json_prints_one_document_with_the_per_stage_summary(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from devtools.__main__ import main
+
+    # GIVEN one input file and a database of our own
+    url = f"sqlite:///{tmp_path / 'cli.sqlite'}"
+    # WHEN the command line runs with --json
+    status = main(["run", "--json", "--database-url", url, str(ONE_FILE)])
+    # THEN stdout is exactly one JSON document, progress went to stderr, and the exit status says OK
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert status == 0
+    assert document["ok"] is True
+    assert document["stack"] == "dev"
+    assert {stage: s["invocations"] for stage, s in document["stages"].items()} == {
+        "ingestion": 1,
+        "processing": 1,
+        "analytics": 1,
+    }
+    assert document["stages"]["ingestion"]["metrics"]["RecordsValid"] == 1
+    assert document["database"]["pipeline_ledger"]["rows"] == 1
+    assert "uploaded s3://" in captured.err

@@ -1,0 +1,102 @@
+"""The declared graph as the local run reads it: the spec, the deploy-time checks, the plan tree."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from devtools.declared import DeclaredStack
+from devtools.graph import pipeline_spec
+from devtools.local_run import preflight
+from devtools.plan import render_plan
+from devtools.spec import NotificationSpec, PipelineSpec
+
+
+@pytest.fixture(scope="module")
+def spec(dev_stack: DeclaredStack) -> PipelineSpec:
+    return pipeline_spec(dev_stack)
+
+
+def test_spec_holds_the_three_stages_in_chain_order_with_their_handlers(spec: PipelineSpec) -> None:
+    assert [s.stage for s in spec.stages] == ["ingestion", "processing", "analytics"]
+    assert [s.handler for s in spec.stages] == [
+        "handlers.ingestion.handler",
+        "handlers.processing.handler",
+        "handlers.analytics.handler",
+    ]
+    for stage in spec.stages:
+        assert stage.code_archive.is_file(), stage.code_archive
+        assert stage.failure_destination_arn in {q.arn for q in spec.queues}
+        assert stage.policies, f"{stage.stage} has no inline policy"
+
+
+def test_spec_uploads_go_to_the_raw_bucket_under_the_input_prefix(spec: PipelineSpec) -> None:
+    assert spec.input_bucket == spec.bucket("raw").name
+    assert spec.input_prefix == "incoming/"
+
+
+def test_the_declared_dev_stack_passes_the_deploy_time_checks(spec: PipelineSpec) -> None:
+    assert preflight(spec) == []
+
+
+def test_a_notification_without_an_invoke_permission_is_refused(spec: PipelineSpec) -> None:
+    # GIVEN the processing function without its lambda Permission for S3
+    processing = replace(spec.stage("processing"), s3_invoke_sources=())
+    # THEN the check names the bucket and the function, as S3 would refuse the notification
+    [problem] = preflight(spec.with_stage(processing))
+    assert spec.bucket("processed").name in problem
+    assert processing.function_name in problem
+    assert "Unable to validate the following destination configurations" in problem
+
+
+def test_overlapping_notifications_on_one_bucket_are_refused(spec: PipelineSpec) -> None:
+    raw = spec.bucket("raw")
+    first = raw.notifications[0]
+    overlapping = NotificationSpec(first.function_arn, first.events, prefix="", suffix=first.suffix)
+    buckets = tuple(
+        replace(b, notifications=(*b.notifications, overlapping)) if b.name == raw.name else b
+        for b in spec.buckets
+    )
+    problems = preflight(replace(spec, buckets=buckets))
+    assert any("Configurations overlap" in p and raw.name in p for p in problems), problems
+
+
+def test_a_role_that_does_not_trust_lambda_is_refused(spec: PipelineSpec) -> None:
+    analytics = spec.stage("analytics")
+    untrusting = replace(
+        analytics,
+        assume_role_policy={
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            ],
+        },
+    )
+    [problem] = preflight(spec.with_stage(untrusting))
+    assert "stage analytics" in problem
+    assert "cannot be assumed by Lambda" in problem
+
+
+def test_a_reserved_environment_key_is_refused(spec: PipelineSpec) -> None:
+    ingestion = spec.stage("ingestion")
+    bad = replace(ingestion, environment={**ingestion.environment, "AWS_REGION": "us-east-1"})
+    [problem] = preflight(spec.with_stage(bad))
+    assert "AWS_REGION" in problem
+
+
+def test_plan_prints_every_resource_under_its_component(dev_stack: DeclaredStack) -> None:
+    plan = render_plan(dev_stack)
+    lines = plan.splitlines()
+    for resource in dev_stack.resources:
+        assert any(f"{resource.type}  {resource.name}" in line for line in lines), resource.urn
+    # the functions are indented below their PipelineStage component, with their handler shown
+    stage_line = next(
+        i for i, line in enumerate(lines) if "data-pipeline:stage:PipelineStage  ingestion" in line
+    )
+    function_line = next(i for i, line in enumerate(lines) if "aws:lambda/function:Function" in line)
+    assert function_line > stage_line
+    assert len(lines[function_line]) - len(lines[function_line].lstrip()) > len(lines[stage_line]) - len(
+        lines[stage_line].lstrip()
+    )
+    assert "handler: handlers.ingestion.handler" in plan
