@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
+import msgspec
 
 from handlers.errors import UnreadableObjectError
 from handlers.ingest import Oversize, Read, iter_lines, payload_reader
@@ -54,6 +54,8 @@ MAX_REJECTED_DETAILS = 1000
 MAX_LINE_BYTES = 16 << 20  # records/ lines are at most MAX_RECORD_BYTES plus normalisation
 
 Scalar = str | int | float | bool | None
+_decode = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
 GroupKey = tuple[str, tuple[Scalar, ...]]  # (window start, dimension values in config order)
 
 _NORMALISED = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:[0-5]\d(?:\.\d{1,6})?Z", re.ASCII)
@@ -240,8 +242,8 @@ def aggregate_stream(
                 blank += 1
                 continue
             try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
+                record = _decode(line)
+            except msgspec.DecodeError as exc:
                 aggregator.reject(number, "invalid_json", str(exc))
                 continue
             aggregator.add_record(number, record)
@@ -261,7 +263,7 @@ def aggregate_stream(
 
 def _sort_key(item: tuple[GroupKey, GroupStats]) -> tuple[str, bytes]:
     (start, dims), _ = item
-    return start, orjson.dumps(dims)
+    return start, _encode(dims)
 
 
 def to_document(
@@ -302,7 +304,7 @@ def to_document(
         "rejected": [{"line": r.line, "reason": r.reason, "detail": r.detail} for r in result.rejected],
         "rejected_total": result.rejected_total,
     }
-    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    return msgspec.json.encode(document, order="sorted")
 
 
 def groups_from_document(document: Mapping[str, Any]) -> dict[GroupKey, GroupStats]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-import orjson
+import msgspec
 
 from handlers.aggregate import GroupKey, GroupStats, Stats, groups_from_document
 from handlers.config import AnalyticsConfig, load_analytics
@@ -100,7 +100,9 @@ def build_report(
     for stats in groups.values():
         for name, s in stats.metrics.items():
             totals[name] = totals[name].merge(s) if name in totals else s
-    ranked = sorted(groups.items(), key=lambda item: (-item[1].records, item[0][0], orjson.dumps(item[0][1])))
+    ranked = sorted(
+        groups.items(), key=lambda item: (-item[1].records, item[0][0], msgspec.json.encode(item[0][1]))
+    )
     return {
         "format": REPORT_FORMAT,
         "source": dict(source),
@@ -153,9 +155,9 @@ def analyse_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str, dict[str, 
     rel = relative_key(ref.key, INPUT_PREFIX, INPUT_SUFFIX)
     duplicate = False
     try:
-        document = orjson.loads(raw)
+        document = msgspec.json.decode(raw)
         groups = groups_from_document(document)
-    except (orjson.JSONDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (msgspec.DecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
         report: dict[str, Any] = {
             "format": REPORT_FORMAT,
             "source": source,
@@ -181,7 +183,7 @@ def analyse_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str, dict[str, 
     rt.s3.put_object(
         Bucket=config.common.dest_bucket,
         Key=key,
-        Body=orjson.dumps(report, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2),
+        Body=msgspec.json.format(msgspec.json.encode(report, order="sorted"), indent=2),
         ContentType="application/json",
         Metadata=counts.as_metadata(),
     )

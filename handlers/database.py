@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import orjson
+import msgspec
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -100,7 +100,7 @@ def connect(url: str) -> Engine:
 
 
 def dimensions_json(names: Sequence[str], values: Sequence[Any]) -> str:
-    return orjson.dumps(dict(zip(names, values, strict=True)), option=orjson.OPT_SORT_KEYS).decode()
+    return msgspec.json.encode(dict(zip(names, values, strict=True)), order="sorted").decode()
 
 
 def _rows(

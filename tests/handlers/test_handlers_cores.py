@@ -281,3 +281,34 @@ def test_unaggregatable_records_are_rejected_with_a_reason(record: Any, reason: 
     aggregator.add_record(7, record)
     assert [(r.line, r.reason) for r in aggregator.rejected] == [(7, reason)]
     assert aggregator.groups() == {}
+
+
+unit_strategy = st.one_of(
+    st.builds(
+        lambda n, ts, extra: json.dumps({"id": f"e{n}", "timestamp": ts, "type": "t", **extra}).encode(),
+        st.integers(0, 99),
+        st.sampled_from(
+            ["2024-05-01T00:00:00Z", "2024-05-01T02:00:00+02:00", 1714521600, "2024-02-30T00:00:00Z"]
+        ),
+        st.dictionaries(
+            st.sampled_from(["value", "source", "attributes"]), st.integers() | st.text(max_size=3)
+        ),
+    ),
+    st.sampled_from(
+        [
+            b'{"id":"a","id":"b","timestamp":0,"type":"t"}',
+            b'{"id" : "a", "timestamp" : 0, "type" : "t"}',
+            b'{"id":"a\\":","timestamp":0,"type":"t"}',
+            b"[1]",
+            b"{oops",
+            b"\xc3\x28",
+            b'{"id":"a","timestamp":0,"type":"t"} {"id":"b","timestamp":0,"type":"t"}',
+            b'  {"id":"a","timestamp":"2024-05-01T00:00:00Z","type":"t"}\r',
+        ]
+    ),
+)
+
+
+@given(st.lists(unit_strategy, min_size=1, max_size=12))
+def test_batched_checking_equals_checking_one_unit_at_a_time(units: list[bytes]) -> None:
+    assert CHECKER.check_lines(units) == [CHECKER.check(unit) for unit in units]

@@ -1,0 +1,243 @@
+"""Ingestion benchmark: throughput and peak memory of the ingestion core against baselines.
+
+Run: ``.venv/bin/python benchmarks/ingestion.py [--size-mb 100] [--small-mb 10]``. It generates JSON
+Lines input (a pool of distinct random records written repeatedly, so 100 MB takes seconds), then
+measures each contender in a fresh subprocess so that every peak-RSS figure is its own:
+
+* ``core``       — ``handlers.ingest.ingest`` (split, parse, duplicate-key check, schema validation,
+                   timestamp normalisation) into a sink that discards the lines;
+* ``core+gzipN`` — the same into the production spool (``handlers.s3io.LineSpool``) at gzip level N;
+* ``naive``      — read the whole file, ``json.loads`` every line, keep every record in a list;
+* ``parse:X``    — parse-and-discard with parser X (orjson, msgspec, json) over the same 1 MiB-chunk
+                   line splitting, i.e. the ceiling for any parser-bound ingestion;
+* ``core@small`` — the core on the small input, to show memory does not grow with input size.
+
+Prints a table: MB/s and records/s of input, and peak RSS growth during the measurement (the
+kernel's high-water mark, reset through /proc/self/clear_refs once the imports are done).
+Numbers go to docs/benchmarks.md; this is not run by the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def generate(path: Path, size_bytes: int, seed: int = 7) -> int:
+    """Write about ``size_bytes`` of JSON Lines; returns the record count."""
+    rng = random.Random(seed)
+    types, sources = ["click", "view", "buy", "scroll"], ["web", "ios", "android", None]
+    pool = []
+    for n in range(20_000):
+        record: dict[str, Any] = {
+            "id": f"evt-{n:08d}-{rng.getrandbits(32):08x}",
+            "timestamp": rng.choice(
+                [
+                    f"2024-05-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:"
+                    f"{rng.randint(0, 59):02d}.{rng.randint(0, 999):03d}Z",
+                    f"2024-05-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:00:00+02:00",
+                    1714500000 + rng.randint(0, 10**6),
+                ]
+            ),
+            "type": rng.choice(types),
+            "value": round(rng.uniform(0, 1000), 3),
+            "attributes": {
+                "user": f"u{rng.randint(1, 10**6)}",
+                "country": rng.choice(["DE", "FR", "US", "JP"]),
+            },
+        }
+        source = rng.choice(sources)
+        if source:
+            record["source"] = source
+        pool.append(json.dumps(record, separators=(",", ":")).encode() + b"\n")
+    block = b"".join(pool)
+    per_block = len(pool)
+    count = 0
+    with path.open("wb") as out:
+        written = 0
+        while written < size_bytes:
+            take = (
+                block
+                if written + len(block) <= size_bytes
+                else block[: block.rfind(b"\n", 0, size_bytes - written) + 1]
+            )
+            if not take:
+                break
+            out.write(take)
+            written += len(take)
+            count += per_block if take is block else take.count(b"\n")
+    return count
+
+
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def reset_peak() -> float:
+    """Reset the peak-RSS mark (Linux: write 5 to clear_refs) and return the current RSS in MB."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_mb("VmRSS")
+
+
+def peak_mb() -> float:
+    return _status_mb("VmHWM")
+
+
+class Discard:
+    def valid(self, line: bytes) -> None:
+        pass
+
+    def quarantine(self, line: bytes) -> None:
+        pass
+
+
+def measure(kind: str, path: Path) -> dict[str, Any]:
+    """One measurement, run inside its own process."""
+    import orjson
+
+    from handlers.config import default_record_schema
+    from handlers.ingest import InputFormat, RecordChecker, ingest, iter_lines
+    from handlers.s3io import LineSpool
+
+    checker = RecordChecker(default_record_schema())
+    baseline = reset_peak()
+    size = path.stat().st_size
+    start = time.perf_counter()
+    records = 0
+    with path.open("rb", buffering=0) as f:
+        if kind in ("core", "core@small") or kind.startswith("core+gzip"):
+            if kind.startswith("core+gzip"):
+                sink: Any = _SpoolSink(LineSpool(compress=True, level=int(kind.removeprefix("core+gzip"))))
+            else:
+                sink = Discard()
+            counts = ingest(
+                f.read, InputFormat(False, False), checker, 1 << 20, {"bucket": "b", "key": "k"}, sink
+            )
+            records = counts.records_read
+            assert counts.records_valid == records, counts
+            if isinstance(sink, _SpoolSink):
+                output = sink.spool.finish()
+                output.seek(0, 2)
+                extra = {"output_mb": round(output.tell() / 1e6, 2)}
+                sink.spool.close()
+            else:
+                extra = {}
+        elif kind == "naive":
+            data = f.read()
+            kept = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+            records = len(kept)
+            extra = {}
+        elif kind.startswith("parse:"):
+            parser = kind.removeprefix("parse:")
+            if parser == "orjson":
+                import orjson
+
+                loads = orjson.loads
+            elif parser == "msgspec":
+                import msgspec
+
+                loads = msgspec.json.decode
+            else:
+                loads = json.loads
+            for line in iter_lines(f.read, 1 << 20):
+                loads(line)
+                records += 1
+            extra = {}
+        else:
+            raise SystemExit(f"unknown measurement {kind}")
+    seconds = time.perf_counter() - start
+    return {
+        "kind": kind,
+        "mb": round(size / 1e6, 1),
+        "records": records,
+        "seconds": round(seconds, 3),
+        "mb_per_s": round(size / 1e6 / seconds, 1),
+        "records_per_s": round(records / seconds),
+        "peak_rss_growth_mb": round(peak_mb() - baseline, 1),
+        **extra,
+    }
+
+
+class _SpoolSink:
+    def __init__(self, spool: Any) -> None:
+        self.spool = spool
+
+    def valid(self, line: bytes) -> None:
+        self.spool.write(line)
+
+    def quarantine(self, line: bytes) -> None:
+        self.spool.write(line)
+
+
+def run(kind: str, path: Path) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--measure", kind, "--input", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size-mb", type=float, default=100)
+    parser.add_argument("--small-mb", type=float, default=10)
+    parser.add_argument("--gzip-levels", default="1,6")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure, args.input)))
+        return
+    with tempfile.TemporaryDirectory(prefix="ingestion-bench-") as tmp:
+        big, small = Path(tmp, "big.jsonl"), Path(tmp, "small.jsonl")
+        start = time.perf_counter()
+        n_big = generate(big, int(args.size_mb * 1e6))
+        n_small = generate(small, int(args.small_mb * 1e6))
+        print(
+            f"generated {big.stat().st_size / 1e6:.1f} MB ({n_big} records) and {small.stat().st_size / 1e6:.1f} MB "
+            f"({n_small} records) in {time.perf_counter() - start:.1f} s"
+        )
+        kinds = ["core", *(f"core+gzip{level}" for level in args.gzip_levels.split(","))]
+        kinds += ["naive", "parse:orjson", "parse:msgspec", "parse:json"]
+        results = [run(kind, big) for kind in kinds] + [run("core@small", small)]
+    print(
+        f"{'measurement':<14}{'MB':>7}{'records':>10}{'s':>8}{'MB/s':>8}{'records/s':>11}{'peak RSS +MB':>14}"
+    )
+    for r in results:
+        print(
+            f"{r['kind']:<14}{r['mb']:>7}{r['records']:>10}{r['seconds']:>8}{r['mb_per_s']:>8}"
+            f"{r['records_per_s']:>11}{r['peak_rss_growth_mb']:>14}"
+            + (f"  (output {r['output_mb']} MB)" if "output_mb" in r else "")
+        )
+    by = {r["kind"]: r for r in results}
+    fastest = max((r for r in results if r["kind"].startswith("parse:")), key=lambda r: r["mb_per_s"])
+    core = by["core"]
+    print(f"core / naive baseline        = {core['mb_per_s'] / by['naive']['mb_per_s']:.2f}x (target >= 2x)")
+    print(
+        f"core / fastest parse ({fastest['kind']}) = {core['mb_per_s'] / fastest['mb_per_s']:.2f} (target >= 0.33)"
+    )
+    print(
+        f"core peak RSS growth: {by['core@small']['peak_rss_growth_mb']} MB at {by['core@small']['mb']} MB input, "
+        f"{core['peak_rss_growth_mb']} MB at {core['mb']} MB input"
+    )
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+
+
+if __name__ == "__main__":
+    main()
