@@ -418,6 +418,11 @@ def _pip_failure(spec: LayerSpec, result: subprocess.CompletedProcess[str]) -> P
             "connected machine with `python -m layer.build` and copy .build/layers/ here; or point the "
             "stack at a prebuilt zip with `pulumi config set data-pipeline:layer.archive <path>`"
         )
+    elif "(from versions: none)" in output:
+        why = (
+            "pip saw no versions at all of a requirement: the package index is unreachable (with retries "
+            "off pip does not say so) or it does not carry that package"
+        )
     else:
         why = "pip found no matching wheel for the Lambda target or rejected a requirement"
         todo = (
