@@ -108,7 +108,8 @@ class AwsEmulator:
         try:
             if self._server is not None:
                 with contextlib.suppress(Exception):
-                    requests.post(f"{self.endpoint}/moto-api/reset-auth", data=b"inf", timeout=10)
+                    previous = str(self._saved.pop("auth_count", "inf")).encode()
+                    requests.post(f"{self.endpoint}/moto-api/reset-auth", data=previous, timeout=10)
                 self._server.stop()
                 self._server = None
         finally:
@@ -172,6 +173,7 @@ class AwsEmulator:
     def _enforce_iam(self) -> None:
         response = requests.post(f"{self.endpoint}/moto-api/reset-auth", data=b"0", timeout=10)
         response.raise_for_status()
+        self._saved["auth_count"] = response.json().get("PREVIOUS_INITIAL_NO_AUTH_ACTION_COUNT", "inf")
 
     def _patch_moto(self) -> None:
         from moto.s3 import notifications

@@ -19,7 +19,7 @@ from devtools.declared import Secret
 from devtools.graph import pipeline_spec
 from devtools.lambda_runtime import Interpreter, find_interpreter
 from devtools.local_run import LocalPipeline, RunResult
-from devtools.run import build_local_layer, stack_runtime
+from devtools.run import WORK_ROOT, build_local_layer, stack_runtime
 from devtools.spec import PipelineSpec
 
 PLACEHOLDER_URL = "sqlite:////placeholder/replaced-per-run.sqlite"
@@ -61,11 +61,16 @@ def with_database(spec: PipelineSpec, url: str) -> PipelineSpec:
 
 
 @pytest.fixture(scope="session")
+def runtime_cache() -> Path:
+    """The local run's own cache (runtime boto3, unpacked layers): content-keyed and written atomically."""
+    return WORK_ROOT / "cache"
+
+
+@pytest.fixture(scope="session")
 def run_pipeline(
-    interpreter: Interpreter, local_layer: Path, tmp_path_factory: pytest.TempPathFactory
+    interpreter: Interpreter, local_layer: Path, runtime_cache: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Run:
     """run_pipeline(spec, files, database_url=None, duplicate_deliveries=False) -> RunResult."""
-    cache = tmp_path_factory.mktemp("local-run-cache")  # boto3 runtime and unpacked layer, shared by runs
 
     def run(
         spec: PipelineSpec,
@@ -81,7 +86,7 @@ def run_pipeline(
             interpreter=interpreter,
             work_dir=work / spec.stack,
             database_url=url,
-            cache_dir=cache,
+            cache_dir=runtime_cache,
             duplicate_deliveries=duplicate_deliveries,
         ).run(files)
 
