@@ -336,31 +336,30 @@ def normalise_timestamp(value: object) -> str:
             raise ValueError(f"timestamp is not an RFC 3339 date-time with an offset: {value[:64]!r}")
         date, clock, fraction, offset = match.groups()
         fraction = f".{(fraction + '00000')[:6]}" if fraction else ""
-        if (
-            offset in ("Z", "z")
-            and date in _VALID_DATES
-            and clock < "24"
-            and clock[3] < "6"
-            and clock[6] < "6"
-        ):
-            # Already UTC on a known-good date: build the canonical form without datetime arithmetic.
-            return f"{date}T{clock}{'' if fraction in ('', '.000000') else fraction}Z"
-        offset = "+00:00" if offset in ("Z", "z") else offset
+        if offset in ("Z", "z"):
+            if date in _VALID_DATES and clock < "24" and clock[3] < "6" and clock[6] < "6":
+                # Already UTC on a known-good date: the canonical form needs no datetime arithmetic.
+                return f"{date}T{clock}{'' if fraction in ('', '.000000') else fraction}Z"
+            try:
+                utc = datetime.fromisoformat(f"{date}T{clock}{fraction}")
+            except ValueError as exc:
+                raise ValueError(f"impossible timestamp {value[:64]!r}: {exc}") from exc
+            if len(_VALID_DATES) < 100_000:
+                _VALID_DATES.add(date)
+            return utc.isoformat() + "Z"
         try:
-            parsed = datetime.fromisoformat(f"{date}T{clock}{fraction}{offset}")
-        except ValueError as exc:
+            parsed = datetime.fromisoformat(f"{date}T{clock}{fraction}{offset}").astimezone(UTC)
+        except (ValueError, OverflowError) as exc:  # Feb 30, hour 24, leap second, year 0 in UTC
             raise ValueError(f"impossible timestamp {value[:64]!r}: {exc}") from exc
-    elif isinstance(value, int | float):
+        return parsed.isoformat()[:-6] + "Z"
+    if isinstance(value, int | float):
         seconds = value / 1000 if abs(value) >= _MILLIS_THRESHOLD else value
         try:
             parsed = datetime.fromtimestamp(seconds, UTC)
         except (OverflowError, OSError, ValueError) as exc:
             raise ValueError(f"epoch timestamp out of range: {value!r}") from exc
-    else:
-        raise ValueError(f"timestamp must be a string or a number, got {type(value).__name__}")
-    if len(_VALID_DATES) < 100_000:
-        _VALID_DATES.add(parsed.date().isoformat())
-    return parsed.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+        return parsed.isoformat()[:-6] + "Z"
+    raise ValueError(f"timestamp must be a string or a number, got {type(value).__name__}")
 
 
 _KEY_TOKEN = re.compile(rb'"[ \t\r\n]*:')
@@ -395,11 +394,12 @@ def _walk_keys(value: object) -> int:
     total, stack = 0, [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, dict):
+        values = item.values() if type(item) is dict else item
+        if type(item) is dict:
             total += len(item)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+        for inner in values:  # only containers are pushed: strings and numbers hold no keys
+            if type(inner) in _CONTAINERS:
+                stack.append(inner)
     return total
 
 

@@ -312,3 +312,18 @@ unit_strategy = st.one_of(
 @given(st.lists(unit_strategy, min_size=1, max_size=12))
 def test_batched_checking_equals_checking_one_unit_at_a_time(units: list[bytes]) -> None:
     assert CHECKER.check_lines(units) == [CHECKER.check(unit) for unit in units]
+
+
+@pytest.mark.parametrize(
+    "value", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00", "2024-05-01T00:00:00+24:00"]
+)
+def test_timestamps_outside_the_utc_range_are_rejected(value: str) -> None:
+    with pytest.raises(ValueError, match="impossible timestamp"):
+        normalise_timestamp(value)
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)))
+def test_fast_and_slow_utc_paths_agree(moment: datetime) -> None:
+    text = moment.isoformat() + "Z"
+    first = normalise_timestamp(text)  # may take the datetime path and remember the date
+    assert normalise_timestamp(text) == first == moment.isoformat() + "Z"
