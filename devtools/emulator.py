@@ -7,9 +7,10 @@ the test suite also uses ``mock_aws`` in the same process):
   name, prefix, suffix) and builds the event JSON exactly as S3 does, then hands it to its Lambda backend,
   which would need Docker. :func:`moto.s3.notifications._invoke_awslambda` is routed to ``on_lambda_event``
   instead, with moto's own event JSON.
-* moto authorises Secrets Manager calls against resource ``*``, so a role granted ``GetSecretValue`` on its
-  one secret (least privilege) would be denied. The response class learns the secret's ARN, as moto already
-  does for SQS queues, so the declared resource is what is checked.
+* moto authorises Secrets Manager and SNS calls against resource ``*``, so a role granted ``GetSecretValue``
+  on its one secret or ``Publish`` on its one topic (least privilege) would be denied. The response classes
+  learn the secret's or topic's ARN, as moto already does for SQS queues, so the declared resource is what
+  is checked.
 """
 
 from __future__ import annotations
@@ -178,25 +179,30 @@ class AwsEmulator:
     def _patch_moto(self) -> None:
         from moto.s3 import notifications
         from moto.secretsmanager.responses import SecretsManagerResponse
+        from moto.sns.responses import SNSResponse
 
         self._saved["invoke"] = notifications._invoke_awslambda
         notifications._invoke_awslambda = self._hand_off
         self._saved["secret_resource"] = getattr(SecretsManagerResponse, "_determine_resource", None)
         SecretsManagerResponse._determine_resource = _secret_resource  # type: ignore[attr-defined]
+        self._saved["topic_resource"] = getattr(SNSResponse, "_determine_resource", None)
+        SNSResponse._determine_resource = _topic_resource  # type: ignore[attr-defined]
 
     def _unpatch_moto(self) -> None:
         from moto.s3 import notifications
         from moto.secretsmanager.responses import SecretsManagerResponse
+        from moto.sns.responses import SNSResponse
 
         if "invoke" in self._saved:
             notifications._invoke_awslambda = self._saved.pop("invoke")
-        if "secret_resource" in self._saved:
-            saved = self._saved.pop("secret_resource")
-            if saved is None:
-                with contextlib.suppress(AttributeError):
-                    del SecretsManagerResponse._determine_resource  # type: ignore[attr-defined]
-            else:
-                SecretsManagerResponse._determine_resource = saved  # type: ignore[attr-defined]
+        for key, cls in (("secret_resource", SecretsManagerResponse), ("topic_resource", SNSResponse)):
+            if key in self._saved:
+                saved = self._saved.pop(key)
+                if saved is None:
+                    with contextlib.suppress(AttributeError):
+                        delattr(cls, "_determine_resource")
+                else:
+                    cls._determine_resource = saved  # type: ignore[attr-defined]
 
     def _hand_off(self, account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
         # Runs inside the S3 request that created the object, as moto's own hand-off does; the event is
@@ -208,6 +214,10 @@ class AwsEmulator:
         from moto.moto_api._internal.models import moto_api_backend
 
         moto_api_backend.reset()
+
+
+def _topic_resource(self: Any) -> str:
+    return self._get_param("TopicArn") or self._get_param("TargetArn") or "*"
 
 
 def _secret_resource(self: Any) -> str:

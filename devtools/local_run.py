@@ -349,6 +349,17 @@ class LocalPipeline:
                     Name=secret.name, **({"SecretString": secret.value} if secret.value is not None else {})
                 )
                 self._arn_map[secret.arn] = created["ARN"]
+        topics = {
+            value
+            for stage in spec.stages
+            for value in stage.environment.values()
+            if value.startswith("arn:aws:sns:")
+        }
+        if topics:
+            # Topics the stack references but does not own (e.g. summaryTopicArn): a local stand-in each.
+            sns = aws.client("sns")
+            for topic in sorted(topics):
+                self._arn_map[topic] = sns.create_topic(Name=topic.rsplit(":", 1)[-1])["TopicArn"]
         for stage in spec.stages:
             self._arn_map[stage.function_arn] = self._moto_function_arn(stage)
             self._arn_map[stage.role_arn] = f"arn:aws:iam::{aws.account_id}:role/{stage.role_name}"

@@ -36,6 +36,24 @@ KEY_INPUTS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _notification_lines(value: Any) -> str | None:
+    if not isinstance(value, list) or not all(
+        isinstance(v, Mapping) and "lambdaFunctionArn" in v for v in value
+    ):
+        return None
+    return "\n".join(
+        f"{','.join(v.get('events', []))} {v.get('filterPrefix', '')}*{v.get('filterSuffix', '')} -> "
+        f"{v['lambdaFunctionArn']}"
+        for v in value
+    )
+
+
+def _flatten(prefix: str, value: Any) -> list[tuple[str, Any]]:
+    if isinstance(value, Mapping) and value:
+        return [item for k, v in value.items() for item in _flatten(f"{prefix}.{k}", v)]
+    return [(prefix, value)]
+
+
 def _render(value: Any, secret: bool = False) -> str:
     from pulumi.runtime import rpc
 
@@ -44,18 +62,39 @@ def _render(value: Any, secret: bool = False) -> str:
     path = getattr(value, "path", None)
     if isinstance(path, str):
         return f"archive({path})"
+    notifications = _notification_lines(value)
+    if notifications is not None:
+        return notifications
     if isinstance(value, str) and value.startswith("{") and value.endswith("}"):
-        try:  # rendered policy documents: list the statements' Sids and actions, not the whole JSON
+        try:  # rendered policy documents: one line per statement (Sid, actions, resources)
             doc = json.loads(value)
-            parts = []
+            lines = []
             for s in doc.get("Statement", []):
                 actions = [s["Action"]] if isinstance(s["Action"], str) else s["Action"]
-                parts.append(f"{s.get('Sid', '?')}: {','.join(actions)}")
-            return "; ".join(parts)
+                resources = [s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"]
+                lines.append(
+                    f"{s.get('Effect')} {s.get('Sid', '?')}: {', '.join(actions)} on {', '.join(resources)}"
+                )
+            return "\n".join(lines)
         except (ValueError, KeyError, TypeError, AttributeError):
             pass
-    text = json.dumps(plain(value), default=str, ensure_ascii=False) if not isinstance(value, str) else value
+    text = (
+        json.dumps(_ints(plain(value)), default=str, ensure_ascii=False)
+        if not isinstance(value, str)
+        else value
+    )
     return text if len(text) <= 120 else text[:119] + "…"
+
+
+def _ints(value: Any) -> Any:
+    """Protobuf carries every number as a float; show 512, not 512.0."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {k: _ints(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_ints(v) for v in value]
+    return value
 
 
 def render_plan(declared: Any) -> str:
@@ -76,7 +115,13 @@ def render_plan(declared: Any) -> str:
             if r.custom:
                 for key in KEY_INPUTS.get(r.type, ()):
                     if key in r.inputs:
-                        lines.append(f"{'    ' * depth}      {key}: {_render(r.inputs[key])}")
+                        rendered = _render(r.inputs[key]).split("\n")
+                        pad = "    " * depth + "      "
+                        if len(rendered) == 1:
+                            lines.append(f"{pad}{key}: {rendered[0]}")
+                        else:
+                            lines.append(f"{pad}{key}:")
+                            lines.extend(f"{pad}    {line}" for line in rendered)
                 options = [
                     o for o, on in (("protect", r.protect), ("retainOnDelete", r.retain_on_delete)) if on
                 ]
@@ -92,7 +137,8 @@ def render_plan(declared: Any) -> str:
         lines.append("")
         lines.append("Outputs:")
         for key, value in declared.outputs.items():
-            lines.append(f"    {key}: {_render(value)}")
+            for name, leaf in _flatten(key, value):
+                lines.append(f"    {name}: {_render(leaf)}")
     return "\n".join(lines)
 
 

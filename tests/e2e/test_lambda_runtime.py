@@ -125,3 +125,14 @@ def test_a_wrong_declared_handler_string_fails_the_stage_in_the_run(
     # THEN the event fails in ingestion as in AWS and nothing downstream runs
     assert [(f.stage, f.error_type) for f in result.failures] == [("ingestion", "Runtime.HandlerNotFound")]
     assert result.stages["processing"].invocations == 0
+
+
+def test_without_the_stacks_runtime_the_current_interpreter_stands_in_and_says_so() -> None:
+    import sys
+
+    from devtools.lambda_runtime import find_interpreter
+
+    found = find_interpreter("python3.99")
+    assert found.path == Path(sys.executable)
+    assert found.matches_runtime is False
+    assert found.runtime == f"python{sys.version_info[0]}.{sys.version_info[1]}"
