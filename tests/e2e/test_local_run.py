@@ -71,11 +71,13 @@ def samples_run(dev_spec: PipelineSpec, run_pipeline: Run, sqlite_url: str) -> R
 def test_chain_completes_on_the_samples_with_sqlite(samples_run: RunResult) -> None:
     # GIVEN the samples  WHEN they run through the declared pipeline
     inputs = input_files(SAMPLES)
-    # THEN no event failed, every stage ran once per object, and every input object has its report
+    # THEN no event failed, every stage succeeded once per object, and every input object has its report
+    # (an error a retry recovers from is allowed: two analytics containers starting at once may race to
+    # create the schema, as they can in AWS)
     assert samples_run.ok, samples_run.failures
     for stage, stats in samples_run.stages.items():
         assert stats.succeeded == len(inputs), (stage, stats)
-        assert stats.errors == 0, (stage, samples_run.logs[stage][-20:])
+        assert stats.errors == stats.retries, (stage, samples_run.logs[stage][-20:])
     assert sorted(samples_run.reports) == sorted(f"reports/{rel}.json" for rel in inputs)
     assert all(report["database"] == "loaded" for report in samples_run.reports.values())
 
