@@ -467,6 +467,17 @@ def _tree_size(site: Path) -> int:
     return sum(path.stat().st_size for _, path in iter_tree(site))
 
 
+STALE_WORKDIR_SECONDS = 6 * 3600
+"""A work directory this old was left by a killed build (SIGKILL skips the cleanup), not a running one."""
+
+
+def _remove_abandoned_workdirs(cache_dir: Path) -> None:
+    cutoff = time.time() - STALE_WORKDIR_SECONDS
+    for workdir in cache_dir.glob(".building-*"):
+        if workdir.is_dir() and workdir.stat().st_mtime < cutoff:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
 def build_layer(
     spec: LayerSpec,
     *,
@@ -492,6 +503,7 @@ def build_layer(
     started = time.monotonic()
     progress(f"{spec.runtime}/{spec.architecture} ({boto3}): not cached, building {dest.name}")
     cache_dir.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_workdirs(cache_dir)
     workdir = Path(tempfile.mkdtemp(prefix=f".building-{key}-", dir=cache_dir))
     try:
         site = workdir / "python"

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import marshal
+import os
 import re
 import subprocess
 import sys
+import time
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -329,3 +331,20 @@ def test_the_cli_reports_a_bad_runtime_as_an_error() -> None:
     assert result.returncode == 1
     assert "runtime 'python2.7' is not one of python3.12, python3.13" in result.stderr
     assert result.stdout == ""
+
+
+def test_a_killed_builds_leftovers_are_removed_but_a_running_builds_are_not(
+    demo_spec: LayerSpec, tmp_path: Path
+) -> None:
+    # GIVEN a work directory abandoned a day ago (SIGKILL) and one a concurrent build just made
+    cache = tmp_path / "cache"
+    abandoned = cache / ".building-old-abc"
+    running = cache / ".building-new-def"
+    for workdir in (abandoned, running):
+        (workdir / "python").mkdir(parents=True)
+    day_ago = time.time() - 24 * 3600
+    os.utime(abandoned, (day_ago, day_ago))
+    # WHEN a layer is built into that cache
+    archive = build_layer(demo_spec, cache_dir=cache, runner=FakePip(), progress=_silent)
+    # THEN the abandoned directory is gone and the running one untouched
+    assert sorted(cache.iterdir()) == sorted([archive, running])
