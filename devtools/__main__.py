@@ -1,4 +1,4 @@
-"""``python -m devtools {run,plan,redrive}``.
+"""Developer tools of data-pipeline: run the pipeline locally, print the plan, redrive a failure queue.
 
 run      the declared pipeline on moto, each handler in a Lambda-like process (docs/local-run.md)
 plan     the declared resources as a tree, like a preview, without AWS
@@ -13,7 +13,9 @@ from collections.abc import Sequence
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m devtools", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser(
@@ -55,13 +57,35 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return redrive_main(argv[1:])
     args = _parser().parse_args(argv)
-    if args.command == "run":
-        from devtools.run import main as run_main
+    from devtools.declared import StackEvaluationError
+    from devtools.graph import GraphError
+    from devtools.lambda_runtime import LambdaRuntimeError
+    from devtools.local_run import LocalRunError
 
-        return run_main(args)
-    from devtools.plan import main as plan_main
+    expected: tuple[type[Exception], ...] = (
+        StackEvaluationError,
+        GraphError,
+        LambdaRuntimeError,
+        LocalRunError,
+    )
+    try:
+        from layer.build import LayerBuildError
 
-    return plan_main(args)
+        expected = (*expected, LayerBuildError)
+    except ImportError:  # the layer package is absent: the run reports that when it needs the layer
+        pass
+    try:
+        if args.command == "run":
+            from devtools.run import main as run_main
+
+            return run_main(args)
+        from devtools.plan import main as plan_main
+
+        return plan_main(args)
+    except expected as exc:
+        # Known failures carry their own explanation; a traceback would only hide it.
+        print(f"devtools {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -292,7 +292,7 @@ class LocalPipeline:
         problems = preflight(self.spec)
         if problems:
             raise LocalRunError("the declared stack would not deploy:\n  - " + "\n  - ".join(problems))
-        uploads = _collect_uploads(files)
+        uploads = collect_uploads(files)
         started = time.monotonic()
         workers: list[threading.Thread] = []
         with AwsEmulator(self.spec.region, self._on_s3_event) as aws:
@@ -719,7 +719,7 @@ def _drain(sqs: Any, url: str) -> list[dict[str, Any]]:
         messages += [json.loads(m["Body"]) for m in batch]
 
 
-def _collect_uploads(files: Sequence[Path]) -> list[tuple[Path, str]]:
+def collect_uploads(files: Sequence[Path]) -> list[tuple[Path, str]]:
     """(path, key relative to the input prefix): a directory's files keep their path below it."""
     found: list[tuple[Path, str]] = []
     for given in files:

@@ -19,7 +19,7 @@ from typing import Any
 
 from devtools.graph import pipeline_spec
 from devtools.lambda_runtime import Interpreter, find_interpreter
-from devtools.local_run import LocalPipeline, RunResult
+from devtools.local_run import LocalPipeline, RunResult, collect_uploads
 from devtools.spec import PipelineSpec
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -115,6 +115,7 @@ def run(
     duplicate_deliveries: bool = False,
     echo: Callable[[str], None] = lambda _: None,
 ) -> RunResult:
+    collect_uploads(files)  # a wrong path is reported before any set-up work
     prepared = prepare(stack, database_url=database_url, echo=echo)
     return LocalPipeline(
         prepared.spec,
