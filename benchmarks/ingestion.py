@@ -10,7 +10,9 @@ measures each contender in a fresh subprocess so that every peak-RSS figure is i
 * ``naive``      — read the whole file, ``json.loads`` every line, keep every record in a list;
 * ``parse:X``    — parse-and-discard with parser X (orjson, msgspec, json) over the same 1 MiB-chunk
                    line splitting, i.e. the ceiling for any parser-bound ingestion;
-* ``core@small`` — the core on the small input, to show memory does not grow with input size.
+* ``core@small`` — the core on the small input, to show memory does not grow with input size;
+* ``encode:X`` / ``validate:X`` — CPU per record to serialise (orjson, msgspec) or schema-check
+                   (fastjsonschema if installed, jsonschema-rs) records parsed beforehand.
 
 Prints a table: MB/s and records/s of input per CPU second (process time: on a shared machine the
 wall-clock time mostly measures the neighbours; both are printed), best of ``--repeats`` runs, and
@@ -170,6 +172,13 @@ def measure(kind: str, path: Path) -> dict[str, Any]:
                 loads(line)
                 records += 1
             extra = {}
+        elif kind.split(":")[0] in ("encode", "validate"):
+            action, library = kind.split(":")
+            import msgspec
+
+            parsed = msgspec.json.Decoder().decode_lines(f.read())
+            records = len(parsed)
+            extra = {"us_per_record": _per_record(action, library, parsed)}
         else:
             raise SystemExit(f"unknown measurement {kind}")
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
@@ -184,6 +193,35 @@ def measure(kind: str, path: Path) -> dict[str, Any]:
         "peak_rss_growth_mb": round(peak_mb() - baseline, 1),
         **extra,
     }
+
+
+def _per_record(action: str, library: str, parsed: list[Any]) -> float | str:
+    """CPU microseconds per record to encode or validate already-parsed records with ``library``."""
+    from handlers.config import default_record_schema
+
+    if action == "encode":
+        if library == "orjson":
+            import orjson
+
+            work = orjson.dumps
+        else:
+            import msgspec
+
+            work = msgspec.json.Encoder().encode
+    elif library == "fastjsonschema":
+        try:
+            import fastjsonschema
+        except ImportError:
+            return "not installed"
+        work = fastjsonschema.compile(default_record_schema())
+    else:
+        import jsonschema_rs
+
+        work = jsonschema_rs.validator_for(default_record_schema()).is_valid
+    start = time.process_time()
+    for record in parsed:
+        work(record)
+    return round((time.process_time() - start) / len(parsed) * 1e6, 2)
 
 
 class _SpoolSink:
@@ -238,11 +276,24 @@ def main() -> None:
         kinds += ["naive", "parse:orjson", "parse:msgspec", "parse:json"]
         results = [best_of(kind, big, args.repeats) for kind in kinds]
         results.append(best_of("core@small", small, args.repeats))
+        costs = [
+            best_of(kind, small, args.repeats)
+            for kind in (
+                "encode:orjson",
+                "encode:msgspec",
+                "validate:fastjsonschema",
+                "validate:jsonschema_rs",
+            )
+        ]
     columns = ("kind", "mb", "records", "wall_s", "cpu_s", "mb_per_s", "records_per_s", "peak_rss_growth_mb")
     print("| " + " | ".join(columns) + " | output_mb |")
     print("|" + "---|" * (len(columns) + 1))
     for r in results:
         print("| " + " | ".join(str(r[c]) for c in columns) + f" | {r.get('output_mb', '')} |")
+    print("| per-record cost (CPU, small input, already parsed) | µs/record |")
+    print("|---|---|")
+    for r in costs:
+        print(f"| {r['kind']} | {r['us_per_record']} |")
     by = {r["kind"]: r for r in results}
     fastest = max((r for r in results if r["kind"].startswith("parse:")), key=lambda r: r["mb_per_s"])
     core, small_core = by["core"], by["core@small"]
