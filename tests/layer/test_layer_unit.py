@@ -67,6 +67,16 @@ def test_pip_installs_wheels_for_the_lambda_target_not_the_host(tmp_path: Path) 
     assert all(tag.endswith("_aarch64") for tag in platforms)
 
 
+def test_boto3_is_installed_only_with_the_switch(tmp_path: Path) -> None:
+    # GIVEN the default spec and the one with include_boto3
+    default = pip_install_command(LayerSpec(), tmp_path)
+    with_boto3 = pip_install_command(LayerSpec(include_boto3=True), tmp_path)
+    # WHEN / THEN only the latter installs the boto3 pins, after the layer's own requirements
+    assert str(build.BOTO3_REQUIREMENTS) not in default
+    requirement_files = [with_boto3[i + 1] for i, arg in enumerate(with_boto3) if arg == "--requirement"]
+    assert requirement_files == [str(build.DEFAULT_REQUIREMENTS), str(build.BOTO3_REQUIREMENTS)]
+
+
 def test_platform_tags_cover_glibc_2_17_to_2_34_and_no_newer() -> None:
     # GIVEN Lambda's glibc 2.34 WHEN the x86_64 tags are listed
     tags = platform_tags("x86_64")
