@@ -384,7 +384,7 @@ def _check_content(spec: LayerSpec, site: Path) -> None:
         lines = ", ".join(f"{name}=={version}" for name, version in sorted(unpinned.items()))
         problems.append(
             f"pip installed packages the requirements do not pin exactly: {lines} (a dependency of a pinned "
-            f"package); add these pins to {spec.requirement_files[-1].name} so the layer stays reproducible"
+            f"package); add these pins to {spec.requirements.name} so the layer stays reproducible"
         )
     if not spec.include_boto3 and (leaked := sorted(_BOTO3_FAMILY & installed.keys())):
         problems.append(
