@@ -27,6 +27,7 @@ import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 BOOTSTRAP = Path(__file__).with_name("_bootstrap.py")
 BOTO3_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
@@ -231,6 +232,8 @@ class LambdaContainer:
     _counter: itertools.count = field(default_factory=itertools.count, init=False)
 
     def start(self) -> None:
+        self.stop(kill=True)  # a container that died (exit, timeout) is replaced, never reused
+        self._lines = queue.Queue()  # its own queue: lines of a killed process never leak into the next
         read_fd, write_fd = os.pipe()
         image = self.image
         args = [
@@ -261,18 +264,23 @@ class LambdaContainer:
         finally:
             os.close(write_fd)
         self._results = os.fdopen(read_fd, "r", encoding="utf-8")
-        threading.Thread(target=self._pump, args=(self._process.stdout,), daemon=True).start()
+        threading.Thread(target=self._pump, args=(self._process.stdout, self._lines), daemon=True).start()
 
-    def _pump(self, stream) -> None:
+    @staticmethod
+    def _pump(stream: Any, lines: queue.Queue) -> None:
         for line in stream:
-            self._lines.put(line.rstrip("\n"))
-        self._lines.put(None)
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
 
     @property
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def invoke(self, event: object, request_id: str | None = None) -> InvocationResult:
+    def invoke(
+        self, event: object, request_id: str | None = None, grace_seconds: float = 5.0
+    ) -> InvocationResult:
+        """One invocation; ``grace_seconds`` beyond the declared timeout cover a cold start's init phase,
+        which Lambda does not count against the timeout either."""
         if not self.alive:
             self.start()
         assert self._process is not None
@@ -285,7 +293,7 @@ class LambdaContainer:
             "invokedFunctionArn": self.image.arn,
         }
         started = time.monotonic()
-        deadline = started + self.image.timeout_seconds + 5  # the process's own start-up is not billed either
+        deadline = started + self.image.timeout_seconds + grace_seconds
         self._process.stdin.write(json.dumps(request) + "\n")
         self._process.stdin.flush()
         lines: list[str] = []
@@ -294,7 +302,7 @@ class LambdaContainer:
             try:
                 line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                self.stop()
+                self.stop(kill=True)  # Lambda stops a timed-out sandbox; the next event gets a fresh one
                 lines.append(f"{request_id} Task timed out after {self.image.timeout_seconds:.2f} seconds")
                 return InvocationResult(
                     request_id,
@@ -329,12 +337,14 @@ class LambdaContainer:
             duration_ms=response.get("durationMs", 0.0),
         )
 
-    def stop(self) -> None:
+    def stop(self, kill: bool = False) -> None:
         process, self._process = self._process, None
         if process is not None:
             with contextlib.suppress(OSError):
                 if process.stdin:
                     process.stdin.close()
+            if kill:
+                process.kill()
             try:
                 process.wait(timeout=5)
             except subprocess.TimeoutExpired:

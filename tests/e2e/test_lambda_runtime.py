@@ -14,9 +14,10 @@ from devtools.local_run import RunResult
 from devtools.spec import PipelineSpec
 
 HANDLER = """
-import json, sys
+import json, sys, time
 
 def handler(event, context):
+    time.sleep(event.get("sleep", 0))
     if event.get("import"):
         __import__(event["import"])
     if event.get("fail"):
@@ -125,6 +126,17 @@ def test_a_wrong_declared_handler_string_fails_the_stage_in_the_run(
     # THEN the event fails in ingestion as in AWS and nothing downstream runs
     assert [(f.stage, f.error_type) for f in result.failures] == [("ingestion", "Runtime.HandlerNotFound")]
     assert result.stages["processing"].invocations == 0
+
+
+def test_a_timed_out_invocation_is_killed_and_the_next_gets_a_fresh_container(
+    image: FunctionImage, container
+) -> None:
+    short = container(replace(image, timeout_seconds=1))
+    timed_out = short.invoke({"sleep": 30}, grace_seconds=0.5)
+    after = short.invoke({})
+    assert timed_out.error["errorType"] == "Sandbox.Timedout"
+    assert "Task timed out after 1.00 seconds" in timed_out.error["errorMessage"]
+    assert after.ok, after.error
 
 
 def test_without_the_stacks_runtime_the_current_interpreter_stands_in_and_says_so() -> None:
