@@ -415,6 +415,13 @@ class LocalPipeline:
         precompile(runtime_dir, self.interpreter)
         opt = unpack_cached(self.layer_archive, self.cache_dir / "layers")
         for stage in self.spec.stages:
+            if stage.layer_archives and self.layer_archive.resolve() not in {
+                p.resolve() for p in stage.layer_archives
+            }:
+                raise LocalRunError(
+                    f"stage {stage.stage} declares the layer {', '.join(map(str, stage.layer_archives))}, "
+                    f"but the run was given {self.layer_archive} (evaluate the stack with layer.archive = it)"
+                )
             task = unpack_zip(stage.code_archive, root / stage.stage / "task")
             environment = {k: self._map(str(v)) for k, v in stage.environment.items()}
             environment.update(
