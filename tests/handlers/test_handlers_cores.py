@@ -36,6 +36,8 @@ from handlers.ingest import (
 from handlers.metrics import Counts
 
 CHECKER = RecordChecker(default_record_schema())
+# No deadline: two shared cores make single examples slow at times; fewer examples keep the tier fast.
+PROPERTY = settings(max_examples=50, deadline=None)
 json_scalars = (
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
 )
@@ -52,6 +54,7 @@ def reader(data: bytes) -> Any:
 # --- splitting ---------------------------------------------------------------------------------------
 
 
+@PROPERTY
 @given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=30), st.integers(1, 64))
 def test_iter_lines_is_independent_of_chunk_size(lines: list[bytes], chunk: int) -> None:
     data = b"\n".join(lines)
@@ -61,6 +64,7 @@ def test_iter_lines_is_independent_of_chunk_size(lines: list[bytes], chunk: int)
     assert list(iter_lines(reader(data), 20, chunk)) == expected
 
 
+@PROPERTY
 @given(st.lists(json_values, max_size=8), st.integers(1, 50), st.sampled_from([None, 1, 2]))
 def test_array_elements_are_split_exactly_whatever_the_chunking(
     items: list[Any], chunk: int, indent: Any
@@ -99,6 +103,7 @@ def test_format_follows_the_suffix(key: str, compressed: bool, document: bool) -
 # --- parsing, validation, normalisation ---------------------------------------------------------------
 
 
+@PROPERTY
 @given(
     st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
     st.integers(-23 * 60, 23 * 60),
@@ -136,6 +141,7 @@ def test_non_rfc3339_timestamps_are_rejected(value: object) -> None:
         normalise_timestamp(value)
 
 
+@PROPERTY
 @given(st.dictionaries(st.text(max_size=6), json_values, max_size=6))
 def test_records_without_duplicate_keys_are_never_flagged(attributes: dict[str, Any]) -> None:
     record = {"id": "a", "timestamp": "2024-05-01T00:00:00Z", "type": "t", "attributes": attributes}
@@ -148,6 +154,7 @@ def test_records_without_duplicate_keys_are_never_flagged(attributes: dict[str, 
         assert not isinstance(result, Rejection), result
 
 
+@PROPERTY
 @given(st.text(max_size=6), json_values, json_values)
 def test_a_duplicated_attribute_key_is_always_flagged(key: str, first: Any, second: Any) -> None:
     encoded = json.dumps(key)
@@ -193,7 +200,7 @@ records_strategy = st.lists(
 )
 
 
-@settings(max_examples=60)
+@PROPERTY
 @given(records_strategy, st.sampled_from(sorted(WINDOWS.values())), st.data())
 def test_merging_per_file_aggregates_in_any_order_equals_aggregating_everything(
     records: list[dict[str, Any]], window: int, data: st.DataObject
@@ -210,6 +217,7 @@ def test_merging_per_file_aggregates_in_any_order_equals_aggregating_everything(
     assert merged == aggregate_records(records, window, DIMENSIONS, METRICS)
 
 
+@PROPERTY
 @given(records_strategy, records_strategy, records_strategy)
 def test_merge_is_associative_and_commutative_with_an_identity(a: Any, b: Any, c: Any) -> None:
     x, y, z = (aggregate_records(r, 3600, DIMENSIONS, METRICS) for r in (a, b, c))
@@ -218,6 +226,7 @@ def test_merge_is_associative_and_commutative_with_an_identity(a: Any, b: Any, c
     assert merge(x, {}) == x == merge({}, x)
 
 
+@PROPERTY
 @given(records_strategy)
 def test_aggregates_document_round_trips(records: list[dict[str, Any]]) -> None:
     groups = aggregate_records(records, 300, DIMENSIONS, METRICS)
@@ -309,6 +318,7 @@ unit_strategy = st.one_of(
 )
 
 
+@PROPERTY
 @given(st.lists(unit_strategy, min_size=1, max_size=12))
 def test_batched_checking_equals_checking_one_unit_at_a_time(units: list[bytes]) -> None:
     assert CHECKER.check_lines(units) == [CHECKER.check(unit) for unit in units]
@@ -322,6 +332,7 @@ def test_timestamps_outside_the_utc_range_are_rejected(value: str) -> None:
         normalise_timestamp(value)
 
 
+@PROPERTY
 @given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)))
 def test_fast_and_slow_utc_paths_agree(moment: datetime) -> None:
     text = moment.isoformat() + "Z"
