@@ -26,7 +26,7 @@ from layer.build import (
     check_size_budget,
     elf_machine,
 )
-from tests.layer.conftest import REAL_SPECS, extract, require_interpreter
+from tests.layer.support import REAL_SPECS, extract, require_interpreter
 
 ROOT = Path(__file__).resolve().parents[2]
 Layers = Callable[[str], Path]

@@ -32,7 +32,7 @@ from layer.build import (
     pip_install_command,
     platform_tags,
 )
-from tests.layer.conftest import DEMO_FILES, HOST_ARCHITECTURE, FakePip
+from tests.layer.support import DEMO_FILES, HOST_ARCHITECTURE, FakePip
 
 ROOT = Path(__file__).resolve().parents[2]
 ELF_AARCH64 = b"\x7fELF\x02\x01\x01" + b"\x00" * 11 + (0xB7).to_bytes(2, "little") + b"\x00" * 44
