@@ -358,3 +358,23 @@ def test_a_killed_builds_leftovers_are_removed_but_a_running_builds_are_not(
     archive = build_layer(demo_spec, cache_dir=cache, runner=FakePip(), progress=_silent)
     # THEN the abandoned directory is gone and the running one untouched
     assert sorted(cache.iterdir()) == sorted([archive, running])
+
+
+def test_the_cli_prints_only_the_zip_path_on_stdout(demo_spec: LayerSpec, tmp_path: Path) -> None:
+    # GIVEN a layer already in a cache (so the CLI needs no pip)
+    archive = build_layer(demo_spec, cache_dir=tmp_path / "cache", runner=FakePip(), progress=_silent)
+    # WHEN the CLI is asked for the same layer
+    arguments = ["--runtime", demo_spec.runtime, "--architecture", demo_spec.architecture]
+    arguments += ["--requirements", str(demo_spec.requirements), "--cache-dir", str(tmp_path / "cache")]
+    result = subprocess.run(
+        [sys.executable, "-m", "layer.build", *arguments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # THEN stdout is the path alone (scriptable), and the progress went to stderr
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{archive}\n"
+    assert result.stderr.startswith("[layer] ")
+    assert "cached" in result.stderr
