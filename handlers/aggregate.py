@@ -157,6 +157,8 @@ class Aggregator:
             minute = timestamp[:16]
             start = self._windows.get(minute)
             if start is None:
+                if len(self._windows) >= 100_000:  # a cache, not a record store: keep it bounded
+                    self._windows.clear()
                 start = self._windows[minute] = window_start(timestamp, self.window_seconds)
             return start
         return window_start(timestamp, self.window_seconds)
