@@ -90,13 +90,16 @@ def test_plan_prints_every_resource_under_its_component(dev_stack: DeclaredStack
     lines = plan.splitlines()
     for resource in dev_stack.resources:
         assert any(f"{resource.type}  {resource.name}" in line for line in lines), resource.urn
-    # the functions are indented below their PipelineStage component, with their handler shown
-    stage_line = next(
-        i for i, line in enumerate(lines) if "data-pipeline:stage:PipelineStage  ingestion" in line
-    )
-    function_line = next(i for i, line in enumerate(lines) if "aws:lambda/function:Function" in line)
-    assert function_line > stage_line
-    assert len(lines[function_line]) - len(lines[function_line].lstrip()) > len(lines[stage_line]) - len(
-        lines[stage_line].lstrip()
-    )
-    assert "handler: handlers.ingestion.handler" in plan
+    # each stage's function, with its handler, is in the block indented below its PipelineStage component
+    for stage in ("ingestion", "processing", "analytics"):
+        header = next(
+            i for i, line in enumerate(lines) if f"data-pipeline:stage:PipelineStage  {stage} " in line
+        )
+        depth = len(lines[header]) - len(lines[header].lstrip())
+        block = []
+        for line in lines[header + 1 :]:
+            if len(line) - len(line.lstrip()) <= depth:
+                break
+            block.append(line)
+        assert any("aws:lambda/function:Function" in line for line in block), stage
+        assert any(f"handler: handlers.{stage}.handler" in line for line in block), stage
