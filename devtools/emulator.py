@@ -4,9 +4,10 @@ Two narrow extensions of moto, both undone by :meth:`AwsEmulator.stop` (moto's s
 the test suite also uses ``mock_aws`` in the same process):
 
 * moto's S3 notification code matches the event against the bucket's notification configuration (event
-  name, prefix, suffix) and builds the event JSON exactly as S3 does, then hands it to its Lambda backend,
-  which would need Docker. :func:`moto.s3.notifications._invoke_awslambda` is routed to ``on_lambda_event``
-  instead, with moto's own event JSON.
+  name, prefix, suffix) and builds the event JSON as S3 does, then hands it to its Lambda backend, which
+  would need Docker. :func:`moto.s3.notifications._invoke_awslambda` is routed to ``on_lambda_event``
+  instead, with moto's own event JSON, to which the object's ``versionId`` is added when the bucket is
+  versioned (S3 sends it; moto does not), so a handler reads the exact version it was told about.
 * moto authorises Secrets Manager and SNS calls against resource ``*``, so a role granted ``GetSecretValue``
   on its one secret or ``Publish`` on its one topic (least privilege) would be denied. The response classes
   learn the secret's or topic's ARN, as moto already does for SQS queues, so the declared resource is what
@@ -183,6 +184,18 @@ class AwsEmulator:
 
         self._saved["invoke"] = notifications._invoke_awslambda
         notifications._invoke_awslambda = self._hand_off
+        self._saved["event"] = original_event = notifications._get_s3_event
+
+        def s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
+            # S3 names the version in events from a versioned bucket; moto leaves it out.
+            event = original_event(event_name, bucket, key, notification_id)
+            version = getattr(key, "version_id", None)
+            if version and version != "null":
+                for record in event["Records"]:
+                    record["s3"]["object"]["versionId"] = version
+            return event
+
+        notifications._get_s3_event = s3_event
         self._saved["secret_resource"] = getattr(SecretsManagerResponse, "_determine_resource", None)
         SecretsManagerResponse._determine_resource = _secret_resource  # type: ignore[attr-defined]
         self._saved["topic_resource"] = getattr(SNSResponse, "_determine_resource", None)
@@ -195,6 +208,8 @@ class AwsEmulator:
 
         if "invoke" in self._saved:
             notifications._invoke_awslambda = self._saved.pop("invoke")
+        if "event" in self._saved:
+            notifications._get_s3_event = self._saved.pop("event")
         for key, cls in (("secret_resource", SecretsManagerResponse), ("topic_resource", SNSResponse)):
             if key in self._saved:
                 saved = self._saved.pop(key)

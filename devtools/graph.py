@@ -24,6 +24,7 @@ from devtools.spec import (
 
 T_BUCKET = "aws:s3/bucket:Bucket"
 T_NOTIFICATION = "aws:s3/bucketNotification:BucketNotification"
+T_VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
 T_FUNCTION = "aws:lambda/function:Function"
 T_LAYER = "aws:lambda/layerVersion:LayerVersion"
 T_ROLE = "aws:iam/role:Role"
@@ -177,6 +178,11 @@ def pipeline_spec(declared: Any) -> PipelineSpec:
             )
             for f in plain(n.inputs.get("lambdaFunctions", []))
         )
+    versioned = {
+        str(plain(v.inputs.get("bucket")))
+        for v in of_type(T_VERSIONING)
+        if (plain(v.inputs.get("versioningConfiguration")) or {}).get("status") == "Enabled"
+    }
     buckets = tuple(
         BucketSpec(
             resource_name=r.name,
@@ -184,6 +190,7 @@ def pipeline_spec(declared: Any) -> PipelineSpec:
             arn=str(r.outputs["arn"]),
             notifications=tuple(notifications.get(str(r.outputs["bucket"]), ()))
             + tuple(notifications.get(str(r.id), ()) if r.id != r.outputs["bucket"] else ()),
+            versioned=bool({str(r.outputs["bucket"]), str(r.id)} & versioned),
         )
         for r in of_type(T_BUCKET)
     )

@@ -334,6 +334,8 @@ class LocalPipeline:
             if spec.region != "us-east-1":
                 kwargs["CreateBucketConfiguration"] = {"LocationConstraint": spec.region}
             s3.create_bucket(**kwargs)
+            if bucket.versioned:
+                s3.put_bucket_versioning(Bucket=bucket.name, VersioningConfiguration={"Status": "Enabled"})
             self._arn_map[bucket.arn] = f"arn:aws:s3:::{bucket.name}"
         for q in spec.queues:
             url = sqs.create_queue(QueueName=q.name, Attributes=dict(q.attributes))["QueueUrl"]

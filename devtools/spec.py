@@ -30,6 +30,7 @@ class BucketSpec:
     name: str  # the physical bucket name
     arn: str  # the declared (mock) ARN
     notifications: tuple[NotificationSpec, ...] = ()
+    versioned: bool = False  # a BucketVersioning with status Enabled is declared for it
 
 
 @dataclass(frozen=True)

@@ -161,22 +161,33 @@ def test_chain_completes_on_the_samples_with_postgresql(
     assert totals["metrics"]["value"]["sum"] == pytest.approx(expected.value_sum, rel=1e-9)
 
 
+@pytest.mark.parametrize(
+    ("stage", "action"),
+    [
+        ("processing", "s3:PutObject"),
+        # the raw bucket is versioned, so ingestion reads the exact version its event names
+        ("ingestion", "s3:GetObjectVersion"),
+    ],
+)
 def test_removing_one_needed_action_fails_the_run_with_access_denied_naming_the_stage(
-    dev_spec: PipelineSpec, run_pipeline: Run
+    dev_spec: PipelineSpec, run_pipeline: Run, stage: str, action: str
 ) -> None:
-    # GIVEN the processing role's declared policy without s3:PutObject (a negative control)
-    processing = dev_spec.stage("processing")
-    assert "s3:PutObject" in processing.allowed_actions()
-    broken = dev_spec.with_stage(processing.without_action("s3:PutObject"))
+    # GIVEN the stage role's declared policy without one action its handler needs (a negative control)
+    declared = dev_spec.stage(stage)
+    assert action in declared.allowed_actions()
+    broken = dev_spec.with_stage(declared.without_action(action))
     # WHEN one file runs
     result = run_pipeline(broken, [ONE_FILE])
-    # THEN ingestion succeeds, processing fails with AccessDenied and its event ends in its failure queue
+    # THEN that stage fails with AccessDenied, its event ends in its failure queue and nothing runs after it
     assert not result.ok
-    assert result.stages["ingestion"].errors == 0
-    assert [f.stage for f in result.failures] == ["processing"]
+    assert [f.stage for f in result.failures] == [stage]
     assert "AccessDenied" in result.failures[0].error_message
     assert result.failures[0].destination == "failure-queue"
-    assert result.stages["analytics"].invocations == 0
+    later = ["ingestion", "processing", "analytics"]
+    for other in later[: later.index(stage)]:
+        assert result.stages[other].errors == 0, other
+    for other in later[later.index(stage) + 1 :]:
+        assert result.stages[other].invocations == 0, other
 
 
 def test_a_handler_that_keeps_failing_leaves_the_event_in_its_failure_queue_after_the_retries(
