@@ -117,6 +117,7 @@ def test_a_container_stays_warm_between_invocations_and_frames_each_log(
     assert not any("asked to fail" in line for line in second.log_lines)
 
 
+@pytest.mark.network
 def test_a_wrong_declared_handler_string_fails_the_stage_in_the_run(
     dev_spec: PipelineSpec, run_pipeline: Callable[..., RunResult]
 ) -> None:

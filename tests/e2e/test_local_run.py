@@ -16,6 +16,7 @@ from devtools.local_run import RunResult
 from devtools.spec import PipelineSpec
 
 Run = Callable[..., RunResult]
+pytestmark = pytest.mark.network  # the real layer is built from PyPI unless .build/layers already holds it
 
 ODD_KEY = "clickstream/week 48 + café résumé.ndjson"
 ONE_FILE = SAMPLES / "orders" / "late-order.json"
