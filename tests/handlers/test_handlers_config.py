@@ -1,0 +1,69 @@
+"""Environment parsing: every problem reported at once, in one ConfigError, before any I/O."""
+
+from __future__ import annotations
+
+import pytest
+
+from handlers.config import load_analytics, load_ingestion, load_processing
+from handlers.errors import ConfigError
+from handlers.ingest import RecordChecker
+
+
+def test_processing_reports_every_bad_variable_at_once() -> None:
+    environ = {
+        "PIPELINE_STAGE": "ingestion",
+        "AGGREGATION_WINDOW": "2h",
+        "AGGREGATION_DIMENSIONS": "type,,type",
+        "AGGREGATES_PREFIX": "/aggregates",
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_processing(environ)
+    message = str(caught.value)
+    for fragment in (
+        "PIPELINE_STAGE is 'ingestion' but this is the processing handler",
+        "DEST_BUCKET is required",
+        "AGGREGATION_WINDOW must be one of 1m, 5m, 15m, 1h, 1d, got '2h'",
+        "AGGREGATION_DIMENSIONS has an empty item",
+        "AGGREGATION_DIMENSIONS has a duplicate item",
+        "AGGREGATES_PREFIX must be a key prefix ending in '/'",
+    ):
+        assert fragment in message
+
+
+def test_defaults_follow_the_architecture_contract() -> None:
+    config = load_processing({"PIPELINE_STAGE": "processing", "DEST_BUCKET": "b"})
+    assert (config.window, config.dimensions, config.metrics, config.aggregates_prefix) == (
+        "1h",
+        ("type", "source"),
+        ("value",),
+        "aggregates/",
+    )
+    ingestion = load_ingestion({"PIPELINE_STAGE": "ingestion", "DEST_BUCKET": "b"})
+    assert ingestion.input_suffixes == (".json", ".jsonl", ".ndjson", ".gz")
+    assert ingestion.max_record_bytes == 1_048_576
+    assert ingestion.record_schema["required"] == ["id", "timestamp", "type"]
+    analytics = load_analytics({"PIPELINE_STAGE": "analytics", "DEST_BUCKET": "b"})
+    assert (analytics.database_secret_arn, analytics.summary_topic_arn, analytics.report_top_groups) == (
+        None,
+        None,
+        10,
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"), [("[1]", "must be a JSON object"), ("{oops", "RECORD_SCHEMA is invalid")]
+)
+def test_record_schema_must_be_a_json_object(value: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match="RECORD_SCHEMA is invalid") as caught:
+        load_ingestion({"PIPELINE_STAGE": "ingestion", "DEST_BUCKET": "b", "RECORD_SCHEMA": value})
+    assert fragment in str(caught.value)
+
+
+def test_schema_that_is_not_a_json_schema_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="not a valid JSON Schema"):
+        RecordChecker({"type": "nonsense"})
+
+
+def test_max_record_bytes_must_be_positive() -> None:
+    with pytest.raises(ConfigError, match="MAX_RECORD_BYTES must be at least 1, got 0"):
+        load_ingestion({"PIPELINE_STAGE": "ingestion", "DEST_BUCKET": "b", "MAX_RECORD_BYTES": "0"})
