@@ -12,9 +12,7 @@ moto's S3 events to the stages with Lambda's asynchronous-invocation semantics u
   credentials*, as Lambda sends destination records with the execution role;
 * with ``duplicate_deliveries`` every event is delivered twice (S3 and Lambda promise at-least-once).
 
-Before anything runs, the checks AWS itself makes at deploy time are made here (:func:`preflight`):
-a notification's function must exist and allow ``s3.amazonaws.com`` from that bucket, configurations on
-one bucket must not overlap, the role must trust Lambda, the environment must not set reserved keys.
+Before anything runs, :func:`devtools.preflight.preflight` makes the checks AWS makes at deploy time.
 """
 
 from __future__ import annotations
@@ -28,8 +26,8 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -46,179 +44,13 @@ from devtools.lambda_runtime import (
     unpack_cached,
     unpack_zip,
 )
+from devtools.preflight import preflight
+from devtools.results import METRICS, Failure, RunResult, StageStats, Upload, hide_password, read_database
 from devtools.spec import BucketSpec, PipelineSpec, StageSpec
-
-METRICS = ("RecordsRead", "RecordsValid", "RecordsQuarantined", "BlankLines", "ObjectsWritten")
-RESERVED_ENV = frozenset(
-    {
-        "_HANDLER",
-        "_X_AMZN_TRACE_ID",
-        "AWS_DEFAULT_REGION",
-        "AWS_REGION",
-        "AWS_EXECUTION_ENV",
-        "AWS_LAMBDA_FUNCTION_NAME",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-        "AWS_LAMBDA_FUNCTION_VERSION",
-        "AWS_LAMBDA_INITIALIZATION_TYPE",
-        "AWS_LAMBDA_LOG_GROUP_NAME",
-        "AWS_LAMBDA_LOG_STREAM_NAME",
-        "AWS_ACCESS_KEY",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_LAMBDA_RUNTIME_API",
-        "LAMBDA_TASK_ROOT",
-        "LAMBDA_RUNTIME_DIR",
-    }
-)
-"""Keys Lambda refuses in a function's environment (CreateFunction fails with InvalidParameterValue)."""
 
 
 class LocalRunError(RuntimeError):
     """The declared stack cannot run (what AWS would refuse at deploy time, or the local set-up failed)."""
-
-
-# ------------------------------------------------------------------------------------------------
-# results
-
-
-@dataclass
-class StageStats:
-    """What one stage did during the run."""
-
-    invocations: int = 0  # handler invocations, retries and duplicate deliveries included
-    succeeded: int = 0  # invocations that returned
-    errors: int = 0  # invocations that raised (each retried or sent to the failure queue)
-    retries: int = 0  # re-invocations after an error
-    events: int = 0  # events delivered to the stage (duplicates included)
-    failure_queue: int = 0  # on-failure records sent to the stage's failure queue
-    cold_starts: int = 0  # containers started
-    metrics: dict[str, int] = field(default_factory=lambda: dict.fromkeys(METRICS, 0))  # EMF totals
-    emf_lines: int = 0  # EMF documents seen in the logs
-
-
-@dataclass(frozen=True)
-class Failure:
-    """An event that ended in the failure queue (or could not even be sent there)."""
-
-    stage: str
-    key: str  # the object key of the event's first record
-    error_type: str
-    error_message: str
-    attempts: int
-    destination: str  # "failure-queue" or why the destination send failed
-
-
-@dataclass(frozen=True)
-class Upload:
-    key: str  # object key in the raw bucket
-    size: int  # bytes
-    triggered: bool  # whether a notification matched it
-
-
-@dataclass
-class RunResult:
-    """Everything the run observed; ``to_json()`` is what ``--json`` prints."""
-
-    stack: str
-    region: str
-    interpreter: dict[str, Any]
-    layer_archive: str
-    database_url: str  # password hidden
-    uploads: list[Upload]
-    stages: dict[str, StageStats]
-    failures: list[Failure]
-    failure_queue_messages: dict[str, list[dict[str, Any]]]  # stage -> on-failure records
-    objects: dict[str, list[str]]  # bucket -> keys
-    reports: dict[str, Any]  # report key -> report document
-    quarantine: list[dict[str, Any]]  # every quarantined entry, with its object key
-    database: dict[str, Any]  # table -> {"rows": n, "columns": [...], "sample": [...]}
-    database_error: str | None  # why the database could not be read, if it could not
-    logs: dict[str, list[str]]  # stage -> log lines (the CloudWatch stream stand-in)
-    elapsed_seconds: float
-
-    @property
-    def ok(self) -> bool:
-        """Every event was processed; errors that a retry recovered from are shown, not failures."""
-        return not self.failures
-
-    def to_json(self) -> dict[str, Any]:
-        doc = asdict(self)
-        doc["ok"] = self.ok
-        del doc["logs"]
-        return doc
-
-
-# ------------------------------------------------------------------------------------------------
-# deploy-time checks
-
-
-def _overlap(a_prefix: str, a_suffix: str, b_prefix: str, b_suffix: str) -> bool:
-    prefixes = a_prefix.startswith(b_prefix) or b_prefix.startswith(a_prefix)
-    suffixes = a_suffix.endswith(b_suffix) or b_suffix.endswith(a_suffix)
-    return prefixes and suffixes
-
-
-def _event_overlap(a: Iterable[str], b: Iterable[str]) -> bool:
-    def family(name: str) -> str:
-        return ":".join(name.split(":")[:2])
-
-    return any(x == y or (family(x) == family(y) and "*" in (x[-1], y[-1])) for x in a for y in b)
-
-
-def preflight(spec: PipelineSpec) -> list[str]:
-    """Problems AWS would report when deploying the declared graph (empty when it deploys)."""
-    problems: list[str] = []
-    stages_by_arn = {s.function_arn: s for s in spec.stages}
-    for bucket in spec.buckets:
-        for i, n in enumerate(bucket.notifications):
-            stage = stages_by_arn.get(n.function_arn)
-            if stage is None:
-                problems.append(
-                    f"bucket {bucket.name}: notification targets {n.function_arn}, which the stack does not "
-                    "declare (S3: Unable to validate the following destination configurations)"
-                )
-                continue
-            if bucket.arn not in stage.s3_invoke_sources:
-                problems.append(
-                    f"bucket {bucket.name}: function {stage.function_name} has no lambda Permission for "
-                    f"principal s3.amazonaws.com with source_arn {bucket.arn} "
-                    "(S3: Unable to validate the following destination configurations)"
-                )
-            for m in bucket.notifications[i + 1 :]:
-                if _event_overlap(n.events, m.events) and _overlap(n.prefix, n.suffix, m.prefix, m.suffix):
-                    problems.append(
-                        f"bucket {bucket.name}: notification ({n.prefix!r}, {n.suffix!r}) overlaps "
-                        f"({m.prefix!r}, {m.suffix!r}) (S3: Configurations overlap)"
-                    )
-    for stage in spec.stages:
-        if not _trusts_lambda(stage.assume_role_policy):
-            problems.append(
-                f"stage {stage.stage}: role {stage.role_name} does not trust lambda.amazonaws.com "
-                "(Lambda: The role defined for the function cannot be assumed by Lambda)"
-            )
-        reserved = sorted(RESERVED_ENV.intersection(stage.environment))
-        if reserved:
-            problems.append(
-                f"stage {stage.stage}: environment sets reserved keys {reserved} "
-                "(Lambda: InvalidParameterValueException)"
-            )
-    return problems
-
-
-def _trusts_lambda(policy: dict[str, Any]) -> bool:
-    for statement in policy.get("Statement", []):
-        actions = statement.get("Action", [])
-        actions = [actions] if isinstance(actions, str) else actions
-        services = (statement.get("Principal") or {}).get("Service", [])
-        services = [services] if isinstance(services, str) else services
-        if (
-            statement.get("Effect") == "Allow"
-            and "sts:AssumeRole" in actions
-            and "lambda.amazonaws.com" in services
-        ):
-            return True
-    return False
 
 
 # ------------------------------------------------------------------------------------------------
@@ -672,7 +504,7 @@ class LocalPipeline:
                 "machine": platform.machine(),
             },
             layer_archive=str(self.layer_archive),
-            database_url=_hide_password(self.database_url),
+            database_url=hide_password(self.database_url),
             uploads=uploads,
             stages=self._stats,
             failures=list(self._failures),
@@ -746,42 +578,3 @@ def collect_uploads(files: Sequence[Path]) -> list[tuple[Path, str]]:
     if not found:
         raise LocalRunError("nothing to upload: the given paths hold no files")
     return found
-
-
-def _hide_password(url: str) -> str:
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url
-
-
-def read_database(url: str, sample_rows: int = 50) -> dict[str, Any]:
-    """Every table of the database with its row count and first rows, read in a rolled-back transaction."""
-    from sqlalchemy import MetaData, create_engine, func, select
-
-    engine = create_engine(url)
-    try:
-        metadata = MetaData()
-        with engine.connect() as conn:
-            metadata.reflect(conn)
-            tables: dict[str, Any] = {}
-            for name, table in sorted(metadata.tables.items()):
-                count = conn.execute(select(func.count()).select_from(table)).scalar_one()
-                rows = conn.execute(select(table).limit(sample_rows)).mappings().all()
-                tables[name] = {
-                    "rows": count,
-                    "columns": [c.name for c in table.columns],
-                    "sample": [{k: _jsonable(v) for k, v in row.items()} for row in rows],
-                }
-            conn.rollback()
-        return tables
-    finally:
-        engine.dispose()
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return str(value)

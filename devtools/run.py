@@ -19,7 +19,8 @@ from typing import Any
 
 from devtools.graph import pipeline_spec
 from devtools.lambda_runtime import Interpreter, find_interpreter
-from devtools.local_run import LocalPipeline, RunResult, collect_uploads
+from devtools.local_run import LocalPipeline, collect_uploads
+from devtools.results import RunResult
 from devtools.spec import PipelineSpec
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent

@@ -18,7 +18,8 @@ import pytest
 from devtools.declared import Secret
 from devtools.graph import pipeline_spec
 from devtools.lambda_runtime import Interpreter, find_interpreter
-from devtools.local_run import LocalPipeline, RunResult
+from devtools.local_run import LocalPipeline
+from devtools.results import RunResult
 from devtools.run import WORK_ROOT, build_local_layer, stack_runtime
 from devtools.spec import PipelineSpec
 

@@ -8,8 +8,8 @@ import pytest
 
 from devtools.declared import DeclaredStack
 from devtools.graph import pipeline_spec
-from devtools.local_run import preflight
 from devtools.plan import render_plan
+from devtools.preflight import preflight
 from devtools.spec import NotificationSpec, PipelineSpec
 
 

@@ -10,7 +10,7 @@ import pytest
 from e2e_expected import SAMPLES
 
 from devtools.lambda_runtime import FunctionImage, Interpreter, LambdaContainer, boto3_runtime_dir, precompile
-from devtools.local_run import RunResult
+from devtools.results import RunResult
 from devtools.spec import PipelineSpec
 
 HANDLER = """

@@ -12,7 +12,7 @@ import pytest
 from e2e_expected import SAMPLES, expected_from, input_files
 from sqlalchemy import create_engine, text
 
-from devtools.local_run import RunResult
+from devtools.results import RunResult
 from devtools.spec import PipelineSpec
 
 Run = Callable[..., RunResult]

@@ -1,0 +1,115 @@
+"""What a local run observed (:class:`RunResult`), and the read-only look at the database it ends with."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+METRICS = ("RecordsRead", "RecordsValid", "RecordsQuarantined", "BlankLines", "ObjectsWritten")
+"""The metrics of the handlers' one EMF log line per invocation (docs/architecture.md)."""
+
+
+@dataclass
+class StageStats:
+    """What one stage did during the run."""
+
+    invocations: int = 0  # handler invocations, retries and duplicate deliveries included
+    succeeded: int = 0  # invocations that returned
+    errors: int = 0  # invocations that raised (each retried or sent to the failure queue)
+    retries: int = 0  # re-invocations after an error
+    events: int = 0  # events delivered to the stage (duplicates included)
+    failure_queue: int = 0  # on-failure records sent to the stage's failure queue
+    cold_starts: int = 0  # containers started
+    metrics: dict[str, int] = field(default_factory=lambda: dict.fromkeys(METRICS, 0))  # EMF totals
+    emf_lines: int = 0  # EMF documents seen in the logs
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An event that ended in the failure queue (or could not even be sent there)."""
+
+    stage: str
+    key: str  # the object key of the event's first record
+    error_type: str
+    error_message: str
+    attempts: int
+    destination: str  # "failure-queue" or why the destination send failed
+
+
+@dataclass(frozen=True)
+class Upload:
+    key: str  # object key in the raw bucket
+    size: int  # bytes
+    triggered: bool  # whether a notification matched it
+
+
+@dataclass
+class RunResult:
+    """Everything the run observed; ``to_json()`` is what ``--json`` prints."""
+
+    stack: str
+    region: str
+    interpreter: dict[str, Any]
+    layer_archive: str
+    database_url: str  # password hidden
+    uploads: list[Upload]
+    stages: dict[str, StageStats]
+    failures: list[Failure]
+    failure_queue_messages: dict[str, list[dict[str, Any]]]  # stage -> on-failure records
+    objects: dict[str, list[str]]  # bucket -> keys
+    reports: dict[str, Any]  # report key -> report document
+    quarantine: list[dict[str, Any]]  # every quarantined entry, with its object key
+    database: dict[str, Any]  # table -> {"rows": n, "columns": [...], "sample": [...]}
+    database_error: str | None  # why the database could not be read, if it could not
+    logs: dict[str, list[str]]  # stage -> log lines (the CloudWatch stream stand-in)
+    elapsed_seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """Every event was processed; errors that a retry recovered from are shown, not failures."""
+        return not self.failures
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["ok"] = self.ok
+        del doc["logs"]
+        return doc
+
+
+def hide_password(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def read_database(url: str, sample_rows: int = 50) -> dict[str, Any]:
+    """Every table of the database with its row count and first rows, read in a rolled-back transaction."""
+    from sqlalchemy import MetaData, create_engine, func, select
+
+    engine = create_engine(url)
+    try:
+        metadata = MetaData()
+        with engine.connect() as conn:
+            metadata.reflect(conn)
+            tables: dict[str, Any] = {}
+            for name, table in sorted(metadata.tables.items()):
+                count = conn.execute(select(func.count()).select_from(table)).scalar_one()
+                rows = conn.execute(select(table).limit(sample_rows)).mappings().all()
+                tables[name] = {
+                    "rows": count,
+                    "columns": [c.name for c in table.columns],
+                    "sample": [{k: _jsonable(v) for k, v in row.items()} for row in rows],
+                }
+            conn.rollback()
+        return tables
+    finally:
+        engine.dispose()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
