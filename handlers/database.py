@@ -118,6 +118,10 @@ def _rows(
             metric_rows.append(
                 {**key, "metric": metric, "count": s.count, "sum": s.sum, "min": s.min, "max": s.max}
             )
+    # Rows in primary-key order: concurrent loads touching the same groups then take their row locks
+    # in the same order, so they wait for each other instead of deadlocking.
+    group_rows.sort(key=lambda row: (row["window_start"], row["dimensions"]))
+    metric_rows.sort(key=lambda row: (row["window_start"], row["dimensions"], row["metric"]))
     return group_rows, metric_rows
 
 
