@@ -259,3 +259,37 @@ def test_secret_without_a_url_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match='without a "url"'):
         analytics.database_url('{"username": "x"}')
+
+
+def test_concurrent_deliveries_load_once_and_concurrent_objects_all_add(postgres_url: str) -> None:
+    # GIVEN a real PostgreSQL and eight workers
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine = database.connect(postgres_url)
+    database.metadata.drop_all(engine)
+    database.metadata.create_all(engine)
+    groups = aggregate_records([record(2), record(9, type="view")], 3600, DIMENSIONS, METRICS)
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            # WHEN the same object is delivered eight times at once
+            same = list(
+                pool.map(
+                    lambda _: database.load(engine, "aggregates/c.json", "e", "1h", DIMENSIONS, groups),
+                    range(8),
+                )
+            )
+            # AND eight different objects with the same groups load at once
+            different = list(
+                pool.map(
+                    lambda n: database.load(engine, f"aggregates/{n}.json", "e", "1h", DIMENSIONS, groups),
+                    range(8),
+                )
+            )
+    finally:
+        engine.dispose()
+    # THEN exactly one of the duplicates loaded, and every distinct object added its counts once
+    assert (same.count(True), different) == (1, [True] * 8)
+    assert rollup(postgres_url) == [
+        ('{"source":"web","type":"click"}', 9, 18.0, 2.0, 2.0),
+        ('{"source":"web","type":"view"}', 9, 81.0, 9.0, 9.0),
+    ]
