@@ -112,7 +112,6 @@ def _invoke(handler_string, state, request):
 
 def main(argv):
     task_root, opt_dir, runtime_dir, handler_string, result_fd = argv[1:6]
-    task_root, opt_dir, runtime_dir = (os.path.abspath(p) for p in (task_root, opt_dir, runtime_dir))
     version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
     layer_paths = [
         os.path.join(opt_dir, "python", "lib", version, "site-packages"),

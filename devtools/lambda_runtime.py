@@ -242,9 +242,10 @@ class LambdaContainer:
             "-S",
             "-B",  # the code root is read-only in Lambda: nothing is written next to the code
             str(BOOTSTRAP),
-            str(image.task_root),
-            str(image.opt_dir),
-            str(image.runtime_dir),
+            # absolute: the process starts in the code root, where relative paths would mean something else
+            str(image.task_root.resolve()),
+            str(image.opt_dir.resolve()),
+            str(image.runtime_dir.resolve()),
             image.handler,
             str(write_fd),
         ]
