@@ -256,7 +256,7 @@ def main() -> None:
     parser.add_argument("--gzip-levels", default="1,6")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument(
-        "--records", choices=("small", "rich"), default="small", help="~155 B or ~650 B records"
+        "--records", choices=("small", "rich"), default="small", help="~155 B or ~505 B records"
     )
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
