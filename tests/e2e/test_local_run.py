@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -195,7 +196,10 @@ def test_a_handler_that_keeps_failing_leaves_the_event_in_its_failure_queue_afte
     dev_spec: PipelineSpec, run_pipeline: Run
 ) -> None:
     # GIVEN an analytics database nobody listens on: the analytics handler raises on every attempt
-    unreachable = "postgresql+psycopg2://nobody@127.0.0.1:9/nowhere"
+    with socket.socket() as probe:  # a port that was free a moment ago: connections to it are refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    unreachable = f"postgresql+psycopg2://nobody@127.0.0.1:{port}/nowhere"
     analytics = dev_spec.stage("analytics")
     # WHEN one file runs
     result = run_pipeline(dev_spec, [ONE_FILE], database_url=unreachable)
