@@ -41,7 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 from handlers.aggregate import GroupKey, GroupStats
 from handlers.errors import DatabaseUnavailableError
@@ -92,11 +92,30 @@ def connect(url: str) -> Engine:
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS  # fail fast, not at the Lambda timeout
     engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     try:
-        metadata.create_all(engine, checkfirst=True)
+        _create_schema(engine)
     except (OperationalError, InterfaceError) as exc:
         engine.dispose()
         raise DatabaseUnavailableError(f"cannot reach the database: {exc.orig}") from exc
     return engine
+
+
+# What PostgreSQL and SQLite say when another session created the same table a moment earlier.
+_CREATED_CONCURRENTLY = ("already exists", "duplicate key value violates unique constraint")
+
+
+def _create_schema(engine: Engine) -> None:
+    """Create the tables if missing, tolerating a concurrent cold start that creates them first.
+
+    ``checkfirst`` looks, then creates: two containers starting together can both see no table, and the
+    slower one's CREATE fails. Failing the event for that would send it to the failure queue for
+    nothing, so the loser looks again, and then finds the tables.
+    """
+    try:
+        metadata.create_all(engine, checkfirst=True)
+    except DBAPIError as exc:
+        if not any(text in str(exc.orig) for text in _CREATED_CONCURRENTLY):
+            raise
+        metadata.create_all(engine, checkfirst=True)
 
 
 def dimensions_json(names: Sequence[str], values: Sequence[Any]) -> str:

@@ -293,3 +293,26 @@ def test_concurrent_deliveries_load_once_and_concurrent_objects_all_add(postgres
         ('{"source":"web","type":"click"}', 9, 18.0, 2.0, 2.0),
         ('{"source":"web","type":"view"}', 9, 81.0, 9.0, 9.0),
     ]
+
+
+def test_schema_created_concurrently_by_another_cold_start_is_tolerated(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN another container creates the tables between this one's check and its CREATE TABLE
+    real_create_all = database.metadata.create_all
+    raced = []
+
+    def create_all_losing_the_race(bind: Any, checkfirst: bool = True) -> None:
+        if not raced:
+            raced.append(True)
+            real_create_all(bind, checkfirst=True)  # the other container wins
+            real_create_all(bind, checkfirst=False)  # this one's CREATE then fails: "already exists"
+        real_create_all(bind, checkfirst=checkfirst)
+
+    monkeypatch.setattr(database.metadata, "create_all", create_all_losing_the_race)
+    # WHEN this container connects
+    engine = database.connect(db_url)
+    engine.dispose()
+    # THEN it carried on with the tables in place instead of failing the event
+    assert raced == [True]
+    assert set(snapshot(db_url)) >= {"pipeline_rollup_groups", "pipeline_rollup_metrics", "pipeline_ledger"}
