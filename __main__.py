@@ -27,6 +27,7 @@ from components.stage import (
     PipelineStageArgs,
     stage_environment,
 )
+from layer.build import LayerSpec, build_layer, check_size_budget
 
 PROJECT_DIR = Path(__file__).resolve().parent
 
@@ -70,11 +71,11 @@ code_archive = build_function_archive(PROJECT_DIR)
 if cfg.layer.archive is not None:
     layer_archive = cfg.layer.archive
 else:
-    from layer.build import LayerSpec, build_layer
-
     layer_archive = build_layer(
         LayerSpec(runtime=cfg.runtime, architecture=cfg.architecture, include_boto3=cfg.layer.include_boto3)
     )
+# Lambda's 250 MB unzipped limit counts the layer and the function code together: fail at preview, not at up.
+check_size_budget(layer_archive, code_archive)
 layer = SharedLayer(
     "shared-layer",
     SharedLayerArgs(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import textwrap
+import zipfile
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from devtools.declared import DeclaredStack, evaluate_stack
+from devtools.declared import DeclaredStack, StackEvaluationError, evaluate_stack
 
 STAGES = ("ingestion", "processing", "analytics")
 BUCKETS = ("raw", "processed", "analytics")
@@ -344,3 +345,18 @@ def test_outputs_name_every_bucket_function_queue_and_the_layer(dev_stack):
         assert out["stages"][stage]["failureQueueUrl"] == queue.outputs["url"]
         assert out["stages"][stage]["failureQueueName"] == queue.outputs["name"]
     assert out["layerArn"].startswith("arn:aws:lambda:eu-west-1:123456789012:layer:data-pipeline-dev-shared:")
+
+
+def test_a_layer_over_lambdas_unzipped_limit_stops_the_preview(evaluate, tmp_path):
+    # GIVEN a layer archive that unzips past Lambda's 250 MB (zeros compress to almost nothing)
+    huge = tmp_path / "huge-layer.zip"
+    with zipfile.ZipFile(huge, "w", zipfile.ZIP_DEFLATED) as zf, zf.open("python/blob.bin", "w") as blob:
+        chunk = bytes(16 * 1024 * 1024)
+        for _ in range(16):
+            blob.write(chunk)
+    # WHEN the program is evaluated with it
+    with pytest.raises(StackEvaluationError) as raised:
+        evaluate("dev", {"layer": {"archive": str(huge)}})
+    # THEN it stops before any deploy, naming the limit and the function code it counted
+    assert "250" in str(raised.value)
+    assert "function code" in str(raised.value)
