@@ -10,8 +10,9 @@ AWS-managed `alias/aws/sns` key, whose policy cannot grant it `kms:GenerateDataK
 (docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services), so such an
 alarm would deploy cleanly and never notify anyone.
 
-What to do when an alarm fires is in docs/operating.md. The alarm specs and the dashboard body are built
-by pure functions (`alarm_specs`, `dashboard_body`) that the tests read without the Pulumi runtime.
+What to do when an alarm fires is in README.md, section "Operating". The alarm specs and the dashboard
+body are built by pure functions (`alarm_specs`, `dashboard_body`) that the tests read without the
+Pulumi runtime.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ METRICS_NAMESPACE = "DataPipeline"
 # The EMF metrics of handlers/metrics.py that the dashboard charts (dimension Stage).
 RECORD_METRICS = ("RecordsValid", "RecordsQuarantined")
 DEFAULT_OLDEST_FAILURE_AGE_SECONDS = 3600
-RUNBOOK = "docs/operating.md"
+RUNBOOK = "README.md"
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def dashboard_body(
             "y": 0,
             "width": 24,
             "height": 3,
-            "properties": {"title": "Alarms (what to do: docs/operating.md)", "alarms": list(alarm_arns)},
+            "properties": {"title": "Alarms (what to do: README.md, Operating)", "alarms": list(alarm_arns)},
         }
     ]
     for row, stage in enumerate(stages):

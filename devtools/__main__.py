@@ -2,7 +2,7 @@
 
 run      the declared pipeline on moto, each handler in a Lambda-like process (docs/local-run.md)
 plan     the declared resources as a tree, like a preview, without AWS
-redrive  re-invoke the events kept in a stage's failure queue (docs/operating.md)
+redrive  re-invoke the events kept in a stage's failure queue (README.md, Operating)
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ def test_alarm_watches_the_stage_metric_with_its_threshold(
     assert alarm["comparisonOperator"] == "GreaterThanThreshold"
     assert alarm["evaluationPeriods"] == 1
     assert alarm["treatMissingData"] == "notBreaching"
-    assert "docs/operating.md#" in alarm["alarmDescription"]
+    assert "README.md#" in alarm["alarmDescription"]
 
 
 def test_every_alarm_notifies_the_topic_on_alarm_and_on_ok(stack):
