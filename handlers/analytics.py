@@ -29,8 +29,8 @@ import msgspec
 from handlers.aggregate import GroupKey, GroupStats, Stats, groups_from_document
 from handlers.config import AnalyticsConfig, load_analytics
 from handlers.errors import ConfigError
-from handlers.events import ObjectRef, object_refs, relative_key
-from handlers.metrics import Counts, log_invocation
+from handlers.events import ObjectRef, relative_key
+from handlers.metrics import Counts, handle_objects
 
 INPUT_PREFIX = "aggregates/"  # the processing stage's AGGREGATES_PREFIX, fixed by the chain
 INPUT_SUFFIX = ".json"
@@ -195,16 +195,9 @@ def analyse_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str, dict[str, 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     rt = runtime()
-    total = Counts()
-    objects = []
-    for ref in object_refs(event):
+
+    def process(ref: ObjectRef) -> tuple[Counts, dict[str, Any]]:
         counts, written, extra = analyse_object(rt, ref)
-        total += counts
-        objects.append({"bucket": ref.bucket, "key": ref.key, "written": [written], **extra})
-    log_invocation(
-        rt.config.common.metrics_namespace,
-        "analytics",
-        total,
-        {"requestId": getattr(context, "aws_request_id", None), "objects": objects},
-    )
-    return {"objects": objects, "counts": total.__dict__}
+        return counts, {"written": [written], **extra}
+
+    return handle_objects(rt.config.common.metrics_namespace, "analytics", event, context, process)

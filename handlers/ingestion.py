@@ -15,9 +15,9 @@ import boto3
 
 from handlers.config import IngestionConfig, load_ingestion
 from handlers.errors import UnreadableObjectError
-from handlers.events import ObjectRef, object_refs, relative_key
+from handlers.events import ObjectRef, relative_key
 from handlers.ingest import RecordChecker, detect_format, ingest, unreadable_entry
-from handlers.metrics import Counts, log_invocation
+from handlers.metrics import Counts, handle_objects
 from handlers.s3io import LineSpool, open_object, upload
 
 
@@ -87,18 +87,9 @@ def ingest_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, list[str]]:
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     rt = runtime()
-    total = Counts()
-    objects = []
-    for ref in object_refs(event):
+
+    def process(ref: ObjectRef) -> tuple[Counts, dict[str, Any]]:
         counts, written = ingest_object(rt, ref)
-        total += counts
-        objects.append(
-            {"bucket": ref.bucket, "key": ref.key, "version_id": ref.version_id, "written": written}
-        )
-    log_invocation(
-        rt.config.common.metrics_namespace,
-        "ingestion",
-        total,
-        {"requestId": getattr(context, "aws_request_id", None), "objects": objects},
-    )
-    return {"objects": objects, "counts": total.__dict__}
+        return counts, {"version_id": ref.version_id, "written": written}
+
+    return handle_objects(rt.config.common.metrics_namespace, "ingestion", event, context, process)

@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
+
+from handlers.events import ObjectRef, object_refs
 
 METRIC_NAMES = {
     "records_read": "RecordsRead",
@@ -80,3 +82,27 @@ def log_invocation(
     """Print the invocation's single log line (Lambda sends stdout to CloudWatch Logs)."""
     line = json.dumps(emf_document(namespace, stage, counts, extra), separators=(",", ":"), default=str)
     print(line, file=stream or sys.stdout, flush=True)
+
+
+def handle_objects(
+    namespace: str,
+    stage: str,
+    event: Mapping[str, Any],
+    context: Any,
+    process: Callable[[ObjectRef], tuple[Counts, Mapping[str, Any]]],
+) -> dict[str, Any]:
+    """Every stage's handler body: ``process`` each S3 object of the event, then log one line with the totals.
+
+    ``process`` returns the object's counts and what to say about it (the keys it wrote, ...). An error
+    propagates before the line is logged, so Lambda retries the whole event.
+    """
+    total = Counts()
+    objects = []
+    for ref in object_refs(event):
+        counts, details = process(ref)
+        total += counts
+        objects.append({"bucket": ref.bucket, "key": ref.key, **details})
+    log_invocation(
+        namespace, stage, total, {"requestId": getattr(context, "aws_request_id", None), "objects": objects}
+    )
+    return {"objects": objects, "counts": total.__dict__}

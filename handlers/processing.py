@@ -14,8 +14,8 @@ import boto3
 
 from handlers.aggregate import aggregate_stream, to_document
 from handlers.config import ProcessingConfig, load_processing
-from handlers.events import ObjectRef, object_refs, relative_key
-from handlers.metrics import Counts, log_invocation
+from handlers.events import ObjectRef, relative_key
+from handlers.metrics import Counts, handle_objects
 from handlers.s3io import open_object
 
 INPUT_PREFIX = "records/"  # the ingestion stage's RECORDS_PREFIX, fixed by the chain
@@ -58,16 +58,9 @@ def process_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str]:
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     rt = runtime()
-    total = Counts()
-    objects = []
-    for ref in object_refs(event):
+
+    def process(ref: ObjectRef) -> tuple[Counts, dict[str, Any]]:
         counts, written = process_object(rt, ref)
-        total += counts
-        objects.append({"bucket": ref.bucket, "key": ref.key, "written": [written]})
-    log_invocation(
-        rt.config.common.metrics_namespace,
-        "processing",
-        total,
-        {"requestId": getattr(context, "aws_request_id", None), "objects": objects},
-    )
-    return {"objects": objects, "counts": total.__dict__}
+        return counts, {"written": [written]}
+
+    return handle_objects(rt.config.common.metrics_namespace, "processing", event, context, process)
