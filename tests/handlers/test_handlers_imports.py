@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import glob
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import must_have
+
+from layer.build import find_interpreter
 
 HANDLERS = Path(__file__).resolve().parents[2] / "handlers"
 
@@ -39,21 +39,19 @@ def test_package_ships_its_default_schema() -> None:
 
 @pytest.mark.parametrize("version", ["3.12", "3.13"])
 def test_handlers_compile_on_the_lambda_runtimes(version: str) -> None:
-    root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=False).stdout.strip()
-    candidates = sorted(
-        glob.glob(os.path.join(root or "/nonexistent", "versions", f"{version}.*", "bin", "python3"))
-    )
-    if not candidates:
-        must_have(f"a CPython {version} interpreter under $(pyenv root)/versions")
+    found = find_interpreter(version)
+    if found is None:
+        must_have(f"a CPython {version} interpreter (pyenv's versions or python{version} on PATH)")
+    interpreter = found[0]
     # -W error: 3.12+ turns invalid escape sequences into SyntaxWarnings; here they fail the test.
     files = sorted(str(path) for path in HANDLERS.glob("*.py"))
     compiled = subprocess.run(
-        [candidates[-1], "-W", "error", "-c", COMPILE, *files], capture_output=True, text=True, check=False
+        [interpreter, "-W", "error", "-c", COMPILE, *files], capture_output=True, text=True, check=False
     )
     assert compiled.returncode == 0, compiled.stderr
     # The standard-library-only modules run there too: config, events, metrics.
     ran = subprocess.run(
-        [candidates[-1], "-c", SMOKE], capture_output=True, text=True, check=False, cwd=HANDLERS.parent
+        [interpreter, "-c", SMOKE], capture_output=True, text=True, check=False, cwd=HANDLERS.parent
     )
     assert (ran.returncode, ran.stdout.strip()) == (0, "incoming/a b+c.json True"), ran.stderr
 
