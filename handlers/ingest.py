@@ -47,7 +47,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import jsonschema_rs
@@ -139,20 +139,29 @@ def _checked(unit: bytes, max_bytes: int) -> bytes | Oversize:
 
 def iter_lines(read: Read, max_bytes: int, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes | Oversize]:
     """The payload's lines (without ``\\n``); a line longer than ``max_bytes`` is skipped as Oversize."""
+    for lines, _ in iter_line_blocks(read, max_bytes, chunk_bytes):
+        yield from lines
+
+
+def iter_line_blocks(
+    read: Read, max_bytes: int, chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[tuple[list[bytes | Oversize], bool]]:
+    """``iter_lines`` a list at a time: the lines each chunk read completes (never an empty list),
+    and whether they are all bytes (no Oversize among them)."""
     carry = b""
     oversize = 0  # bytes of an over-long line consumed so far; 0 when not inside one
     prefix = b""
     while chunk := read(chunk_bytes):
-        pieces = chunk.split(b"\n")
-        head = pieces[0]
+        pieces: list[bytes | Oversize] = chunk.split(b"\n")  # type: ignore[assignment]
+        head: bytes = pieces[0]  # type: ignore[assignment]
         if oversize:
             if len(prefix) < PREFIX_BYTES:
                 prefix += head[: PREFIX_BYTES - len(prefix)]
             if len(pieces) == 1:
                 oversize += len(head)
                 continue
-            yield Oversize(prefix, oversize + len(head))
-            oversize = 0
+            pieces[0] = Oversize(prefix, oversize + len(head))
+            oversize, plain = 0, False
         else:
             head = carry + head if carry else head
             if len(pieces) == 1:
@@ -160,17 +169,19 @@ def iter_lines(read: Read, max_bytes: int, chunk_bytes: int = CHUNK_BYTES) -> It
                 if len(carry) > max_bytes:
                     oversize, prefix, carry = len(carry), carry[:PREFIX_BYTES], b""
                 continue
-            yield _checked(head, max_bytes)
-        for index in range(1, len(pieces) - 1):
-            line = pieces[index]
-            yield line if len(line) <= max_bytes else Oversize(line[:PREFIX_BYTES], len(line))
-        carry = pieces[-1]
+            pieces[0] = _checked(head, max_bytes)
+            plain = len(head) <= max_bytes
+        carry = pieces.pop()  # type: ignore[assignment]
         if len(carry) > max_bytes:
             oversize, prefix, carry = len(carry), carry[:PREFIX_BYTES], b""
+        if len(pieces) > 1 and max(map(len, pieces[1:])) > max_bytes:  # type: ignore[arg-type]
+            pieces[1:] = [_checked(line, max_bytes) for line in pieces[1:]]  # type: ignore[arg-type]
+            plain = False
+        yield pieces, plain
     if oversize:
-        yield Oversize(prefix, oversize)
+        yield [Oversize(prefix, oversize)], False
     elif carry:
-        yield _checked(carry, max_bytes)
+        yield [_checked(carry, max_bytes)], len(carry) <= max_bytes
 
 
 _STRUCTURAL = re.compile(rb'[\\"\[\]{},]')
@@ -325,10 +336,102 @@ _VALID_DATES: set[str] = set()  # YYYY-MM-DD already seen to exist (bounded)
 _RFC3339 = re.compile(
     r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
 )
+# Caches of the fast paths, keyed by coarse parts (a day, a minute of the day and an offset) that
+# repeat in any real file, never by a whole value; each stops growing at _CACHE_LIMIT entries.
+_CACHE_LIMIT = 100_000
+_SHIFTED_DATES: dict[tuple[str, int], str | None] = {}  # (date, -1/+1 day) -> date, None if out of range
+_OFFSET_CLOCKS: dict[str, tuple[int, str] | None] = {}  # "HH:MM+hh:mm" -> (day shift, UTC "HH:MM")
+_EPOCH_DATES: dict[int, str | None] = {}  # days since 1970-01-01 -> date, None if out of range
+_MAX_EXACT_MILLIS = 1 << 32  # below 2**32 s, value / 1000 is within 0.24 µs: datetime rounds it exactly
 
 
 def normalise_timestamp(value: object) -> str:
-    """RFC 3339 UTC ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``; raises ValueError for anything else."""
+    """RFC 3339 UTC ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``; raises ValueError for anything else.
+
+    Common shapes are converted by string and integer arithmetic; anything else, and every error,
+    goes through ``_normalise_with_datetime``, the reference (both agree: tests/handlers).
+    """
+    kind = type(value)
+    if kind is str:
+        match = _RFC3339.fullmatch(value)  # type: ignore[arg-type]
+        if match is None:
+            return _normalise_with_datetime(value)
+        date, clock, fraction, offset = match.groups()
+        if date not in _VALID_DATES or clock >= "24" or clock[3] >= "6" or clock[6] >= "6":
+            return _normalise_with_datetime(value)
+        if fraction is None or fraction.count("0", 0, 6) == min(len(fraction), 6):
+            fraction = ""  # datetime writes no fraction for zero microseconds
+        else:
+            fraction = f".{fraction[:6]:0<6}"
+        if offset in ("Z", "z"):
+            return f"{date}T{clock}{fraction}Z"
+        shifted = _OFFSET_CLOCKS.get(clock[:5] + offset, False)
+        if shifted is False:
+            shifted = _offset_clock(clock[:5], offset)
+        if shifted is None:
+            return _normalise_with_datetime(value)
+        days, hours_minutes = shifted
+        if days:
+            key = (date, days)
+            date = _SHIFTED_DATES.get(key) or _shift_date(key)  # type: ignore[assignment]
+            if date is None:
+                return _normalise_with_datetime(value)
+        return f"{date}T{hours_minutes}{clock[5:]}{fraction}Z"
+    if kind is int and -_MILLIS_THRESHOLD < value < _MAX_EXACT_MILLIS * 1000:  # type: ignore[operator]
+        if value >= _MILLIS_THRESHOLD:  # type: ignore[operator]
+            seconds, millis = divmod(value, 1000)  # type: ignore[call-overload]
+            fraction = f".{millis:03d}000" if millis else ""
+        else:
+            seconds, fraction = value, ""
+        days, seconds = divmod(seconds, 86400)
+        date = _EPOCH_DATES.get(days, False)  # type: ignore[assignment]
+        if date is False:
+            date = _epoch_date(days)
+        if date is None:
+            return _normalise_with_datetime(value)
+        hours, seconds = divmod(seconds, 3600)
+        minutes, seconds = divmod(seconds, 60)
+        return f"{date}T{hours:02d}:{minutes:02d}:{seconds:02d}{fraction}Z"
+    return _normalise_with_datetime(value)
+
+
+def _offset_clock(hours_minutes: str, offset: str) -> tuple[int, str] | None:
+    """The day shift and UTC ``HH:MM`` of local ``HH:MM`` at ``offset``; None if datetime may refuse it."""
+    offset_hours, offset_minutes = int(offset[1:3]), int(offset[4:6])
+    if offset_hours > 23 or offset_minutes > 59:
+        return None  # datetime's own error message is kept for these
+    local = int(hours_minutes[:2]) * 60 + int(hours_minutes[3:5])
+    sign = 1 if offset[0] == "+" else -1
+    days, utc = divmod(local - sign * (offset_hours * 60 + offset_minutes), 1440)
+    result = (days, f"{utc // 60:02d}:{utc % 60:02d}")
+    if len(_OFFSET_CLOCKS) < _CACHE_LIMIT:
+        _OFFSET_CLOCKS[hours_minutes + offset] = result
+    return result
+
+
+def _shift_date(key: tuple[str, int]) -> str | None:
+    date, days = key
+    try:
+        shifted: str | None = (datetime.fromisoformat(date) + timedelta(days=days)).date().isoformat()
+    except OverflowError:  # before year 1 or after year 9999
+        shifted = None
+    if len(_SHIFTED_DATES) < _CACHE_LIMIT:
+        _SHIFTED_DATES[key] = shifted
+    return shifted
+
+
+def _epoch_date(days: int) -> str | None:
+    try:
+        date: str | None = datetime.fromtimestamp(days * 86400, UTC).date().isoformat()
+    except (OverflowError, OSError, ValueError):
+        date = None
+    if len(_EPOCH_DATES) < _CACHE_LIMIT:
+        _EPOCH_DATES[days] = date
+    return date
+
+
+def _normalise_with_datetime(value: object) -> str:
+    """The reference conversion, through ``datetime``; remembers each valid UTC date it meets."""
     if isinstance(value, bool):
         raise ValueError("timestamp must be a string or a number, not a boolean")
     if isinstance(value, str):
@@ -338,20 +441,20 @@ def normalise_timestamp(value: object) -> str:
         date, clock, fraction, offset = match.groups()
         fraction = f".{(fraction + '00000')[:6]}" if fraction else ""
         if offset in ("Z", "z"):
-            if date in _VALID_DATES and clock < "24" and clock[3] < "6" and clock[6] < "6":
-                # Already UTC on a known-good date: the canonical form needs no datetime arithmetic.
-                return f"{date}T{clock}{'' if fraction in ('', '.000000') else fraction}Z"
             try:
                 utc = datetime.fromisoformat(f"{date}T{clock}{fraction}")
             except ValueError as exc:
                 raise ValueError(f"impossible timestamp {value[:64]!r}: {exc}") from exc
-            if len(_VALID_DATES) < 100_000:
+            if len(_VALID_DATES) < _CACHE_LIMIT:
                 _VALID_DATES.add(date)
             return utc.isoformat() + "Z"
         try:
-            parsed = datetime.fromisoformat(f"{date}T{clock}{fraction}{offset}").astimezone(UTC)
+            local = datetime.fromisoformat(f"{date}T{clock}{fraction}{offset}")
+            parsed = local.astimezone(UTC)
         except (ValueError, OverflowError) as exc:  # Feb 30, hour 24, leap second, year 0 in UTC
             raise ValueError(f"impossible timestamp {value[:64]!r}: {exc}") from exc
+        if len(_VALID_DATES) < _CACHE_LIMIT:
+            _VALID_DATES.add(date)
         return parsed.isoformat()[:-6] + "Z"
     if isinstance(value, int | float):
         seconds = value / 1000 if abs(value) >= _MILLIS_THRESHOLD else value
@@ -457,9 +560,7 @@ class RecordChecker:
 
     def _finish(self, unit: bytes, record: dict[str, Any]) -> bytes | Rejection:
         if not self._is_valid(record):
-            error = next(iter(self._validator.iter_errors(record)))
-            where = "/".join(str(part) for part in error.instance_path)
-            return Rejection("schema_violation", f"/{where}: {error.message}")
+            return self._violation(record)
         timestamp = record.get("timestamp")
         try:
             normalised = normalise_timestamp(timestamp)
@@ -473,39 +574,83 @@ class RecordChecker:
     def check_lines(self, units: list[bytes]) -> list[bytes | Rejection]:
         """``check`` of each unit (single-line, non-blank), amortised over the batch.
 
-        One ``decode_lines`` call parses the batch, and the duplicate-key bound is computed over the
-        joined bytes. Any irregularity (a parse error, a non-object, a possible duplicate) sends the
-        batch through ``check`` one unit at a time, so both paths give identical results.
+        One ``decode_lines`` call parses the batch and one ``encode_lines`` call writes it back;
+        duplicate keys are ruled out by comparing counts (``_no_duplicate_keys``). Any irregularity
+        (a parse error, a unit that is not ``{...}``, a possible duplicate) sends the batch through
+        ``check`` one unit at a time, so both paths give identical results.
         """
         joined = b"\n".join(units)
         try:
             records = _decode_lines(joined)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             return [self.check(unit) for unit in units]
-        if len(records) != len(units) or _SPACED_COLON.search(joined) is not None:
+        if len(records) != len(units):
             return [self.check(unit) for unit in units]
-        keys = 0
-        for record in records:
-            if type(record) is not dict:
-                return [self.check(unit) for unit in units]
-            keys += _parsed_keys(record)
-        if joined.count(b'":') != keys:
+        is_valid = self._is_valid
+        valid = all(map(is_valid, records))
+        results: list[bytes | Rejection | None] = []
+        append = results.append
+        became_strings = 0  # numeric timestamps replaced by strings (for _no_duplicate_keys)
+        for unit, record in zip(units, records, strict=True):
+            # Each unit must be "{...}", maybe padded with whitespace: a unit ending in "}" cannot be
+            # continued by a next one starting with "{", so each unit held exactly one record.
+            if unit[0] != _OPEN_BRACE or unit[-1] != _CLOSE_BRACE:
+                unit = unit.strip(_WHITESPACE)
+                if unit[:1] != b"{" or unit[-1:] != b"}":
+                    return [self.check(unit) for unit in units]
+            if not valid and not is_valid(record):
+                append(self._violation(record))
+                continue
+            timestamp = record.get("timestamp")
+            try:
+                normalised = normalise_timestamp(timestamp)
+            except ValueError as exc:
+                append(Rejection("invalid_timestamp", str(exc)))
+                continue
+            if normalised == timestamp and b"\r" not in unit:
+                append(unit)
+                continue
+            if type(timestamp) is not str:
+                became_strings += 1
+            record["timestamp"] = normalised
+            append(None)  # filled from the encoded batch below
+        encoded = _encode_lines(records)
+        if not _no_duplicate_keys(joined, records, encoded, became_strings):
             return [self.check(unit) for unit in units]
-        finish = self._finish
-        return [
-            finish(
-                unit if unit[0] == _OPEN_BRACE and unit[-1] == _CLOSE_BRACE else unit.strip(_WHITESPACE),
-                record,
-            )
-            for unit, record in zip(units, records, strict=True)
-        ]
+        if None not in results:
+            return results  # type: ignore[return-value]
+        lines = encoded.split(b"\n")
+        return [lines[index] if result is None else result for index, result in enumerate(results)]
+
+    def _violation(self, record: dict[str, Any]) -> Rejection:
+        error = next(iter(self._validator.iter_errors(record)))
+        where = "/".join(str(part) for part in error.instance_path)
+        return Rejection("schema_violation", f"/{where}: {error.message}")
+
+
+def _no_duplicate_keys(joined: bytes, records: list[Any], encoded: bytes, became_strings: int) -> bool:
+    """True when no object in ``joined`` (parsed into ``records``, re-encoded as ``encoded``) repeats a key.
+
+    Without any backslash in the input a string cannot hold a quote, so the input's quote count is
+    twice its number of strings; msgspec writes such strings back verbatim between two quotes.
+    Parsing keeps every string but a duplicate key (and its value), so the counts agree exactly when
+    nothing was dropped, once the timestamps that went from a number to a string are accounted for.
+    With backslashes, the reference bound: '":' tokens (at least one per key written) against the
+    parsed key count.
+    """
+    if b"\\" not in joined:
+        return joined.count(b'"') + 2 * became_strings == encoded.count(b'"')
+    if _SPACED_COLON.search(joined) is not None:
+        return False
+    return joined.count(b'":') == sum(_parsed_keys(record) for record in records)
 
 
 _OPEN_BRACE, _CLOSE_BRACE = ord("{"), ord("}")
 _SPACED_COLON = re.compile(rb'"[ \t\r\n]+:')
 _decode = msgspec.json.Decoder().decode
 _decode_lines = msgspec.json.Decoder().decode_lines
-_encode = msgspec.json.Encoder().encode
+_encoder = msgspec.json.Encoder()
+_encode, _encode_lines = _encoder.encode, _encoder.encode_lines
 BATCH_UNITS = 256
 BATCH_BYTES = 1 << 20
 
@@ -552,62 +697,98 @@ def ingest(
     whatever ``sink`` received.
     """
     payload = _strip_bom(payload_reader(read, fmt.compressed))
-    split = iter_document if fmt.document else iter_lines
     valid, quarantine = sink.valid, sink.quarantine
     counts = {"valid": 0, "quarantined": 0, "blank": 0}
-    batch: list[bytes] = []
-    numbers: list[int] = []
-    batch_bytes = 0
 
-    def flush() -> None:
-        nonlocal batch_bytes
-        if not batch:
-            return
-        batch_bytes = 0
-        for number, unit, result in zip(numbers, batch, checker.check_lines(batch), strict=True):
-            if type(result) is bytes:
-                valid(result)
-                counts["valid"] += 1
-            else:
-                quarantine(quarantine_entry(source, number, result, unit))  # type: ignore[arg-type]
-                counts["quarantined"] += 1
-        batch.clear()
-        numbers.clear()
+    def reject(number: int, rejection: Rejection, unit: bytes | Oversize) -> None:
+        quarantine(quarantine_entry(source, number, rejection, unit))
+        counts["quarantined"] += 1
 
-    number = 0
-    for number, unit in enumerate(split(payload, max_record_bytes), start=1):
-        if type(unit) is bytes and not fmt.document:
-            if not unit or unit.isspace():
-                counts["blank"] += 1
-                continue
-            batch.append(unit)
-            numbers.append(number)
-            batch_bytes += len(unit)
-            if len(batch) >= BATCH_UNITS or batch_bytes >= BATCH_BYTES:
-                flush()
-            continue
-        flush()  # keep quarantine entries in line order
+    def check_one(number: int, unit: bytes | Oversize) -> None:
         if isinstance(unit, Oversize):
-            rejection = Rejection("record_too_large", f"{unit.size} bytes > limit {max_record_bytes}")
-            quarantine(quarantine_entry(source, number, rejection, unit))
-            counts["quarantined"] += 1
-        elif not unit or unit.isspace():  # an empty array element ("[1,,2]", "[1,]") is a syntax error
-            quarantine(
-                quarantine_entry(source, number, Rejection("invalid_json", "empty array element"), unit)
+            reject(
+                number, Rejection("record_too_large", f"{unit.size} bytes > limit {max_record_bytes}"), unit
             )
-            counts["quarantined"] += 1
+        elif not unit or unit.isspace():  # an empty array element ("[1,,2]", "[1,]") is a syntax error
+            reject(number, Rejection("invalid_json", "empty array element"), unit)
         else:
             result = checker.check(unit)
             if type(result) is bytes:
                 valid(result)
                 counts["valid"] += 1
             else:
-                quarantine(quarantine_entry(source, number, result, unit))  # type: ignore[arg-type]
-                counts["quarantined"] += 1
-    flush()
+                reject(number, result, unit)  # type: ignore[arg-type]
+
+    number = 0
+    if fmt.document:
+        for number, unit in enumerate(iter_document(payload, max_record_bytes), start=1):
+            check_one(number, unit)
+    else:
+        number = _ingest_lines(payload, checker, max_record_bytes, valid, reject, counts)
     return Counts(
         records_read=number,
         records_valid=counts["valid"],
         records_quarantined=counts["quarantined"],
         blank_lines=counts["blank"],
     )
+
+
+def _ingest_lines(
+    payload: Read,
+    checker: RecordChecker,
+    max_record_bytes: int,
+    valid: Callable[[bytes], None],
+    reject: Callable[[int, Rejection, bytes | Oversize], None],
+    counts: dict[str, int],
+) -> int:
+    """JSON Lines through ``checker.check_lines`` in batches, in line order; returns the line count."""
+    batch: list[bytes] = []
+    numbers: list[int] = []  # each batched unit's line number
+    batch_bytes = 0
+
+    def flush(size: int) -> None:
+        units = batch[:size]
+        rejected = 0
+        for index, result in enumerate(checker.check_lines(units)):
+            if type(result) is bytes:
+                valid(result)
+            else:
+                reject(numbers[index], result, units[index])  # type: ignore[arg-type]
+                rejected += 1
+        counts["valid"] += len(units) - rejected
+        del batch[:size], numbers[:size]
+
+    number = 0
+    for lines, plain in iter_line_blocks(payload, max_record_bytes):
+        first, number = number + 1, number + len(lines)
+        if plain and b"" not in lines and not any(map(bytes.isspace, lines)):  # type: ignore[arg-type]
+            batch += lines  # type: ignore[arg-type]
+            numbers += range(first, number + 1)
+            batch_bytes += sum(map(len, lines))  # type: ignore[arg-type]
+        else:
+            for line_number, unit in enumerate(lines, start=first):
+                if type(unit) is bytes and unit and not unit.isspace():
+                    batch.append(unit)
+                    numbers.append(line_number)
+                    batch_bytes += len(unit)
+                    continue
+                while batch:  # keep quarantine entries in line order
+                    flush(BATCH_UNITS)
+                batch_bytes = 0
+                if type(unit) is bytes:
+                    counts["blank"] += 1
+                else:
+                    reject(
+                        line_number,
+                        Rejection("record_too_large", f"{unit.size} bytes > limit {max_record_bytes}"),
+                        unit,
+                    )
+        if batch_bytes >= BATCH_BYTES:
+            while batch:
+                flush(BATCH_UNITS)
+            batch_bytes = 0
+        while len(batch) >= BATCH_UNITS:
+            flush(BATCH_UNITS)
+    while batch:
+        flush(BATCH_UNITS)
+    return number
