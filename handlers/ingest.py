@@ -43,11 +43,14 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import operator
 import re
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from itertools import repeat
 from typing import Any, Protocol
 
 import jsonschema_rs
@@ -332,106 +335,90 @@ def _strip_bom(read: Read) -> Read:
     return read_rest
 
 
-_VALID_DATES: set[str] = set()  # YYYY-MM-DD already seen to exist (bounded)
 _RFC3339 = re.compile(
     r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
 )
-# Caches of the fast paths, keyed by coarse parts (a day, a minute of the day and an offset) that
-# repeat in any real file, never by a whole value; each stops growing at _CACHE_LIMIT entries.
-_CACHE_LIMIT = 100_000
-_SHIFTED_DATES: dict[tuple[str, int], str | None] = {}  # (date, -1/+1 day) -> date, None if out of range
-_OFFSET_CLOCKS: dict[str, tuple[int, str] | None] = {}  # "HH:MM+hh:mm" -> (day shift, UTC "HH:MM")
-_EPOCH_DATES: dict[int, str | None] = {}  # days since 1970-01-01 -> date, None if out of range
-_MAX_EXACT_MILLIS = 1 << 32  # below 2**32 s, value / 1000 is within 0.24 µs: datetime rounds it exactly
+_MINUTE_SECONDS = [f":{m:02d}:{s:02d}" for m in range(60) for s in range(60)]  # by second of the hour
+_VALID_MINUTE_SECONDS = frozenset(_MINUTE_SECONDS)
+_MILLIS = ["", *(f".{n:03d}000" for n in range(1, 1000))]  # datetime writes no zero fraction
+_MAX_EXACT_MILLIS = (
+    1000 << 32
+)  # below 2**32 s, n / 1000 is within 0.24 µs of n ms: datetime rounds it exactly
+# What the fast paths have learnt from the reference conversion. Keys are coarse parts of a timestamp
+# (an hour of a date, a fraction, a minute at an offset) that recur in any real file whether or not
+# whole values do; a cache is emptied when it reaches _CACHE_LIMIT entries.
+_CACHE_LIMIT = 8192
+_HOURS: dict[str, str] = {}  # a valid "YYYY-MM-DD?HH" as written -> "YYYY-MM-DDTHH"
+_Z_TAILS: dict[str, str] = {}  # "[.digits]Z" after the seconds -> "[.ffffff]Z"
+_OFFSET_TAILS: dict[str, tuple[str, str]] = {}  # "[.digits]+hh:mm" -> ("[.ffffff]", "+hh:mm")
+_UTC_MINUTES: dict[str, str] = {}  # "YYYY-MM-DD?HH:MM" + "+hh:mm" -> UTC "YYYY-MM-DDTHH:MM"
+_EPOCH_HOURS: dict[int, str] = {}  # hours since 1970-01-01T00Z -> "YYYY-MM-DDTHH"
 
 
 def normalise_timestamp(value: object) -> str:
     """RFC 3339 UTC ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``; raises ValueError for anything else.
 
-    Common shapes are converted by string and integer arithmetic; anything else, and every error,
-    goes through ``_normalise_with_datetime``, the reference (both agree: tests/handlers).
+    ``_normalise_with_datetime`` is the reference. A string made only of parts the reference has
+    already accepted, or an integer epoch whose hour it has converted, is assembled from those parts
+    with no parsing; the two agree on every input (tests/handlers).
     """
-    kind = type(value)
-    if kind is str:
-        match = _RFC3339.fullmatch(value)  # type: ignore[arg-type]
-        if match is None:
-            return _normalise_with_datetime(value)
-        date, clock, fraction, offset = match.groups()
-        if date not in _VALID_DATES or clock >= "24" or clock[3] >= "6" or clock[6] >= "6":
-            return _normalise_with_datetime(value)
-        if fraction is None or fraction.count("0", 0, 6) == min(len(fraction), 6):
-            fraction = ""  # datetime writes no fraction for zero microseconds
-        else:
-            fraction = f".{fraction[:6]:0<6}"
-        if offset in ("Z", "z"):
-            return f"{date}T{clock}{fraction}Z"
-        shifted = _OFFSET_CLOCKS.get(clock[:5] + offset, False)
-        if shifted is False:
-            shifted = _offset_clock(clock[:5], offset)
-        if shifted is None:
-            return _normalise_with_datetime(value)
-        days, hours_minutes = shifted
-        if days:
-            key = (date, days)
-            date = _SHIFTED_DATES.get(key) or _shift_date(key)  # type: ignore[assignment]
-            if date is None:
-                return _normalise_with_datetime(value)
-        return f"{date}T{hours_minutes}{clock[5:]}{fraction}Z"
-    if kind is int and -_MILLIS_THRESHOLD < value < _MAX_EXACT_MILLIS * 1000:  # type: ignore[operator]
-        if value >= _MILLIS_THRESHOLD:  # type: ignore[operator]
-            seconds, millis = divmod(value, 1000)  # type: ignore[call-overload]
-            fraction = f".{millis:03d}000" if millis else ""
+    if type(value) is str:
+        head = _HOURS.get(value[:13])
+        if head is not None and value[13:19] in _VALID_MINUTE_SECONDS:
+            tail = _Z_TAILS.get(value[19:])
+            if tail is not None:
+                return f"{head}{value[13:19]}{tail}"
+            offset_tail = _OFFSET_TAILS.get(value[19:])
+            if offset_tail is not None:
+                utc = _UTC_MINUTES.get(value[:16] + offset_tail[1])
+                if utc is not None:
+                    return f"{utc}{value[16:19]}{offset_tail[0]}Z"
+        return _learn(value)
+    if type(value) is int and -_MILLIS_THRESHOLD < value < _MAX_EXACT_MILLIS:
+        if value >= _MILLIS_THRESHOLD:
+            seconds, millis = divmod(value, 1000)
+            fraction = _MILLIS[millis]
         else:
             seconds, fraction = value, ""
-        days, seconds = divmod(seconds, 86400)
-        date = _EPOCH_DATES.get(days, False)  # type: ignore[assignment]
-        if date is False:
-            date = _epoch_date(days)
-        if date is None:
-            return _normalise_with_datetime(value)
-        hours, seconds = divmod(seconds, 3600)
-        minutes, seconds = divmod(seconds, 60)
-        return f"{date}T{hours:02d}:{minutes:02d}:{seconds:02d}{fraction}Z"
+        hour, second = divmod(seconds, 3600)
+        head = _EPOCH_HOURS.get(hour) or _epoch_hour(hour)
+        if head:
+            return f"{head}{_MINUTE_SECONDS[second]}{fraction}Z"
     return _normalise_with_datetime(value)
 
 
-def _offset_clock(hours_minutes: str, offset: str) -> tuple[int, str] | None:
-    """The day shift and UTC ``HH:MM`` of local ``HH:MM`` at ``offset``; None if datetime may refuse it."""
-    offset_hours, offset_minutes = int(offset[1:3]), int(offset[4:6])
-    if offset_hours > 23 or offset_minutes > 59:
-        return None  # datetime's own error message is kept for these
-    local = int(hours_minutes[:2]) * 60 + int(hours_minutes[3:5])
-    sign = 1 if offset[0] == "+" else -1
-    days, utc = divmod(local - sign * (offset_hours * 60 + offset_minutes), 1440)
-    result = (days, f"{utc // 60:02d}:{utc % 60:02d}")
-    if len(_OFFSET_CLOCKS) < _CACHE_LIMIT:
-        _OFFSET_CLOCKS[hours_minutes + offset] = result
+def _learn(value: str) -> str:
+    """The reference conversion of a string, remembering its parts for ``normalise_timestamp``."""
+    result = _normalise_with_datetime(value)  # raises for anything but an RFC 3339 date-time
+    # The pattern fixes the positions: date [:10], separator [10], clock [11:19], then the rest.
+    _remember(_HOURS, value[:13], f"{value[:10]}T{value[11:13]}")
+    if value[-1] in "Zz":
+        _remember(_Z_TAILS, value[19:], result[19:])
+    else:
+        offset = value[-6:]
+        _remember(_OFFSET_TAILS, value[19:], (result[19:-1], offset))
+        _remember(_UTC_MINUTES, value[:16] + offset, result[:16])
     return result
 
 
-def _shift_date(key: tuple[str, int]) -> str | None:
-    date, days = key
+def _epoch_hour(hour: int) -> str:
+    """``YYYY-MM-DDTHH`` of an hour since the epoch; empty when datetime cannot represent it."""
     try:
-        shifted: str | None = (datetime.fromisoformat(date) + timedelta(days=days)).date().isoformat()
-    except OverflowError:  # before year 1 or after year 9999
-        shifted = None
-    if len(_SHIFTED_DATES) < _CACHE_LIMIT:
-        _SHIFTED_DATES[key] = shifted
-    return shifted
-
-
-def _epoch_date(days: int) -> str | None:
-    try:
-        date: str | None = datetime.fromtimestamp(days * 86400, UTC).date().isoformat()
+        head = datetime.fromtimestamp(hour * 3600, UTC).isoformat()[:13]
     except (OverflowError, OSError, ValueError):
-        date = None
-    if len(_EPOCH_DATES) < _CACHE_LIMIT:
-        _EPOCH_DATES[days] = date
-    return date
+        return ""
+    _remember(_EPOCH_HOURS, hour, head)
+    return head
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
 
 
 def _normalise_with_datetime(value: object) -> str:
-    """The reference conversion, through ``datetime``; remembers each valid UTC date it meets."""
+    """The reference conversion, through ``datetime``."""
     if isinstance(value, bool):
         raise ValueError("timestamp must be a string or a number, not a boolean")
     if isinstance(value, str):
@@ -445,16 +432,12 @@ def _normalise_with_datetime(value: object) -> str:
                 utc = datetime.fromisoformat(f"{date}T{clock}{fraction}")
             except ValueError as exc:
                 raise ValueError(f"impossible timestamp {value[:64]!r}: {exc}") from exc
-            if len(_VALID_DATES) < _CACHE_LIMIT:
-                _VALID_DATES.add(date)
             return utc.isoformat() + "Z"
         try:
             local = datetime.fromisoformat(f"{date}T{clock}{fraction}{offset}")
             parsed = local.astimezone(UTC)
         except (ValueError, OverflowError) as exc:  # Feb 30, hour 24, leap second, year 0 in UTC
             raise ValueError(f"impossible timestamp {value[:64]!r}: {exc}") from exc
-        if len(_VALID_DATES) < _CACHE_LIMIT:
-            _VALID_DATES.add(date)
         return parsed.isoformat()[:-6] + "Z"
     if isinstance(value, int | float):
         seconds = value / 1000 if abs(value) >= _MILLIS_THRESHOLD else value
@@ -572,7 +555,11 @@ class RecordChecker:
         return _encode(record)
 
     def check_lines(self, units: list[bytes]) -> list[bytes | Rejection]:
-        """``check`` of each unit (single-line, non-blank), amortised over the batch.
+        """``check`` of each unit (single-line, non-blank), amortised over the batch."""
+        return self._check_batch(units)[0]
+
+    def _check_batch(self, units: list[bytes]) -> tuple[list[bytes | Rejection], int]:
+        """``check_lines`` and the number of rejections among the results.
 
         One ``decode_lines`` call parses the batch and one ``encode_lines`` call writes it back;
         duplicate keys are ruled out by comparing counts (``_no_duplicate_keys``). Any irregularity
@@ -583,29 +570,63 @@ class RecordChecker:
         try:
             records = _decode_lines(joined)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-            return [self.check(unit) for unit in units]
+            return self._check_each(units)
+        # Each unit must be "{...}", maybe padded with whitespace: a unit ending in "}" cannot be
+        # continued by a next one starting with "{", so then each unit held exactly one record.
+        if (
+            joined.count(b"}\n{") == len(units) - 1
+            and joined[0] == _OPEN_BRACE
+            and joined[-1] == _CLOSE_BRACE
+        ):
+            stripped, inner_cr = units, b"\r" in joined
+        else:
+            stripped = [unit.strip(_WHITESPACE) for unit in units]
+            if not all(unit[:1] == b"{" and unit[-1:] == b"}" for unit in stripped):
+                return self._check_each(units)
+            inner_cr = b"\r" in b"".join(stripped)
         if len(records) != len(units):
-            return [self.check(unit) for unit in units]
-        is_valid = self._is_valid
-        valid = all(map(is_valid, records))
+            return self._check_each(units)
+        if inner_cr or not all(map(self._is_valid, records)):
+            return self._check_mixed(units, stripped, records, joined)
+        # The common batch, all valid: C-level loops (map) around the one Python call per record.
+        timestamps = list(map(dict.get, records, repeat("timestamp")))
+        try:
+            normalised = list(map(normalise_timestamp, timestamps))
+        except ValueError:
+            return self._check_mixed(units, stripped, records, joined)
+        deque(map(dict.__setitem__, records, repeat("timestamp"), normalised), maxlen=0)
+        encoded = _encode_lines(records)
+        became_strings = len(timestamps) - list(map(type, timestamps)).count(str)
+        if not _no_duplicate_keys(joined, records, encoded, became_strings):
+            return self._check_each(units)
+        lines: list[bytes | Rejection] = encoded.split(b"\n")  # type: ignore[assignment]
+        unchanged = list(map(operator.eq, timestamps, normalised))
+        if True not in unchanged:
+            del lines[-1]  # after the last newline
+            return lines, 0
+        return [
+            unit if same else line for unit, same, line in zip(stripped, unchanged, lines, strict=False)
+        ], 0
+
+    def _check_mixed(
+        self, units: list[bytes], stripped: list[bytes], records: list[dict[str, Any]], joined: bytes
+    ) -> tuple[list[bytes | Rejection], int]:
+        """``_check_batch`` record by record, for a batch with rejections or inner carriage returns."""
         results: list[bytes | Rejection | None] = []
         append = results.append
-        became_strings = 0  # numeric timestamps replaced by strings (for _no_duplicate_keys)
-        for unit, record in zip(units, records, strict=True):
-            # Each unit must be "{...}", maybe padded with whitespace: a unit ending in "}" cannot be
-            # continued by a next one starting with "{", so each unit held exactly one record.
-            if unit[0] != _OPEN_BRACE or unit[-1] != _CLOSE_BRACE:
-                unit = unit.strip(_WHITESPACE)
-                if unit[:1] != b"{" or unit[-1:] != b"}":
-                    return [self.check(unit) for unit in units]
-            if not valid and not is_valid(record):
+        is_valid = self._is_valid
+        rejected = became_strings = 0  # numeric timestamps replaced by strings (for _no_duplicate_keys)
+        for unit, record in zip(stripped, records, strict=True):
+            if not is_valid(record):
                 append(self._violation(record))
+                rejected += 1
                 continue
             timestamp = record.get("timestamp")
             try:
                 normalised = normalise_timestamp(timestamp)
             except ValueError as exc:
                 append(Rejection("invalid_timestamp", str(exc)))
+                rejected += 1
                 continue
             if normalised == timestamp and b"\r" not in unit:
                 append(unit)
@@ -616,11 +637,15 @@ class RecordChecker:
             append(None)  # filled from the encoded batch below
         encoded = _encode_lines(records)
         if not _no_duplicate_keys(joined, records, encoded, became_strings):
-            return [self.check(unit) for unit in units]
+            return self._check_each(units)
         if None not in results:
-            return results  # type: ignore[return-value]
+            return results, rejected  # type: ignore[return-value]
         lines = encoded.split(b"\n")
-        return [lines[index] if result is None else result for index, result in enumerate(results)]
+        return [lines[index] if result is None else result for index, result in enumerate(results)], rejected
+
+    def _check_each(self, units: list[bytes]) -> tuple[list[bytes | Rejection], int]:
+        results = [self.check(unit) for unit in units]
+        return results, sum(type(result) is Rejection for result in results)
 
     def _violation(self, record: dict[str, Any]) -> Rejection:
         error = next(iter(self._validator.iter_errors(record)))
@@ -748,13 +773,16 @@ def _ingest_lines(
 
     def flush(size: int) -> None:
         units = batch[:size]
-        rejected = 0
-        for index, result in enumerate(checker.check_lines(units)):
-            if type(result) is bytes:
-                valid(result)
-            else:
-                reject(numbers[index], result, units[index])  # type: ignore[arg-type]
-                rejected += 1
+        results, rejected = checker._check_batch(units)
+        if rejected:
+            for index, result in enumerate(results):
+                if type(result) is bytes:
+                    valid(result)
+                else:
+                    reject(numbers[index], result, units[index])
+        else:
+            for line in results:
+                valid(line)  # type: ignore[arg-type]
         counts["valid"] += len(units) - rejected
         del batch[:size], numbers[:size]
 

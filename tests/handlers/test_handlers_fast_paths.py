@@ -1,0 +1,282 @@
+"""The ingestion core's fast paths give exactly what its reference paths give.
+
+Timestamps: ``normalise_timestamp`` (parts learnt from the reference, integer arithmetic) against
+``_normalise_with_datetime``. Records: ``check_lines`` (batch parse and encode, counted duplicate-key
+check) against ``check`` one unit at a time. Lines: ``ingest`` over reads of any size against the
+same rules applied line by line.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime
+from typing import Any
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from handlers.config import default_record_schema
+from handlers.ingest import (
+    InputFormat,
+    RecordChecker,
+    Rejection,
+    _normalise_with_datetime,
+    ingest,
+    normalise_timestamp,
+)
+
+CHECKER = RecordChecker(default_record_schema())
+PROPERTY = settings(max_examples=150, deadline=None)
+
+
+def outcome(function: Any, value: object) -> tuple[str, str]:
+    try:
+        return ("ok", function(value))
+    except ValueError as exc:
+        return ("error", str(exc))
+
+
+# --- timestamps -----------------------------------------------------------------------------------
+
+digits = st.text("0123456789", min_size=2, max_size=2)
+timestamp_texts = st.builds(
+    lambda year, month, day, sep, hour, minute, second, fraction, zone: (
+        f"{year:04d}-{month}-{day}{sep}{hour}:{minute}:{second}{fraction}{zone}"
+    ),
+    st.sampled_from([1, 2, 1969, 1970, 2000, 2024, 9998, 9999]) | st.integers(1, 9999),
+    st.sampled_from(["01", "02", "12", "13", "00"]) | digits,
+    st.sampled_from(["01", "28", "29", "30", "31", "32", "00"]),
+    st.sampled_from(["T", "t", " "]),
+    st.sampled_from(["00", "01", "23", "24", "99"]) | digits,
+    st.sampled_from(["00", "30", "59", "60"]) | digits,
+    st.sampled_from(["00", "59", "60"]) | digits,
+    st.sampled_from(["", ".0", ".000", ".000000", ".5", ".123", ".1234567", ".000000001"])
+    | st.text("0123456789", min_size=1, max_size=9).map(lambda f: "." + f),
+    st.sampled_from(["Z", "z", "+00:00", "-00:00", "+02:00", "-03:30", "+23:59", "+24:00", "+05:60"])
+    | st.builds(lambda sign, h, m: f"{sign}{h}:{m}", st.sampled_from("+-"), digits, digits),
+)
+
+
+@PROPERTY
+@given(timestamp_texts, st.data())
+def test_string_timestamps_agree_with_the_reference_before_and_after_learning(
+    text: str, data: st.DataObject
+) -> None:
+    # GIVEN an RFC 3339-shaped string, valid or not
+    expected = outcome(_normalise_with_datetime, text)
+    # WHEN it is normalised once (learning its parts) and again (assembled from them)
+    first, second = outcome(normalise_timestamp, text), outcome(normalise_timestamp, text)
+    # THEN both equal the reference, errors included; so does a neighbour sharing learnt parts
+    assert first == second == expected
+    neighbour = text[:17] + data.draw(digits) + text[19:]
+    assert outcome(normalise_timestamp, neighbour) == outcome(_normalise_with_datetime, neighbour)
+
+
+@PROPERTY
+@given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)), st.data())
+def test_parts_learnt_from_one_timestamp_serve_another_exactly(moment: datetime, data: st.DataObject) -> None:
+    zone = data.draw(st.sampled_from(["Z", "+01:00", "-11:45"]))
+    text = moment.isoformat(timespec=data.draw(st.sampled_from(["seconds", "milliseconds", "microseconds"])))
+    outcome(normalise_timestamp, text + zone)  # learn
+    other = text[:16] + f":{data.draw(st.integers(0, 59)):02d}" + text[19:] + zone
+    assert outcome(normalise_timestamp, other) == outcome(_normalise_with_datetime, other)
+
+
+@PROPERTY
+@given(
+    st.integers(-(10**11) + 1, (1000 << 32) - 1)
+    | st.integers(-(10**12), 10**16)
+    | st.sampled_from([0, -1, 10**11 - 1, 10**11, (1000 << 32) - 1, 1000 << 32, -62135596800, 253402300799])
+)
+def test_integer_epochs_agree_with_the_reference(value: int) -> None:
+    expected = outcome(_normalise_with_datetime, value)
+    assert outcome(normalise_timestamp, value) == outcome(normalise_timestamp, value) == expected
+
+
+@pytest.mark.parametrize("value", [1.5, -0.25, 1714566896123.0, True, False, None, [1], "", "Z"])
+def test_other_values_take_the_reference_path(value: object) -> None:
+    assert outcome(normalise_timestamp, value) == outcome(_normalise_with_datetime, value)
+
+
+# --- records --------------------------------------------------------------------------------------
+
+keys = st.sampled_from(["value", "n", ":", "a:b", 'q"', "\\", "é", "\u2028", "id", "timestamp"]) | st.text(
+    max_size=4
+)
+leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(['":', ":x", '\\"', "a\\u0022:", "\r\n", ""])
+    | st.text(max_size=5)
+)
+nested = st.recursive(
+    leaves,
+    lambda inner: st.lists(inner, max_size=3) | st.lists(st.tuples(keys, inner), max_size=3),
+    max_leaves=8,
+)
+
+
+def write(value: Any, data: st.DataObject) -> str:
+    """JSON text for ``value`` where a list of pairs is an object that may repeat keys."""
+    if isinstance(value, list) and value and all(isinstance(item, tuple) for item in value):
+        colon = data.draw(st.sampled_from([":", ":", " : ", "\t:"]))
+        pairs = (
+            f"{json.dumps(key, ensure_ascii=data.draw(st.booleans()))}{colon}{write(item, data)}"
+            for key, item in value
+        )
+        return "{" + ",".join(pairs) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(write(item, data) for item in value) + "]"
+    return json.dumps(value, ensure_ascii=data.draw(st.booleans()))
+
+
+@st.composite
+def record_fields(draw: Any) -> list[tuple[str, Any]]:
+    """A record's (key, value) pairs: required fields valid or not, extra fields, maybe a duplicate."""
+    fields: list[tuple[str, Any]] = [
+        ("id", draw(st.sampled_from(["a", "", 1]))),
+        (
+            "timestamp",
+            draw(
+                st.sampled_from(
+                    [
+                        "2024-05-01T00:00:00Z",
+                        "2024-05-01T00:00:00.120Z",
+                        "2024-05-01T02:00:00+02:00",
+                        "2024-02-30T00:00:00Z",
+                    ]
+                )
+                | st.sampled_from([1714521600, 1714521600123, 1.5, -(10**12), "soon"])
+            ),
+        ),
+        ("type", "t"),
+    ]
+    fields += draw(st.lists(st.tuples(keys, nested), max_size=3))
+    if draw(st.booleans()):
+        fields.append((draw(st.sampled_from(["id", "type", "value"])), 1))  # a top-level duplicate
+    return fields
+
+
+@st.composite
+def unit_bytes(draw: Any) -> bytes:
+    fields = draw(record_fields())
+    data = draw(st.data())
+    text = write(draw(st.permutations(fields)) if draw(st.booleans()) else fields, data)
+    if draw(st.integers(0, 5)) == 0:
+        text = draw(st.sampled_from([" ", "\t", "\r"])) + text + draw(st.sampled_from(["\r", " ", ""]))
+    return text.encode()
+
+
+odd_units = st.sampled_from(
+    [
+        b"[1]",
+        b'"x"',
+        b"{oops",
+        b"\xc3\x28",
+        b'{"id":"a","timestamp":0,"type":"t"} {"id":"b","timestamp":0,"type":"t"}',
+        b'{"id":"a","timestamp":0,"type":"t","x":{',
+        b'"y":1}}',
+        b"{",
+        b"}",
+        b'{"id":"a","timestamp":0,"type":"t","v":1,\r"w":2}',
+    ]
+)
+
+
+@PROPERTY
+@given(st.lists(unit_bytes() | odd_units, min_size=1, max_size=10))
+def test_batched_checking_equals_checking_one_unit_at_a_time(batch: list[bytes]) -> None:
+    assert CHECKER.check_lines(batch) == [CHECKER.check(unit) for unit in batch]
+
+
+def test_a_value_spread_over_units_is_not_taken_for_one_record_each() -> None:
+    # GIVEN a line with two records, then two lines that are each half a record
+    record = b'{"id":"%s","timestamp":"2024-05-01T00:00:00Z","type":"t"}'
+    batch = [
+        record % b"a" + b" " + record % b"b",
+        b"{",
+        b'"id":"c","timestamp":"2024-05-01T00:00:00Z","type":"t"}',
+    ]
+    # WHEN the batch is checked
+    results = CHECKER.check_lines(batch)
+    # THEN every line is invalid JSON, as it is alone
+    assert [result.reason for result in results] == ["invalid_json"] * 3  # type: ignore[union-attr]
+
+
+def test_duplicate_hidden_by_a_spaced_colon_is_found() -> None:
+    unit = b'{"id":"a","timestamp":0,"type":"t","value":1,"value" :2}'
+    assert CHECKER.check_lines([unit]) == [Rejection("duplicate_key", "key 'value' appears more than once")]
+
+
+def test_duplicate_hidden_by_a_unicode_escape_is_found() -> None:
+    unit = b'{"id":"a","timestamp":0,"type":"t","value":1,"\\u0076alue":2,"s":"\\u0022:"}'
+    assert CHECKER.check_lines([unit]) == [Rejection("duplicate_key", "key 'value' appears more than once")]
+
+
+# --- lines ----------------------------------------------------------------------------------------
+
+GOOD = json.dumps({"id": "a", "timestamp": 1714521600, "type": "t", "value": 1}).encode()
+line_kinds = st.sampled_from(
+    [
+        GOOD,
+        b'{"id": 1}',
+        b"",
+        b"  ",
+        b"\r",
+        b"not json",
+        b"x" * 300,
+        GOOD.replace(b"1714521600", b'"2024-05-01T00:00:00Z"'),
+    ]
+)
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.valid_lines: list[bytes] = []
+        self.quarantined: list[dict[str, Any]] = []
+
+    def valid(self, line: bytes) -> None:
+        self.valid_lines.append(line)
+
+    def quarantine(self, line: bytes) -> None:
+        self.quarantined.append(json.loads(line))
+
+
+def trickle(data: bytes, most: int) -> Any:
+    stream = io.BytesIO(data)
+    return lambda size: stream.read(min(size, most))
+
+
+@PROPERTY
+@given(st.lists(line_kinds, max_size=40), st.integers(1, 700), st.booleans())
+def test_ingest_equals_the_line_by_line_rules_whatever_the_read_sizes(
+    lines: list[bytes], most: int, final_newline: bool
+) -> None:
+    # GIVEN JSON Lines with blank, bad and over-long lines, read a few bytes at a time
+    data = b"\n".join(lines) + (b"\n" if final_newline else b"")
+    assume(data)  # an empty object is unreadable, not ingested
+    sink = ListSink()
+    # WHEN ingested with a 200-byte record limit
+    counts = ingest(trickle(data, most), InputFormat(False, False), CHECKER, 200, {"key": "k"}, sink)
+    # THEN the outputs are those of the rules applied to each line alone
+    present = data.split(b"\n")
+    if present and present[-1] == b"":
+        present.pop()
+    expected_valid, expected_bad, blank = [], [], 0
+    for number, line in enumerate(present, start=1):
+        if len(line) > 200:
+            expected_bad.append((number, "record_too_large"))
+        elif not line or line.isspace():
+            blank += 1
+        elif isinstance(result := CHECKER.check(line), bytes):
+            expected_valid.append(result)
+        else:
+            expected_bad.append((number, result.reason))
+    assert sink.valid_lines == expected_valid
+    assert [(entry["line"], entry["reason"]) for entry in sink.quarantined] == expected_bad
+    assert (counts.records_read, counts.blank_lines) == (len(present), blank)
+    assert counts.conserved
