@@ -2,8 +2,8 @@
 
 Pure and streaming: the caller passes a ``read(n)`` function over the (possibly gzip) payload and a
 ``Sink`` that receives output lines; nothing here touches boto3, the environment or the clock, and
-memory is bounded by ``max_record_bytes`` plus one read chunk plus one batch (``BATCH_UNITS`` lines
-or ``BATCH_BYTES``, whichever comes first), whatever the object's size.
+memory is bounded by ``max_record_bytes`` plus the lines of one read chunk plus the lines waiting for
+a batch (flushed at ``BATCH_BYTES``), parsed ``BATCH_UNITS`` at a time, whatever the object's size.
 
 Decisions about awkward input, each deliberate:
 
@@ -23,16 +23,19 @@ Decisions about awkward input, each deliberate:
 * Validation uses jsonschema-rs (Rust; any draft up to 2020-12): 4.6-7.5x faster per record than
   fastjsonschema on the default schema (docs/benchmarks.md). Its first error is the ``detail``.
 * Duplicate keys are ``duplicate_key``: JSON parsers silently keep the last value, so a record with
-  two ``value`` fields would be aggregated from half its data. Checked exactly, but only when a cheap
-  count of key-like tokens in the bytes differs from the parsed key count.
+  two ``value`` fields would be aggregated from half its data. Checked exactly, but only when cheap
+  counts over a whole batch (quotes in the input and in the re-encoded records, or key-like tokens
+  against parsed keys) leave room for a duplicate (``_no_duplicate_keys``).
 * A unit that is not an object is ``not_an_object``; the schema's verdict is ``schema_violation``
   (numbers given as strings fail here: the schema asks for numbers); a timestamp that is not an
   RFC 3339 date-time with an offset, or an epoch out of range, or impossible (Feb 30, hour 24, a leap
   second) is ``invalid_timestamp``. Epoch numbers with ``abs(n) >= 1e11`` are milliseconds (1e11
   seconds is the year 5138), smaller ones seconds.
 * Normalised timestamps are RFC 3339 UTC: ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` (sub-microsecond digits
-  are truncated). A single-line record whose timestamp is already in that form is written byte for
-  byte as read; others are re-serialised compactly (msgspec, keys in their input order).
+  are truncated). ``datetime`` is the reference; common shapes are assembled from parts it has
+  already converted (``normalise_timestamp``), which property tests hold equal to it. A single-line
+  record whose timestamp is already in that form is written byte for byte as read; others are
+  re-serialised compactly (msgspec, keys in their input order).
 * A file that cannot be read to its end (not gzip, truncated or corrupt gzip, truncated array, empty)
   raises ``UnreadableObjectError``: the caller discards partial output and writes one quarantine entry
   naming the raw object, so a file is either processed whole or kept whole.
@@ -772,6 +775,7 @@ def _ingest_lines(
     batch_bytes = 0
 
     def flush(size: int) -> None:
+        nonlocal batch_bytes
         units = batch[:size]
         results, rejected = checker._check_batch(units)
         if rejected:
@@ -784,6 +788,7 @@ def _ingest_lines(
             for line in results:
                 valid(line)  # type: ignore[arg-type]
         counts["valid"] += len(units) - rejected
+        batch_bytes -= sum(map(len, units))
         del batch[:size], numbers[:size]
 
     number = 0
@@ -795,27 +800,22 @@ def _ingest_lines(
             batch_bytes += sum(map(len, lines))  # type: ignore[arg-type]
         else:
             for line_number, unit in enumerate(lines, start=first):
-                if type(unit) is bytes and unit and not unit.isspace():
-                    batch.append(unit)
-                    numbers.append(line_number)
-                    batch_bytes += len(unit)
+                if type(unit) is bytes:
+                    if not unit or unit.isspace():
+                        counts["blank"] += 1
+                    else:
+                        batch.append(unit)
+                        numbers.append(line_number)
+                        batch_bytes += len(unit)
                     continue
                 while batch:  # keep quarantine entries in line order
                     flush(BATCH_UNITS)
-                batch_bytes = 0
-                if type(unit) is bytes:
-                    counts["blank"] += 1
-                else:
-                    reject(
-                        line_number,
-                        Rejection("record_too_large", f"{unit.size} bytes > limit {max_record_bytes}"),
-                        unit,
-                    )
-        if batch_bytes >= BATCH_BYTES:
-            while batch:
-                flush(BATCH_UNITS)
-            batch_bytes = 0
-        while len(batch) >= BATCH_UNITS:
+                reject(
+                    line_number,
+                    Rejection("record_too_large", f"{unit.size} bytes > limit {max_record_bytes}"),  # type: ignore[union-attr]
+                    unit,
+                )
+        while len(batch) >= BATCH_UNITS or batch_bytes >= BATCH_BYTES:
             flush(BATCH_UNITS)
     while batch:
         flush(BATCH_UNITS)
