@@ -15,8 +15,8 @@ measures each contender in a fresh subprocess so that every peak-RSS figure is i
                    (fastjsonschema if installed, jsonschema-rs) records parsed beforehand.
 
 Prints a table: MB/s and records/s of input per CPU second (process time: on a shared machine the
-wall-clock time mostly measures the neighbours; both are printed), best of ``--repeats`` runs, and
-peak RSS growth during the measurement (the
+wall-clock time mostly measures the neighbours; both are printed), best of ``--repeats`` rounds
+(each round runs every measurement once), and peak RSS growth during the measurement (the
 kernel's high-water mark, reset through /proc/self/clear_refs once the imports are done).
 Numbers go to docs/benchmarks.md; this is not run by the test suite.
 """
@@ -245,8 +245,14 @@ def run(kind: str, path: Path) -> dict[str, Any]:
     return json.loads(out.stdout)
 
 
-def best_of(kind: str, path: Path, repeats: int) -> dict[str, Any]:
-    return min((run(kind, path) for _ in range(repeats)), key=lambda r: r["cpu_s"])
+def best_of(plan: list[tuple[str, Path]], repeats: int) -> list[dict[str, Any]]:
+    """The least CPU time of each (kind, input) over ``repeats`` rounds of the whole plan.
+
+    Each round runs every measurement once, so a change in the neighbours' load affects the core
+    and its baselines alike instead of whichever happened to run during it.
+    """
+    rounds = [[run(kind, path) for kind, path in plan] for _ in range(repeats)]
+    return [min(tries, key=lambda r: r["cpu_s"]) for tries in zip(*rounds, strict=True)]
 
 
 def main() -> None:
@@ -274,17 +280,10 @@ def main() -> None:
         print(f"and {small.stat().st_size / 1e6:.1f} MB ({n_small} records) in {elapsed:.1f} s")
         kinds = ["core", *(f"core+gzip{level}" for level in args.gzip_levels.split(","))]
         kinds += ["naive", "parse:orjson", "parse:msgspec", "parse:json"]
-        results = [best_of(kind, big, args.repeats) for kind in kinds]
-        results.append(best_of("core@small", small, args.repeats))
-        costs = [
-            best_of(kind, small, args.repeats)
-            for kind in (
-                "encode:orjson",
-                "encode:msgspec",
-                "validate:fastjsonschema",
-                "validate:jsonschema_rs",
-            )
-        ]
+        cost_kinds = ("encode:orjson", "encode:msgspec", "validate:fastjsonschema", "validate:jsonschema_rs")
+        plan = [(kind, big) for kind in kinds] + [("core@small", small)]
+        measured = best_of(plan + [(kind, small) for kind in cost_kinds], args.repeats)
+        results, costs = measured[: len(plan)], measured[len(plan) :]
     columns = ("kind", "mb", "records", "wall_s", "cpu_s", "mb_per_s", "records_per_s", "peak_rss_growth_mb")
     print("| " + " | ".join(columns) + " | output_mb |")
     print("|" + "---|" * (len(columns) + 1))
