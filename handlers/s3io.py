@@ -18,7 +18,7 @@ from handlers.ingest import Read
 
 SPOOL_MEMORY_BYTES = 8 << 20
 BATCH_LINES = 2048
-GZIP_LEVEL = 1  # level 6 costs 7-27% more ingestion CPU for ~20% smaller records/ (docs/benchmarks.md)
+GZIP_LEVEL = 1  # level 6 costs 32-62% more ingestion CPU for ~20% smaller records/ (docs/benchmarks.md)
 
 
 class LineSpool:
