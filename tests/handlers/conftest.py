@@ -1,108 +1,17 @@
-"""Shared set-up of the handlers tier: moto-backed AWS, stage environments, real S3 event shapes."""
+"""Shared set-up of the handlers tier: moto-backed AWS and stage environments (helpers: handler_support)."""
 
 from __future__ import annotations
 
-import gzip
-import io
-import json
 import os
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote_plus
 
 import boto3
 import pytest
+from handler_support import ANALYTICS, PROCESSED, RAW, REGION
 from moto import mock_aws
 
 from handlers import analytics, ingestion, processing
-
-REGION = "us-east-1"
-RAW, PROCESSED, ANALYTICS = "raw-bucket", "processed-bucket", "analytics-bucket"
-
-
-def must_have(what: str) -> None:
-    """Skip without ``what`` on a workstation; fail in CI, where it must exist."""
-    if os.environ.get("CI") or os.environ.get("REQUIRE_ALL_RUNTIMES"):
-        pytest.fail(f"{what} is required in CI (CI/REQUIRE_ALL_RUNTIMES set)")
-    pytest.skip(f"{what} is not available here")
-
-
-def s3_record(bucket: str, key: str, size: int, etag: str | None, version_id: str | None) -> dict[str, Any]:
-    """One record of an S3 ObjectCreated notification, as S3 sends it (key URL-encoded, + for space)."""
-    obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "size": size, "sequencer": "0065A1B2C3D4E5F6A7"}
-    if etag is not None:
-        obj["eTag"] = etag
-    if version_id is not None:
-        obj["versionId"] = version_id
-    return {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": REGION,
-        "eventTime": "2026-11-25T12:00:00.000Z",
-        "eventName": "ObjectCreated:Put",
-        "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
-        "requestParameters": {"sourceIPAddress": "198.51.100.1"},
-        "responseElements": {"x-amz-request-id": "EXAMPLE123", "x-amz-id-2": "EXAMPLE456"},
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "configurationId": "pipeline-trigger",
-            "bucket": {
-                "name": bucket,
-                "ownerIdentity": {"principalId": "EXAMPLE"},
-                "arn": f"arn:aws:s3:::{bucket}",
-            },
-            "object": obj,
-        },
-    }
-
-
-def event_of(*records: dict[str, Any]) -> dict[str, Any]:
-    return {"Records": list(records)}
-
-
-def put(s3: Any, bucket: str, key: str, body: bytes) -> dict[str, Any]:
-    """Put an object and return the event record S3 would send for it."""
-    response = s3.put_object(Bucket=bucket, Key=key, Body=body)
-    return s3_record(bucket, key, len(body), response["ETag"].strip('"'), response.get("VersionId"))
-
-
-def get_bytes(s3: Any, bucket: str, key: str) -> bytes:
-    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-
-
-def get_lines(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
-    data = get_bytes(s3, bucket, key)
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    return [json.loads(line) for line in data.splitlines()]
-
-
-def keys(s3: Any, bucket: str) -> list[str]:
-    return sorted(obj["Key"] for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
-
-
-def gz(data: bytes) -> bytes:
-    buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as f:
-        f.write(data)
-    return buffer.getvalue()
-
-
-def record(n: int, **overrides: Any) -> dict[str, Any]:
-    base = {
-        "id": f"evt-{n}",
-        "timestamp": "2024-05-01T12:34:56Z",
-        "type": "click",
-        "source": "web",
-        "value": n,
-    }
-    base.update(overrides)
-    return base
-
-
-def jsonl(*records: dict[str, Any]) -> bytes:
-    return b"".join(json.dumps(r).encode() + b"\n" for r in records)
-
 
 _CLIENTS: dict[tuple[Any, ...], Any] = {}
 _new_client = boto3.client

@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import ANALYTICS, REGION, event_of, get_bytes, keys, must_have, put, record
+from handler_support import ANALYTICS, REGION, event_of, get_bytes, keys, must_have, put, record
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import OperationalError
 

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import boto3
 import pytest
-from conftest import PROCESSED, RAW, REGION, event_of, get_lines, gz, jsonl, keys, put, record
+from handler_support import PROCESSED, RAW, REGION, event_of, get_lines, gz, jsonl, keys, put, record
 from moto import mock_aws
 
 from handlers import ingestion

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import must_have
+from handler_support import must_have
 
 from layer.build import find_interpreter
 

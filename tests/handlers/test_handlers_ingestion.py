@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from conftest import PROCESSED, RAW, event_of, get_bytes, get_lines, gz, jsonl, keys, put, record
+from handler_support import PROCESSED, RAW, event_of, get_bytes, get_lines, gz, jsonl, keys, put, record
 
 from handlers import ingestion
 from handlers.errors import ConfigError, EventError

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import ANALYTICS, PROCESSED, event_of, get_bytes, gz, jsonl, keys, put, record
+from handler_support import ANALYTICS, PROCESSED, event_of, get_bytes, gz, jsonl, keys, put, record
 
 from handlers import processing
 
