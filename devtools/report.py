@@ -34,11 +34,17 @@ def _short(value: Any, width: int = 100) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _number(value: Any) -> Any:
+    """A float as a person reads it: a sum of decimal prices is 8749.19, not 8749.189999999997."""
+    return f"{value:.12g}" if isinstance(value, float) else value
+
+
 def _report_line(report: Any) -> str:
     try:
         totals = report["totals"]
         metrics = ", ".join(
-            f"{name} count={m.get('count')} sum={m.get('sum')} min={m.get('min')} max={m.get('max')}"
+            f"{name} count={m.get('count')} "
+            + " ".join(f"{stat}={_number(m.get(stat))}" for stat in ("sum", "min", "max"))
             for name, m in totals["metrics"].items()
         )
         return (
