@@ -26,7 +26,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -463,27 +463,26 @@ class LocalPipeline:
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket.name):
                 keys += [o["Key"] for o in page.get("Contents", [])]
             objects[bucket.name] = keys
-        reports, quarantine = {}, []
-        analytics = _maybe_stage(self.spec, "analytics")
-        ingestion = _maybe_stage(self.spec, "ingestion")
-        if analytics is not None:
-            bucket = analytics.environment.get("DEST_BUCKET", "")
-            prefix = analytics.environment.get("REPORTS_PREFIX", "reports/")
+
+        def written(stage: str, prefix_variable: str, default_prefix: str) -> Iterator[tuple[str, bytes]]:
+            """Key and body of every object ``stage`` wrote under the prefix its environment names."""
+            spec = _maybe_stage(self.spec, stage)
+            if spec is None:
+                return
+            bucket = spec.environment.get("DEST_BUCKET", "")
+            prefix = spec.environment.get(prefix_variable, default_prefix)
             for key in objects.get(bucket, []):
                 if key.startswith(prefix):
                     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-                    reports[key] = json.loads(body)
-        if ingestion is not None:
-            bucket = ingestion.environment.get("DEST_BUCKET", "")
-            prefix = ingestion.environment.get("QUARANTINE_PREFIX", "quarantine/")
-            for key in objects.get(bucket, []):
-                if key.startswith(prefix):
-                    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-                    if key.endswith(".gz"):
-                        body = gzip.decompress(body)
-                    for line in body.decode("utf-8").splitlines():
-                        if line.strip():
-                            quarantine.append({"key": key, **_as_object(line)})
+                    yield key, gzip.decompress(body) if key.endswith(".gz") else body
+
+        reports = {key: json.loads(body) for key, body in written("analytics", "REPORTS_PREFIX", "reports/")}
+        quarantine = [
+            {"key": key, **_as_object(line)}
+            for key, body in written("ingestion", "QUARANTINE_PREFIX", "quarantine/")
+            for line in body.decode("utf-8").splitlines()
+            if line.strip()
+        ]
         queues = {}
         sqs = aws.client("sqs")
         for stage in self.spec.stages:
