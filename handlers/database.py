@@ -52,21 +52,27 @@ metadata = MetaData()
 
 _GROUP_KEY = ("window_size", "window_start", "dimensions")
 
+
+def _group_key_columns() -> list[Column[Any]]:
+    """The primary key of a rollup group, shared by both rollup tables (a Column belongs to one table)."""
+    return [
+        Column("window_size", String(8), primary_key=True),
+        Column("window_start", DateTime(timezone=True), primary_key=True),
+        Column("dimensions", String(2048), primary_key=True),
+    ]
+
+
 rollup_groups = Table(
     "pipeline_rollup_groups",
     metadata,
-    Column("window_size", String(8), primary_key=True),
-    Column("window_start", DateTime(timezone=True), primary_key=True),
-    Column("dimensions", String(2048), primary_key=True),
+    *_group_key_columns(),
     Column("records", BigInteger, nullable=False),
 )
 
 rollup_metrics = Table(
     "pipeline_rollup_metrics",
     metadata,
-    Column("window_size", String(8), primary_key=True),
-    Column("window_start", DateTime(timezone=True), primary_key=True),
-    Column("dimensions", String(2048), primary_key=True),
+    *_group_key_columns(),
     Column("metric", String(256), primary_key=True),
     Column("count", BigInteger, nullable=False),
     Column("sum", Double, nullable=False),
