@@ -116,6 +116,9 @@ class Discard:
     def valid(self, line: bytes) -> None:
         pass
 
+    def valid_lines(self, block: bytes, count: int) -> None:
+        pass
+
     def quarantine(self, line: bytes) -> None:
         pass
 
@@ -230,6 +233,9 @@ class _SpoolSink:
 
     def valid(self, line: bytes) -> None:
         self.spool.write(line)
+
+    def valid_lines(self, block: bytes, count: int) -> None:
+        self.spool.write_lines(block, count)
 
     def quarantine(self, line: bytes) -> None:
         self.spool.write(line)

@@ -101,6 +101,9 @@ class Sink(Protocol):
 
     def valid(self, line: bytes) -> None: ...
 
+    def valid_lines(self, block: bytes, count: int) -> None:
+        """``count`` valid lines at once, each ending in a newline."""
+
     def quarantine(self, line: bytes) -> None: ...
 
 
@@ -513,6 +516,41 @@ def _duplicate_key(unit: bytes, record: dict[str, Any]) -> str | None:
     return None
 
 
+_REFERENCES = frozenset({"$ref", "$dynamicRef", "$recursiveRef"})
+
+
+def _batch_validator(schema: Mapping[str, Any]) -> Callable[[list[Any]], bool] | None:
+    """Whether every record of a batch is valid, in one jsonschema-rs call; None when not exact.
+
+    Why: handing records to jsonschema-rs one call at a time costs about 0.3 µs per record more
+    than one call for the batch validated as ``{"type": "array", "items": schema}`` (about 40 % of
+    validating a small record). ``items`` applies the schema to each element exactly as it applies
+    to a record alone, as long as nothing in it is resolved against the root: a schema with
+    references gets None (records are then validated one call each). The wrapper keeps the
+    schema's ``$schema``, so the draft is the same. Property tests hold it equal to per-record
+    validation.
+    """
+
+    def keys(value: object) -> Iterator[str]:
+        if isinstance(value, Mapping):
+            for key, inner in value.items():
+                yield key
+                yield from keys(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                yield from keys(inner)
+
+    if not _REFERENCES.isdisjoint(keys(schema)):
+        return None
+    wrapper: dict[str, Any] = {"type": "array", "items": {k: v for k, v in schema.items() if k != "$schema"}}
+    if "$schema" in schema:
+        wrapper["$schema"] = schema["$schema"]
+    try:
+        return jsonschema_rs.validator_for(wrapper).is_valid
+    except (jsonschema_rs.ValidationError, ValueError):
+        return None
+
+
 class RecordChecker:
     """Parses, validates and normalises units; the compiled schema is built once per container."""
 
@@ -522,6 +560,10 @@ class RecordChecker:
         except (jsonschema_rs.ValidationError, ValueError) as exc:
             raise ConfigError(f"the record schema is not a valid JSON Schema: {exc}") from exc
         self._is_valid = self._validator.is_valid
+        self._all_valid = _batch_validator(schema) or self._each_valid
+
+    def _each_valid(self, records: list[Any]) -> bool:
+        return all(map(self._is_valid, records))
 
     def check(self, unit: bytes) -> bytes | Rejection:
         """The record's output line, or why it is rejected (the reference path, one unit at a time)."""
@@ -559,10 +601,16 @@ class RecordChecker:
 
     def check_lines(self, units: list[bytes]) -> list[bytes | Rejection]:
         """``check`` of each unit (single-line, non-blank), amortised over the batch."""
-        return self._check_batch(units)[0]
+        results = self._check_batch(units)[0]
+        if type(results) is bytes:
+            return results.split(b"\n")[:-1]  # type: ignore[return-value]
+        return results  # type: ignore[return-value]
 
-    def _check_batch(self, units: list[bytes]) -> tuple[list[bytes | Rejection], int]:
+    def _check_batch(self, units: list[bytes]) -> tuple[bytes | list[bytes | Rejection], int]:
         """``check_lines`` and the number of rejections among the results.
+
+        A batch with only valid units comes back as one block of newline-terminated lines: the
+        sink takes it in one call, and the encoder's output needs no splitting.
 
         One ``decode_lines`` call parses the batch and one ``encode_lines`` call writes it back;
         duplicate keys are ruled out by comparing counts (``_no_duplicate_keys``). Any irregularity
@@ -576,11 +624,9 @@ class RecordChecker:
             return self._check_each(units)
         # Each unit must be "{...}", maybe padded with whitespace: a unit ending in "}" cannot be
         # continued by a next one starting with "{", so then each unit held exactly one record.
-        if (
-            joined.count(b"}\n{") == len(units) - 1
-            and joined[0] == _OPEN_BRACE
-            and joined[-1] == _CLOSE_BRACE
-        ):
+        # Comparing each unit's first and last byte costs the same for any record size; scanning
+        # ``joined`` for "}\n{" grows with it (3x as long on ~500 B records).
+        if _braced(units):
             stripped, inner_cr = units, b"\r" in joined
         else:
             stripped = [unit.strip(_WHITESPACE) for unit in units]
@@ -589,7 +635,7 @@ class RecordChecker:
             inner_cr = b"\r" in b"".join(stripped)
         if len(records) != len(units):
             return self._check_each(units)
-        if inner_cr or not all(map(self._is_valid, records)):
+        if inner_cr or not self._all_valid(records):
             return self._check_mixed(units, stripped, records, joined)
         # The common batch, all valid: C-level loops (map) around the one Python call per record.
         timestamps = list(map(dict.get, records, repeat("timestamp")))
@@ -602,14 +648,13 @@ class RecordChecker:
         became_strings = len(timestamps) - list(map(type, timestamps)).count(str)
         if not _no_duplicate_keys(joined, records, encoded, became_strings):
             return self._check_each(units)
-        lines: list[bytes | Rejection] = encoded.split(b"\n")  # type: ignore[assignment]
         unchanged = list(map(operator.eq, timestamps, normalised))
         if True not in unchanged:
-            del lines[-1]  # after the last newline
-            return lines, 0
-        return [
+            return encoded, 0
+        lines = encoded.split(b"\n")
+        return b"\n".join(
             unit if same else line for unit, same, line in zip(stripped, unchanged, lines, strict=False)
-        ], 0
+        ) + b"\n", 0
 
     def _check_mixed(
         self, units: list[bytes], stripped: list[bytes], records: list[dict[str, Any]], joined: bytes
@@ -674,6 +719,18 @@ def _no_duplicate_keys(joined: bytes, records: list[Any], encoded: bytes, became
 
 
 _OPEN_BRACE, _CLOSE_BRACE = ord("{"), ord("}")
+_first_byte, _last_byte = operator.itemgetter(0), operator.itemgetter(-1)
+
+
+def _braced(units: list[bytes]) -> bool:
+    """True when every unit starts with ``{`` and ends with ``}`` (no whitespace around)."""
+    try:
+        firsts, lasts = bytes(map(_first_byte, units)), bytes(map(_last_byte, units))
+    except IndexError:  # an empty unit
+        return False
+    return firsts.count(_OPEN_BRACE) == len(units) and lasts.count(_CLOSE_BRACE) == len(units)
+
+
 _SPACED_COLON = re.compile(rb'"[ \t\r\n]+:')
 _decode = msgspec.json.Decoder().decode
 _decode_lines = msgspec.json.Decoder().decode_lines
@@ -752,7 +809,7 @@ def ingest(
         for number, unit in enumerate(iter_document(payload, max_record_bytes), start=1):
             check_one(number, unit)
     else:
-        number = _ingest_lines(payload, checker, max_record_bytes, valid, reject, counts)
+        number = _ingest_lines(payload, checker, max_record_bytes, sink, reject, counts)
     return Counts(
         records_read=number,
         records_valid=counts["valid"],
@@ -765,7 +822,7 @@ def _ingest_lines(
     payload: Read,
     checker: RecordChecker,
     max_record_bytes: int,
-    valid: Callable[[bytes], None],
+    sink: Sink,
     reject: Callable[[int, Rejection, bytes | Oversize], None],
     counts: dict[str, int],
 ) -> int:
@@ -778,15 +835,14 @@ def _ingest_lines(
         nonlocal batch_bytes
         units = batch[:size]
         results, rejected = checker._check_batch(units)
-        if rejected:
+        if type(results) is bytes:
+            sink.valid_lines(results, len(units))
+        else:
             for index, result in enumerate(results):
                 if type(result) is bytes:
-                    valid(result)
+                    sink.valid(result)
                 else:
                     reject(numbers[index], result, units[index])
-        else:
-            for line in results:
-                valid(line)  # type: ignore[arg-type]
         counts["valid"] += len(units) - rejected
         batch_bytes -= sum(map(len, units))
         del batch[:size], numbers[:size]

@@ -44,6 +44,9 @@ class _Spools:
     def valid(self, line: bytes) -> None:
         self.records.write(line)
 
+    def valid_lines(self, block: bytes, count: int) -> None:
+        self.records.write_lines(block, count)
+
     def quarantine(self, line: bytes) -> None:
         self.quarantined.write(line)
 

@@ -36,6 +36,12 @@ class LineSpool:
         if len(self._batch) >= BATCH_LINES:
             self._flush()
 
+    def write_lines(self, block: bytes, count: int) -> None:
+        """``count`` lines at once, each already ending in a newline, after those written before."""
+        self._flush()
+        self.lines += count
+        self._file.write(self._zip.compress(block) if self._zip else block)
+
     def _flush(self) -> None:
         if not self._batch:
             return

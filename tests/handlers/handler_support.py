@@ -100,3 +100,23 @@ def record(n: int, **overrides: Any) -> dict[str, Any]:
 
 def jsonl(*records: dict[str, Any]) -> bytes:
     return b"".join(json.dumps(r).encode() + b"\n" for r in records)
+
+
+class ListSink:
+    """An ingestion ``Sink`` that keeps valid lines one per item, however they were handed over."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.quarantined: list[dict[str, Any]] = []
+
+    def valid(self, line: bytes) -> None:
+        self.written.append(line)
+
+    def valid_lines(self, block: bytes, count: int) -> None:
+        lines = block.split(b"\n")
+        assert lines.pop() == b"", "every line of a block ends in a newline"
+        assert len(lines) == count, "a block holds `count` lines"
+        self.written += lines
+
+    def quarantine(self, line: bytes) -> None:
+        self.quarantined.append(json.loads(line))

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from handler_support import ListSink
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -340,18 +341,6 @@ def test_fast_and_slow_utc_paths_agree(moment: datetime) -> None:
     assert normalise_timestamp(text) == first == moment.isoformat() + "Z"
 
 
-class ListSink:
-    def __init__(self) -> None:
-        self.valid_lines: list[bytes] = []
-        self.quarantined: list[dict[str, Any]] = []
-
-    def valid(self, line: bytes) -> None:
-        self.valid_lines.append(line)
-
-    def quarantine(self, line: bytes) -> None:
-        self.quarantined.append(json.loads(line))
-
-
 @pytest.mark.parametrize("filler", [10, 300_000])  # many small lines, and lines that fill BATCH_BYTES first
 def test_batches_keep_line_order_and_conservation(filler: int) -> None:
     from handlers.ingest import InputFormat, ingest
@@ -363,6 +352,6 @@ def test_batches_keep_line_order_and_conservation(filler: int) -> None:
     counts = ingest(reader(data), InputFormat(False, False), CHECKER, 1 << 20, {"key": "k"}, sink)
     expected_bad = [n for n in range(1, len(lines) + 1) if n % 3 == 0]
     assert [entry["line"] for entry in sink.quarantined] == expected_bad
-    assert len(sink.valid_lines) == len(lines) - len(expected_bad)
+    assert len(sink.written) == len(lines) - len(expected_bad)
     assert (counts.records_read, counts.blank_lines) == (len(lines) + 1, 1)
     assert counts.conserved

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from handler_support import ListSink
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +23,8 @@ from handlers.ingest import (
     InputFormat,
     RecordChecker,
     Rejection,
+    _batch_validator,
+    _braced,
     _normalise_with_datetime,
     ingest,
     normalise_timestamp,
@@ -217,6 +220,82 @@ def test_duplicate_hidden_by_a_unicode_escape_is_found() -> None:
     assert CHECKER.check_lines([unit]) == [Rejection("duplicate_key", "key 'value' appears more than once")]
 
 
+# --- batch validation and the unit shape check ----------------------------------------------------
+
+OTHER_SCHEMAS = [
+    {  # draft 7 with $id and unused $defs: no reference, so the array wrapper is exact
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "$id": "https://example.test/r.json",
+        "definitions": {"n": {"type": "number"}},
+        "type": "object",
+        "required": ["id"],
+        "properties": {"id": {"type": "string", "minLength": 1}, "value": {"maximum": 10}},
+        "additionalProperties": {"type": ["number", "string", "object"]},
+    },
+    {  # draft 4: a boolean exclusiveMaximum, which later drafts reject
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "type": "object",
+        "properties": {"value": {"maximum": 11, "exclusiveMaximum": True}},
+    },
+    {  # no $schema: the default draft in both validators
+        "type": "object",
+        "properties": {"timestamp": {"type": "integer"}},
+        "patternProperties": {"^[a-z]$": {"type": "number"}},
+        "unevaluatedProperties": False,
+    },
+]
+REFERRING_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$defs": {"s": {"type": "string"}},
+    "type": "object",
+    "properties": {"id": {"$ref": "#/$defs/s"}},
+}
+
+
+near_valid = st.fixed_dictionaries(
+    {"id": st.sampled_from(["a", "", 1]), "timestamp": st.sampled_from([0, "2024-05-01T00:00:00Z", None])},
+    optional={
+        "type": st.sampled_from(["t", ""]),
+        "value": st.sampled_from([1, 11, 2.5, "x", None, {}]),
+        "a": st.sampled_from([1, "x"]),
+        "attributes": st.sampled_from([{}, [], {"k": [1]}]),
+    },
+)
+
+
+@PROPERTY
+@given(st.lists(near_valid | nested, max_size=5))
+def test_batch_validation_equals_validating_each_record(records: list[Any]) -> None:
+    # GIVEN records near the edge of each schema, and schemas without references (the default one)
+    for schema in [default_record_schema(), *OTHER_SCHEMAS]:
+        checker = RecordChecker(schema)
+        # WHEN the batch is validated in one call
+        batch_validator = _batch_validator(schema)
+        # THEN it exists and agrees with one call per record
+        assert batch_validator is not None
+        assert batch_validator(records) == all(map(checker._is_valid, records))
+
+
+def test_a_schema_with_references_is_validated_one_record_at_a_time() -> None:
+    # GIVEN a schema whose "#/..." reference would resolve against an array wrapper
+    checker = RecordChecker(REFERRING_SCHEMA)
+    # WHEN a batch is checked THEN no batch validator is used, and the results are check's
+    assert _batch_validator(REFERRING_SCHEMA) is None
+    batch = [b'{"id":"a","timestamp":0}', b'{"id":1,"timestamp":0}']
+    assert checker.check_lines(batch) == [checker.check(unit) for unit in batch]
+    assert [type(result) for result in checker.check_lines(batch)] == [bytes, Rejection]
+
+
+@PROPERTY
+@given(st.lists(st.text("{} x", max_size=4).map(str.encode), min_size=1, max_size=8))
+def test_braced_equals_scanning_the_joined_units(units: list[bytes]) -> None:
+    # GIVEN single-line units (maybe empty, maybe without braces) joined as the batch parser sees them
+    joined = b"\n".join(units)
+    scanned = joined.count(b"}\n{") == len(units) - 1 and joined[:1] == b"{" and joined[-1:] == b"}"
+    # THEN checking each unit's first and last byte agrees with scanning the joined text
+    assert _braced(units) == scanned
+
+
 # --- lines ----------------------------------------------------------------------------------------
 
 GOOD = json.dumps({"id": "a", "timestamp": 1714521600, "type": "t", "value": 1}).encode()
@@ -232,18 +311,6 @@ line_kinds = st.sampled_from(
         GOOD.replace(b"1714521600", b'"2024-05-01T00:00:00Z"'),
     ]
 )
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.valid_lines: list[bytes] = []
-        self.quarantined: list[dict[str, Any]] = []
-
-    def valid(self, line: bytes) -> None:
-        self.valid_lines.append(line)
-
-    def quarantine(self, line: bytes) -> None:
-        self.quarantined.append(json.loads(line))
 
 
 def trickle(data: bytes, most: int) -> Any:
@@ -276,7 +343,7 @@ def test_ingest_equals_the_line_by_line_rules_whatever_the_read_sizes(
             expected_valid.append(result)
         else:
             expected_bad.append((number, result.reason))
-    assert sink.valid_lines == expected_valid
+    assert sink.written == expected_valid
     assert [(entry["line"], entry["reason"]) for entry in sink.quarantined] == expected_bad
     assert (counts.records_read, counts.blank_lines) == (len(present), blank)
     assert counts.conserved
