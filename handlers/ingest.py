@@ -33,9 +33,9 @@ Decisions about awkward input, each deliberate:
   seconds is the year 5138), smaller ones seconds.
 * Normalised timestamps are RFC 3339 UTC: ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` (sub-microsecond digits
   are truncated). ``datetime`` is the reference; common shapes are assembled from parts it has
-  already converted (``normalise_timestamp``), which property tests hold equal to it. A single-line
-  record whose timestamp is already in that form is written byte for byte as read; others are
-  re-serialised compactly (msgspec, keys in their input order).
+  already converted (``normalise_timestamp``), which property tests hold equal to it. Every valid
+  record is written re-serialised compactly (msgspec, keys in their input order), so an output line
+  has one form whatever the spacing or escapes of its input.
 * A file that cannot be read to its end (not gzip, truncated or corrupt gzip, truncated array, empty)
   raises ``UnreadableObjectError``: the caller discards partial output and writes one quarantine entry
   naming the raw object, so a file is either processed whole or kept whole.
@@ -97,7 +97,7 @@ class InputFormat:
 
 
 class Sink(Protocol):
-    """Where the core puts its output lines (each without a trailing newline)."""
+    """Where the core puts its output: lines without a newline, or blocks of newline-terminated lines."""
 
     def valid(self, line: bytes) -> None: ...
 
@@ -584,9 +584,9 @@ class RecordChecker:
         duplicate = _duplicate_key(unit, record)
         if duplicate is not None:
             return Rejection("duplicate_key", f"key {duplicate!r} appears more than once")
-        return self._finish(unit.strip(_WHITESPACE), record)
+        return self._finish(record)
 
-    def _finish(self, unit: bytes, record: dict[str, Any]) -> bytes | Rejection:
+    def _finish(self, record: dict[str, Any]) -> bytes | Rejection:
         if not self._is_valid(record):
             return self._violation(record)
         timestamp = record.get("timestamp")
@@ -594,8 +594,6 @@ class RecordChecker:
             normalised = normalise_timestamp(timestamp)
         except ValueError as exc:
             return Rejection("invalid_timestamp", str(exc))
-        if normalised == timestamp and b"\n" not in unit and b"\r" not in unit:
-            return unit
         record["timestamp"] = normalised
         return _encode(record)
 
@@ -626,45 +624,36 @@ class RecordChecker:
         # continued by a next one starting with "{", so then each unit held exactly one record.
         # Comparing each unit's first and last byte costs the same for any record size; scanning
         # ``joined`` for "}\n{" grows with it (3x as long on ~500 B records).
-        if _braced(units):
-            stripped, inner_cr = units, b"\r" in joined
-        else:
+        if not _braced(units):
             stripped = [unit.strip(_WHITESPACE) for unit in units]
             if not all(unit[:1] == b"{" and unit[-1:] == b"}" for unit in stripped):
                 return self._check_each(units)
-            inner_cr = b"\r" in b"".join(stripped)
         if len(records) != len(units):
             return self._check_each(units)
-        if inner_cr or not self._all_valid(records):
-            return self._check_mixed(units, stripped, records, joined)
+        if not self._all_valid(records):
+            return self._check_mixed(units, records, joined)
         # The common batch, all valid: C-level loops (map) around the one Python call per record.
         timestamps = list(map(dict.get, records, repeat("timestamp")))
         try:
             normalised = list(map(normalise_timestamp, timestamps))
         except ValueError:
-            return self._check_mixed(units, stripped, records, joined)
+            return self._check_mixed(units, records, joined)
         deque(map(dict.__setitem__, records, repeat("timestamp"), normalised), maxlen=0)
         encoded = _encode_lines(records)
         became_strings = len(timestamps) - list(map(type, timestamps)).count(str)
         if not _no_duplicate_keys(joined, records, encoded, became_strings):
             return self._check_each(units)
-        unchanged = list(map(operator.eq, timestamps, normalised))
-        if True not in unchanged:
-            return encoded, 0
-        lines = encoded.split(b"\n")
-        return b"\n".join(
-            unit if same else line for unit, same, line in zip(stripped, unchanged, lines, strict=False)
-        ) + b"\n", 0
+        return encoded, 0
 
     def _check_mixed(
-        self, units: list[bytes], stripped: list[bytes], records: list[dict[str, Any]], joined: bytes
+        self, units: list[bytes], records: list[dict[str, Any]], joined: bytes
     ) -> tuple[list[bytes | Rejection], int]:
-        """``_check_batch`` record by record, for a batch with rejections or inner carriage returns."""
+        """``_check_batch`` record by record, for a batch with rejections."""
         results: list[bytes | Rejection | None] = []
         append = results.append
         is_valid = self._is_valid
         rejected = became_strings = 0  # numeric timestamps replaced by strings (for _no_duplicate_keys)
-        for unit, record in zip(stripped, records, strict=True):
+        for record in records:
             if not is_valid(record):
                 append(self._violation(record))
                 rejected += 1
@@ -676,9 +665,6 @@ class RecordChecker:
                 append(Rejection("invalid_timestamp", str(exc)))
                 rejected += 1
                 continue
-            if normalised == timestamp and b"\r" not in unit:
-                append(unit)
-                continue
             if type(timestamp) is not str:
                 became_strings += 1
             record["timestamp"] = normalised
@@ -686,8 +672,6 @@ class RecordChecker:
         encoded = _encode_lines(records)
         if not _no_duplicate_keys(joined, records, encoded, became_strings):
             return self._check_each(units)
-        if None not in results:
-            return results, rejected  # type: ignore[return-value]
         lines = encoded.split(b"\n")
         return [lines[index] if result is None else result for index, result in enumerate(results)], rejected
 

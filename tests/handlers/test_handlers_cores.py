@@ -319,6 +319,23 @@ unit_strategy = st.one_of(
 )
 
 
+@pytest.mark.parametrize(
+    "unit",
+    [
+        b'{"id": "a", "timestamp": "2024-05-01T12:00:00Z", "type": "t", "value": 1.50}',
+        b'{"id":"a","timestamp":"2024-05-01T12:00:00Z","type":"t","value":1.5}\r',
+        b'{"id":"\\u0061","timestamp":"2024-05-01T14:00:00+02:00","type":"t","value":1.5}',
+    ],
+)
+def test_a_valid_record_is_written_in_one_compact_form(unit: bytes) -> None:
+    # GIVEN records that differ only in spacing, number form, escapes or offset
+    # WHEN each is checked alone and in a batch
+    # THEN both give the same compact line, whatever the input looked like
+    expected = b'{"id":"a","timestamp":"2024-05-01T12:00:00Z","type":"t","value":1.5}'
+    assert CHECKER.check(unit) == expected
+    assert CHECKER.check_lines([unit, unit]) == [expected, expected]
+
+
 @PROPERTY
 @given(st.lists(unit_strategy, min_size=1, max_size=12))
 def test_batched_checking_equals_checking_one_unit_at_a_time(units: list[bytes]) -> None:

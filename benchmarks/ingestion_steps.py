@@ -1,0 +1,187 @@
+"""Where the ingestion core's time goes, step by step, next to the raw parse it is compared with.
+
+Run: ``.venv/bin/python benchmarks/ingestion_steps.py [--records small|rich] [--size-mb 3] [--instructions]``.
+
+Each row rebuilds the core's batch work on the same JSON Lines input with one more step than the row
+before, calling the functions ``handlers.ingest`` itself calls:
+
+* ``split``       lines a read chunk at a time (``iter_line_blocks``), joined into batches of 256;
+* ``+decode``     msgspec ``decode_lines`` per batch;
+* ``+validate``   one jsonschema-rs call per batch (``RecordChecker._all_valid``);
+* ``+timestamps`` ``normalise_timestamp`` per record, written back into the records;
+* ``+encode``     msgspec ``encode_lines`` per batch;
+* ``+duplicates`` the quote counts that rule out duplicate keys (``_no_duplicate_keys``);
+* ``core``        the real ``handlers.ingest.ingest`` into a sink that discards its lines;
+* ``parse``       parse each line with msgspec and discard it: the raw parse rate of benchmarks/ingestion.py.
+
+By default each figure is CPU microseconds per record (best of ``--repeats``). With ``--instructions``
+each row runs once under valgrind's callgrind instead and the figure is instructions per record, less
+a run that only loads the data and warms the timestamp caches: a count that neighbours on a shared
+machine do not disturb, unlike CPU time (docs/benchmarks.md). Not run by the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable
+from itertools import repeat
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+STEPS = ["split", "+decode", "+validate", "+timestamps", "+encode", "+duplicates"]
+ROWS = [*STEPS, "core", "parse"]
+
+
+def workload(data: bytes, row: str) -> Callable[[], None]:
+    """The work of one row over ``data``, ready to run."""
+    import msgspec
+
+    from handlers import ingest as core
+    from handlers.config import default_record_schema
+
+    checker = core.RecordChecker(default_record_schema())
+    decode = msgspec.json.Decoder().decode
+    # The timestamp caches learn from the first values they see; every row starts after that.
+    core.ingest(io.BytesIO(data).read, core.InputFormat(False, False), checker, 1 << 20, {}, _Discard())
+
+    def chunks() -> list[list[bytes]]:
+        return [lines for lines, _ in core.iter_line_blocks(io.BytesIO(data).read, 1 << 20)]  # type: ignore[misc]
+
+    def steps() -> None:
+        depth = STEPS.index(row)
+        for lines in chunks():
+            for start in range(0, len(lines), core.BATCH_UNITS):
+                joined = b"\n".join(lines[start : start + core.BATCH_UNITS])
+                if depth < 1:
+                    continue
+                records = core._decode_lines(joined)
+                if depth >= 2:
+                    checker._all_valid(records)
+                if depth >= 3:
+                    timestamps = list(map(dict.get, records, repeat("timestamp")))
+                    normalised = list(map(core.normalise_timestamp, timestamps))
+                    deque(map(dict.__setitem__, records, repeat("timestamp"), normalised), maxlen=0)
+                if depth >= 4:
+                    encoded = core._encode_lines(records)
+                if depth >= 5:  # the cost of the counts; their verdict is not needed here
+                    core._no_duplicate_keys(joined, records, encoded, 0)
+
+    def whole_core() -> None:
+        core.ingest(io.BytesIO(data).read, core.InputFormat(False, False), checker, 1 << 20, {}, _Discard())
+
+    def parse() -> None:
+        for lines in chunks():
+            for line in lines:
+                decode(line)
+
+    if row == "core":
+        return whole_core
+    if row == "parse":
+        return parse
+    if row == "load":
+        return lambda: None
+    return steps
+
+
+class _Discard:
+    def valid(self, line: bytes) -> None:
+        pass
+
+    def valid_lines(self, block: bytes, count: int) -> None:
+        pass
+
+    def quarantine(self, line: bytes) -> None:
+        pass
+
+
+def cpu_per_record(data: bytes, records: int, row: str, repeats: int) -> float:
+    work = workload(data, row)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()
+        work()
+        best = min(best, time.process_time() - start)
+    return best / records * 1e6
+
+
+def instructions(path: Path, row: str) -> int:
+    """Instructions executed by a process that loads ``path`` and runs ``row`` once (callgrind)."""
+    out = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            __file__,
+            "--measure",
+            row,
+            "--input",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    match = re.search(r"refs:\s+([\d,]+)", out.stderr)
+    if match is None:
+        raise RuntimeError(f"no instruction count in valgrind's output:\n{out.stderr[-2000:]}")
+    return int(match.group(1).replace(",", ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", choices=["small", "rich"], default="small")
+    parser.add_argument("--size-mb", type=float, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--instructions", action="store_true", help="count instructions with callgrind")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:  # one row inside valgrind
+        workload(args.input.read_bytes(), args.measure)()
+        return
+
+    from ingestion import generate  # the record shapes of benchmarks/ingestion.py
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "input.jsonl"
+        records = generate(path, int(args.size_mb * 1e6), rich=args.records == "rich")
+        data = path.read_bytes()
+        if args.instructions:
+            if shutil.which("valgrind") is None:
+                sys.exit("--instructions needs valgrind (apt-get install valgrind)")
+            unit = "instructions/record"
+            base = instructions(path, "load")
+            figures = {row: (instructions(path, row) - base) / records for row in ROWS}
+        else:
+            unit = "CPU µs/record"
+            figures = {row: cpu_per_record(data, records, row, args.repeats) for row in ROWS}
+    parse = figures["parse"]
+    print(f"{records} {args.records} records, {len(data) / 1e6:.1f} MB; {unit}; 'parse' = parse and discard")
+    print(f"| step | {unit} | this step | this step / parse |\n|---|---|---|---|")
+    before = 0.0
+    for row in STEPS:
+        step = figures[row] - before
+        print(f"| {row} | {figures[row]:,.2f} | {step:,.2f} | {step / parse:.2f} |")
+        before = figures[row]
+    for row in ("core", "parse"):
+        print(f"| {row} | {figures[row]:,.2f} | | {figures[row] / parse:.2f} |")
+    print(f"core / parse rate: {parse / figures['core']:.2f} (target >= 0.33)")
+    print(f"the steps above account for {before / figures['core']:.0%} of the core")
+
+
+if __name__ == "__main__":
+    main()
