@@ -1,0 +1,63 @@
+"""The benchmark scripts still run against the current core (they call its functions by name).
+
+Their figures are not checked: a benchmark prints measurements (docs/benchmarks.md), it is not a timed
+test. What is checked is that every row is measured and the summary lines are printed.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(script: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_the_ingestion_benchmark_measures_every_contender() -> None:
+    # GIVEN a tiny input WHEN the benchmark runs once
+    out = run("ingestion.py", "--size-mb", "0.5", "--small-mb", "0.2", "--repeats", "1", "--gzip-levels", "1")
+    # THEN each contender has a row with a positive rate, and the three target lines are printed
+    rates = dict(
+        re.findall(
+            r"^\| (core|core\+gzip1|naive|parse:msgspec|core@small) \|(?:[^|]+\|){4} ([\d.]+) \|",
+            out,
+            re.M,
+        )
+    )
+    assert set(rates) == {"core", "core+gzip1", "naive", "parse:msgspec", "core@small"}
+    assert all(float(rate) > 0 for rate in rates.values())
+    assert re.search(r"core / naive baseline: [\d.]+x", out)
+    assert re.search(r"core / fastest parse-and-discard \(parse:msgspec\): [\d.]+", out)
+    assert re.search(r"core peak RSS growth: [\d.]+ MB at 0.2 MB input, [\d.]+ MB at 0.5 MB input", out)
+
+
+def test_the_steps_benchmark_measures_every_step() -> None:
+    # GIVEN a tiny input WHEN the step-by-step breakdown runs once
+    out = run("ingestion_steps.py", "--size-mb", "0.2", "--repeats", "1")
+    # THEN every step, the whole core and the raw parse have a figure
+    rows = re.findall(r"^\| (\S+) \| ([\d,.]+) \|", out, re.M)
+    assert [name for name, _ in rows] == [
+        "split",
+        "+decode",
+        "+validate",
+        "+timestamps",
+        "+encode",
+        "+duplicates",
+        "core",
+        "parse",
+    ]
+    assert all(float(value.replace(",", "")) > 0 for _, value in rows)
+    assert re.search(r"core / parse rate: [\d.]+", out)
