@@ -46,6 +46,7 @@ ROWS = [*STEPS, "core", "parse"]
 def workload(data: bytes, row: str) -> Callable[[], None]:
     """The work of one row over ``data``, ready to run."""
     import msgspec
+    from ingestion import Discard  # benchmarks/ingestion.py's sink
 
     from handlers import ingest as core
     from handlers.config import default_record_schema
@@ -53,7 +54,7 @@ def workload(data: bytes, row: str) -> Callable[[], None]:
     checker = core.RecordChecker(default_record_schema())
     decode = msgspec.json.Decoder().decode
     # The timestamp caches learn from the first values they see; every row starts after that.
-    core.ingest(io.BytesIO(data).read, core.InputFormat(False, False), checker, 1 << 20, {}, _Discard())
+    core.ingest(io.BytesIO(data).read, core.InputFormat(False, False), checker, 1 << 20, {}, Discard())
 
     def chunks() -> list[list[bytes]]:
         return [lines for lines, _ in core.iter_line_blocks(io.BytesIO(data).read, 1 << 20)]  # type: ignore[misc]
@@ -78,7 +79,7 @@ def workload(data: bytes, row: str) -> Callable[[], None]:
                     core._no_duplicate_keys(joined, records, encoded, 0)
 
     def whole_core() -> None:
-        core.ingest(io.BytesIO(data).read, core.InputFormat(False, False), checker, 1 << 20, {}, _Discard())
+        core.ingest(io.BytesIO(data).read, core.InputFormat(False, False), checker, 1 << 20, {}, Discard())
 
     def parse() -> None:
         for lines in chunks():
@@ -92,17 +93,6 @@ def workload(data: bytes, row: str) -> Callable[[], None]:
     if row == "load":
         return lambda: None
     return steps
-
-
-class _Discard:
-    def valid(self, line: bytes) -> None:
-        pass
-
-    def valid_lines(self, block: bytes, count: int) -> None:
-        pass
-
-    def quarantine(self, line: bytes) -> None:
-        pass
 
 
 def cpu_per_record(data: bytes, records: int, repeats: int) -> dict[str, float]:
