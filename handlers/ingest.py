@@ -346,7 +346,10 @@ _RFC3339 = re.compile(
 )
 _MINUTE_SECONDS = [f":{m:02d}:{s:02d}" for m in range(60) for s in range(60)]  # by second of the hour
 _VALID_MINUTE_SECONDS = frozenset(_MINUTE_SECONDS)
-_MILLIS = ["", *(f".{n:03d}000" for n in range(1, 1000))]  # datetime writes no zero fraction
+_VALID_SECONDS = frozenset(f":{s:02d}" for s in range(60))
+_CLOCKS_Z = [f"{clock}Z" for clock in _MINUTE_SECONDS]
+_MILLIS_Z = ["Z", *(f".{n:03d}000Z" for n in range(1, 1000))]  # datetime writes no zero fraction
+_MILLIS_INT = int(_MILLIS_THRESHOLD)
 _MAX_EXACT_MILLIS = (
     1000 << 32
 )  # below 2**32 s, n / 1000 is within 0.24 µs of n ms: datetime rounds it exactly
@@ -369,27 +372,29 @@ def normalise_timestamp(value: object) -> str:
     with no parsing; the two agree on every input (tests/handlers).
     """
     if type(value) is str:
-        head = _HOURS.get(value[:13])
-        if head is not None and value[13:19] in _VALID_MINUTE_SECONDS:
-            tail = _Z_TAILS.get(value[19:])
-            if tail is not None:
-                return f"{head}{value[13:19]}{tail}"
-            offset_tail = _OFFSET_TAILS.get(value[19:])
-            if offset_tail is not None:
-                utc = _UTC_MINUTES.get(value[:16] + offset_tail[1])
-                if utc is not None:
-                    return f"{utc}{value[16:19]}{offset_tail[0]}Z"
+        rest = value[19:]
+        tail = _Z_TAILS.get(rest)
+        if tail is not None:
+            head = _HOURS.get(value[:13])
+            if head is not None and (clock := value[13:19]) in _VALID_MINUTE_SECONDS:
+                return f"{head}{clock}{tail}"
+        elif (offset_tail := _OFFSET_TAILS.get(rest)) is not None:
+            # A learnt local minute at this offset vouches for its date, hour and minute.
+            utc = _UTC_MINUTES.get(value[:16] + offset_tail[1])
+            if utc is not None and (second := value[16:19]) in _VALID_SECONDS:
+                return f"{utc}{second}{offset_tail[0]}Z"
         return _learn(value)
-    if type(value) is int and -_MILLIS_THRESHOLD < value < _MAX_EXACT_MILLIS:
-        if value >= _MILLIS_THRESHOLD:
-            seconds, millis = divmod(value, 1000)
-            fraction = _MILLIS[millis]
+    # Integer comparisons and floor divisions: each avoids a float conversion or a tuple per call.
+    if type(value) is int and -_MILLIS_INT < value < _MAX_EXACT_MILLIS:
+        if value < _MILLIS_INT:
+            head = _EPOCH_HOURS.get(value // 3600) or _epoch_hour(value // 3600)
+            if head:
+                return head + _CLOCKS_Z[value % 3600]
         else:
-            seconds, fraction = value, ""
-        hour, second = divmod(seconds, 3600)
-        head = _EPOCH_HOURS.get(hour) or _epoch_hour(hour)
-        if head:
-            return f"{head}{_MINUTE_SECONDS[second]}{fraction}Z"
+            seconds = value // 1000
+            head = _EPOCH_HOURS.get(seconds // 3600) or _epoch_hour(seconds // 3600)
+            if head:
+                return f"{head}{_MINUTE_SECONDS[seconds % 3600]}{_MILLIS_Z[value % 1000]}"
     return _normalise_with_datetime(value)
 
 
