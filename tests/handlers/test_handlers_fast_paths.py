@@ -2,8 +2,9 @@
 
 Timestamps: ``normalise_timestamp`` (parts learnt from the reference, integer arithmetic) against
 ``_normalise_with_datetime``. Records: ``check_lines`` (batch parse and encode, counted duplicate-key
-check) against ``check`` one unit at a time. Lines: ``ingest`` over reads of any size against the
-same rules applied line by line.
+check) against ``check`` one unit at a time; one jsonschema-rs call per batch against one per record;
+the first-and-last-byte shape check against scanning the batch. Lines: ``ingest`` over reads of any
+size against the same rules applied line by line.
 """
 
 from __future__ import annotations
