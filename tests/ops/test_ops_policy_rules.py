@@ -352,8 +352,8 @@ def test_property_dependencies_link_resources_whose_names_are_unknown():
     assert violation.undetermined
 
 
-def test_loop_is_found_during_preview_through_property_dependencies():
-    # GIVEN a preview: bucket name, function ARN and DEST_BUCKET unknown, only the dependencies known
+def preview_chain(trigger: dict[str, object]) -> list[Resource]:
+    """A preview of the analytics stage: names, ARN and DEST_BUCKET unknown, only dependencies known."""
     bucket = Resource(rules.BUCKET, "analytics", "urn:bucket", {"bucket": UNKNOWN})
     fn = Resource(
         rules.FUNCTION,
@@ -365,42 +365,28 @@ def test_loop_is_found_during_preview_through_property_dependencies():
         },
         deps={"environment": ("urn:bucket",)},
     )
-    entry = {"lambdaFunctionArn": UNKNOWN, "events": ["s3:ObjectCreated:*"], "filterPrefix": "reports/"}
     notification = Resource(
         rules.NOTIFICATION,
         "analytics-notification",
         "urn:n",
-        {"bucket": UNKNOWN, "lambdaFunctions": [entry]},
+        {"bucket": UNKNOWN, "lambdaFunctions": [{"lambdaFunctionArn": UNKNOWN, **trigger}]},
         deps={"bucket": ("urn:bucket",), "lambdaFunctions": ("urn:fn",)},
     )
+    return [bucket, fn, notification]
+
+
+def test_loop_is_found_during_preview_through_property_dependencies():
+    # GIVEN a preview whose trigger is on the prefix the function writes
+    stack = preview_chain({"events": ["s3:ObjectCreated:*"], "filterPrefix": "reports/"})
     # WHEN the loop rule runs THEN the loop is reported as a definite violation
-    [violation] = rules.check_no_self_trigger([bucket, fn, notification])
+    [violation] = rules.check_no_self_trigger(stack)
     assert not violation.undetermined
     assert "'reports/'" in violation.message
 
 
 def test_preview_of_the_real_chain_shape_reports_no_loop():
     # the same preview, the trigger on aggregates/: no overlap with reports/
-    bucket = Resource(rules.BUCKET, "analytics", "urn:bucket", {"bucket": UNKNOWN})
-    fn = Resource(
-        rules.FUNCTION,
-        "analytics-fn",
-        "urn:fn",
-        {
-            "arn": UNKNOWN,
-            "environment": {"variables": {"DEST_BUCKET": UNKNOWN, "REPORTS_PREFIX": "reports/"}},
-        },
-        deps={"environment": ("urn:bucket",)},
-    )
-    entry = {"lambdaFunctionArn": UNKNOWN, "filterPrefix": "aggregates/"}
-    notification = Resource(
-        rules.NOTIFICATION,
-        "n",
-        "urn:n",
-        {"bucket": UNKNOWN, "lambdaFunctions": [entry]},
-        deps={"bucket": ("urn:bucket",), "lambdaFunctions": ("urn:fn",)},
-    )
-    assert rules.check_no_self_trigger([bucket, fn, notification]) == []
+    assert rules.check_no_self_trigger(preview_chain({"filterPrefix": "aggregates/"})) == []
 
 
 def test_policy_that_is_not_json_is_reported_as_such():
