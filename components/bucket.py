@@ -42,12 +42,14 @@ class DataBucket(pulumi.ComponentResource):
     def __init__(self, name: str, args: DataBucketArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("data-pipeline:bucket:DataBucket", name, None, opts)
 
-        self.bucket = s3.Bucket(
-            name,
-            bucket=args.bucket_name,
-            force_destroy=args.force_destroy,
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_on_delete),
-        )
+        # A retained bucket keeps its settings too: deleting them on destroy would leave the kept data
+        # without its public access block, TLS-only policy, key, versioning and lifecycle rules.
+        def child(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(
+                parent=self, retain_on_delete=args.retain_on_delete, depends_on=list(depends_on)
+            )
+
+        self.bucket = s3.Bucket(name, bucket=args.bucket_name, force_destroy=args.force_destroy, opts=child())
         self.public_access_block = s3.BucketPublicAccessBlock(
             f"{name}-public-access-block",
             bucket=self.bucket.id,
@@ -55,13 +57,13 @@ class DataBucket(pulumi.ComponentResource):
             block_public_policy=True,
             ignore_public_acls=True,
             restrict_public_buckets=True,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child(),
         )
         self.ownership_controls = s3.BucketOwnershipControls(
             f"{name}-ownership",
             bucket=self.bucket.id,
             rule=s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child(),
         )
         if args.kms_key_arn is None:
             default = s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
@@ -82,7 +84,7 @@ class DataBucket(pulumi.ComponentResource):
                     apply_server_side_encryption_by_default=default, bucket_key_enabled=bucket_key
                 )
             ],
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child(),
         )
         self.versioning = s3.BucketVersioning(
             f"{name}-versioning",
@@ -93,14 +95,14 @@ class DataBucket(pulumi.ComponentResource):
                 # for new objects (null version IDs) on a bucket that was never versioned.
                 status="Enabled" if args.versioning else "Suspended"
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child(),
         )
         self.policy = s3.BucketPolicy(
             f"{name}-policy",
             bucket=self.bucket.id,
             policy=deny_insecure_transport(self.bucket.arn).to_json(),
             # With BlockPublicPolicy set first, a mistaken public statement is refused, never applied.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.public_access_block]),
+            opts=child(self.public_access_block),
         )
         self.lifecycle = s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle",
@@ -124,7 +126,7 @@ class DataBucket(pulumi.ComponentResource):
                 ),
             ],
             # AWS documents that lifecycle rules on versions should follow the versioning configuration.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.versioning]),
+            opts=child(self.versioning),
         )
 
         self.name = self.bucket.bucket

@@ -417,8 +417,14 @@ def parse_config(
         )
 
     input_prefix = values.get("inputPrefix", "incoming/")
-    if not isinstance(input_prefix, str) or not re.match(r"^[A-Za-z0-9!_.*'()/-]{1,512}/$", input_prefix):
-        c.fail("inputPrefix", f"{_show(input_prefix)} is not a key prefix ending in '/' (e.g. 'incoming/')")
+    if not isinstance(input_prefix, str) or not re.match(r"^[A-Za-z0-9!_.'()/-]{1,512}/$", input_prefix):
+        # No '*': S3 filters take it literally, but in the IAM read grant built from the prefix it is a
+        # wildcard that would widen what the ingestion function may read.
+        c.fail(
+            "inputPrefix",
+            f"{_show(input_prefix)} is not a key prefix of letters, digits and !_.'()/- ending in '/'"
+            " (e.g. 'incoming/')",
+        )
         input_prefix = "incoming/"
     elif input_prefix.startswith("/") or "//" in input_prefix:
         c.fail("inputPrefix", f"{_show(input_prefix)} must not start with '/' or contain '//'")

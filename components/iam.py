@@ -161,7 +161,9 @@ def _objects(grants: StageGrants, locations: tuple[Location, ...]) -> tuple[Any,
     return tuple(_join(grants.bucket_arns[loc.bucket], "/" + loc.key_pattern) for loc in locations)
 
 
-def _common_statements(node: StageNode, grants: StageGrants, reads: str, writes: str) -> list[Statement]:
+def _common_statements(
+    node: StageNode, grants: StageGrants, reads: str, writes: str, multipart: bool = False
+) -> list[Statement]:
     statements = [
         Statement(
             sid=f"Read{reads}",
@@ -171,8 +173,9 @@ def _common_statements(node: StageNode, grants: StageGrants, reads: str, writes:
         ),
         Statement(
             sid=f"Write{writes}",
-            # AbortMultipartUpload lets a failed streaming upload clean up its parts.
-            actions=("s3:PutObject", "s3:AbortMultipartUpload"),
+            # AbortMultipartUpload lets a failed streaming (multipart) upload clean up its parts; only
+            # ingestion streams its output, the other stages write each object in one PUT.
+            actions=("s3:PutObject", "s3:AbortMultipartUpload") if multipart else ("s3:PutObject",),
             resources=_objects(grants, node.writes),
         ),
         Statement(
@@ -200,7 +203,9 @@ def _common_statements(node: StageNode, grants: StageGrants, reads: str, writes:
 
 def ingestion_policy(node: StageNode, grants: StageGrants) -> PolicyDocument:
     """Reads raw input; writes processed records/ and quarantine/."""
-    return PolicyDocument(statements=tuple(_common_statements(node, grants, "RawInput", "ProcessedRecords")))
+    return PolicyDocument(
+        statements=tuple(_common_statements(node, grants, "RawInput", "ProcessedRecords", multipart=True))
+    )
 
 
 def processing_policy(node: StageNode, grants: StageGrants) -> PolicyDocument:

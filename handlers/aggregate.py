@@ -12,7 +12,7 @@ with sorted keys and sorted groups so its bytes are a pure function of the input
 
     {
       "format": "data-pipeline/aggregates@1",
-      "source": {"bucket": str, "key": str, "version_id": str | null, "etag": str | null},
+      "source": {"bucket": str, "key": str, "etag": str | null},
       "window": "1h", "window_seconds": 3600,
       "dimensions": ["type", "source"], "metrics": ["value"],
       "counts": {"records_read": int, "records_valid": int, "records_quarantined": int, "blank_lines": int},
@@ -30,21 +30,24 @@ with sorted keys and sorted groups so its bytes are a pure function of the input
 from a record (or null) does not count for that metric; a group lists only metrics it has seen.
 ``rejected`` keeps the first ``MAX_REJECTED_DETAILS`` entries (``rejected_total`` counts them all):
 every rejected line is still in the ``records/`` object, which the document names. Reasons:
-``invalid_json``, ``not_an_object``, ``invalid_timestamp``, ``dimension_not_scalar``,
-``metric_not_numeric``, ``record_too_large``, and for a ``records/`` object that cannot be read at all
+``invalid_json``, ``invalid_utf8``, ``not_an_object``, ``invalid_timestamp``, ``dimension_not_scalar``,
+``metric_not_numeric``, ``metric_out_of_range`` (a value, or the group's sum with it, beyond float
+range), ``record_too_large``, and for a ``records/`` object that cannot be read at all
 (line 0) ``not_gzip``, ``truncated_gzip``, ``corrupt_gzip``.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
+from handlers.config import WINDOWS
 from handlers.errors import UnreadableObjectError
 from handlers.ingest import Oversize, Read, iter_lines, payload_reader
 from handlers.metrics import Counts
@@ -52,6 +55,7 @@ from handlers.metrics import Counts
 FORMAT = "data-pipeline/aggregates@1"
 MAX_REJECTED_DETAILS = 1000
 MAX_LINE_BYTES = 16 << 20  # records/ lines are at most MAX_RECORD_BYTES plus normalisation
+FLOAT_MAX = sys.float_info.max  # metrics, their sums included, must fit the database's double columns
 
 Scalar = str | int | float | bool | None
 _decode = msgspec.json.Decoder().decode
@@ -187,10 +191,20 @@ class Aggregator:
                 return
             values.append((name, value))
         group = self._groups.get((start, dims))
+        stats = group[1] if group is not None else {}
+        # Checked before anything changes: a sum past float range would be written as null and fail
+        # the database's double columns on every retry, and ints of any size pass ingestion.
+        for name, value in values:
+            if -FLOAT_MAX <= value <= FLOAT_MAX:
+                current = stats.get(name)
+                total = value if current is None else current[1] + value
+                if -FLOAT_MAX <= total <= FLOAT_MAX:
+                    continue
+            self.reject(line, "metric_out_of_range", f"{name} or its group's sum is beyond float range")
+            return
         if group is None:
-            group = self._groups[(start, dims)] = [0, {}]
+            group = self._groups[(start, dims)] = [0, stats]
         group[0] += 1
-        stats = group[1]
         for name, value in values:
             current = stats.get(name)
             if current is None:
@@ -245,8 +259,11 @@ def aggregate_stream(
                 continue
             try:
                 record = _decode(line)
-            except msgspec.DecodeError as exc:
-                aggregator.reject(number, "invalid_json", str(exc))
+            except UnicodeDecodeError as exc:
+                aggregator.reject(number, "invalid_utf8", str(exc))
+                continue
+            except (msgspec.DecodeError, RecursionError) as exc:
+                aggregator.reject(number, "invalid_json", str(exc) or "nesting too deep")
                 continue
             aggregator.add_record(number, record)
     except UnreadableObjectError as error:
@@ -309,17 +326,71 @@ def to_document(
     return msgspec.json.encode(document, order="sorted")
 
 
-def groups_from_document(document: Mapping[str, Any]) -> dict[GroupKey, GroupStats]:
-    """The groups of a parsed aggregates document; ValueError if it is not one."""
-    if document.get("format") != FORMAT:
-        raise ValueError(f"not an aggregates document (format {document.get('format')!r})")
-    dimensions = tuple(document["dimensions"])
+class MetricDocument(msgspec.Struct, frozen=True):
+    """One metric's stats in a group of an aggregates document."""
+
+    count: Annotated[int, msgspec.Meta(ge=1)]  # values seen
+    sum: int | float  # their sum
+    min: int | float  # smallest value
+    max: int | float  # largest value
+
+
+class GroupDocument(msgspec.Struct, frozen=True):
+    """One group of an aggregates document."""
+
+    window_start: Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")]  # window
+    dimensions: dict[str, Scalar]  # dimension name → value (a missing one reads as null)
+    records: Annotated[int, msgspec.Meta(ge=0)]  # records in the group
+    metrics: dict[Annotated[str, msgspec.Meta(max_length=256)], MetricDocument]  # seen metrics only
+
+
+class AggregatesDocument(msgspec.Struct, frozen=True):
+    """The fields of an aggregates document that analytics uses, checked when it is read."""
+
+    format: str  # FORMAT
+    window: str  # one of handlers.config.WINDOWS
+    dimensions: list[str]  # dimension names, in config order
+    counts: dict[str, int]  # the records/ object's conservation counts
+    groups: list[GroupDocument]  # the aggregates
+    rejected_total: Annotated[int, msgspec.Meta(ge=0)] = 0  # lines processing could not aggregate
+
+
+_read = msgspec.json.Decoder(AggregatesDocument).decode
+
+
+def read_document(raw: bytes) -> AggregatesDocument:
+    """An aggregates document's bytes, checked; ValueError, with the first problem, if it is not one.
+
+    Everything analytics loads into the database is checked here, so a bad document is reported
+    rather than failing each retry in the middle of a load: types and required fields, a known
+    window, real window starts, and numbers inside the database's double range.
+    """
+    try:
+        document = _read(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:  # ValidationError included
+        raise ValueError(str(exc) or "nesting too deep") from exc
+    if document.format != FORMAT:
+        raise ValueError(f"not an aggregates document (format {document.format[:64]!r})")
+    if document.window not in WINDOWS:
+        raise ValueError(f"window {document.window[:16]!r} is not one of {', '.join(WINDOWS)}")
+    for index, group in enumerate(document.groups):
+        where = f"$.groups[{index}]"
+        try:
+            datetime.fromisoformat(group.window_start[:-1])
+        except ValueError as exc:
+            raise ValueError(f"{where}.window_start: {exc}") from exc
+        for name, stats in group.metrics.items():
+            if not all(-FLOAT_MAX <= value <= FLOAT_MAX for value in (stats.sum, stats.min, stats.max)):
+                raise ValueError(f"{where}.metrics.{name[:64]}: beyond float range")
+    return document
+
+
+def groups_from_document(document: AggregatesDocument) -> dict[GroupKey, GroupStats]:
+    """The groups of a checked aggregates document (``read_document``)."""
     groups: dict[GroupKey, GroupStats] = {}
-    for group in document["groups"]:
-        key = (group["window_start"], tuple(group["dimensions"].get(name) for name in dimensions))
-        metrics = {
-            name: Stats(s["count"], s["sum"], s["min"], s["max"]) for name, s in group["metrics"].items()
-        }
-        stats = GroupStats(group["records"], metrics)
+    for group in document.groups:
+        key = (group.window_start, tuple(group.dimensions.get(name) for name in document.dimensions))
+        metrics = {name: Stats(s.count, s.sum, s.min, s.max) for name, s in group.metrics.items()}
+        stats = GroupStats(group.records, metrics)
         groups[key] = groups[key].merge(stats) if key in groups else stats
     return groups

@@ -26,7 +26,14 @@ from typing import Any
 import boto3
 import msgspec
 
-from handlers.aggregate import GroupKey, GroupStats, Stats, groups_from_document
+from handlers.aggregate import (
+    AggregatesDocument,
+    GroupKey,
+    GroupStats,
+    Stats,
+    groups_from_document,
+    read_document,
+)
 from handlers.config import AnalyticsConfig, load_analytics
 from handlers.errors import ConfigError
 from handlers.events import ObjectRef, relative_key
@@ -89,13 +96,13 @@ def _stats_json(stats: Stats) -> dict[str, Any]:
 
 def build_report(
     source: Mapping[str, Any],
-    document: Mapping[str, Any],
+    document: AggregatesDocument,
     groups: Mapping[GroupKey, GroupStats],
     database: str,
     top: int,
 ) -> dict[str, Any]:
     """The report: what was loaded, totals, and the ``top`` groups by record count (pure)."""
-    dimensions = document["dimensions"]
+    dimensions = document.dimensions
     totals: dict[str, Stats] = {}
     for stats in groups.values():
         for name, s in stats.metrics.items():
@@ -107,10 +114,10 @@ def build_report(
         "format": REPORT_FORMAT,
         "source": dict(source),
         "database": database,
-        "window": document["window"],
+        "window": document.window,
         "dimensions": dimensions,
-        "counts": document["counts"],
-        "rejected_total": document.get("rejected_total", 0),
+        "counts": document.counts,
+        "rejected_total": document.rejected_total,
         "totals": {
             "groups": len(groups),
             "records": sum(stats.records for stats in groups.values()),
@@ -155,24 +162,22 @@ def analyse_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str, dict[str, 
     rel = relative_key(ref.key, INPUT_PREFIX, INPUT_SUFFIX)
     duplicate = False
     try:
-        document = msgspec.json.decode(raw)
-        groups = groups_from_document(document)
-    except (msgspec.DecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        document = read_document(raw)
+    except ValueError as exc:
         report: dict[str, Any] = {
             "format": REPORT_FORMAT,
             "source": source,
             "database": "rejected",
             "reason": "not_an_aggregates_document",
-            "detail": f"{type(exc).__name__}: {exc}",
+            "detail": str(exc),
         }
         counts = Counts(records_read=1, records_quarantined=1)
     else:
+        groups = groups_from_document(document)
         if config.database_secret_arn:
             from handlers import database
 
-            loaded = database.load(
-                rt.engine(), ref.key, etag, document["window"], document["dimensions"], groups
-            )
+            loaded = database.load(rt.engine(), ref.key, etag, document.window, document.dimensions, groups)
             duplicate = not loaded
             state = "loaded"
         else:

@@ -9,15 +9,20 @@ Tables (created if missing, once per container):
 * ``pipeline_ledger`` — one row per loaded aggregates object: ``object_key`` + ``etag``.
 
 ``dimensions`` is the group's dimension values as canonical JSON (sorted keys), so any configured
-dimension set fits one table. A load claims the object in the ledger and upserts the rollups in one
-transaction: a duplicate delivery finds its ledger row and changes nothing; a failure rolls
-everything back. The upsert adds counts and sums and keeps min and max, using ``INSERT ... ON CONFLICT
-DO UPDATE`` on PostgreSQL and SQLite and, for any other database, a portable select-then-write inside
-the same transaction (it relies on the ledger's primary key to serialise duplicate deliveries).
+dimension set fits one table. It is unbounded text (a 256-character ``type`` with control characters
+escaped is already 1.5 KB), so the key holds ``dimensions_key``, its SHA-256: a B-tree key entry
+has a size limit (about 2.7 KB on PostgreSQL), a digest always fits it.
+
+A load claims the object in the ledger and upserts the rollups in one transaction: a duplicate delivery
+finds its ledger row and changes nothing; a failure rolls everything back. The upsert adds counts and
+sums and keeps min and max, using ``INSERT ... ON CONFLICT DO UPDATE`` on PostgreSQL and SQLite and,
+for any other database, a portable select-then-write inside the same transaction (it relies on the
+ledger's primary key to serialise duplicate deliveries).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -32,6 +37,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     and_,
     create_engine,
     func,
@@ -50,15 +56,14 @@ CONNECT_TIMEOUT_SECONDS = 5
 
 metadata = MetaData()
 
-_GROUP_KEY = ("window_size", "window_start", "dimensions")
-
 
 def _group_key_columns() -> list[Column[Any]]:
-    """The primary key of a rollup group, shared by both rollup tables (a Column belongs to one table)."""
+    """A rollup group's key and dimensions, shared by both rollup tables (a Column belongs to one table)."""
     return [
         Column("window_size", String(8), primary_key=True),
         Column("window_start", DateTime(timezone=True), primary_key=True),
-        Column("dimensions", String(2048), primary_key=True),
+        Column("dimensions_key", String(64), primary_key=True),
+        Column("dimensions", Text, nullable=False),
     ]
 
 
@@ -133,10 +138,12 @@ def _rows(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     group_rows, metric_rows = [], []
     for (start, values), stats in groups.items():
+        text = dimensions_json(dimensions, values)
         key = {
             "window_size": window,
             "window_start": datetime.fromisoformat(start.replace("Z", "+00:00")),
-            "dimensions": dimensions_json(dimensions, values),
+            "dimensions_key": hashlib.sha256(text.encode()).hexdigest(),
+            "dimensions": text,
         }
         group_rows.append({**key, "records": stats.records})
         for metric, s in stats.metrics.items():
@@ -145,8 +152,8 @@ def _rows(
             )
     # Rows in primary-key order: concurrent loads touching the same groups then take their row locks
     # in the same order, so they wait for each other instead of deadlocking.
-    group_rows.sort(key=lambda row: (row["window_start"], row["dimensions"]))
-    metric_rows.sort(key=lambda row: (row["window_start"], row["dimensions"], row["metric"]))
+    group_rows.sort(key=lambda row: (row["window_start"], row["dimensions_key"]))
+    metric_rows.sort(key=lambda row: (row["window_start"], row["dimensions_key"], row["metric"]))
     return group_rows, metric_rows
 
 

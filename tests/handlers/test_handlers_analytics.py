@@ -316,3 +316,94 @@ def test_schema_created_concurrently_by_another_cold_start_is_tolerated(
     # THEN it carried on with the tables in place instead of failing the event
     assert raced == [True]
     assert set(snapshot(db_url)) >= {"pipeline_rollup_groups", "pipeline_rollup_metrics", "pipeline_ledger"}
+
+
+def test_a_group_with_long_dimension_values_is_loaded(db_url: str) -> None:
+    # GIVEN a group whose dimensions are long once written as JSON: the default schema allows a
+    # 256-character type, and each control character is escaped as six characters
+    long_type = "\x01" * 256
+    groups = aggregate_records([record(3, type=long_type)], 3600, DIMENSIONS, METRICS)
+    engine = database.connect(db_url)
+    try:
+        # WHEN it is loaded
+        loaded = database.load(engine, "aggregates/long.json", "e", "1h", DIMENSIONS, groups)
+    finally:
+        engine.dispose()
+    # THEN it is in the rollup whole
+    [(dimensions, *stats)] = rollup(db_url)
+    assert (loaded, json.loads(dimensions), stats) == (
+        True,
+        {"source": "web", "type": long_type},
+        [1, 3.0, 3.0, 3.0],
+    )
+    assert len(dimensions) > 1536
+
+
+def _document_with(**changes: Any) -> bytes:
+    document = json.loads(aggregates_document(record(2)))
+    for path, value in changes.items():
+        *parents, last = path.split("__")
+        target = document
+        for part in parents:
+            target = target[int(part)] if part.isdigit() else target[part]
+        if value is _MISSING:
+            del target[last]
+        else:
+            target[last] = value
+    return json.dumps(document).encode()
+
+
+_MISSING = object()
+
+
+@pytest.mark.parametrize(
+    ("changes", "detail"),
+    [
+        ({"window": _MISSING}, "missing required field `window`"),
+        ({"window": "2h"}, "window '2h' is not one of"),
+        ({"counts": "all"}, "Expected `object`, got `str` - at `$.counts`"),
+        ({"groups__0__window_start": "yesterday"}, "at `$.groups[0].window_start`"),
+        (
+            {"groups__0__window_start": "2024-02-30T00:00:00Z"},
+            "$.groups[0].window_start: day is out of range",
+        ),
+        ({"groups__0__records": "1"}, "Expected `int`, got `str` - at `$.groups[0].records`"),
+        ({"groups__0__metrics__value__sum": None}, "got `null` - at `$.groups[0].metrics[...].sum`"),
+        ({"rejected_total": -1}, "Expected `int` >= 0 - at `$.rejected_total`"),
+    ],
+    ids=[
+        "no-window",
+        "unknown-window",
+        "counts-not-object",
+        "bad-window-start",
+        "impossible-date",
+        "records-as-string",
+        "null-sum",
+        "negative-rejected",
+    ],
+)
+def test_a_malformed_aggregates_document_is_reported_not_raised(
+    analytics_env: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any, changes: dict[str, Any], detail: str
+) -> None:
+    # GIVEN a database and an aggregates document with the right format but one bad field
+    url = f"sqlite:///{tmp_path}/analytics.db"
+    use_database(analytics_env, monkeypatch, url)
+    ref = put(analytics_env, ANALYTICS, "aggregates/bad.json", _document_with(**changes))
+    # WHEN the handler runs
+    result = analytics.handler(event_of(ref), None)
+    # THEN it is reported as rejected with the problem, counted, and nothing is loaded
+    report = json.loads(get_bytes(analytics_env, ANALYTICS, "reports/bad.json"))
+    assert (report["database"], report["reason"]) == ("rejected", "not_an_aggregates_document")
+    assert detail in report["detail"]
+    assert result["counts"]["records_quarantined"] == 1
+    assert not [row for rows in _tables_if_any(url).values() for row in rows]
+
+
+def _tables_if_any(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            names = set(conn.dialect.get_table_names(conn))
+    finally:
+        engine.dispose()
+    return snapshot(url) if names else {}

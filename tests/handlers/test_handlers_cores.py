@@ -20,6 +20,7 @@ from handlers.aggregate import (
     aggregate_records,
     groups_from_document,
     merge,
+    read_document,
     to_document,
     window_start,
 )
@@ -232,7 +233,7 @@ def test_merge_is_associative_and_commutative_with_an_identity(a: Any, b: Any, c
 def test_aggregates_document_round_trips(records: list[dict[str, Any]]) -> None:
     groups = aggregate_records(records, 300, DIMENSIONS, METRICS)
     result = AggregateResult(groups, Counts(len(records), len(records)), (), 0)
-    document = json.loads(to_document(result, {"key": "k"}, "5m", 300, DIMENSIONS, METRICS))
+    document = read_document(to_document(result, {"key": "k"}, "5m", 300, DIMENSIONS, METRICS))
     assert groups_from_document(document) == groups
 
 

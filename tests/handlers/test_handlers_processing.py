@@ -110,3 +110,56 @@ def test_redelivery_rewrites_identical_aggregates(processing_env: Any) -> None:
     processing.handler(event, None)
     assert get_bytes(processing_env, ANALYTICS, "aggregates/r.json") == first
     assert keys(processing_env, ANALYTICS) == ["aggregates/r.json"]
+
+
+def test_identical_records_rewritten_as_a_new_version_give_identical_aggregates(processing_env: Any) -> None:
+    # GIVEN a versioned processed bucket, where a redelivered ingestion event writes the same
+    # records/ bytes again as a new version
+    processing_env.put_bucket_versioning(Bucket=PROCESSED, VersioningConfiguration={"Status": "Enabled"})
+    body = gz(jsonl(record(1), record(2)))
+    first_ref = put(processing_env, PROCESSED, "records/v.jsonl.gz", body)
+    second_ref = put(processing_env, PROCESSED, "records/v.jsonl.gz", body)
+    assert first_ref["s3"]["object"]["versionId"] != second_ref["s3"]["object"]["versionId"]
+    # WHEN processing runs for each version
+    processing.handler(event_of(first_ref), None)
+    first = get_bytes(processing_env, ANALYTICS, "aggregates/v.json")
+    processing.handler(event_of(second_ref), None)
+    # THEN the aggregates bytes (and so their ETag, analytics' duplicate check) are the same
+    assert get_bytes(processing_env, ANALYTICS, "aggregates/v.json") == first
+
+
+def test_a_metric_sum_beyond_float_range_rejects_the_record_that_would_overflow(processing_env: Any) -> None:
+    # GIVEN valid records whose values are finite but whose sum is not, and an integer beyond float range
+    body = jsonl(record(1e308), record(1e308), record(10**400), record(5))
+    # WHEN processed
+    processing.handler(event_of(put(processing_env, PROCESSED, "records/big.jsonl.gz", gz(body))), None)
+    document = aggregates(processing_env, "aggregates/big.json")
+    # THEN the records that would overflow are rejected with a reason, and the group is left as if
+    # they had never been seen (no null sum, no half-counted record)
+    assert [(r["line"], r["reason"]) for r in document["rejected"]] == [
+        (2, "metric_out_of_range"),
+        (3, "metric_out_of_range"),
+    ]
+    [group] = document["groups"]
+    assert (group["records"], group["metrics"]["value"]) == (
+        2,
+        {"count": 2, "sum": 1e308 + 5, "min": 5, "max": 1e308},
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [(b'{"type": "\xff"}', "invalid_utf8"), (b"[" * 100_000 + b"]" * 100_000, "invalid_json")],
+    ids=["invalid-utf8", "deep-nesting"],
+)
+def test_a_records_line_that_is_not_json_text_is_rejected_not_raised(
+    processing_env: Any, line: bytes, reason: str
+) -> None:
+    # GIVEN a records/ object (written by something other than ingestion) with such a line
+    body = jsonl(record(1)) + line + b"\n"
+    # WHEN processed
+    processing.handler(event_of(put(processing_env, PROCESSED, "records/odd.jsonl.gz", gz(body))), None)
+    # THEN the line is rejected with its reason and the good one aggregated
+    document = aggregates(processing_env, "aggregates/odd.json")
+    assert [(r["line"], r["reason"]) for r in document["rejected"]] == [(2, reason)]
+    assert document["counts"]["records_valid"] == 1

@@ -79,6 +79,7 @@ BAD_CONFIGS = [
         "is not a Secrets Manager secret ARN",
     ),
     ({"inputPrefix": "incoming"}, "data-pipeline:inputPrefix", "ending in '/'"),
+    ({"inputPrefix": "in*/"}, "data-pipeline:inputPrefix", "letters, digits and !_.'()/-"),
     ({"layer": {"archive": "missing/layer.zip"}}, "data-pipeline:layer.archive", "does not exist"),
     ({"summaryTopicArn": "my-topic"}, "data-pipeline:summaryTopicArn", "is not an SNS topic ARN"),
     ({"inputSuffixes": ["json"]}, "data-pipeline:inputSuffixes", "a key suffix starting with '.'"),

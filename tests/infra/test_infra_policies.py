@@ -125,6 +125,8 @@ def test_processing_policy_is_exact():
     ]
     assert statements["ReadProcessedRecords"]["Resource"] == ["arn:aws:s3:::p/records/*.jsonl.gz"]
     assert statements["WriteAnalyticsAggregates"]["Resource"] == ["arn:aws:s3:::a/aggregates/*.json"]
+    # one PUT per object: no multipart upload to abort
+    assert statements["WriteAnalyticsAggregates"]["Action"] == ["s3:PutObject"]
 
 
 def test_analytics_policy_adds_only_the_secret_topic_and_network_it_uses():
@@ -146,6 +148,7 @@ def test_analytics_policy_adds_only_the_secret_topic_and_network_it_uses():
     # THEN each extra grant names exactly its one resource
     assert statements["ReadAnalyticsAggregates"]["Resource"] == ["arn:aws:s3:::a/aggregates/*.json"]
     assert statements["WriteAnalyticsReports"]["Resource"] == ["arn:aws:s3:::a/reports/*.json"]
+    assert statements["WriteAnalyticsReports"]["Action"] == ["s3:PutObject"]
     assert statements["UseDataKey"] == {
         "Sid": "UseDataKey",
         "Effect": "Allow",

@@ -125,11 +125,18 @@ def test_functions_share_one_code_archive_and_the_layer(dev_stack):
     assert all(f["layers"] == [layer_arn] for f in functions.values())
 
 
+def bucket_settings(stack, role):
+    """The resources a DataBucket declares besides the bucket itself (its settings)."""
+    component = stack.get(role, "data-pipeline:bucket:DataBucket")
+    return [r for r in stack.children(component) if r.type != "aws:s3/bucket:Bucket"]
+
+
 def test_dev_buckets_are_force_destroyed_and_not_retained(dev_stack):
     for role in BUCKETS:
         bucket = dev_stack.get(role, "aws:s3/bucket:Bucket")
         assert bucket.inputs["forceDestroy"] is True
         assert bucket.retain_on_delete is False
+        assert not [r.name for r in bucket_settings(dev_stack, role) if r.retain_on_delete]
 
 
 def test_prod_buckets_are_retained_on_delete_and_never_emptied(prod_stack):
@@ -137,6 +144,23 @@ def test_prod_buckets_are_retained_on_delete_and_never_emptied(prod_stack):
         bucket = prod_stack.get(role, "aws:s3/bucket:Bucket")
         assert bucket.inputs["forceDestroy"] is False
         assert bucket.retain_on_delete is True
+
+
+def test_prod_buckets_keep_their_security_settings_on_destroy(prod_stack):
+    # GIVEN the prod stack, whose buckets outlive `pulumi destroy`
+    for role in BUCKETS:
+        settings = bucket_settings(prod_stack, role)
+        # THEN every setting of a kept bucket is kept with it: destroying the public access block, the
+        # TLS-only policy, the encryption, versioning or lifecycle would strip them from the kept data
+        assert {r.type.rsplit(":", 1)[1] for r in settings} >= {
+            "BucketPublicAccessBlock",
+            "BucketOwnershipControls",
+            "BucketServerSideEncryptionConfiguration",
+            "BucketVersioning",
+            "BucketPolicy",
+            "BucketLifecycleConfiguration",
+        }
+        assert [r.name for r in settings if not r.retain_on_delete] == []
 
 
 def test_public_access_is_blocked_by_all_four_flags(dev_stack):
