@@ -53,7 +53,7 @@ def build_local_layer(runtime: str, echo: Callable[[str], None]) -> Path:
     from layer.build import LayerSpec, build_layer
 
     arch = host_architecture()
-    echo(f"layer: building for {runtime}/{arch} (cached under .build/layers)")
+    echo(f"layer: for {runtime}/{arch}, built unless cached under .build/layers")
     return build_layer(LayerSpec(runtime=runtime, architecture=arch, include_boto3=False))
 
 
