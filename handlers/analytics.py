@@ -36,7 +36,7 @@ from handlers.aggregate import (
 )
 from handlers.config import AnalyticsConfig, load_analytics
 from handlers.errors import ConfigError
-from handlers.events import ObjectRef, relative_key
+from handlers.events import ObjectRef, output_key, relative_key
 from handlers.metrics import Counts, handle_objects
 
 INPUT_PREFIX = "aggregates/"  # the processing stage's AGGREGATES_PREFIX, fixed by the chain
@@ -184,7 +184,7 @@ def analyse_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str, dict[str, 
             state = "not_configured"
         report = build_report(source, document, groups, state, config.report_top_groups)
         counts = Counts(records_read=len(groups), records_valid=len(groups))
-    key = f"{config.reports_prefix}{rel}.json"
+    key = output_key(config.reports_prefix, rel, ".json")
     rt.s3.put_object(
         Bucket=config.common.dest_bucket,
         Key=key,

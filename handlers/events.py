@@ -7,6 +7,7 @@ acknowledged by returning no references.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -63,3 +64,23 @@ def relative_key(key: str, prefix: str, suffix: str = "") -> str:
     if suffix and rel.endswith(suffix) and len(rel) > len(suffix):
         rel = rel[: -len(suffix)]
     return rel
+
+
+MAX_KEY_BYTES = 1024  # S3's limit on a key, in UTF-8 bytes
+
+
+def output_key(prefix: str, rel: str, suffix: str) -> str:
+    """``prefix + rel + suffix``, shortened to S3's key limit when it would pass it.
+
+    A stage's output key is longer than its input key (``incoming/x`` becomes
+    ``records/x.jsonl.gz``), so an input key near the limit would give an output S3 refuses on every
+    retry. Such a ``rel`` keeps as much of its start as fits, then ``~`` and 16 hex digits of its
+    SHA-256: still recognisable, the same on a redelivery, and distinct for distinct keys.
+    """
+    key = f"{prefix}{rel}{suffix}"
+    if len(key.encode()) <= MAX_KEY_BYTES:
+        return key
+    tag = "~" + hashlib.sha256(rel.encode()).hexdigest()[:16]
+    room = MAX_KEY_BYTES - len(f"{prefix}{tag}{suffix}".encode())
+    head = rel.encode()[:room].decode("utf-8", "ignore")  # never half a character
+    return f"{prefix}{head}{tag}{suffix}"

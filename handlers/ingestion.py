@@ -15,7 +15,7 @@ import boto3
 
 from handlers.config import IngestionConfig, load_ingestion
 from handlers.errors import UnreadableObjectError
-from handlers.events import ObjectRef, relative_key
+from handlers.events import ObjectRef, output_key, relative_key
 from handlers.ingest import RecordChecker, detect_format, ingest, unreadable_entry
 from handlers.metrics import Counts, handle_objects
 from handlers.s3io import LineSpool, open_object, upload
@@ -59,8 +59,8 @@ def ingest_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, list[str]]:
     """Ingest one raw object; returns its counts and the keys written."""
     config = rt.config
     rel = relative_key(ref.key, config.input_prefix)
-    records_key = f"{config.records_prefix}{rel}.jsonl.gz"
-    quarantine_key = f"{config.quarantine_prefix}{rel}.jsonl"
+    records_key = output_key(config.records_prefix, rel, ".jsonl.gz")
+    quarantine_key = output_key(config.quarantine_prefix, rel, ".jsonl")
     source = {"bucket": ref.bucket, "key": ref.key, "version_id": ref.version_id}
     spools = _Spools()
     try:

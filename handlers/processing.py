@@ -14,7 +14,7 @@ import boto3
 
 from handlers.aggregate import aggregate_stream, to_document
 from handlers.config import ProcessingConfig, load_processing
-from handlers.events import ObjectRef, relative_key
+from handlers.events import ObjectRef, output_key, relative_key
 from handlers.metrics import Counts, handle_objects
 from handlers.s3io import open_object
 
@@ -48,7 +48,7 @@ def process_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str]:
     body = to_document(
         result, source, config.window, config.window_seconds, config.dimensions, config.metrics
     )
-    key = f"{config.aggregates_prefix}{relative_key(ref.key, INPUT_PREFIX, INPUT_SUFFIX)}.json"
+    key = output_key(config.aggregates_prefix, relative_key(ref.key, INPUT_PREFIX, INPUT_SUFFIX), ".json")
     rt.s3.put_object(
         Bucket=config.common.dest_bucket,
         Key=key,

@@ -212,3 +212,19 @@ def test_gzip_output_is_deterministic_without_name_or_mtime(ingestion_env: Any) 
     assert data[3] & 0x08 == 0
     assert data[4:8] == b"\0\0\0\0"
     assert gzip.decompress(data).endswith(b"\n")
+
+
+def test_a_raw_key_near_the_s3_limit_gives_output_keys_within_it(ingestion_env: Any) -> None:
+    # GIVEN a valid raw key of 1 019 bytes (with multi-byte characters), which the records/ and
+    # quarantine/ prefixes and suffixes would push past S3's 1 024-byte limit
+    key = "incoming/" + "é" * 502 + ".jsonl"
+    assert len(key.encode()) == 1019
+    event = event_of(put(ingestion_env, RAW, key, jsonl(record(1), {"id": "bad"})))
+    # WHEN the handler runs, twice (a redelivery)
+    ingestion.handler(event, None)
+    first = keys(ingestion_env, PROCESSED)
+    ingestion.handler(event, None)
+    # THEN both outputs fit the limit, keep the key's start, and are the same keys the second time
+    assert [k.split("/")[0] for k in first] == ["quarantine", "records"]
+    assert all(len(k.encode()) <= 1024 and "é" * 400 in k for k in first)
+    assert keys(ingestion_env, PROCESSED) == first
