@@ -52,7 +52,8 @@ _TOPIC_ARN = re.compile(rf"^{_ARN_PARTITION}:sns:{_REGION}:\d{{12}}:[A-Za-z0-9_-
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
 _SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_NAME_TOKEN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A field name: the analytics database keeps metric names in a 256-character column.
+_NAME_TOKEN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,255}$")
 _DB_URL = re.compile(r"^[a-z][a-z0-9+]*://\S+$")
 _RESOURCE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -457,7 +458,7 @@ def parse_config(
             record_schema = json.dumps(schema, separators=(",", ":"), sort_keys=True)
 
     agg_raw = c.mapping("aggregation", values.get("aggregation"))
-    field_name = "a field name (letters, digits, underscores; no commas)"
+    field_name = "a field name (letters, digits, underscores; at most 256 characters)"
     dimensions = c.string_list(
         "aggregation.dimensions", agg_raw.get("dimensions"), _NAME_TOKEN.match, field_name, allow_empty=True
     )

@@ -12,7 +12,7 @@ with sorted keys and sorted groups so its bytes are a pure function of the input
 
     {
       "format": "data-pipeline/aggregates@1",
-      "source": {"bucket": str, "key": str, "etag": str | null},
+      "source": {"bucket": str, "key": str, "sha256": str},   # the records/ object's bytes
       "window": "1h", "window_seconds": 3600,
       "dimensions": ["type", "source"], "metrics": ["value"],
       "counts": {"records_read": int, "records_valid": int, "records_quarantined": int, "blank_lines": int},
@@ -47,7 +47,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from handlers.config import WINDOWS
+from handlers.config import MAX_FIELD_NAME, WINDOWS
 from handlers.errors import UnreadableObjectError
 from handlers.ingest import Oversize, Read, iter_lines, payload_reader
 from handlers.metrics import Counts
@@ -341,7 +341,7 @@ class GroupDocument(msgspec.Struct, frozen=True):
     window_start: Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")]  # window
     dimensions: dict[str, Scalar]  # dimension name → value (a missing one reads as null)
     records: Annotated[int, msgspec.Meta(ge=0)]  # records in the group
-    metrics: dict[Annotated[str, msgspec.Meta(max_length=256)], MetricDocument]  # seen metrics only
+    metrics: dict[Annotated[str, msgspec.Meta(max_length=MAX_FIELD_NAME)], MetricDocument]  # seen ones only
 
 
 class AggregatesDocument(msgspec.Struct, frozen=True):

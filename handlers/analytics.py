@@ -8,7 +8,8 @@ wall clock. The SNS summary is at-least-once and says whether this delivery was 
 
 Counts here are in groups: ``RecordsRead`` = groups in the document, ``RecordsValid`` = groups
 loaded or reported, ``RecordsQuarantined`` = 1 for an object that is not an aggregates document
-(reported as ``rejected``, never raised).
+(reported as ``rejected``, never raised), or an object whose sums would take a stored sum past float
+range (``sum_out_of_range``, nothing loaded).
 
 The database URL comes from the Secrets Manager secret ``DATABASE_SECRET_ARN`` names (``SecretString``
 is the URL, or JSON ``{"url": ...}``), read on first use and kept for the container's life together
@@ -18,6 +19,7 @@ with the engine; a failed read is not cached, so the next invocation tries again
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,7 +37,7 @@ from handlers.aggregate import (
     read_document,
 )
 from handlers.config import AnalyticsConfig, load_analytics
-from handlers.errors import ConfigError
+from handlers.errors import ConfigError, LoadRejectedError
 from handlers.events import ObjectRef, output_key, relative_key
 from handlers.metrics import Counts, handle_objects
 
@@ -149,6 +151,18 @@ def _summary(report: Mapping[str, Any], rel: str, duplicate: bool) -> tuple[str,
     return subject, json.dumps(message, sort_keys=True)
 
 
+def _rejected(source: Mapping[str, Any], reason: str, detail: str) -> tuple[dict[str, Any], Counts]:
+    """The report of an object that was not loaded, and its counts (one object quarantined)."""
+    report = {
+        "format": REPORT_FORMAT,
+        "source": dict(source),
+        "database": "rejected",
+        "reason": reason,
+        "detail": detail,
+    }
+    return report, Counts(records_read=1, records_quarantined=1)
+
+
 def analyse_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str, dict[str, Any]]:
     """Load and report one aggregates object; returns counts, the report key and log fields."""
     config = rt.config
@@ -156,32 +170,31 @@ def analyse_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str, dict[str, 
         {"VersionId": ref.version_id} if ref.version_id else {}
     )
     response = rt.s3.get_object(**kwargs)
-    etag = str(response.get("ETag") or ref.etag or "").strip('"')
     raw = response["Body"].read()  # our own document: its size grows with groups, not records
-    source = {"bucket": ref.bucket, "key": ref.key, "etag": etag}
+    # The content's hash, not the ETag, names what was loaded: under SSE-KMS an ETag is not an MD5 of
+    # the bytes, so identical documents written twice may carry different ETags.
+    content_sha256 = hashlib.sha256(raw).hexdigest()
+    source = {"bucket": ref.bucket, "key": ref.key, "sha256": content_sha256}
     rel = relative_key(ref.key, INPUT_PREFIX, INPUT_SUFFIX)
     duplicate = False
     try:
         document = read_document(raw)
-    except ValueError as exc:
-        report: dict[str, Any] = {
-            "format": REPORT_FORMAT,
-            "source": source,
-            "database": "rejected",
-            "reason": "not_an_aggregates_document",
-            "detail": str(exc),
-        }
-        counts = Counts(records_read=1, records_quarantined=1)
-    else:
         groups = groups_from_document(document)
         if config.database_secret_arn:
             from handlers import database
 
-            loaded = database.load(rt.engine(), ref.key, etag, document.window, document.dimensions, groups)
+            loaded = database.load(
+                rt.engine(), ref.key, content_sha256, document.window, document.dimensions, groups
+            )
             duplicate = not loaded
             state = "loaded"
         else:
             state = "not_configured"
+    except ValueError as exc:
+        report, counts = _rejected(source, "not_an_aggregates_document", str(exc))
+    except LoadRejectedError as exc:
+        report, counts = _rejected(source, exc.reason, exc.detail)
+    else:
         report = build_report(source, document, groups, state, config.report_top_groups)
         counts = Counts(records_read=len(groups), records_valid=len(groups))
     key = output_key(config.reports_prefix, rel, ".json")

@@ -18,6 +18,7 @@ from handlers.errors import ConfigError
 
 STAGES = ("ingestion", "processing", "analytics")
 WINDOWS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
+MAX_FIELD_NAME = 256  # characters of a dimension or metric name (the database's metric column)
 
 T = TypeVar("T")
 
@@ -194,6 +195,12 @@ def load_processing(environ: Mapping[str, str] | None = None) -> ProcessingConfi
         dimensions=reader.listing("AGGREGATION_DIMENSIONS", "type,source"),
         metrics=reader.listing("AGGREGATION_METRICS", "value"),
     )
+    for name, items in (
+        ("AGGREGATION_DIMENSIONS", config.dimensions),
+        ("AGGREGATION_METRICS", config.metrics),
+    ):
+        if any(len(item) > MAX_FIELD_NAME for item in items):
+            reader.problems.append(f"{name} has an item longer than {MAX_FIELD_NAME} characters")
     reader.done()
     return config
 

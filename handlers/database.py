@@ -6,7 +6,8 @@ Tables (created if missing, once per container):
 
 * ``pipeline_rollup_groups`` — one row per (window size, window start, dimensions): ``records``.
 * ``pipeline_rollup_metrics`` — one row per group and metric: ``count``, ``sum``, ``min``, ``max``.
-* ``pipeline_ledger`` — one row per loaded aggregates object: ``object_key`` + ``etag``.
+* ``pipeline_ledger`` — one row per loaded aggregates object: ``object_key`` + ``content_sha256`` (of
+  its bytes; an ETag is not a content hash under SSE-KMS).
 
 ``dimensions`` is the group's dimension values as canonical JSON (sorted keys), so any configured
 dimension set fits one table. It is unbounded text (a 256-character ``type`` with control characters
@@ -42,15 +43,16 @@ from sqlalchemy import (
     create_engine,
     func,
     insert,
+    inspect,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 
-from handlers.aggregate import GroupKey, GroupStats
-from handlers.errors import DatabaseUnavailableError
+from handlers.aggregate import FLOAT_MAX, GroupKey, GroupStats
+from handlers.errors import ConfigError, DatabaseUnavailableError, LoadRejectedError
 
 CONNECT_TIMEOUT_SECONDS = 5
 
@@ -89,7 +91,7 @@ ledger = Table(
     "pipeline_ledger",
     metadata,
     Column("object_key", String(1024), primary_key=True),
-    Column("etag", String(128), primary_key=True),
+    Column("content_sha256", String(64), primary_key=True),
     Column("groups", BigInteger, nullable=False),
     Column("records", BigInteger, nullable=False),
     Column("loaded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -107,6 +109,9 @@ def connect(url: str) -> Engine:
     except (OperationalError, InterfaceError) as exc:
         engine.dispose()
         raise DatabaseUnavailableError(f"cannot reach the database: {exc.orig}") from exc
+    except ConfigError:
+        engine.dispose()
+        raise
     return engine
 
 
@@ -127,6 +132,28 @@ def _create_schema(engine: Engine) -> None:
         if not any(text in str(exc.orig) for text in _CREATED_CONCURRENTLY):
             raise
         metadata.create_all(engine, checkfirst=True)
+    _check_columns(engine)
+
+
+MIGRATION = "migrations/postgresql/0001_content_keys.sql"
+
+
+def _check_columns(engine: Engine) -> None:
+    """ConfigError if a table an older version created lacks a column this one writes.
+
+    ``create_all`` leaves existing tables as they are, so without this check every load into an old
+    schema would fail on its retries with a missing-column error.
+    """
+    inspector = inspect(engine)
+    missing = []
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        missing += [f"{table.name}.{column.name}" for column in table.columns if column.name not in present]
+    if missing:
+        raise ConfigError(
+            f"the database lacks {', '.join(missing)}: its tables were created by an older version of "
+            f"the pipeline; apply {MIGRATION} (PostgreSQL) or recreate the tables"
+        )
 
 
 def dimensions_json(names: Sequence[str], values: Sequence[Any]) -> str:
@@ -189,9 +216,9 @@ def _upsert(
         conn.execute(update(table).where(match).values(changes))
 
 
-def _claim(conn: Connection, object_key: str, etag: str, groups: int, records: int) -> bool:
+def _claim(conn: Connection, object_key: str, content_sha256: str, groups: int, records: int) -> bool:
     """Record the object in the ledger; False if it was already loaded."""
-    row = {"object_key": object_key, "etag": etag, "groups": groups, "records": records}
+    row = {"object_key": object_key, "content_sha256": content_sha256, "groups": groups, "records": records}
     dialect = conn.dialect.name
     if dialect in ("postgresql", "sqlite"):
         module = postgresql if dialect == "postgresql" else sqlite
@@ -208,7 +235,7 @@ def _claim(conn: Connection, object_key: str, etag: str, groups: int, records: i
 def load(
     engine: Engine,
     object_key: str,
-    etag: str,
+    content_sha256: str,
     window: str,
     dimensions: Sequence[str],
     groups: Mapping[GroupKey, GroupStats],
@@ -218,12 +245,40 @@ def load(
     records = sum(stats.records for stats in groups.values())
     try:
         with engine.begin() as conn:
-            if not _claim(conn, object_key, etag, len(groups), records):
+            if not _claim(conn, object_key, content_sha256, len(groups), records):
                 return False
             _upsert(conn, rollup_groups, group_rows, add=("records",), keep={})
             _upsert(
                 conn, rollup_metrics, metric_rows, add=("count", "sum"), keep={"min": "min", "max": "max"}
             )
+            _check_sums(conn, window, {row["window_start"] for row in metric_rows})
+    except DataError as exc:
+        if getattr(exc.orig, "pgcode", None) != _NUMERIC_VALUE_OUT_OF_RANGE:
+            raise
+        raise LoadRejectedError("sum_out_of_range", "a stored sum would pass float range") from exc
     except (OperationalError, InterfaceError) as exc:
         raise DatabaseUnavailableError(f"database load failed, nothing loaded: {exc.orig}") from exc
     return True
+
+
+_NUMERIC_VALUE_OUT_OF_RANGE = "22003"  # PostgreSQL's SQLSTATE for a double that overflows
+
+
+def _check_sums(conn: Connection, window: str, starts: set[datetime]) -> None:
+    """Raise LoadRejectedError (rolling the load back) if a sum this load touched left float range.
+
+    Processing keeps each object's sums in range, but the upsert adds them across objects.
+    PostgreSQL refuses an overflowing double itself (SQLSTATE 22003); SQLite stores infinity, which
+    this finds.
+    """
+    if not starts:
+        return
+    metrics = rollup_metrics.c
+    overflowed = conn.execute(
+        select(func.count())
+        .select_from(rollup_metrics)
+        .where(metrics.window_size == window, metrics.window_start.in_(sorted(starts)))
+        .where((metrics.sum > FLOAT_MAX) | (metrics.sum < -FLOAT_MAX))
+    ).scalar_one()
+    if overflowed:
+        raise LoadRejectedError("sum_out_of_range", f"{overflowed} stored sums would pass float range")

@@ -32,6 +32,16 @@ class UnreadableObjectError(PipelineError):
         self.detail = detail
 
 
+class LoadRejectedError(PipelineError):
+    """An aggregates object the database cannot take as it is (a sum past float range); nothing was
+    loaded, and analytics reports it as rejected rather than failing every retry."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
 class TransientError(PipelineError):
     """A fault that a retry may cure (database unreachable); raised so that Lambda retries."""
 

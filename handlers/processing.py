@@ -16,7 +16,7 @@ from handlers.aggregate import aggregate_stream, to_document
 from handlers.config import ProcessingConfig, load_processing
 from handlers.events import ObjectRef, output_key, relative_key
 from handlers.metrics import Counts, handle_objects
-from handlers.s3io import open_object
+from handlers.s3io import hashed, open_object
 
 INPUT_PREFIX = "records/"  # the ingestion stage's RECORDS_PREFIX, fixed by the chain
 INPUT_SUFFIX = ".jsonl.gz"
@@ -38,13 +38,12 @@ def runtime() -> Runtime:
 def process_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str]:
     """Aggregate one records object; returns its counts and the key written."""
     config = rt.config
-    result = aggregate_stream(
-        open_object(rt.s3, ref), config.window_seconds, config.dimensions, config.metrics
-    )
-    # No version id: a redelivered ingestion event rewrites identical records/ bytes as a new version
-    # of a versioned bucket, and the document must stay the same bytes so analytics' ledger (key +
-    # ETag) sees a duplicate. The ETag names the content.
-    source = {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag}
+    read, content_sha256 = hashed(open_object(rt.s3, ref))
+    result = aggregate_stream(read, config.window_seconds, config.dimensions, config.metrics)
+    # Neither the version id nor the ETag: a redelivered ingestion event rewrites identical records/
+    # bytes as a new version, whose ETag is not even an MD5 of the bytes under SSE-KMS. The document
+    # must be the same bytes again, so that analytics recognises the duplicate.
+    source = {"bucket": ref.bucket, "key": ref.key, "sha256": content_sha256()}
     body = to_document(
         result, source, config.window, config.window_seconds, config.dimensions, config.metrics
     )

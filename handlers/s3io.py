@@ -8,13 +8,14 @@ header carries no file name and a zero mtime, so the bytes are a pure function o
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from handlers.events import ObjectRef
-from handlers.ingest import Read
+from handlers.ingest import CHUNK_BYTES, Read
 
 SPOOL_MEMORY_BYTES = 8 << 20
 BATCH_LINES = 2048
@@ -75,6 +76,24 @@ def open_object(s3: Any, ref: ObjectRef) -> Read:
         kwargs["VersionId"] = ref.version_id
     body = s3.get_object(**kwargs)["Body"]
     return body.read
+
+
+def hashed(read: Read) -> tuple[Read, Callable[[], str]]:
+    """``read`` that also hashes what it returns, and a function that reads the rest and gives the
+    SHA-256 of all the bytes (a reader may stop early, at a corrupt gzip member say)."""
+    digest = hashlib.sha256()
+
+    def read_hashing(size: int) -> bytes:
+        chunk = read(size)
+        digest.update(chunk)
+        return chunk
+
+    def finish() -> str:
+        while read_hashing(CHUNK_BYTES):
+            pass
+        return digest.hexdigest()
+
+    return read_hashing, finish
 
 
 def upload(

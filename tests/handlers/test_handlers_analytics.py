@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from handlers import analytics, database
 from handlers.aggregate import AggregateResult, aggregate_records, to_document
-from handlers.errors import DatabaseUnavailableError
+from handlers.errors import ConfigError, DatabaseUnavailableError, LoadRejectedError
 from handlers.metrics import Counts
 
 DIMENSIONS, METRICS = ("type", "source"), ("value",)
@@ -110,7 +111,7 @@ def test_aggregates_are_loaded_from_the_secret_url(
         ('{"source":"web","type":"view"}', 1, 9.0, 9.0, 9.0),
     ]
     [ledger] = snapshot(db_url)["pipeline_ledger"]
-    assert ledger[:4] == ("aggregates/x.json", ref["s3"]["object"]["eTag"], 2, 3)
+    assert ledger[:4] == ("aggregates/x.json", hashlib.sha256(body).hexdigest(), 2, 3)
 
 
 def test_duplicate_delivery_leaves_every_table_unchanged(
@@ -320,9 +321,9 @@ def test_schema_created_concurrently_by_another_cold_start_is_tolerated(
 
 def test_a_group_with_long_dimension_values_is_loaded(db_url: str) -> None:
     # GIVEN a group whose dimensions are long once written as JSON: the default schema allows a
-    # 256-character type, and each control character is escaped as six characters
-    long_type = "\x01" * 256
-    groups = aggregate_records([record(3, type=long_type)], 3600, DIMENSIONS, METRICS)
+    # 256-character type and source, and each control character is escaped as six characters
+    long_type, long_source = "\x01" * 256, "\x02" * 256
+    groups = aggregate_records([record(3, type=long_type, source=long_source)], 3600, DIMENSIONS, METRICS)
     engine = database.connect(db_url)
     try:
         # WHEN it is loaded
@@ -333,10 +334,10 @@ def test_a_group_with_long_dimension_values_is_loaded(db_url: str) -> None:
     [(dimensions, *stats)] = rollup(db_url)
     assert (loaded, json.loads(dimensions), stats) == (
         True,
-        {"source": "web", "type": long_type},
+        {"source": long_source, "type": long_type},
         [1, 3.0, 3.0, 3.0],
     )
-    assert len(dimensions) > 1536
+    assert len(dimensions) > 3000  # past the 2 048 characters the key column once held
 
 
 def _document_with(**changes: Any) -> bytes:
@@ -407,3 +408,105 @@ def _tables_if_any(url: str) -> dict[str, list[tuple[Any, ...]]]:
     finally:
         engine.dispose()
     return snapshot(url) if names else {}
+
+
+def test_sums_that_would_pass_float_range_across_objects_are_rejected_and_load_nothing(db_url: str) -> None:
+    # GIVEN a loaded object whose group sum is near the top of float range
+    groups = aggregate_records([record(1e308)], 3600, DIMENSIONS, METRICS)
+    engine = database.connect(db_url)
+    try:
+        assert database.load(engine, "aggregates/a.json", "a", "1h", DIMENSIONS, groups)
+        before = snapshot(db_url)
+        # WHEN another object adds to the same group's sum past float range
+        with pytest.raises(LoadRejectedError) as raised:
+            database.load(engine, "aggregates/b.json", "b", "1h", DIMENSIONS, groups)
+    finally:
+        engine.dispose()
+    # THEN it is rejected with a reason and the whole load is rolled back, ledger row included
+    assert raised.value.reason == "sum_out_of_range"
+    assert snapshot(db_url) == before
+
+
+def test_an_object_the_database_rejects_is_reported_not_raised(
+    analytics_env: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # GIVEN a database already holding a sum of 1e308 for a group
+    url = f"sqlite:///{tmp_path}/analytics.db"
+    use_database(analytics_env, monkeypatch, url)
+    analytics.handler(
+        event_of(put(analytics_env, ANALYTICS, "aggregates/a.json", aggregates_document(record(1e308)))), None
+    )
+    # WHEN an object adding another 1e308 to it arrives
+    body = aggregates_document(record(1e308), key="records/b.jsonl.gz")
+    result = analytics.handler(event_of(put(analytics_env, ANALYTICS, "aggregates/b.json", body)), None)
+    # THEN its report says why it was not loaded, and the event succeeds instead of failing every retry
+    report = json.loads(get_bytes(analytics_env, ANALYTICS, "reports/b.json"))
+    assert (report["database"], report["reason"]) == ("rejected", "sum_out_of_range")
+    assert result["counts"]["records_quarantined"] == 1
+    assert rollup(url) == [('{"source":"web","type":"click"}', 1, 1e308, 1e308, 1e308)]
+
+
+# What handlers/database.py created before dimensions_key and content_sha256 (2026-11-26).
+OLD_SCHEMA = """
+CREATE TABLE pipeline_rollup_groups (
+    window_size VARCHAR(8) NOT NULL, window_start TIMESTAMP WITH TIME ZONE NOT NULL,
+    dimensions VARCHAR(2048) NOT NULL, records BIGINT NOT NULL,
+    PRIMARY KEY (window_size, window_start, dimensions));
+CREATE TABLE pipeline_rollup_metrics (
+    window_size VARCHAR(8) NOT NULL, window_start TIMESTAMP WITH TIME ZONE NOT NULL,
+    dimensions VARCHAR(2048) NOT NULL, metric VARCHAR(256) NOT NULL, count BIGINT NOT NULL,
+    sum DOUBLE PRECISION NOT NULL, min DOUBLE PRECISION NOT NULL, max DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (window_size, window_start, dimensions, metric));
+CREATE TABLE pipeline_ledger (
+    object_key VARCHAR(1024) NOT NULL, etag VARCHAR(128) NOT NULL, groups BIGINT NOT NULL,
+    records BIGINT NOT NULL, loaded_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    PRIMARY KEY (object_key, etag));
+INSERT INTO pipeline_rollup_groups VALUES
+    ('1h', '2024-05-01T12:00:00Z', '{"source":"web","type":"click"}', 2);
+INSERT INTO pipeline_rollup_metrics VALUES
+    ('1h', '2024-05-01T12:00:00Z', '{"source":"web","type":"click"}', 'value', 2, 6, 2, 4);
+INSERT INTO pipeline_ledger (object_key, etag, groups, records) VALUES ('aggregates/old.json', 'abc', 1, 2);
+"""
+
+
+def test_tables_of_an_older_version_stop_the_load_naming_the_migration(postgres_url: str) -> None:
+    # GIVEN the analytics tables as an older version created them
+    engine = create_engine(postgres_url)
+    database.metadata.drop_all(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(OLD_SCHEMA)
+    engine.dispose()
+    # WHEN the function connects
+    with pytest.raises(ConfigError) as raised:
+        database.connect(postgres_url)
+    # THEN it refuses, naming the missing columns and the migration
+    assert "pipeline_rollup_groups.dimensions_key" in str(raised.value)
+    assert "pipeline_ledger.content_sha256" in str(raised.value)
+    assert database.MIGRATION in str(raised.value)
+
+
+def test_the_migration_brings_old_tables_to_the_current_schema_keeping_their_rows(postgres_url: str) -> None:
+    from pathlib import Path
+
+    # GIVEN old tables holding a group, migrated with the shipped script
+    engine = create_engine(postgres_url)
+    database.metadata.drop_all(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(OLD_SCHEMA)
+    migration = (Path(__file__).resolve().parents[2] / database.MIGRATION).read_text()
+    with engine.connect() as conn:
+        conn.exec_driver_sql(migration)  # the script holds its own BEGIN/COMMIT
+    engine.dispose()
+    # WHEN the current code loads a new object with the same group
+    engine = database.connect(postgres_url)
+    groups = aggregate_records([record(5, timestamp="2024-05-01T12:30:00Z")], 3600, DIMENSIONS, METRICS)
+    try:
+        assert database.load(engine, "aggregates/new.json", "n", "1h", DIMENSIONS, groups)
+    finally:
+        engine.dispose()
+    # THEN it adds to the migrated row (the digest SQL computed is the one Python computes)
+    assert rollup(postgres_url) == [('{"source":"web","type":"click"}', 3, 11.0, 2.0, 5.0)]
+    assert [row[:2] for row in snapshot(postgres_url)["pipeline_ledger"]] == [
+        ("aggregates/new.json", "n"),
+        ("aggregates/old.json", "abc"),
+    ]

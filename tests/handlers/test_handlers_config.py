@@ -67,3 +67,11 @@ def test_schema_that_is_not_a_json_schema_is_a_config_error() -> None:
 def test_max_record_bytes_must_be_positive() -> None:
     with pytest.raises(ConfigError, match="MAX_RECORD_BYTES must be at least 1, got 0"):
         load_ingestion({"PIPELINE_STAGE": "ingestion", "DEST_BUCKET": "b", "MAX_RECORD_BYTES": "0"})
+
+
+def test_a_metric_name_longer_than_the_database_column_is_a_config_error() -> None:
+    # GIVEN a metric name of 257 characters, which analytics could not store
+    environ = {"PIPELINE_STAGE": "processing", "DEST_BUCKET": "b", "AGGREGATION_METRICS": "m" * 257}
+    # WHEN the processing config is read THEN it is refused at cold start
+    with pytest.raises(ConfigError, match="AGGREGATION_METRICS has an item longer than 256 characters"):
+        load_processing(environ)

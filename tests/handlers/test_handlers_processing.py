@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -54,7 +55,11 @@ def test_records_are_aggregated_per_window_and_dimensions(processing_env: Any) -
         "records_quarantined": 0,
         "blank_lines": 0,
     }
-    assert document["source"]["etag"] == ref["s3"]["object"]["eTag"]
+    assert document["source"] == {
+        "bucket": PROCESSED,
+        "key": "records/day one.jsonl.jsonl.gz",
+        "sha256": hashlib.sha256(gz(body)).hexdigest(),
+    }
 
 
 def test_bad_lines_are_listed_as_rejected_not_dropped(processing_env: Any) -> None:

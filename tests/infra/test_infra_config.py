@@ -63,6 +63,11 @@ BAD_CONFIGS = [
     ({"kmsKeyArn": "alias/my-key"}, "data-pipeline:kmsKeyArn", "is not a KMS key ARN"),
     ({"aggregation": {"window": "2h"}}, "data-pipeline:aggregation.window", "allowed: 1m, 5m, 15m, 1h, 1d"),
     (
+        {"aggregation": {"metrics": ["m" * 257]}},
+        "data-pipeline:aggregation.metrics",
+        "at most 256 characters",
+    ),
+    (
         {"stages": {"ingestion": {"memoryMB": 1024}}},
         "data-pipeline:stages.ingestion.memoryMB",
         "did you mean 'memoryMb'?",
