@@ -1,8 +1,9 @@
 """`Observability`: the alarms, the alarm topic and the dashboard of the pipeline's stages.
 
-Per stage, four alarms tell an operator that events are being lost or delayed: the function fails
-(`Errors`), Lambda refuses to run it (`Throttles`), an event has exhausted its retries and waits in the
-failure queue (`ApproximateNumberOfMessagesVisible`), and such an event has waited too long
+Per stage, five alarms tell an operator that events are being lost or delayed: the function fails
+(`Errors`), Lambda refuses to run it (`Throttles`), an event has exhausted its retries and could not be
+put into the failure queue (`DestinationDeliveryFailures`), or it waits there
+(`ApproximateNumberOfMessagesVisible`), and such an event has waited too long
 (`ApproximateAgeOfOldestMessage`). Every alarm notifies one SNS topic when it fires and when it clears.
 
 The topic is encrypted with a key of its own: CloudWatch cannot publish to a topic encrypted with the
@@ -58,7 +59,7 @@ class ObservabilityArgs:
 class AlarmSpec:
     """One CloudWatch alarm, as plain data."""
 
-    key: str  # short name: errors, throttles, failures-visible, failures-age
+    key: str  # short name: errors, throttles, delivery-failures, failures-visible, failures-age
     namespace: str  # the metric's namespace
     metric_name: str  # the metric
     dimensions: Mapping[str, pulumi.Input[str]]  # the metric's dimensions
@@ -69,7 +70,7 @@ class AlarmSpec:
 
 
 def alarm_specs(stage: MonitoredStage, oldest_failure_age_seconds: int) -> list[AlarmSpec]:
-    """The four alarms of one stage."""
+    """The five alarms of one stage."""
     function = {"FunctionName": stage.function_name}
     queue = {"QueueName": stage.failure_queue_name}
     where = f"{stage.stage} stage"
@@ -93,6 +94,19 @@ def alarm_specs(stage: MonitoredStage, oldest_failure_age_seconds: int) -> list[
             0,
             60,
             f"Lambda refused to run the {where} function (concurrency). See {RUNBOOK}#throttles.",
+        ),
+        AlarmSpec(
+            "delivery-failures",
+            "AWS/Lambda",
+            "DestinationDeliveryFailures",
+            function,
+            "Sum",
+            0,
+            60,
+            # The only trace of an event that exhausted its retries and then could not be queued (the
+            # queue's KMS key disabled, say): no failure-queue alarm can see it.
+            f"Lambda could not put a failed event of the {where} into its failure queue: the event is "
+            f"lost unless the cause is fixed now. See {RUNBOOK}#delivery-failures.",
         ),
         AlarmSpec(
             "failures-visible",
@@ -204,7 +218,7 @@ def dashboard_body(
 
 
 class Observability(pulumi.ComponentResource):
-    """Alarm topic (own KMS key, optional e-mail subscription), four alarms per stage, one dashboard."""
+    """Alarm topic (own KMS key, optional e-mail subscription), five alarms per stage, one dashboard."""
 
     key: kms.Key
     topic: sns.Topic

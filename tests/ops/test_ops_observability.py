@@ -42,8 +42,14 @@ def topic(stack):
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_each_stage_has_the_four_alarms(stack, stage):
-    assert set(alarms_of(stack, stage)) == {"errors", "throttles", "failures-visible", "failures-age"}
+def test_each_stage_has_the_five_alarms(stack, stage):
+    assert set(alarms_of(stack, stage)) == {
+        "errors",
+        "throttles",
+        "delivery-failures",
+        "failures-visible",
+        "failures-age",
+    }
 
 
 @pytest.mark.parametrize(
@@ -51,6 +57,7 @@ def test_each_stage_has_the_four_alarms(stack, stage):
     [
         ("errors", "AWS/Lambda", "Errors", "Sum", 0, "function"),
         ("throttles", "AWS/Lambda", "Throttles", "Sum", 0, "function"),
+        ("delivery-failures", "AWS/Lambda", "DestinationDeliveryFailures", "Sum", 0, "function"),
         ("failures-visible", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0, "queue"),
         ("failures-age", "AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum", 3600, "queue"),
     ],
@@ -77,7 +84,7 @@ def test_alarm_watches_the_stage_metric_with_its_threshold(
 def test_every_alarm_notifies_the_topic_on_alarm_and_on_ok(stack):
     topic_arn = topic(stack).outputs["arn"]
     alarms = stack.by_type(ALARM)
-    assert len(alarms) == 12
+    assert len(alarms) == 15
     for alarm in alarms:
         assert alarm.inputs["alarmActions"] == [topic_arn], alarm.name
         assert alarm.inputs["okActions"] == [topic_arn], alarm.name
@@ -122,7 +129,7 @@ def test_alarm_email_subscribes_to_the_topic(prod_stack):
 def test_no_subscription_without_alarm_email(dev_stack):
     assert "data-pipeline:alarmEmail" not in dev_stack.config
     assert dev_stack.by_type("aws:sns/topicSubscription:TopicSubscription") == []
-    assert len(dev_stack.by_type(ALARM)) == 12
+    assert len(dev_stack.by_type(ALARM)) == 15
 
 
 def dashboard(stack):
