@@ -8,6 +8,13 @@ invokes the function synchronously with that payload, and deletes a message only
 succeeded. A message that fails again, or that is not an invocation record, stays in the queue and is
 made visible again at the end of the run, so the queue's alarm keeps telling the truth.
 
+Each message's line names the objects of its event (key, and version when the bucket is versioned),
+the error of its last attempt, its age and how many times it has been received. Every receive counts,
+a dry run's included: once a message has been received three times SQS leaves it out of
+`ApproximateAgeOfOldestMessage`, so the `failures-age` alarm can clear while the event still waits
+(`failures-visible` still counts it). The age printed here is the one to trust; SQS deletes the message
+14 days after it was sent.
+
 The core, `redrive`, is given an SQS client and an `invoke` callable; `main` wires them to boto3 and to
 the stack's outputs (`pulumi stack output --json`), as docs/architecture.md fixes them.
 """
@@ -19,8 +26,10 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import boto3
@@ -72,7 +81,28 @@ class MessageReport:
     message_id: str  # the SQS message id
     request_id: str  # the failed invocation's request id, from the record's requestContext
     action: str  # "redriven", "failed", "unreadable" or "would-redrive" (dry run)
-    detail: str = ""  # why it failed or was not readable
+    detail: str = ""  # why it failed again or was not readable
+    objects: tuple[str, ...] = ()  # the event's objects, "bucket/key" or "bucket/key@version"
+    error: str = ""  # the last attempt's "errorType: errorMessage" from the invocation record
+    age_seconds: int | None = None  # since the message was sent (SentTimestamp)
+    receives: int | None = None  # ApproximateReceiveCount, this run's receive included
+
+    def line(self) -> str:
+        age = (
+            "-"
+            if self.age_seconds is None
+            else f"{self.age_seconds // 3600}h{self.age_seconds % 3600 // 60:02d}m"
+        )
+        parts = [
+            f"  {self.action:<13} {self.message_id} request {self.request_id or '-'}",
+            f"age {age} received {self.receives if self.receives is not None else '-'}x",
+            *self.objects,
+        ]
+        if self.error:
+            parts.append(f"was: {self.error}")
+        if self.detail:
+            parts.append(f"now: {self.detail}")
+        return "  ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -106,6 +136,35 @@ class RedriveResult:
         )
 
 
+@dataclass(frozen=True)
+class FailedInvocation:
+    """What an on-failure destination record says about the invocation that failed."""
+
+    payload: Mapping[str, Any]  # the original event
+    request_id: str  # its request id ("" when the record lacks one)
+    objects: tuple[str, ...]  # the S3 objects its event names
+    error: str  # "errorType: errorMessage" of the last attempt ("" when absent)
+
+
+def failed_invocation(body: str) -> FailedInvocation:
+    """The record in a failure-queue message; ValueError when it is not an invocation record."""
+    payload, request_id = request_payload(body)
+    objects = []
+    for record in payload.get("Records") or []:
+        try:
+            s3 = record["s3"]
+            where = f"{s3['bucket']['name']}/{s3['object']['key']}"
+            version = s3["object"].get("versionId")
+        except (KeyError, TypeError, AttributeError):
+            continue
+        objects.append(f"{where}@{version}" if version else where)
+    response = json.loads(body).get("responsePayload")
+    error = ""
+    if isinstance(response, dict) and (response.get("errorType") or response.get("errorMessage")):
+        error = f"{response.get('errorType', '')}: {str(response.get('errorMessage', ''))[:300]}"
+    return FailedInvocation(payload, request_id, tuple(objects), error)
+
+
 def request_payload(body: str) -> tuple[Mapping[str, Any], str]:
     """The original event and request id of an on-failure destination record.
 
@@ -131,6 +190,7 @@ def redrive(
     *,
     visibility_seconds: int = DEFAULT_VISIBILITY_SECONDS,
     wait_seconds: int = 1,
+    now: Callable[[], float] = time.time,
 ) -> RedriveResult:
     """Re-send every event of the queue once; delete a message only after its invocation succeeded.
 
@@ -149,6 +209,7 @@ def redrive(
                 MaxNumberOfMessages=1,
                 VisibilityTimeout=visibility_seconds,
                 WaitTimeSeconds=wait_seconds,
+                MessageSystemAttributeNames=["SentTimestamp", "ApproximateReceiveCount"],
             )
             messages = response.get("Messages", [])
             if not messages:
@@ -159,27 +220,45 @@ def redrive(
                 to_release.append(receipt)
                 break
             seen.add(message_id)
+            age, receives = _age_and_receives(message.get("Attributes", {}), now())
             try:
-                payload, request_id = request_payload(message["Body"])
+                failed = failed_invocation(message["Body"])
             except ValueError as exc:
-                reports.append(MessageReport(message_id, "", "unreadable", str(exc)))
+                reports.append(
+                    MessageReport(message_id, "", "unreadable", str(exc), age_seconds=age, receives=receives)
+                )
                 to_release.append(receipt)
                 continue
+            report = partial(
+                MessageReport,
+                message_id,
+                failed.request_id,
+                objects=failed.objects,
+                error=failed.error,
+                age_seconds=age,
+                receives=receives,
+            )
             if dry_run:
-                reports.append(MessageReport(message_id, request_id, "would-redrive"))
+                reports.append(report("would-redrive"))
                 to_release.append(receipt)
                 continue
-            outcome = invoke(payload)
+            outcome = invoke(failed.payload)
             if outcome.ok:
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt)
-                reports.append(MessageReport(message_id, request_id, "redriven"))
+                reports.append(report("redriven"))
             else:
-                reports.append(MessageReport(message_id, request_id, "failed", outcome.detail))
+                reports.append(report("failed", outcome.detail))
                 to_release.append(receipt)
     finally:
         for receipt in to_release:
             sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=receipt, VisibilityTimeout=0)
     return RedriveResult(dry_run=dry_run, messages=tuple(reports))
+
+
+def _age_and_receives(attributes: Mapping[str, str], now: float) -> tuple[int | None, int | None]:
+    sent, receives = attributes.get("SentTimestamp"), attributes.get("ApproximateReceiveCount")
+    age = max(0, int(now - int(sent) / 1000)) if sent and sent.isdigit() else None
+    return age, int(receives) if receives and receives.isdigit() else None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -303,8 +382,7 @@ def main(
         print(f"redrive: {exc}", file=sys.stderr)
         return 2
     for report in result.messages:
-        line = f"  {report.action:<13} {report.message_id} request {report.request_id or '-'}"
-        print(f"{line}  {report.detail}" if report.detail else line)
+        print(report.line())
     print(result.summary())
     return 1 if result.kept else 0
 
