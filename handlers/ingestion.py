@@ -1,8 +1,9 @@
 """Ingestion stage: raw ``incoming/<rel>`` → ``records/<rel>.jsonl.gz`` and ``quarantine/<rel>.jsonl``.
 
 ``records/`` is written for every readable object (empty when no record is valid, so the chain still
-reflects the latest version of the key); ``quarantine/`` only when something was quarantined. Both
-carry the conservation counts as user metadata. The core is ``handlers.ingest``.
+reflects the version of the key processed last); ``quarantine/`` only when something was quarantined.
+Both carry the conservation counts as user metadata. A key near S3's length limit is shortened
+(``events.output_key``). The core is ``handlers.ingest``.
 """
 
 from __future__ import annotations

@@ -97,7 +97,13 @@ def test_aws_credentials_come_from_oidc_role_assumption_only():
     text = (ROOT / ".github" / "workflows" / "pulumi.yml").read_text()
     assert "aws-access-key-id" not in text
     assert "aws-secret-access-key" not in text
-    for _, _, job in jobs():
+    roles = {}
+    for _, name, job in jobs():
         for step in job["steps"]:
             if "configure-aws-credentials" in step.get("uses", ""):
-                assert step["with"]["role-to-assume"] == "${{ vars.AWS_ROLE_ARN }}"
+                roles[name] = (step["with"]["role-to-assume"], job.get("environment"))
+    # the preview runs a pull request's code: a read-only role; only the `dev` environment may deploy
+    assert roles == {
+        "preview": ("${{ vars.AWS_PREVIEW_ROLE_ARN }}", None),
+        "deploy-dev": ("${{ vars.AWS_DEPLOY_ROLE_ARN }}", "dev"),
+    }
