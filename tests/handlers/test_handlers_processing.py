@@ -168,3 +168,16 @@ def test_a_records_line_that_is_not_json_text_is_rejected_not_raised(
     document = aggregates(processing_env, "aggregates/odd.json")
     assert [(r["line"], r["reason"]) for r in document["rejected"]] == [(2, reason)]
     assert document["counts"]["records_valid"] == 1
+
+
+def test_the_document_names_the_whole_records_object_even_when_reading_stopped_early(
+    processing_env: Any,
+) -> None:
+    # GIVEN a records object that is not gzip, larger than one read: processing stops at its first bytes
+    body = b"not gzip\n" * (400 << 10)
+    # WHEN processed
+    processing.handler(event_of(put(processing_env, PROCESSED, "records/big.jsonl.gz", body)), None)
+    # THEN the document's hash is of every byte of the object, as for one that was read to its end
+    document = aggregates(processing_env, "aggregates/big.json")
+    assert [r["reason"] for r in document["rejected"]] == ["not_gzip"]
+    assert document["source"]["sha256"] == hashlib.sha256(body).hexdigest()
