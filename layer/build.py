@@ -67,7 +67,7 @@ __all__ = [
     "unzipped_size",
 ]
 
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"
 """Part of the cache key: bump it when a change here changes the zip's content."""
 
 LAYER_DIR = Path(__file__).resolve().parent
@@ -366,6 +366,9 @@ def _strip_host_artefacts(site: Path) -> None:
             path.unlink()
     # Console scripts: their shebang names this machine's interpreter, and nothing on Lambda runs them.
     shutil.rmtree(site / "bin", ignore_errors=True)
+    # C headers (greenlet's): pip files them under include/site/python<this interpreter's X.Y>, and
+    # nothing on Lambda compiles against them.
+    shutil.rmtree(site / "include", ignore_errors=True)
     for record in sorted(site.glob("*.dist-info/RECORD")):
         kept = [
             line
@@ -422,6 +425,10 @@ def _pip_failure(spec: LayerSpec, result: subprocess.CompletedProcess[str]) -> P
         why = (
             "pip saw no versions at all of a requirement: the package index is unreachable (with retries "
             "off pip does not say so) or it does not carry that package"
+        )
+        todo = (
+            "check that the package index is reachable (PIP_INDEX_URL) and that every package in "
+            f"{spec.requirements.name} publishes a binary wheel for {target} at the pinned version"
         )
     else:
         why = "pip found no matching wheel for the Lambda target or rejected a requirement"

@@ -252,6 +252,36 @@ def test_a_failed_pip_explains_and_leaves_no_cache_entry(demo_spec: LayerSpec, t
     assert list(cache.iterdir()) == []
 
 
+def test_a_pip_that_saw_no_versions_at_all_explains_what_to_do(demo_spec: LayerSpec, tmp_path: Path) -> None:
+    # GIVEN a pip that saw no version of a requirement (an index that does not carry it, or unreachable)
+    stderr = (
+        "ERROR: Could not find a version that satisfies the requirement demo==1.0 (from versions: none)\n"
+    )
+    pip = FakePip(returncode=1, stderr=stderr)
+    # WHEN the layer is built
+    with pytest.raises(PackageIndexError) as error:
+        build_layer(demo_spec, cache_dir=tmp_path / "cache", runner=pip, progress=_silent)
+    # THEN the message says why and what to do, quoting pip
+    message = str(error.value)
+    assert "pip saw no versions at all" in message
+    assert "What to do: check that the package index is reachable" in message
+    assert "(from versions: none)" in message
+
+
+def test_c_headers_pip_files_under_this_interpreters_version_are_not_in_the_layer(
+    demo_spec: LayerSpec, tmp_path: Path
+) -> None:
+    # GIVEN a pip that installs a package's C header under include/site/python<host version>
+    files = {**DEMO_FILES, "include/site/python3.11/demo/demo.h": b"/* header */\n"}
+    # WHEN the layer is built
+    archive = build_layer(
+        demo_spec, cache_dir=tmp_path / "cache", runner=FakePip(files=files), progress=_silent
+    )
+    # THEN the header is not in it, so the zip does not depend on which Python ran the build
+    with zipfile.ZipFile(archive) as zipped:
+        assert not [name for name in zipped.namelist() if "/include/" in name]
+
+
 def test_an_unpinned_transitive_dependency_is_refused(demo_spec: LayerSpec, tmp_path: Path) -> None:
     # GIVEN a pip that also installs a dependency the requirements do not pin
     files = {
