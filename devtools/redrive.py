@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
+from urllib.parse import unquote_plus
 
 import boto3
 from botocore.config import Config
@@ -153,7 +154,8 @@ def failed_invocation(body: str) -> FailedInvocation:
     for record in payload.get("Records") or []:
         try:
             s3 = record["s3"]
-            where = f"{s3['bucket']['name']}/{s3['object']['key']}"
+            # Keys arrive URL-encoded, as in the handlers' events: print the real one, to copy or look up.
+            where = f"{s3['bucket']['name']}/{unquote_plus(s3['object']['key'])}"
             version = s3["object"].get("versionId")
         except (KeyError, TypeError, AttributeError):
             continue

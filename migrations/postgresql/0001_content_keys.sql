@@ -1,4 +1,5 @@
--- Brings analytics tables created before 2026-11-26 to the current schema (handlers/database.py).
+-- Brings analytics tables of an older version to the current schema (handlers/database.py). Safe to run
+-- again: each step is skipped or repeated harmlessly on tables it has already brought over.
 --
 --   * A rollup group is keyed by dimensions_key, the SHA-256 of its canonical dimensions JSON, and the
 --     JSON itself becomes unbounded text: a varchar(2048) key refused valid records' long dimensions.
@@ -12,21 +13,32 @@
 -- The analytics function refuses to load into tables that lack these columns, naming this file.
 BEGIN;
 
-ALTER TABLE pipeline_rollup_groups ADD COLUMN dimensions_key varchar(64);
-UPDATE pipeline_rollup_groups SET dimensions_key = encode(sha256(convert_to(dimensions, 'UTF8')), 'hex');
+ALTER TABLE pipeline_rollup_groups ADD COLUMN IF NOT EXISTS dimensions_key varchar(64);
+UPDATE pipeline_rollup_groups SET dimensions_key = encode(sha256(convert_to(dimensions, 'UTF8')), 'hex')
+    WHERE dimensions_key IS NULL;
 ALTER TABLE pipeline_rollup_groups ALTER COLUMN dimensions_key SET NOT NULL;
 ALTER TABLE pipeline_rollup_groups DROP CONSTRAINT pipeline_rollup_groups_pkey;
 ALTER TABLE pipeline_rollup_groups ADD PRIMARY KEY (window_size, window_start, dimensions_key);
 ALTER TABLE pipeline_rollup_groups ALTER COLUMN dimensions TYPE text;
 
-ALTER TABLE pipeline_rollup_metrics ADD COLUMN dimensions_key varchar(64);
-UPDATE pipeline_rollup_metrics SET dimensions_key = encode(sha256(convert_to(dimensions, 'UTF8')), 'hex');
+ALTER TABLE pipeline_rollup_metrics ADD COLUMN IF NOT EXISTS dimensions_key varchar(64);
+UPDATE pipeline_rollup_metrics SET dimensions_key = encode(sha256(convert_to(dimensions, 'UTF8')), 'hex')
+    WHERE dimensions_key IS NULL;
 ALTER TABLE pipeline_rollup_metrics ALTER COLUMN dimensions_key SET NOT NULL;
 ALTER TABLE pipeline_rollup_metrics DROP CONSTRAINT pipeline_rollup_metrics_pkey;
 ALTER TABLE pipeline_rollup_metrics ADD PRIMARY KEY (window_size, window_start, dimensions_key, metric);
 ALTER TABLE pipeline_rollup_metrics ALTER COLUMN dimensions TYPE text;
 
-ALTER TABLE pipeline_ledger RENAME COLUMN etag TO content_sha256;
+DO $$
+BEGIN
+    IF EXISTS (
+        SELECT 1 FROM information_schema.columns
+        WHERE table_schema = current_schema() AND table_name = 'pipeline_ledger' AND column_name = 'etag'
+    ) THEN
+        ALTER TABLE pipeline_ledger RENAME COLUMN etag TO content_sha256;
+    END IF;
+END
+$$;
 ALTER TABLE pipeline_ledger ALTER COLUMN content_sha256 TYPE varchar(64);
 
 COMMIT;

@@ -129,7 +129,7 @@ def test_identical_records_rewritten_as_a_new_version_give_identical_aggregates(
     processing.handler(event_of(first_ref), None)
     first = get_bytes(processing_env, ANALYTICS, "aggregates/v.json")
     processing.handler(event_of(second_ref), None)
-    # THEN the aggregates bytes (and so their ETag, analytics' duplicate check) are the same
+    # THEN the aggregates bytes, whose hash is analytics' duplicate check, are the same
     assert get_bytes(processing_env, ANALYTICS, "aggregates/v.json") == first
 
 

@@ -120,7 +120,7 @@ def test_dry_run_invokes_nothing_and_keeps_every_message(sqs, queue_url):
 
 def test_dry_run_reports_each_events_objects_error_age_and_receives(sqs, queue_url):
     # GIVEN a failed invocation of a versioned object, already read once before
-    body = json.loads(invocation_record("incoming/a b.json", "r1"))
+    body = json.loads(invocation_record("incoming/a+b%2Bc.json", "r1"))  # URL-encoded, as S3 sends it
     body["requestPayload"]["Records"][0]["s3"]["object"]["versionId"] = "v1"
     sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(body))
     sqs.receive_message(QueueUrl=queue_url, VisibilityTimeout=0)
@@ -136,12 +136,12 @@ def test_dry_run_reports_each_events_objects_error_age_and_receives(sqs, queue_u
     # THEN its report names the object and version, the last error, its age and every receive so far
     [report] = result.messages
     assert (report.objects, report.error, report.age_seconds, report.receives) == (
-        ("raw/incoming/a b.json@v1",),
+        ("raw/incoming/a b+c.json@v1",),
         "TransientError: boom",
         7500,
         3,
     )
-    assert "age 2h05m received 3x  raw/incoming/a b.json@v1  was: TransientError: boom" in report.line()
+    assert "age 2h05m received 3x  raw/incoming/a b+c.json@v1  was: TransientError: boom" in report.line()
 
 
 def test_a_message_that_is_not_an_invocation_record_is_kept_with_a_reason(sqs, queue_url):
