@@ -16,17 +16,11 @@ from artifacts.function_code import build_function_archive
 from components import chain, config
 from components.bucket import BucketTriggers, BucketTriggersArgs, DataBucket, DataBucketArgs, Trigger
 from components.database import DatabaseSecret, DatabaseSecretArgs
+from components.environment import stage_environment
 from components.iam import StageGrants, policy_builder
 from components.layer import SharedLayer, SharedLayerArgs
 from components.observability import MonitoredStage, Observability, ObservabilityArgs
-from components.stage import (
-    DEST_BUCKET,
-    HANDLERS,
-    SOURCE_BUCKET,
-    PipelineStage,
-    PipelineStageArgs,
-    stage_environment,
-)
+from components.stage import DEST_BUCKET, HANDLERS, SOURCE_BUCKET, PipelineStage, PipelineStageArgs
 from layer.build import LayerSpec, build_layer, check_size_budget
 
 PROJECT_DIR = Path(__file__).resolve().parent

@@ -20,6 +20,7 @@ from typing import Any
 NAMESPACE = "data-pipeline"
 STAGES = ("ingestion", "processing", "analytics")
 BUCKET_ROLES = ("raw", "processed", "analytics")
+BUCKET_NAME_MAX = 63
 
 RUNTIMES = ("python3.12", "python3.13")
 ARCHITECTURES = ("x86_64", "arm64")
@@ -47,7 +48,11 @@ _REGION = r"[a-z]{2}(?:-[a-z]+)+-\d"
 _KMS_KEY_ARN = re.compile(
     rf"^{_ARN_PARTITION}:kms:{_REGION}:\d{{12}}:key/(?:mrk-[0-9a-f]{{32}}|[0-9a-f]{{8}}(?:-[0-9a-f]{{4}}){{3}}-[0-9a-f]{{12}})$"
 )
-_SECRET_ARN = re.compile(rf"^{_ARN_PARTITION}:secretsmanager:{_REGION}:\d{{12}}:secret:[A-Za-z0-9/_+=.@-]+$")
+# The full ARN, with the six characters Secrets Manager appends to the name: IAM matches a policy's
+# Resource against the full ARN, so a grant naming a partial ARN would never apply.
+_SECRET_ARN = re.compile(
+    rf"^{_ARN_PARTITION}:secretsmanager:{_REGION}:\d{{12}}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{{6}}$"
+)
 _TOPIC_ARN = re.compile(rf"^{_ARN_PARTITION}:sns:{_REGION}:\d{{12}}:[A-Za-z0-9_-]{{1,256}}$")
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
 _SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
@@ -200,8 +205,15 @@ KNOWN_KEYS = _TOP_LEVEL_KEYS
 class _Collector:
     """Reads typed values out of the raw mapping, recording problems instead of stopping at the first."""
 
-    def __init__(self) -> None:
+    def __init__(self, secret_keys: frozenset[str] = frozenset()) -> None:
         self.problems: list[Problem] = []
+        self.secret_keys = secret_keys  # top-level keys Pulumi holds encrypted: never echoed
+
+    def show(self, key: str, value: Any) -> str:
+        """``value`` for an error message, unless it belongs to a secret key (a URL with a password)."""
+        if key.split(".", 1)[0] in self.secret_keys:
+            return f"a secret {type(value).__name__}"
+        return _show(value)
 
     def fail(self, key: str, message: str) -> None:
         self.problems.append(Problem(f"{NAMESPACE}:{key}", message))
@@ -221,14 +233,14 @@ class _Collector:
             return default
         if isinstance(value, bool):
             return value
-        self.fail(key, f"{_show(value)} is not a boolean; allowed: true, false")
+        self.fail(key, f"{self.show(key, value)} is not a boolean; allowed: true, false")
         return default
 
     def integer(self, key: str, value: Any, default: int, low: int, high: int | None) -> int:
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(key, f"{_show(value)} is not an integer; allowed: {_range(low, high)}")
+            self.fail(key, f"{self.show(key, value)} is not an integer; allowed: {_range(low, high)}")
             return default
         if value < low or (high is not None and value > high):
             self.fail(key, f"{value} is out of range; allowed: {_range(low, high)}")
@@ -240,7 +252,7 @@ class _Collector:
             return default
         if value not in allowed or isinstance(value, bool):
             shown = ", ".join(str(a) for a in allowed)
-            self.fail(key, f"{_show(value)} is not allowed; allowed: {shown}")
+            self.fail(key, f"{self.show(key, value)} is not allowed; allowed: {shown}")
             return default
         return value
 
@@ -248,7 +260,7 @@ class _Collector:
         if value is None:
             return None
         if not isinstance(value, str) or (pattern is not None and not pattern.match(value)):
-            self.fail(key, f"{_show(value)} is not {what}")
+            self.fail(key, f"{self.show(key, value)} is not {what}")
             return None
         return value
 
@@ -256,7 +268,9 @@ class _Collector:
         if value is None:
             return {}
         if not isinstance(value, Mapping):
-            self.fail(key, f"{_show(value)} is not an object; allowed keys: {', '.join(_NESTED_KEYS[key])}")
+            self.fail(
+                key, f"{self.show(key, value)} is not an object; allowed keys: {', '.join(_NESTED_KEYS[key])}"
+            )
             return {}
         self.check_keys(key, value, _NESTED_KEYS[key])
         return value
@@ -267,14 +281,14 @@ class _Collector:
         if value is None:
             return None
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.fail(key, f"{_show(value)} is not a list of strings")
+            self.fail(key, f"{self.show(key, value)} is not a list of strings")
             return None
         if not value and not allow_empty:
             self.fail(key, "must not be empty")
             return None
         bad = [v for v in value if not check(v)]
         if bad:
-            self.fail(key, f"{', '.join(_show(b) for b in bad)}: each must be {what}")
+            self.fail(key, f"{', '.join(self.show(key, b) for b in bad)}: each must be {what}")
             return None
         if len(set(value)) != len(value):
             self.fail(key, "contains duplicates")
@@ -304,8 +318,8 @@ def _coerce(raw: Any) -> Any:
 def bucket_name_problems(name: str) -> list[str]:
     """S3 general purpose bucket naming rules, checked on the full name (suffix included)."""
     problems = []
-    if not 3 <= len(name) <= 63:
-        problems.append(f"is {len(name)} characters long; allowed: 3-63")
+    if not 3 <= len(name) <= BUCKET_NAME_MAX:
+        problems.append(f"is {len(name)} characters long; allowed: 3-{BUCKET_NAME_MAX}")
     if not _BUCKET_CHARS.match(name):
         problems.append("may contain only lowercase letters, digits, hyphens and dots")
     if name and not (name[0].isalnum() and name[-1].isalnum()):
@@ -344,7 +358,7 @@ def parse_config(
     `secret_keys` names the keys Pulumi holds encrypted (without namespace); `project_dir` resolves a
     relative `layer.archive`. Raises `ConfigError` with every problem found.
     """
-    c = _Collector()
+    c = _Collector(secret_keys)
     values = {k: _coerce(v) for k, v in raw.items()}
     for name in values:
         if name not in _TOP_LEVEL_KEYS:
@@ -360,7 +374,7 @@ def parse_config(
         key = f"buckets.{role}"
         name = buckets_raw.get(role, f"{project}-{stack}-{role}")
         if not isinstance(name, str):
-            c.fail(key, f"{_show(name)} is not a string")
+            c.fail(key, f"{c.show(key, name)} is not a string")
             continue
         full = name + (SUFFIX_PLACEHOLDER if bucket_suffix else "")
         shown = f"bucket name '{name}'" + (
@@ -402,7 +416,7 @@ def parse_config(
         key = f"stages.{stage}"
         one = stages_raw.get(stage) or {}
         if not isinstance(one, Mapping):
-            c.fail(key, f"{_show(one)} is not an object; allowed keys: {', '.join(_STAGE_KEYS)}")
+            c.fail(key, f"{c.show(key, one)} is not an object; allowed keys: {', '.join(_STAGE_KEYS)}")
             one = {}
         c.check_keys(key, one, _STAGE_KEYS)
         reserved = one.get("reservedConcurrency")
@@ -423,12 +437,14 @@ def parse_config(
         # wildcard that would widen what the ingestion function may read.
         c.fail(
             "inputPrefix",
-            f"{_show(input_prefix)} is not a key prefix of letters, digits and !_.'()/- ending in '/'"
-            " (e.g. 'incoming/')",
+            f"{c.show('inputPrefix', input_prefix)} is not a key prefix of letters, digits and !_.'()/-"
+            " ending in '/' (e.g. 'incoming/')",
         )
         input_prefix = "incoming/"
     elif input_prefix.startswith("/") or "//" in input_prefix:
-        c.fail("inputPrefix", f"{_show(input_prefix)} must not start with '/' or contain '//'")
+        c.fail(
+            "inputPrefix", f"{c.show('inputPrefix', input_prefix)} must not start with '/' or contain '//'"
+        )
 
     suffixes = c.string_list(
         "inputSuffixes",
@@ -495,19 +511,9 @@ def parse_config(
             )
         )
 
-    if record_schema is not None:
-        # The schema travels in RECORD_SCHEMA; the other variables stay well under 1 KB.
-        budget = LAMBDA_ENV_MAX_BYTES - 1024
-        if len(record_schema.encode()) > budget:
-            c.fail(
-                "recordSchema",
-                f"is {len(record_schema.encode())} bytes as compact JSON; Lambda allows 4 KB of environment "
-                f"in total, so at most {budget} bytes are allowed",
-            )
-
     if c.problems:
         raise ConfigError(c.problems)
-    return PipelineConfig(
+    cfg = PipelineConfig(
         project=project,
         stack=stack,
         bucket_base_names=base_names,
@@ -533,6 +539,35 @@ def parse_config(
         layer=layer,
         alarm_email=alarm_email,
     )
+    _check_environment_size(c, cfg)
+    if c.problems:
+        raise ConfigError(c.problems)
+    return cfg
+
+
+def _check_environment_size(c: _Collector, cfg: PipelineConfig) -> None:
+    """Lambda refuses a function whose environment passes 4 KB: measure each stage's real one.
+
+    The bucket name and secret ARN are counted at their longest, since they are not known yet.
+    """
+    from components.environment import environment_bytes, stage_environment
+
+    # A secret the stack creates gets its ARN at deploy time: count it as long as Secrets Manager allows.
+    created_secret_arn = "arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:" + "x" * 519
+    secret_arn = (cfg.database.secret_arn or created_secret_arn) if cfg.database else None
+    culprits = {
+        "ingestion": ("recordSchema", "recordSchema (RECORD_SCHEMA holds it), inputPrefix or inputSuffixes"),
+        "processing": ("aggregation", "aggregation.dimensions or aggregation.metrics"),
+        "analytics": ("database", "database.secretArn or summaryTopicArn"),
+    }
+    for stage, (key, what) in culprits.items():
+        size = environment_bytes(stage_environment(stage, cfg, "x" * BUCKET_NAME_MAX, secret_arn))
+        if size > LAMBDA_ENV_MAX_BYTES:
+            c.fail(
+                key,
+                f"the {stage} function's environment would be {size} bytes and Lambda allows "
+                f"{LAMBDA_ENV_MAX_BYTES}: shorten {what}",
+            )
 
 
 def _database(c: _Collector, value: Any, is_secret: bool) -> Database | None:
@@ -543,7 +578,8 @@ def _database(c: _Collector, value: Any, is_secret: bool) -> Database | None:
         "database.secretArn",
         raw.get("secretArn"),
         _SECRET_ARN,
-        "a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)",
+        "a full Secrets Manager secret ARN, ending in the six characters AWS adds to the name "
+        "(arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf)",
     )
     url = raw.get("url")
     if url is not None:
@@ -596,13 +632,13 @@ def _layer(c: _Collector, value: Any, project_dir: Path | None) -> LayerSettings
     if archive is None:
         return LayerSettings(include_boto3=include_boto3)
     if not isinstance(archive, str) or not archive.endswith(".zip"):
-        c.fail("layer.archive", f"{_show(archive)} is not a path to a .zip file")
+        c.fail("layer.archive", f"{c.show('layer.archive', archive)} is not a path to a .zip file")
         return LayerSettings(include_boto3=include_boto3)
     path = Path(archive)
     if not path.is_absolute() and project_dir is not None:
         path = project_dir / path
     if not path.is_file():
-        c.fail("layer.archive", f"{_show(archive)} does not exist (resolved to {path})")
+        c.fail("layer.archive", f"{c.show('layer.archive', archive)} does not exist (resolved to {path})")
         return LayerSettings(include_boto3=include_boto3)
     return LayerSettings(archive=path, include_boto3=include_boto3)
 

@@ -11,12 +11,9 @@ from typing import Any
 import pulumi
 from pulumi_aws import cloudwatch, iam, lambda_, sqs
 
-from components import chain
-from components.config import PipelineConfig, Vpc
+from components.config import Vpc
 from components.iam import PolicyDocument, StageGrants, lambda_trust_policy
 
-METRICS_NAMESPACE = "DataPipeline"
-REPORT_TOP_GROUPS = 10
 HANDLERS = {
     "ingestion": "handlers.ingestion.handler",
     "processing": "handlers.processing.handler",
@@ -26,46 +23,6 @@ DEST_BUCKET = {"ingestion": "processed", "processing": "analytics", "analytics":
 SOURCE_BUCKET = {"ingestion": "raw", "processing": "processed", "analytics": "analytics"}
 # SQS keeps a message at most 14 days: the longest time to notice and redrive a failed event.
 FAILURE_RETENTION_SECONDS = 14 * 24 * 3600
-
-
-def stage_environment(
-    stage: str,
-    cfg: PipelineConfig,
-    dest_bucket: pulumi.Input[str],
-    secret_arn: pulumi.Input[str] | None = None,
-) -> dict[str, pulumi.Input[str]]:
-    """The variables `handlers/config.py` reads (docs/architecture.md, "Function environment")."""
-    env: dict[str, pulumi.Input[str]] = {
-        "PIPELINE_STAGE": stage,
-        "DEST_BUCKET": dest_bucket,
-        "METRICS_NAMESPACE": METRICS_NAMESPACE,
-    }
-    if stage == "ingestion":
-        env |= {
-            "RECORDS_PREFIX": chain.RECORDS_PREFIX,
-            "QUARANTINE_PREFIX": chain.QUARANTINE_PREFIX,
-            "INPUT_PREFIX": cfg.input_prefix,
-            "INPUT_SUFFIXES": ",".join(cfg.input_suffixes),
-            "MAX_RECORD_BYTES": str(cfg.max_record_bytes),
-        }
-        if cfg.record_schema is not None:
-            env["RECORD_SCHEMA"] = cfg.record_schema
-    elif stage == "processing":
-        env |= {
-            "AGGREGATES_PREFIX": chain.AGGREGATES_PREFIX,
-            "AGGREGATION_WINDOW": cfg.aggregation.window,
-            "AGGREGATION_DIMENSIONS": ",".join(cfg.aggregation.dimensions),
-            "AGGREGATION_METRICS": ",".join(cfg.aggregation.metrics),
-        }
-    elif stage == "analytics":
-        env |= {"REPORTS_PREFIX": chain.REPORTS_PREFIX, "REPORT_TOP_GROUPS": str(REPORT_TOP_GROUPS)}
-        if secret_arn is not None:
-            env["DATABASE_SECRET_ARN"] = secret_arn
-        if cfg.summary_topic_arn is not None:
-            env["SUMMARY_TOPIC_ARN"] = cfg.summary_topic_arn
-    else:
-        raise ValueError(f"unknown stage {stage!r}")
-    return env
 
 
 @dataclass(frozen=True)

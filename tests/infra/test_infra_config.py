@@ -81,9 +81,24 @@ BAD_CONFIGS = [
     (
         {"database": {"secretArn": "arn:aws:secretsmanager:eu-west-1:1:secret:x"}},
         "data-pipeline:database.secretArn",
-        "is not a Secrets Manager secret ARN",
+        "is not a full Secrets Manager secret ARN",
+    ),
+    (
+        {"database": {"secretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db"}},
+        "data-pipeline:database.secretArn",
+        "ending in the six characters AWS adds",
     ),
     ({"inputPrefix": "incoming"}, "data-pipeline:inputPrefix", "ending in '/'"),
+    (
+        {
+            # each value within its own limit, the schema under the 3 KB it was once allowed alone
+            "inputPrefix": "p" * 500 + "/",
+            "inputSuffixes": [f".{n:02d}" + "x" * 60 for n in range(8)],
+            "recordSchema": {"type": "object", "description": "d" * 2950},
+        },
+        "data-pipeline:recordSchema",
+        "the ingestion function's environment would be",
+    ),
     ({"inputPrefix": "in*/"}, "data-pipeline:inputPrefix", "letters, digits and !_.'()/-"),
     ({"layer": {"archive": "missing/layer.zip"}}, "data-pipeline:layer.archive", "does not exist"),
     ({"summaryTopicArn": "my-topic"}, "data-pipeline:summaryTopicArn", "is not an SNS topic ARN"),
@@ -120,6 +135,33 @@ def test_a_database_url_is_never_echoed_in_an_error():
     with pytest.raises(ConfigError) as raised:
         parse_config({"database": {"url": "postgresql://admin:hunter2@db/x"}}, project="p", stack="s")
     assert "hunter2" not in str(raised.value)
+
+
+def test_a_secret_of_the_wrong_shape_is_not_echoed_in_the_error():
+    # GIVEN the URL set as a secret without --path: `database` itself is the (secret) string
+    raw = {"database": "postgresql+psycopg2://admin:hunter2@db/x"}
+    # WHEN the config is parsed
+    with pytest.raises(ConfigError) as raised:
+        parse_config(raw, project="p", stack="s", secret_keys=frozenset({"database"}))
+    # THEN the error names the key and the problem, never the value
+    assert [p.key for p in raised.value.problems] == ["data-pipeline:database"]
+    assert "is not an object" in str(raised.value)
+    assert "hunter2" not in str(raised.value)
+
+
+def test_the_largest_environment_the_config_allows_fits_lambdas_limit():
+    from components.environment import environment_bytes, stage_environment
+
+    # GIVEN an ingestion config just inside the environment limit (schema, long prefix and suffixes)
+    schema = {"type": "object", "description": "d" * 2200}
+    raw = {"inputPrefix": "p" * 400 + "/", "inputSuffixes": [".json", ".jsonl"], "recordSchema": schema}
+    cfg = parse_config(raw, project="data-pipeline", stack="dev")
+    # THEN its real environment, with the longest bucket name, is within 4 096 bytes
+    assert environment_bytes(stage_environment("ingestion", cfg, "x" * 63)) <= 4096
+    # AND a little more is refused, naming the keys to shorten
+    raw["recordSchema"] = {"type": "object", "description": "d" * 3500}
+    with pytest.raises(ConfigError, match=r"environment would be \d+ bytes and Lambda allows 4096"):
+        parse_config(raw, project="data-pipeline", stack="dev")
 
 
 def test_a_secret_database_url_is_accepted(evaluate):
@@ -193,7 +235,9 @@ def test_a_stack_name_too_long_for_function_names_is_refused():
 
 def test_a_record_schema_too_large_for_the_lambda_environment_is_refused():
     schema = {"type": "object", "description": "x" * 4000}
-    with pytest.raises(ConfigError, match=r"data-pipeline:recordSchema: is 40[0-9]{2} bytes"):
+    with pytest.raises(
+        ConfigError, match=r"data-pipeline:recordSchema: the ingestion function's environment"
+    ):
         parse_config({"recordSchema": schema}, project="p", stack="s")
 
 
