@@ -28,16 +28,19 @@ PLACEHOLDER_URL = "sqlite:////placeholder/replaced-per-run.sqlite"
 Run = Callable[..., RunResult]
 
 
-def _required(flag: str) -> bool:
-    return os.environ.get(flag, "").lower() in ("1", "true", "yes")
+def _required() -> bool:
+    """True in CI: either flag makes a missing interpreter or database a failure, as in the other tiers."""
+    return any(
+        os.environ.get(flag, "").lower() in ("1", "true", "yes") for flag in ("CI", "REQUIRE_ALL_RUNTIMES")
+    )
 
 
 @pytest.fixture(scope="session")
 def interpreter() -> Interpreter:
     runtime, _ = stack_runtime("dev")
     found = find_interpreter(runtime)
-    if not found.matches_runtime and _required("REQUIRE_ALL_RUNTIMES"):
-        pytest.fail(f"REQUIRE_ALL_RUNTIMES=1 but no {runtime} interpreter was found (pyenv or PATH)")
+    if not found.matches_runtime and _required():
+        pytest.fail(f"CI/REQUIRE_ALL_RUNTIMES set but no {runtime} interpreter was found (pyenv or PATH)")
     return found
 
 
@@ -99,9 +102,10 @@ def postgres_database() -> Iterator[str]:
     """A fresh database on the throwaway server (TEST_DATABASE_URL), dropped afterwards."""
     admin_url = os.environ.get("TEST_DATABASE_URL")
     if not admin_url:
-        if _required("CI"):
+        if _required():
             pytest.fail(
-                "CI=true but TEST_DATABASE_URL is not set (run under scripts/with-throwaway-postgres)"
+                "CI/REQUIRE_ALL_RUNTIMES set but TEST_DATABASE_URL is not set "
+                "(run under scripts/with-throwaway-postgres)"
             )
         pytest.skip("TEST_DATABASE_URL not set: run under scripts/with-throwaway-postgres")
     from sqlalchemy import create_engine, text

@@ -18,12 +18,13 @@ import json, sys, time
 
 def handler(event, context):
     time.sleep(event.get("sleep", 0))
+    module_file = None
     if event.get("import"):
-        __import__(event["import"])
+        module_file = getattr(__import__(event["import"]), "__file__", None)
     if event.get("fail"):
         raise RuntimeError("asked to fail")
     print(json.dumps({"remaining_ms": context.get_remaining_time_in_millis()}))
-    return {"path": sys.path, "function": context.function_name}
+    return {"path": sys.path, "function": context.function_name, "module_file": module_file}
 """
 
 
@@ -94,6 +95,7 @@ def test_a_package_of_the_virtualenv_is_not_importable(image: FunctionImage, con
 def test_boto3_comes_from_the_runtime_directory(image: FunctionImage, container) -> None:
     result = container(image).invoke({"import": "boto3"})
     assert result.ok, result.error
+    assert Path(result.payload["module_file"]).resolve().is_relative_to(image.runtime_dir.resolve())
 
 
 def test_a_wrong_handler_string_fails_as_lambda_does(image: FunctionImage, container) -> None:

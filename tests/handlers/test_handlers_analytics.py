@@ -511,3 +511,18 @@ def test_the_migration_brings_old_tables_to_the_current_schema_keeping_their_row
         ("aggregates/new.json", "n"),
         ("aggregates/old.json", "abc"),
     ]
+
+
+def test_new_content_under_a_key_already_loaded_is_loaded_too(db_url: str) -> None:
+    # GIVEN an object loaded once
+    groups = aggregate_records([record(2)], 3600, DIMENSIONS, METRICS)
+    engine = database.connect(db_url)
+    try:
+        assert database.load(engine, "aggregates/day.json", "sha-v1", "1h", DIMENSIONS, groups)
+        # WHEN the same key arrives with other bytes (its raw object was overwritten)
+        loaded = database.load(engine, "aggregates/day.json", "sha-v2", "1h", DIMENSIONS, groups)
+    finally:
+        engine.dispose()
+    # THEN it is a new load, not a duplicate: the ledger tells contents apart, not keys
+    assert loaded is True
+    assert rollup(db_url) == [('{"source":"web","type":"click"}', 2, 4.0, 2.0, 2.0)]

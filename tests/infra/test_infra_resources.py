@@ -346,10 +346,10 @@ def test_database_url_becomes_a_stack_owned_secret_kept_secret(evaluate):
     (secret,) = stack.by_type("aws:secretsmanager/secret:Secret")
     (version,) = stack.by_type("aws:secretsmanager/secretVersion:SecretVersion")
     assert version.inputs["secretId"] == secret.outputs["arn"]
-    assert (
-        version.inputs["secretString"]["4dabf18193072939515e22adb298388d"]
-        == "1b47061264138c4ac30d75fd1eb44270"
-    )
+    assert version.inputs["secretString"] == {
+        "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",  # Pulumi's secret marker
+        "value": "postgresql+psycopg2://app:pw@db.internal/pipeline",
+    }
     assert stack.functions()["analytics"]["environment"]["DATABASE_SECRET_ARN"] == secret.outputs["arn"]
     assert stack.outputs["databaseSecretArn"] == secret.outputs["arn"]
     # Forcing destruction (dev) deletes the secret at once instead of holding its name for 30 days.

@@ -77,15 +77,14 @@ def test_a_missing_package_is_a_clear_error(tmp_path: Path) -> None:
         build_function_archive(tmp_path)
 
 
-def test_the_real_handlers_package_builds_in_tens_of_milliseconds(tmp_path: Path) -> None:
-    # GIVEN a copy of this repository's handlers package (called on every `pulumi preview`)
+def test_the_real_handlers_package_is_archived_once_and_then_reused(tmp_path: Path) -> None:
+    # GIVEN a copy of this repository's handlers package (archived on every `pulumi preview`), built once
     shutil.copytree(PROJECT / "handlers", tmp_path / "handlers")
-    build_function_archive(tmp_path)
-    # WHEN it is built again with the archive present
-    started = time.perf_counter()
+    first = build_function_archive(tmp_path)
+    written = first.stat().st_mtime_ns
+    # WHEN it is built again with nothing changed
     archive = build_function_archive(tmp_path)
-    elapsed = time.perf_counter() - started
-    # THEN it is importable-shaped and fast enough not to be felt in a preview
+    # THEN the same archive is reused, not rewritten, and it holds the package
+    assert (archive, archive.stat().st_mtime_ns) == (first, written)
     with zipfile.ZipFile(archive) as zf:
         assert "handlers/__init__.py" in zf.namelist()
-    assert elapsed < 0.5, f"function archive took {elapsed:.3f}s"

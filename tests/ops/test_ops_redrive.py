@@ -195,7 +195,9 @@ def test_lambda_invoker_turns_a_function_error_into_a_failure():
     assert outcome.detail.startswith("Unhandled:")
 
 
-def test_main_resolves_the_target_from_stack_outputs_and_keeps_events_of_a_missing_function(sqs, queue_url):
+def test_main_resolves_the_target_from_stack_outputs_and_keeps_events_of_a_missing_function(
+    sqs, queue_url, capsys
+):
     # GIVEN stack outputs naming a queue holding one event, and a function that does not exist in moto
     body = invocation_record("incoming/a.json", "r1")
     sqs.send_message(QueueUrl=queue_url, MessageBody=body)
@@ -205,6 +207,7 @@ def test_main_resolves_the_target_from_stack_outputs_and_keeps_events_of_a_missi
     code = rd.main(["--stack", "dev", "--stage", "ingestion"], outputs=lambda stack: outputs, session=session)
     # THEN the invoke failed with Lambda's error code and the event stayed queued
     assert code == 1
+    assert "ResourceNotFoundException" in capsys.readouterr().out
     assert remaining_bodies(sqs, queue_url) == [body]
 
 

@@ -107,3 +107,11 @@ def test_aws_credentials_come_from_oidc_role_assumption_only():
         "preview": ("${{ vars.AWS_PREVIEW_ROLE_ARN }}", None),
         "deploy-dev": ("${{ vars.AWS_DEPLOY_ROLE_ARN }}", "dev"),
     }
+
+
+def test_the_test_job_runs_make_test_with_every_runtime_required():
+    # GIVEN the workflow's test job (GitHub sets CI=true itself)
+    [job] = [job for _, name, job in jobs() if name == "test"]
+    [step] = [step for step in job["steps"] if step.get("run") == "make test"]
+    # THEN a missing Lambda interpreter fails the run instead of skipping the layer tests
+    assert step["env"] == {"REQUIRE_ALL_RUNTIMES": "1"}
