@@ -98,10 +98,11 @@ class _InitError(Exception):
 
 
 def _invoke(handler_string, state, request):
-    deadline = time.monotonic() + request.get("timeoutSeconds", 900)
     if state.get("handler") is None:
         # Lambda retries a failed init on the next invocation; so do we.
         state["handler"] = _load_handler(handler_string)
+    # The timeout counts from here: the init phase (the import above) has its own budget in Lambda.
+    deadline = time.monotonic() + request.get("timeoutSeconds", 900)
     result = state["handler"](request["event"], LambdaContext(request, deadline))
     try:
         json.dumps(result)

@@ -175,6 +175,7 @@ def pipeline_spec(declared: Any) -> PipelineSpec:
                 events=tuple(f.get("events", ())),
                 prefix=str(f.get("filterPrefix", "") or ""),
                 suffix=str(f.get("filterSuffix", "") or ""),
+                id=str(f.get("id", "") or ""),
             )
             for f in plain(n.inputs.get("lambdaFunctions", []))
         )

@@ -230,9 +230,13 @@ class LambdaContainer:
     _lines: queue.Queue = field(default_factory=queue.Queue, init=False)
     _results: object = field(default=None, init=False)
     _counter: itertools.count = field(default_factory=itertools.count, init=False)
+    starts: int = field(default=0, init=False)  # processes started: cold starts
+    _initialised: bool = field(default=False, init=False)  # its process has answered an invocation
 
     def start(self) -> None:
         self.stop(kill=True)  # a container that died (exit, timeout) is replaced, never reused
+        self.starts += 1
+        self._initialised = False
         self._lines = queue.Queue()  # its own queue: lines of a killed process never leak into the next
         read_fd, write_fd = os.pipe()
         image = self.image
@@ -278,10 +282,11 @@ class LambdaContainer:
         return self._process is not None and self._process.poll() is None
 
     def invoke(
-        self, event: object, request_id: str | None = None, grace_seconds: float = 5.0
+        self, event: object, request_id: str | None = None, init_seconds: float = 5.0
     ) -> InvocationResult:
-        """One invocation; ``grace_seconds`` beyond the declared timeout cover a cold start's init phase,
-        which Lambda does not count against the timeout either."""
+        """One invocation. The first one of a process gets ``init_seconds`` beyond the declared timeout
+        for importing the handler, which Lambda does not count against the timeout either (the
+        bootstrap starts the function's own clock after the import); warm ones get the timeout alone."""
         if not self.alive:
             self.start()
         assert self._process is not None
@@ -294,7 +299,8 @@ class LambdaContainer:
             "invokedFunctionArn": self.image.arn,
         }
         started = time.monotonic()
-        deadline = started + self.image.timeout_seconds + grace_seconds
+        # Warm: the timeout plus a quarter second for the pipes between this process and the container.
+        deadline = started + self.image.timeout_seconds + (0.25 if self._initialised else init_seconds)
         self._process.stdin.write(json.dumps(request) + "\n")
         self._process.stdin.flush()
         lines: list[str] = []
@@ -329,6 +335,7 @@ class LambdaContainer:
             if not line.startswith(f"START RequestId: {request_id}"):
                 lines.append(line)
         response = json.loads(self._results.readline())  # type: ignore[attr-defined]
+        self._initialised = True
         return InvocationResult(
             request_id,
             ok=response["ok"],
@@ -366,21 +373,22 @@ class ContainerPool:
         self._all: list[LambdaContainer] = []
         self._lock = threading.Lock()
 
-    def invoke(self, event: object) -> InvocationResult:
+    def invoke(self, event: object, request_id: str | None = None) -> InvocationResult:
         with self._lock:
             container = self._idle.pop() if self._idle else None
             if container is None:
                 container = LambdaContainer(self.image)
                 self._all.append(container)
         try:
-            return container.invoke(event)
+            return container.invoke(event, request_id)
         finally:
             with self._lock:
                 self._idle.append(container)
 
     @property
     def cold_starts(self) -> int:
-        return len(self._all)
+        """Execution environments started, a container's restart after a timeout or a crash included."""
+        return sum(container.starts for container in self._all)
 
     def close(self) -> None:
         with self._lock:

@@ -33,6 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote_plus
 
+from components import chain
 from devtools.emulator import AwsEmulator, Credentials
 from devtools.lambda_runtime import (
     ContainerPool,
@@ -113,6 +114,8 @@ class LocalPipeline:
         self._stats = {s.stage: StageStats() for s in spec.stages}
         self._logs: dict[str, list[str]] = {s.stage: [] for s in spec.stages}
         self._failures: list[Failure] = []
+        self._written: list[tuple[str, str, str]] = []  # (stage, bucket, key) each stage reported writing
+        self._delivered_keys: set[tuple[str, str, str]] = set()  # (stage, bucket, key) of events sent
         self._work: queue.Queue[_Delivery | None] = queue.Queue()
         self._pending = 0
         self._idle = threading.Condition()
@@ -232,7 +235,7 @@ class LocalPipeline:
             rules = [{"Name": "prefix", "Value": n.prefix}] if n.prefix else []
             rules += [{"Name": "suffix", "Value": n.suffix}] if n.suffix else []
             config: dict[str, Any] = {
-                "Id": f"{bucket.resource_name}-{i}",
+                "Id": n.id or f"{bucket.resource_name}-{i}",
                 "LambdaFunctionArn": self._map(n.function_arn),
                 "Events": list(n.events),
             }
@@ -305,11 +308,9 @@ class LocalPipeline:
         done = []
         for path, rel in uploads:
             key = f"{prefix}{rel}"
-            before = self._delivered()
             s3.upload_file(str(path), bucket, key)
-            triggered = self._delivered() > before or any(
-                key.startswith(n.prefix) and key.endswith(n.suffix) for n in raw.notifications
-            )
+            # From the declared filters: counting deliveries would also count later stages' events.
+            triggered = any(key.startswith(n.prefix) and key.endswith(n.suffix) for n in raw.notifications)
             done.append(Upload(key=key, size=path.stat().st_size, triggered=triggered))
             self.echo(f"uploaded s3://{bucket}/{key}" + ("" if triggered else "  (matches no notification)"))
         return done
@@ -324,6 +325,12 @@ class LocalPipeline:
         if stage is None:
             return  # preflight guarantees every notification targets a declared function
         copies = 2 if self.duplicate_deliveries else 1
+        with self._stats_lock:
+            for record in event.get("Records", []):
+                with contextlib.suppress(KeyError, TypeError):
+                    s3 = record["s3"]
+                    key = unquote_plus(s3["object"]["key"])
+                    self._delivered_keys.add((stage.stage, s3["bucket"]["name"], key))
         with self._idle:
             self._pending += copies
         with self._stats_lock:
@@ -351,7 +358,8 @@ class LocalPipeline:
         """Invoke once; returns False when the delivery was re-queued for a retry."""
         stage = self.spec.stage(delivery.stage)
         pool = self._pools[delivery.stage]
-        result = pool.invoke(delivery.event)
+        # Lambda keeps an event's request id across its retries, and names it in the failure record.
+        result = pool.invoke(delivery.event, delivery.request_id)
         self._account(stage, delivery, result)
         if result.ok:
             return True
@@ -367,7 +375,13 @@ class LocalPipeline:
 
     def _account(self, stage: StageSpec, delivery: _Delivery, result: InvocationResult) -> None:
         emf = [doc for doc in (_emf(line) for line in result.log_lines) if doc is not None]
+        written = []
+        if result.ok and isinstance(result.payload, dict):
+            bucket = self._map(str(stage.environment.get("DEST_BUCKET", "")))
+            for obj in result.payload.get("objects", []):
+                written += [(stage.stage, bucket, key) for key in obj.get("written", [])]
         with self._stats_lock:
+            self._written += written
             stats = self._stats[stage.stage]
             stats.invocations += 1
             stats.cold_starts = self._pools[stage.stage].cold_starts
@@ -447,6 +461,35 @@ class LocalPipeline:
             f"after {failure.attempts} attempt(s) -> {destination}"
         )
 
+    def _check_chain(self) -> None:
+        """A stage's output that the next stage consumes, but that no notification delivered to it, is a
+        failure of the run: the chain stopped there (a prefix or suffix that does not match, say)."""
+        consumes = {  # stage -> the stage whose outputs it consumes, and at which keys
+            "processing": ("ingestion", chain.RECORDS_PREFIX, chain.RECORDS_SUFFIX),
+            "analytics": ("processing", chain.AGGREGATES_PREFIX, chain.AGGREGATES_SUFFIX),
+        }
+        with self._stats_lock:
+            written, delivered = list(self._written), set(self._delivered_keys)
+        for consumer, (producer, prefix, suffix) in consumes.items():
+            if _maybe_stage(self.spec, consumer) is None:
+                continue
+            for stage, bucket, key in written:
+                if stage != producer or not (key.startswith(prefix) and key.endswith(suffix)):
+                    continue
+                if (consumer, bucket, key) not in delivered:
+                    self._failures.append(
+                        Failure(
+                            consumer,
+                            key,
+                            "LocalRunner.ChainStopped",
+                            f"{producer} wrote s3://{bucket}/{key}, and no notification delivered it to "
+                            f"{consumer}: check the filters of the {bucket} notification",
+                            0,
+                            "not invoked",
+                        )
+                    )
+                    self.echo(f"  {consumer:<10} NEVER INVOKED for {key} (written by {producer})")
+
     def _wait_idle(self) -> None:
         with self._idle:
             if not self._idle.wait_for(lambda: self._pending == 0, timeout=self.idle_timeout):
@@ -488,6 +531,7 @@ class LocalPipeline:
         for stage in self.spec.stages:
             url = self._queue_urls.get(self._map(stage.failure_destination_arn))
             queues[stage.stage] = _drain(sqs, url) if url else []
+        self._check_chain()
         database, database_error = {}, None
         try:
             database = read_database(self.database_url)

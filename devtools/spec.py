@@ -20,6 +20,7 @@ class NotificationSpec:
     events: tuple[str, ...]  # e.g. ("s3:ObjectCreated:*",)
     prefix: str = ""  # filter_prefix, "" when absent
     suffix: str = ""  # filter_suffix, "" when absent
+    id: str = ""  # the declared configuration id: S3 sends it as the event's configurationId
 
 
 @dataclass(frozen=True)

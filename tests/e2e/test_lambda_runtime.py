@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 from e2e_expected import SAMPLES
 
-from devtools.lambda_runtime import FunctionImage, Interpreter, LambdaContainer, boto3_runtime_dir, precompile
+from devtools.lambda_runtime import (
+    ContainerPool,
+    FunctionImage,
+    Interpreter,
+    LambdaContainer,
+    boto3_runtime_dir,
+    precompile,
+)
 from devtools.results import RunResult
 from devtools.spec import PipelineSpec
 
@@ -24,7 +31,12 @@ def handler(event, context):
     if event.get("fail"):
         raise RuntimeError("asked to fail")
     print(json.dumps({"remaining_ms": context.get_remaining_time_in_millis()}))
-    return {"path": sys.path, "function": context.function_name, "module_file": module_file}
+    return {
+        "path": sys.path,
+        "function": context.function_name,
+        "module_file": module_file,
+        "request_id": context.aws_request_id,
+    }
 """
 
 
@@ -135,7 +147,7 @@ def test_a_timed_out_invocation_is_killed_and_the_next_gets_a_fresh_container(
     image: FunctionImage, container
 ) -> None:
     short = container(replace(image, timeout_seconds=1))
-    timed_out = short.invoke({"sleep": 30}, grace_seconds=0.5)
+    timed_out = short.invoke({"sleep": 30}, init_seconds=0.5)
     after = short.invoke({})
     assert timed_out.error["errorType"] == "Sandbox.Timedout"
     assert "Task timed out after 1.00 seconds" in timed_out.error["errorMessage"]
@@ -151,3 +163,30 @@ def test_without_the_stacks_runtime_the_current_interpreter_stands_in_and_says_s
     assert found.path == Path(sys.executable)
     assert found.matches_runtime is False
     assert found.runtime == f"python{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def test_a_pool_invokes_under_the_request_id_it_is_given(image: FunctionImage) -> None:
+    # GIVEN a pool (the local run retries an event under the request id of its first attempt, as Lambda
+    # does, so that the failure record names the id the handler saw)
+    pool = ContainerPool(image)
+    try:
+        # WHEN an event is invoked twice under one request id
+        results = [pool.invoke({}, "req-retried") for _ in range(2)]
+    finally:
+        pool.close()
+    # THEN the handler saw that id both times
+    assert [(r.request_id, r.payload["request_id"]) for r in results] == [("req-retried", "req-retried")] * 2
+
+
+def test_a_warm_invocation_gets_the_declared_timeout_without_the_init_allowance(
+    image: FunctionImage, container
+) -> None:
+    # GIVEN a warm container of a function with a 1 s timeout
+    warm = container(replace(image, timeout_seconds=1))
+    assert warm.invoke({}).ok
+    # WHEN an invocation runs 3 s (within the 5 s the first invocation may spend importing)
+    result = warm.invoke({"sleep": 3})
+    # THEN it is timed out as Lambda would, and the container is replaced
+    assert result.error["errorType"] == "Sandbox.Timedout"
+    assert warm.starts == 1
+    assert not warm.alive

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
@@ -217,6 +218,25 @@ def test_a_handler_that_keeps_failing_leaves_the_event_in_its_failure_queue_afte
     assert key == "aggregates/late-order.json.json"
     assert result.failure_queue_messages["ingestion"] == []
     assert result.failure_queue_messages["processing"] == []
+
+
+def test_a_notification_filter_that_misses_the_previous_stages_keys_fails_the_run(
+    dev_spec: PipelineSpec, run_pipeline: Run
+) -> None:
+    # GIVEN the processed bucket's notification with a typo in its suffix (a negative control)
+    processed = dev_spec.bucket(dev_spec.stage("ingestion").environment["DEST_BUCKET"])
+    typo = tuple(replace(n, suffix=n.suffix + "z") for n in processed.notifications)
+    broken = replace(
+        dev_spec,
+        buckets=tuple(replace(b, notifications=typo) if b is processed else b for b in dev_spec.buckets),
+    )
+    # WHEN one file runs
+    result = run_pipeline(broken, [ONE_FILE])
+    # THEN the run fails, naming the stage that was never invoked and the key it never got
+    assert not result.ok
+    assert [(f.stage, f.error_type) for f in result.failures] == [("processing", "LocalRunner.ChainStopped")]
+    assert result.failures[0].key.startswith("records/")
+    assert result.stages["processing"].invocations == 0
 
 
 def test_cli_json_prints_one_document_with_the_per_stage_summary(
