@@ -243,7 +243,7 @@ class _Collector:
             self.fail(key, f"{self.show(key, value)} is not an integer; allowed: {_range(low, high)}")
             return default
         if value < low or (high is not None and value > high):
-            self.fail(key, f"{value} is out of range; allowed: {_range(low, high)}")
+            self.fail(key, f"{self.show(key, value)} is out of range; allowed: {_range(low, high)}")
             return default
         return value
 
@@ -377,7 +377,7 @@ def parse_config(
             c.fail(key, f"{c.show(key, name)} is not a string")
             continue
         full = name + (SUFFIX_PLACEHOLDER if bucket_suffix else "")
-        shown = f"bucket name '{name}'" + (
+        shown = f"bucket name {c.show(key, name)}" + (
             f" (with the {SUFFIX_HEX_CHARS}-hex suffix)" if bucket_suffix else ""
         )
         for problem in bucket_name_problems(full):
@@ -458,7 +458,8 @@ def parse_config(
         for longer, shorter in overlapping_suffixes(suffixes):
             c.fail(
                 "inputSuffixes",
-                f"'{longer}' ends with '{shorter}': S3 refuses overlapping suffix filters; keep only one",
+                f"{c.show('inputSuffixes', longer)} ends with {c.show('inputSuffixes', shorter)}: S3 refuses "
+                "overlapping suffix filters; keep only one",
             )
 
     max_record_bytes = c.integer(
@@ -486,7 +487,8 @@ def parse_config(
     )
     both = set(aggregation.dimensions) & set(aggregation.metrics)
     if both:
-        c.fail("aggregation", f"{', '.join(sorted(both))} cannot be both a dimension and a metric")
+        shown = ", ".join(c.show("aggregation", name) for name in sorted(both))
+        c.fail("aggregation", f"{shown} cannot be both a dimension and a metric")
 
     database = _database(c, values.get("database"), "database" in secret_keys)
     summary_topic_arn = c.string(
@@ -638,7 +640,8 @@ def _layer(c: _Collector, value: Any, project_dir: Path | None) -> LayerSettings
     if not path.is_absolute() and project_dir is not None:
         path = project_dir / path
     if not path.is_file():
-        c.fail("layer.archive", f"{c.show('layer.archive', archive)} does not exist (resolved to {path})")
+        where = "" if "layer" in c.secret_keys else f" (resolved to {path})"
+        c.fail("layer.archive", f"{c.show('layer.archive', archive)} does not exist{where}")
         return LayerSettings(include_boto3=include_boto3)
     return LayerSettings(archive=path, include_boto3=include_boto3)
 

@@ -469,7 +469,8 @@ class LocalPipeline:
             "analytics": ("processing", chain.AGGREGATES_PREFIX, chain.AGGREGATES_SUFFIX),
         }
         with self._stats_lock:
-            written, delivered = list(self._written), set(self._delivered_keys)
+            # A set: a duplicate delivery or a successful retry writes the same key again.
+            written, delivered = sorted(set(self._written)), set(self._delivered_keys)
         for consumer, (producer, prefix, suffix) in consumes.items():
             if _maybe_stage(self.spec, consumer) is None:
                 continue
