@@ -149,6 +149,25 @@ def test_a_secret_of_the_wrong_shape_is_not_echoed_in_the_error():
     assert "hunter2" not in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "hidden"),
+    [
+        ("buckets", {"raw": "Secret_Raw_Name"}, "Secret_Raw_Name"),
+        ("retryAttempts", 7777, "7777"),
+        ("inputSuffixes", [".hidden.json", ".json"], "hidden"),
+        ("aggregation", {"dimensions": ["hush"], "metrics": ["hush"]}, "hush"),
+        ("layer", {"archive": "private/hidden-name.zip"}, "hidden-name"),
+    ],
+)
+def test_a_bad_value_set_as_a_secret_is_never_echoed(key, value, hidden):
+    # GIVEN a bad value that Pulumi holds as a secret WHEN the config is parsed
+    with pytest.raises(ConfigError) as raised:
+        parse_config({key: value}, project="p", stack="s", secret_keys=frozenset({key}))
+    # THEN the error names the key, and not the value
+    assert any(p.key.startswith(f"data-pipeline:{key}") for p in raised.value.problems)
+    assert hidden not in str(raised.value)
+
+
 def test_the_largest_environment_the_config_allows_fits_lambdas_limit():
     from components.environment import environment_bytes, stage_environment
 
