@@ -251,7 +251,7 @@ def load(
             _upsert(
                 conn, rollup_metrics, metric_rows, add=("count", "sum"), keep={"min": "min", "max": "max"}
             )
-            _check_sums(conn, window, {row["window_start"] for row in metric_rows})
+            _check_sums(conn, window, metric_rows)
     except DataError as exc:
         if getattr(exc.orig, "pgcode", None) != _NUMERIC_VALUE_OUT_OF_RANGE:
             raise
@@ -261,24 +261,34 @@ def load(
     return True
 
 
+_MAX_IN_LIST = 1000
 _NUMERIC_VALUE_OUT_OF_RANGE = "22003"  # PostgreSQL's SQLSTATE for a double that overflows
 
 
-def _check_sums(conn: Connection, window: str, starts: set[datetime]) -> None:
+def _check_sums(conn: Connection, window: str, rows: list[dict[str, Any]]) -> None:
     """Raise LoadRejectedError (rolling the load back) if a sum this load touched left float range.
 
     Processing keeps each object's sums in range, but the upsert adds them across objects.
     PostgreSQL refuses an overflowing double itself (SQLSTATE 22003); SQLite stores infinity, which
     this finds.
     """
-    if not starts:
+    if not rows:
         return
     metrics = rollup_metrics.c
-    overflowed = conn.execute(
+    query = (
         select(func.count())
         .select_from(rollup_metrics)
-        .where(metrics.window_size == window, metrics.window_start.in_(sorted(starts)))
+        .where(metrics.window_size == window)
         .where((metrics.sum > FLOAT_MAX) | (metrics.sum < -FLOAT_MAX))
-    ).scalar_one()
+    )
+    # The touched groups, by window start and dimension key: a superset of them, never fewer. A long
+    # list is left out rather than sent as thousands of parameters (SQLite allows 32 766 per statement).
+    for column, values in (
+        (metrics.window_start, {row["window_start"] for row in rows}),
+        (metrics.dimensions_key, {row["dimensions_key"] for row in rows}),
+    ):
+        if len(values) <= _MAX_IN_LIST:
+            query = query.where(column.in_(sorted(values)))
+    overflowed = conn.execute(query).scalar_one()
     if overflowed:
         raise LoadRejectedError("sum_out_of_range", f"{overflowed} stored sums would pass float range")

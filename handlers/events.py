@@ -23,7 +23,6 @@ class ObjectRef:
     bucket: str  # bucket name
     key: str  # decoded object key
     version_id: str | None  # version named by the event; None for unversioned buckets
-    etag: str | None  # ETag from the event (no quotes)
     size: int | None  # size in bytes from the event
 
 
@@ -46,12 +45,10 @@ def object_refs(event: Mapping[str, Any]) -> Iterator[ObjectRef]:
                 raise EventError(f"Records[{index}] is not ObjectCreated: {record.get('eventName')!r}")
             s3 = record["s3"]
             obj = s3["object"]
-            etag = obj.get("eTag") or obj.get("etag")
             yield ObjectRef(
                 bucket=s3["bucket"]["name"],
                 key=unquote_plus(obj["key"]),
                 version_id=obj.get("versionId") or None,
-                etag=etag.strip('"') if isinstance(etag, str) else None,
                 size=obj.get("size"),
             )
         except (KeyError, TypeError, AttributeError) as exc:

@@ -36,9 +36,11 @@ Decisions about awkward input, each deliberate:
   already converted (``normalise_timestamp``), which property tests hold equal to it. Every valid
   record is written re-serialised compactly (msgspec, keys in their input order), so an output line
   has one form whatever the spacing or escapes of its input.
-* A file that cannot be read to its end (not gzip, truncated or corrupt gzip, truncated array, empty)
-  raises ``UnreadableObjectError``: the caller discards partial output and writes one quarantine entry
-  naming the raw object, so a file is either processed whole or kept whole.
+* A file that cannot be read to its end raises ``UnreadableObjectError``: the caller discards partial
+  output and writes one quarantine entry naming the raw object, so a file is either processed whole or
+  kept whole. Its reasons: ``unsupported_suffix``, ``empty_object``, ``unsupported_encoding``,
+  ``not_gzip``, ``truncated_gzip``, ``corrupt_gzip``, and ``invalid_json`` for a ``.json`` document that
+  is not an object or an array, has data after its array, or whose array is not closed.
 """
 
 from __future__ import annotations

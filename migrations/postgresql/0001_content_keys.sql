@@ -5,12 +5,14 @@
 --     JSON itself becomes unbounded text: a varchar(2048) key refused valid records' long dimensions.
 --   * The ledger names a loaded object by the SHA-256 of its bytes (content_sha256) instead of its
 --     ETag, which under SSE-KMS is not a hash of the content. Rows loaded before the migration keep
---     their ETag in that column, so an object loaded before it and delivered again after it is loaded
---     a second time: drain the analytics failure queue before migrating.
+--     their ETag in that column. So an object loaded before the upgrade and delivered again after it
+--     (an at-least-once duplicate that spans the upgrade) is loaded a second time. Events in the
+--     failure queue were never loaded, so redriving them after the migration is safe.
 --
--- Run once, with the analytics function stopped (reserved concurrency 0), e.g.
+-- Order: `pulumi up` the new version (analytics then refuses the old tables with a ConfigError naming
+-- this file, and its events wait in the failure queue), stop analytics (reserved concurrency 0), run
 --   psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f migrations/postgresql/0001_content_keys.sql
--- The analytics function refuses to load into tables that lack these columns, naming this file.
+-- restore the concurrency, then redrive the analytics failure queue.
 BEGIN;
 
 ALTER TABLE pipeline_rollup_groups ADD COLUMN IF NOT EXISTS dimensions_key varchar(64);

@@ -168,19 +168,20 @@ def test_a_bad_value_set_as_a_secret_is_never_echoed(key, value, hidden):
     assert hidden not in str(raised.value)
 
 
-def test_the_largest_environment_the_config_allows_fits_lambdas_limit():
+def test_the_largest_environment_the_config_allows_is_exactly_lambdas_limit():
     from components.environment import environment_bytes, stage_environment
 
-    # GIVEN an ingestion config just inside the environment limit (schema, long prefix and suffixes)
-    schema = {"type": "object", "description": "d" * 2200}
-    raw = {"inputPrefix": "p" * 400 + "/", "inputSuffixes": [".json", ".jsonl"], "recordSchema": schema}
-    cfg = parse_config(raw, project="data-pipeline", stack="dev")
-    # THEN its real environment, with the longest bucket name, is within 4 096 bytes
-    assert environment_bytes(stage_environment("ingestion", cfg, "x" * 63)) <= 4096
-    # AND a little more is refused, naming the keys to shorten
-    raw["recordSchema"] = {"type": "object", "description": "d" * 3500}
-    with pytest.raises(ConfigError, match=r"environment would be \d+ bytes and Lambda allows 4096"):
-        parse_config(raw, project="data-pipeline", stack="dev")
+    def with_schema(description_chars: int) -> dict[str, object]:
+        schema = {"type": "object", "description": "d" * description_chars}
+        return {"inputPrefix": "p" * 400 + "/", "inputSuffixes": [".json", ".jsonl"], "recordSchema": schema}
+
+    # GIVEN an ingestion config whose environment, with the longest bucket name, is 4 096 bytes as
+    # Lambda measures it (compact JSON), with a long prefix and two suffixes beside the schema
+    cfg = parse_config(with_schema(3348), project="data-pipeline", stack="dev")
+    assert environment_bytes(stage_environment("ingestion", cfg, "x" * 63)) == 4096
+    # WHEN the schema grows by one character THEN it is refused, naming the keys to shorten
+    with pytest.raises(ConfigError, match=r"environment would be 4097 bytes and Lambda allows 4096"):
+        parse_config(with_schema(3349), project="data-pipeline", stack="dev")
 
 
 def test_a_secret_database_url_is_accepted(evaluate):
