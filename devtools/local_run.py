@@ -315,10 +315,6 @@ class LocalPipeline:
             self.echo(f"uploaded s3://{bucket}/{key}" + ("" if triggered else "  (matches no notification)"))
         return done
 
-    def _delivered(self) -> int:
-        with self._stats_lock:
-            return sum(s.events for s in self._stats.values())
-
     # event delivery ----------------------------------------------------------------------------------
     def _on_s3_event(self, function_arn: str, event: dict[str, Any]) -> None:
         stage = self._stage_by_moto_arn.get(function_arn)
