@@ -177,26 +177,28 @@ def analyse_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str, dict[str, 
     source = {"bucket": ref.bucket, "key": ref.key, "sha256": content_sha256}
     rel = relative_key(ref.key, INPUT_PREFIX, INPUT_SUFFIX)
     duplicate = False
+    report: dict[str, Any] | None = None
     try:
         document = read_document(raw)
+    except ValueError as exc:
+        report, counts = _rejected(source, "not_an_aggregates_document", str(exc))
+    else:
         groups = groups_from_document(document)
+        state = "not_configured"
         if config.database_secret_arn:
             from handlers import database
 
-            loaded = database.load(
-                rt.engine(), ref.key, content_sha256, document.window, document.dimensions, groups
-            )
-            duplicate = not loaded
-            state = "loaded"
-        else:
-            state = "not_configured"
-    except ValueError as exc:
-        report, counts = _rejected(source, "not_an_aggregates_document", str(exc))
-    except LoadRejectedError as exc:
-        report, counts = _rejected(source, exc.reason, exc.detail)
-    else:
-        report = build_report(source, document, groups, state, config.report_top_groups)
-        counts = Counts(records_read=len(groups), records_valid=len(groups))
+            try:  # anything else the load raises (an outage, a config error) fails the event
+                loaded = database.load(
+                    rt.engine(), ref.key, content_sha256, document.window, document.dimensions, groups
+                )
+            except LoadRejectedError as exc:
+                report, counts = _rejected(source, exc.reason, exc.detail)
+            else:
+                duplicate, state = not loaded, "loaded"
+        if report is None:
+            report = build_report(source, document, groups, state, config.report_top_groups)
+            counts = Counts(records_read=len(groups), records_valid=len(groups))
     key = output_key(config.reports_prefix, rel, ".json")
     rt.s3.put_object(
         Bucket=config.common.dest_bucket,
