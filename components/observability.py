@@ -25,7 +25,8 @@ from typing import Any
 import pulumi
 from pulumi_aws import cloudwatch, kms, sns
 
-METRICS_NAMESPACE = "DataPipeline"
+from components.environment import METRICS_NAMESPACE
+
 # The EMF metrics of handlers/metrics.py that the dashboard charts (dimension Stage).
 RECORD_METRICS = ("RecordsValid", "RecordsQuarantined")
 DEFAULT_OLDEST_FAILURE_AGE_SECONDS = 3600

@@ -48,6 +48,8 @@ from devtools.lambda_runtime import (
 from devtools.preflight import preflight
 from devtools.results import METRICS, Failure, RunResult, StageStats, Upload, hide_password, read_database
 from devtools.spec import BucketSpec, PipelineSpec, StageSpec
+from handlers.errors import EventError
+from handlers.events import object_refs
 
 
 class LocalRunError(RuntimeError):
@@ -321,16 +323,14 @@ class LocalPipeline:
         if stage is None:
             return  # preflight guarantees every notification targets a declared function
         copies = 2 if self.duplicate_deliveries else 1
-        with self._stats_lock:
-            for record in event.get("Records", []):
-                with contextlib.suppress(KeyError, TypeError):
-                    s3 = record["s3"]
-                    key = unquote_plus(s3["object"]["key"])
-                    self._delivered_keys.add((stage.stage, s3["bucket"]["name"], key))
+        refs = []
+        with contextlib.suppress(EventError):  # a malformed event still goes to the function, which says so
+            refs = list(object_refs(event))
         with self._idle:
             self._pending += copies
         with self._stats_lock:
             self._stats[stage.stage].events += copies
+            self._delivered_keys.update((stage.stage, ref.bucket, ref.key) for ref in refs)
         for _ in range(copies):
             self._work.put(_Delivery(stage.stage, event))
 

@@ -31,11 +31,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
-from urllib.parse import unquote_plus
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from handlers.errors import EventError
+from handlers.events import object_refs
 
 STAGES = ("ingestion", "processing", "analytics")
 # Long enough for the slowest synchronous invocation (Lambda's 900 s ceiling) plus the call itself:
@@ -148,30 +150,11 @@ class FailedInvocation:
 
 
 def failed_invocation(body: str) -> FailedInvocation:
-    """The record in a failure-queue message; ValueError when it is not an invocation record."""
-    payload, request_id = request_payload(body)
-    objects = []
-    for record in payload.get("Records") or []:
-        try:
-            s3 = record["s3"]
-            # Keys arrive URL-encoded, as in the handlers' events: print the real one, to copy or look up.
-            where = f"{s3['bucket']['name']}/{unquote_plus(s3['object']['key'])}"
-            version = s3["object"].get("versionId")
-        except (KeyError, TypeError, AttributeError):
-            continue
-        objects.append(f"{where}@{version}" if version else where)
-    response = json.loads(body).get("responsePayload")
-    error = ""
-    if isinstance(response, dict) and (response.get("errorType") or response.get("errorMessage")):
-        error = f"{response.get('errorType', '')}: {str(response.get('errorMessage', ''))[:300]}"
-    return FailedInvocation(payload, request_id, tuple(objects), error)
+    """The record in a failure-queue message.
 
-
-def request_payload(body: str) -> tuple[Mapping[str, Any], str]:
-    """The original event and request id of an on-failure destination record.
-
-    Raises ValueError when the body is not such a record (e.g. an SNS/S3 message sent to the queue by
-    hand, or a dead-letter-queue message, which carries the bare event and no requestContext).
+    Raises ValueError when the body is not an on-failure destination record (e.g. an SNS/S3 message
+    sent to the queue by hand, or a dead-letter-queue message, which carries the bare event and no
+    requestContext).
     """
     record = json.loads(body)
     if not isinstance(record, dict) or "requestPayload" not in record:
@@ -181,7 +164,19 @@ def request_payload(body: str) -> tuple[Mapping[str, Any], str]:
         raise ValueError("requestPayload is not a JSON object")
     context = record.get("requestContext")
     request_id = str(context.get("requestId", "")) if isinstance(context, dict) else ""
-    return payload, request_id
+    try:  # the handlers' own reading of the event: keys decoded as the function decodes them
+        refs = list(object_refs(payload))
+    except EventError:
+        refs = []
+    objects = tuple(
+        f"{ref.bucket}/{ref.key}@{ref.version_id}" if ref.version_id else f"{ref.bucket}/{ref.key}"
+        for ref in refs
+    )
+    response = record.get("responsePayload")
+    error = ""
+    if isinstance(response, dict) and (response.get("errorType") or response.get("errorMessage")):
+        error = f"{response.get('errorType', '')}: {str(response.get('errorMessage', ''))[:300]}"
+    return FailedInvocation(payload, request_id, objects, error)
 
 
 def redrive(

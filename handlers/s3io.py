@@ -41,13 +41,16 @@ class LineSpool:
         """``count`` lines at once, each already ending in a newline, after those written before."""
         self._flush()
         self.lines += count
-        self._file.write(self._zip.compress(block) if self._zip else block)
+        self._write(block)
 
     def _flush(self) -> None:
         if not self._batch:
             return
         data = b"\n".join(self._batch) + b"\n"
         self._batch.clear()
+        self._write(data)
+
+    def _write(self, data: bytes) -> None:
         self._file.write(self._zip.compress(data) if self._zip else data)
 
     def finish(self) -> Any:

@@ -16,7 +16,13 @@ REGION = "eu-west-1"
 def invocation_record(key: str, request_id: str) -> str:
     """What Lambda sends to an on-failure destination after the last retry."""
     event = {
-        "Records": [{"eventSource": "aws:s3", "s3": {"bucket": {"name": "raw"}, "object": {"key": key}}}]
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": "raw"}, "object": {"key": key}},
+            }
+        ]
     }
     return json.dumps(
         {
