@@ -18,6 +18,7 @@ from handlers.errors import ConfigError
 
 STAGES = ("ingestion", "processing", "analytics")
 WINDOWS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
+OVERWRITE_MODES = ("replace", "append")  # what a new version of a raw key does to the totals
 MAX_FIELD_NAME = 256  # characters of a dimension or metric name (the database's metric column)
 
 T = TypeVar("T")
@@ -69,6 +70,7 @@ class AnalyticsConfig:
     database_secret_arn: str | None  # DATABASE_SECRET_ARN: secret with the database URL, or None
     summary_topic_arn: str | None  # SUMMARY_TOPIC_ARN: SNS topic for the summary; None → no summary
     report_top_groups: int  # REPORT_TOP_GROUPS: how many groups the report lists
+    overwrite_mode: str = "replace"  # OVERWRITE_MODE: replace (latest version of a raw key) or append
 
 
 def default_record_schema() -> dict[str, Any]:
@@ -214,6 +216,11 @@ def load_analytics(environ: Mapping[str, str] | None = None) -> AnalyticsConfig:
         database_secret_arn=reader.optional("DATABASE_SECRET_ARN"),
         summary_topic_arn=reader.optional("SUMMARY_TOPIC_ARN"),
         report_top_groups=reader.integer("REPORT_TOP_GROUPS", 10, minimum=0),
+        overwrite_mode=reader.optional("OVERWRITE_MODE") or OVERWRITE_MODES[0],
     )
+    if config.overwrite_mode not in OVERWRITE_MODES:
+        reader.problems.append(
+            f"OVERWRITE_MODE must be one of {', '.join(OVERWRITE_MODES)}, got {config.overwrite_mode!r}"
+        )
     reader.done()
     return config

@@ -24,6 +24,7 @@ class ObjectRef:
     key: str  # decoded object key
     version_id: str | None  # version named by the event; None for unversioned buckets
     size: int | None  # size in bytes from the event
+    sequencer: str | None = None  # S3's order of PUTs to this key (hex); None if the event has none
 
 
 def is_test_event(event: Mapping[str, Any]) -> bool:
@@ -50,6 +51,7 @@ def object_refs(event: Mapping[str, Any]) -> Iterator[ObjectRef]:
                 key=unquote_plus(obj["key"]),
                 version_id=obj.get("versionId") or None,
                 size=obj.get("size"),
+                sequencer=obj.get("sequencer") or None,
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise EventError(f"Records[{index}] is malformed: missing {exc}") from exc
@@ -81,3 +83,51 @@ def output_key(prefix: str, rel: str, suffix: str) -> str:
     room = MAX_KEY_BYTES - len(f"{prefix}{tag}{suffix}".encode())
     head = rel.encode()[:room].decode("utf-8", "ignore")  # never half a character
     return f"{prefix}{head}{tag}{suffix}"
+
+
+SEQUENCER_WIDTH = 64  # hex digits every sequencer is padded to for comparison (S3's are about 16-20)
+_HEX = frozenset("0123456789ABCDEF")
+
+
+def version_tag(ref: ObjectRef) -> str:
+    """The raw version's sequencer, upper-case: it names that version in every later stage's keys.
+
+    S3 gives each PUT to a key a sequencer that grows with time, and documents how to order two of
+    them: right-pad the shorter with zeros, then compare as strings (``order_key``). A record without
+    one is not an S3 object-created event, and no version could be told from the next: EventError.
+    """
+    tag = (ref.sequencer or "").upper()
+    if not tag or len(tag) > SEQUENCER_WIDTH or not _HEX.issuperset(tag):
+        raise EventError(f"the event for {ref.key[:256]!r} has no valid sequencer: {ref.sequencer!r}")
+    return tag
+
+
+def order_key(tag: str) -> str:
+    """A version tag padded as S3 documents, so that later versions compare greater as strings."""
+    return tag.ljust(SEQUENCER_WIDTH, "0")
+
+
+def versioned_key(prefix: str, rel: str, tag: str, suffix: str) -> str:
+    """``prefix + rel + "/" + tag + suffix``: one output per raw version, each stage's key derived from
+    the last, so a late or redriven event for an overwritten version still reads its own bytes whatever
+    the versioning of the processed and analytics buckets. ``rel`` is shortened as ``output_key`` does
+    when the whole would pass S3's limit, the same way for every version (as if its tag were the
+    widest); the tag is never cut."""
+    widest = f"/{'0' * SEQUENCER_WIDTH}{suffix}"  # shortened alike for every version of the key
+    short = output_key(prefix, rel, widest)[len(prefix) : -len(widest)]
+    return f"{prefix}{short}/{tag}{suffix}"
+
+
+def split_versioned(key: str, prefix: str, suffix: str) -> tuple[str, str]:
+    """``(rel, tag)`` of a key ``versioned_key`` wrote; EventError for any other key."""
+    inner = relative_key(key, prefix, suffix)
+    rel, _, tag = inner.rpartition("/")
+    if (
+        not key.startswith(prefix)
+        or not key.endswith(suffix)
+        or not rel
+        or not tag
+        or not _HEX.issuperset(tag)
+    ):
+        raise EventError(f"{key[:256]!r} is not a {prefix}<name>/<version>{suffix} key of this pipeline")
+    return rel, tag

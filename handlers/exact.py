@@ -1,0 +1,108 @@
+"""Exact metric arithmetic: a metric is the decimal its JSON literal states, and no sum ever rounds.
+
+Records are decoded with ``float_hook=Decimal``, so a literal with a fraction or an exponent arrives
+as a ``Decimal`` holding exactly its digits and an integer as an ``int``. Python's ``Decimal`` operators
+round to the thread's context (28 digits by default, silently), so every sum is taken inside
+``exact_context()``: a context wide enough for any sum of supported values, with rounding trapped, so a
+result that would not be exact raises instead of being stored.
+
+Supported values (anything else is refused with a reason, see ``metric_value``):
+
+* magnitude below ``10**MAX_INTEGER_DIGITS``;
+* at most ``MAX_FRACTION_DIGITS`` digits after the decimal point, once trailing zeros are dropped.
+
+Every such value is a PostgreSQL ``NUMERIC`` and fits ``NUMERIC(56, 18)``; a sum of up to ``10**19``
+of them needs at most ``SUM_DIGITS`` significant digits, which the context holds.
+
+Values travel between stages and into reports as canonical decimal strings (``canonical``): plain
+digits, no exponent, no trailing fractional zeros, no ``-0``; equal values have one spelling, so
+documents are the same bytes whatever the order their sums were taken in.
+"""
+
+from __future__ import annotations
+
+import decimal
+from contextlib import AbstractContextManager
+from decimal import Decimal
+
+MAX_INTEGER_DIGITS = 38
+MAX_FRACTION_DIGITS = 18
+SUM_DIGITS = MAX_INTEGER_DIGITS + 19 + MAX_FRACTION_DIGITS  # 10**19 values of 38 integer digits each
+
+Number = int | Decimal
+
+_LIMIT = 10**MAX_INTEGER_DIGITS
+_CONTEXT = decimal.Context(
+    prec=SUM_DIGITS + 5,
+    Emax=SUM_DIGITS + 5,
+    Emin=-(MAX_FRACTION_DIGITS + 5),
+    traps=[decimal.Inexact, decimal.Rounded, decimal.Overflow, decimal.InvalidOperation],
+)
+
+
+class MetricValueError(ValueError):
+    """A metric value the pipeline does not take; ``reason`` is the rejection code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def exact_context() -> AbstractContextManager[decimal.Context]:
+    """A ``with`` block in which Decimal arithmetic on supported values is exact, or raises."""
+    return decimal.localcontext(_CONTEXT)
+
+
+def metric_value(value: object) -> Number:
+    """``value`` as an exact number if it is a supported metric; MetricValueError otherwise.
+
+    Reasons: ``metric_not_numeric`` (booleans are not numbers), ``metric_out_of_range`` (magnitude
+    ``>= 10**MAX_INTEGER_DIGITS``), ``metric_too_precise`` (more than ``MAX_FRACTION_DIGITS`` digits
+    after the point).
+    """
+    kind = type(value)
+    if kind is int:
+        if -_LIMIT < value < _LIMIT:  # type: ignore[operator]
+            return value  # type: ignore[return-value]
+        raise MetricValueError("metric_out_of_range", f"magnitude at or above 1e{MAX_INTEGER_DIGITS}")
+    if kind is Decimal:
+        return _decimal(value)  # type: ignore[arg-type]
+    raise MetricValueError("metric_not_numeric", f"a {kind.__name__}, not a number")
+
+
+def _decimal(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise MetricValueError("metric_not_numeric", "not a finite number")
+    if not value:
+        return value
+    _sign, digits, exponent = value.as_tuple()
+    if value.adjusted() >= MAX_INTEGER_DIGITS:
+        raise MetricValueError("metric_out_of_range", f"magnitude at or above 1e{MAX_INTEGER_DIGITS}")
+    if exponent < -MAX_FRACTION_DIGITS:  # type: ignore[operator]
+        trailing = len(digits) - len(bytes(digits).rstrip(b"\0"))
+        if exponent + trailing < -MAX_FRACTION_DIGITS:  # type: ignore[operator]
+            raise MetricValueError(
+                "metric_too_precise", f"more than {MAX_FRACTION_DIGITS} digits after the decimal point"
+            )
+    return value
+
+
+def canonical(value: Number) -> str:
+    """The one spelling of an exact number: ``"1.5"`` for 1.50, ``"9000"`` for 9E3, ``"0"`` for -0.0."""
+    if type(value) is int:
+        return str(value)
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def parse(text: str) -> Number:
+    """A canonical string back to its number (an ``int`` when it has no fraction); ValueError if not one."""
+    if "." not in text and "e" not in text and "E" not in text:
+        return int(text)
+    value = Decimal(text)
+    if not value.is_finite():
+        raise ValueError(f"not a finite number: {text[:64]!r}")
+    return value
