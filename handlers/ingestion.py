@@ -1,9 +1,12 @@
-"""Ingestion stage: raw ``incoming/<rel>`` → ``records/<rel>.jsonl.gz`` and ``quarantine/<rel>.jsonl``.
+"""Ingestion stage: raw ``incoming/<rel>`` → ``records/<rel>/<TAG>.jsonl.gz`` and ``quarantine/…``.
 
-``records/`` is written for every readable object (empty when no record is valid, so the chain still
-reflects the version of the key processed last); ``quarantine/`` only when something was quarantined.
-Both carry the conservation counts as user metadata. A key near S3's length limit is shortened
-(``events.output_key``). The core is ``handlers.ingest``.
+TAG is the raw version's S3 sequencer (``events.version_tag``): every version of a raw key has outputs
+of its own, so each later stage reads that version's bytes even when an overwrite and a late, retried
+or redriven event cross, and whatever the versioning of the processed bucket. ``records/`` is written
+for every readable object (empty when no record is valid, so that a new version without valid records
+still replaces the old one's contribution); ``quarantine/`` only when something was quarantined. Both
+carry the conservation counts and the raw version as user metadata. A key near S3's length limit is
+shortened (``events.versioned_key``). The core is ``handlers.ingest``.
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ import boto3
 
 from handlers.config import IngestionConfig, load_ingestion
 from handlers.errors import UnreadableObjectError
-from handlers.events import ObjectRef, output_key, relative_key
+from handlers.events import ObjectRef, relative_key, version_tag, versioned_key
 from handlers.ingest import RecordChecker, detect_format, ingest, unreadable_entry
 from handlers.metrics import Counts, handle_objects
 from handlers.s3io import LineSpool, open_object, upload
+
+RECORDS_SUFFIX = ".jsonl.gz"  # the processing stage's INPUT_SUFFIX, fixed by the chain
+QUARANTINE_SUFFIX = ".jsonl"
 
 
 @dataclass(frozen=True)
@@ -59,10 +65,10 @@ class _Spools:
 def ingest_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, list[str]]:
     """Ingest one raw object; returns its counts and the keys written."""
     config = rt.config
-    rel = relative_key(ref.key, config.input_prefix)
-    records_key = output_key(config.records_prefix, rel, ".jsonl.gz")
-    quarantine_key = output_key(config.quarantine_prefix, rel, ".jsonl")
-    source = {"bucket": ref.bucket, "key": ref.key, "version_id": ref.version_id}
+    rel, tag = relative_key(ref.key, config.input_prefix), version_tag(ref)
+    records_key = versioned_key(config.records_prefix, rel, tag, RECORDS_SUFFIX)
+    quarantine_key = versioned_key(config.quarantine_prefix, rel, tag, QUARANTINE_SUFFIX)
+    source = {"bucket": ref.bucket, "key": ref.key, "version_id": ref.version_id, "sequencer": tag}
     spools = _Spools()
     try:
         try:
@@ -79,7 +85,7 @@ def ingest_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, list[str]]:
             outputs = [(records_key, spools.records, "application/gzip")]
             if counts.records_quarantined:
                 outputs.append((quarantine_key, spools.quarantined, "application/x-ndjson"))
-        metadata = counts.as_metadata()
+        metadata = counts.as_metadata() | {"source-sequencer": tag}
         if ref.version_id:
             metadata["source-version-id"] = ref.version_id
         for key, spool, content_type in outputs:
@@ -94,6 +100,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
     def process(ref: ObjectRef) -> tuple[Counts, dict[str, Any]]:
         counts, written = ingest_object(rt, ref)
-        return counts, {"version_id": ref.version_id, "written": written}
+        return counts, {"version_id": ref.version_id, "sequencer": ref.sequencer, "written": written}
 
     return handle_objects(rt.config.common.metrics_namespace, "ingestion", event, context, process)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import json
 import os
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 
 REGION = "us-east-1"
 RAW, PROCESSED, ANALYTICS = "raw-bucket", "processed-bucket", "analytics-bucket"
+_SEQUENCERS = itertools.count(0x0065A1B2C3D4E5F6A7)  # S3's grow with every PUT; tests read them from events
 
 
 def must_have(what: str) -> None:
@@ -27,7 +29,11 @@ def must_have(what: str) -> None:
 
 def s3_record(bucket: str, key: str, size: int, etag: str | None, version_id: str | None) -> dict[str, Any]:
     """One record of an S3 ObjectCreated notification, as S3 sends it (key URL-encoded, + for space)."""
-    obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "size": size, "sequencer": "0065A1B2C3D4E5F6A7"}
+    obj: dict[str, Any] = {
+        "key": quote_plus(key, safe="/"),
+        "size": size,
+        "sequencer": f"{next(_SEQUENCERS):018X}",
+    }
     if etag is not None:
         obj["eTag"] = etag
     if version_id is not None:
@@ -62,6 +68,21 @@ def put(s3: Any, bucket: str, key: str, body: bytes) -> dict[str, Any]:
     """Put an object and return the event record S3 would send for it."""
     response = s3.put_object(Bucket=bucket, Key=key, Body=body)
     return s3_record(bucket, key, len(body), response["ETag"].strip('"'), response.get("VersionId"))
+
+
+def tag_of(record: dict[str, Any]) -> str:
+    """The version tag (S3 sequencer) later stages' keys carry for the object an event record names."""
+    return record["s3"]["object"]["sequencer"]
+
+
+def output_of(prefix: str, ref: dict[str, Any], suffix: str, input_prefix: str = "incoming/") -> str:
+    """The key a stage writes under ``prefix`` for the raw object version ``ref`` names."""
+    from urllib.parse import unquote_plus
+
+    from handlers.events import relative_key, versioned_key
+
+    rel = relative_key(unquote_plus(ref["s3"]["object"]["key"]), input_prefix)
+    return versioned_key(prefix, rel, tag_of(ref), suffix)
 
 
 def get_bytes(s3: Any, bucket: str, key: str) -> bytes:

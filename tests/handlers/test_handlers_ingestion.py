@@ -9,7 +9,20 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from handler_support import PROCESSED, RAW, event_of, get_bytes, get_lines, gz, jsonl, keys, put, record
+from handler_support import (
+    PROCESSED,
+    RAW,
+    event_of,
+    get_bytes,
+    get_lines,
+    gz,
+    jsonl,
+    keys,
+    output_of,
+    put,
+    record,
+    tag_of,
+)
 
 from handlers import ingestion
 from handlers.errors import ConfigError, EventError
@@ -26,12 +39,12 @@ from handlers.errors import ConfigError, EventError
 )
 def test_url_encoded_keys_are_decoded(ingestion_env: Any, key: str) -> None:
     # GIVEN an object whose key needs URL encoding in the event
-    event = event_of(put(ingestion_env, RAW, key, jsonl(record(1))))
+    ref = put(ingestion_env, RAW, key, jsonl(record(1)))
     # WHEN the handler runs
-    ingestion.handler(event, None)
-    # THEN the records land under the decoded relative key
+    ingestion.handler(event_of(ref), None)
+    # THEN the records land under the decoded relative key, named by the raw version
     rel = key.removeprefix("incoming/")
-    assert keys(ingestion_env, PROCESSED) == [f"records/{rel}.jsonl.gz"]
+    assert keys(ingestion_env, PROCESSED) == [f"records/{rel}/{tag_of(ref)}.jsonl.gz"]
 
 
 @pytest.mark.parametrize(
@@ -47,12 +60,13 @@ def test_url_encoded_keys_are_decoded(ingestion_env: Any, key: str) -> None:
 )
 def test_every_input_format_yields_the_same_records(ingestion_env: Any, key: str, body: bytes) -> None:
     # GIVEN two valid records in one of the supported formats
-    event = event_of(put(ingestion_env, RAW, key, body))
+    ref = put(ingestion_env, RAW, key, body)
     # WHEN ingested
-    result = ingestion.handler(event, None)
+    result = ingestion.handler(event_of(ref), None)
     # THEN both are written, normalised, as gzip JSON Lines
-    rel = key.removeprefix("incoming/")
-    assert [r["id"] for r in get_lines(ingestion_env, PROCESSED, f"records/{rel}.jsonl.gz")] == [
+    assert [
+        r["id"] for r in get_lines(ingestion_env, PROCESSED, output_of("records/", ref, ".jsonl.gz"))
+    ] == [
         "evt-1",
         "evt-2",
     ]
@@ -60,9 +74,11 @@ def test_every_input_format_yields_the_same_records(ingestion_env: Any, key: str
 
 
 def test_single_object_json_document_is_one_record(ingestion_env: Any) -> None:
-    event = event_of(put(ingestion_env, RAW, "incoming/one.json", json.dumps(record(7), indent=2).encode()))
-    ingestion.handler(event, None)
-    assert [r["id"] for r in get_lines(ingestion_env, PROCESSED, "records/one.json.jsonl.gz")] == ["evt-7"]
+    ref = put(ingestion_env, RAW, "incoming/one.json", json.dumps(record(7), indent=2).encode())
+    ingestion.handler(event_of(ref), None)
+    assert [
+        r["id"] for r in get_lines(ingestion_env, PROCESSED, output_of("records/", ref, ".jsonl.gz"))
+    ] == ["evt-7"]
 
 
 def test_timestamps_are_normalised_to_rfc3339_utc(ingestion_env: Any) -> None:
@@ -72,16 +88,19 @@ def test_timestamps_are_normalised_to_rfc3339_utc(ingestion_env: Any) -> None:
         record(2, timestamp=1714566896),
         record(3, timestamp=1714566896250),
     )
-    ingestion.handler(event_of(put(ingestion_env, RAW, "incoming/t.jsonl", body)), None)
+    ref = put(ingestion_env, RAW, "incoming/t.jsonl", body)
+    ingestion.handler(event_of(ref), None)
     # THEN each is UTC with a Z
-    stamps = [r["timestamp"] for r in get_lines(ingestion_env, PROCESSED, "records/t.jsonl.jsonl.gz")]
+    stamps = [
+        r["timestamp"] for r in get_lines(ingestion_env, PROCESSED, output_of("records/", ref, ".jsonl.gz"))
+    ]
     assert stamps == ["2024-05-01T12:34:56.500000Z", "2024-05-01T12:34:56Z", "2024-05-01T12:34:56.250000Z"]
 
 
 def test_multi_record_event_processes_every_object(ingestion_env: Any) -> None:
     records = [put(ingestion_env, RAW, f"incoming/part-{n}.jsonl", jsonl(record(n))) for n in range(3)]
     result = ingestion.handler(event_of(*records), None)
-    assert keys(ingestion_env, PROCESSED) == [f"records/part-{n}.jsonl.jsonl.gz" for n in range(3)]
+    assert keys(ingestion_env, PROCESSED) == [output_of("records/", ref, ".jsonl.gz") for ref in records]
     assert result["counts"]["records_read"] == 3
 
 
@@ -114,24 +133,26 @@ def test_outputs_carry_conservation_counts_as_metadata(ingestion_env: Any) -> No
     body = jsonl(record(1)) + b"\n" + b"{broken\n"
     ref = put(ingestion_env, RAW, "incoming/m.jsonl", body)
     ingestion.handler(event_of(ref), None)
-    head = ingestion_env.head_object(Bucket=PROCESSED, Key="records/m.jsonl.jsonl.gz")
+    head = ingestion_env.head_object(Bucket=PROCESSED, Key=output_of("records/", ref, ".jsonl.gz"))
     assert head["Metadata"] == {
         "records-read": "3",
         "records-valid": "1",
         "records-quarantined": "1",
         "blank-lines": "1",
         "source-version-id": ref["s3"]["object"]["versionId"],
+        "source-sequencer": tag_of(ref),
     }
 
 
 def test_quarantine_entry_names_source_version_line_and_reason(ingestion_env: Any) -> None:
     ref = put(ingestion_env, RAW, "incoming/q.jsonl", jsonl(record(1)) + b'{"id": 5}\n')
     ingestion.handler(event_of(ref), None)
-    [entry] = get_lines(ingestion_env, PROCESSED, "quarantine/q.jsonl.jsonl")
+    [entry] = get_lines(ingestion_env, PROCESSED, output_of("quarantine/", ref, ".jsonl"))
     assert entry["source"] == {
         "bucket": RAW,
         "key": "incoming/q.jsonl",
         "version_id": ref["s3"]["object"]["versionId"],
+        "sequencer": tag_of(ref),
     }
     assert (entry["line"], entry["reason"], entry["original"]) == (2, "schema_violation", '{"id": 5}')
 
@@ -142,7 +163,32 @@ def test_old_version_named_by_the_event_is_the_one_read(ingestion_env: Any) -> N
     put(ingestion_env, RAW, "incoming/v.jsonl", jsonl(record(2)))
     ingestion.handler(event_of(ref), None)
     # THEN the records come from version 1
-    assert [r["id"] for r in get_lines(ingestion_env, PROCESSED, "records/v.jsonl.jsonl.gz")] == ["evt-1"]
+    assert [
+        r["id"] for r in get_lines(ingestion_env, PROCESSED, output_of("records/", ref, ".jsonl.gz"))
+    ] == ["evt-1"]
+
+
+def test_each_version_of_a_key_has_outputs_of_its_own(ingestion_env: Any) -> None:
+    # GIVEN two versions of one key, ingested newest first (a late event for the first)
+    first = put(ingestion_env, RAW, "incoming/w.jsonl", jsonl(record(1)))
+    second = put(ingestion_env, RAW, "incoming/w.jsonl", jsonl(record(2)))
+    ingestion.handler(event_of(second), None)
+    ingestion.handler(event_of(first), None)
+    # THEN each version's records stand under its own sequencer, neither overwriting the other
+    assert [
+        [r["id"] for r in get_lines(ingestion_env, PROCESSED, output_of("records/", ref, ".jsonl.gz"))]
+        for ref in (first, second)
+    ] == [["evt-1"], ["evt-2"]]
+
+
+def test_an_event_without_a_sequencer_is_an_event_error(ingestion_env: Any) -> None:
+    # GIVEN an event record that S3 would never send: no sequencer to order the version by
+    ref = put(ingestion_env, RAW, "incoming/n.jsonl", jsonl(record(1)))
+    del ref["s3"]["object"]["sequencer"]
+    # WHEN the handler runs THEN it refuses the event (to the failure queue) and writes nothing
+    with pytest.raises(EventError, match="no valid sequencer"):
+        ingestion.handler(event_of(ref), None)
+    assert keys(ingestion_env, PROCESSED) == []
 
 
 def test_invocation_logs_one_emf_line(ingestion_env: Any, capsys: pytest.CaptureFixture[str]) -> None:
@@ -198,15 +244,19 @@ def test_custom_schema_from_environment_is_enforced(
     }
     monkeypatch.setenv("RECORD_SCHEMA", json.dumps(schema))
     body = jsonl(record(1, tenant="a"), record(2))
-    ingestion.handler(event_of(put(ingestion_env, RAW, "incoming/s.jsonl", body)), None)
-    assert [r["id"] for r in get_lines(ingestion_env, PROCESSED, "records/s.jsonl.jsonl.gz")] == ["evt-1"]
-    [entry] = get_lines(ingestion_env, PROCESSED, "quarantine/s.jsonl.jsonl")
+    ref = put(ingestion_env, RAW, "incoming/s.jsonl", body)
+    ingestion.handler(event_of(ref), None)
+    assert [
+        r["id"] for r in get_lines(ingestion_env, PROCESSED, output_of("records/", ref, ".jsonl.gz"))
+    ] == ["evt-1"]
+    [entry] = get_lines(ingestion_env, PROCESSED, output_of("quarantine/", ref, ".jsonl"))
     assert entry["reason"] == "schema_violation"
 
 
 def test_gzip_output_is_deterministic_without_name_or_mtime(ingestion_env: Any) -> None:
-    ingestion.handler(event_of(put(ingestion_env, RAW, "incoming/g.jsonl", jsonl(record(1)))), None)
-    data = get_bytes(ingestion_env, PROCESSED, "records/g.jsonl.jsonl.gz")
+    ref = put(ingestion_env, RAW, "incoming/g.jsonl", jsonl(record(1)))
+    ingestion.handler(event_of(ref), None)
+    data = get_bytes(ingestion_env, PROCESSED, output_of("records/", ref, ".jsonl.gz"))
     # gzip header: magic, method, flags (no FNAME), mtime 0
     assert data[:3] == b"\x1f\x8b\x08"
     assert data[3] & 0x08 == 0
