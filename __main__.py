@@ -19,6 +19,7 @@ from components.database import DatabaseSecret, DatabaseSecretArgs
 from components.environment import stage_environment
 from components.iam import StageGrants, policy_builder
 from components.layer import SharedLayer, SharedLayerArgs
+from components.migration import SchemaMigration, SchemaMigrationArgs, revisions_digest
 from components.observability import MonitoredStage, Observability, ObservabilityArgs
 from components.stage import DEST_BUCKET, HANDLERS, SOURCE_BUCKET, PipelineStage, PipelineStageArgs
 from layer.build import LayerSpec, build_layer, check_size_budget
@@ -135,7 +136,21 @@ for stage in config.STAGES:
         ),
     )
 
+# The analytics stage refuses a database below the shipped revision: migrate before its events flow.
+migration = None
+if secret_arn is not None:
+    migration = SchemaMigration(
+        "schema-migration",
+        SchemaMigrationArgs(
+            function_name=stages["analytics"].function.name,
+            revisions_digest=revisions_digest(PROJECT_DIR / "handlers" / "migrations"),
+            database=secret_arn,
+            depends_on=tuple(r for r in (stages["analytics"].function, database_secret) if r is not None),
+        ),
+    )
+
 for role, targets in graph.triggers_by_bucket().items():
+    feeds_analytics = migration is not None and any(stage == "analytics" for stage, _ in targets)
     BucketTriggers(
         f"{role}-triggers",
         BucketTriggersArgs(
@@ -149,6 +164,7 @@ for role, targets in graph.triggers_by_bucket().items():
                 )
                 for stage, location in targets
             ],
+            wait_for=[migration] if feeds_analytics else [],
         ),
     )
 

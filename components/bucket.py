@@ -150,6 +150,8 @@ class BucketTriggersArgs:
 
     bucket: s3.Bucket  # the triggering bucket
     triggers: Sequence[Trigger]  # every target of this bucket; a bucket has one notification configuration
+    wait_for: Sequence[pulumi.Resource] = ()
+    """Resources that must exist before the bucket notifies anyone (a target's schema migration, say)."""
 
 
 class BucketTriggers(pulumi.ComponentResource):
@@ -177,7 +179,10 @@ class BucketTriggers(pulumi.ComponentResource):
             ],
             # S3 test-invokes each destination when the configuration is saved: without the permissions in
             # place it answers "Unable to validate the following destination configurations".
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[t.permission for t in args.triggers]),
+            # A component's depends_on does not reach its children, so what must come first is named here.
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[*(t.permission for t in args.triggers), *args.wait_for]
+            ),
         )
         self.notification_id = self.notification.id
         self.register_outputs({"notification_id": self.notification_id})

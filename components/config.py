@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from handlers.config import OVERWRITE_MODES
+
 NAMESPACE = "data-pipeline"
 STAGES = ("ingestion", "processing", "analytics")
 BUCKET_ROLES = ("raw", "processed", "analytics")
@@ -134,6 +136,7 @@ class PipelineConfig:
     vpc: Vpc | None  # analytics VPC placement
     layer: LayerSettings  # shared layer source
     alarm_email: str | None  # alarm subscription address
+    overwrites: str = OVERWRITE_MODES[0]  # what a new version of a raw key does: replace or append
 
     @property
     def resource_prefix(self) -> str:
@@ -188,6 +191,7 @@ _TOP_LEVEL_KEYS = (
     "vpc",
     "layer",
     "alarmEmail",
+    "overwrites",
 )
 _STAGE_KEYS = ("memoryMb", "timeoutSeconds", "reservedConcurrency", "logRetentionDays")
 _NESTED_KEYS: dict[str, tuple[str, ...]] = {
@@ -497,6 +501,7 @@ def parse_config(
     vpc = _vpc(c, values.get("vpc"))
     layer = _layer(c, values.get("layer"), project_dir)
     alarm_email = c.string("alarmEmail", values.get("alarmEmail"), _EMAIL, "an email address")
+    overwrites = c.choice("overwrites", values.get("overwrites"), OVERWRITE_MODES[0], OVERWRITE_MODES)
 
     # Function, queue and layer names derive from project and stack: no config key can fix them.
     prefix = f"{project}-{stack}".replace(".", "-")
@@ -540,6 +545,7 @@ def parse_config(
         vpc=vpc,
         layer=layer,
         alarm_email=alarm_email,
+        overwrites=overwrites,
     )
     _check_environment_size(c, cfg)
     if c.problems:

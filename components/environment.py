@@ -48,7 +48,11 @@ def stage_environment(
             "AGGREGATION_METRICS": ",".join(cfg.aggregation.metrics),
         }
     elif stage == "analytics":
-        env |= {"REPORTS_PREFIX": chain.REPORTS_PREFIX, "REPORT_TOP_GROUPS": str(REPORT_TOP_GROUPS)}
+        env |= {
+            "REPORTS_PREFIX": chain.REPORTS_PREFIX,
+            "REPORT_TOP_GROUPS": str(REPORT_TOP_GROUPS),
+            "OVERWRITE_MODE": cfg.overwrites,
+        }
         if secret_arn is not None:
             env["DATABASE_SECRET_ARN"] = secret_arn
         if cfg.summary_topic_arn is not None:

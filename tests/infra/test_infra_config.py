@@ -102,6 +102,7 @@ BAD_CONFIGS = [
     ({"inputPrefix": "in*/"}, "data-pipeline:inputPrefix", "letters, digits and !_.'()/-"),
     ({"layer": {"archive": "missing/layer.zip"}}, "data-pipeline:layer.archive", "does not exist"),
     ({"summaryTopicArn": "my-topic"}, "data-pipeline:summaryTopicArn", "is not an SNS topic ARN"),
+    ({"overwrites": "merge"}, "data-pipeline:overwrites", "allowed: replace, append"),
     ({"inputSuffixes": ["json"]}, "data-pipeline:inputSuffixes", "a key suffix starting with '.'"),
     ({"maxRecordBytes": 16777216}, "data-pipeline:maxRecordBytes", "allowed: 1-8388608"),
 ]

@@ -60,7 +60,11 @@ def test_each_notification_depends_on_its_lambda_permissions(request, stack_name
         stage = stage_of_bucket[names[notification.inputs["bucket"]]]
         (permission,) = [r for r in stack.by_type(PERMISSION) if r.parent.endswith(f"PipelineStage::{stage}")]
         # THEN the permission is an explicit dependency, so S3 can validate the destination when it saves
-        assert notification.depends_on == (permission.urn,)
+        # (the analytics bucket's also waits for the schema migration, where the stack has a database)
+        migrations = tuple(
+            r.urn for r in stack.by_type("aws:lambda/invocation:Invocation") if stage == "analytics"
+        )
+        assert notification.depends_on == (permission.urn, *migrations)
 
 
 @pytest.mark.parametrize("stack_name", ["dev", "prod"])

@@ -320,6 +320,7 @@ def test_environment_follows_the_architecture_contract(dev_stack):
         "METRICS_NAMESPACE": "DataPipeline",
         "REPORTS_PREFIX": "reports/",
         "REPORT_TOP_GROUPS": "10",
+        "OVERWRITE_MODE": "replace",
     }
 
 

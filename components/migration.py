@@ -1,0 +1,71 @@
+"""`SchemaMigration`: `pulumi up` brings the analytics database to the schema the deployed code needs.
+
+The database is usually reachable only from inside the VPC, so the migration runs there: an invocation
+of the analytics function itself with the event ``{"action": "migrate"}`` (`handlers.analytics`), which
+runs Alembic's ``upgrade head`` under a PostgreSQL advisory lock and returns the revision. Pulumi
+invokes it synchronously (RequestResponse) once the function's new code is in place, again whenever
+the revisions shipped in the code or the database change, and an error it returns fails the update,
+so a stack never reports success over a database it could not migrate. Until it has run, the analytics
+stage refuses the database (it never loads into an older schema), and Lambda's retries keep the events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+from pulumi_aws import lambda_
+
+MIGRATE_EVENT = {"action": "migrate"}
+
+
+def revisions_digest(migrations_dir: Path) -> str:
+    """SHA-256 over the revision scripts (names and bytes): it changes exactly when a revision does."""
+    digest = hashlib.sha256()
+    for path in sorted(migrations_dir.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        digest.update(path.relative_to(migrations_dir).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class SchemaMigrationArgs:
+    """Inputs of a `SchemaMigration`."""
+
+    function_name: pulumi.Input[str]
+    """The analytics function, whose code ships the Alembic revisions."""
+
+    revisions_digest: str
+    """`revisions_digest` of the shipped revisions: a new revision invokes the migration again."""
+
+    database: pulumi.Input[str]
+    """What names the database (the secret ARN): a different database is migrated too."""
+
+    depends_on: tuple[pulumi.Resource, ...] = ()
+    """Resources the invocation needs in place: the function's policy, network and async settings."""
+
+
+class SchemaMigration(pulumi.ComponentResource):
+    """One synchronous invocation of the analytics function that upgrades the database schema."""
+
+    invocation: lambda_.Invocation
+    result: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: SchemaMigrationArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("data-pipeline:database:SchemaMigration", name, None, opts)
+        self.invocation = lambda_.Invocation(
+            f"{name}-invoke",
+            function_name=args.function_name,
+            input=json.dumps(MIGRATE_EVENT),
+            triggers={"revisions": args.revisions_digest, "database": args.database},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+        )
+        self.result = self.invocation.result
+        self.register_outputs({"result": self.result})
