@@ -3,6 +3,8 @@
 run      the declared pipeline on moto, each handler in a Lambda-like process (docs/local-run.md)
 plan     the declared resources as a tree, like a preview, without AWS
 redrive  re-invoke the events kept in a stage's failure queue (README.md, Operating)
+migrate  upgrade an analytics database you can reach to the schema this code needs (pulumi up does it
+         inside the stack: components/migration.py)
 """
 
 from __future__ import annotations
@@ -44,6 +46,16 @@ def _parser() -> argparse.ArgumentParser:
         help="build the real layer (needs PyPI) instead of declaring a stub layer zip",
     )
 
+    migrate = commands.add_parser(
+        "migrate",
+        help="upgrade an analytics database to the schema this code needs (Alembic upgrade head)",
+        description="Run the Alembic revisions shipped in handlers/ against the database, under the same "
+        "advisory lock as the migration `pulumi up` runs through the analytics function.",
+    )
+    migrate.add_argument(
+        "--url", required=True, help="SQLAlchemy URL, e.g. postgresql+psycopg2://user@host/db"
+    )
+
     commands.add_parser(
         "redrive", help="redrive a stage's failure queue (see --help of the subcommand)", add_help=False
     )
@@ -79,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from devtools.run import main as run_main
 
             return run_main(args)
+        if args.command == "migrate":
+            return _migrate(args.url)
         from devtools.plan import main as plan_main
 
         return plan_main(args)
@@ -86,6 +100,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Known failures carry their own explanation; a traceback would only hide it.
         print(f"devtools {args.command}: {exc}", file=sys.stderr)
         return 2
+
+
+def _migrate(url: str) -> int:
+    from handlers import database
+    from handlers.errors import PipelineError
+
+    try:
+        revision = database.migrate(url)
+    except PipelineError as exc:
+        print(f"devtools migrate: {exc}", file=sys.stderr)
+        return 2
+    print(f"the database is at revision {revision}")
+    return 0
 
 
 if __name__ == "__main__":

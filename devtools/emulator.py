@@ -7,7 +7,8 @@ the test suite also uses ``mock_aws`` in the same process):
   name, prefix, suffix) and builds the event JSON as S3 does, then hands it to its Lambda backend, which
   would need Docker. :func:`moto.s3.notifications._invoke_awslambda` is routed to ``on_lambda_event``
   instead, with moto's own event JSON, to which the object's ``versionId`` is added when the bucket is
-  versioned (S3 sends it; moto does not), so a handler reads the exact version it was told about.
+  versioned, and a ``sequencer`` that grows with every PUT (S3 sends both; moto neither), so a handler
+  reads the exact version it was told about and can order it.
 * moto authorises Secrets Manager and SNS calls against resource ``*``, so a role granted ``GetSecretValue``
   on its one secret or ``Publish`` on its one topic (least privilege) would be denied. The response classes
   learn the secret's or topic's ARN, as moto already does for SQS queues, so the declared resource is what
@@ -17,9 +18,11 @@ the test suite also uses ``mock_aws`` in the same process):
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +83,7 @@ class AwsEmulator:
         self._session = boto3.session.Session()
         self._clients: dict[tuple[str, Credentials], Any] = {}
         self._clients_lock = threading.Lock()
+        self._sequencers = itertools.count(time.time_ns() // 1000)
 
     # lifecycle -----------------------------------------------------------------------------------
     def start(self) -> AwsEmulator:
@@ -190,9 +194,12 @@ class AwsEmulator:
             # S3 names the version in events from a versioned bucket; moto leaves it out.
             event = original_event(event_name, bucket, key, notification_id)
             version = getattr(key, "version_id", None)
-            if version and version != "null":
-                for record in event["Records"]:
+            for record in event["Records"]:
+                # S3 names the version (versioned buckets) and orders PUTs to a key by a growing
+                # sequencer; moto sends neither, and the pipeline keys every stage's output on the latter.
+                if version and version != "null":
                     record["s3"]["object"]["versionId"] = version
+                record["s3"]["object"]["sequencer"] = f"{next(self._sequencers):018X}"
             return event
 
         notifications._get_s3_event = s3_event

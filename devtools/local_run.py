@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from components import chain
+from components.migration import MIGRATE_EVENT
 from devtools.emulator import AwsEmulator, Credentials
 from devtools.lambda_runtime import (
     ContainerPool,
@@ -137,6 +138,7 @@ class LocalPipeline:
             try:
                 self._provision(aws)
                 self._prepare_images(aws)
+                self._migrate()
                 for i in range(self.concurrency):
                     worker = threading.Thread(target=self._worker, name=f"lambda-worker-{i}", daemon=True)
                     worker.start()
@@ -301,6 +303,20 @@ class LocalPipeline:
                 memory_mb=stage.memory_mb,
             )
             self._pools[stage.stage] = ContainerPool(image)
+
+    def _migrate(self) -> None:
+        """What `pulumi up` does before the analytics bucket notifies anyone (components/migration.py):
+        one synchronous invocation of the analytics function that upgrades its database."""
+        stage = _maybe_stage(self.spec, "analytics")
+        if stage is None or "DATABASE_SECRET_ARN" not in stage.environment:
+            return
+        result = self._pools[stage.stage].invoke(MIGRATE_EVENT)
+        if not result.ok:
+            error = result.error or {}
+            message = (str(error.get("errorMessage", "")).splitlines() or [""])[0]
+            raise LocalRunError(f"the schema migration failed: {error.get('errorType')}: {message}")
+        revision = result.payload.get("revision") if isinstance(result.payload, dict) else None
+        self.echo(f"migrated the analytics database to revision {revision}")
 
     # uploads -------------------------------------------------------------------------------------------
     def _upload(self, aws: AwsEmulator, uploads: list[tuple[Path, str]]) -> list[Upload]:
