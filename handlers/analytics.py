@@ -1,19 +1,27 @@
-"""Analytics stage: analytics ``aggregates/<rel>.json`` → database rollup, ``reports/<rel>.json``, SNS.
+"""Analytics stage: ``aggregates/<rel>/<TAG>.json`` → database, ``reports/<rel>/<TAG>.json``, SNS.
 
-Order matters for retries: the database transaction commits first, then the report is written, then
-the summary is published. A retry after any later failure finds the ledger row (the load is not
-repeated) and rewrites the same report bytes: the report describes the aggregates object and the
-database's state after this invocation (``loaded`` whether now or by an earlier delivery), never the
-wall clock. The SNS summary is at-least-once and says whether this delivery was a duplicate.
+Order matters for retries: everything the report says is computed before the database transaction,
+the transaction commits, then the report is written, then the summary is published; nothing between
+the commit and the report can fail but the S3 call itself. A retry after a later failure finds the
+ledger row (the load is not repeated) and writes the same report bytes: the report describes the
+aggregates document and the state its first delivery recorded (``loaded``, ``duplicate`` or
+``superseded``, see ``handlers.database``), never the wall clock or the delivery. The SNS summary is
+at-least-once and says whether this delivery was a repeat.
+
+Report states: ``loaded`` (its contribution is in the totals, or was until a newer version replaced it),
+``duplicate`` (the same raw version with the same content was in the totals already), ``superseded``
+(a newer version of its raw key was in the totals already: it changed nothing), ``rejected`` (not
+loaded, with a reason), ``not_configured`` (no database). Totals in the report are the document's own,
+exact: ``count`` an integer, ``sum``, ``min``, ``max`` canonical decimal strings.
 
 Counts here are in groups: ``RecordsRead`` = groups in the document, ``RecordsValid`` = groups
-loaded or reported, ``RecordsQuarantined`` = 1 for an object that is not an aggregates document
-(reported as ``rejected``, never raised), or an object whose sums would take a stored sum past float
-range (``sum_out_of_range``, nothing loaded).
+reported, ``RecordsQuarantined`` = 1 for an object that is not an aggregates document of this pipeline
+(reported as ``rejected``, never raised).
 
 The database URL comes from the Secrets Manager secret ``DATABASE_SECRET_ARN`` names (``SecretString``
 is the URL, or JSON ``{"url": ...}``), read on first use and kept for the container's life together
-with the engine; a failed read is not cached, so the next invocation tries again.
+with the engine; a failed read is not cached, so the next invocation tries again. The event
+``{"action": "migrate"}`` (sent by ``pulumi up``) upgrades that database's schema instead.
 """
 
 from __future__ import annotations
@@ -28,22 +36,17 @@ from typing import Any
 import boto3
 import msgspec
 
-from handlers.aggregate import (
-    AggregatesDocument,
-    GroupKey,
-    GroupStats,
-    Stats,
-    groups_from_document,
-    read_document,
-)
+from handlers.aggregate import AggregatesDocument, GroupKey, GroupStats, groups_from_document, read_document
 from handlers.config import AnalyticsConfig, load_analytics
-from handlers.errors import ConfigError, LoadRejectedError
-from handlers.events import ObjectRef, output_key, relative_key
+from handlers.errors import ConfigError, EventError, LoadRejectedError
+from handlers.events import ObjectRef, output_key, relative_key, split_versioned, versioned_key
+from handlers.exact import Number, canonical, exact_context
 from handlers.metrics import Counts, handle_objects
 
 INPUT_PREFIX = "aggregates/"  # the processing stage's AGGREGATES_PREFIX, fixed by the chain
 INPUT_SUFFIX = ".json"
-REPORT_FORMAT = "data-pipeline/report@1"
+REPORT_FORMAT = "data-pipeline/report@2"
+MIGRATE_ACTION = "migrate"
 
 
 def database_url(secret_string: str) -> str:
@@ -64,20 +67,28 @@ def database_url(secret_string: str) -> str:
 
 @dataclass
 class Runtime:
-    """Everything built once per container; the engine on first use."""
+    """Everything built once per container; the URL and the engine on first use."""
 
     config: AnalyticsConfig  # parsed environment
     s3: Any  # boto3 S3 client
     sns: Any  # boto3 SNS client (None without a topic)
     secrets: Any  # boto3 Secrets Manager client (None without a database)
+    _url: str | None = field(default=None, repr=False)
     _engine: Any = field(default=None, repr=False)
+
+    def url(self) -> str:
+        if self._url is None:
+            if not self.config.database_secret_arn:
+                raise ConfigError("no database is configured (DATABASE_SECRET_ARN is not set)")
+            secret = self.secrets.get_secret_value(SecretId=self.config.database_secret_arn)
+            self._url = database_url(secret["SecretString"])
+        return self._url
 
     def engine(self) -> Any:
         if self._engine is None:
             from handlers import database  # SQLAlchemy only when a database is configured
 
-            secret = self.secrets.get_secret_value(SecretId=self.config.database_secret_arn)
-            self._engine = database.connect(database_url(secret["SecretString"]))
+            self._engine = database.connect(self.url())
         return self._engine
 
 
@@ -92,8 +103,8 @@ def runtime() -> Runtime:
     )
 
 
-def _stats_json(stats: Stats) -> dict[str, Any]:
-    return {"count": stats.count, "sum": stats.sum, "min": stats.min, "max": stats.max}
+def _stats_json(count: int, total: Number, low: Number, high: Number) -> dict[str, Any]:
+    return {"count": count, "sum": canonical(total), "min": canonical(low), "max": canonical(high)}
 
 
 def build_report(
@@ -103,47 +114,55 @@ def build_report(
     database: str,
     top: int,
 ) -> dict[str, Any]:
-    """The report: what was loaded, totals, and the ``top`` groups by record count (pure)."""
-    dimensions = document.dimensions
-    totals: dict[str, Stats] = {}
-    for stats in groups.values():
-        for name, s in stats.metrics.items():
-            totals[name] = totals[name].merge(s) if name in totals else s
-    ranked = sorted(
-        groups.items(), key=lambda item: (-item[1].records, item[0][0], msgspec.json.encode(item[0][1]))
-    )
+    """The report: what was loaded, exact totals, and the ``top`` groups by record count (pure)."""
+    totals: dict[str, list[Any]] = {}
+    with exact_context():
+        for stats in groups.values():
+            for name, s in stats.metrics.items():
+                if name in totals:
+                    count, total, low, high = totals[name]
+                    totals[name] = [count + s.count, total + s.sum, min(low, s.min), max(high, s.max)]
+                else:
+                    totals[name] = [s.count, s.sum, s.min, s.max]
+    ranked = sorted(groups.items(), key=lambda item: (-item[1].records, item[0][0], item[0][1]))
+    origin = document.origin
     return {
         "format": REPORT_FORMAT,
         "source": dict(source),
+        "origin": {"rel": origin.rel, "sequencer": origin.sequencer, "version_id": origin.version_id},
         "database": database,
         "window": document.window,
-        "dimensions": dimensions,
-        "counts": document.counts,
+        "dimensions": list(document.dimensions),
+        "metrics": list(document.metrics),
+        "counts": dict(document.counts),
         "rejected_total": document.rejected_total,
         "totals": {
             "groups": len(groups),
             "records": sum(stats.records for stats in groups.values()),
-            "metrics": {name: _stats_json(s) for name, s in sorted(totals.items())},
+            "metrics": {name: _stats_json(*values) for name, values in sorted(totals.items())},
         },
         "top_groups": [
             {
                 "window_start": start,
-                "dimensions": dict(zip(dimensions, values, strict=True)),
+                "dimensions": msgspec.Raw(dimensions.encode()),  # canonical already: kept as it is
                 "records": stats.records,
-                "metrics": {name: _stats_json(s) for name, s in sorted(stats.metrics.items())},
+                "metrics": {
+                    name: _stats_json(s.count, s.sum, s.min, s.max)
+                    for name, s in sorted(stats.metrics.items())
+                },
             }
-            for (start, values), stats in ranked[:top]
+            for (start, dimensions), stats in ranked[:top]
         ],
     }
 
 
-def _summary(report: Mapping[str, Any], rel: str, duplicate: bool) -> tuple[str, str]:
+def _summary(report: Mapping[str, Any], rel: str, repeated: bool) -> tuple[str, str]:
     subject = f"data-pipeline report: {rel}".encode("ascii", "replace").decode()
     subject = "".join(ch if ch.isprintable() else "?" for ch in subject)[:100]
     message = {
         "report": rel,
         "database": report["database"],
-        "duplicate_delivery": duplicate,
+        "duplicate_delivery": repeated,
         "groups": report["totals"]["groups"] if "totals" in report else 0,
         "records": report["totals"]["records"] if "totals" in report else 0,
         "rejected_total": report.get("rejected_total", 0),
@@ -163,6 +182,16 @@ def _rejected(source: Mapping[str, Any], reason: str, detail: str) -> tuple[dict
     return report, Counts(records_read=1, records_quarantined=1)
 
 
+def _report_key(config: AnalyticsConfig, key: str) -> tuple[str, str, bool]:
+    """(report key, rel for the summary, whether ``key`` is one the processing stage writes)."""
+    try:
+        rel, tag = split_versioned(key, INPUT_PREFIX, INPUT_SUFFIX)
+    except EventError:
+        rel = relative_key(key, INPUT_PREFIX, INPUT_SUFFIX)
+        return output_key(config.reports_prefix, rel, INPUT_SUFFIX), rel, False
+    return versioned_key(config.reports_prefix, rel, tag, INPUT_SUFFIX), rel, True
+
+
 def analyse_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str, dict[str, Any]]:
     """Load and report one aggregates object; returns counts, the report key and log fields."""
     config = rt.config
@@ -175,31 +204,38 @@ def analyse_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str, dict[str, 
     # the bytes, so identical documents written twice may carry different ETags.
     content_sha256 = hashlib.sha256(raw).hexdigest()
     source = {"bucket": ref.bucket, "key": ref.key, "sha256": content_sha256}
-    rel = relative_key(ref.key, INPUT_PREFIX, INPUT_SUFFIX)
-    duplicate = False
-    report: dict[str, Any] | None = None
-    try:
-        document = read_document(raw)
-    except ValueError as exc:
-        report, counts = _rejected(source, "not_an_aggregates_document", str(exc))
+    key, rel, versioned = _report_key(config, ref.key)
+    repeated = False
+    if not versioned:
+        report, counts = _rejected(
+            source, "not_a_versioned_key", f"not an {INPUT_PREFIX}<name>/<version>{INPUT_SUFFIX} key"
+        )
     else:
-        groups = groups_from_document(document)
-        state = "not_configured"
-        if config.database_secret_arn:
-            from handlers import database
-
-            try:  # anything else the load raises (an outage, a config error) fails the event
-                loaded = database.load(
-                    rt.engine(), ref.key, content_sha256, document.window, document.dimensions, groups
-                )
-            except LoadRejectedError as exc:
-                report, counts = _rejected(source, exc.reason, exc.detail)
-            else:
-                duplicate, state = not loaded, "loaded"
-        if report is None:
-            report = build_report(source, document, groups, state, config.report_top_groups)
+        try:
+            document = read_document(raw)
+        except ValueError as exc:
+            report, counts = _rejected(source, "not_an_aggregates_document", str(exc))
+        else:
+            groups = groups_from_document(document)
+            report = build_report(source, document, groups, "not_configured", config.report_top_groups)
             counts = Counts(records_read=len(groups), records_valid=len(groups))
-    key = output_key(config.reports_prefix, rel, ".json")
+            if config.database_secret_arn:
+                from handlers import database
+
+                setting = database.Setting(
+                    document.window, tuple(document.dimensions), tuple(document.metrics)
+                )
+                origin = database.Origin(
+                    document.origin.rel, document.origin.sequencer, document.origin.version_id
+                )
+                try:  # anything else the load raises (an outage, a config error) fails the event
+                    loaded = database.load(
+                        rt.engine(), ref.key, content_sha256, setting, origin, groups, config.overwrite_mode
+                    )
+                except LoadRejectedError as exc:
+                    report, counts = _rejected(source, exc.reason, exc.detail)
+                else:
+                    report["database"], repeated = loaded.state, loaded.repeated
     rt.s3.put_object(
         Bucket=config.common.dest_bucket,
         Key=key,
@@ -208,13 +244,26 @@ def analyse_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str, dict[str, 
         Metadata=counts.as_metadata(),
     )
     if rt.sns is not None:
-        subject, message = _summary(report, rel, duplicate)
+        subject, message = _summary(report, rel, repeated)
         rt.sns.publish(TopicArn=config.summary_topic_arn, Subject=subject, Message=message)
-    return Counts(**{**counts.__dict__, "objects_written": 1}), key, {"duplicate": duplicate}
+    return Counts(**{**counts.__dict__, "objects_written": 1}), key, {"database": report["database"]}
+
+
+def migrate(rt: Runtime) -> dict[str, str]:
+    """The ``{"action": "migrate"}`` event: upgrade the configured database, return its revision."""
+    from handlers import database
+
+    return {"revision": database.migrate(rt.url())}
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     rt = runtime()
+    if isinstance(event, Mapping) and "action" in event:
+        if event["action"] != MIGRATE_ACTION:
+            raise EventError(
+                f"unknown action {str(event['action'])[:64]!r}: the only one is {MIGRATE_ACTION!r}"
+            )
+        return migrate(rt)
 
     def process(ref: ObjectRef) -> tuple[Counts, dict[str, Any]]:
         counts, written, extra = analyse_object(rt, ref)

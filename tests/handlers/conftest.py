@@ -47,6 +47,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def _clear_runtimes() -> None:
+    if analytics.runtime.cache_info().currsize and analytics.runtime()._engine is not None:
+        analytics.runtime()._engine.dispose()  # its pooled connections would outlive the test's database
     for module in (ingestion, processing, analytics):
         module.runtime.cache_clear()
 
@@ -95,3 +97,51 @@ def analytics_env(aws: Any, stage_env: pytest.MonkeyPatch) -> Any:
     stage_env.setenv("REPORTS_PREFIX", "reports/")
     stage_env.setenv("REPORT_TOP_GROUPS", "3")
     return aws
+
+
+@pytest.fixture(scope="module")
+def postgres_database() -> Iterator[str]:
+    """A database of its own on the throwaway server (TEST_DATABASE_URL), dropped afterwards."""
+    import uuid
+
+    from handler_support import must_have
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    server = os.environ.get("TEST_DATABASE_URL")
+    if not server:
+        must_have("TEST_DATABASE_URL (run under scripts/with-throwaway-postgres)")
+    name = f"handlers_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """An empty analytics database of each supported kind (PostgreSQL's schema emptied for each test)."""
+    from sqlalchemy import create_engine
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'analytics.sqlite'}"
+    else:
+        url = request.getfixturevalue("postgres_database")
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        engine.dispose()
+    yield url
+    _clear_runtimes()
+
+
+@pytest.fixture
+def migrated_database(empty_database: str) -> str:
+    """``empty_database`` at the head revision."""
+    from handlers import database
+
+    database.migrate(empty_database)
+    return empty_database
