@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -18,12 +17,23 @@ ABORT_INCOMPLETE_UPLOAD_DAYS = 7
 class DataBucketArgs:
     """Inputs of a `DataBucket`."""
 
-    bucket_name: pulumi.Input[str]  # full physical name, suffix included
-    force_destroy: bool  # empty the bucket on delete
-    retain_on_delete: bool  # keep the bucket (and its data) when the resource is deleted
-    versioning: bool  # keep every version of every object
-    noncurrent_version_expiration_days: int  # delete noncurrent versions after this many days
-    kms_key_arn: str | None = None  # SSE-KMS with this key and a bucket key; None: SSE-S3
+    bucket_name: pulumi.Input[str]
+    """The full physical name, suffix included."""
+
+    force_destroy: bool
+    """Empty the bucket when it is deleted."""
+
+    retain_on_delete: bool
+    """Keep the bucket, its data and its settings in the account when the resource is deleted."""
+
+    versioning: bool
+    """Keep every version of every object; False suspends versioning."""
+
+    noncurrent_version_expiration_days: int
+    """Delete noncurrent versions after this many days."""
+
+    kms_key_arn: str | None = None
+    """SSE-KMS with this key and a bucket key; None: SSE-S3."""
 
 
 class DataBucket(pulumi.ComponentResource):
@@ -138,19 +148,30 @@ class DataBucket(pulumi.ComponentResource):
 class Trigger:
     """One notification target: a function invoked for created objects under prefix/suffix."""
 
-    function: lambda_.Function  # the function to invoke
-    permission: lambda_.Permission  # the function's resource policy allowing this bucket
-    prefix: str  # key prefix filter
-    suffix: str  # key suffix filter
+    function: lambda_.Function
+    """The function to invoke."""
+
+    permission: lambda_.Permission
+    """The function's resource policy allowing this bucket to invoke it."""
+
+    prefix: str
+    """Key prefix filter."""
+
+    suffix: str
+    """Key suffix filter."""
 
 
 @dataclass(frozen=True)
 class BucketTriggersArgs:
     """Inputs of `BucketTriggers`."""
 
-    bucket: s3.Bucket  # the triggering bucket
-    triggers: Sequence[Trigger]  # every target of this bucket; a bucket has one notification configuration
-    wait_for: Sequence[pulumi.Resource] = ()
+    bucket: s3.Bucket
+    """The triggering bucket."""
+
+    triggers: tuple[Trigger, ...]
+    """Every target of this bucket: a bucket has one notification configuration."""
+
+    wait_for: tuple[pulumi.Resource, ...] = ()
     """Resources that must exist before the bucket notifies anyone (a target's schema migration, say)."""
 
 

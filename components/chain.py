@@ -3,8 +3,9 @@
 Each stage is triggered by object-created events at some locations (bucket, prefix, suffix) and writes
 objects at others. An S3 -> Lambda chain loops, and bills for every turn, as soon as a stage writes where
 it or an earlier stage is triggered; `loop_problems` finds every such cycle before any resource exists.
-The same graph drives the notification filters and the S3 statements of each stage's policy, so what is
-checked is exactly what is deployed.
+The graph is built from the stage table (`components.stage_table`), and the same graph drives the
+notification filters and the S3 statements of each stage's policy, so what is checked is exactly what is
+deployed.
 """
 
 from __future__ import annotations
@@ -12,23 +13,33 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-RECORDS_PREFIX = "records/"
-QUARANTINE_PREFIX = "quarantine/"
-AGGREGATES_PREFIX = "aggregates/"
-REPORTS_PREFIX = "reports/"
-RECORDS_SUFFIX = ".jsonl.gz"
-QUARANTINE_SUFFIX = ".jsonl"
-AGGREGATES_SUFFIX = ".json"
-REPORTS_SUFFIX = ".json"
+from components import stage_table
+from components.stage_table import AGGREGATES, QUARANTINE, RECORDS, REPORTS, Keys
+
+# The key sets as plain strings, for readers outside the program (devtools' local run).
+RECORDS_PREFIX, RECORDS_SUFFIX = RECORDS.prefix, RECORDS.suffix
+QUARANTINE_PREFIX, QUARANTINE_SUFFIX = QUARANTINE.prefix, QUARANTINE.suffix
+AGGREGATES_PREFIX, AGGREGATES_SUFFIX = AGGREGATES.prefix, AGGREGATES.suffix
+REPORTS_PREFIX, REPORTS_SUFFIX = REPORTS.prefix, REPORTS.suffix
 
 
 @dataclass(frozen=True)
 class Location:
     """A set of object keys in one bucket: every key starting with `prefix` and ending with `suffix`."""
 
-    bucket: str  # bucket role: raw, processed or analytics
-    prefix: str  # key prefix ("" matches every key)
-    suffix: str = ""  # key suffix ("" matches every key)
+    bucket: str
+    """Bucket role: raw, processed or analytics."""
+
+    prefix: str
+    """Key prefix ("" matches every key)."""
+
+    suffix: str = ""
+    """Key suffix ("" matches every key)."""
+
+    @classmethod
+    def of(cls, bucket: str, keys: Keys) -> Location:
+        """`keys` in the bucket with role `bucket`."""
+        return cls(bucket, keys.prefix, keys.suffix)
 
     def overlaps(self, other: Location) -> bool:
         """Whether some key could be in both sets."""
@@ -48,9 +59,14 @@ class Location:
 class StageNode:
     """One stage: where it is triggered and where it writes."""
 
-    stage: str  # ingestion, processing or analytics
-    triggers: tuple[Location, ...]  # object-created events here invoke the stage
-    writes: tuple[Location, ...]  # the stage puts objects here
+    stage: str
+    """The stage's name (ingestion, processing or analytics)."""
+
+    triggers: tuple[Location, ...]
+    """Object-created events here invoke the stage."""
+
+    writes: tuple[Location, ...]
+    """The stage puts objects here."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +74,7 @@ class ChainGraph:
     """The stages in chain order."""
 
     nodes: tuple[StageNode, ...]
+    """One node per stage, in chain order."""
 
     def node(self, stage: str) -> StageNode:
         for node in self.nodes:
@@ -79,27 +96,20 @@ class ChainLoopError(ValueError):
 
 
 def declared_chain(input_prefix: str, input_suffixes: Iterable[str]) -> ChainGraph:
-    """The pipeline as docs/architecture.md fixes it ("The chain")."""
+    """The pipeline as the stage table declares it, with the configured input (docs/architecture.md,
+    "The chain")."""
+    suffixes = tuple(input_suffixes)
     return ChainGraph(
-        nodes=(
+        nodes=tuple(
             StageNode(
-                stage="ingestion",
-                triggers=tuple(Location("raw", input_prefix, s) for s in input_suffixes),
-                writes=(
-                    Location("processed", RECORDS_PREFIX, RECORDS_SUFFIX),
-                    Location("processed", QUARANTINE_PREFIX, QUARANTINE_SUFFIX),
+                stage=stage.name,
+                triggers=tuple(
+                    Location.of(stage.source, keys) for keys in stage.trigger_keys(input_prefix, suffixes)
                 ),
-            ),
-            StageNode(
-                stage="processing",
-                triggers=(Location("processed", RECORDS_PREFIX, RECORDS_SUFFIX),),
-                writes=(Location("analytics", AGGREGATES_PREFIX, AGGREGATES_SUFFIX),),
-            ),
-            StageNode(
-                stage="analytics",
-                triggers=(Location("analytics", AGGREGATES_PREFIX, AGGREGATES_SUFFIX),),
-                writes=(Location("analytics", REPORTS_PREFIX, REPORTS_SUFFIX),),
-            ),
+                writes=tuple(Location.of(stage.destination, keys) for keys in stage.writes),
+            )
+            # Read at call time: the stage table is the one source (the tests replace it to break the chain).
+            for stage in stage_table.STAGE_TABLE
         )
     )
 

@@ -11,16 +11,18 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import json
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.stage_table import STAGE_TABLE, stage_names
 from handlers.config import OVERWRITE_MODES
 
 NAMESPACE = "data-pipeline"
-STAGES = ("ingestion", "processing", "analytics")
+STAGES = stage_names()
 BUCKET_ROLES = ("raw", "processed", "analytics")
 BUCKET_NAME_MAX = 63
 
@@ -69,74 +71,144 @@ _RESOURCE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 class StageSettings:
     """Size and limits of one Lambda stage."""
 
-    memory_mb: int = 512  # Lambda memory, 128-10240 MB
-    timeout_seconds: int = 120  # Lambda timeout, 1-900 s
-    reserved_concurrency: int | None = None  # None: unreserved (account pool)
-    log_retention_days: int = 30  # CloudWatch retention of the stage's log group
+    memory_mb: int = 512
+    """Lambda memory, 128-10240 MB."""
+
+    timeout_seconds: int = 120
+    """Lambda timeout, 1-900 s."""
+
+    reserved_concurrency: int | None = None
+    """Reserved concurrent executions; None: unreserved (the account pool)."""
+
+    log_retention_days: int = 30
+    """CloudWatch retention of the stage's log group, in days."""
 
 
 @dataclass(frozen=True)
 class Aggregation:
     """How the processing stage rolls records up."""
 
-    window: str = "1h"  # one of AGGREGATION_WINDOWS
-    dimensions: tuple[str, ...] = ("type", "source")  # record fields to group by
-    metrics: tuple[str, ...] = ("value",)  # numeric record fields to sum
+    window: str = "1h"
+    """The time window records are rolled up in; one of AGGREGATION_WINDOWS."""
+
+    dimensions: tuple[str, ...] = ("type", "source")
+    """Record fields to group by."""
+
+    metrics: tuple[str, ...] = ("value",)
+    """Numeric record fields to sum."""
 
 
 @dataclass(frozen=True)
 class Database:
     """Where the analytics stage loads rollups; exactly one of the two is set."""
 
-    secret_arn: str | None = None  # an existing Secrets Manager secret
-    url: str | None = field(default=None, repr=False)  # a secret config value; the stack creates the secret
+    secret_arn: str | None = None
+    """The full ARN of an existing Secrets Manager secret."""
+
+    url: str | None = field(default=None, repr=False)
+    """The SQLAlchemy URL, a secret config value; the stack creates the secret."""
 
 
 @dataclass(frozen=True)
 class Vpc:
     """Network placement of the analytics function (to reach a private database)."""
 
-    subnet_ids: tuple[str, ...]  # private subnets, ideally in several AZs
-    security_group_ids: tuple[str, ...]  # groups allowed to reach the database
+    subnet_ids: tuple[str, ...]
+    """Private subnets, ideally in several availability zones."""
+
+    security_group_ids: tuple[str, ...]
+    """Security groups allowed to reach the database."""
 
 
 @dataclass(frozen=True)
 class LayerSettings:
     """Where the shared layer zip comes from."""
 
-    archive: Path | None = None  # a prebuilt zip; None: build it with layer.build
-    include_boto3: bool = False  # bundle boto3 instead of using the runtime's
+    archive: Path | None = None
+    """A prebuilt layer zip; None: build it with `layer.build`."""
+
+    include_boto3: bool = False
+    """Bundle boto3 instead of using the runtime's."""
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
     """The validated configuration of one stack."""
 
-    project: str  # Pulumi project name
-    stack: str  # Pulumi stack name
-    bucket_base_names: Mapping[str, str]  # raw/processed/analytics -> name without suffix
-    bucket_suffix: bool  # append a stable random 8-hex suffix
-    force_destroy: bool  # let `pulumi destroy` empty the buckets
-    retain_buckets_on_delete: bool  # keep the buckets (and data) when the stack is destroyed
-    versioning: Mapping[str, bool]  # raw/processed/analytics -> versioning on
-    noncurrent_version_expiration_days: int  # lifecycle expiry of noncurrent versions
-    kms_key_arn: str | None  # SSE-KMS key; None: SSE-S3
-    runtime: str  # Lambda runtime of all functions and the layer
-    architecture: str  # Lambda architecture of all functions and the layer
-    retry_attempts: int  # async invoke retries before the failure queue
-    max_event_age_seconds: int  # async event age before the failure queue
-    stages: Mapping[str, StageSettings]  # ingestion/processing/analytics -> settings
-    input_prefix: str  # raw key prefix that triggers ingestion
-    input_suffixes: tuple[str, ...]  # raw key suffixes that trigger ingestion
-    max_record_bytes: int  # longest accepted input line
-    record_schema: str | None  # JSON Schema as compact JSON text; None: the shipped schema
-    aggregation: Aggregation  # processing settings
-    database: Database | None  # analytics database; None: no database
-    summary_topic_arn: str | None  # SNS topic for report summaries
-    vpc: Vpc | None  # analytics VPC placement
-    layer: LayerSettings  # shared layer source
-    alarm_email: str | None  # alarm subscription address
-    overwrites: str = OVERWRITE_MODES[0]  # what a new version of a raw key does: replace or append
+    project: str
+    """Pulumi project name."""
+
+    stack: str
+    """Pulumi stack name."""
+
+    bucket_base_names: Mapping[str, str]
+    """Raw/processed/analytics -> name without suffix."""
+
+    bucket_suffix: bool
+    """Append a stable random 8-hex suffix."""
+
+    force_destroy: bool
+    """Let `pulumi destroy` empty the buckets."""
+
+    retain_buckets_on_delete: bool
+    """Keep the buckets (and data) when the stack is destroyed."""
+
+    versioning: Mapping[str, bool]
+    """Raw/processed/analytics -> versioning on."""
+
+    noncurrent_version_expiration_days: int
+    """Lifecycle expiry of noncurrent versions."""
+
+    kms_key_arn: str | None
+    """SSE-KMS key; None: SSE-S3."""
+
+    runtime: str
+    """Lambda runtime of all functions and the layer."""
+
+    architecture: str
+    """Lambda architecture of all functions and the layer."""
+
+    retry_attempts: int
+    """Async invoke retries before the failure queue."""
+
+    max_event_age_seconds: int
+    """Async event age before the failure queue."""
+
+    stages: Mapping[str, StageSettings]
+    """Ingestion/processing/analytics -> settings."""
+
+    input_prefix: str
+    """Raw key prefix that triggers ingestion."""
+
+    input_suffixes: tuple[str, ...]
+    """Raw key suffixes that trigger ingestion."""
+
+    max_record_bytes: int
+    """Longest accepted input line."""
+
+    record_schema: str | None
+    """JSON Schema as compact JSON text; None: the shipped schema."""
+
+    aggregation: Aggregation
+    """Processing settings."""
+
+    database: Database | None
+    """Analytics database; None: no database."""
+
+    summary_topic_arn: str | None
+    """SNS topic for report summaries."""
+
+    vpc: Vpc | None
+    """Analytics VPC placement."""
+
+    layer: LayerSettings
+    """Shared layer source."""
+
+    alarm_email: str | None
+    """Alarm subscription address."""
+
+    overwrites: str = OVERWRITE_MODES[0]
+    """What a new version of a raw key does: replace or append."""
 
     @property
     def resource_prefix(self) -> str:
@@ -151,8 +223,11 @@ class PipelineConfig:
 class Problem:
     """One invalid key and what is allowed."""
 
-    key: str  # full key, e.g. data-pipeline:stages.ingestion.memoryMb
-    message: str  # what is wrong and what is allowed
+    key: str
+    """The full key, e.g. data-pipeline:stages.ingestion.memoryMb."""
+
+    message: str
+    """What is wrong and what is allowed."""
 
 
 class ConfigError(ValueError):
@@ -563,18 +638,13 @@ def _check_environment_size(c: _Collector, cfg: PipelineConfig) -> None:
     # A secret the stack creates gets its ARN at deploy time: count it as long as Secrets Manager allows.
     created_secret_arn = "arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:" + "x" * 519
     secret_arn = (cfg.database.secret_arn or created_secret_arn) if cfg.database else None
-    culprits = {
-        "ingestion": ("recordSchema", "recordSchema (RECORD_SCHEMA holds it), inputPrefix or inputSuffixes"),
-        "processing": ("aggregation", "aggregation.dimensions or aggregation.metrics"),
-        "analytics": ("database", "database.secretArn or summaryTopicArn"),
-    }
-    for stage, (key, what) in culprits.items():
+    for stage in STAGE_TABLE:
         size = environment_bytes(stage_environment(stage, cfg, "x" * BUCKET_NAME_MAX, secret_arn))
         if size > LAMBDA_ENV_MAX_BYTES:
             c.fail(
-                key,
-                f"the {stage} function's environment would be {size} bytes and Lambda allows "
-                f"{LAMBDA_ENV_MAX_BYTES}: shorten {what}",
+                stage.size_hint.key,
+                f"the {stage.name} function's environment would be {size} bytes and Lambda allows "
+                f"{LAMBDA_ENV_MAX_BYTES}: shorten {stage.size_hint.shorten}",
             )
 
 
@@ -652,19 +722,87 @@ def _layer(c: _Collector, value: Any, project_dir: Path | None) -> LayerSettings
     return LayerSettings(archive=path, include_boto3=include_boto3)
 
 
-def read_stack_config() -> tuple[dict[str, Any], frozenset[str]]:
-    """Every `data-pipeline:` value the Pulumi runtime holds, and which of them are secret.
+def load_stack_config(project_dir: Path) -> PipelineConfig:
+    """The validated config of the stack being deployed (`read_stack_config`, then `parse_config`)."""
+    import pulumi
 
-    The adapter between the Pulumi runtime and `parse_config`: reading the whole namespace (rather than
-    `pulumi.Config.get` key by key) is what lets unknown keys be refused.
+    raw, secret_keys = read_stack_config(project_dir)
+    return parse_config(
+        raw,
+        project=pulumi.get_project(),
+        stack=pulumi.get_stack(),
+        secret_keys=secret_keys,
+        project_dir=project_dir,
+    )
+
+
+def read_stack_config(project_dir: Path | None = None) -> tuple[dict[str, Any], frozenset[str]]:
+    """Every `data-pipeline:` value the program was given (keys without namespace), and which are secret.
+
+    The adapter between the Pulumi runtime and `parse_config`. Values are read with `pulumi.Config`, secrecy
+    with `pulumi.runtime.is_config_secret` and `get_config_secret_keys_env`. Unknown keys can be refused only
+    if the program knows every key it was given, and the SDK has no public call that lists them, so the names
+    come from where the config is handed over (`_config_names`).
+    """
+    import pulumi
+    from pulumi import runtime
+
+    config = pulumi.Config(NAMESPACE)
+    names = _config_names(project_dir) | set(_TOP_LEVEL_KEYS)
+    raw = {name: value for name in sorted(names) if (value := config.get(name)) is not None}
+    secret_full_keys = set(runtime.get_config_secret_keys_env())
+    secrets = frozenset(
+        name
+        for name in raw
+        if config.full_key(name) in secret_full_keys or runtime.is_config_secret(config.full_key(name))
+    )
+    return raw, secrets
+
+
+def _config_names(project_dir: Path | None) -> set[str]:
+    """The names (without namespace) of the `data-pipeline:` keys the program was given.
+
+    - `pulumi up` / `preview` (the Pulumi CLI and the Automation API's local programs): the language host
+      hands the program the stack's whole resolved config (the stack file, ESC environments, `--config`) as
+      `PULUMI_CONFIG`, which the public `pulumi.runtime.get_config_env()` parses. That is the deploy path, and
+      it needs nothing else.
+    - Run in-process (Pulumi's mocks, as `devtools.harness` runs the program; an Automation API inline
+      program), the program is given its config through the public `pulumi.runtime.set_all_config`, and no
+      public call lists what it set. The keys of the stack file, `Pulumi.<stack>.yaml`, are listed (its format
+      is documented), and the keys set in-process besides, from `_in_process_config_keys`.
+    """
+    import pulumi
+    from pulumi import runtime
+
+    if os.environ.get("PULUMI_CONFIG"):
+        full_keys = set(runtime.get_config_env())
+    else:
+        full_keys = _stack_file_keys(project_dir, pulumi.get_stack()) | _in_process_config_keys()
+    prefix = f"{NAMESPACE}:"
+    return {key[len(prefix) :] for key in full_keys if key.startswith(prefix)}
+
+
+def _stack_file_keys(project_dir: Path | None, stack: str) -> set[str]:
+    """The full keys of `Pulumi.<stack>.yaml`'s `config:` (none without a project directory or stack file)."""
+    import yaml
+
+    path = None if project_dir is None else project_dir / f"Pulumi.{stack}.yaml"
+    if path is None or not path.is_file():
+        return set()
+    document = yaml.safe_load(path.read_text()) or {}
+    return {str(key) for key in (document.get("config") or {})}
+
+
+def _in_process_config_keys() -> set[str]:
+    """The full keys `pulumi.runtime.set_all_config` set, for a program run in-process only.
+
+    pulumi 3.272 keeps them in `pulumi.runtime.config.CONFIG`, a module attribute without an underscore that
+    `pulumi.runtime` does not export and no document describes; nothing public lists them. Never read on
+    `pulumi up` (see `_config_names`). Should an SDK upgrade drop it, this returns nothing: keys of the stack
+    file are still checked, and the canary test (tests/components/test_components_config.py) fails, naming it.
     """
     from pulumi.runtime import config as runtime_config
 
-    merged: dict[str, Any] = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    secret_full_keys = set(runtime_config.get_config_secret_keys_env()) | set(
-        runtime_config._SECRET_KEYS.get()
-    )
-    prefix = f"{NAMESPACE}:"
-    raw = {k[len(prefix) :]: v for k, v in merged.items() if k.startswith(prefix)}
-    secrets = frozenset(k[len(prefix) :] for k in secret_full_keys if k.startswith(prefix))
-    return raw, secrets
+    holder = getattr(runtime_config, "CONFIG", None)
+    values = holder.get() if holder is not None and hasattr(holder, "get") else {}
+    return {str(key) for key in values} if isinstance(values, dict) else set()

@@ -12,9 +12,14 @@ from pulumi_aws import secretsmanager
 class DatabaseSecretArgs:
     """Inputs of a `DatabaseSecret`."""
 
-    url: pulumi.Input[str] = field(repr=False)  # the SQLAlchemy URL; kept secret end to end
-    kms_key_arn: str | None = None  # encrypt with this key; None: the AWS managed key
-    recovery_window_days: int = 30  # 0 deletes at once (dev stacks)
+    url: pulumi.Input[str] = field(repr=False)
+    """The SQLAlchemy URL; kept secret end to end."""
+
+    kms_key_arn: str | None = None
+    """Encrypt the secret with this key; None: the AWS managed key."""
+
+    recovery_window_days: int = 30
+    """Days a deleted secret can be restored; 0 deletes it at once (dev stacks)."""
 
 
 class DatabaseSecret(pulumi.ComponentResource):

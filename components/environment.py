@@ -1,7 +1,7 @@
 """The environment each stage's function gets: the variables `handlers/config.py` reads.
 
-Kept apart from `components.stage` (no Pulumi import), so that `components.config` can measure the
-real environment against Lambda's 4 KB limit while it validates the stack config.
+Rendered from the stage table (`components.stage_table`), with no Pulumi import, so that `components.config`
+can measure the real environment against Lambda's 4 KB limit while it validates the stack config.
 """
 
 from __future__ import annotations
@@ -9,57 +9,61 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from components import chain
+from components.stage_table import (
+    DATABASE_SECRET_VARIABLE,
+    SUMMARY_TOPIC_VARIABLE,
+    Provided,
+    Setting,
+    StageDescription,
+    describe,
+)
 
 if TYPE_CHECKING:
     from components.config import PipelineConfig
 
 METRICS_NAMESPACE = "DataPipeline"
-REPORT_TOP_GROUPS = 10
 
 
 def stage_environment(
-    stage: str,
+    stage: str | StageDescription,
     cfg: PipelineConfig,
     dest_bucket: Any,
     secret_arn: Any = None,
 ) -> dict[str, Any]:
-    """The variables `handlers/config.py` reads (docs/architecture.md, "Function environment")."""
+    """The variables `handlers/config.py` reads (docs/architecture.md, "Function environment").
+
+    `dest_bucket` is the destination bucket's name and `secret_arn` the database secret's ARN (plain
+    strings, or Outputs in the program); the secret and the summary topic reach only a stage that needs them.
+    """
+    description = describe(stage) if isinstance(stage, str) else stage
     env: dict[str, Any] = {
-        "PIPELINE_STAGE": stage,
+        "PIPELINE_STAGE": description.name,
         "DEST_BUCKET": dest_bucket,
         "METRICS_NAMESPACE": METRICS_NAMESPACE,
     }
-    if stage == "ingestion":
-        env |= {
-            "RECORDS_PREFIX": chain.RECORDS_PREFIX,
-            "QUARANTINE_PREFIX": chain.QUARANTINE_PREFIX,
-            "INPUT_PREFIX": cfg.input_prefix,
-            "INPUT_SUFFIXES": ",".join(cfg.input_suffixes),
-            "MAX_RECORD_BYTES": str(cfg.max_record_bytes),
-        }
-        if cfg.record_schema is not None:
-            env["RECORD_SCHEMA"] = cfg.record_schema
-    elif stage == "processing":
-        env |= {
-            "AGGREGATES_PREFIX": chain.AGGREGATES_PREFIX,
-            "AGGREGATION_WINDOW": cfg.aggregation.window,
-            "AGGREGATION_DIMENSIONS": ",".join(cfg.aggregation.dimensions),
-            "AGGREGATION_METRICS": ",".join(cfg.aggregation.metrics),
-        }
-    elif stage == "analytics":
-        env |= {
-            "REPORTS_PREFIX": chain.REPORTS_PREFIX,
-            "REPORT_TOP_GROUPS": str(REPORT_TOP_GROUPS),
-            "OVERWRITE_MODE": cfg.overwrites,
-        }
-        if secret_arn is not None:
-            env["DATABASE_SECRET_ARN"] = secret_arn
-        if cfg.summary_topic_arn is not None:
-            env["SUMMARY_TOPIC_ARN"] = cfg.summary_topic_arn
-    else:
-        raise ValueError(f"unknown stage {stage!r}")
+    for name, value in description.environment.items():
+        rendered = _render(cfg, value) if isinstance(value, Setting) else value
+        if rendered is not None:
+            env[name] = rendered
+    provided = description.needs.select(
+        Provided(database_secret_arn=secret_arn, summary_topic_arn=cfg.summary_topic_arn)
+    )
+    if provided.database_secret_arn is not None:
+        env[DATABASE_SECRET_VARIABLE] = provided.database_secret_arn
+    if provided.summary_topic_arn is not None:
+        env[SUMMARY_TOPIC_VARIABLE] = provided.summary_topic_arn
     return env
+
+
+def _render(cfg: PipelineConfig, setting: Setting) -> str | None:
+    value: Any = cfg
+    for part in setting.attribute().split("."):
+        value = getattr(value, part)
+    if value is None:
+        return None
+    if isinstance(value, tuple | list):
+        return ",".join(value)
+    return str(value)
 
 
 def environment_bytes(env: dict[str, str]) -> int:

@@ -1,21 +1,24 @@
-"""Typed IAM policies and one pure policy builder per stage.
+"""Typed IAM policies: `Statement`, `PolicyDocument`, the one stage-policy builder, the shared statements.
 
-`Statement` and `PolicyDocument` are frozen and check themselves when built: every statement has a Sid,
-an Allow never names a wildcard action, and a `*` resource is allowed only where AWS offers nothing
-narrower (`any_resource=True`, used once: the VPC network-interface actions). Builders take plain strings
-or Pulumi Outputs; `to_dict` renders plain values for tests, `to_json` renders with `Output.json_dumps`
-for the program.
+`Statement` and `PolicyDocument` are frozen and check themselves when built: every statement has a Sid, an
+Allow never names a wildcard action, and a `*` resource is allowed only where AWS offers nothing narrower
+(`any_resource=True`: the VPC Describe actions, and a KMS key policy, where `*` means the key itself). The
+one wildcard an Allow may name is a KMS key policy's delegation to the account (`account_key_delegation`).
+Builders take plain strings or Pulumi Outputs; `to_dict` renders plain values for tests, `to_json` renders
+with `Output.json_dumps` for the program. Every policy of the stack is built here: the stage roles'
+(`stage_policy`, from the stage table), their trust policy, the buckets' and the alarm topic's TLS-only
+statement (`deny_insecure_transport_statement`) and the alarm key's policy.
 """
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from components.chain import Location, StageNode
+from components.stage_table import Provided, StageDescription
 
 _SID = re.compile(r"^[A-Za-z0-9]+$")
 _ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
@@ -29,22 +32,51 @@ class PolicyError(ValueError):
 class Statement:
     """One IAM policy statement."""
 
-    sid: str  # alphanumeric, unique within the document
-    actions: tuple[str, ...]  # service:Action; no wildcard in an Allow
-    resources: tuple[Any, ...] = ()  # ARNs (str or Output[str]); "*" only with any_resource
-    effect: Literal["Allow", "Deny"] = "Allow"  # Allow or Deny
-    principals: Mapping[str, Any] | str | None = None  # resource and trust policies only
-    conditions: Mapping[str, Mapping[str, Any]] | None = None  # operator -> {key: value}
-    any_resource: bool = False  # the one documented exception: actions without resource-level control
+    sid: str
+    """Alphanumeric, unique within the document."""
+
+    actions: tuple[str, ...]
+    """`service:Action` names; no wildcard in an Allow (but see `account_delegation`)."""
+
+    resources: tuple[Any, ...] = ()
+    """ARNs (str or Output[str]); "*" only with `any_resource`."""
+
+    effect: Literal["Allow", "Deny"] = "Allow"
+    """Allow or Deny."""
+
+    principals: Mapping[str, Any] | str | None = None
+    """Who the statement is about; resource, key and trust policies only."""
+
+    conditions: Mapping[str, Mapping[str, Any]] | None = None
+    """Condition operator -> {condition key: value}."""
+
+    any_resource: bool = False
+    """Allows the resource "*": for actions without resource-level control (the VPC Describe actions), and
+    in a KMS key policy, where "*" means the key the policy is attached to."""
+
+    account_delegation: bool = False
+    """Allows `<service>:*` to an `AWS` principal: only for a KMS key policy's delegation to the account's IAM
+    policies (`account_key_delegation`), without which nobody could manage or delete the key."""
 
     def __post_init__(self) -> None:
         if not _SID.match(self.sid):
             raise PolicyError(f"statement Sid {self.sid!r} must be alphanumeric")
         if not self.actions:
             raise PolicyError(f"statement {self.sid} has no action")
+        if self.account_delegation and not (
+            self.effect == "Allow"
+            and isinstance(self.principals, Mapping)
+            and set(self.principals) == {"AWS"}
+            and len(self.actions) == 1
+            and self.actions[0].endswith(":*")
+        ):
+            raise PolicyError(
+                f"statement {self.sid}: an account delegation allows exactly one '<service>:*' "
+                "to an AWS principal"
+            )
         for action in self.actions:
             wildcard = "*" in action
-            if self.effect == "Allow" and wildcard:
+            if self.effect == "Allow" and wildcard and not self.account_delegation:
                 raise PolicyError(f"statement {self.sid} allows the wildcard action {action!r}")
             if not wildcard and not _ACTION.match(action):
                 raise PolicyError(f"statement {self.sid} names a malformed action {action!r}")
@@ -69,8 +101,11 @@ class Statement:
 class PolicyDocument:
     """An IAM policy document (version 2012-10-17)."""
 
-    statements: tuple[Statement, ...]  # at least one; Sids unique
-    version: str = field(default="2012-10-17")  # the only current policy language version
+    statements: tuple[Statement, ...]
+    """At least one; Sids unique."""
+
+    version: str = field(default="2012-10-17")
+    """The policy language version (2012-10-17 is the only current one)."""
 
     def __post_init__(self) -> None:
         if not self.statements:
@@ -106,76 +141,99 @@ def lambda_trust_policy() -> PolicyDocument:
     )
 
 
+def deny_insecure_transport_statement(actions: tuple[str, ...], resources: tuple[Any, ...]) -> Statement:
+    """The statement that refuses `actions` on `resources` to anyone, for every request made without TLS."""
+    return Statement(
+        sid="DenyInsecureTransport",
+        effect="Deny",
+        principals="*",
+        actions=actions,
+        resources=resources,
+        conditions={"Bool": {"aws:SecureTransport": "false"}},
+    )
+
+
 def deny_insecure_transport(bucket_arn: Any) -> PolicyDocument:
     """Bucket policy refusing every request made without TLS."""
     return PolicyDocument(
-        statements=(
-            Statement(
-                sid="DenyInsecureTransport",
-                effect="Deny",
-                principals="*",
-                actions=("s3:*",),
-                resources=(bucket_arn, _join(bucket_arn, "/*")),
-                conditions={"Bool": {"aws:SecureTransport": "false"}},
-            ),
-        )
+        statements=(deny_insecure_transport_statement(("s3:*",), (bucket_arn, _join(bucket_arn, "/*"))),)
+    )
+
+
+def account_key_delegation(partition: Any, account_id: Any) -> Statement:
+    """The key policy statement that lets the account's IAM policies manage the key (AWS's default key
+    policy); without it nobody could ever manage or delete the key."""
+    return Statement(
+        sid="AccountIamPoliciesManageKey",
+        principals={"AWS": _format("arn:{0}:iam::{1}:root", partition, account_id)},
+        actions=("kms:*",),
+        resources=("*",),
+        any_resource=True,
+        account_delegation=True,
     )
 
 
 @dataclass(frozen=True)
 class StageGrants:
-    """The ARNs a stage's policy refers to; plain strings in tests, Outputs in the program."""
+    """The ARNs every stage's policy names; plain strings in tests, Outputs in the program."""
 
-    bucket_arns: Mapping[str, Any]  # bucket role (raw/processed/analytics) -> bucket ARN
-    log_group_arn: Any = None  # the stage's own log group (filled in by PipelineStage)
-    failure_queue_arn: Any = None  # the stage's own failure queue (filled in by PipelineStage)
-    kms_key_arn: str | None = None  # SSE-KMS key of buckets and queues, if any
-    secret_arn: Any = None  # analytics: the database secret, if any
-    topic_arn: str | None = None  # analytics: the summary topic, if any
-    in_vpc: bool = False  # analytics: attached to a VPC
-    vpc_subnet_ids: tuple[str, ...] = ()  # analytics in a VPC: where Lambda may create ENIs
-    vpc_security_group_ids: tuple[str, ...] = ()  # analytics in a VPC: the groups those ENIs may use
-    region: Any = None  # analytics in a VPC: the deployment region (scopes the ENI statement)
-    partition: Any = "aws"  # ARN partition
+    bucket_arns: Mapping[str, Any]
+    """Bucket role (raw/processed/analytics) -> bucket ARN."""
+
+    log_group_arn: Any = None
+    """The stage's own log group (filled in by `PipelineStage`)."""
+
+    failure_queue_arn: Any = None
+    """The stage's own failure queue (filled in by `PipelineStage`)."""
+
+    kms_key_arn: str | None = None
+    """The SSE-KMS key of the buckets and queues, if any."""
+
+    partition: Any = "aws"
+    """The ARN partition."""
 
 
 def _join(arn: Any, suffix: str) -> Any:
     if isinstance(arn, str):
         return arn + suffix
+    return _format("{0}{1}", arn, suffix)
+
+
+def _format(template: str, *parts: Any) -> Any:
+    """`template` with `parts`: a string when every part is one, else an `Output.format`."""
+    if all(isinstance(p, str) for p in parts):
+        return template.format(*parts)
     import pulumi
 
-    return pulumi.Output.format("{0}{1}", arn, suffix)
-
-
-def _ec2_arn(grants: StageGrants, resource: str) -> Any:
-    if grants.region is None:
-        raise PolicyError("a VPC-attached stage needs the region to scope its network-interface statements")
-    if isinstance(grants.region, str) and isinstance(grants.partition, str):
-        return f"arn:{grants.partition}:ec2:{grants.region}:*:{resource}"
-    import pulumi
-
-    return pulumi.Output.format("arn:{0}:ec2:{1}:*:{2}", grants.partition, grants.region, resource)
+    return pulumi.Output.format(template, *parts)
 
 
 def _objects(grants: StageGrants, locations: tuple[Location, ...]) -> tuple[Any, ...]:
     return tuple(_join(grants.bucket_arns[loc.bucket], "/" + loc.key_pattern) for loc in locations)
 
 
-def _common_statements(
-    node: StageNode, grants: StageGrants, reads: str, writes: str, multipart: bool = False
-) -> list[Statement]:
+def stage_policy(
+    stage: StageDescription, node: StageNode, grants: StageGrants, provided: Provided | None = None
+) -> PolicyDocument:
+    """The inline policy of `stage`'s role: exactly what its handler does.
+
+    It reads the objects that trigger it and writes its own (`node`), logs to its own log group, sends to its
+    own failure queue, uses the data key if there is one, and uses what the stack provides only where the
+    stage table says the stage needs it (`Needs`).
+    """
     statements = [
         Statement(
-            sid=f"Read{reads}",
+            sid=stage.read_sid,
             # GetObjectVersion: a handler may read the exact version named in the event of a versioned bucket.
             actions=("s3:GetObject", "s3:GetObjectVersion"),
             resources=_objects(grants, node.triggers),
         ),
         Statement(
-            sid=f"Write{writes}",
-            # AbortMultipartUpload lets a failed streaming (multipart) upload clean up its parts; only
-            # ingestion streams its output, the other stages write each object in one PUT.
-            actions=("s3:PutObject", "s3:AbortMultipartUpload") if multipart else ("s3:PutObject",),
+            sid=stage.write_sid,
+            # AbortMultipartUpload lets a failed streaming (multipart) upload clean up its parts.
+            actions=("s3:PutObject", "s3:AbortMultipartUpload")
+            if stage.multipart_writes
+            else ("s3:PutObject",),
             resources=_objects(grants, node.writes),
         ),
         Statement(
@@ -198,78 +256,59 @@ def _common_statements(
                 resources=(grants.kms_key_arn,),
             )
         )
-    return statements
-
-
-def ingestion_policy(node: StageNode, grants: StageGrants) -> PolicyDocument:
-    """Reads raw input; writes processed records/ and quarantine/."""
-    return PolicyDocument(
-        statements=tuple(_common_statements(node, grants, "RawInput", "ProcessedRecords", multipart=True))
-    )
-
-
-def processing_policy(node: StageNode, grants: StageGrants) -> PolicyDocument:
-    """Reads processed records/; writes analytics aggregates/."""
-    return PolicyDocument(
-        statements=tuple(_common_statements(node, grants, "ProcessedRecords", "AnalyticsAggregates"))
-    )
-
-
-def analytics_policy(node: StageNode, grants: StageGrants) -> PolicyDocument:
-    """Reads analytics aggregates/; writes reports/, plus only the secret and topic it uses."""
-    statements = _common_statements(node, grants, "AnalyticsAggregates", "AnalyticsReports")
-    if grants.secret_arn is not None:
+    needed = stage.needs.select(provided or Provided())
+    if needed.database_secret_arn is not None:
         statements.append(
             Statement(
                 sid="ReadDatabaseSecret",
                 actions=("secretsmanager:GetSecretValue",),
-                resources=(grants.secret_arn,),
+                resources=(needed.database_secret_arn,),
             )
         )
-    if grants.topic_arn is not None:
+    if needed.summary_topic_arn is not None:
         statements.append(
-            Statement(sid="PublishSummary", actions=("sns:Publish",), resources=(grants.topic_arn,))
+            Statement(sid="PublishSummary", actions=("sns:Publish",), resources=(needed.summary_topic_arn,))
         )
-    if grants.in_vpc:
-        statements += [
-            Statement(
-                sid="CreateNetworkInterfaces",
-                # Lambda creates the function's ENIs with this role: only in the configured subnets, with the
-                # configured security groups. The account stays open so subnets shared through RAM work.
-                actions=("ec2:CreateNetworkInterface",),
-                resources=(
-                    _ec2_arn(grants, "network-interface/*"),
-                    *(_ec2_arn(grants, f"subnet/{s}") for s in grants.vpc_subnet_ids),
-                    *(_ec2_arn(grants, f"security-group/{g}") for g in grants.vpc_security_group_ids),
-                ),
-            ),
-            Statement(
-                sid="ManageNetworkInterfaces",
-                actions=(
-                    "ec2:DeleteNetworkInterface",
-                    "ec2:AssignPrivateIpAddresses",
-                    "ec2:UnassignPrivateIpAddresses",
-                ),
-                resources=(_ec2_arn(grants, "network-interface/*"),),
-            ),
-            Statement(
-                sid="DescribeVpcNetwork",
-                # The documented exception: these Describe calls support no resource-level scoping at all.
-                actions=("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"),
-                resources=("*",),
-                any_resource=True,
-            ),
-        ]
+    if needed.vpc is not None:
+        statements += _network_interface_statements(grants, needed)
     return PolicyDocument(statements=tuple(statements))
 
 
-POLICY_BUILDERS = {
-    "ingestion": ingestion_policy,
-    "processing": processing_policy,
-    "analytics": analytics_policy,
-}
+def _network_interface_statements(grants: StageGrants, needed: Provided) -> list[Statement]:
+    """What Lambda needs to place the function in the configured subnets with the configured groups."""
+    assert needed.vpc is not None
+    if needed.region is None:
+        raise PolicyError("a VPC-attached stage needs the region to scope its network-interface statements")
 
+    def ec2(resource: str) -> Any:
+        return _format("arn:{0}:ec2:{1}:*:{2}", grants.partition, needed.region, resource)
 
-def policy_builder(node: StageNode) -> Callable[[StageGrants], PolicyDocument]:
-    """The stage's builder bound to its node of the declared graph."""
-    return functools.partial(POLICY_BUILDERS[node.stage], node)
+    return [
+        Statement(
+            sid="CreateNetworkInterfaces",
+            # Lambda creates the function's ENIs with this role: only in the configured subnets, with the
+            # configured security groups. The account stays open so subnets shared through RAM work.
+            actions=("ec2:CreateNetworkInterface",),
+            resources=(
+                ec2("network-interface/*"),
+                *(ec2(f"subnet/{s}") for s in needed.vpc.subnet_ids),
+                *(ec2(f"security-group/{g}") for g in needed.vpc.security_group_ids),
+            ),
+        ),
+        Statement(
+            sid="ManageNetworkInterfaces",
+            actions=(
+                "ec2:DeleteNetworkInterface",
+                "ec2:AssignPrivateIpAddresses",
+                "ec2:UnassignPrivateIpAddresses",
+            ),
+            resources=(ec2("network-interface/*"),),
+        ),
+        Statement(
+            sid="DescribeVpcNetwork",
+            # The documented exception: these Describe calls support no resource-level scoping at all.
+            actions=("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"),
+            resources=("*",),
+            any_resource=True,
+        ),
+    ]

@@ -13,10 +13,17 @@ from pulumi_aws import lambda_
 class SharedLayerArgs:
     """Inputs of a `SharedLayer`."""
 
-    layer_name: str  # physical layer name
-    archive: Path  # the layer zip (python/ at its root); must exist
-    runtime: str  # the one runtime the functions use
-    architecture: str  # the one architecture the functions use
+    layer_name: str
+    """The physical layer name."""
+
+    archive: Path
+    """The layer zip (python/ at its root); must exist."""
+
+    runtime: str
+    """The one runtime the functions use."""
+
+    architecture: str
+    """The one architecture the functions use."""
 
 
 class SharedLayer(pulumi.ComponentResource):

@@ -26,6 +26,12 @@ import pulumi
 from pulumi_aws import cloudwatch, kms, sns
 
 from components.environment import METRICS_NAMESPACE
+from components.iam import (
+    PolicyDocument,
+    Statement,
+    account_key_delegation,
+    deny_insecure_transport_statement,
+)
 
 # The EMF metrics of handlers/metrics.py that the dashboard charts (dimension Stage).
 RECORD_METRICS = ("RecordsValid", "RecordsQuarantined")
@@ -37,37 +43,72 @@ RUNBOOK = "README.md"
 class MonitoredStage:
     """The names an alarm or a widget needs of one pipeline stage."""
 
-    stage: str  # ingestion, processing or analytics (the EMF `Stage` dimension)
-    function_name: pulumi.Input[str]  # the Lambda function's name
-    failure_queue_name: pulumi.Input[str]  # the name of its on-failure SQS queue
+    stage: str
+    """The stage's name: ingestion, processing or analytics (the EMF `Stage` dimension)."""
+
+    function_name: pulumi.Input[str]
+    """The Lambda function's name."""
+
+    failure_queue_name: pulumi.Input[str]
+    """The name of its on-failure SQS queue."""
 
 
 @dataclass(frozen=True)
 class ObservabilityArgs:
     """Inputs of `Observability`."""
 
-    name_prefix: str  # physical-name prefix unique per stack, e.g. data-pipeline-dev
-    stages: Sequence[MonitoredStage]  # the stages to watch, in pipeline order
-    account_id: pulumi.Input[str]  # the stack's account: key policy and confused-deputy conditions
-    region: pulumi.Input[str]  # the stack's region: dashboard widgets and alarm ARNs
-    alarm_email: str | None = None  # subscribe this address to the alarm topic; None: no subscription
-    oldest_failure_age_seconds: int = DEFAULT_OLDEST_FAILURE_AGE_SECONDS  # age alarm threshold
-    partition: str = "aws"  # the AWS partition of the ARNs
-    metrics_namespace: str = METRICS_NAMESPACE  # the handlers' METRICS_NAMESPACE
+    name_prefix: str
+    """Physical-name prefix unique per stack, e.g. data-pipeline-dev."""
+
+    stages: tuple[MonitoredStage, ...]
+    """The stages to watch, in pipeline order."""
+
+    account_id: pulumi.Input[str]
+    """The stack's account: key policy and confused-deputy conditions."""
+
+    region: pulumi.Input[str]
+    """The stack's region: dashboard widgets and alarm ARNs."""
+
+    alarm_email: str | None = None
+    """Subscribe this address to the alarm topic; None: no subscription."""
+
+    oldest_failure_age_seconds: int = DEFAULT_OLDEST_FAILURE_AGE_SECONDS
+    """Threshold of the age alarm: how long a failed event may wait in its failure queue."""
+
+    partition: pulumi.Input[str] = "aws"
+    """The AWS partition of the ARNs."""
+
+    metrics_namespace: str = METRICS_NAMESPACE
+    """The handlers' METRICS_NAMESPACE."""
 
 
 @dataclass(frozen=True)
 class AlarmSpec:
     """One CloudWatch alarm, as plain data."""
 
-    key: str  # short name: errors, throttles, delivery-failures, failures-visible, failures-age
-    namespace: str  # the metric's namespace
-    metric_name: str  # the metric
-    dimensions: Mapping[str, pulumi.Input[str]]  # the metric's dimensions
-    statistic: str  # Sum or Maximum
-    threshold: float  # fires when the statistic is greater than this
-    period_seconds: int  # one datapoint per period
-    description: str  # what it means; the action is in the runbook
+    key: str
+    """Short name: errors, throttles, delivery-failures, failures-visible, failures-age."""
+
+    namespace: str
+    """The metric's namespace."""
+
+    metric_name: str
+    """The metric."""
+
+    dimensions: Mapping[str, pulumi.Input[str]]
+    """The metric's dimensions."""
+
+    statistic: str
+    """Sum or Maximum."""
+
+    threshold: float
+    """The alarm fires when the statistic is greater than this."""
+
+    period_seconds: int
+    """One datapoint per period."""
+
+    description: str
+    """What it means; the action is in the runbook."""
 
 
 def alarm_specs(stage: MonitoredStage, oldest_failure_age_seconds: int) -> list[AlarmSpec]:
@@ -218,6 +259,42 @@ def dashboard_body(
     return {"widgets": widgets}
 
 
+def alarm_key_policy(
+    partition: pulumi.Input[str], account_id: pulumi.Input[str], cloudwatch_may_use: Mapping[str, Any]
+) -> PolicyDocument:
+    """The alarm topic key's policy: the account's IAM policies manage it; the stack's alarms may use it."""
+    return PolicyDocument(
+        statements=(
+            account_key_delegation(partition, account_id),
+            Statement(
+                sid="CloudWatchAlarmsEncryptNotifications",
+                principals={"Service": "cloudwatch.amazonaws.com"},
+                actions=("kms:Decrypt", "kms:GenerateDataKey"),
+                # In a key policy "*" is the key itself.
+                resources=("*",),
+                any_resource=True,
+                conditions=cloudwatch_may_use,
+            ),
+        )
+    )
+
+
+def alarm_topic_policy(topic_arn: pulumi.Input[str], cloudwatch_may_use: Mapping[str, Any]) -> PolicyDocument:
+    """The alarm topic's policy: the stack's alarms may publish; nobody may use it without TLS."""
+    return PolicyDocument(
+        statements=(
+            Statement(
+                sid="CloudWatchAlarmsPublish",
+                principals={"Service": "cloudwatch.amazonaws.com"},
+                actions=("sns:Publish",),
+                resources=(topic_arn,),
+                conditions=cloudwatch_may_use,
+            ),
+            deny_insecure_transport_statement(("sns:Publish", "sns:Subscribe", "sns:Receive"), (topic_arn,)),
+        )
+    )
+
+
 class Observability(pulumi.ComponentResource):
     """Alarm topic (own KMS key, optional e-mail subscription), five alarms per stage, one dashboard."""
 
@@ -252,34 +329,7 @@ class Observability(pulumi.ComponentResource):
             description=f"Encrypts the {args.name_prefix} alarm topic; usable by its CloudWatch alarms",
             enable_key_rotation=True,
             deletion_window_in_days=7,
-            policy=pulumi.Output.json_dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            # The key policy's standard delegation to the account's IAM policies (AWS's
-                            # default key policy); without it nobody could ever manage or delete the key.
-                            "Sid": "AccountIamPoliciesManageKey",
-                            "Effect": "Allow",
-                            "Principal": {
-                                "AWS": pulumi.Output.format(
-                                    "arn:{0}:iam::{1}:root", args.partition, args.account_id
-                                )
-                            },
-                            "Action": "kms:*",
-                            "Resource": "*",
-                        },
-                        {
-                            "Sid": "CloudWatchAlarmsEncryptNotifications",
-                            "Effect": "Allow",
-                            "Principal": {"Service": "cloudwatch.amazonaws.com"},
-                            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                            "Resource": "*",
-                            "Condition": cloudwatch_may_use,
-                        },
-                    ],
-                }
-            ),
+            policy=alarm_key_policy(args.partition, args.account_id, cloudwatch_may_use).to_json(),
             opts=child,
         )
         self.topic = sns.Topic(
@@ -291,29 +341,7 @@ class Observability(pulumi.ComponentResource):
         self.topic_policy = sns.TopicPolicy(
             f"{name}-alarms-policy",
             arn=self.topic.arn,
-            policy=pulumi.Output.json_dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Sid": "CloudWatchAlarmsPublish",
-                            "Effect": "Allow",
-                            "Principal": {"Service": "cloudwatch.amazonaws.com"},
-                            "Action": "sns:Publish",
-                            "Resource": self.topic.arn,
-                            "Condition": cloudwatch_may_use,
-                        },
-                        {
-                            "Sid": "DenyInsecureTransport",
-                            "Effect": "Deny",
-                            "Principal": "*",
-                            "Action": ["sns:Publish", "sns:Subscribe", "sns:Receive"],
-                            "Resource": self.topic.arn,
-                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                        },
-                    ],
-                }
-            ),
+            policy=alarm_topic_policy(self.topic.arn, cloudwatch_may_use).to_json(),
             opts=child,
         )
         self.subscription = None

@@ -1,9 +1,13 @@
-"""`PipelineStage`: one Lambda function and everything it needs to run, log, and keep failed events."""
+"""`PipelineStage`: one Lambda function and everything it needs to run, log, and keep failed events.
+
+What the stage is (handler, buckets, keys, needs) comes from its `StageDescription` in the stage table; the
+arguments add only what the stack config and the other components decide.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,44 +15,68 @@ from typing import Any
 import pulumi
 from pulumi_aws import cloudwatch, iam, lambda_, sqs
 
-from components.config import Vpc
-from components.iam import PolicyDocument, StageGrants, lambda_trust_policy
+from components.chain import StageNode
+from components.config import StageSettings
+from components.iam import PolicyDocument, StageGrants, lambda_trust_policy, stage_policy
+from components.stage_table import Provided, StageDescription
 
-HANDLERS = {
-    "ingestion": "handlers.ingestion.handler",
-    "processing": "handlers.processing.handler",
-    "analytics": "handlers.analytics.handler",
-}
-DEST_BUCKET = {"ingestion": "processed", "processing": "analytics", "analytics": "analytics"}
-SOURCE_BUCKET = {"ingestion": "raw", "processing": "processed", "analytics": "analytics"}
 # SQS keeps a message at most 14 days: the longest time to notice and redrive a failed event.
 FAILURE_RETENTION_SECONDS = 14 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class FunctionPackage:
+    """What every stage's function shares: code, layer, platform and the handling of failed events."""
+
+    code_archive: Path
+    """The function code zip (every handler); must exist."""
+
+    layer_arn: pulumi.Input[str]
+    """The shared layer version."""
+
+    runtime: str
+    """python3.12 or python3.13."""
+
+    architecture: str
+    """x86_64 or arm64."""
+
+    retry_attempts: int
+    """Asynchronous retries before an event goes to the failure queue."""
+
+    max_event_age_seconds: int
+    """Age after which an unprocessed event goes to the failure queue."""
 
 
 @dataclass(frozen=True)
 class PipelineStageArgs:
     """Inputs of a `PipelineStage`."""
 
-    stage: str  # ingestion, processing or analytics
-    function_name: str  # physical function name; its log group is /aws/lambda/<function_name>
-    handler: str  # module.function inside the code archive
-    code_archive: Path  # the function code zip; must exist
-    layer_arn: pulumi.Input[str]  # the shared layer version
-    runtime: str  # python3.12 or python3.13
-    architecture: str  # x86_64 or arm64
-    memory_mb: int  # Lambda memory
-    timeout_seconds: int  # Lambda timeout
-    reserved_concurrency: int | None  # None: unreserved
-    log_retention_days: int  # retention of the function's log group
-    environment: Mapping[str, pulumi.Input[str]]  # function environment
-    retry_attempts: int  # async retries before the failure queue
-    max_event_age_seconds: int  # async event age before the failure queue
-    source_bucket_arn: pulumi.Input[str]  # the bucket whose notifications invoke the function
-    account_id: pulumi.Input[str]  # the account owning the source bucket (confused-deputy guard)
-    policy: Callable[[StageGrants], PolicyDocument]  # the stage's pure policy builder, bound to its node
-    grants: StageGrants  # ARNs for the policy; its log group, queue and VPC entries are filled in here
-    kms_key_arn: str | None = None  # encrypt the failure queue with this key; None: SQS-managed SSE
-    vpc: Vpc | None = None  # attach the function to these subnets and security groups
+    stage: StageDescription
+    """What the stage is: handler, source and destination, keys, needs (the stage table)."""
+
+    node: StageNode
+    """The stage in the declared chain: the locations that trigger it and those it writes."""
+
+    function_name: str
+    """The physical function name; its log group is /aws/lambda/<function_name>."""
+
+    settings: StageSettings
+    """Memory, timeout, reserved concurrency and log retention, from the stack config."""
+
+    package: FunctionPackage
+    """Code, layer, platform and failed-event handling, shared by every stage."""
+
+    environment: Mapping[str, pulumi.Input[str]]
+    """The function environment (`components.environment.stage_environment`)."""
+
+    grants: StageGrants
+    """The bucket ARNs, data key and partition the policy names; the stage adds its log group and queue."""
+
+    account_id: pulumi.Input[str]
+    """The account owning the source bucket (the invoke permission's confused-deputy guard)."""
+
+    provided: Provided = dataclasses.field(default_factory=Provided)
+    """What the stack provides; the stage uses only what its description needs (database, topic, VPC)."""
 
 
 class PipelineStage(pulumi.ComponentResource):
@@ -75,19 +103,20 @@ class PipelineStage(pulumi.ComponentResource):
         self.role = iam.Role(
             f"{name}-role",
             description=f"Execution role of the Lambda function {args.function_name}",
-            assume_role_policy=pulumi.Output.json_dumps(lambda_trust_policy().to_dict()),
+            assume_role_policy=lambda_trust_policy().to_json(),
             opts=child,
         )
         self.log_group = cloudwatch.LogGroup(
             f"{name}-logs",
             name=f"/aws/lambda/{args.function_name}",
-            retention_in_days=args.log_retention_days,
+            retention_in_days=args.settings.log_retention_days,
             opts=child,
         )
+        kms_key_arn = args.grants.kms_key_arn
         queue_encryption: dict[str, Any] = (
             {"sqs_managed_sse_enabled": True}
-            if args.kms_key_arn is None
-            else {"kms_master_key_id": args.kms_key_arn, "kms_data_key_reuse_period_seconds": 3600}
+            if kms_key_arn is None
+            else {"kms_master_key_id": kms_key_arn, "kms_data_key_reuse_period_seconds": 3600}
         )
         self.failure_queue = sqs.Queue(
             f"{name}-failures",
@@ -96,16 +125,14 @@ class PipelineStage(pulumi.ComponentResource):
             **queue_encryption,
             opts=child,
         )
-        vpc = args.vpc
-        self.policy_document = args.policy(
+        needed = args.stage.needs.select(args.provided)
+        self.policy_document = stage_policy(
+            args.stage,
+            args.node,
             dataclasses.replace(
-                args.grants,
-                log_group_arn=self.log_group.arn,
-                failure_queue_arn=self.failure_queue.arn,
-                in_vpc=vpc is not None,
-                vpc_subnet_ids=vpc.subnet_ids if vpc else (),
-                vpc_security_group_ids=vpc.security_group_ids if vpc else (),
-            )
+                args.grants, log_group_arn=self.log_group.arn, failure_queue_arn=self.failure_queue.arn
+            ),
+            needed,
         )
         self.policy = iam.RolePolicy(
             f"{name}-policy",
@@ -117,14 +144,14 @@ class PipelineStage(pulumi.ComponentResource):
             f"{name}-function",
             name=args.function_name,
             role=self.role.arn,
-            runtime=args.runtime,
-            architectures=[args.architecture],
-            handler=args.handler,
-            code=pulumi.FileArchive(str(args.code_archive)),
-            layers=[args.layer_arn],
-            memory_size=args.memory_mb,
-            timeout=args.timeout_seconds,
-            reserved_concurrent_executions=args.reserved_concurrency,
+            runtime=args.package.runtime,
+            architectures=[args.package.architecture],
+            handler=args.stage.handler,
+            code=pulumi.FileArchive(str(args.package.code_archive)),
+            layers=[args.package.layer_arn],
+            memory_size=args.settings.memory_mb,
+            timeout=args.settings.timeout_seconds,
+            reserved_concurrent_executions=args.settings.reserved_concurrency,
             environment=lambda_.FunctionEnvironmentArgs(variables=dict(args.environment)),
             logging_config=lambda_.FunctionLoggingConfigArgs(
                 log_format="JSON",
@@ -133,9 +160,9 @@ class PipelineStage(pulumi.ComponentResource):
                 system_log_level="WARN",
             ),
             vpc_config=None
-            if args.vpc is None
+            if needed.vpc is None
             else lambda_.FunctionVpcConfigArgs(
-                subnet_ids=list(args.vpc.subnet_ids), security_group_ids=list(args.vpc.security_group_ids)
+                subnet_ids=list(needed.vpc.subnet_ids), security_group_ids=list(needed.vpc.security_group_ids)
             ),
             # Creating a VPC function checks the role's network-interface permissions, and the first
             # invocation needs its log and S3 permissions: the policy must exist first.
@@ -144,8 +171,8 @@ class PipelineStage(pulumi.ComponentResource):
         self.event_invoke_config = lambda_.FunctionEventInvokeConfig(
             f"{name}-async",
             function_name=self.function.name,
-            maximum_retry_attempts=args.retry_attempts,
-            maximum_event_age_in_seconds=args.max_event_age_seconds,
+            maximum_retry_attempts=args.package.retry_attempts,
+            maximum_event_age_in_seconds=args.package.max_event_age_seconds,
             destination_config=lambda_.FunctionEventInvokeConfigDestinationConfigArgs(
                 on_failure=lambda_.FunctionEventInvokeConfigDestinationConfigOnFailureArgs(
                     destination=self.failure_queue.arn
@@ -159,7 +186,7 @@ class PipelineStage(pulumi.ComponentResource):
             action="lambda:InvokeFunction",
             function=self.function.name,
             principal="s3.amazonaws.com",
-            source_arn=args.source_bucket_arn,
+            source_arn=args.grants.bucket_arns[args.stage.source],
             source_account=args.account_id,
             opts=child,
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from components.chain import (
@@ -14,6 +16,7 @@ from components.chain import (
     edges,
     loop_problems,
 )
+from components.stage_table import Keys
 from devtools.declared import StackEvaluationError
 
 
@@ -94,10 +97,15 @@ def test_disjoint_suffixes_under_the_same_prefix_do_not_overlap():
 
 
 def test_the_program_checks_the_invariant_before_declaring_resources(evaluate, monkeypatch):
-    # GIVEN a chain whose analytics stage would write where it is triggered
-    import components.chain as chain
+    # GIVEN a chain whose analytics stage would write where it is triggered (the stage table is the one
+    # source of every stage's keys)
+    import components.stage_table as stage_table
 
-    monkeypatch.setattr(chain, "REPORTS_PREFIX", "aggregates/reports/")
+    broken = tuple(
+        replace(stage, writes=(Keys("aggregates/reports/", ".json"),)) if stage.name == "analytics" else stage
+        for stage in stage_table.STAGE_TABLE
+    )
+    monkeypatch.setattr(stage_table, "STAGE_TABLE", broken)
     # WHEN the program is evaluated THEN it stops with the loop named
     with pytest.raises(
         StackEvaluationError, match="the pipeline would trigger itself: analytics -> analytics"

@@ -9,17 +9,17 @@ import parliament
 import pytest
 
 from components.chain import declared_chain
+from components.config import Vpc
 from components.iam import (
     PolicyDocument,
     PolicyError,
     StageGrants,
     Statement,
-    analytics_policy,
     deny_insecure_transport,
-    ingestion_policy,
     lambda_trust_policy,
-    processing_policy,
+    stage_policy,
 )
+from components.stage_table import Provided, describe
 
 STAGES = ("ingestion", "processing", "analytics")
 ARN = {"raw": "arn:aws:s3:::r", "processed": "arn:aws:s3:::p", "analytics": "arn:aws:s3:::a"}
@@ -30,6 +30,11 @@ QUEUE = "arn:aws:sqs:eu-west-1:123456789012:f-failures"
 
 def grants(**extra) -> StageGrants:
     return StageGrants(bucket_arns=ARN, log_group_arn=LOGS, failure_queue_arn=QUEUE, **extra)
+
+
+def policy(stage: str, g: StageGrants, provided: Provided | None = None) -> PolicyDocument:
+    """The stage's policy as the program builds it: its description, its node of the declared chain."""
+    return stage_policy(describe(stage), GRAPH.node(stage), g, provided)
 
 
 def by_sid(doc: dict) -> dict[str, dict]:
@@ -86,7 +91,7 @@ def test_a_deny_may_name_every_action_of_a_service():
 
 
 def test_ingestion_policy_is_exact():
-    doc = ingestion_policy(GRAPH.node("ingestion"), grants()).to_dict()
+    doc = policy("ingestion", grants()).to_dict()
     assert doc["Statement"] == [
         {
             "Sid": "ReadRawInput",
@@ -116,7 +121,7 @@ def test_ingestion_policy_is_exact():
 
 
 def test_processing_policy_is_exact():
-    doc = processing_policy(GRAPH.node("processing"), grants()).to_dict()
+    doc = policy("processing", grants()).to_dict()
     statements = by_sid(doc)
     assert list(statements) == [
         "ReadProcessedRecords",
@@ -135,17 +140,15 @@ def test_analytics_policy_adds_only_the_secret_topic_and_network_it_uses():
     kms = "arn:aws:kms:eu-west-1:123456789012:key/0f6d1c6e-3b5a-4c2e-9d8f-7a1b2c3d4e5f"
     secret = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf"
     topic = "arn:aws:sns:eu-west-1:123456789012:summaries"
-    g = grants(
-        kms_key_arn=kms,
-        secret_arn=secret,
-        topic_arn=topic,
-        in_vpc=True,
-        vpc_subnet_ids=("subnet-0a1b2c3d",),
-        vpc_security_group_ids=("sg-0a1b2c3d",),
+    g = grants(kms_key_arn=kms)
+    provided = Provided(
+        database_secret_arn=secret,
+        summary_topic_arn=topic,
+        vpc=Vpc(subnet_ids=("subnet-0a1b2c3d",), security_group_ids=("sg-0a1b2c3d",)),
         region="eu-west-1",
     )
     # WHEN the analytics policy is built
-    statements = by_sid(analytics_policy(GRAPH.node("analytics"), g).to_dict())
+    statements = by_sid(policy("analytics", g, provided).to_dict())
     # THEN it holds these statements and no others, and each extra grant names exactly its one resource
     assert list(statements) == [
         "ReadAnalyticsAggregates",
@@ -200,7 +203,7 @@ def test_analytics_policy_adds_only_the_secret_topic_and_network_it_uses():
 
 
 def test_analytics_without_extras_has_only_the_data_path():
-    statements = by_sid(analytics_policy(GRAPH.node("analytics"), grants()).to_dict())
+    statements = by_sid(policy("analytics", grants()).to_dict())
     assert list(statements) == [
         "ReadAnalyticsAggregates",
         "WriteAnalyticsReports",
@@ -350,9 +353,8 @@ def test_the_program_renders_exactly_the_builders_policy(dev_stack, stage):
         log_group_arn=f"arn:aws:logs:eu-west-1:123456789012:log-group:{outputs['stages'][stage]['logGroupName']}",
         failure_queue_arn=outputs["stages"][stage]["failureQueueArn"],
     )
-    builder = {"ingestion": ingestion_policy, "processing": processing_policy, "analytics": analytics_policy}[
-        stage
-    ]
-    expected = builder(declared_chain("incoming/", (".json", ".jsonl", ".ndjson", ".gz")).node(stage), arns)
+    expected = stage_policy(
+        describe(stage), declared_chain("incoming/", (".json", ".jsonl", ".ndjson", ".gz")).node(stage), arns
+    )
     # THEN the rendered inline policy is the pure builder's document, statement for statement
     assert dev_stack.role_policies()[stage] == expected.to_dict()

@@ -111,7 +111,7 @@ def test_topic_policy_lets_exactly_these_alarms_publish(stack):
     [policy] = stack.by_type("aws:sns/topicPolicy:TopicPolicy")
     statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
     publish = statements["CloudWatchAlarmsPublish"]
-    assert publish["Resource"] == topic(stack).outputs["arn"]
+    assert publish["Resource"] == [topic(stack).outputs["arn"]]
     pattern = publish["Condition"]["ArnLike"]["aws:SourceArn"]
     # every alarm's ARN matches the condition, or its notifications would be refused
     for alarm in stack.by_type(ALARM):

@@ -1,0 +1,273 @@
+"""`DataPipeline`: the whole pipeline of one stack, declared from its validated config and the stage table.
+
+Three buckets (raw -> processed -> analytics), the shared layer, one `PipelineStage` per row of the stage
+table (`components.stage_table`), one notification per triggering bucket, the database secret and schema
+migration when the stack has a database, and the alarms and dashboard. The chain is checked for loops before
+anything is declared.
+
+Existing stacks declared these components at the stack's root, before `DataPipeline` existed: each one carries
+the alias `Alias(parent=ROOT_STACK_RESOURCE)`, and its children inherit it, so every resource's old URN is an
+alias of its new one and `pulumi up` moves the resources under `DataPipeline` instead of replacing them
+(tests/components/test_components_urns.py checks it against the URNs the old program declared).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random
+
+from components import chain, config, stage_table
+from components.bucket import BucketTriggers, BucketTriggersArgs, DataBucket, DataBucketArgs, Trigger
+from components.config import PipelineConfig
+from components.database import DatabaseSecret, DatabaseSecretArgs
+from components.environment import stage_environment
+from components.iam import StageGrants
+from components.layer import SharedLayer, SharedLayerArgs
+from components.migration import SchemaMigration, SchemaMigrationArgs
+from components.observability import MonitoredStage, Observability, ObservabilityArgs
+from components.stage import FunctionPackage, PipelineStage, PipelineStageArgs
+from components.stage_table import Provided
+
+
+@dataclass(frozen=True)
+class DataPipelineArgs:
+    """Inputs of a `DataPipeline`."""
+
+    config: PipelineConfig
+    """The validated stack config (`components.config.load_stack_config`)."""
+
+    code_archive: Path
+    """The function code zip every stage runs (`artifacts.function_code.build_function_archive`)."""
+
+    layer_archive: Path
+    """The shared layer zip, built for the config's runtime and architecture (`layer.build`)."""
+
+    revisions_digest: str
+    """`components.migration.revisions_digest` of the schema revisions the code ships: a new revision runs
+    the migration again."""
+
+
+def _moved_from_root(parent: pulumi.Resource) -> pulumi.ResourceOptions:
+    """Options of a component that existing stacks declared at the stack's root: its old URN, and through
+    inheritance its children's, are aliases of the new ones."""
+    return pulumi.ResourceOptions(parent=parent, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)])
+
+
+class DataPipeline(pulumi.ComponentResource):
+    """The pipeline of one stack: buckets, layer, stages, notifications, database, alarms and dashboard."""
+
+    bucket_suffix: pulumi_random.RandomId | None
+    buckets: dict[str, DataBucket]
+    layer: SharedLayer
+    database_secret: DatabaseSecret | None
+    stages: dict[str, PipelineStage]
+    migration: SchemaMigration | None
+    triggers: dict[str, BucketTriggers]
+    observability: Observability
+    bucket_outputs: dict[str, dict[str, pulumi.Output[str]]]
+    stage_outputs: dict[str, dict[str, pulumi.Output[str]]]
+    layer_arn: pulumi.Output[str]
+    alarm_topic_arn: pulumi.Output[str]
+    dashboard_name: pulumi.Output[str]
+    database_secret_arn: pulumi.Output[str] | None
+
+    def __init__(self, name: str, args: DataPipelineArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        cfg = args.config
+        # Read at call time: the stage table is the one source (the tests replace it to break the chain).
+        descriptions = {stage.name: stage for stage in stage_table.STAGE_TABLE}
+        graph = chain.declared_chain(cfg.input_prefix, cfg.input_suffixes)
+        # Before anything is declared: a recursive S3 -> Lambda loop costs real money.
+        chain.check_loop_free(graph)
+        super().__init__("data-pipeline:pipeline:DataPipeline", name, None, opts)
+
+        account_id = aws.get_caller_identity_output().account_id
+        region = aws.get_region_output().region
+        partition = aws.get_partition_output().partition
+
+        # One suffix for all three buckets, generated once and kept in state: stable for the stack's lifetime.
+        self.bucket_suffix = (
+            pulumi_random.RandomId(
+                "bucket-suffix",
+                byte_length=config.SUFFIX_HEX_CHARS // 2,
+                opts=_moved_from_root(self),
+            )
+            if cfg.bucket_suffix
+            else None
+        )
+        suffix = self.bucket_suffix
+        self.buckets = {
+            role: DataBucket(
+                role,
+                DataBucketArgs(
+                    bucket_name=pulumi.Output.format("{0}-{1}", base, suffix.hex) if suffix else base,
+                    force_destroy=cfg.force_destroy,
+                    retain_on_delete=cfg.retain_buckets_on_delete,
+                    versioning=cfg.versioning[role],
+                    noncurrent_version_expiration_days=cfg.noncurrent_version_expiration_days,
+                    kms_key_arn=cfg.kms_key_arn,
+                ),
+                opts=_moved_from_root(self),
+            )
+            for role, base in cfg.bucket_base_names.items()
+        }
+        self.layer = SharedLayer(
+            "shared-layer",
+            SharedLayerArgs(
+                layer_name=f"{cfg.resource_prefix}-shared",
+                archive=args.layer_archive,
+                runtime=cfg.runtime,
+                architecture=cfg.architecture,
+            ),
+            opts=_moved_from_root(self),
+        )
+
+        self.database_secret = None
+        secret_arn: Any = None
+        if cfg.database is not None and cfg.database.url is not None:
+            self.database_secret = DatabaseSecret(
+                "database-secret",
+                DatabaseSecretArgs(
+                    url=cfg.database.url,
+                    kms_key_arn=cfg.kms_key_arn,
+                    recovery_window_days=0 if cfg.force_destroy else 30,
+                ),
+                opts=_moved_from_root(self),
+            )
+            secret_arn = self.database_secret.arn
+        elif cfg.database is not None:
+            secret_arn = cfg.database.secret_arn
+
+        grants = StageGrants(
+            bucket_arns={role: bucket.arn for role, bucket in self.buckets.items()},
+            kms_key_arn=cfg.kms_key_arn,
+            partition=partition,
+        )
+        provided = Provided(
+            database_secret_arn=secret_arn,
+            summary_topic_arn=cfg.summary_topic_arn,
+            vpc=cfg.vpc,
+            region=region,
+        )
+        package = FunctionPackage(
+            code_archive=args.code_archive,
+            layer_arn=self.layer.arn,
+            runtime=cfg.runtime,
+            architecture=cfg.architecture,
+            retry_attempts=cfg.retry_attempts,
+            max_event_age_seconds=cfg.max_event_age_seconds,
+        )
+        self.stages = {
+            stage.name: PipelineStage(
+                stage.name,
+                PipelineStageArgs(
+                    stage=stage,
+                    node=graph.node(stage.name),
+                    function_name=cfg.function_name(stage.name),
+                    settings=cfg.stages[stage.name],
+                    package=package,
+                    environment=stage_environment(
+                        stage, cfg, self.buckets[stage.destination].name, secret_arn
+                    ),
+                    grants=grants,
+                    account_id=account_id,
+                    provided=provided,
+                ),
+                opts=_moved_from_root(self),
+            )
+            for stage in descriptions.values()
+        }
+
+        # The stage that needs the database refuses one below the shipped revision: migrate it, through that
+        # stage's function (it runs where the database is reachable), before its events flow.
+        self.migration = None
+        migrating = [stage.name for stage in descriptions.values() if stage.needs.database]
+        if len(migrating) > 1:
+            raise ValueError(
+                f"one stage may run the schema migration; {', '.join(migrating)} need the database"
+            )
+        if secret_arn is not None and migrating:
+            function = self.stages[migrating[0]].function
+            self.migration = SchemaMigration(
+                "schema-migration",
+                SchemaMigrationArgs(
+                    function_name=function.name,
+                    revisions_digest=args.revisions_digest,
+                    database=secret_arn,
+                    depends_on=tuple(r for r in (function, self.database_secret) if r is not None),
+                ),
+                opts=_moved_from_root(self),
+            )
+
+        self.triggers = {}
+        for role, targets in graph.triggers_by_bucket().items():
+            feeds_the_database = any(descriptions[stage].needs.database for stage, _ in targets)
+            self.triggers[role] = BucketTriggers(
+                f"{role}-triggers",
+                BucketTriggersArgs(
+                    bucket=self.buckets[role].bucket,
+                    triggers=tuple(
+                        Trigger(
+                            function=self.stages[stage].function,
+                            permission=self.stages[stage].permission,
+                            prefix=location.prefix,
+                            suffix=location.suffix,
+                        )
+                        for stage, location in targets
+                    ),
+                    wait_for=(self.migration,) if self.migration is not None and feeds_the_database else (),
+                ),
+                opts=_moved_from_root(self),
+            )
+
+        self.observability = Observability(
+            "observability",
+            ObservabilityArgs(
+                name_prefix=cfg.resource_prefix,
+                stages=tuple(
+                    MonitoredStage(name, s.function.name, s.failure_queue.name)
+                    for name, s in self.stages.items()
+                ),
+                account_id=account_id,
+                region=region,
+                alarm_email=cfg.alarm_email,
+                partition=partition,
+            ),
+            opts=_moved_from_root(self),
+        )
+
+        # The stack outputs README, docs/configuration.md and devtools read.
+        self.bucket_outputs = {role: {"name": b.name, "arn": b.arn} for role, b in self.buckets.items()}
+        self.stage_outputs = {
+            name: {
+                "functionName": s.function.name,
+                "functionArn": s.function.arn,
+                "failureQueueUrl": s.failure_queue.url,
+                "failureQueueName": s.failure_queue.name,
+                "failureQueueArn": s.failure_queue.arn,
+                "logGroupName": s.log_group.name,
+            }
+            for name, s in self.stages.items()
+        }
+        self.layer_arn = self.layer.arn
+        self.alarm_topic_arn = self.observability.topic_arn
+        self.dashboard_name = self.observability.dashboard_name
+        self.database_secret_arn = self.database_secret.arn if self.database_secret is not None else None
+        self.register_outputs(
+            {
+                "buckets": self.bucket_outputs,
+                "stages": self.stage_outputs,
+                "layerArn": self.layer_arn,
+                "alarmTopicArn": self.alarm_topic_arn,
+                "dashboardName": self.dashboard_name,
+                **(
+                    {"databaseSecretArn": self.database_secret_arn}
+                    if self.database_secret_arn is not None
+                    else {}
+                ),
+            }
+        )
