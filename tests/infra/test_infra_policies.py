@@ -358,3 +358,24 @@ def test_the_program_renders_exactly_the_builders_policy(dev_stack, stage):
     )
     # THEN the rendered inline policy is the pure builder's document, statement for statement
     assert dev_stack.role_policies()[stage] == expected.to_dict()
+
+
+def test_only_an_account_delegation_may_allow_a_whole_service():
+    # the key policy's delegation to the account's IAM policies is the one wildcard an Allow may name
+    delegation = Statement(
+        sid="Delegate",
+        principals={"AWS": "arn:aws:iam::123456789012:root"},
+        actions=("kms:*",),
+        resources=("*",),
+        any_resource=True,
+        account_delegation=True,
+    )
+    assert delegation.to_dict()["Action"] == ["kms:*"]
+    # and only as exactly that: one whole service, to an AWS principal
+    for wrong in (
+        {"principals": {"Service": "cloudwatch.amazonaws.com"}, "actions": ("kms:*",)},
+        {"principals": {"AWS": "arn:aws:iam::123456789012:root"}, "actions": ("kms:*", "s3:*")},
+        {"principals": {"AWS": "arn:aws:iam::123456789012:root"}, "actions": ("kms:Get*",)},
+    ):
+        with pytest.raises(PolicyError):
+            Statement(sid="Delegate", resources=("*",), any_resource=True, account_delegation=True, **wrong)

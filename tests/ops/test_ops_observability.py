@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from components.observability import MonitoredStage, alarm_specs, dashboard_body
+from components.iam import deny_insecure_transport, deny_insecure_transport_statement
+from components.observability import (
+    MonitoredStage,
+    alarm_key_policy,
+    alarm_specs,
+    alarm_topic_policy,
+    dashboard_body,
+)
 from devtools import declared
 from handlers.metrics import METRIC_NAMES
 
@@ -197,3 +204,42 @@ def test_widgets_do_not_overlap():
 def test_outputs_name_the_topic_and_dashboard(stack):
     assert stack.outputs["alarmTopicArn"] == topic(stack).outputs["arn"]
     assert stack.outputs["dashboardName"] == f"data-pipeline-{stack.stack}"
+
+
+CLOUDWATCH_MAY_USE = {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+
+
+def test_key_and_topic_policies_are_typed_documents_with_a_sid_on_every_statement():
+    # GIVEN the alarm key's and topic's policies as the pure builders make them
+    key = alarm_key_policy("aws", "123456789012", CLOUDWATCH_MAY_USE).to_dict()
+    topic_doc = alarm_topic_policy("arn:aws:sns:eu-west-1:123456789012:t", CLOUDWATCH_MAY_USE).to_dict()
+    # THEN every statement has a Sid, and the one wildcard action is the key's delegation to the account
+    for doc in (key, topic_doc):
+        assert doc["Version"] == "2012-10-17"
+        assert all(s["Sid"] for s in doc["Statement"])
+    wildcards = [
+        (s["Sid"], a)
+        for doc in (key, topic_doc)
+        for s in doc["Statement"]
+        if s["Effect"] == "Allow"
+        for a in s["Action"]
+        if "*" in a
+    ]
+    assert wildcards == [("AccountIamPoliciesManageKey", "kms:*")]
+    assert key["Statement"][0]["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
+
+
+def test_the_topic_refuses_insecure_transport_with_the_statement_the_buckets_use():
+    topic_arn = "arn:aws:sns:eu-west-1:123456789012:t"
+    [_, deny] = alarm_topic_policy(topic_arn, CLOUDWATCH_MAY_USE).statements
+    [bucket_deny] = deny_insecure_transport("arn:aws:s3:::b").statements
+    assert deny == deny_insecure_transport_statement(
+        ("sns:Publish", "sns:Subscribe", "sns:Receive"), (topic_arn,)
+    )
+    # the same statement but for what it denies, and on what
+    assert (deny.sid, deny.effect, deny.principals, deny.conditions) == (
+        bucket_deny.sid,
+        bucket_deny.effect,
+        bucket_deny.principals,
+        bucket_deny.conditions,
+    )
