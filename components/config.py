@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from components.stage_table import STAGE_TABLE, stage_names
-from handlers.config import OVERWRITE_MODES
+from handlers.config import MAX_RECORD_BYTES_LIMIT as HANDLERS_MAX_RECORD_BYTES_LIMIT
+from handlers.config import OVERWRITE_MODES, RECORDS_LINE_LIMIT
 
 NAMESPACE = "data-pipeline"
 STAGES = stage_names()
@@ -40,9 +41,9 @@ SUFFIX_PLACEHOLDER = "-" + "0" * SUFFIX_HEX_CHARS
 FUNCTION_NAME_MAX = 64
 # Lambda rejects a function whose environment variables exceed 4 KB in total (keys and values).
 LAMBDA_ENV_MAX_BYTES = 4096
-# The processing stage reads records/ lines of up to 16 MiB (handlers/aggregate.py); normalisation
-# may grow a record, so accepted input lines stay well below that.
-MAX_RECORD_BYTES_LIMIT = 8 * 1024 * 1024
+# The largest maxRecordBytes whose records/ lines the processing stage can always read: ingestion may
+# write a record longer than its input (handlers/config.py, handlers.ingest.output_bound).
+MAX_RECORD_BYTES_LIMIT = HANDLERS_MAX_RECORD_BYTES_LIMIT
 
 _BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
@@ -541,9 +542,19 @@ def parse_config(
                 "overlapping suffix filters; keep only one",
             )
 
-    max_record_bytes = c.integer(
-        "maxRecordBytes", values.get("maxRecordBytes"), 1048576, 1, MAX_RECORD_BYTES_LIMIT
-    )
+    raw_max_record_bytes = values.get("maxRecordBytes")
+    if type(raw_max_record_bytes) is int and raw_max_record_bytes > MAX_RECORD_BYTES_LIMIT:
+        c.fail(
+            "maxRecordBytes",
+            f"{c.show('maxRecordBytes', raw_max_record_bytes)} is out of range; allowed: "
+            f"{_range(1, MAX_RECORD_BYTES_LIMIT)} (ingestion may write a record as 9/5 of its size plus 28 "
+            f"bytes, and the processing stage reads records/ lines of at most {RECORDS_LINE_LIMIT} bytes)",
+        )
+        max_record_bytes = 1048576
+    else:
+        max_record_bytes = c.integer(
+            "maxRecordBytes", raw_max_record_bytes, 1048576, 1, MAX_RECORD_BYTES_LIMIT
+        )
 
     schema = values.get("recordSchema")
     record_schema = None

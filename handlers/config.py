@@ -20,6 +20,10 @@ STAGES = ("ingestion", "processing", "analytics")
 WINDOWS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
 OVERWRITE_MODES = ("replace", "append")  # what a new version of a raw key does to the totals
 MAX_FIELD_NAME = 256  # characters of a dimension or metric name (the database's metric column)
+RECORDS_LINE_LIMIT = 16 << 20  # the longest records/ line the processing stage reads
+# Ingestion writes a valid unit of n bytes as at most 9n // 5 + 28 bytes (handlers.ingest.output_bound,
+# proved in that module's docstring), so a larger limit could write a line processing cannot read.
+MAX_RECORD_BYTES_LIMIT = (RECORDS_LINE_LIMIT - 28) * 5 // 9
 
 T = TypeVar("T")
 
@@ -180,6 +184,12 @@ def load_ingestion(environ: Mapping[str, str] | None = None) -> IngestionConfig:
         max_record_bytes=reader.integer("MAX_RECORD_BYTES", 1_048_576, minimum=1),
         record_schema=reader.parsed("RECORD_SCHEMA", _schema, default_record_schema) or {},
     )
+    if config.max_record_bytes > MAX_RECORD_BYTES_LIMIT:
+        reader.problems.append(
+            f"MAX_RECORD_BYTES must be at most {MAX_RECORD_BYTES_LIMIT}, got {config.max_record_bytes}: "
+            f"a longer record can be written as a records/ line over the {RECORDS_LINE_LIMIT} bytes the "
+            "processing stage reads"
+        )
     reader.done()
     return config
 

@@ -10,18 +10,31 @@ Decisions about awkward input, each deliberate:
 * JSON is parsed and written with msgspec, chosen by measurement over orjson and the standard
   library (docs/benchmarks.md); JSON Lines are parsed ``BATCH_UNITS`` lines per call.
 * Units. JSON Lines (``.jsonl``, ``.ndjson``, and a bare ``.gz``) are read line by line; a ``.json``
-  object is one document: an array is streamed element by element, anything else is one unit. The
+  object is one document: an array is streamed element by element, an object is one unit, and
+  anything else (a scalar such as ``42`` or ``"x"``) makes the object unreadable (``invalid_json``). The
   quarantine entry's ``line`` is the line number, or the 1-based array element index.
-* A UTF-8 byte-order mark at the start of the object is dropped (Windows tools write one); a UTF-16/32
-  BOM makes the object unreadable (``unsupported_encoding``). A BOM anywhere else is invalid JSON.
-* Blank (empty or whitespace-only) lines are counted apart and written nowhere.
+* A UTF-8 byte-order mark at the start of the object is dropped (Windows tools write one); a UTF-16
+  or UTF-32 BOM (``FF FE``, ``FE FF``, ``00 00 FE FF``; UTF-32 LE starts with ``FF FE``) makes the
+  object unreadable (``unsupported_encoding``). A BOM anywhere else is invalid JSON.
+* Blank lines (empty, or only JSON whitespace: space, tab, CR) are counted apart and written nowhere.
+  A line holding other whitespace (``\\v``, ``\\f``) is not JSON: ``invalid_json``.
 * A unit longer than ``max_record_bytes`` is quarantined unparsed (``record_too_large``) with its first
   1 KiB and its size; the whole unit is in the versioned raw object the entry names.
 * A unit that is not UTF-8 is ``invalid_utf8`` and its bytes are kept as base64.
-* NaN, Infinity, numbers beyond float range, trailing garbage and nesting deeper than msgspec's
-  recursion limit are not JSON: ``invalid_json``. Integers of any size are kept exactly.
+* Numbers are exact, never floats: a metric goes from the file to the database as the decimal its
+  literal states. An integer stays an int; a number with a fraction or an exponent is read as a
+  ``Decimal`` and written back as the same decimal in Python's notation (``1.50`` stays ``1.50``,
+  ``9E15`` is written ``9E+15``, ``1e-6`` is written ``0.000001``, and one whose exponent comes out as
+  0 as the integer it is: ``1.5e1`` is written ``15``). So a number beyond float range (``1e400``) is
+  kept; the processing stage enforces the metric range. Not JSON here (``invalid_json``): NaN,
+  Infinity, an integer written in more than 4 300 characters (CPython's limit on reading an int from
+  text; msgspec counts the sign), an exponent no decimal can hold (above 10**999999999999999999 or
+  below 10**-1999999999999999997), trailing garbage, and nesting deeper than ``MAX_DEPTH`` (255)
+  levels, a limit of our own: the verdict then does not depend on the interpreter or the call stack,
+  and jsonschema-rs can describe every schema error (``_too_deep``).
 * Validation uses jsonschema-rs (Rust; any draft up to 2020-12): 4.6-7.5x faster per record than
-  fastjsonschema on the default schema (docs/benchmarks.md). Its first error is the ``detail``.
+  fastjsonschema on the default schema (docs/benchmarks.md). Its first error is the ``detail``. It
+  compares Decimals exactly, at any exponent (``minimum``, ``multipleOf``, ``integer``: tests/handlers).
 * Duplicate keys are ``duplicate_key``: JSON parsers silently keep the last value, so a record with
   two ``value`` fields would be aggregated from half its data. Checked exactly, but only when cheap
   counts over a whole batch (quotes in the input and in the re-encoded records, or key-like tokens
@@ -30,12 +43,25 @@ Decisions about awkward input, each deliberate:
   (numbers given as strings fail here: the schema asks for numbers); a timestamp that is not an
   RFC 3339 date-time with an offset, or an epoch out of range, or impossible (Feb 30, hour 24, a leap
   second) is ``invalid_timestamp``. Epoch numbers with ``abs(n) >= 1e11`` are milliseconds (1e11
-  seconds is the year 5138), smaller ones seconds.
-* Normalised timestamps are RFC 3339 UTC: ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` (sub-microsecond digits
-  are truncated). ``datetime`` is the reference; common shapes are assembled from parts it has
-  already converted (``normalise_timestamp``), which property tests hold equal to it. Every valid
-  record is written re-serialised compactly (msgspec, keys in their input order), so an output line
-  has one form whatever the spacing or escapes of its input.
+  seconds is the year 5138), smaller ones seconds, of any size or precision: they are converted in
+  integer arithmetic, exactly, over all of years 1-9999.
+* Normalised timestamps are RFC 3339 UTC: ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``: sub-microsecond digits
+  are truncated, that is the instant is floored to its microsecond (an epoch of ``-0.0000001`` is
+  ``1969-12-31T23:59:59.999999Z``). ``datetime`` is the reference; common shapes are assembled from
+  parts it has already converted (``normalise_timestamp``), which property tests hold equal to it.
+  Every valid record is written re-serialised compactly (msgspec, keys in their input order), so an
+  output line has one form whatever the spacing or escapes of its input.
+* Output size: a valid unit of ``n`` bytes is written as at most ``output_bound(n)`` = ``9n // 5 + 28``
+  bytes, which is how the largest ``MAX_RECORD_BYTES`` is derived from the processing stage's line
+  limit (``handlers.config.MAX_RECORD_BYTES_LIMIT``). Why: re-encoding drops whitespace and never
+  lengthens a string (msgspec escapes only what JSON requires to be escaped, which the input had to
+  escape too), an integer or ``true``/``false``/``null``. A decimal literal of ``k`` bytes is written
+  in at most ``(9k + 4) / 5``: ``1e-6`` → ``0.000001`` (4 → 8) is the worst, as Python writes ``0.``
+  and up to five zeros before the digits, or adds a ``+``, a point and at most a digit to an exponent
+  form. So a decimal and the ``,``, ``[`` or ``:`` it follows grow by at most 9/5 together. The
+  timestamp is at most 29 bytes where its input took at least one: ``9/5 (n - 1) + 29 < 9n/5 + 28``.
+  tests/handlers/test_handlers_hostile_records.py checks every literal of up to 6 bytes and
+  adversarial records.
 * A file that cannot be read to its end raises ``UnreadableObjectError``: the caller discards partial
   output and writes one quarantine entry naming the raw object, so a file is either processed whole or
   kept whole. Its reasons: ``unsupported_suffix``, ``empty_object``, ``unsupported_encoding``,
@@ -47,15 +73,15 @@ from __future__ import annotations
 
 import base64
 import gzip
-import json
 import operator
 import re
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from itertools import repeat
+from datetime import UTC, datetime, timedelta
+from decimal import MAX_EMAX, MIN_EMIN, ROUND_FLOOR, Context, Decimal, InvalidOperation
+from itertools import accumulate, repeat
 from typing import Any, Protocol
 
 import jsonschema_rs
@@ -69,9 +95,9 @@ Read = Callable[[int], bytes]
 CHUNK_BYTES = 1 << 20
 PREFIX_BYTES = 1024
 UTF8_BOM = b"\xef\xbb\xbf"
-_OTHER_BOMS = (b"\xff\xfe", b"\xfe\xff")  # UTF-16 LE/BE; UTF-32 LE starts with the same two bytes
-_WHITESPACE = b" \t\r\n"
-_MILLIS_THRESHOLD = 1e11
+# UTF-16 LE, UTF-16 BE, UTF-32 BE; UTF-32 LE (FF FE 00 00) starts with the UTF-16 LE mark
+_OTHER_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
+_WHITESPACE = b" \t\r\n"  # JSON's whitespace; bytes.isspace also takes \v and \f
 
 
 @dataclass(frozen=True)
@@ -107,6 +133,11 @@ class Sink(Protocol):
         """``count`` valid lines at once, each ending in a newline."""
 
     def quarantine(self, line: bytes) -> None: ...
+
+
+def output_bound(unit_bytes: int) -> int:
+    """The most bytes a valid unit of ``unit_bytes`` bytes is written as (module docstring, "Output size")."""
+    return unit_bytes * 9 // 5 + 28
 
 
 def detect_format(key: str, suffixes: tuple[str, ...]) -> InputFormat:
@@ -309,6 +340,11 @@ def iter_document(read: Read, max_bytes: int, chunk_bytes: int = CHUNK_BYTES) ->
         return
     if not stripped:
         return
+    if not stripped.startswith(b"{"):
+        # A scalar or garbage: no record can come out of it, so the object as a whole is unreadable.
+        raise UnreadableObjectError(
+            "invalid_json", f"a .json object holds an object or an array, not {stripped[:16]!r}..."
+        )
     whole = bytearray(stripped)
     size = len(whole)
     while size <= max_bytes and (chunk := read(chunk_bytes)):
@@ -329,6 +365,8 @@ def _strip_bom(read: Read) -> Read:
     first = read(CHUNK_BYTES)
     if not first:
         raise UnreadableObjectError("empty_object", "the object holds no bytes")
+    while len(first) < len(_OTHER_BOMS[-1]) and (more := read(CHUNK_BYTES)):  # a read may return less
+        first += more
     if first.startswith(_OTHER_BOMS):
         raise UnreadableObjectError("unsupported_encoding", "UTF-16/32 byte-order mark; use UTF-8")
     if first.startswith(UTF8_BOM):
@@ -351,10 +389,14 @@ _VALID_MINUTE_SECONDS = frozenset(_MINUTE_SECONDS)
 _VALID_SECONDS = frozenset(f":{s:02d}" for s in range(60))
 _CLOCKS_Z = [f"{clock}Z" for clock in _MINUTE_SECONDS]
 _MILLIS_Z = ["Z", *(f".{n:03d}000Z" for n in range(1, 1000))]  # datetime writes no zero fraction
-_MILLIS_INT = int(_MILLIS_THRESHOLD)
-_MAX_EXACT_MILLIS = (
-    1000 << 32
-)  # below 2**32 s, n / 1000 is within 0.24 µs of n ms: datetime rounds it exactly
+_MILLIS_INT = 10**11  # an epoch with abs(n) >= 1e11 is in milliseconds (1e11 s is the year 5138)
+_EPOCH = datetime(1970, 1, 1)
+_MIN_MICROS = (datetime.min - _EPOCH) // timedelta(microseconds=1)
+_MAX_MICROS = (datetime.max - _EPOCH) // timedelta(microseconds=1)
+_MAX_MILLIS = _MAX_MICROS // 1000
+_MICRO, _MILLI = Decimal("1e-6"), Decimal("1e-3")
+# Enough digits for any epoch in range at a microsecond (22), so quantize and scaleb never round.
+_EXACT = Context(prec=40, Emax=MAX_EMAX, Emin=MIN_EMIN)
 # What the fast paths have learnt from the reference conversion. Keys are coarse parts of a timestamp
 # (an hour of a date, a fraction, a minute at an offset) that recur in any real file whether or not
 # whole values do; a cache is emptied when it reaches _CACHE_LIMIT entries.
@@ -387,7 +429,7 @@ def normalise_timestamp(value: object) -> str:
                 return f"{utc}{second}{offset_tail[0]}Z"
         return _learn(value)
     # Integer comparisons and floor divisions: each avoids a float conversion or a tuple per call.
-    if type(value) is int and -_MILLIS_INT < value < _MAX_EXACT_MILLIS:
+    if type(value) is int and -_MILLIS_INT < value <= _MAX_MILLIS:
         if value < _MILLIS_INT:
             head = _EPOCH_HOURS.get(value // 3600) or _epoch_hour(value // 3600)
             if head:
@@ -452,14 +494,39 @@ def _normalise_with_datetime(value: object) -> str:
         except (ValueError, OverflowError) as exc:  # Feb 30, hour 24, leap second, year 0 in UTC
             raise ValueError(f"impossible timestamp {value[:64]!r}: {exc}") from exc
         return parsed.isoformat()[:-6] + "Z"
-    if isinstance(value, int | float):
-        seconds = value / 1000 if abs(value) >= _MILLIS_THRESHOLD else value
-        try:
-            parsed = datetime.fromtimestamp(seconds, UTC)
-        except (OverflowError, OSError, ValueError) as exc:
-            raise ValueError(f"epoch timestamp out of range: {value!r}") from exc
-        return parsed.isoformat()[:-6] + "Z"
+    if isinstance(value, int | Decimal | float):
+        micros = _epoch_micros(value)
+        if micros is None or not _MIN_MICROS <= micros <= _MAX_MICROS:
+            raise ValueError(f"epoch timestamp out of range: {_shown(value)}")
+        return (_EPOCH + timedelta(microseconds=micros)).isoformat() + "Z"
     raise ValueError(f"timestamp must be a string or a number, got {type(value).__name__}")
+
+
+def _epoch_micros(value: int | Decimal | float) -> int | None:
+    """Microseconds since the epoch, floored (sub-microsecond digits dropped), in integer arithmetic.
+
+    None for a number that cannot be in range. A float is taken at its exact binary value.
+    """
+    if isinstance(value, int):
+        return value * (1000 if value >= _MILLIS_INT or value <= -_MILLIS_INT else 1_000_000)
+    number = Decimal(value) if isinstance(value, float) else value
+    # adjusted() is the power of ten of the leading digit: >= 1e16 is out of range in seconds and in
+    # milliseconds, and checking it first keeps 1E+999999999 from being expanded.
+    if not number.is_finite() or (number.adjusted() > 15 and not number.is_zero()):
+        return None
+    # copy_abs, not abs(): abs() rounds to the context's 28 digits, which can carry 99999999999.99...
+    # (seconds) over the milliseconds threshold.
+    step, digits = (_MILLI, 3) if number.copy_abs() >= _MILLIS_INT else (_MICRO, 6)
+    floored = number.quantize(step, rounding=ROUND_FLOOR, context=_EXACT)
+    return int(floored.scaleb(digits, context=_EXACT))
+
+
+def _shown(value: object) -> str:
+    """``value`` for an error message, at most about 64 characters."""
+    if isinstance(value, int) and value.bit_length() > 200:  # str() refuses ints of over 4300 digits
+        return f"an integer of {value.bit_length()} bits"
+    text = str(value) if isinstance(value, int | Decimal) else repr(value)
+    return text if len(text) <= 64 else text[:61] + "..."
 
 
 _KEY_TOKEN = re.compile(rb'"[ \t\r\n]*:')
@@ -503,24 +570,64 @@ def _walk_keys(value: object) -> int:
     return total
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise KeyError(key)
-        seen[key] = value
-    return seen
-
-
 def _duplicate_key(unit: bytes, record: dict[str, Any]) -> str | None:
     tokens = _key_tokens(unit)
     if tokens <= len(record) or tokens <= _parsed_keys(record):
         return None
-    try:
-        json.loads(unit, object_pairs_hook=_reject_duplicates)
-    except KeyError as exc:
-        return str(exc.args[0])
+    return _repeated_key(unit)
+
+
+# A string (group 1), and the colon that makes it a key (group 2); or a brace.
+_STRING_OR_BRACE = re.compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")([ \t\r\n]*:)?|[{}]', re.DOTALL)
+
+
+def _repeated_key(unit: bytes) -> str | None:
+    """The first key written twice in one object of ``unit`` (valid JSON), or None.
+
+    A scan with a stack of its own rather than a parse with an ``object_pairs_hook``: the standard
+    library's parser recurses, and raised RecursionError on deep records the core had accepted.
+    """
+    objects: list[set[str]] = []
+    for match in _STRING_OR_BRACE.finditer(unit):
+        string, colon = match.groups()
+        if string is None:
+            if match.group() == b"{":
+                objects.append(set())
+            else:
+                objects.pop()
+        elif colon is not None:
+            key = _decode(string) if b"\\" in string else string[1:-1].decode()
+            if key in objects[-1]:
+                return key  # type: ignore[no-any-return]
+            objects[-1].add(key)
     return None
+
+
+MAX_DEPTH = 255  # levels of nesting in a record, the record itself being the first
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_BRACKET_STEP = [0] * 256
+_BRACKET_STEP[ord("[")] = _BRACKET_STEP[ord("{")] = 1
+_BRACKET_STEP[ord("]")] = _BRACKET_STEP[ord("}")] = -1
+
+
+def _too_deep(unit: bytes) -> bool:
+    """Whether ``unit`` nests deeper than MAX_DEPTH (brackets inside strings do not count).
+
+    Why a limit of our own: msgspec stops at Python's recursion limit, which depends on how deep the
+    caller's stack is and on the interpreter (3.11 counts C and Python calls together, 3.12 apart), so
+    the same record could pass one path and fail another, or pass here and fail in the processing
+    stage. And jsonschema-rs 0.61 cannot describe a schema error in a value nested 256 levels deep
+    (it raises ``ValueError: Recursion limit reached``): 255 is the most it always can.
+    """
+    # Each level takes an opening and a closing bracket, so most units are cleared by their length.
+    if len(unit) <= 2 * MAX_DEPTH or unit.count(b"[") + unit.count(b"{") <= MAX_DEPTH:
+        return False
+    brackets = _STRING.sub(b"", unit).translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_BRACKET_STEP.__getitem__, brackets)), default=0) > MAX_DEPTH
+
+
+_TOO_DEEP = Rejection("invalid_json", f"nested deeper than {MAX_DEPTH} levels")
 
 
 _REFERENCES = frozenset({"$ref", "$dynamicRef", "$recursiveRef"})
@@ -574,18 +681,22 @@ class RecordChecker:
 
     def check(self, unit: bytes) -> bytes | Rejection:
         """The record's output line, or why it is rejected (the reference path, one unit at a time)."""
+        if _too_deep(unit):
+            return _TOO_DEEP
         try:
             record = _decode(unit)
         except UnicodeDecodeError as exc:
             return Rejection("invalid_utf8", str(exc))
-        except msgspec.DecodeError as exc:
+        except msgspec.DecodeError as exc:  # ValidationError too: an integer of over 4300 digits
             try:
                 unit.decode("utf-8")
             except UnicodeDecodeError as utf8:
                 return Rejection("invalid_utf8", str(utf8))
             return Rejection("invalid_json", str(exc))
-        except RecursionError:
-            return Rejection("invalid_json", "nesting deeper than the parser's recursion limit")
+        except RecursionError:  # brackets that are never closed: too short for _too_deep to look
+            return _TOO_DEEP
+        except InvalidOperation:
+            return Rejection("invalid_json", "a number with an exponent beyond what a decimal can hold")
         if type(record) is not dict:
             return Rejection("not_an_object", f"a record must be a JSON object, got {type(record).__name__}")
         duplicate = _duplicate_key(unit, record)
@@ -622,10 +733,12 @@ class RecordChecker:
         (a parse error, a unit that is not ``{...}``, a possible duplicate) sends the batch through
         ``check`` one unit at a time, so both paths give identical results.
         """
+        if max(map(len, units)) > 2 * MAX_DEPTH and any(map(_too_deep, units)):
+            return self._check_each(units)
         joined = b"\n".join(units)
         try:
             records = _decode_lines(joined)
-        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, InvalidOperation):
             return self._check_each(units)
         # Each unit must be "{...}", maybe padded with whitespace: a unit ending in "}" cannot be
         # continued by a next one starting with "{", so then each unit held exactly one record.
@@ -723,9 +836,11 @@ def _braced(units: list[bytes]) -> bool:
 
 
 _SPACED_COLON = re.compile(rb'"[ \t\r\n]+:')
-_decode = msgspec.json.Decoder().decode
-_decode_lines = msgspec.json.Decoder().decode_lines
-_encoder = msgspec.json.Encoder()
+# Numbers with a fraction or an exponent become Decimals, written back as the same number: a metric
+# keeps the exact value of its literal all the way to the database (a float would round 0.1).
+_decoder = msgspec.json.Decoder(float_hook=Decimal)
+_decode, _decode_lines = _decoder.decode, _decoder.decode_lines
+_encoder = msgspec.json.Encoder(decimal_format="number")
 _encode, _encode_lines = _encoder.encode, _encoder.encode_lines
 BATCH_UNITS = 256
 BATCH_BYTES = 1 << 20
@@ -785,7 +900,7 @@ def ingest(
             reject(
                 number, Rejection("record_too_large", f"{unit.size} bytes > limit {max_record_bytes}"), unit
             )
-        elif not unit or unit.isspace():  # an empty array element ("[1,,2]", "[1,]") is a syntax error
+        elif not unit.strip(_WHITESPACE):  # an empty array element ("[1,,2]", "[1,]") is a syntax error
             reject(number, Rejection("invalid_json", "empty array element"), unit)
         else:
             result = checker.check(unit)
@@ -841,6 +956,7 @@ def _ingest_lines(
     number = 0
     for lines, plain in iter_line_blocks(payload, max_record_bytes):
         first, number = number + 1, number + len(lines)
+        # bytes.isspace is wider than JSON's whitespace, so it only picks the lines to look at closer.
         if plain and b"" not in lines and not any(map(bytes.isspace, lines)):  # type: ignore[arg-type]
             batch += lines  # type: ignore[arg-type]
             numbers += range(first, number + 1)
@@ -848,7 +964,7 @@ def _ingest_lines(
         else:
             for line_number, unit in enumerate(lines, start=first):
                 if type(unit) is bytes:
-                    if not unit or unit.isspace():
+                    if not unit.strip(_WHITESPACE):  # a line of \v or \f is not blank but invalid JSON
                         counts["blank"] += 1
                     else:
                         batch.append(unit)

@@ -15,10 +15,23 @@ from typing import Any, NamedTuple
 
 import boto3
 import pytest
-from handler_support import PROCESSED, RAW, REGION, event_of, get_lines, gz, jsonl, keys, put, record
+from handler_support import (
+    PROCESSED,
+    RAW,
+    REGION,
+    event_of,
+    get_lines,
+    gz,
+    jsonl,
+    keys,
+    output_of,
+    put,
+    record,
+)
 from moto import mock_aws
 
 from handlers import ingestion
+from handlers.ingest import MAX_DEPTH
 
 GOOD = json.dumps(record(1)).encode()
 MAX_RECORD_BYTES = 4096
@@ -64,6 +77,9 @@ CASES: dict[str, Case] = {
         0,
         [(0, "unsupported_encoding")],
     ),
+    "UTF-16 BE file": Case("u16be.jsonl", "\ufeff{}".encode("utf-16-be"), 0, [(0, "unsupported_encoding")]),
+    "UTF-32 LE file": Case("u32le.jsonl", "\ufeff{}".encode("utf-32-le"), 0, [(0, "unsupported_encoding")]),
+    "UTF-32 BE file": Case("u32be.jsonl", "\ufeff{}".encode("utf-32-be"), 0, [(0, "unsupported_encoding")]),
     "invalid UTF-8 line": Case("u8.jsonl", lines(GOOD, b'{"id":"\xff\xfe"}'), 1, [(2, "invalid_utf8")]),
     "UTF-8 BOM at start is dropped": Case("bom.jsonl", b"\xef\xbb\xbf" + lines(GOOD), 1, []),
     "BOM in a later line": Case("bom2.jsonl", lines(GOOD, b"\xef\xbb\xbf" + GOOD), 1, [(2, "invalid_json")]),
@@ -90,14 +106,39 @@ CASES: dict[str, Case] = {
         0,
         [(1, "invalid_json")],
     ),
-    "number beyond float range": Case(
+    "number beyond float range is an exact decimal": Case(
         "big.jsonl",
         lines(b'{"id":"a","timestamp":"2024-05-01T00:00:00Z","type":"t","value":1e400}'),
+        1,
+        [],
+    ),
+    "exponent beyond any decimal": Case(
+        "bigexp.jsonl",
+        lines(b'{"id":"a","timestamp":"2024-05-01T00:00:00Z","type":"t","value":1e1000000000000000000}'),
         0,
         [(1, "invalid_json")],
     ),
+    "integer timestamp of 400 digits": Case(
+        "bigts.jsonl",
+        lines(b'{"id":"a","timestamp":' + b"9" * 400 + b',"type":"t"}'),
+        0,
+        [(1, "invalid_timestamp")],
+    ),
     "nesting beyond parser limit": Case("deep.jsonl", lines(deep(1100)), 0, [(1, "invalid_json")]),
+    "nesting beyond the limit, with a duplicate key": Case(
+        "deepdup.jsonl", lines(deep(960).replace(b'"a":', b'"a":1,"a":')), 0, [(1, "invalid_json")]
+    ),
+    "nesting at the limit, with a duplicate key": Case(
+        "deepdup2.jsonl",
+        lines(deep(MAX_DEPTH - 2).replace(b'"a":', b'"a":1,"a":')),
+        0,
+        [(1, "duplicate_key")],
+    ),
     "deep but allowed nesting": Case("deep-ok.jsonl", lines(deep(200)), 1, []),
+    "nesting at the limit": Case("deep-max.jsonl", lines(deep(MAX_DEPTH - 2)), 1, []),
+    "nesting one past the limit": Case(
+        "deep-513.jsonl", lines(deep(MAX_DEPTH - 1)), 0, [(1, "invalid_json")]
+    ),
     "huge line": Case(
         "huge.jsonl", lines(GOOD, b'{"id":"' + b"x" * 100_000 + b'"}', GOOD), 2, [(2, "record_too_large")]
     ),
@@ -126,8 +167,12 @@ CASES: dict[str, Case] = {
         "colon.jsonl", jsonl(record(1, attributes={"note": 'a":b', "url": "http://x"})), 1, []
     ),
     "only blank lines": Case("blank.jsonl", b"\n  \n\t\r\n", 0, [], blank=3),
-    "top-level scalar document": Case("scalar.json", b"42", 0, [(1, "not_an_object")]),
-    "top-level string document": Case("string.json", b'"hello"', 0, [(1, "not_an_object")]),
+    "vertical tab line is not blank": Case("vt.jsonl", lines(GOOD, b"\v", GOOD), 2, [(2, "invalid_json")]),
+    "form feed line is not blank": Case("ff.jsonl", lines(b" \f ", GOOD), 1, [(1, "invalid_json")]),
+    "top-level scalar document": Case("scalar.json", b"42", 0, [(0, "invalid_json")]),
+    "top-level string document": Case("string.json", b'"hello"', 0, [(0, "invalid_json")]),
+    "top-level true document": Case("true.json", b" true\n", 0, [(0, "invalid_json")]),
+    "top-level null document": Case("null.json", b"null", 0, [(0, "invalid_json")]),
     "scalar line": Case(
         "scalar.jsonl", lines(b"42", b"null", GOOD), 1, [(1, "not_an_object"), (2, "not_an_object")]
     ),
@@ -232,11 +277,11 @@ def test_bad_input_is_quarantined_with_its_reason(s3: Any, name: str) -> None:
     )
     assert (counts["records_valid"], counts["blank_lines"]) == (case.valid, case.blank)
     written = set(keys(s3, PROCESSED))
-    quarantine_key = f"quarantine/{case.key}.jsonl"
+    quarantine_key = output_of("quarantine/", ref, ".jsonl")
     entries = get_lines(s3, PROCESSED, quarantine_key) if quarantine_key in written else []
     assert [(e["line"], e["reason"]) for e in entries] == case.quarantined
     assert all(e["source"]["version_id"] == ref["s3"]["object"]["versionId"] and e["detail"] for e in entries)
-    records_key = f"records/{case.key}.jsonl.gz"
+    records_key = output_of("records/", ref, ".jsonl.gz")
     if case.quarantined[:1] and case.quarantined[0][0] == 0:
         assert records_key not in written
         assert counts["records_read"] == 1
@@ -248,8 +293,9 @@ def test_bad_input_is_quarantined_with_its_reason(s3: Any, name: str) -> None:
 
 def test_oversize_entry_keeps_a_prefix_and_the_size(s3: Any) -> None:
     body = lines(b'{"id":"' + b"x" * 100_000 + b'"}')
-    ingestion.handler(event_of(put(s3, RAW, "incoming/big-prefix.jsonl", body)), None)
-    [entry] = get_lines(s3, PROCESSED, "quarantine/big-prefix.jsonl.jsonl")
+    ref = put(s3, RAW, "incoming/big-prefix.jsonl", body)
+    ingestion.handler(event_of(ref), None)
+    [entry] = get_lines(s3, PROCESSED, output_of("quarantine/", ref, ".jsonl"))
     assert (entry["original_bytes"], entry["original_truncated"], len(entry["original"])) == (
         100_009,
         True,
@@ -258,8 +304,9 @@ def test_oversize_entry_keeps_a_prefix_and_the_size(s3: Any) -> None:
 
 
 def test_non_utf8_line_is_kept_as_base64(s3: Any) -> None:
-    ingestion.handler(event_of(put(s3, RAW, "incoming/b64.jsonl", lines(GOOD, b"\xc3\x28"))), None)
-    [entry] = get_lines(s3, PROCESSED, "quarantine/b64.jsonl.jsonl")
+    ref = put(s3, RAW, "incoming/b64.jsonl", lines(GOOD, b"\xc3\x28"))
+    ingestion.handler(event_of(ref), None)
+    [entry] = get_lines(s3, PROCESSED, output_of("quarantine/", ref, ".jsonl"))
     assert (entry["reason"], entry["original_base64"]) == ("invalid_utf8", "wyg=")
 
 
@@ -268,11 +315,12 @@ def test_unreadable_object_discards_partial_records(s3: Any) -> None:
     body = truncated_gzip()
     readable = gzip.GzipFile(fileobj=io.BytesIO(body)).read1(1 << 20)
     assert readable.count(b"\n") > 100
-    result = ingestion.handler(event_of(put(s3, RAW, "incoming/partial.jsonl.gz", body)), None)
+    ref = put(s3, RAW, "incoming/partial.jsonl.gz", body)
+    result = ingestion.handler(event_of(ref), None)
     # THEN no records object exists and the one quarantine entry names the object: whole or nothing
-    assert "records/partial.jsonl.gz.jsonl.gz" not in keys(s3, PROCESSED)
+    assert output_of("records/", ref, ".jsonl.gz") not in keys(s3, PROCESSED)
     assert result["counts"]["records_valid"] == 0
-    [entry] = get_lines(s3, PROCESSED, "quarantine/partial.jsonl.gz.jsonl")
+    [entry] = get_lines(s3, PROCESSED, output_of("quarantine/", ref, ".jsonl"))
     assert (entry["line"], entry["reason"], entry["source"]["key"]) == (
         0,
         "truncated_gzip",

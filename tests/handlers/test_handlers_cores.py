@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -324,18 +325,140 @@ unit_strategy = st.one_of(
 @pytest.mark.parametrize(
     "unit",
     [
-        b'{"id": "a", "timestamp": "2024-05-01T12:00:00Z", "type": "t", "value": 1.50}',
+        b'{"id": "a", "timestamp": "2024-05-01T12:00:00Z", "type": "t", "value": 1.5}',
         b'{"id":"a","timestamp":"2024-05-01T12:00:00Z","type":"t","value":1.5}\r',
         b'{"id":"\\u0061","timestamp":"2024-05-01T14:00:00+02:00","type":"t","value":1.5}',
     ],
 )
 def test_a_valid_record_is_written_in_one_compact_form(unit: bytes) -> None:
-    # GIVEN records that differ only in spacing, number form, escapes or offset
+    # GIVEN records that differ only in spacing, escapes or offset
     # WHEN each is checked alone and in a batch
     # THEN both give the same compact line, whatever the input looked like
     expected = b'{"id":"a","timestamp":"2024-05-01T12:00:00Z","type":"t","value":1.5}'
     assert CHECKER.check(unit) == expected
     assert CHECKER.check_lines([unit, unit]) == [expected, expected]
+
+
+@pytest.mark.parametrize(
+    ("literal", "written"),
+    [
+        ("0.1", "0.1"),
+        ("1.50", "1.50"),
+        ("9E15", "9E+15"),
+        ("1e-7", "1E-7"),
+        ("1e-6", "0.000001"),
+        ("12345678901234567890.123456789", "12345678901234567890.123456789"),
+        ("-0.0", "-0.0"),
+        ("1e400", "1E+400"),
+        ("1E+999999999", "1E+999999999"),
+        ("-1E-999999999", "-1E-999999999"),
+        ("1.5e1", "15"),
+    ],
+)
+def test_a_decimal_literal_is_written_as_the_same_decimal(literal: str, written: str) -> None:
+    # GIVEN a metric written with a fraction or an exponent
+    unit = f'{{"id":"a","timestamp":"2024-05-01T12:00:00Z","type":"t","value":{literal}}}'.encode()
+    # WHEN checked alone and in a batch
+    # THEN the output holds the same decimal, never a float's nearest binary value
+    expected = unit.replace(literal.encode(), written.encode())
+    assert CHECKER.check(unit) == expected
+    assert CHECKER.check_lines([unit, unit]) == [expected, expected]
+    assert Decimal(json.loads(expected, parse_float=Decimal)["value"]) == Decimal(literal)
+
+
+@pytest.mark.parametrize("integer", [b"9" * 4300, b"-" + b"9" * 4299])
+def test_integers_of_up_to_4300_characters_are_kept_exactly(integer: bytes) -> None:
+    result = CHECKER.check(b'{"id":"a","timestamp":0,"type":"t","value":' + integer + b"}")
+    assert isinstance(result, bytes)
+    assert result.endswith(b'"value":' + integer + b"}")
+
+
+@pytest.mark.parametrize("integer", [b"9" * 4301, b"-" + b"9" * 4300])
+def test_an_integer_of_more_than_4300_characters_is_invalid_json(integer: bytes) -> None:
+    # CPython reads at most 4300 digits into an int (sys.get_int_max_str_digits); msgspec counts the sign
+    result = CHECKER.check(b'{"id":"a","timestamp":0,"type":"t","value":' + integer + b"}")
+    assert isinstance(result, Rejection)
+    assert result.reason == "invalid_json"
+
+
+@pytest.mark.parametrize("exponent", ["1000000000000000000", "-1999999999999999998"])
+def test_an_exponent_no_decimal_can_hold_is_invalid_json(exponent: str) -> None:
+    unit = b'{"id":"a","timestamp":0,"type":"t","value":1e' + exponent.encode() + b"}"
+    expected = Rejection("invalid_json", "a number with an exponent beyond what a decimal can hold")
+    assert CHECKER.check(unit) == expected
+    assert CHECKER.check_lines([unit]) == [expected]
+
+
+@pytest.mark.parametrize("digits", [312, 400, 4300])
+def test_an_integer_timestamp_of_hundreds_of_digits_is_an_invalid_timestamp(digits: int) -> None:
+    unit = b'{"id":"a","timestamp":' + b"9" * digits + b',"type":"t"}'
+    for result in (CHECKER.check(unit), *CHECKER.check_lines([unit])):
+        assert isinstance(result, Rejection)
+        assert result.reason == "invalid_timestamp"
+
+
+def test_the_last_millisecond_datetime_can_represent_is_exact() -> None:
+    # 253402300799999 / 1000 as a float is 253402300799.99899: the float path wrote ...59.998993Z
+    assert normalise_timestamp(253402300799999) == "9999-12-31T23:59:59.999000Z"
+    assert normalise_timestamp(Decimal("253402300799999")) == "9999-12-31T23:59:59.999000Z"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (Decimal("1714566896.123456789"), "2024-05-01T12:34:56.123456Z"),
+        (Decimal("1714566896123.4569"), "2024-05-01T12:34:56.123456Z"),
+        (Decimal("-0.0000001"), "1969-12-31T23:59:59.999999Z"),
+        (Decimal("1E-999999999"), "1970-01-01T00:00:00Z"),
+        (Decimal("0E+999999999"), "1970-01-01T00:00:00Z"),
+        (Decimal("99999999999.9999999999999999999999999"), "5138-11-16T09:46:39.999999Z"),
+        (Decimal("1.7145668961E+9"), "2024-05-01T12:34:56.100000Z"),
+    ],
+)
+def test_decimal_epochs_are_floored_to_the_microsecond_exactly(value: Decimal, expected: str) -> None:
+    assert normalise_timestamp(value) == expected
+
+
+@pytest.mark.parametrize("value", [Decimal("1E+999999999"), Decimal("-1E+16"), 253402300800000, -(10**400)])
+def test_epochs_past_the_year_9999_or_before_the_year_1_are_rejected(value: object) -> None:
+    with pytest.raises(ValueError, match="epoch timestamp out of range"):
+        normalise_timestamp(value)
+
+
+@pytest.mark.parametrize("document", [b"42", b'"x"', b"true", b"null", b" \n-1.5e3 ", b"\x0b{}"])
+def test_a_json_document_that_is_not_an_object_or_an_array_is_unreadable(document: bytes) -> None:
+    with pytest.raises(UnreadableObjectError) as caught:
+        list(iter_document(reader(document), 1024))
+    assert caught.value.reason == "invalid_json"
+
+
+def test_a_scalar_inside_an_array_is_not_an_object() -> None:
+    assert [CHECKER.check(unit) for unit in iter_document(reader(b"[42]"), 1024)] == [
+        Rejection("not_an_object", "a record must be a JSON object, got int")
+    ]
+
+
+@pytest.mark.parametrize("line", [b"\v", b"\f", b" \x0b\t", b"\r\x0c"])
+def test_a_line_of_whitespace_json_does_not_allow_is_invalid_json_not_blank(line: bytes) -> None:
+    from handlers.ingest import InputFormat, ingest
+
+    good = json.dumps({"id": "a", "timestamp": 0, "type": "t"}).encode()
+    sink = ListSink()
+    counts = ingest(
+        reader(good + b"\n" + line + b"\n \t\r\n"), InputFormat(False, False), CHECKER, 1024, {}, sink
+    )
+    assert [(entry["line"], entry["reason"]) for entry in sink.quarantined] == [(2, "invalid_json")]
+    assert (counts.records_valid, counts.blank_lines) == (1, 1)
+
+
+def test_an_array_element_of_whitespace_json_does_not_allow_is_invalid_json() -> None:
+    from handlers.ingest import InputFormat, ingest
+
+    sink = ListSink()
+    ingest(
+        reader(b'[{"id":"a","timestamp":0,"type":"t"},\v]'), InputFormat(False, True), CHECKER, 1024, {}, sink
+    )
+    assert [(entry["line"], entry["reason"]) for entry in sink.quarantined] == [(2, "invalid_json")]
 
 
 @PROPERTY

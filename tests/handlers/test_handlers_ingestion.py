@@ -233,6 +233,47 @@ def test_missing_environment_is_one_config_error_naming_every_variable(
     assert "MAX_RECORD_BYTES must be an integer" in str(caught.value)
 
 
+def test_max_record_bytes_past_what_a_records_line_can_hold_is_a_config_error() -> None:
+    from handlers.config import MAX_RECORD_BYTES_LIMIT, load_ingestion
+
+    environ = {
+        "PIPELINE_STAGE": "ingestion",
+        "DEST_BUCKET": "b",
+        "MAX_RECORD_BYTES": str(MAX_RECORD_BYTES_LIMIT + 1),
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_ingestion(environ)
+    assert (
+        f"MAX_RECORD_BYTES must be at most {MAX_RECORD_BYTES_LIMIT}, got {MAX_RECORD_BYTES_LIMIT + 1}"
+        in str(caught.value)
+    )
+
+
+def test_max_record_bytes_at_the_limit_is_accepted() -> None:
+    from handlers.config import MAX_RECORD_BYTES_LIMIT, load_ingestion
+
+    environ = {
+        "PIPELINE_STAGE": "ingestion",
+        "DEST_BUCKET": "b",
+        "MAX_RECORD_BYTES": str(MAX_RECORD_BYTES_LIMIT),
+    }
+    assert load_ingestion(environ).max_record_bytes == MAX_RECORD_BYTES_LIMIT
+
+
+def test_decimal_metrics_reach_the_records_object_as_written(ingestion_env: Any) -> None:
+    # GIVEN metrics a float cannot hold exactly
+    body = (
+        b'{"id":"a","timestamp":"2024-05-01T12:34:56Z","type":"t","value":0.1,'
+        b'"total":12345678901234567890.123456789,"ratio":1.50,"tiny":1E-999999999}\n'
+    )
+    ref = put(ingestion_env, RAW, "incoming/d.jsonl", body)
+    # WHEN ingested
+    ingestion.handler(event_of(ref), None)
+    # THEN the records object holds the same decimals, digit for digit
+    line = gzip.decompress(get_bytes(ingestion_env, PROCESSED, output_of("records/", ref, ".jsonl.gz")))
+    assert line == body.replace(b" ", b"")
+
+
 def test_custom_schema_from_environment_is_enforced(
     ingestion_env: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

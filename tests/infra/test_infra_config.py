@@ -104,7 +104,7 @@ BAD_CONFIGS = [
     ({"summaryTopicArn": "my-topic"}, "data-pipeline:summaryTopicArn", "is not an SNS topic ARN"),
     ({"overwrites": "merge"}, "data-pipeline:overwrites", "allowed: replace, append"),
     ({"inputSuffixes": ["json"]}, "data-pipeline:inputSuffixes", "a key suffix starting with '.'"),
-    ({"maxRecordBytes": 16777216}, "data-pipeline:maxRecordBytes", "allowed: 1-8388608"),
+    ({"maxRecordBytes": 16777216}, "data-pipeline:maxRecordBytes", "allowed: 1-9320660"),
 ]
 
 
@@ -200,6 +200,34 @@ def test_database_needs_exactly_one_of_secret_arn_and_url():
     with pytest.raises(ConfigError) as raised:
         parse_config(raw, project="p", stack="s", secret_keys=frozenset({"database"}))
     assert [p.key for p in raised.value.problems] == ["data-pipeline:database"]
+
+
+def test_max_record_bytes_may_be_as_large_as_every_records_line_stays_readable():
+    from handlers.config import MAX_RECORD_BYTES_LIMIT
+
+    cfg = parse_config({"maxRecordBytes": MAX_RECORD_BYTES_LIMIT}, project="p", stack="s")
+    assert cfg.max_record_bytes == MAX_RECORD_BYTES_LIMIT
+
+
+def test_max_record_bytes_one_past_the_limit_is_refused_saying_why():
+    from handlers.config import MAX_RECORD_BYTES_LIMIT, RECORDS_LINE_LIMIT
+
+    # GIVEN one byte more than a record may have for its records/ line to stay readable
+    with pytest.raises(ConfigError) as raised:
+        parse_config({"maxRecordBytes": str(MAX_RECORD_BYTES_LIMIT + 1)}, project="p", stack="s")
+    # THEN the key is named with what is allowed, and why
+    [problem] = raised.value.problems
+    assert problem.key == "data-pipeline:maxRecordBytes"
+    allowed = f"{MAX_RECORD_BYTES_LIMIT + 1} is out of range; allowed: 1-{MAX_RECORD_BYTES_LIMIT}"
+    assert allowed in problem.message
+    assert f"records/ lines of at most {RECORDS_LINE_LIMIT} bytes" in problem.message
+
+
+@pytest.mark.parametrize("value", [0, "lots", True])
+def test_max_record_bytes_that_is_not_a_positive_integer_is_refused(value):
+    with pytest.raises(ConfigError) as raised:
+        parse_config({"maxRecordBytes": value}, project="p", stack="s")
+    assert [problem.key for problem in raised.value.problems] == ["data-pipeline:maxRecordBytes"]
 
 
 def test_defaults_when_nothing_is_set():
