@@ -65,14 +65,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "redrive":
-        from devtools.redrive import main as redrive_main
+        from devtools.ops.redrive import main as redrive_main
 
         return redrive_main(argv[1:])
     args = _parser().parse_args(argv)
-    from devtools.declared import StackEvaluationError
-    from devtools.graph import GraphError
-    from devtools.lambda_runtime import LambdaRuntimeError
-    from devtools.local_run import LocalRunError
+    from devtools.harness import StackEvaluationError
+    from devtools.localrun.errors import LocalRunError
+    from devtools.localrun.graph import GraphError
+    from devtools.localrun.lambda_runtime import LambdaRuntimeError
 
     expected: tuple[type[Exception], ...] = (
         StackEvaluationError,
@@ -88,12 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     try:
         if args.command == "run":
-            from devtools.run import main as run_main
+            from devtools.localrun.command import main as run_main
 
             return run_main(args)
         if args.command == "migrate":
             return _migrate(args.url)
-        from devtools.plan import main as plan_main
+        from devtools.harness.plan import main as plan_main
 
         return plan_main(args)
     except expected as exc:

@@ -1,7 +1,7 @@
 """The one place the tests evaluate the real Pulumi program under mocks.
 
 `pulumi.runtime.set_mocks` is process-global, so every evaluation goes through
-`devtools.declared.evaluate_stack` (which resets the runtime each time) from the fixtures below. The layer
+`devtools.harness.evaluate_stack` (which resets the runtime each time) from the fixtures below. The layer
 zip is a tiny stub made here: building the real layer needs PyPI, and tests/layer tests the layer itself.
 """
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from devtools.declared import DeclaredStack, evaluate_stack, make_stub_layer  # noqa: E402
+from devtools.harness import DeclaredStack, evaluate_stack, make_stub_layer  # noqa: E402
 
 Evaluate = Callable[..., DeclaredStack]
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from devtools.declared import Secret
-from devtools.graph import pipeline_spec
-from devtools.lambda_runtime import Interpreter, find_interpreter
-from devtools.local_run import LocalPipeline
-from devtools.results import RunResult
-from devtools.run import WORK_ROOT, build_local_layer, stack_runtime
-from devtools.spec import PipelineSpec
+from devtools.harness import Secret
+from devtools.localrun.command import WORK_ROOT, build_local_layer, stack_runtime
+from devtools.localrun.graph import pipeline_spec
+from devtools.localrun.lambda_runtime import Interpreter, find_interpreter
+from devtools.localrun.pipeline import LocalPipeline
+from devtools.localrun.results import RunResult
+from devtools.localrun.spec import PipelineSpec
 
 PLACEHOLDER_URL = "sqlite:////placeholder/replaced-per-run.sqlite"
 

@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from devtools.declared import DeclaredStack
-from devtools.graph import pipeline_spec
-from devtools.plan import render_plan
-from devtools.preflight import preflight
-from devtools.spec import NotificationSpec, PipelineSpec
+from devtools.harness import DeclaredStack
+from devtools.harness.plan import render_plan
+from devtools.localrun.graph import pipeline_spec
+from devtools.localrun.preflight import preflight
+from devtools.localrun.spec import NotificationSpec, PipelineSpec
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from e2e_expected import SAMPLES
 
-from devtools.lambda_runtime import (
+from devtools.localrun.lambda_runtime import (
     ContainerPool,
     FunctionImage,
     Interpreter,
@@ -17,8 +17,8 @@ from devtools.lambda_runtime import (
     boto3_runtime_dir,
     precompile,
 )
-from devtools.results import RunResult
-from devtools.spec import PipelineSpec
+from devtools.localrun.results import RunResult
+from devtools.localrun.spec import PipelineSpec
 
 HANDLER = """
 import json, sys, time
@@ -157,7 +157,7 @@ def test_a_timed_out_invocation_is_killed_and_the_next_gets_a_fresh_container(
 def test_without_the_stacks_runtime_the_current_interpreter_stands_in_and_says_so() -> None:
     import sys
 
-    from devtools.lambda_runtime import find_interpreter
+    from devtools.localrun.lambda_runtime import find_interpreter
 
     found = find_interpreter("python3.99")
     assert found.path == Path(sys.executable)

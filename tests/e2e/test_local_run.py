@@ -14,8 +14,8 @@ import pytest
 from e2e_expected import SAMPLES, expected_from, input_files
 from sqlalchemy import create_engine, text
 
-from devtools.results import RunResult
-from devtools.spec import PipelineSpec
+from devtools.localrun.results import RunResult
+from devtools.localrun.spec import PipelineSpec
 
 Run = Callable[..., RunResult]
 pytestmark = pytest.mark.network  # the real layer is built from PyPI unless .build/layers already holds it

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from devtools.report import _report_line
+from devtools.localrun.report import _report_line
 
 
 def test_report_line_shows_float_sums_without_binary_noise():

@@ -1,4 +1,4 @@
-"""`devtools.redrive` against moto's SQS: what is re-sent, what is deleted, what stays."""
+"""`devtools.ops.redrive` against moto's SQS: what is re-sent, what is deleted, what stays."""
 
 import io
 import json
@@ -8,7 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from devtools import redrive as rd
+from devtools.ops import redrive as rd
 
 REGION = "eu-west-1"
 

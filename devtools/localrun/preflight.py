@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from devtools.spec import PipelineSpec
+from devtools.localrun.spec import PipelineSpec
 
 RESERVED_ENV = frozenset(
     {

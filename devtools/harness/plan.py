@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from devtools.graph import plain
+from devtools.harness.declared import is_secret, plain
 
 KEY_INPUTS: dict[str, tuple[str, ...]] = {
     "aws:s3/bucket:Bucket": ("bucket", "forceDestroy"),
@@ -55,9 +55,7 @@ def _flatten(prefix: str, value: Any) -> list[tuple[str, Any]]:
 
 
 def _render(value: Any, secret: bool = False) -> str:
-    from pulumi.runtime import rpc
-
-    if secret or (isinstance(value, Mapping) and value.get(rpc._special_sig_key) == rpc._special_secret_sig):
+    if secret or is_secret(value):
         return "[secret]"
     path = getattr(value, "path", None)
     if isinstance(path, str):
@@ -146,7 +144,7 @@ def main(args: Any) -> int:
     import tempfile
     from pathlib import Path
 
-    from devtools.declared import evaluate_stack, make_stub_layer
+    from devtools.harness.declared import evaluate_stack, make_stub_layer
 
     overrides: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:

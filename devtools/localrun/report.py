@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from devtools.results import RunResult
+from devtools.localrun.results import RunResult
 
 _COLUMNS = (
     ("stage", None),

@@ -1,7 +1,7 @@
 """What the local run needs to know about the declared stack, as plain frozen data.
 
-:func:`devtools.graph.pipeline_spec` fills these from the program evaluated under Pulumi's mocks; tests
-may alter them (``dataclasses.replace``) to prove that a broken declaration breaks the run.
+:func:`devtools.localrun.graph.pipeline_spec` fills these from the program evaluated under Pulumi's mocks;
+tests may alter them (``dataclasses.replace``) to prove that a broken declaration breaks the run.
 """
 
 from __future__ import annotations

@@ -1,18 +1,20 @@
 """moto as a local AWS: a server on loopback, an admin to set it up, IAM enforced for everything after.
 
 Two narrow extensions of moto, both undone by :meth:`AwsEmulator.stop` (moto's state is process-global and
-the test suite also uses ``mock_aws`` in the same process):
+the test suite also uses ``mock_aws`` in the same process); the private moto functions they need, and why,
+are in :mod:`devtools.localrun._moto_internals`:
 
 * moto's S3 notification code matches the event against the bucket's notification configuration (event
-  name, prefix, suffix) and builds the event JSON as S3 does, then hands it to its Lambda backend, which
-  would need Docker. :func:`moto.s3.notifications._invoke_awslambda` is routed to ``on_lambda_event``
-  instead, with moto's own event JSON, to which the object's ``versionId`` is added when the bucket is
-  versioned, and a ``sequencer`` that grows with every PUT (S3 sends both; moto neither), so a handler
-  reads the exact version it was told about and can order it.
+  name, prefix, suffix) and builds the event JSON as S3 does; its hand-off to Lambda (which would need
+  Docker) is routed to ``on_lambda_event`` instead, with moto's own event JSON, to which the object's
+  ``versionId`` is added when the bucket is versioned, and a ``sequencer`` that grows with every PUT (S3
+  sends both; moto neither), so a handler reads the exact version it was told about and can order it.
 * moto authorises Secrets Manager and SNS calls against resource ``*``, so a role granted ``GetSecretValue``
   on its one secret or ``Publish`` on its one topic (least privilege) would be denied. The response classes
   learn the secret's or topic's ARN, as moto already does for SQS queues, so the declared resource is what
   is checked.
+
+moto's state is reset through the server's documented ``/moto-api/reset`` when the emulator starts and stops.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from typing import Any
 import boto3
 import requests
 from botocore.config import Config
+
+from devtools.localrun import _moto_internals
 
 ACCOUNT_ID = "123456789012"
 ADMIN_USER = "local-run-admin"
@@ -77,6 +81,7 @@ class AwsEmulator:
         self._on_lambda_event = on_lambda_event
         self._server = None
         self._saved: dict[str, Any] = {}
+        self._undo: list[_moto_internals.Undo] = []  # moto patches, undone last first
         self.endpoint = ""
         self.admin: Credentials | None = None
         self.lambda_service: Credentials | None = None
@@ -96,12 +101,12 @@ class AwsEmulator:
             _active = self
         try:
             logging.getLogger("werkzeug").setLevel(logging.ERROR)
-            self._reset_moto_state()
             self._patch_moto()
             self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
             self._server.start()
             host, port = self._server.get_host_and_port()
             self.endpoint = f"http://{host}:{port}"
+            self._reset_moto_state()
             self._create_principals()
             self._enforce_iam()
         except BaseException:
@@ -116,11 +121,12 @@ class AwsEmulator:
                 with contextlib.suppress(Exception):
                     previous = str(self._saved.pop("auth_count", "inf")).encode()
                     requests.post(f"{self.endpoint}/moto-api/reset-auth", data=previous, timeout=10)
+                with contextlib.suppress(Exception):
+                    self._reset_moto_state()
                 self._server.stop()
                 self._server = None
         finally:
             self._unpatch_moto()
-            self._reset_moto_state()
             with _lock:
                 if _active is self:
                     _active = None
@@ -182,69 +188,26 @@ class AwsEmulator:
         self._saved["auth_count"] = response.json().get("PREVIOUS_INITIAL_NO_AUTH_ACTION_COUNT", "inf")
 
     def _patch_moto(self) -> None:
-        from moto.s3 import notifications
-        from moto.secretsmanager.responses import SecretsManagerResponse
-        from moto.sns.responses import SNSResponse
-
-        self._saved["invoke"] = notifications._invoke_awslambda
-        notifications._invoke_awslambda = self._hand_off
-        self._saved["event"] = original_event = notifications._get_s3_event
-
-        def s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
-            # S3 names the version in events from a versioned bucket; moto leaves it out.
-            event = original_event(event_name, bucket, key, notification_id)
-            version = getattr(key, "version_id", None)
-            for record in event["Records"]:
-                # S3 names the version (versioned buckets) and orders PUTs to a key by a growing
-                # sequencer; moto sends neither, and the pipeline keys every stage's output on the latter.
-                if version and version != "null":
-                    record["s3"]["object"]["versionId"] = version
-                record["s3"]["object"]["sequencer"] = f"{next(self._sequencers):018X}"
-            return event
-
-        notifications._get_s3_event = s3_event
-        self._saved["secret_resource"] = getattr(SecretsManagerResponse, "_determine_resource", None)
-        SecretsManagerResponse._determine_resource = _secret_resource  # type: ignore[attr-defined]
-        self._saved["topic_resource"] = getattr(SNSResponse, "_determine_resource", None)
-        SNSResponse._determine_resource = _topic_resource  # type: ignore[attr-defined]
+        self._undo.append(_moto_internals.route_lambda_notifications(self._hand_off))
+        self._undo.append(_moto_internals.decorate_s3_event_records(self._complete_record))
+        self._undo.append(_moto_internals.authorise_by_resource_arn())
 
     def _unpatch_moto(self) -> None:
-        from moto.s3 import notifications
-        from moto.secretsmanager.responses import SecretsManagerResponse
-        from moto.sns.responses import SNSResponse
+        while self._undo:
+            self._undo.pop()()
 
-        if "invoke" in self._saved:
-            notifications._invoke_awslambda = self._saved.pop("invoke")
-        if "event" in self._saved:
-            notifications._get_s3_event = self._saved.pop("event")
-        for key, cls in (("secret_resource", SecretsManagerResponse), ("topic_resource", SNSResponse)):
-            if key in self._saved:
-                saved = self._saved.pop(key)
-                if saved is None:
-                    with contextlib.suppress(AttributeError):
-                        delattr(cls, "_determine_resource")
-                else:
-                    cls._determine_resource = saved  # type: ignore[attr-defined]
+    def _complete_record(self, record: dict[str, Any], version: str | None) -> None:
+        # S3 names the version (versioned buckets) and orders PUTs to a key by a growing sequencer; moto
+        # sends neither, and the pipeline keys every stage's output on the latter.
+        if version and version != "null":
+            record["s3"]["object"]["versionId"] = version
+        record["s3"]["object"]["sequencer"] = f"{next(self._sequencers):018X}"
 
-    def _hand_off(self, account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+    def _hand_off(self, fn_arn: str, event_body: Any) -> None:
         # Runs inside the S3 request that created the object, as moto's own hand-off does; the event is
         # queued, never run here, so the upload returns at once as it does in AWS (asynchronous invoke).
         self._on_lambda_event(fn_arn, json.loads(json.dumps(event_body)))
 
-    @staticmethod
-    def _reset_moto_state() -> None:
-        from moto.moto_api._internal.models import moto_api_backend
-
-        moto_api_backend.reset()
-
-
-def _topic_resource(self: Any) -> str:
-    return self._get_param("TopicArn") or self._get_param("TargetArn") or "*"
-
-
-def _secret_resource(self: Any) -> str:
-    secret_id = self._get_param("SecretId")
-    if not secret_id:
-        return "*"
-    secret = self.backend.secrets.get(secret_id)
-    return secret.arn if secret is not None else "*"
+    def _reset_moto_state(self) -> None:
+        response = requests.post(f"{self.endpoint}/moto-api/reset", timeout=10)
+        response.raise_for_status()

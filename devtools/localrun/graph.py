@@ -1,4 +1,4 @@
-"""From the declared stack (``devtools.declared.DeclaredStack``) to the local run's :class:`PipelineSpec`.
+"""From the declared stack (``devtools.harness.DeclaredStack``) to the local run's :class:`PipelineSpec`.
 
 Pure: reads the resources the program registered under Pulumi's mocks (their inputs, and the mocks'
 outputs for names and ARNs AWS would compute) and never the program's own modules, so the local run
@@ -8,11 +8,11 @@ checks what would be deployed, not what the components meant to declare.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from devtools.spec import (
+from devtools.harness import plain
+from devtools.localrun.spec import (
     BucketSpec,
     NotificationSpec,
     PipelineSpec,
@@ -42,19 +42,6 @@ LAMBDA_DEFAULT_EVENT_AGE = 21600
 
 class GraphError(ValueError):
     """The declared stack lacks something the pipeline needs (named in the message)."""
-
-
-def plain(value: Any) -> Any:
-    """``value`` with Pulumi's secret wrappers removed (the local run needs the real value)."""
-    from pulumi.runtime import rpc
-
-    if isinstance(value, Mapping):
-        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
-            return plain(value.get("value"))
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
 
 
 def _json(value: Any) -> dict[str, Any]:

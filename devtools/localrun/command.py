@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devtools.graph import pipeline_spec
-from devtools.lambda_runtime import Interpreter, find_interpreter
-from devtools.local_run import LocalPipeline, collect_uploads
-from devtools.results import RunResult
-from devtools.spec import PipelineSpec
+from devtools.localrun.graph import pipeline_spec
+from devtools.localrun.lambda_runtime import Interpreter, find_interpreter
+from devtools.localrun.pipeline import LocalPipeline
+from devtools.localrun.results import RunResult
+from devtools.localrun.spec import PipelineSpec
+from devtools.localrun.uploads import collect_uploads
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 WORK_ROOT = PROJECT_DIR / ".local-run"
 _MACHINES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 
@@ -39,7 +40,7 @@ def default_database_url(stack: str, work_root: Path = WORK_ROOT) -> tuple[str, 
 
 def stack_runtime(stack: str, project_dir: Path = PROJECT_DIR) -> tuple[str, str]:
     """The stack's (runtime, architecture) from its config file, with the program's defaults."""
-    from devtools.declared import load_stack_config
+    from devtools.harness import load_stack_config
 
     config = load_stack_config(stack, project_dir)
     return (
@@ -59,7 +60,7 @@ def build_local_layer(runtime: str, echo: Callable[[str], None]) -> Path:
 
 def evaluate_for_local_run(stack: str, database_url: str, layer_archive: Path) -> Any:
     """The stack as the program declares it with the local database and the local layer."""
-    from devtools.declared import Secret, evaluate_stack
+    from devtools.harness import Secret, evaluate_stack
 
     return evaluate_stack(
         stack,
@@ -130,7 +131,7 @@ def run(
 
 
 def main(args: Any) -> int:
-    from devtools.report import render_text
+    from devtools.localrun.report import render_text
 
     def echo(line: str) -> None:
         print(line, file=sys.stderr, flush=True)

@@ -4,7 +4,7 @@ Each function gets the layout Lambda gives it: its code archive unpacked as the 
 its layer unpacked as ``opt/`` (the zip's ``python/`` becomes ``opt/python``), and a ``runtime/`` directory
 holding boto3 and its dependencies, which Lambda's Python runtime provides and the layer leaves out. A
 container is one ``python -I -S`` process (no site-packages, no user site, no environment-driven paths)
-running :mod:`devtools._bootstrap`, with exactly the function's environment: what the stack declares,
+running :mod:`devtools.localrun._bootstrap`, with exactly the function's environment: what the stack declares,
 the variables Lambda reserves, the stage role's temporary credentials and the endpoint of the emulator.
 """
 

@@ -1,0 +1,117 @@
+"""The moto internals the local run cannot do without, and nothing else.
+
+Pinned: ``moto==5.2.5`` (requirements-dev.txt). ``tests/devtools/localrun/test_localrun_moto_internals.py``
+is the canary: after an upgrade it fails, naming moto and this version, when one of these changed.
+
+The emulator otherwise uses moto's documented surface: ``ThreadedMotoServer``, and the server's
+``/moto-api/reset`` and ``/moto-api/reset-auth`` endpoints. moto documents no hook for what follows, so
+each is a patch of a private function, applied by one function here that returns the undo (moto's state is
+process-global, and the test suite also runs ``mock_aws`` in the same process):
+
+* :func:`route_lambda_notifications`: moto's S3 notification code matches an event against the bucket's
+  notification configuration (event name, prefix, suffix) and builds the event JSON as S3 does, then
+  hands it to ``moto.s3.notifications._invoke_awslambda``, whose Lambda backend needs Docker. The local run
+  keeps moto's matching and event, and replaces only that hand-off. (Routing the notifications through
+  SQS instead would change what the stack declares.)
+* :func:`decorate_s3_event_records`: S3 names the object's version in events from a versioned bucket and
+  orders PUTs to a key by a growing ``sequencer``; moto's ``_get_s3_event`` sends neither. It is wrapped so
+  each record can be completed with the object's version id.
+* :func:`authorise_by_resource_arn`: moto authorises a request against the resource its response class's
+  ``_determine_resource()`` names, or ``*`` without one; its Secrets Manager and SNS responses have none, so
+  a role granted ``GetSecretValue`` on its one secret, or ``Publish`` on its one topic, would be denied.
+  Both classes get the method, as moto's own SQS response has, so the declared resource is what is checked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+PINNED = "moto==5.2.5"
+
+Undo = Callable[[], None]
+LambdaHandOff = Callable[[str, dict[str, Any]], None]
+"""Receives (function ARN, S3 event JSON as moto built it)."""
+RecordDecorator = Callable[[dict[str, Any], str | None], None]
+"""Receives (one record of an S3 event, the object's version id or None) and may add to the record."""
+
+# The private functions replaced, with the parameters moto calls them with (checked by the canary).
+PATCHED_FUNCTIONS = {
+    "moto.s3.notifications._invoke_awslambda": ("account_id", "event_body", "fn_arn", "region_name"),
+    "moto.s3.notifications._get_s3_event": ("event_name", "bucket", "key", "notification_id"),
+}
+# The method moto's BaseResponse.call_action asks for the resource a request is authorised against.
+RESOURCE_HOOK = "_determine_resource"
+
+
+def route_lambda_notifications(hand_off: LambdaHandOff) -> Undo:
+    """Every S3 → Lambda notification moto sends goes to ``hand_off`` (inside the S3 request that caused
+    it, as moto's own hand-off runs) instead of moto's Lambda backend."""
+    from moto.s3 import notifications
+
+    original = notifications._invoke_awslambda
+
+    def invoke(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+        hand_off(fn_arn, event_body)
+
+    notifications._invoke_awslambda = invoke
+
+    def undo() -> None:
+        notifications._invoke_awslambda = original
+
+    return undo
+
+
+def decorate_s3_event_records(decorate: RecordDecorator) -> Undo:
+    """Every S3 event moto builds passes each of its records to ``decorate``, with the object's version id."""
+    from moto.s3 import notifications
+
+    original = notifications._get_s3_event
+
+    def s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
+        event = original(event_name, bucket, key, notification_id)
+        version = getattr(key, "version_id", None)
+        for record in event["Records"]:
+            decorate(record, version)
+        return event
+
+    notifications._get_s3_event = s3_event
+
+    def undo() -> None:
+        notifications._get_s3_event = original
+
+    return undo
+
+
+def authorise_by_resource_arn() -> Undo:
+    """Secrets Manager calls are authorised against the secret's ARN, SNS calls against the topic's."""
+    from moto.secretsmanager.responses import SecretsManagerResponse
+    from moto.sns.responses import SNSResponse
+
+    saved: dict[type, Any] = {}
+    for cls, hook in ((SecretsManagerResponse, _secret_resource), (SNSResponse, _topic_resource)):
+        saved[cls] = getattr(cls, RESOURCE_HOOK, None)
+        setattr(cls, RESOURCE_HOOK, hook)
+
+    def undo() -> None:
+        for cls, original in saved.items():
+            if original is None:
+                with contextlib.suppress(AttributeError):
+                    delattr(cls, RESOURCE_HOOK)
+            else:
+                setattr(cls, RESOURCE_HOOK, original)
+
+    return undo
+
+
+def _topic_resource(self: Any) -> str:
+    return self._get_param("TopicArn") or self._get_param("TargetArn") or "*"
+
+
+def _secret_resource(self: Any) -> str:
+    secret_id = self._get_param("SecretId")
+    if not secret_id:
+        return "*"
+    secret = self.backend.secrets.get(secret_id)
+    return secret.arn if secret is not None else "*"
