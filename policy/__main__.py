@@ -1,16 +1,18 @@
 """The data-pipeline CrossGuard policy pack: `pulumi preview --policy-pack policy/`.
 
 The rules live in `pipeline_rules` as plain functions over `Resource` values; this file only adapts the
-engine's arguments to them and reports what they find. The Pulumi CLI runs it with this directory on
-`sys.path`, which is why `pipeline_rules` is imported as a top-level module.
+engine's arguments to them and reports what they find. What that needs from pulumi_policy beyond its
+documented API (the unknown values of a preview) is in `_pulumi_policy_internals`. The Pulumi CLI runs the
+pack with this directory on `sys.path`, which is why both are imported as top-level modules.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import _pulumi_policy_internals as sdk
 import pipeline_rules as rules
 from pulumi_policy import (
     EnforcementLevel,
@@ -22,28 +24,6 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
-from pulumi_policy.proxy import (
-    UNKNOWN_ARCHIVE_VALUE,
-    UNKNOWN_ARRAY_VALUE,
-    UNKNOWN_ASSET_VALUE,
-    UNKNOWN_BOOLEAN_VALUE,
-    UNKNOWN_NUMBER_VALUE,
-    UNKNOWN_OBJECT_VALUE,
-    UNKNOWN_STRING_VALUE,
-    UnknownValueError,
-)
-
-_SENTINELS = frozenset(
-    {
-        UNKNOWN_ARRAY_VALUE,
-        UNKNOWN_ARCHIVE_VALUE,
-        UNKNOWN_ASSET_VALUE,
-        UNKNOWN_BOOLEAN_VALUE,
-        UNKNOWN_NUMBER_VALUE,
-        UNKNOWN_OBJECT_VALUE,
-        UNKNOWN_STRING_VALUE,
-    }
-)
 
 
 def plain(value: Any) -> Any:
@@ -52,15 +32,7 @@ def plain(value: Any) -> Any:
     The SDK's proxies raise on the first unknown value they are asked for; unwrapping them lets a rule
     use the known half of a resource (its property dependencies, its literal flags) during preview.
     """
-    if type(value).__module__ == "pulumi_policy.proxy":
-        value = value["__target"]
-    if isinstance(value, str):
-        return rules.UNKNOWN if value in _SENTINELS else value
-    if isinstance(value, Mapping):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, Sequence):
-        return [plain(item) for item in value]
-    return value
+    return sdk.unwrap(value, rules.UNKNOWN)
 
 
 def from_engine(resource: PolicyResource) -> rules.Resource:
@@ -81,9 +53,7 @@ def _report(violations: list[rules.Violation], report_violation: ReportViolation
     if pending:
         # The SDK turns this into an advisory "can't run policy ... during preview: <message>";
         # `pulumi up` runs the policy again with every value known and decides.
-        error = UnknownValueError(UNKNOWN_STRING_VALUE, [])
-        error.message = "not known yet: " + "; ".join(v.message for v in pending)
-        raise error
+        raise sdk.not_known_yet("not known yet: " + "; ".join(v.message for v in pending))
 
 
 StackRule = Callable[[Sequence[rules.Resource]], list[rules.Violation]]

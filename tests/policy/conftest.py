@@ -1,4 +1,4 @@
-"""Shared set-up of the operations tier (policy pack, observability, redrive, workflows)."""
+"""Shared set-up of the policy pack's tests."""
 
 import sys
 from pathlib import Path
