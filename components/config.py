@@ -810,7 +810,7 @@ def _in_process_config_keys() -> set[str]:
     pulumi 3.272 keeps them in `pulumi.runtime.config.CONFIG`, a module attribute without an underscore that
     `pulumi.runtime` does not export and no document describes; nothing public lists them. Never read on
     `pulumi up` (see `_config_names`). Should an SDK upgrade drop it, this returns nothing: keys of the stack
-    file are still checked, and the canary test (tests/components/test_components_config.py) fails, naming it.
+    file are still checked, and the canary (tests/components/test_components_config_reading.py) fails.
     """
     from pulumi.runtime import config as runtime_config
 
