@@ -1,11 +1,35 @@
-"""S3 notifications: one per triggering bucket, the chain's filters, and the permissions they wait for."""
+"""`DataBucket` and `BucketTriggers` in the real program under mocks: each bucket's secure defaults and what
+it keeps on destroy; one notification per triggering bucket, the chain's filters, the permissions it waits
+for."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
+from component_support import bucket_child
 
 NOTIFICATION = "aws:s3/bucketNotification:BucketNotification"
 PERMISSION = "aws:lambda/permission:Permission"
+BUCKETS = ("raw", "processed", "analytics")
+
+BUCKET_CHILDREN = Counter(
+    {
+        "aws:s3/bucket:Bucket": 1,
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": 1,
+        "aws:s3/bucketOwnershipControls:BucketOwnershipControls": 1,
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": 1,
+        "aws:s3/bucketVersioning:BucketVersioning": 1,
+        "aws:s3/bucketPolicy:BucketPolicy": 1,
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": 1,
+    }
+)
+
+
+def bucket_settings(stack, role):
+    """The resources a DataBucket declares besides the bucket itself (its settings)."""
+    component = stack.get(role, "data-pipeline:bucket:DataBucket")
+    return [r for r in stack.children(component) if r.type != "aws:s3/bucket:Bucket"]
 
 
 @pytest.mark.parametrize("stack_name", ["dev", "prod"])
@@ -80,3 +104,106 @@ def test_permissions_name_the_source_bucket_and_account(request, stack_name):
         assert permission.inputs["function"] == stack.functions()[stage]["name"]
         assert permission.inputs["sourceArn"] == f"arn:aws:s3:::{buckets[source[stage]]}"
         assert permission.inputs["sourceAccount"] == "123456789012"
+
+
+@pytest.mark.parametrize("stack_name", ["dev", "prod"])
+@pytest.mark.parametrize("role", BUCKETS)
+def test_each_bucket_has_exactly_its_secure_defaults(request, stack_name, role):
+    # GIVEN the evaluated stack
+    stack = request.getfixturevalue(f"{stack_name}_stack")
+    # WHEN the DataBucket's children are listed
+    component = stack.get(role, "data-pipeline:bucket:DataBucket")
+    # THEN it holds exactly the bucket and its six configuration resources
+    assert Counter(r.type for r in stack.children(component)) == BUCKET_CHILDREN
+
+
+def test_dev_buckets_are_force_destroyed_and_not_retained(dev_stack):
+    for role in BUCKETS:
+        bucket = dev_stack.get(role, "aws:s3/bucket:Bucket")
+        assert bucket.inputs["forceDestroy"] is True
+        assert bucket.retain_on_delete is False
+        assert not [r.name for r in bucket_settings(dev_stack, role) if r.retain_on_delete]
+
+
+def test_prod_buckets_are_retained_on_delete_and_never_emptied(prod_stack):
+    for role in BUCKETS:
+        bucket = prod_stack.get(role, "aws:s3/bucket:Bucket")
+        assert bucket.inputs["forceDestroy"] is False
+        assert bucket.retain_on_delete is True
+
+
+def test_prod_buckets_keep_their_security_settings_on_destroy(prod_stack):
+    # GIVEN the prod stack, whose buckets outlive `pulumi destroy`
+    for role in BUCKETS:
+        settings = bucket_settings(prod_stack, role)
+        # THEN every setting of a kept bucket is kept with it: destroying the public access block, the
+        # TLS-only policy, the encryption, versioning or lifecycle would strip them from the kept data
+        assert {r.type.rsplit(":", 1)[1] for r in settings} >= {
+            "BucketPublicAccessBlock",
+            "BucketOwnershipControls",
+            "BucketServerSideEncryptionConfiguration",
+            "BucketVersioning",
+            "BucketPolicy",
+            "BucketLifecycleConfiguration",
+        }
+        assert [r.name for r in settings if not r.retain_on_delete] == []
+
+
+def test_public_access_is_blocked_by_all_four_flags(dev_stack):
+    block = bucket_child(dev_stack, "raw", "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    assert {f: block.inputs[f] for f in flags} == dict.fromkeys(flags, True)
+
+
+def test_ownership_is_bucket_owner_enforced(dev_stack):
+    controls = bucket_child(dev_stack, "processed", "aws:s3/bucketOwnershipControls:BucketOwnershipControls")
+    assert controls.inputs["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
+
+
+def test_dev_buckets_use_sse_s3(dev_stack):
+    sse = bucket_child(
+        dev_stack,
+        "raw",
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    )
+    (rule,) = sse.inputs["rules"]
+    assert rule["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "AES256"}
+
+
+def test_prod_buckets_use_sse_kms_with_a_bucket_key(prod_stack):
+    kms_key = prod_stack.config["data-pipeline:kmsKeyArn"]
+    for role in BUCKETS:
+        sse = bucket_child(
+            prod_stack,
+            role,
+            "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        )
+        (rule,) = sse.inputs["rules"]
+        assert rule["applyServerSideEncryptionByDefault"] == {
+            "sseAlgorithm": "aws:kms",
+            "kmsMasterKeyId": kms_key,
+        }
+        assert rule["bucketKeyEnabled"] is True
+
+
+def test_versioning_is_on_for_raw_only_by_default(dev_stack):
+    status = {
+        role: bucket_child(dev_stack, role, "aws:s3/bucketVersioning:BucketVersioning").inputs[
+            "versioningConfiguration"
+        ]["status"]
+        for role in BUCKETS
+    }
+    assert status == {"raw": "Enabled", "processed": "Suspended", "analytics": "Suspended"}
+
+
+def test_lifecycle_aborts_uploads_and_expires_noncurrent_versions(prod_stack):
+    lifecycle = bucket_child(
+        prod_stack, "raw", "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+    )
+    rules = {r["id"]: r for r in lifecycle.inputs["rules"]}
+    assert rules["abort-incomplete-multipart-uploads"]["abortIncompleteMultipartUpload"] == {
+        "daysAfterInitiation": 7
+    }
+    assert rules["expire-noncurrent-versions"]["noncurrentVersionExpiration"] == {"noncurrentDays": 90}
+    versioning = bucket_child(prod_stack, "raw", "aws:s3/bucketVersioning:BucketVersioning")
+    assert versioning.urn in lifecycle.depends_on

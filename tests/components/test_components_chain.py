@@ -17,7 +17,7 @@ from components.chain import (
     loop_problems,
 )
 from components.stage_table import Keys
-from devtools.declared import StackEvaluationError
+from devtools.harness import StackEvaluationError
 
 
 def test_the_declared_chain_is_loop_free_and_linear():

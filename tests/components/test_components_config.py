@@ -11,7 +11,7 @@ from components.config import (
     overlapping_suffixes,
     parse_config,
 )
-from devtools.declared import Secret, StackEvaluationError
+from devtools.harness import Secret, StackEvaluationError
 
 BAD_CONFIGS = [
     # (overrides, the full key that must be named, a phrase of the explanation)

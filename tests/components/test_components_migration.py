@@ -49,7 +49,7 @@ def test_a_stack_without_a_database_declares_no_migration(dev_stack):
 
 
 def test_a_database_url_in_config_is_migrated_after_its_secret_exists(evaluate):
-    from devtools.declared import Secret
+    from devtools.harness import Secret
 
     stack = evaluate("dev", {"database": Secret({"url": "postgresql://u:p@db.internal/analytics"})})
     [invocation] = stack.by_type(INVOCATION)

@@ -14,7 +14,7 @@ from components.observability import (
     alarm_topic_policy,
     dashboard_body,
 )
-from devtools import declared
+from devtools import harness
 from handlers.metrics import METRIC_NAMES
 
 STAGES = ("ingestion", "processing", "analytics")
@@ -111,7 +111,7 @@ def test_topic_is_encrypted_with_a_key_cloudwatch_may_use(stack):
     grant = statements["CloudWatchAlarmsEncryptNotifications"]
     assert grant["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
     assert sorted(grant["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
-    assert grant["Condition"]["StringEquals"] == {"aws:SourceAccount": declared.MOCK_ACCOUNT_ID}
+    assert grant["Condition"]["StringEquals"] == {"aws:SourceAccount": harness.MOCK_ACCOUNT_ID}
 
 
 def test_topic_policy_lets_exactly_these_alarms_publish(stack):

@@ -15,7 +15,7 @@ from dataclasses import replace
 import pytest
 from urn_support import VARIANTS, fixture_path, make_urn, match_old_state
 
-from devtools.declared import DeclaredStack, Secret
+from devtools.harness import DeclaredStack, Secret
 
 PROJECT = "data-pipeline"
 PIPELINE = "data-pipeline:pipeline:DataPipeline"

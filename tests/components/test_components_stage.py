@@ -1,0 +1,105 @@
+"""`PipelineStage`: in the real program under mocks, each stage's role, policy, log group, function, failure
+queue, async-invoke config and invoke permission, with their options."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from component_support import stage_child
+
+STAGES = ("ingestion", "processing", "analytics")
+
+STAGE_CHILDREN = Counter(
+    {
+        "aws:iam/role:Role": 1,
+        "aws:iam/rolePolicy:RolePolicy": 1,
+        "aws:cloudwatch/logGroup:LogGroup": 1,
+        "aws:lambda/function:Function": 1,
+        "aws:sqs/queue:Queue": 1,
+        "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig": 1,
+        "aws:lambda/permission:Permission": 1,
+    }
+)
+
+
+@pytest.mark.parametrize("stack_name", ["dev", "prod"])
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_stage_has_exactly_what_it_needs(request, stack_name, stage):
+    stack = request.getfixturevalue(f"{stack_name}_stack")
+    component = stack.get(stage, "data-pipeline:stage:PipelineStage")
+    assert Counter(r.type for r in stack.children(component)) == STAGE_CHILDREN
+
+
+def test_failure_queues_are_encrypted_and_keep_messages_14_days(dev_stack, prod_stack):
+    dev_queue = stage_child(dev_stack, "ingestion", "aws:sqs/queue:Queue")
+    assert dev_queue.inputs["sqsManagedSseEnabled"] is True
+    prod_queue = stage_child(prod_stack, "ingestion", "aws:sqs/queue:Queue")
+    assert prod_queue.inputs["kmsMasterKeyId"] == prod_stack.config["data-pipeline:kmsKeyArn"]
+    assert dev_queue.inputs["messageRetentionSeconds"] == 14 * 24 * 3600
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_failed_events_go_to_the_stage_failure_queue(dev_stack, stage):
+    config = stage_child(dev_stack, stage, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig")
+    queue = stage_child(dev_stack, stage, "aws:sqs/queue:Queue")
+    policy = stage_child(dev_stack, stage, "aws:iam/rolePolicy:RolePolicy")
+    assert config.inputs["destinationConfig"] == {"onFailure": {"destination": queue.outputs["arn"]}}
+    # Pulumi.dev.yaml: one retry, one hour.
+    assert config.inputs["maximumRetryAttempts"] == 1
+    assert config.inputs["maximumEventAgeInSeconds"] == 3600
+    assert policy.urn in config.depends_on
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_function_logs_json_to_its_own_log_group(prod_stack, stage):
+    function = stage_child(prod_stack, stage, "aws:lambda/function:Function")
+    log_group = stage_child(prod_stack, stage, "aws:cloudwatch/logGroup:LogGroup")
+    assert function.inputs["loggingConfig"]["logFormat"] == "JSON"
+    assert function.inputs["loggingConfig"]["logGroup"] == log_group.outputs["name"]
+    assert log_group.inputs["name"] == f"/aws/lambda/{function.inputs['name']}"
+    expected = 365 if stage == "analytics" else 90
+    assert log_group.inputs["retentionInDays"] == expected
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_function_waits_for_its_policy(dev_stack, stage):
+    function = stage_child(dev_stack, stage, "aws:lambda/function:Function")
+    policy = stage_child(dev_stack, stage, "aws:iam/rolePolicy:RolePolicy")
+    assert policy.urn in function.depends_on
+
+
+def test_prod_function_settings_follow_the_stack_config(prod_stack):
+    functions = prod_stack.functions()
+    assert {s: (f["memory_mb"], f["timeout_seconds"]) for s, f in functions.items()} == {
+        "ingestion": (1024, 300),
+        "processing": (1024, 300),
+        "analytics": (512, 120),
+    }
+    reserved = {
+        s: stage_child(prod_stack, s, "aws:lambda/function:Function").inputs["reservedConcurrentExecutions"]
+        for s in STAGES
+    }
+    assert reserved == {"ingestion": 50, "processing": 20, "analytics": 5}
+    assert {f["runtime"] for f in functions.values()} == {"python3.13"}
+    assert {tuple(f["architectures"]) for f in functions.values()} == {("arm64",)}
+    layer = prod_stack.by_type("aws:lambda/layerVersion:LayerVersion")[0]
+    assert layer.inputs["compatibleRuntimes"] == ["python3.13"]
+    assert layer.inputs["compatibleArchitectures"] == ["arm64"]
+
+
+def test_only_the_analytics_function_is_in_the_vpc(prod_stack):
+    in_vpc = {
+        s: "vpcConfig" in stage_child(prod_stack, s, "aws:lambda/function:Function").inputs for s in STAGES
+    }
+    assert in_vpc == {"ingestion": False, "processing": False, "analytics": True}
+    vpc = stage_child(prod_stack, "analytics", "aws:lambda/function:Function").inputs["vpcConfig"]
+    assert vpc == {
+        "subnetIds": ["subnet-0a1b2c3d4e5f60718", "subnet-0b2c3d4e5f6071829"],
+        "securityGroupIds": ["sg-0c3d4e5f607182930"],
+    }
+
+
+def test_handler_strings_match_the_code_archive(dev_stack):
+    handlers = {stage: f["handler"] for stage, f in dev_stack.functions().items()}
+    assert handlers == {s: f"handlers.{s}.handler" for s in STAGES}
