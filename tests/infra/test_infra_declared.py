@@ -1,4 +1,4 @@
-"""devtools.declared: the mocked evaluation itself (stack files, overrides, secrets, repeated runs)."""
+"""devtools.harness: the mocked evaluation itself (stack files, overrides, secrets, repeated runs)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.declared import StackEvaluationError, evaluate_stack, load_stack_config
+from devtools.harness import StackEvaluationError, evaluate_stack, load_stack_config
 
 
 def probe_project(tmp_path: Path, stack_yaml: str, program: str = "") -> Path:
