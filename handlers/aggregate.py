@@ -1,87 +1,150 @@
-"""Processing core: records → per-window, per-dimension aggregates, and the aggregates document.
+"""Processing core: ``records/`` lines → exact per-window, per-dimension aggregates, and the aggregates
+document.
 
 Memory grows with the number of groups (windows times dimension values), never with the number of
-records: each record updates its group's counters and is dropped.
+records: each block of lines updates its groups' counters and is dropped.
 
-Aggregates form a commutative monoid under ``merge`` (counts and sums add, min and max keep), so
-aggregating files separately and merging in any order equals aggregating all records at once — the
-property the analytics stage's database upsert relies on (tested with hypothesis).
+Numbers are exact (``handlers.exact``): lines are decoded with ``float_hook=Decimal``, so a metric is
+the decimal its literal states and an integer stays an ``int``; sums are taken inside
+``exact.exact_context()``, where a sum that would round raises instead. Aggregates form a commutative
+monoid under ``merge`` (counts and sums add, min and max keep), so aggregating files separately and
+merging in any order equals aggregating all records at once, exactly — the property the analytics
+stage's database upsert relies on (tested with hypothesis).
+
+A group is a window start and the canonical text of its dimension values (``GroupKey``,
+``dimensions_text``): numerically equal numbers are one group (``1``, ``1.0``, ``1e0``; ``0``, ``-0.0``),
+while ``true`` is never the number 1 and ``"1"`` never a number. The database stores that text.
 
 The aggregates document (processing → analytics), one JSON object per ``records/`` object, written
 with sorted keys and sorted groups so its bytes are a pure function of the input and the config::
 
     {
-      "format": "data-pipeline/aggregates@1",
+      "format": "data-pipeline/aggregates@2",
       "source": {"bucket": str, "key": str, "sha256": str},   # the records/ object's bytes
+      "origin": {"rel": str, "sequencer": str, "version_id": str | null},   # the raw version
       "window": "1h", "window_seconds": 3600,
       "dimensions": ["type", "source"], "metrics": ["value"],
       "counts": {"records_read": int, "records_valid": int, "records_quarantined": int, "blank_lines": int},
       "groups": [
         {"window_start": "2024-05-01T12:00:00Z",
-         "dimensions": {"type": "click", "source": null},   # a missing field is null
+         "dimensions": {"source": null, "type": "click"},   # canonical values; a missing field is null
          "records": int,
-         "metrics": {"value": {"count": int, "sum": number, "min": number, "max": number}}}
+         "metrics": {"value": {"count": int, "sum": "12.5", "min": "0.5", "max": "7"}}}
       ],
       "rejected": [{"line": int, "reason": str, "detail": str}],
       "rejected_total": int
     }
 
-``records_valid`` counts aggregated records and ``records_quarantined`` rejected ones. A metric absent
-from a record (or null) does not count for that metric; a group lists only metrics it has seen.
-``rejected`` keeps the first ``MAX_REJECTED_DETAILS`` entries (``rejected_total`` counts them all):
-every rejected line is still in the ``records/`` object, which the document names. Reasons:
-``invalid_json``, ``invalid_utf8``, ``not_an_object``, ``invalid_timestamp``, ``dimension_not_scalar``,
-``metric_not_numeric``, ``metric_out_of_range`` (a value, or the group's sum with it, beyond float
-range), ``record_too_large``, and for a ``records/`` object that cannot be read at all
-(line 0) ``not_gzip``, ``truncated_gzip``, ``corrupt_gzip``.
+``origin`` names the raw object version the records came from: ``rel`` and ``sequencer`` from the
+``records/<rel>/<sequencer>.jsonl.gz`` key, ``version_id`` from the records object's
+``source-version-id`` metadata (null when the raw bucket is not versioned). ``sum``, ``min`` and ``max``
+are canonical decimal strings (``exact.canonical``). ``records_valid`` counts aggregated records and
+``records_quarantined`` rejected ones. A metric absent from a record (or null) does not count for that
+metric; a group lists only metrics it has seen. ``rejected`` keeps the first ``MAX_REJECTED_DETAILS``
+entries (``rejected_total`` counts them all): every rejected line is still in the ``records/`` object,
+which the document names.
+
+No line can fail an object: every line is aggregated, counted blank (empty, or only spaces, tabs and
+carriage returns) or rejected with a reason: ``invalid_json`` (a ``\\v`` or ``\\f`` is not JSON
+whitespace; nesting past msgspec's recursion limit), ``invalid_utf8``, ``not_an_object``,
+``invalid_timestamp``, ``dimension_not_scalar``, ``dimension_out_of_range`` (a number literal whose
+exponent no ``Decimal`` holds), ``metric_not_numeric``, ``metric_out_of_range``, ``metric_too_precise``
+(``exact.metric_value``), ``record_too_large``; and for a ``records/`` object that cannot be read at all
+(line 0) ``not_gzip``, ``truncated_gzip``, ``corrupt_gzip``. Duplicate keys keep the last value, as
+every JSON parser here does (ingestion rejects them before they reach ``records/``).
+
+Speed: a block of lines is decoded in one ``decode_lines`` call into a struct of only the configured
+fields, and checked and grouped a column at a time. Any surprise in a block (a line that fails to
+decode, or a value that needs a reason) sends that block's lines down the line-by-line path, which
+decides every verdict; the block path only ever takes blocks on which both paths agree.
 """
 
 from __future__ import annotations
 
 import re
-import sys
-from collections.abc import Iterable, Mapping
+from collections import Counter, defaultdict, deque
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from functools import lru_cache, partial
+from itertools import compress, repeat
+from operator import attrgetter, is_not, itemgetter
 from typing import Annotated, Any
 
 import msgspec
 
-from handlers.config import MAX_FIELD_NAME, WINDOWS
+from handlers import exact
+from handlers.config import MAX_FIELD_NAME, RECORDS_LINE_LIMIT, WINDOWS
 from handlers.errors import UnreadableObjectError
-from handlers.ingest import Oversize, Read, iter_lines, payload_reader
+from handlers.exact import MetricValueError, Number, exact_context, metric_value
+from handlers.ingest import CHUNK_BYTES, Read, payload_reader
 from handlers.metrics import Counts
 
-FORMAT = "data-pipeline/aggregates@1"
+FORMAT = "data-pipeline/aggregates@2"
 MAX_REJECTED_DETAILS = 1000
-MAX_LINE_BYTES = 16 << 20  # records/ lines are at most MAX_RECORD_BYTES plus normalisation
-FLOAT_MAX = sys.float_info.max  # metrics, their sums included, must fit the database's double columns
+RETRY_LINES = 64  # a block that fails is retried in parts of this many lines before going line by line
+SAMPLE_KEYS = 256  # records of a block whose distinct groups choose how the block is accumulated
 
-Scalar = str | int | float | bool | None
-_decode = msgspec.json.Decoder().decode
-_encode = msgspec.json.Encoder().encode
-GroupKey = tuple[str, tuple[Scalar, ...]]  # (window start, dimension values in config order)
+GroupKey = tuple[str, str]  # (window start "YYYY-MM-DDTHH:MM:SSZ", canonical dimensions JSON text)
 
-_NORMALISED = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:[0-5]\d(?:\.\d{1,6})?Z", re.ASCII)
+_TEXT = msgspec.json.Encoder(decimal_format="number", order="sorted")
+_SCALAR = msgspec.json.Decoder(float_hook=Decimal)
+_RAW = msgspec.json.Decoder(msgspec.Raw)
+_HEAD = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", re.ASCII)  # up to the minute
+_TAIL = re.compile(r":[0-5]\d(?:\.\d{1,6})?Z", re.ASCII)  # seconds, fraction, zone
+_NORMALISED = re.compile(_HEAD.pattern + _TAIL.pattern, re.ASCII)
+_MINUTE, _SECONDS = itemgetter(slice(None, 16)), itemgetter(slice(16, None))
+_BLANK = b" \t\r"  # JSON whitespace; bytes.isspace would also take \v and \f, which are not JSON
+_LIMIT = 10**exact.MAX_INTEGER_DIGITS
+_NONE = type(None)
+_PLAIN_DIMENSIONS = frozenset({str, _NONE, int, Decimal})
+_SCALAR_DIMENSIONS = _PLAIN_DIMENSIONS | {bool}
+_INTS, _NUMBERS = frozenset({int}), frozenset({int, Decimal})
+_present = partial(is_not, None)
+
+
+def dimensions_text(names: Iterable[str], values: Iterable[object]) -> str:
+    """The canonical JSON text of a group's dimensions: ``{name: exact.dimension_value(value)}``,
+    keys sorted, compact, decimals as JSON numbers. ValueError for a value that is not a JSON scalar."""
+    return _TEXT.encode(
+        {name: exact.dimension_value(value) for name, value in zip(names, values, strict=True)}
+    ).decode()
+
+
+def window_start(timestamp: object, window_seconds: int) -> str:
+    """The start of the window holding a normalised ``...Z`` timestamp; ValueError otherwise."""
+    if type(timestamp) is not str:
+        raise ValueError(f"timestamp is a {_json_type(timestamp)}, not an RFC 3339 UTC string")
+    if not _NORMALISED.fullmatch(timestamp):
+        raise ValueError(f"timestamp is not normalised RFC 3339 UTC: {timestamp[:64]!r}")
+    return _minute_window(timestamp[:16], window_seconds)
+
+
+def _minute_window(head: str, window_seconds: int) -> str:
+    epoch = int(datetime.fromisoformat(head + ":00+00:00").timestamp())
+    start = epoch - epoch % window_seconds
+    return datetime.fromtimestamp(start, UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
 @dataclass(frozen=True)
 class Stats:
-    """count/sum/min/max of one metric in one group."""
+    """count/sum/min/max of one metric in one group, exact."""
 
     count: int  # values seen
-    sum: float  # their sum (ints stay exact ints)
-    min: float  # smallest value
-    max: float  # largest value
+    sum: Number  # their exact sum
+    min: Number  # smallest value
+    max: Number  # largest value
 
     @classmethod
-    def of(cls, value: float) -> Stats:
+    def of(cls, value: Number) -> Stats:
         return cls(1, value, value, value)
 
     def merge(self, other: Stats) -> Stats:
-        return Stats(
-            self.count + other.count, self.sum + other.sum, min(self.min, other.min), max(self.max, other.max)
-        )
+        """Both sides' stats; raises a ``decimal`` signal rather than round a sum."""
+        with exact_context():
+            total = self.sum + other.sum
+        return Stats(self.count + other.count, total, min(self.min, other.min), max(self.max, other.max))
 
 
 @dataclass(frozen=True)
@@ -128,28 +191,176 @@ class AggregateResult:
     rejected_total: int  # all rejections
 
 
-def window_start(timestamp: object, window_seconds: int) -> str:
-    """The start of the window holding a normalised ``...Z`` timestamp; ValueError otherwise."""
-    if not isinstance(timestamp, str) or not _NORMALISED.fullmatch(timestamp):
-        raise ValueError(f"timestamp is not normalised RFC 3339 UTC: {str(timestamp)[:64]!r}")
-    epoch = int(datetime.fromisoformat(timestamp[:19] + "+00:00").timestamp())
-    start = epoch - epoch % window_seconds
-    return datetime.fromtimestamp(start, UTC).replace(tzinfo=None).isoformat() + "Z"
+class _Bool:
+    """A boolean dimension value inside the aggregator: ``True == 1`` and ``hash(True) == hash(1)``, so
+    a plain ``True`` in a group tuple would join the group of the number 1."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: bool) -> None:
+        self.value = value
+
+
+_TRUE, _FALSE = _Bool(True), _Bool(False)
+
+
+class _Unrepresentable:
+    """A number literal whose exponent no ``Decimal`` holds (``1e99999999999999999999``)."""
+
+    __slots__ = ("negative_exponent", "zero")
+
+    def __init__(self, literal: str) -> None:
+        mantissa, _, exponent = literal.lower().partition("e")
+        self.zero = not mantissa.strip("-+0.")
+        self.negative_exponent = exponent.startswith("-")
+
+
+_CONTAINERS = {ord("{"): "object", ord("["): "array"}
+
+
+def _scalar(raw: msgspec.Raw | None) -> object:
+    """A configured field's value from its raw JSON: scalars decoded exactly, a container as an empty
+    ``dict``/``list`` (never decoded: it is rejected whatever it holds)."""
+    if raw is None:
+        return None
+    kind = _CONTAINERS.get(memoryview(raw)[0])
+    if kind is not None:
+        return {} if kind == "object" else []
+    try:
+        return _SCALAR.decode(raw)
+    except (msgspec.ValidationError, ArithmeticError):
+        # An integer past Python's int-from-string limit, or an exponent past Decimal's: the literal is
+        # still an exact number, or is one no value here can hold.
+        literal = bytes(raw).decode("ascii")
+        try:
+            value = Decimal(literal)
+        except ArithmeticError:
+            return _Unrepresentable(literal)
+        return value if value.is_finite() else _Unrepresentable(literal)
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, int | Decimal | _Unrepresentable):
+        return "number"
+    return type(value).__name__
+
+
+class _Minutes(dict[str, str]):
+    """``YYYY-MM-DDTHH:MM`` → the start of its window; ValueError for one that is not a real minute.
+
+    Equal to ``window_start`` (property-tested): every window divides a day and UTC days start on a
+    multiple of it, so the start is the date and the minute of the day rounded down, with no epoch
+    arithmetic; only the date needs ``datetime`` to say whether it exists.
+    """
+
+    def __init__(self, window_seconds: int) -> None:
+        super().__init__()
+        self.window_minutes = window_seconds // 60
+        self.days: set[str] = set()
+
+    def __missing__(self, head: str) -> str:
+        if not _HEAD.fullmatch(head):
+            raise ValueError(f"timestamp is not normalised RFC 3339 UTC: {head[:64]!r}...")
+        day, hour, minute = head[:10], int(head[11:13]), int(head[14:16])
+        if day not in self.days:
+            try:
+                date.fromisoformat(day)
+            except ValueError as exc:  # Feb 30, month 13, year 0
+                raise ValueError(f"timestamp {head!r}...: {exc}") from None
+            if len(self.days) >= 10_000:
+                self.days.clear()
+            self.days.add(day)
+        if hour > 23 or minute > 59:
+            raise ValueError(f"timestamp {head!r}...: no such time of day")
+        minutes = hour * 60 + minute
+        minutes -= minutes % self.window_minutes
+        start = f"{day}T{minutes // 60:02d}:{minutes % 60:02d}:00Z"
+        if len(self) >= 100_000:  # a cache, not a record store: keep it bounded
+            self.clear()
+        self[head] = start
+        return start
+
+
+class _Seconds(dict[str, bool]):
+    """``:SS[.ffffff]Z`` tails that are valid; ValueError for one that is not."""
+
+    def __missing__(self, tail: str) -> bool:
+        if not _TAIL.fullmatch(tail):
+            raise ValueError(f"timestamp is not normalised RFC 3339 UTC: ...{tail[:64]!r}")
+        if len(self) >= 100_000:
+            self.clear()
+        self[tail] = True
+        return True
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The structs a configuration decodes lines into, and how to read their fields."""
+
+    block: msgspec.json.Decoder  # only the configured fields, decoded (``float_hook=Decimal``)
+    line: msgspec.json.Decoder  # the same fields as raw JSON, for the line-by-line path
+    timestamp: attrgetter  # type: ignore[type-arg]
+    dimensions: tuple[attrgetter, ...]  # type: ignore[type-arg]
+    metrics: tuple[attrgetter, ...]  # type: ignore[type-arg]
+
+
+@lru_cache(maxsize=16)
+def _layout(dimensions: tuple[str, ...], metrics: tuple[str, ...]) -> _Layout:
+    names = list(dict.fromkeys(("timestamp", *dimensions, *metrics)))
+    attribute = {name: f"f{index}" for index, name in enumerate(names)}
+    rename = {attribute[name]: name for name in names}  # any JSON key, whatever Python allows in names
+    # gc=False: the structs hold only decoded JSON values, which never refer back to them, so they
+    # cannot form a cycle; untracked, a block of thousands of them does not trigger collections.
+    block = msgspec.defstruct(
+        "Fields",
+        [
+            (attribute[name], str if name == "timestamp" else Any, "" if name == "timestamp" else None)
+            for name in names
+        ],
+        rename=rename,
+        gc=False,
+    )
+    raw = msgspec.defstruct(
+        "RawFields", [(attribute[name], msgspec.Raw, None) for name in names], rename=rename, gc=False
+    )
+    return _Layout(
+        block=msgspec.json.Decoder(block, float_hook=Decimal),
+        line=msgspec.json.Decoder(raw),
+        timestamp=attrgetter(attribute["timestamp"]),
+        dimensions=tuple(attrgetter(attribute[name]) for name in dimensions),
+        metrics=tuple(attrgetter(attribute[name]) for name in metrics),
+    )
 
 
 class Aggregator:
-    """Accumulates records into groups; mutable inside, frozen on ``result``."""
+    """Accumulates records into groups; mutable inside, frozen on ``groups``."""
 
     def __init__(self, window_seconds: int, dimensions: tuple[str, ...], metrics: tuple[str, ...]) -> None:
         self.window_seconds = window_seconds
         self.dimensions = dimensions
         self.metrics = metrics
-        # group → [records, {metric: [count, sum, min, max]}]
-        self._groups: dict[GroupKey, list[Any]] = {}
-        self._windows: dict[str, str] = {}  # minute prefix → window start (windows are whole minutes)
+        self._layout = _layout(dimensions, metrics)
+        # Groups by (window start, dimension values as decoded): numerically equal numbers already share
+        # a key (1 == Decimal("1.0"), with equal hashes), booleans are _Bool; ``groups`` merges what
+        # canonical texts make equal.
+        self._records: Counter[tuple[Any, ...]] = Counter()
+        self._stats: list[dict[tuple[Any, ...], list[Any]]] = [{} for _ in metrics]  # [count, sum, min, max]
+        self._minutes = _Minutes(window_seconds)
+        self._seconds = _Seconds()
         self._rejected: list[Rejected] = []
         self.rejected_total = 0
         self.valid = 0
+        self.blank = 0
 
     def reject(self, line: int, reason: str, detail: str) -> None:
         self.rejected_total += 1
@@ -157,132 +368,378 @@ class Aggregator:
             self._rejected.append(Rejected(line, reason, detail))
 
     def _window(self, timestamp: object) -> str:
-        if isinstance(timestamp, str) and _NORMALISED.fullmatch(timestamp):
-            minute = timestamp[:16]
-            start = self._windows.get(minute)
-            if start is None:
-                if len(self._windows) >= 100_000:  # a cache, not a record store: keep it bounded
-                    self._windows.clear()
-                start = self._windows[minute] = window_start(timestamp, self.window_seconds)
-            return start
-        return window_start(timestamp, self.window_seconds)
+        if type(timestamp) is not str:
+            raise ValueError(f"timestamp is a {_json_type(timestamp)}, not an RFC 3339 UTC string")
+        self._seconds[timestamp[16:]]  # raises for a tail that is not ":SS[.ffffff]Z"
+        return self._minutes[timestamp[:16]]
+
+    # --- one record at a time: the reference every verdict comes from ---------------------------------
 
     def add_record(self, line: int, record: object) -> None:
-        if not isinstance(record, dict):
-            self.reject(line, "not_an_object", f"got {type(record).__name__}")
+        """One already-decoded record (numbers as ``int``/``Decimal``, as ``float_hook=Decimal`` gives)."""
+        if not isinstance(record, Mapping):
+            self.reject(line, "not_an_object", f"got {_json_type(record)}")
             return
+        with exact_context():
+            self._add_values(
+                line,
+                record.get("timestamp"),
+                [record.get(name) for name in self.dimensions],
+                [record.get(name) for name in self.metrics],
+            )
+
+    def _add_values(self, line: int, timestamp: object, dimensions: list[Any], metrics: list[Any]) -> None:
         try:
-            start = self._window(record.get("timestamp"))
+            start = self._window(timestamp)
         except ValueError as exc:
             self.reject(line, "invalid_timestamp", str(exc))
             return
-        dims = tuple(record.get(name) for name in self.dimensions)
-        for name, value in zip(self.dimensions, dims, strict=True):
-            if isinstance(value, dict | list):
-                self.reject(line, "dimension_not_scalar", f"{name} is a {type(value).__name__}")
+        key: list[Any] = [start]
+        for name, value in zip(self.dimensions, dimensions, strict=True):
+            kind = type(value)
+            if kind is str or kind is int or value is None:
+                key.append(value)
+            elif kind is bool:
+                key.append(_TRUE if value else _FALSE)
+            elif kind is Decimal and value.is_finite():
+                key.append(value)
+            elif kind is _Unrepresentable and value.zero:
+                key.append(0)
+            elif kind is Decimal or kind is _Unrepresentable:
+                self.reject(line, "dimension_out_of_range", f"{name[:64]} is a number no decimal holds")
+                return
+            else:
+                self.reject(line, "dimension_not_scalar", f"{name[:64]}: {_json_type(value)}, not a scalar")
                 return
         values = []
-        for name in self.metrics:
-            value = record.get(name)
+        for index, (name, value) in enumerate(zip(self.metrics, metrics, strict=True)):
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                self.reject(line, "metric_not_numeric", f"{name} is a {type(value).__name__}")
+            if type(value) is _Unrepresentable:
+                if not value.zero:
+                    reason = "metric_too_precise" if value.negative_exponent else "metric_out_of_range"
+                    self.reject(line, reason, f"{name[:64]}: an exponent no decimal holds")
+                    return
+                value = 0
+            try:
+                number = metric_value(value)
+            except MetricValueError as exc:
+                self.reject(line, exc.reason, f"{name[:64]}: {exc.detail}")
                 return
-            values.append((name, value))
-        group = self._groups.get((start, dims))
-        stats = group[1] if group is not None else {}
-        # Checked before anything changes: a sum past float range would be written as null and fail
-        # the database's double columns on every retry, and ints of any size pass ingestion.
-        for name, value in values:
-            if -FLOAT_MAX <= value <= FLOAT_MAX:
-                current = stats.get(name)
-                total = value if current is None else current[1] + value
-                if -FLOAT_MAX <= total <= FLOAT_MAX:
-                    continue
-            self.reject(line, "metric_out_of_range", f"{name} or its group's sum is beyond float range")
-            return
-        if group is None:
-            group = self._groups[(start, dims)] = [0, stats]
-        group[0] += 1
-        for name, value in values:
-            current = stats.get(name)
+            if type(number) is Decimal and number.as_tuple().exponent < -exact.MAX_FRACTION_DIGITS:  # type: ignore[operator]
+                # Only zeros lie past the supported fraction digits (metric_value checked): dropped, so
+                # that sums stay within the exact context's precision.
+                number = number.normalize()
+            values.append((index, number))
+        group = tuple(key)
+        self._records[group] += 1
+        for index, value in values:
+            stats = self._stats[index]
+            current = stats.get(group)
             if current is None:
-                stats[name] = [1, value, value, value]
+                stats[group] = [1, value, value, value]
             else:
                 current[0] += 1
                 current[1] += value
                 if value < current[2]:
                     current[2] = value
-                if value > current[3]:
+                elif value > current[3]:
                     current[3] = value
         self.valid += 1
 
+    # --- records/ lines -----------------------------------------------------------------------------
+
+    def add_lines(self, data: bytes, first: int) -> int:
+        """Complete lines, each ending in a newline, numbered from ``first``; returns how many.
+
+        Every decode of a line happens one call below this frame, in a block or alone, so that how deep
+        a line may nest (msgspec stops at the interpreter's recursion limit) never depends on whether
+        its block took the fast path.
+        """
+        count = data.count(b"\n")
+        with exact_context():
+            if self._add_block(data, count):
+                return count
+            lines = data.split(b"\n")
+            lines.pop()
+            for start in range(0, count, RETRY_LINES):
+                part = lines[start : start + RETRY_LINES]
+                if count > RETRY_LINES and self._add_block(b"\n".join(part) + b"\n", len(part)):
+                    continue
+                for offset, line in enumerate(part, start=first + start):
+                    self._add_line(offset, line)
+        return count
+
+    def _add_line(self, number: int, line: bytes) -> None:
+        if not line.strip(_BLANK):
+            self.blank += 1
+            return
+        if not line.isascii():
+            try:
+                line.decode()
+            except UnicodeDecodeError as exc:
+                self.reject(number, "invalid_utf8", str(exc))
+                return
+        try:
+            record = self._layout.line.decode(line)
+        except msgspec.ValidationError:  # the only shape the struct refuses: not an object
+            try:
+                value = _RAW.decode(line)
+            except (msgspec.DecodeError, RecursionError) as exc:
+                self.reject(number, "invalid_json", str(exc) or "nesting too deep")
+            else:
+                self.reject(number, "not_an_object", f"got {_json_type(_scalar(value))}")
+            return
+        except (msgspec.DecodeError, RecursionError) as exc:
+            self.reject(number, "invalid_json", str(exc) or "nesting too deep")
+            return
+        layout = self._layout
+        self._add_values(
+            number,
+            _scalar(layout.timestamp(record)),
+            [_scalar(get(record)) for get in layout.dimensions],
+            [_scalar(get(record)) for get in layout.metrics],
+        )
+
+    def _add_block(self, data: bytes, count: int) -> bool:
+        """All of a block's lines at once, or nothing (False) if any line needs the line-by-line path."""
+        # Each line one object: "{" first, "}" last, no blank line. decode_lines would also take two
+        # values on one line, or one value over two lines; neither passes this check, and then equal
+        # counts mean one value per line.
+        if data[:1] != b"{" or not data.endswith(b"}\n") or data.count(b"}\n{") != count - 1:
+            return False
+        if not data.isascii():  # skipped fields are not checked for UTF-8 by the struct decoder
+            try:
+                data.decode()
+            except UnicodeDecodeError:
+                return False
+        try:
+            records = self._layout.block.decode_lines(data)
+        except (msgspec.DecodeError, RecursionError, ArithmeticError):
+            return False
+        return len(records) == count and self._add_decoded(records)
+
+    def _add_decoded(self, records: list[Any]) -> bool:
+        layout = self._layout
+        timestamps = list(map(layout.timestamp, records))
+        try:
+            deque(map(self._seconds.__getitem__, map(_SECONDS, timestamps)), maxlen=0)
+            columns: list[list[Any]] = [list(map(self._minutes.__getitem__, map(_MINUTE, timestamps)))]
+        except ValueError:
+            return False
+        for get in layout.dimensions:
+            column = list(map(get, records))
+            kinds = set(map(type, column))
+            if not kinds <= _PLAIN_DIMENSIONS:
+                if not kinds <= _SCALAR_DIMENSIONS:
+                    return False
+                column = [(_TRUE if value else _FALSE) if type(value) is bool else value for value in column]
+            columns.append(column)
+        keys = list(zip(*columns, strict=True))
+        metrics = []
+        for get in layout.metrics:
+            column = list(map(get, records))
+            kinds = set(map(type, column))
+            if _NONE in kinds:
+                kinds.discard(_NONE)
+                present = list(filter(_present, column))
+                group_keys = list(compress(keys, map(is_not, column, repeat(None))))
+            else:
+                present, group_keys = column, keys
+            if not present:
+                metrics.append(None)
+                continue
+            if not kinds <= _NUMBERS or not (min(present) > -_LIMIT and max(present) < _LIMIT):
+                return False
+            if kinds != _INTS:
+                # An exact sum's exponent is the least of its terms': all of them within the supported
+                # fraction digits, or one of them (maybe only trailing zeros) needs a look of its own.
+                try:
+                    total = sum(present)
+                except ArithmeticError:
+                    return False
+                if type(total) is Decimal and total.as_tuple().exponent < -exact.MAX_FRACTION_DIGITS:  # type: ignore[operator]
+                    return False
+            metrics.append((group_keys, present))
+        self._records.update(keys)
+        # Groups repeating within the block's first records: its values are gathered per group and each
+        # group's taken in four C calls. Nearly all distinct (about 2 000 groups or more in a block of
+        # 6 000 records): one Python step per record is cheaper than a list per group.
+        sample = keys[:SAMPLE_KEYS]
+        accumulate = _accumulate_grouped if len(set(sample)) * 10 <= len(sample) * 9 else _accumulate
+        for stats, prepared in zip(self._stats, metrics, strict=True):
+            if prepared is not None:
+                accumulate(stats, *prepared)
+        self.valid += len(records)
+        return True
+
+    # --- results --------------------------------------------------------------------------------------
+
     def groups(self) -> dict[GroupKey, GroupStats]:
-        return {
-            key: GroupStats(records, {name: Stats(*values) for name, values in metrics.items()})
-            for key, (records, metrics) in self._groups.items()
-        }
+        groups: dict[GroupKey, GroupStats] = {}
+        texts: dict[tuple[Any, ...], str] = {}
+        for group, records in self._records.items():
+            values = group[1:]
+            text = texts.get(values)
+            if text is None:
+                text = texts[values] = dimensions_text(
+                    self.dimensions, [value.value if type(value) is _Bool else value for value in values]
+                )
+            metrics = {
+                name: Stats(*stats[group])
+                for name, stats in zip(self.metrics, self._stats, strict=True)
+                if group in stats
+            }
+            key, found = (group[0], text), GroupStats(records, metrics)
+            groups[key] = groups[key].merge(found) if key in groups else found
+        return groups
 
     @property
     def rejected(self) -> tuple[Rejected, ...]:
         return tuple(self._rejected)
 
 
+def _accumulate(
+    stats: dict[tuple[Any, ...], list[Any]], keys: list[tuple[Any, ...]], values: list[Any]
+) -> None:
+    get = stats.get
+    for key, value in zip(keys, values, strict=True):
+        current = get(key)
+        if current is None:
+            stats[key] = [1, value, value, value]
+        else:
+            current[0] += 1
+            current[1] += value
+            if value < current[2]:
+                current[2] = value
+            elif value > current[3]:
+                current[3] = value
+
+
+def _accumulate_grouped(
+    stats: dict[tuple[Any, ...], list[Any]], keys: list[tuple[Any, ...]], values: list[Any]
+) -> None:
+    by_group: defaultdict[tuple[Any, ...], list[Any]] = defaultdict(list)
+    deque(map(list.append, map(by_group.__getitem__, keys), values), maxlen=0)
+    get = stats.get
+    for key, group in by_group.items():
+        count, total, low, high = len(group), sum(group), min(group), max(group)
+        current = get(key)
+        if current is None:
+            stats[key] = [count, total, low, high]
+        else:
+            current[0] += count
+            current[1] += total
+            if low < current[2]:
+                current[2] = low
+            if high > current[3]:
+                current[3] = high
+
+
 def aggregate_records(
-    records: Iterable[Mapping[str, Any]],
+    records: Iterable[object],
     window_seconds: int,
     dimensions: tuple[str, ...],
     metrics: tuple[str, ...],
 ) -> dict[GroupKey, GroupStats]:
-    """Aggregate already-parsed records (the reference the merge laws are tested against)."""
+    """Aggregate already-decoded records (numbers as ``int``/``Decimal``) one at a time."""
     aggregator = Aggregator(window_seconds, dimensions, metrics)
     for number, record in enumerate(records, start=1):
         aggregator.add_record(number, record)
     return aggregator.groups()
 
 
+def _blocks(read: Read, line_limit: int) -> Iterator[bytes | int]:
+    """The payload as blocks of complete lines (each ending in a newline; a last line without one gets
+    one), and for a line longer than ``line_limit`` its size instead (an ``int``), in order."""
+    chunk_bytes = max(1, min(CHUNK_BYTES, line_limit))  # so no line inside a chunk passes the limit
+    pending: list[bytes] = []  # the start of a line read so far
+    pending_size = 0
+    oversize = 0  # bytes of an over-long line consumed so far; 0 when not inside one
+    while chunk := read(chunk_bytes):
+        first = chunk.find(b"\n")
+        if first < 0:
+            if oversize:
+                oversize += len(chunk)
+            else:
+                pending.append(chunk)
+                pending_size += len(chunk)
+                if pending_size > line_limit:
+                    oversize, pending, pending_size = pending_size, [], 0
+            continue
+        last = chunk.rfind(b"\n")
+        if oversize or pending_size + first > line_limit:
+            yield oversize + pending_size + first
+            oversize, pending, pending_size = 0, [], 0
+            block = chunk[first + 1 : last + 1]
+        elif pending:
+            block = b"".join(pending) + chunk[: last + 1]
+            pending, pending_size = [], 0
+        else:
+            block = chunk[: last + 1]
+        if block:
+            yield block
+        rest = chunk[last + 1 :]
+        if len(rest) > line_limit:
+            oversize = len(rest)
+        elif rest:
+            pending, pending_size = [rest], len(rest)
+    if oversize:
+        yield oversize
+    elif pending:
+        yield b"".join(pending) + b"\n"
+
+
 def aggregate_stream(
-    read: Read, window_seconds: int, dimensions: tuple[str, ...], metrics: tuple[str, ...]
+    read: Read,
+    window_seconds: int,
+    dimensions: tuple[str, ...],
+    metrics: tuple[str, ...],
+    *,
+    line_limit: int = RECORDS_LINE_LIMIT,
 ) -> AggregateResult:
     """Aggregate a gzip JSON Lines ``records/`` object, streamed; never raises for bad content."""
     aggregator = Aggregator(window_seconds, dimensions, metrics)
-    read_count = blank = 0
+    lines = 0
     try:
-        for number, line in enumerate(iter_lines(payload_reader(read, True), MAX_LINE_BYTES), start=1):
-            read_count = number
-            if isinstance(line, Oversize):
-                aggregator.reject(number, "record_too_large", f"{line.size} bytes")
-                continue
-            if not line or line.isspace():
-                blank += 1
-                continue
-            try:
-                record = _decode(line)
-            except UnicodeDecodeError as exc:
-                aggregator.reject(number, "invalid_utf8", str(exc))
-                continue
-            except (msgspec.DecodeError, RecursionError) as exc:
-                aggregator.reject(number, "invalid_json", str(exc) or "nesting too deep")
-                continue
-            aggregator.add_record(number, record)
+        for block in _blocks(payload_reader(read, True), line_limit):
+            if type(block) is int:
+                lines += 1
+                aggregator.reject(lines, "record_too_large", f"{block} bytes")
+            else:
+                lines += aggregator.add_lines(block, lines + 1)  # type: ignore[arg-type]
     except UnreadableObjectError as error:
         # Whole or nothing, as in ingestion: a partly readable object contributes no groups.
         aggregator = Aggregator(window_seconds, dimensions, metrics)
         aggregator.reject(0, error.reason, error.detail)
-        read_count, blank = 1, 0
+        lines = 1
     counts = Counts(
-        records_read=read_count,
+        records_read=lines,
         records_valid=aggregator.valid,
         records_quarantined=aggregator.rejected_total,
-        blank_lines=blank,
+        blank_lines=aggregator.blank,
     )
     return AggregateResult(aggregator.groups(), counts, aggregator.rejected, aggregator.rejected_total)
 
 
-def _sort_key(item: tuple[GroupKey, GroupStats]) -> tuple[str, bytes]:
-    (start, dims), _ = item
-    return start, _encode(dims)
+# --- the aggregates document ------------------------------------------------------------------------
+
+
+class Origin(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The raw object version an aggregates document comes from."""
+
+    rel: Annotated[str, msgspec.Meta(min_length=1)]  # the raw key without the input prefix
+    sequencer: Annotated[str, msgspec.Meta(pattern=r"^[0-9A-F]{1,64}$")]  # the raw version's S3 sequencer
+    version_id: str | None  # the raw version's id; None when the raw bucket is not versioned
+
+
+def _stats_document(stats: Stats) -> dict[str, Any]:
+    return {
+        "count": stats.count,
+        "sum": exact.canonical(stats.sum),
+        "min": exact.canonical(stats.min),
+        "max": exact.canonical(stats.max),
+    }
 
 
 def to_document(
@@ -292,12 +749,15 @@ def to_document(
     window_seconds: int,
     dimensions: tuple[str, ...],
     metrics: tuple[str, ...],
+    *,
+    origin: Origin,
 ) -> bytes:
     """The aggregates document's bytes (see the module docstring)."""
     counts = result.counts
     document = {
         "format": FORMAT,
         "source": dict(source),
+        "origin": origin,
         "window": window,
         "window_seconds": window_seconds,
         "dimensions": list(dimensions),
@@ -311,86 +771,185 @@ def to_document(
         "groups": [
             {
                 "window_start": start,
-                "dimensions": dict(zip(dimensions, dims, strict=True)),
+                "dimensions": msgspec.Raw(text.encode()),  # already canonical JSON, keys sorted
                 "records": stats.records,
-                "metrics": {
-                    name: {"count": s.count, "sum": s.sum, "min": s.min, "max": s.max}
-                    for name, s in stats.metrics.items()
-                },
+                "metrics": {name: _stats_document(s) for name, s in stats.metrics.items()},
             }
-            for (start, dims), stats in sorted(result.groups.items(), key=_sort_key)
+            for (start, text), stats in sorted(result.groups.items())
         ],
         "rejected": [{"line": r.line, "reason": r.reason, "detail": r.detail} for r in result.rejected],
         "rejected_total": result.rejected_total,
     }
-    return msgspec.json.encode(document, order="sorted")
+    return _TEXT.encode(document)
 
 
-class MetricDocument(msgspec.Struct, frozen=True):
-    """One metric's stats in a group of an aggregates document."""
+FieldName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_FIELD_NAME)]
+Count = Annotated[int, msgspec.Meta(ge=0)]
+COUNT_NAMES = ("records_read", "records_valid", "records_quarantined", "blank_lines")
+
+
+class MetricDocument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One metric's stats in a group of an aggregates document, as written."""
 
     count: Annotated[int, msgspec.Meta(ge=1)]  # values seen
-    sum: int | float  # their sum
-    min: int | float  # smallest value
-    max: int | float  # largest value
+    sum: str  # their exact sum, canonical (exact.canonical)
+    min: str  # smallest value, canonical
+    max: str  # largest value, canonical
 
 
-class GroupDocument(msgspec.Struct, frozen=True):
-    """One group of an aggregates document."""
+class GroupDocument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One group of an aggregates document, as written."""
 
-    window_start: Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")]  # window
-    dimensions: dict[str, Scalar]  # dimension name → value (a missing one reads as null)
-    records: Annotated[int, msgspec.Meta(ge=0)]  # records in the group
-    metrics: dict[Annotated[str, msgspec.Meta(max_length=MAX_FIELD_NAME)], MetricDocument]  # seen ones only
+    window_start: Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")]
+    dimensions: dict[str, msgspec.Raw]  # dimension name → canonical value (every configured name)
+    records: Annotated[int, msgspec.Meta(ge=1)]  # records in the group
+    metrics: dict[FieldName, MetricDocument]  # seen metrics only
 
 
 class AggregatesDocument(msgspec.Struct, frozen=True):
-    """The fields of an aggregates document that analytics uses, checked when it is read."""
+    """An aggregates document, checked when it is read (``read_document``)."""
 
     format: str  # FORMAT
+    origin: Origin  # the raw object version the aggregates come from
     window: str  # one of handlers.config.WINDOWS
-    dimensions: list[str]  # dimension names, in config order
-    counts: dict[str, int]  # the records/ object's conservation counts
+    window_seconds: int  # WINDOWS[window]
+    dimensions: list[FieldName]  # dimension names, in config order
+    metrics: list[FieldName]  # metric names, in config order
+    counts: dict[str, Count]  # the records/ object's conservation counts (COUNT_NAMES)
     groups: list[GroupDocument]  # the aggregates
-    rejected_total: Annotated[int, msgspec.Meta(ge=0)] = 0  # lines processing could not aggregate
+    rejected_total: Count = 0  # lines processing could not aggregate
 
 
+class _Format(msgspec.Struct):
+    format: str = ""
+
+
+_read_format = msgspec.json.Decoder(_Format).decode
 _read = msgspec.json.Decoder(AggregatesDocument).decode
 
 
 def read_document(raw: bytes) -> AggregatesDocument:
-    """An aggregates document's bytes, checked; ValueError, with the first problem, if it is not one.
+    """An aggregates document's bytes, checked; ValueError naming the first problem if it is not one.
 
     Everything analytics loads into the database is checked here, so a bad document is reported
-    rather than failing each retry in the middle of a load: types and required fields, a known
-    window, real window starts, and numbers inside the database's double range.
+    rather than failing each retry in the middle of a load: the format, types and required fields, a
+    known window, real window starts, canonical numbers with sums within ``exact.SUM_DIGITS`` digits
+    (at most ``MAX_FRACTION_DIGITS`` of them after the point) and min/max within the metric range,
+    each group's dimensions, and the counts' conservation.
     """
     try:
+        found = _read_format(raw).format
+        if found != FORMAT:
+            raise ValueError(f"not an {FORMAT} document (format {found[:64]!r})")
         document = _read(raw)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:  # ValidationError included
         raise ValueError(str(exc) or "nesting too deep") from exc
-    if document.format != FORMAT:
-        raise ValueError(f"not an aggregates document (format {document.format[:64]!r})")
     if document.window not in WINDOWS:
-        raise ValueError(f"window {document.window[:16]!r} is not one of {', '.join(WINDOWS)}")
+        raise ValueError(f"$.window: {document.window[:16]!r} is not one of {', '.join(WINDOWS)}")
+    if document.window_seconds != WINDOWS[document.window]:
+        raise ValueError(f"$.window_seconds: {document.window_seconds} is not {document.window}")
+    for where, names in (("$.dimensions", document.dimensions), ("$.metrics", document.metrics)):
+        if len(set(names)) != len(names):
+            raise ValueError(f"{where}: a name is listed twice")
+    if sorted(document.counts) != sorted(COUNT_NAMES):
+        raise ValueError(f"$.counts: expected exactly {', '.join(COUNT_NAMES)}")
+    counts = document.counts
+    if (
+        counts["records_read"]
+        != counts["records_valid"] + counts["records_quarantined"] + counts["blank_lines"]
+    ):
+        raise ValueError("$.counts: records_read is not records_valid + records_quarantined + blank_lines")
+    if counts["records_quarantined"] != document.rejected_total:
+        raise ValueError("$.rejected_total: not counts.records_quarantined")
+    groups = _groups(document)
+    if sum(stats.records for stats in groups.values()) != counts["records_valid"]:
+        raise ValueError("$.groups: their records do not add up to counts.records_valid")
+    return document
+
+
+def groups_from_document(document: AggregatesDocument) -> dict[GroupKey, GroupStats]:
+    """The groups of a checked aggregates document (``read_document``)."""
+    return _groups(document)
+
+
+def _groups(document: AggregatesDocument) -> dict[GroupKey, GroupStats]:
+    names = set(document.dimensions)
+    known = set(document.metrics)
+    groups: dict[GroupKey, GroupStats] = {}
     for index, group in enumerate(document.groups):
         where = f"$.groups[{index}]"
         try:
             datetime.fromisoformat(group.window_start[:-1])
         except ValueError as exc:
             raise ValueError(f"{where}.window_start: {exc}") from exc
+        if set(group.dimensions) != names:
+            raise ValueError(f"{where}.dimensions: expected exactly the names in $.dimensions")
+        values = [
+            _dimension(f"{where}.dimensions.{name[:64]}", group.dimensions[name])
+            for name in document.dimensions
+        ]
+        metrics = {}
         for name, stats in group.metrics.items():
-            if not all(-FLOAT_MAX <= value <= FLOAT_MAX for value in (stats.sum, stats.min, stats.max)):
-                raise ValueError(f"{where}.metrics.{name[:64]}: beyond float range")
-    return document
-
-
-def groups_from_document(document: AggregatesDocument) -> dict[GroupKey, GroupStats]:
-    """The groups of a checked aggregates document (``read_document``)."""
-    groups: dict[GroupKey, GroupStats] = {}
-    for group in document.groups:
-        key = (group.window_start, tuple(group.dimensions.get(name) for name in document.dimensions))
-        metrics = {name: Stats(s.count, s.sum, s.min, s.max) for name, s in group.metrics.items()}
-        stats = GroupStats(group.records, metrics)
-        groups[key] = groups[key].merge(stats) if key in groups else stats
+            at = f"{where}.metrics.{name[:64]}"
+            if name not in known:
+                raise ValueError(f"{at}: not a metric in $.metrics")
+            if stats.count > group.records:
+                raise ValueError(f"{at}.count: more values than the group's records")
+            low, high = _bound(f"{at}.min", stats.min), _bound(f"{at}.max", stats.max)
+            if low > high:
+                raise ValueError(f"{at}: min is greater than max")
+            metrics[name] = Stats(stats.count, _sum(f"{at}.sum", stats.sum), low, high)
+        key = (group.window_start, dimensions_text(document.dimensions, values))
+        if key in groups:
+            raise ValueError(f"{where}: the same window and dimensions as an earlier group")
+        groups[key] = GroupStats(group.records, metrics)
     return groups
+
+
+_CANONICAL = re.compile(r"(?!-0\Z)-?(?:0|[1-9][0-9]*)(?:\.[0-9]*[1-9])?", re.ASCII)
+
+
+def _number(where: str, text: str) -> Number:
+    # The spelling is checked before the value is built: "1e999999999" is one short string, but a
+    # billion digits once written out.
+    if len(text) > exact.SUM_DIGITS + 2 or not _CANONICAL.fullmatch(text):
+        raise ValueError(f"{where}: {text[:64]!r} is not a canonical decimal (exact.canonical)")
+    return exact.parse(text)
+
+
+def _bound(where: str, text: str) -> Number:
+    value = _number(where, text)
+    try:
+        return metric_value(value)
+    except MetricValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+_SUM_INTEGER_DIGITS = exact.SUM_DIGITS - exact.MAX_FRACTION_DIGITS
+
+
+def _sum(where: str, text: str) -> Number:
+    value = _number(where, text)
+    integer, _, fraction = text.lstrip("-").partition(".")
+    if len(fraction) > exact.MAX_FRACTION_DIGITS or len(integer) > _SUM_INTEGER_DIGITS:
+        raise ValueError(
+            f"{where}: more than {exact.SUM_DIGITS} digits ({exact.MAX_FRACTION_DIGITS} after the point)"
+        )
+    return value
+
+
+def _dimension(where: str, raw: msgspec.Raw) -> object:
+    try:
+        value = _scalar(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # not checked when the document was read
+        raise ValueError(f"{where}: {exc}") from None
+    if isinstance(value, dict | list):
+        raise ValueError(f"{where}: not a JSON scalar")
+    if type(value) is _Unrepresentable:
+        raise ValueError(f"{where}: a number no decimal holds")
+    canonical = exact.dimension_value(value)
+    if type(value) in (int, Decimal) and _TEXT.encode(canonical) != bytes(raw):
+        raise ValueError(
+            f"{where}: {bytes(raw)[:64]!r} is not the canonical number {_TEXT.encode(canonical)[:64]!r}"
+        )
+    return canonical

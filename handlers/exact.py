@@ -106,3 +106,38 @@ def parse(text: str) -> Number:
     if not value.is_finite():
         raise ValueError(f"not a finite number: {text[:64]!r}")
     return value
+
+
+def dimension_value(value: object) -> str | int | Decimal | bool | None:
+    """The one form of a dimension value, so that numerically equal values form one group.
+
+    Strings, booleans and null are kept as they are (``"1"`` and ``true`` are not the number 1). A
+    number is an ``int`` when it is integral with magnitude below ``10**MAX_INTEGER_DIGITS``, otherwise
+    a ``Decimal`` without trailing zeros: ``1.0``, ``1e0`` and ``1`` all give ``1``; ``-0.0`` gives
+    ``0``; ``1.50`` gives ``Decimal("1.5")``. ValueError for anything else (containers, non-finite).
+    """
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return value  # type: ignore[return-value]
+    if kind is int:
+        if -_LIMIT < value < _LIMIT:  # type: ignore[operator]
+            return value  # type: ignore[return-value]
+        return _reduced(Decimal(value))  # type: ignore[arg-type]
+    if kind is Decimal:
+        if not value.is_finite():  # type: ignore[attr-defined]
+            raise ValueError("not a finite number")
+        return _reduced(value)  # type: ignore[arg-type]
+    raise ValueError(f"a {kind.__name__} is not a JSON scalar")
+
+
+def _reduced(value: Decimal) -> int | Decimal:
+    # Built from the digits rather than with normalize(), which rounds to the context's precision.
+    sign, digits, exponent = value.as_tuple()
+    kept = bytes(digits).rstrip(b"\0")
+    if not kept:
+        return 0
+    exponent += len(digits) - len(kept)  # type: ignore[operator]
+    reduced = Decimal((sign, tuple(kept), exponent))
+    if exponent >= 0 and len(kept) + exponent <= MAX_INTEGER_DIGITS:  # type: ignore[operator]
+        return int(reduced)
+    return reduced

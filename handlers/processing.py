@@ -1,7 +1,10 @@
-"""Processing stage: processed ``records/<rel>.jsonl.gz`` → analytics ``aggregates/<rel>.json``.
+"""Processing stage: processed ``records/<rel>/<TAG>.jsonl.gz`` → analytics ``aggregates/<rel>/<TAG>.json``.
 
-One aggregates document per records object (format in ``handlers.aggregate``), carrying the
-conservation counts as user metadata. Bad lines never raise: they are listed as ``rejected``.
+``TAG`` is the raw object version's S3 sequencer (``handlers.events.versioned_key``): one records object,
+and so one aggregates document, per raw version. The document (format in ``handlers.aggregate``) names
+that version as its ``origin``: ``rel`` and ``TAG`` from the key, the raw version id from the records
+object's ``source-version-id`` metadata, which ingestion sets. It carries the conservation counts as
+user metadata too. Bad lines never raise: they are listed as ``rejected``.
 """
 
 from __future__ import annotations
@@ -12,14 +15,15 @@ from typing import Any
 
 import boto3
 
-from handlers.aggregate import aggregate_stream, to_document
+from handlers.aggregate import Origin, aggregate_stream, to_document
 from handlers.config import ProcessingConfig, load_processing
-from handlers.events import ObjectRef, output_key, relative_key
+from handlers.events import ObjectRef, split_versioned, versioned_key
 from handlers.metrics import Counts, handle_objects
-from handlers.s3io import hashed, open_object
+from handlers.s3io import hashed, open_object_with_metadata
 
 INPUT_PREFIX = "records/"  # the ingestion stage's RECORDS_PREFIX, fixed by the chain
 INPUT_SUFFIX = ".jsonl.gz"
+SOURCE_VERSION_METADATA = "source-version-id"  # user metadata the ingestion stage puts on records/
 
 
 @dataclass(frozen=True)
@@ -38,16 +42,20 @@ def runtime() -> Runtime:
 def process_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str]:
     """Aggregate one records object; returns its counts and the key written."""
     config = rt.config
-    read, content_sha256 = hashed(open_object(rt.s3, ref))
+    # Before any read: a key this pipeline did not write names no raw version (EventError).
+    rel, tag = split_versioned(ref.key, INPUT_PREFIX, INPUT_SUFFIX)
+    body_read, metadata = open_object_with_metadata(rt.s3, ref)
+    read, content_sha256 = hashed(body_read)
     result = aggregate_stream(read, config.window_seconds, config.dimensions, config.metrics)
     # Neither the version id nor the ETag: a redelivered ingestion event rewrites identical records/
     # bytes as a new version, whose ETag is not even an MD5 of the bytes under SSE-KMS. The document
     # must be the same bytes again, so that analytics recognises the duplicate.
     source = {"bucket": ref.bucket, "key": ref.key, "sha256": content_sha256()}
+    origin = Origin(rel=rel, sequencer=tag, version_id=metadata.get(SOURCE_VERSION_METADATA) or None)
     body = to_document(
-        result, source, config.window, config.window_seconds, config.dimensions, config.metrics
+        result, source, config.window, config.window_seconds, config.dimensions, config.metrics, origin=origin
     )
-    key = output_key(config.aggregates_prefix, relative_key(ref.key, INPUT_PREFIX, INPUT_SUFFIX), ".json")
+    key = versioned_key(config.aggregates_prefix, rel, tag, ".json")
     rt.s3.put_object(
         Bucket=config.common.dest_bucket,
         Key=key,

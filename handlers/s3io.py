@@ -74,11 +74,17 @@ class LineSpool:
 
 def open_object(s3: Any, ref: ObjectRef) -> Read:
     """A ``read(n)`` over the object version the event names (errors, 5xx included, propagate)."""
+    return open_object_with_metadata(s3, ref)[0]
+
+
+def open_object_with_metadata(s3: Any, ref: ObjectRef) -> tuple[Read, dict[str, str]]:
+    """``open_object``, and the version's user metadata from the same GetObject response (names
+    without ``x-amz-meta-``, lower case as S3 stores them)."""
     kwargs = {"Bucket": ref.bucket, "Key": ref.key}
     if ref.version_id:
         kwargs["VersionId"] = ref.version_id
-    body = s3.get_object(**kwargs)["Body"]
-    return body.read
+    response = s3.get_object(**kwargs)
+    return response["Body"].read, dict(response.get("Metadata") or {})
 
 
 def hashed(read: Read) -> tuple[Read, Callable[[], str]]:

@@ -1,4 +1,7 @@
-"""Unit and property tests of the pure cores: splitting, parsing, validation, normalisation, aggregation."""
+"""Unit and property tests of the ingestion core: splitting, parsing, validation, normalisation.
+
+The processing core's tests are in test_handlers_aggregate_properties.py.
+"""
 
 from __future__ import annotations
 
@@ -13,19 +16,7 @@ from handler_support import ListSink
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handlers.aggregate import (
-    AggregateResult,
-    Aggregator,
-    GroupStats,
-    Stats,
-    aggregate_records,
-    groups_from_document,
-    merge,
-    read_document,
-    to_document,
-    window_start,
-)
-from handlers.config import WINDOWS, default_record_schema
+from handlers.config import default_record_schema
 from handlers.errors import UnreadableObjectError
 from handlers.events import MAX_KEY_BYTES, output_key
 from handlers.ingest import (
@@ -37,7 +28,6 @@ from handlers.ingest import (
     iter_lines,
     normalise_timestamp,
 )
-from handlers.metrics import Counts
 
 CHECKER = RecordChecker(default_record_schema())
 # No deadline: two shared cores make single examples slow at times; fewer examples keep the tier fast.
@@ -183,117 +173,6 @@ def test_normalised_record_keeps_every_field() -> None:
         "value": 1,
         "attributes": {"x": [1, {"y": None}]},
     }
-
-
-# --- aggregation ----------------------------------------------------------------------------------------
-
-DIMENSIONS = ("type", "source")
-METRICS = ("value", "latency")
-records_strategy = st.lists(
-    st.fixed_dictionaries(
-        {
-            "timestamp": st.integers(1_700_000_000, 1_700_400_000).map(
-                lambda s: datetime.fromtimestamp(s, UTC).replace(tzinfo=None).isoformat() + "Z"
-            ),
-            "type": st.sampled_from(["click", "view"]),
-            "value": st.integers(-1000, 1000),
-        },
-        optional={"source": st.sampled_from(["web", "app"]), "latency": st.integers(0, 10**6)},
-    ),
-    max_size=60,
-)
-
-
-@PROPERTY
-@given(records_strategy, st.sampled_from(sorted(WINDOWS.values())), st.data())
-def test_merging_per_file_aggregates_in_any_order_equals_aggregating_everything(
-    records: list[dict[str, Any]], window: int, data: st.DataObject
-) -> None:
-    # GIVEN the records cut into files at arbitrary points
-    cuts = sorted(data.draw(st.lists(st.integers(0, len(records)), max_size=5)))
-    files = [records[a:b] for a, b in zip([0, *cuts], [*cuts, len(records)], strict=True)]
-    # WHEN each file is aggregated on its own and the results merged in a random order
-    order = data.draw(st.permutations(range(len(files))))
-    merged: dict[Any, GroupStats] = {}
-    for index in order:
-        merged = merge(merged, aggregate_records(files[index], window, DIMENSIONS, METRICS))
-    # THEN the result equals aggregating all records at once
-    assert merged == aggregate_records(records, window, DIMENSIONS, METRICS)
-
-
-@PROPERTY
-@given(records_strategy, records_strategy, records_strategy)
-def test_merge_is_associative_and_commutative_with_an_identity(a: Any, b: Any, c: Any) -> None:
-    x, y, z = (aggregate_records(r, 3600, DIMENSIONS, METRICS) for r in (a, b, c))
-    assert merge(merge(x, y), z) == merge(x, merge(y, z))
-    assert merge(x, y) == merge(y, x)
-    assert merge(x, {}) == x == merge({}, x)
-
-
-@PROPERTY
-@given(records_strategy)
-def test_aggregates_document_round_trips(records: list[dict[str, Any]]) -> None:
-    groups = aggregate_records(records, 300, DIMENSIONS, METRICS)
-    result = AggregateResult(groups, Counts(len(records), len(records)), (), 0)
-    document = read_document(to_document(result, {"key": "k"}, "5m", 300, DIMENSIONS, METRICS))
-    assert groups_from_document(document) == groups
-
-
-def test_float_sums_merge_within_rounding() -> None:
-    records = [{"timestamp": "2024-05-01T00:00:00Z", "type": "t", "value": v} for v in (0.1, 0.2, 0.3)]
-    whole = aggregate_records(records, 60, ("type",), ("value",))
-    parts = merge(
-        aggregate_records(records[:1], 60, ("type",), ("value",)),
-        aggregate_records(records[1:], 60, ("type",), ("value",)),
-    )
-    [stats] = [g.metrics["value"] for g in parts.values()]
-    [expected] = [g.metrics["value"] for g in whole.values()]
-    assert (stats.count, stats.min, stats.max) == (expected.count, expected.min, expected.max)
-    assert stats.sum == pytest.approx(expected.sum)
-
-
-@pytest.mark.parametrize(
-    ("window", "expected"),
-    [
-        ("1m", "2024-05-01T12:34:00Z"),
-        ("5m", "2024-05-01T12:30:00Z"),
-        ("15m", "2024-05-01T12:30:00Z"),
-        ("1h", "2024-05-01T12:00:00Z"),
-        ("1d", "2024-05-01T00:00:00Z"),
-    ],
-)
-def test_window_start_floors_to_the_window(window: str, expected: str) -> None:
-    assert window_start("2024-05-01T12:34:56.789000Z", WINDOWS[window]) == expected
-
-
-def test_missing_metric_counts_the_record_but_not_the_metric() -> None:
-    groups = aggregate_records(
-        [
-            {"timestamp": "2024-05-01T00:00:00Z", "type": "t"},
-            {"timestamp": "2024-05-01T00:00:01Z", "type": "t", "value": 4},
-        ],
-        3600,
-        ("type",),
-        ("value",),
-    )
-    assert groups == {("2024-05-01T00:00:00Z", ("t",)): GroupStats(2, {"value": Stats(1, 4, 4, 4)})}
-
-
-@pytest.mark.parametrize(
-    ("record", "reason"),
-    [
-        ({"timestamp": "2024-05-01T00:00:00+00:00", "type": "t"}, "invalid_timestamp"),
-        ({"timestamp": "2024-05-01T00:00:00Z", "type": {"a": 1}}, "dimension_not_scalar"),
-        ({"timestamp": "2024-05-01T00:00:00Z", "type": "t", "value": "3"}, "metric_not_numeric"),
-        ({"timestamp": "2024-05-01T00:00:00Z", "type": "t", "value": False}, "metric_not_numeric"),
-        ([1, 2], "not_an_object"),
-    ],
-)
-def test_unaggregatable_records_are_rejected_with_a_reason(record: Any, reason: str) -> None:
-    aggregator = Aggregator(3600, ("type",), ("value",))
-    aggregator.add_record(7, record)
-    assert [(r.line, r.reason) for r in aggregator.rejected] == [(7, reason)]
-    assert aggregator.groups() == {}
 
 
 unit_strategy = st.one_of(

@@ -1,19 +1,33 @@
-"""The processing handler against moto S3: records/ → aggregates/."""
+"""The processing handler against moto S3: records/<rel>/<TAG>.jsonl.gz → aggregates/<rel>/<TAG>.json."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
-from handler_support import ANALYTICS, PROCESSED, event_of, get_bytes, gz, jsonl, keys, put, record
+from handler_support import ANALYTICS, PROCESSED, event_of, get_bytes, gz, jsonl, keys, put, record, s3_record
 
 from handlers import processing
+from handlers.aggregate import FORMAT, groups_from_document, read_document
+from handlers.errors import EventError
+from handlers.events import versioned_key
+
+TAG = "0065A1B2C3D4E5F6A7"
+
+
+def records_key(rel: str, tag: str = TAG) -> str:
+    return versioned_key("records/", rel, tag, ".jsonl.gz")
+
+
+def aggregates_key(rel: str, tag: str = TAG) -> str:
+    return versioned_key("aggregates/", rel, tag, ".json")
 
 
 def aggregates(s3: Any, key: str) -> dict[str, Any]:
-    return json.loads(get_bytes(s3, ANALYTICS, key))
+    return json.loads(get_bytes(s3, ANALYTICS, key), parse_float=Decimal)
 
 
 def test_records_are_aggregated_per_window_and_dimensions(processing_env: Any) -> None:
@@ -24,29 +38,30 @@ def test_records_are_aggregated_per_window_and_dimensions(processing_env: Any) -
         record(5, timestamp="2024-05-01T13:00:00Z"),
         record(7, timestamp="2024-05-01T12:30:00Z", type="view", source=None),
     )
-    ref = put(processing_env, PROCESSED, "records/day one.jsonl.jsonl.gz", gz(body))
+    ref = put(processing_env, PROCESSED, records_key("day one.jsonl"), gz(body))
     # WHEN processed
     processing.handler(event_of(ref), None)
-    # THEN one document lists the groups in order with count/sum/min/max
-    document = aggregates(processing_env, "aggregates/day one.jsonl.json")
+    # THEN one document per raw version lists the groups in order with count/sum/min/max
+    document = aggregates(processing_env, "aggregates/day one.jsonl/0065A1B2C3D4E5F6A7.json")
+    assert document["format"] == FORMAT
     assert [(g["window_start"], g["dimensions"], g["records"], g["metrics"]) for g in document["groups"]] == [
         (
             "2024-05-01T12:00:00Z",
             {"type": "click", "source": "web"},
             2,
-            {"value": {"count": 2, "sum": 4, "min": 1, "max": 3}},
+            {"value": {"count": 2, "sum": "4", "min": "1", "max": "3"}},
         ),
         (
             "2024-05-01T12:00:00Z",
             {"type": "view", "source": None},
             1,
-            {"value": {"count": 1, "sum": 7, "min": 7, "max": 7}},
+            {"value": {"count": 1, "sum": "7", "min": "7", "max": "7"}},
         ),
         (
             "2024-05-01T13:00:00Z",
             {"type": "click", "source": "web"},
             1,
-            {"value": {"count": 1, "sum": 5, "min": 5, "max": 5}},
+            {"value": {"count": 1, "sum": "5", "min": "5", "max": "5"}},
         ),
     ]
     assert document["counts"] == {
@@ -57,32 +72,58 @@ def test_records_are_aggregated_per_window_and_dimensions(processing_env: Any) -
     }
     assert document["source"] == {
         "bucket": PROCESSED,
-        "key": "records/day one.jsonl.jsonl.gz",
+        "key": records_key("day one.jsonl"),
         "sha256": hashlib.sha256(gz(body)).hexdigest(),
     }
+    # AND the raw version it came from, from the key (no version id without the metadata)
+    assert document["origin"] == {"rel": "day one.jsonl", "sequencer": TAG, "version_id": None}
+
+
+def test_the_origin_names_the_raw_version_id_from_the_records_metadata(processing_env: Any) -> None:
+    # GIVEN a records object as ingestion writes it for a versioned raw bucket
+    key = records_key("v/file.json", "0066AA")
+    processing_env.put_object(
+        Bucket=PROCESSED,
+        Key=key,
+        Body=gz(jsonl(record(1))),
+        Metadata={"source-version-id": "3HL4kqtJlcpXroDT"},
+    )
+    head = processing_env.head_object(Bucket=PROCESSED, Key=key)
+    event = event_of(s3_record(PROCESSED, key, head["ContentLength"], head["ETag"].strip('"'), None))
+    # WHEN processed
+    result = processing.handler(event, None)
+    # THEN the document, under the same version tag, names that raw version
+    assert result["objects"][0]["written"] == [aggregates_key("v/file.json", "0066AA")]
+    document = read_document(get_bytes(processing_env, ANALYTICS, aggregates_key("v/file.json", "0066AA")))
+    assert (document.origin.rel, document.origin.sequencer, document.origin.version_id) == (
+        "v/file.json",
+        "0066AA",
+        "3HL4kqtJlcpXroDT",
+    )
 
 
 def test_bad_lines_are_listed_as_rejected_not_dropped(processing_env: Any) -> None:
-    body = jsonl(record(1), record(2, value="two")) + b"{oops\n\n"
-    processing.handler(event_of(put(processing_env, PROCESSED, "records/bad.jsonl.gz", gz(body))), None)
-    document = aggregates(processing_env, "aggregates/bad.json")
+    body = jsonl(record(1), record(2, value="two")) + b"{oops\n\n\x0b\n"
+    processing.handler(event_of(put(processing_env, PROCESSED, records_key("bad"), gz(body))), None)
+    document = aggregates(processing_env, aggregates_key("bad"))
     assert [(r["line"], r["reason"]) for r in document["rejected"]] == [
         (2, "metric_not_numeric"),
         (3, "invalid_json"),
+        (5, "invalid_json"),  # a vertical tab is not JSON whitespace: not a blank line
     ]
     assert document["counts"] == {
-        "records_read": 4,
+        "records_read": 5,
         "records_valid": 1,
-        "records_quarantined": 2,
+        "records_quarantined": 3,
         "blank_lines": 1,
     }
-    head = processing_env.head_object(Bucket=ANALYTICS, Key="aggregates/bad.json")
-    assert head["Metadata"]["records-quarantined"] == "2"
+    head = processing_env.head_object(Bucket=ANALYTICS, Key=aggregates_key("bad"))
+    assert head["Metadata"]["records-quarantined"] == "3"
 
 
 def test_unreadable_records_object_is_one_rejection(processing_env: Any) -> None:
-    processing.handler(event_of(put(processing_env, PROCESSED, "records/x.jsonl.gz", b"plain text\n")), None)
-    document = aggregates(processing_env, "aggregates/x.json")
+    processing.handler(event_of(put(processing_env, PROCESSED, records_key("x"), b"plain text\n")), None)
+    document = aggregates(processing_env, aggregates_key("x"))
     assert (document["groups"], [(r["line"], r["reason"]) for r in document["rejected"]]) == (
         [],
         [(0, "not_gzip")],
@@ -96,25 +137,81 @@ def test_configured_window_dimensions_and_metrics_are_used(
     monkeypatch.setenv("AGGREGATION_DIMENSIONS", "source")
     monkeypatch.setenv("AGGREGATION_METRICS", "value,latency")
     body = jsonl(record(1, latency=10), record(2, timestamp="2024-05-01T23:00:00Z", type="view"))
-    processing.handler(event_of(put(processing_env, PROCESSED, "records/c.jsonl.gz", gz(body))), None)
-    [group] = aggregates(processing_env, "aggregates/c.json")["groups"]
+    processing.handler(event_of(put(processing_env, PROCESSED, records_key("c"), gz(body))), None)
+    [group] = aggregates(processing_env, aggregates_key("c"))["groups"]
     assert (group["window_start"], group["dimensions"], group["records"]) == (
         "2024-05-01T00:00:00Z",
         {"source": "web"},
         2,
     )
-    assert group["metrics"]["latency"] == {"count": 1, "sum": 10, "min": 10, "max": 10}
+    assert group["metrics"]["latency"] == {"count": 1, "sum": "10", "min": "10", "max": "10"}
+
+
+def test_decimal_metrics_are_summed_exactly_and_equal_dimension_numbers_are_one_group(
+    processing_env: Any,
+) -> None:
+    # GIVEN decimal literals as ingestion now writes them (0.1 stays 0.1), and one dimension value
+    # written as 1, 1.0 and 1e0, and as true
+    lines = [
+        b'{"timestamp":"2024-05-01T12:00:00Z","type":1,"source":"web","value":0.1}',
+        b'{"timestamp":"2024-05-01T12:00:00Z","type":1.0,"source":"web","value":0.2}',
+        b'{"timestamp":"2024-05-01T12:00:00Z","type":1e0,"source":"web","value":0.3}',
+        b'{"timestamp":"2024-05-01T12:00:00Z","type":true,"source":"web","value":12345678901234567890.000000000000000001}',
+    ]
+    processing.handler(
+        event_of(put(processing_env, PROCESSED, records_key("d"), gz(b"\n".join(lines)))), None
+    )
+    # THEN the sum is 0.6, not 0.6000000000000001, and true is not the number 1
+    raw = get_bytes(processing_env, ANALYTICS, aggregates_key("d"))
+    groups = {
+        (g["dimensions"]["type"], g["records"]): g["metrics"]["value"] for g in json.loads(raw)["groups"]
+    }
+    assert groups == {
+        (1, 3): {"count": 3, "sum": "0.6", "min": "0.1", "max": "0.3"},
+        (True, 1): {
+            "count": 1,
+            "sum": "12345678901234567890.000000000000000001",
+            "min": "12345678901234567890.000000000000000001",
+            "max": "12345678901234567890.000000000000000001",
+        },
+    }
+    assert set(groups_from_document(read_document(raw))) == {
+        ("2024-05-01T12:00:00Z", '{"source":"web","type":1}'),
+        ("2024-05-01T12:00:00Z", '{"source":"web","type":true}'),
+    }
+
+
+def test_a_metric_outside_the_supported_range_rejects_its_record(processing_env: Any) -> None:
+    # GIVEN values past 38 integer digits or 18 decimals, an integer of any size, and good ones
+    body = (
+        jsonl(record(1e38), record(10**400), record(1), record(5))
+        + b'{"timestamp":"2024-05-01T12:00:00Z","value":1e-19}\n'
+    )
+    # WHEN processed
+    processing.handler(event_of(put(processing_env, PROCESSED, records_key("big"), gz(body))), None)
+    document = aggregates(processing_env, aggregates_key("big"))
+    # THEN those records are rejected with a reason, and the group is as if they had never been seen
+    assert [(r["line"], r["reason"]) for r in document["rejected"]] == [
+        (1, "metric_out_of_range"),
+        (2, "metric_out_of_range"),
+        (5, "metric_too_precise"),
+    ]
+    [group] = document["groups"]
+    assert (group["records"], group["metrics"]["value"]) == (
+        2,
+        {"count": 2, "sum": "6", "min": "1", "max": "5"},
+    )
 
 
 def test_redelivery_rewrites_identical_aggregates(processing_env: Any) -> None:
     event = event_of(
-        put(processing_env, PROCESSED, "records/r.jsonl.gz", gz(jsonl(*(record(n) for n in range(20)))))
+        put(processing_env, PROCESSED, records_key("r"), gz(jsonl(*(record(n) for n in range(20)))))
     )
     processing.handler(event, None)
-    first = get_bytes(processing_env, ANALYTICS, "aggregates/r.json")
+    first = get_bytes(processing_env, ANALYTICS, aggregates_key("r"))
     processing.handler(event, None)
-    assert get_bytes(processing_env, ANALYTICS, "aggregates/r.json") == first
-    assert keys(processing_env, ANALYTICS) == ["aggregates/r.json"]
+    assert get_bytes(processing_env, ANALYTICS, aggregates_key("r")) == first
+    assert keys(processing_env, ANALYTICS) == [aggregates_key("r")]
 
 
 def test_identical_records_rewritten_as_a_new_version_give_identical_aggregates(processing_env: Any) -> None:
@@ -122,34 +219,38 @@ def test_identical_records_rewritten_as_a_new_version_give_identical_aggregates(
     # records/ bytes again as a new version
     processing_env.put_bucket_versioning(Bucket=PROCESSED, VersioningConfiguration={"Status": "Enabled"})
     body = gz(jsonl(record(1), record(2)))
-    first_ref = put(processing_env, PROCESSED, "records/v.jsonl.gz", body)
-    second_ref = put(processing_env, PROCESSED, "records/v.jsonl.gz", body)
+    first_ref = put(processing_env, PROCESSED, records_key("v"), body)
+    second_ref = put(processing_env, PROCESSED, records_key("v"), body)
     assert first_ref["s3"]["object"]["versionId"] != second_ref["s3"]["object"]["versionId"]
     # WHEN processing runs for each version
     processing.handler(event_of(first_ref), None)
-    first = get_bytes(processing_env, ANALYTICS, "aggregates/v.json")
+    first = get_bytes(processing_env, ANALYTICS, aggregates_key("v"))
     processing.handler(event_of(second_ref), None)
     # THEN the aggregates bytes, whose hash is analytics' duplicate check, are the same
-    assert get_bytes(processing_env, ANALYTICS, "aggregates/v.json") == first
+    assert get_bytes(processing_env, ANALYTICS, aggregates_key("v")) == first
 
 
-def test_a_metric_sum_beyond_float_range_rejects_the_record_that_would_overflow(processing_env: Any) -> None:
-    # GIVEN valid records whose values are finite but whose sum is not, and an integer beyond float range
-    body = jsonl(record(1e308), record(1e308), record(10**400), record(5))
-    # WHEN processed
-    processing.handler(event_of(put(processing_env, PROCESSED, "records/big.jsonl.gz", gz(body))), None)
-    document = aggregates(processing_env, "aggregates/big.json")
-    # THEN the records that would overflow are rejected with a reason, and the group is left as if
-    # they had never been seen (no null sum, no half-counted record)
-    assert [(r["line"], r["reason"]) for r in document["rejected"]] == [
-        (2, "metric_out_of_range"),
-        (3, "metric_out_of_range"),
-    ]
-    [group] = document["groups"]
-    assert (group["records"], group["metrics"]["value"]) == (
-        2,
-        {"count": 2, "sum": 1e308 + 5, "min": 5, "max": 1e308},
-    )
+def test_each_raw_version_gets_its_own_aggregates(processing_env: Any) -> None:
+    # GIVEN two raw versions of one key, as two records objects
+    older = put(processing_env, PROCESSED, records_key("k", "0065"), gz(jsonl(record(1))))
+    newer = put(processing_env, PROCESSED, records_key("k", "0066"), gz(jsonl(record(2), record(3))))
+    # WHEN the newer is processed first
+    processing.handler(event_of(newer), None)
+    processing.handler(event_of(older), None)
+    # THEN each has its document, and neither overwrote the other
+    assert keys(processing_env, ANALYTICS) == [aggregates_key("k", "0065"), aggregates_key("k", "0066")]
+    assert aggregates(processing_env, aggregates_key("k", "0065"))["counts"]["records_valid"] == 1
+    assert aggregates(processing_env, aggregates_key("k", "0066"))["counts"]["records_valid"] == 2
+
+
+@pytest.mark.parametrize(
+    "key", ["records/x.jsonl.gz", "records/x/not-hex.jsonl.gz", "records/0065A1.jsonl.gz"]
+)
+def test_a_records_key_this_pipeline_did_not_write_fails_the_event(processing_env: Any, key: str) -> None:
+    event = event_of(put(processing_env, PROCESSED, key, gz(jsonl(record(1)))))
+    with pytest.raises(EventError):
+        processing.handler(event, None)
+    assert keys(processing_env, ANALYTICS) == []
 
 
 @pytest.mark.parametrize(
@@ -163,9 +264,9 @@ def test_a_records_line_that_is_not_json_text_is_rejected_not_raised(
     # GIVEN a records/ object (written by something other than ingestion) with such a line
     body = jsonl(record(1)) + line + b"\n"
     # WHEN processed
-    processing.handler(event_of(put(processing_env, PROCESSED, "records/odd.jsonl.gz", gz(body))), None)
+    processing.handler(event_of(put(processing_env, PROCESSED, records_key("odd"), gz(body))), None)
     # THEN the line is rejected with its reason and the good one aggregated
-    document = aggregates(processing_env, "aggregates/odd.json")
+    document = aggregates(processing_env, aggregates_key("odd"))
     assert [(r["line"], r["reason"]) for r in document["rejected"]] == [(2, reason)]
     assert document["counts"]["records_valid"] == 1
 
@@ -176,8 +277,8 @@ def test_the_document_names_the_whole_records_object_even_when_reading_stopped_e
     # GIVEN a records object that is not gzip, larger than one read: processing stops at its first bytes
     body = b"not gzip\n" * (400 << 10)
     # WHEN processed
-    processing.handler(event_of(put(processing_env, PROCESSED, "records/big.jsonl.gz", body)), None)
+    processing.handler(event_of(put(processing_env, PROCESSED, records_key("big"), body)), None)
     # THEN the document's hash is of every byte of the object, as for one that was read to its end
-    document = aggregates(processing_env, "aggregates/big.json")
+    document = aggregates(processing_env, aggregates_key("big"))
     assert [r["reason"] for r in document["rejected"]] == ["not_gzip"]
     assert document["source"]["sha256"] == hashlib.sha256(body).hexdigest()
