@@ -415,6 +415,9 @@ def _prepare(groups: Mapping[GroupKey, GroupStats]) -> _Document:
     metric_rows: list[MetricRow] = []
     for (start, dimensions), stats in groups.items():
         key = dimensions_key(dimensions)
+        # Every contribution row counts at least one: a rollup row at zero then has none left.
+        if stats.records < 1 or any(s.count < 1 for s in stats.metrics.values()):
+            raise LoadRejectedError("empty_group", f"a group at {start[:20]} counts no record or no value")
         group_rows.append((start, key, dimensions, stats.records))
         for metric, s in stats.metrics.items():
             metric_rows.append((start, key, dimensions, metric, s.count, s.sum, s.min, s.max))
@@ -535,29 +538,109 @@ class _Load:
 
     def _replace(self, removed: list[int], contribution: dict[str, Any], document: _Document) -> None:
         """Take the ``removed`` contributions out of the rollups and put ``document`` in."""
-        old_groups, old_metrics = self._take_out(removed) if removed else ([], [])
+        if removed:  # first: the document may be the same version again, under the same unique key
+            self.conn.execute(delete(contributions).where(contributions.c.contribution_id.in_(removed)))
         new_id = self.conn.execute(
             contributions.insert().values(contribution).returning(contributions.c.contribution_id)
         ).scalar_one()
+        if self.postgresql:
+            groups, extremes = self._write_in_sql(new_id, removed, document)
+            if groups:
+                self._recompute_in_sql(groups, extremes)
+            return
+        old_groups, old_metrics = self._take_out(removed) if removed else ([], [])
         self._put_in(new_id, document)
         if not removed:
             groups, metrics = document.groups, document.metrics
         else:
             groups, metrics = _deltas(document, old_groups, old_metrics)
-        if self.postgresql:
-            self._add_in_sql(groups, metrics)
-        else:
-            self._add_in_python(groups, metrics)
+        self._add_in_python(groups, metrics)
         if removed:
             self._recompute(
                 {(start, key) for start, key, _records in old_groups},
                 {(start, key, metric) for start, key, metric, *_ in old_metrics},
             )
 
+    # PostgreSQL: per table, one statement takes the document's rows in as arrays, inserts them as the
+    # contribution, deletes the removed contributions' rows, and upserts the difference into the rollup
+    # in primary-key order (adding in NUMERIC, which is exact): a single ordered pass over every rollup
+    # row the load changes, so concurrent loads queue on them in one order.
+    _GROUPS_SQL = (
+        "WITH new (s, k, d, r) AS (SELECT * FROM unnest(CAST(:starts AS timestamptz[]), "
+        "CAST(:keys AS varchar[]), CAST(:dimensions AS text[]), CAST(:records AS bigint[]))), "
+        "added AS (INSERT INTO pipeline_contribution_groups "
+        "(contribution_id, window_start, dimensions_key, setting_key, records) "
+        "SELECT :id, s, k, :setting, r FROM new), "
+        "old (s, k, r) AS (DELETE FROM pipeline_contribution_groups "
+        "WHERE contribution_id = ANY(CAST(:removed AS bigint[])) "
+        "RETURNING window_start, dimensions_key, records), "
+        "delta (s, k, d, r) AS (SELECT s, k, MAX(d), CAST(SUM(r) AS bigint) FROM "
+        "(SELECT s, k, d, r FROM new UNION ALL SELECT s, k, NULL, -r FROM old) AS both_ GROUP BY s, k), "
+        "up AS (INSERT INTO pipeline_rollup_groups "
+        "(setting_key, window_start, dimensions_key, window_size, dimensions, records) "
+        # A group only the removed side has exists already: the dimensions placeholder is never stored.
+        "SELECT :setting, s, k, :window, COALESCE(d, ''), r FROM {source} ORDER BY s, k "
+        "ON CONFLICT (setting_key, window_start, dimensions_key) DO UPDATE "
+        "SET records = pipeline_rollup_groups.records + excluded.records) "
+        "SELECT s, k FROM old"
+    )
+    _METRICS_SQL = (
+        "WITH new (s, k, d, m, c, su, lo, hi) AS (SELECT * FROM unnest(CAST(:starts AS timestamptz[]), "
+        "CAST(:keys AS varchar[]), CAST(:dimensions AS text[]), CAST(:metrics AS varchar[]), "
+        "CAST(:counts AS bigint[]), CAST(:sums AS numeric[]), CAST(:mins AS numeric[]), "
+        "CAST(:maxs AS numeric[]))), "
+        "added AS (INSERT INTO pipeline_contribution_metrics "
+        "(contribution_id, window_start, dimensions_key, metric, count, sum, min, max) "
+        "SELECT :id, s, k, m, c, su, lo, hi FROM new), "
+        "old (s, k, m, c, su, lo, hi) AS (DELETE FROM pipeline_contribution_metrics "
+        "WHERE contribution_id = ANY(CAST(:removed AS bigint[])) "
+        "RETURNING window_start, dimensions_key, metric, count, sum, min, max), "
+        # The removed side's min and max are within the rollup's, so LEAST and GREATEST keep the
+        # rollup's extremes there; the recompute that follows sets them from what remains.
+        "delta (s, k, d, m, c, su, lo, hi) AS (SELECT s, k, MAX(d), m, CAST(SUM(c) AS bigint), SUM(su), "
+        "MIN(lo), MAX(hi) FROM (SELECT s, k, d, m, c, su, lo, hi FROM new UNION ALL "
+        "SELECT s, k, NULL, m, -c, -su, lo, hi FROM old) AS both_ GROUP BY s, k, m), "
+        "up AS (INSERT INTO pipeline_rollup_metrics (setting_key, window_start, dimensions_key, "
+        "window_size, dimensions, metric, count, sum, min, max) "
+        "SELECT :setting, s, k, :window, COALESCE(d, ''), m, c, su, lo, hi FROM {source} ORDER BY s, k, m "
+        "ON CONFLICT (setting_key, window_start, dimensions_key, metric) DO UPDATE "
+        "SET count = pipeline_rollup_metrics.count + excluded.count, "
+        "sum = pipeline_rollup_metrics.sum + excluded.sum, "
+        "min = LEAST(pipeline_rollup_metrics.min, excluded.min), "
+        "max = GREATEST(pipeline_rollup_metrics.max, excluded.max)) "
+        # The metrics whose extreme a removed row held (the rollup as it was before this statement):
+        # only theirs can change otherwise than by LEAST and GREATEST.
+        "SELECT DISTINCT o.s, o.k, o.m FROM old AS o JOIN pipeline_rollup_metrics AS r "
+        "ON r.setting_key = :setting AND r.window_start = o.s AND r.dimensions_key = o.k AND r.metric = o.m "
+        "WHERE o.lo = r.min OR o.hi = r.max"
+    )
+
+    def _write_in_sql(
+        self, new_id: int, removed: list[int], document: _Document
+    ) -> tuple[list[tuple[Any, str]], list[tuple[Any, str, str]]]:
+        """The document in as contribution ``new_id``, the ``removed`` ones out, the rollups adjusted;
+        returns the groups the removed contributions had, and the metrics whose extremes they held."""
+        source = "delta" if removed else "new"  # without a removal the difference is the document
+        parameters = {
+            "id": new_id,
+            "removed": removed,
+            "setting": self.setting.key,
+            "window": self.setting.window,
+        }
+        touched = self.conn.execute(
+            text(self._GROUPS_SQL.format(source=source)), parameters | _group_arrays(document.groups)
+        ).all()
+        extremes = self.conn.execute(
+            text(self._METRICS_SQL.format(source=source)), parameters | _metric_arrays(document.metrics)
+        ).all()
+        return [(start, key) for start, key in touched], [
+            (start, key, metric) for start, key, metric in extremes
+        ]
+
     def _take_out(
         self, removed: list[int]
     ) -> tuple[list[tuple[str, str, int]], list[tuple[str, str, str, int, Number, Number, Number]]]:
-        """Delete the removed contributions, returning their group and metric rows."""
+        """Delete the removed contributions' rows, returning them (SQLite)."""
         g, m = contribution_groups.c, contribution_metrics.c
         old_groups = [
             (_start_text(row.window_start), row.dimensions_key, row.records)
@@ -583,34 +666,10 @@ class _Load:
                 .returning(m.window_start, m.dimensions_key, m.metric, m.count, m.sum, m.min, m.max)
             )
         ]
-        self.conn.execute(delete(contributions).where(contributions.c.contribution_id.in_(removed)))
         return old_groups, old_metrics
 
     def _put_in(self, new_id: int, document: _Document) -> None:
-        setting_key = self.setting.key
-        if self.postgresql:  # one statement per table: arrays, not thousands of parameters
-            self.conn.execute(
-                text(
-                    "INSERT INTO pipeline_contribution_groups "
-                    "(contribution_id, window_start, dimensions_key, setting_key, records) "
-                    "SELECT :id, s, k, :setting, r FROM unnest("
-                    "CAST(:starts AS timestamptz[]), CAST(:keys AS varchar[]), CAST(:records AS bigint[])"
-                    ") AS t(s, k, r)"
-                ),
-                {"id": new_id, "setting": setting_key, **_group_arrays(document.groups, names=False)},
-            )
-            self.conn.execute(
-                text(
-                    "INSERT INTO pipeline_contribution_metrics "
-                    "(contribution_id, window_start, dimensions_key, metric, count, sum, min, max) "
-                    "SELECT :id, s, k, m, c, su, lo, hi FROM unnest("
-                    "CAST(:starts AS timestamptz[]), CAST(:keys AS varchar[]), CAST(:metrics AS varchar[]), "
-                    "CAST(:counts AS bigint[]), CAST(:sums AS numeric[]), CAST(:mins AS numeric[]), "
-                    "CAST(:maxs AS numeric[])) AS t(s, k, m, c, su, lo, hi)"
-                ),
-                {"id": new_id, **_metric_arrays(document.metrics, names=False)},
-            )
-            return
+        """The document's rows as contribution ``new_id`` (SQLite)."""
         if document.groups:
             self.conn.execute(
                 contribution_groups.insert(),
@@ -619,7 +678,7 @@ class _Load:
                         "contribution_id": new_id,
                         "window_start": _start_time(start),
                         "dimensions_key": key,
-                        "setting_key": setting_key,
+                        "setting_key": self.setting.key,
                         "records": records,
                     }
                     for start, key, _dimensions, records in document.groups
@@ -641,40 +700,6 @@ class _Load:
                     }
                     for start, key, _dimensions, metric, count, total, low, high in document.metrics
                 ],
-            )
-
-    def _add_in_sql(self, groups: Sequence[GroupRow], metrics: Sequence[MetricRow]) -> None:
-        """PostgreSQL: add the deltas to the rollups, each table in one upsert in primary-key order."""
-        if groups:
-            self.conn.execute(
-                text(
-                    "INSERT INTO pipeline_rollup_groups "
-                    "(setting_key, window_start, dimensions_key, window_size, dimensions, records) "
-                    "SELECT :setting, s, k, :window, d, r FROM unnest("
-                    "CAST(:starts AS timestamptz[]), CAST(:keys AS varchar[]), CAST(:dimensions AS text[]), "
-                    "CAST(:records AS bigint[])) AS t(s, k, d, r) ORDER BY s, k "
-                    "ON CONFLICT (setting_key, window_start, dimensions_key) DO UPDATE "
-                    "SET records = pipeline_rollup_groups.records + excluded.records"
-                ),
-                {"setting": self.setting.key, "window": self.setting.window, **_group_arrays(groups)},
-            )
-        if metrics:
-            self.conn.execute(
-                text(
-                    "INSERT INTO pipeline_rollup_metrics (setting_key, window_start, dimensions_key, "
-                    "window_size, dimensions, metric, count, sum, min, max) "
-                    "SELECT :setting, s, k, :window, d, m, c, su, lo, hi FROM unnest("
-                    "CAST(:starts AS timestamptz[]), CAST(:keys AS varchar[]), CAST(:dimensions AS text[]), "
-                    "CAST(:metrics AS varchar[]), CAST(:counts AS bigint[]), CAST(:sums AS numeric[]), "
-                    "CAST(:mins AS numeric[]), CAST(:maxs AS numeric[])) AS t(s, k, d, m, c, su, lo, hi) "
-                    "ORDER BY s, k, m "
-                    "ON CONFLICT (setting_key, window_start, dimensions_key, metric) DO UPDATE "
-                    "SET count = pipeline_rollup_metrics.count + excluded.count, "
-                    "sum = pipeline_rollup_metrics.sum + excluded.sum, "
-                    "min = LEAST(pipeline_rollup_metrics.min, excluded.min), "
-                    "max = GREATEST(pipeline_rollup_metrics.max, excluded.max)"
-                ),
-                {"setting": self.setting.key, "window": self.setting.window, **_metric_arrays(metrics)},
             )
 
     def _add_in_python(self, groups: Sequence[GroupRow], metrics: Sequence[MetricRow]) -> None:
@@ -758,6 +783,50 @@ class _Load:
             ):
                 yield (_start_text(row.window_start), row.dimensions_key, row.metric, *row[3:])
 
+    def _recompute_in_sql(self, groups: list[tuple[Any, str]], extremes: list[tuple[Any, str, str]]) -> None:
+        """PostgreSQL: ``_recompute`` in set statements, on rollup rows this transaction holds already.
+
+        A rollup row at zero records or zero values has no contribution left (each contribution row
+        counts at least one) and goes; the metrics in ``extremes`` get their min and max from the
+        contributions that remain (MIN and MAX of NUMERIC are exact).
+        """
+        keys = {
+            "setting": self.setting.key,
+            "starts": [start for start, _key in groups],
+            "keys": [key for _start, key in groups],
+        }
+        for table, empty in (("pipeline_rollup_metrics", "count"), ("pipeline_rollup_groups", "records")):
+            self.conn.execute(
+                text(
+                    f"DELETE FROM {table} AS r USING unnest(CAST(:starts AS timestamptz[]), "
+                    "CAST(:keys AS varchar[])) AS t(s, k) WHERE r.setting_key = :setting "
+                    f"AND r.window_start = t.s AND r.dimensions_key = t.k AND r.{empty} = 0"
+                ),
+                keys,
+            )
+        if not extremes:
+            return
+        self.conn.execute(
+            text(
+                "UPDATE pipeline_rollup_metrics AS r SET min = e.low, max = e.high FROM ("
+                "SELECT t.s, t.k, t.m, MIN(m.min) AS low, MAX(m.max) AS high FROM unnest("
+                "CAST(:starts AS timestamptz[]), CAST(:keys AS varchar[]), CAST(:metrics AS varchar[])) "
+                "AS t(s, k, m) JOIN pipeline_contribution_groups AS g "
+                "ON g.setting_key = :setting AND g.window_start = t.s AND g.dimensions_key = t.k "
+                "JOIN pipeline_contribution_metrics AS m ON m.contribution_id = g.contribution_id "
+                "AND m.window_start = t.s AND m.dimensions_key = t.k AND m.metric = t.m "
+                "GROUP BY t.s, t.k, t.m) AS e "
+                "WHERE r.setting_key = :setting AND r.window_start = e.s AND r.dimensions_key = e.k "
+                "AND r.metric = e.m"
+            ),
+            {
+                "setting": self.setting.key,
+                "starts": [start for start, _key, _metric in extremes],
+                "keys": [key for _start, key, _metric in extremes],
+                "metrics": [metric for _start, _key, metric in extremes],
+            },
+        )
+
     def _recompute(self, group_keys: set[tuple[str, str]], metric_keys: set[tuple[str, str, str]]) -> None:
         """Min and max of the metrics a removed contribution had, from the contributions that remain;
         rollup rows no contribution remains in are deleted. Their rollup rows are this transaction's
@@ -819,10 +888,11 @@ def _deltas(
     old_groups: Iterable[tuple[str, str, int]],
     old_metrics: Iterable[tuple[str, str, str, int, Number, Number, Number]],
 ) -> tuple[list[GroupRow], list[MetricRow]]:
-    """The document's rows minus the removed contributions', per rollup row.
+    """The document's rows minus the removed contributions', per rollup row (SQLite).
 
-    A row only the removed side has keeps the removed min and max as its own: the upsert's LEAST and
-    GREATEST then leave the rollup's extremes as they are until ``_recompute`` sets them.
+    A row only the removed side has keeps the removed min and max as its own: they are within the
+    rollup's, so taking the smaller and the larger leaves the rollup's extremes as they are until
+    ``_recompute`` sets them.
     """
     groups: dict[tuple[str, str], list[Any]] = {(s, k): [d, r] for s, k, d, r in document.groups}
     dimensions = {(s, k): d for s, k, d, _r in document.groups}
@@ -848,18 +918,17 @@ def _deltas(
     return group_rows, metric_rows
 
 
-def _group_arrays(rows: Sequence[GroupRow], names: bool = True) -> dict[str, list[Any]]:
+def _group_arrays(rows: Sequence[GroupRow]) -> dict[str, list[Any]]:
     arrays: dict[str, list[Any]] = {
         "starts": [row[0] for row in rows],
         "keys": [row[1] for row in rows],
+        "dimensions": [row[2] for row in rows],
         "records": [row[3] for row in rows],
     }
-    if names:
-        arrays["dimensions"] = [row[2] for row in rows]
     return arrays
 
 
-def _metric_arrays(rows: Sequence[MetricRow], names: bool = True) -> dict[str, list[Any]]:
+def _metric_arrays(rows: Sequence[MetricRow]) -> dict[str, list[Any]]:
     # Canonical text, which PostgreSQL reads into NUMERIC exactly (a Decimal's str may use an exponent).
     arrays: dict[str, list[Any]] = {
         "starts": [row[0] for row in rows],
@@ -869,7 +938,6 @@ def _metric_arrays(rows: Sequence[MetricRow], names: bool = True) -> dict[str, l
         "sums": [canonical(row[5]) for row in rows],
         "mins": [canonical(row[6]) for row in rows],
         "maxs": [canonical(row[7]) for row in rows],
+        "dimensions": [row[2] for row in rows],
     }
-    if names:
-        arrays["dimensions"] = [row[2] for row in rows]
     return arrays

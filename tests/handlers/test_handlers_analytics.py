@@ -199,18 +199,18 @@ def test_failure_inside_the_transaction_loads_nothing(
 ) -> None:
     use_database(monkeypatch, migrated_database)
     event = event_of(put_document(analytics_env, record(1)))
-    real = database._Load._put_in
+    real = database._Load._replace
 
-    def failing(self: Any, *args: Any) -> None:  # after the ledger claim and the contribution row
+    def failing(self: Any, *args: Any) -> None:  # after the ledger claim and the setting
         raise OperationalError("INSERT", {}, Exception("server closed the connection unexpectedly"))
 
-    monkeypatch.setattr(database._Load, "_put_in", failing)
+    monkeypatch.setattr(database._Load, "_replace", failing)
     # WHEN the connection drops mid-load THEN the error is transient and every table is still empty
     with pytest.raises(DatabaseUnavailableError, match="nothing loaded"):
         analytics.handler(event, None)
     assert [rows for name, rows in snapshot(migrated_database).items() if rows] == []
     # AND a retry once the database is back loads the object exactly once
-    monkeypatch.setattr(database._Load, "_put_in", real)
+    monkeypatch.setattr(database._Load, "_replace", real)
     analytics.handler(event, None)
     analytics.handler(event, None)
     assert rollup(migrated_database) == [(CLICK, 1, 1, 1, 1)]

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -61,3 +63,21 @@ def test_the_steps_benchmark_measures_every_step() -> None:
     ]
     assert all(float(value.replace(",", "")) > 0 for _, value in rows)
     assert re.search(r"core / parse rate: [\d.]+", out)
+
+
+@pytest.mark.postgres
+def test_the_analytics_benchmark_measures_every_load() -> None:
+    import os
+
+    from handler_support import must_have
+
+    if not os.environ.get("TEST_DATABASE_URL"):
+        must_have("TEST_DATABASE_URL (run under scripts/with-throwaway-postgres)")
+    # GIVEN a few small documents WHEN the benchmark runs once against the throwaway server
+    out = run("analytics.py", "--documents", "3", "--groups", "100", "--repeats", "1")
+    # THEN each load has a row with a positive rate, and the ratios are printed
+    rates = dict(re.findall(r"^\| (old|new|new, replacing|COPY floor) \| [\d.]+ \| ([\d,]+) \|$", out, re.M))
+    assert set(rates) == {"old", "new", "new, replacing", "COPY floor"}
+    assert all(float(rate.replace(",", "")) > 0 for rate in rates.values())
+    assert re.search(r"^new / old: [\d.]+$", out, re.M)
+    assert re.search(r"^new, replacing / old: [\d.]+$", out, re.M)

@@ -181,7 +181,8 @@ def test_every_order_of_four_loads_gives_the_same_exact_totals(migrated_database
     assert seen[0] == expected(FOUR, mode)
 
 
-def test_eight_concurrent_loaders_give_the_exact_totals(migrated_database: str) -> None:
+@pytest.mark.parametrize("mode", ["replace", "append"])
+def test_eight_concurrent_loaders_give_the_exact_totals(migrated_database: str, mode: str) -> None:
     # GIVEN versions of three keys, each document delivered twice, and eight workers starting together
     docs = [
         Doc(rel, f"0065B{n}", {(H12, "click"): {"value": (Decimal(n) / 10, n)}, (H13, kind): {"value": (n,)}})
@@ -195,16 +196,16 @@ def test_eight_concurrent_loaders_give_the_exact_totals(migrated_database: str) 
 
     def worker(index: int) -> list[str]:
         barrier.wait()
-        return [load(engine, doc, "replace").state for doc in deliveries[index::8]]
+        return [load(engine, doc, mode).state for doc in deliveries[index::8]]
 
     try:
         with ThreadPoolExecutor(max_workers=8) as pool:
             states = [state for states in pool.map(worker, range(8)) for state in states]
     finally:
         engine.dispose()
-    # THEN every delivery ended without an error or a deadlock, and only each key's latest version counts
+    # THEN every delivery ended without an error or a deadlock, with the mode's exact totals
     assert len(states) == len(deliveries)
-    assert rollups(migrated_database) == expected(docs, "replace")
+    assert rollups(migrated_database) == expected(docs, mode)
 
 
 OVERWRITES = {
@@ -394,6 +395,22 @@ def test_settings_never_share_rollups_or_contributions(migrated_database: str) -
     engine.dispose()
     assert sorted(contributions) == sorted([SETTING.key, daily.key, wider.key])
     assert sorted(names) == [("1d", '["type"]'), ("1h", '["source","type"]'), ("1h", '["type"]')]
+
+
+def test_a_group_counting_no_record_is_refused_and_loads_nothing(migrated_database: str) -> None:
+    from handlers.errors import LoadRejectedError
+
+    groups = {(H12, dims("click")): GroupStats(0, {})}
+    engine = database.connect(migrated_database)
+    try:
+        with pytest.raises(LoadRejectedError) as raised:
+            database.load(
+                engine, "aggregates/z/0065A1.json", "z", SETTING, database.Origin("z", "0065A1"), groups
+            )
+    finally:
+        engine.dispose()
+    assert raised.value.reason == "empty_group"
+    assert _table(migrated_database, "pipeline_ledger", "object_key") == []
 
 
 def test_a_group_with_long_dimension_values_is_loaded(migrated_database: str) -> None:
