@@ -11,6 +11,9 @@ measures each contender in a fresh subprocess so that every peak-RSS figure is i
 * ``parse:X``    — parse-and-discard with parser X (orjson, msgspec, json) over the same 1 MiB-chunk
                    line splitting, i.e. the ceiling for any parser-bound ingestion;
 * ``core@small`` — the core on the small input, to show memory does not grow with input size;
+* ``core@baseline`` — with ``--baseline PATH``, the core of another handlers/ingest.py (an earlier
+                   commit's: ``git show REV:handlers/ingest.py > PATH``) on the big input, so that a
+                   change is compared with what it replaces in the same run, round by round;
 * ``encode:X`` / ``validate:X`` — CPU per record to serialise (orjson, msgspec) or schema-check
                    (fastjsonschema if installed, jsonschema-rs) records parsed beforehand.
 
@@ -24,6 +27,7 @@ Numbers go to docs/benchmarks.md; this is not run by the test suite.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import random
@@ -32,10 +36,26 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+
+def load_core(path: Path | None) -> ModuleType:
+    """``handlers.ingest``, or the module at ``path``: another version of it, loaded under its own name."""
+    if path is None:
+        from handlers import ingest
+
+        return ingest
+    spec = importlib.util.spec_from_file_location("ingest_baseline", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path} as a module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
 
 
 def generate(path: Path, size_bytes: int, rich: bool = False, seed: int = 7) -> int:
@@ -123,21 +143,23 @@ class Discard:
         pass
 
 
-def measure(kind: str, path: Path) -> dict[str, Any]:
+def measure(kind: str, path: Path, baseline_core: Path | None = None) -> dict[str, Any]:
     """One measurement, run inside its own process."""
     import orjson
 
     from handlers.config import default_record_schema
-    from handlers.ingest import InputFormat, RecordChecker, ingest, iter_lines
+    from handlers.ingest import iter_lines
     from handlers.s3io import LineSpool
 
-    checker = RecordChecker(default_record_schema())
+    core = load_core(baseline_core if kind == "core@baseline" else None)
+    InputFormat, ingest = core.InputFormat, core.ingest
+    checker = core.RecordChecker(default_record_schema())
     baseline = reset_peak()
     size = path.stat().st_size
     start, cpu_start = time.perf_counter(), time.process_time()
     records = 0
     with path.open("rb", buffering=0) as f:
-        if kind in ("core", "core@small") or kind.startswith("core+gzip"):
+        if kind in ("core", "core@small", "core@baseline") or kind.startswith("core+gzip"):
             if kind.startswith("core+gzip"):
                 sink: Any = _SpoolSink(LineSpool(compress=True, level=int(kind.removeprefix("core+gzip"))))
             else:
@@ -241,9 +263,10 @@ class _SpoolSink:
         self.spool.write(line)
 
 
-def run(kind: str, path: Path) -> dict[str, Any]:
+def run(kind: str, path: Path, baseline: Path | None = None) -> dict[str, Any]:
+    extra = ["--baseline", str(baseline)] if baseline is not None else []
     out = subprocess.run(
-        [sys.executable, __file__, "--measure", kind, "--input", str(path)],
+        [sys.executable, __file__, "--measure", kind, "--input", str(path), *extra],
         capture_output=True,
         text=True,
         check=True,
@@ -251,13 +274,13 @@ def run(kind: str, path: Path) -> dict[str, Any]:
     return json.loads(out.stdout)
 
 
-def best_of(plan: list[tuple[str, Path]], repeats: int) -> list[dict[str, Any]]:
+def best_of(plan: list[tuple[str, Path]], repeats: int, baseline: Path | None = None) -> list[dict[str, Any]]:
     """The least CPU time of each (kind, input) over ``repeats`` rounds of the whole plan.
 
     Each round runs every measurement once, so a change in the neighbours' load affects the core
     and its baselines alike instead of whichever happened to run during it.
     """
-    rounds = [[run(kind, path) for kind, path in plan] for _ in range(repeats)]
+    rounds = [[run(kind, path, baseline) for kind, path in plan] for _ in range(repeats)]
     return [min(tries, key=lambda r: r["cpu_s"]) for tries in zip(*rounds, strict=True)]
 
 
@@ -270,11 +293,17 @@ def main() -> None:
     parser.add_argument(
         "--records", choices=("small", "rich"), default="small", help="~155 B or ~505 B records"
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another handlers/ingest.py, measured as core@baseline in the same rounds",
+    )
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    baseline = args.baseline.resolve() if args.baseline else None
     if args.measure:
-        print(json.dumps(measure(args.measure, args.input)))
+        print(json.dumps(measure(args.measure, args.input, baseline)))
         return
     with tempfile.TemporaryDirectory(prefix="ingestion-bench-") as tmp:
         big, small = Path(tmp, "big.jsonl"), Path(tmp, "small.jsonl")
@@ -284,11 +313,12 @@ def main() -> None:
         elapsed = time.perf_counter() - start
         print(f"generated {big.stat().st_size / 1e6:.1f} MB ({n_big} records)", end=" ")
         print(f"and {small.stat().st_size / 1e6:.1f} MB ({n_small} records) in {elapsed:.1f} s")
-        kinds = ["core", *(f"core+gzip{level}" for level in args.gzip_levels.split(","))]
+        kinds = ["core", *(["core@baseline"] if baseline else [])]
+        kinds += [f"core+gzip{level}" for level in args.gzip_levels.split(",")]
         kinds += ["naive", "parse:orjson", "parse:msgspec", "parse:json"]
         cost_kinds = ("encode:orjson", "encode:msgspec", "validate:fastjsonschema", "validate:jsonschema_rs")
         plan = [(kind, big) for kind in kinds] + [("core@small", small)]
-        measured = best_of(plan + [(kind, small) for kind in cost_kinds], args.repeats)
+        measured = best_of(plan + [(kind, small) for kind in cost_kinds], args.repeats, baseline)
         results, costs = measured[: len(plan)], measured[len(plan) :]
     columns = ("kind", "mb", "records", "wall_s", "cpu_s", "mb_per_s", "records_per_s", "peak_rss_growth_mb")
     print("| " + " | ".join(columns) + " | output_mb |")
@@ -305,6 +335,11 @@ def main() -> None:
     print(f"core / naive baseline: {core['mb_per_s'] / by['naive']['mb_per_s']:.2f}x (target >= 2x)")
     ratio = core["mb_per_s"] / fastest["mb_per_s"]
     print(f"core / fastest parse-and-discard ({fastest['kind']}): {ratio:.2f} (target >= 0.33)")
+    if "core@baseline" in by:
+        old = by["core@baseline"]
+        print(f"core@baseline / naive baseline: {old['mb_per_s'] / by['naive']['mb_per_s']:.2f}x")
+        print(f"core@baseline / fastest parse-and-discard: {old['mb_per_s'] / fastest['mb_per_s']:.2f}")
+        print(f"core / core@baseline: {core['mb_per_s'] / old['mb_per_s']:.2f}")
     print(
         f"core peak RSS growth: {small_core['peak_rss_growth_mb']} MB at {small_core['mb']} MB input,",
         end=" ",

@@ -12,6 +12,8 @@ before, calling the functions ``handlers.ingest`` itself calls:
 * ``+encode``     msgspec ``encode_lines`` per batch;
 * ``+duplicates`` the quote counts that rule out duplicate keys (``_no_duplicate_keys``);
 * ``core``        the real ``handlers.ingest.ingest`` into a sink that discards its lines;
+* ``core@baseline`` with ``--baseline PATH``, the ``ingest`` of another handlers/ingest.py (an earlier
+                  commit's), so that a change and what it replaces are timed in the same rounds;
 * ``parse``       parse each line with msgspec and discard it: the raw parse rate of benchmarks/ingestion.py.
 
 By default each figure is CPU microseconds per record (best of ``--repeats``). With ``--instructions``
@@ -41,13 +43,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 STEPS = ["split", "+decode", "+validate", "+timestamps", "+encode", "+duplicates"]
-ROWS = [*STEPS, "core", "parse"]
 
 
-def workloads(data: bytes, rows: list[str]) -> dict[str, Callable[[], None]]:
+def workloads(data: bytes, rows: list[str], baseline: Path | None = None) -> dict[str, Callable[[], None]]:
     """The work of each of ``rows`` over ``data``, ready to run (one checker, warmed once)."""
     import msgspec
-    from ingestion import Discard  # benchmarks/ingestion.py's sink
+    from ingestion import Discard, load_core  # benchmarks/ingestion.py's sink and module loader
 
     from handlers import ingest as core
     from handlers.config import default_record_schema
@@ -82,33 +83,43 @@ def workloads(data: bytes, rows: list[str]) -> dict[str, Callable[[], None]]:
     def whole_core() -> None:
         core.ingest(io.BytesIO(data).read, core.InputFormat(False, False), checker, 1 << 20, {}, Discard())
 
+    def baseline_core() -> None:
+        old.ingest(io.BytesIO(data).read, old.InputFormat(False, False), old_checker, 1 << 20, {}, Discard())
+
     def parse() -> None:
         for lines in chunks():
             for line in lines:
                 decode(line)
 
+    old = load_core(baseline) if baseline is not None else core
+    old_checker = old.RecordChecker(default_record_schema())
     # The timestamp caches learn from the first values they see; every row starts after that.
     whole_core()
-    by_row = {"core": whole_core, "parse": parse, "load": lambda: None}
+    if baseline is not None:
+        baseline_core()
+    by_row = {"core": whole_core, "core@baseline": baseline_core, "parse": parse, "load": lambda: None}
     by_row |= {step: partial(steps, depth) for depth, step in enumerate(STEPS)}
     return {row: by_row[row] for row in rows}
 
 
-def cpu_per_record(data: bytes, records: int, repeats: int) -> dict[str, float]:
+def cpu_per_record(
+    data: bytes, records: int, repeats: int, rows: list[str], baseline: Path | None
+) -> dict[str, float]:
     """Best CPU time per record of every row; a round runs each row once, so a busy moment on a
     shared machine slows one round of every row rather than all rounds of one."""
-    work = workloads(data, ROWS)
-    best = dict.fromkeys(ROWS, float("inf"))
+    work = workloads(data, rows, baseline)
+    best = dict.fromkeys(rows, float("inf"))
     for _ in range(repeats):
-        for row in ROWS:
+        for row in rows:
             start = time.process_time()
             work[row]()
             best[row] = min(best[row], time.process_time() - start)
     return {row: seconds / records * 1e6 for row, seconds in best.items()}
 
 
-def instructions(path: Path, row: str) -> int:
+def instructions(path: Path, row: str, baseline: Path | None) -> int:
     """Instructions executed by a process that loads ``path`` and runs ``row`` once (callgrind)."""
+    extra = ["--baseline", str(baseline)] if baseline is not None else []
     out = subprocess.run(
         [
             "valgrind",
@@ -120,6 +131,7 @@ def instructions(path: Path, row: str) -> int:
             row,
             "--input",
             str(path),
+            *extra,
         ],
         capture_output=True,
         text=True,
@@ -139,11 +151,14 @@ def main() -> None:
     parser.add_argument("--size-mb", type=float, default=3)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--instructions", action="store_true", help="count instructions with callgrind")
+    parser.add_argument("--baseline", type=Path, help="another handlers/ingest.py, timed as core@baseline")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    baseline = args.baseline.resolve() if args.baseline else None
+    rows = [*STEPS, "core", *(["core@baseline"] if baseline else []), "parse"]
     if args.measure:  # one row inside valgrind
-        workloads(args.input.read_bytes(), [args.measure])[args.measure]()
+        workloads(args.input.read_bytes(), [args.measure], baseline)[args.measure]()
         return
 
     from ingestion import generate  # the record shapes of benchmarks/ingestion.py
@@ -156,11 +171,11 @@ def main() -> None:
             if shutil.which("valgrind") is None:
                 sys.exit("--instructions needs valgrind (apt-get install valgrind)")
             unit = "instructions/record"
-            base = instructions(path, "load")
-            figures = {row: (instructions(path, row) - base) / records for row in ROWS}
+            base = instructions(path, "load", baseline)
+            figures = {row: (instructions(path, row, baseline) - base) / records for row in rows}
         else:
             unit = "CPU µs/record"
-            figures = cpu_per_record(data, records, args.repeats)
+            figures = cpu_per_record(data, records, args.repeats, rows, baseline)
     parse = figures["parse"]
     print(f"{records} {args.records} records, {len(data) / 1e6:.1f} MB; {unit}; 'parse' = parse and discard")
     print(f"| step | {unit} | this step | this step / parse |\n|---|---|---|---|")
@@ -169,9 +184,11 @@ def main() -> None:
         step = figures[row] - before
         print(f"| {row} | {figures[row]:,.2f} | {step:,.2f} | {step / parse:.2f} |")
         before = figures[row]
-    for row in ("core", "parse"):
+    for row in rows[len(STEPS) :]:
         print(f"| {row} | {figures[row]:,.2f} | | {figures[row] / parse:.2f} |")
     print(f"core / parse rate: {parse / figures['core']:.2f} (target >= 0.33)")
+    if baseline is not None:
+        print(f"core@baseline / parse rate: {parse / figures['core@baseline']:.2f}")
     print(f"the steps above account for {before / figures['core']:.0%} of the core")
 
 

@@ -29,12 +29,13 @@ Decisions about awkward input, each deliberate:
   kept; the processing stage enforces the metric range. Not JSON here (``invalid_json``): NaN,
   Infinity, an integer written in more than 4 300 characters (CPython's limit on reading an int from
   text; msgspec counts the sign), an exponent no decimal can hold (above 10**999999999999999999 or
-  below 10**-1999999999999999997), trailing garbage, and nesting deeper than ``MAX_DEPTH`` (255)
-  levels, a limit of our own: the verdict then does not depend on the interpreter or the call stack,
-  and jsonschema-rs can describe every schema error (``_too_deep``).
+  below 10**-1999999999999999997), trailing garbage, and nesting deeper than the parser's recursion
+  limit (Python's: about 930-990 levels on 3.11, depending on the caller's stack).
 * Validation uses jsonschema-rs (Rust; any draft up to 2020-12): 4.6-7.5x faster per record than
-  fastjsonschema on the default schema (docs/benchmarks.md). Its first error is the ``detail``. It
-  compares Decimals exactly, at any exponent (``minimum``, ``multipleOf``, ``integer``: tests/handlers).
+  fastjsonschema on the default schema (docs/benchmarks.md). Its first error is the ``detail``, except
+  for an error in a value nested 256 or more levels deep, which jsonschema-rs 0.61 cannot describe (the
+  verdict is the same). It compares Decimals exactly, at any exponent (``minimum``, ``multipleOf``,
+  ``integer``: tests/handlers).
 * Duplicate keys are ``duplicate_key``: JSON parsers silently keep the last value, so a record with
   two ``value`` fields would be aggregated from half its data. Checked exactly, but only when cheap
   counts over a whole batch (quotes in the input and in the re-encoded records, or key-like tokens
@@ -81,7 +82,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import MAX_EMAX, MIN_EMIN, ROUND_FLOOR, Context, Decimal, InvalidOperation
-from itertools import accumulate, repeat
+from itertools import repeat
 from typing import Any, Protocol
 
 import jsonschema_rs
@@ -603,31 +604,9 @@ def _repeated_key(unit: bytes) -> str | None:
     return None
 
 
-MAX_DEPTH = 255  # levels of nesting in a record, the record itself being the first
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
-_BRACKET_STEP = [0] * 256
-_BRACKET_STEP[ord("[")] = _BRACKET_STEP[ord("{")] = 1
-_BRACKET_STEP[ord("]")] = _BRACKET_STEP[ord("}")] = -1
-
-
-def _too_deep(unit: bytes) -> bool:
-    """Whether ``unit`` nests deeper than MAX_DEPTH (brackets inside strings do not count).
-
-    Why a limit of our own: msgspec stops at Python's recursion limit, which depends on how deep the
-    caller's stack is and on the interpreter (3.11 counts C and Python calls together, 3.12 apart), so
-    the same record could pass one path and fail another, or pass here and fail in the processing
-    stage. And jsonschema-rs 0.61 cannot describe a schema error in a value nested 256 levels deep
-    (it raises ``ValueError: Recursion limit reached``): 255 is the most it always can.
-    """
-    # Each level takes an opening and a closing bracket, so most units are cleared by their length.
-    if len(unit) <= 2 * MAX_DEPTH or unit.count(b"[") + unit.count(b"{") <= MAX_DEPTH:
-        return False
-    brackets = _STRING.sub(b"", unit).translate(None, _NOT_BRACKETS)
-    return max(accumulate(map(_BRACKET_STEP.__getitem__, brackets)), default=0) > MAX_DEPTH
-
-
-_TOO_DEEP = Rejection("invalid_json", f"nested deeper than {MAX_DEPTH} levels")
+# msgspec stops at Python's recursion limit, so how deep it gets depends on the interpreter (3.11
+# counts Python and C calls together, 3.12 apart) and on the caller's stack: about 930-990 levels on 3.11.
+_TOO_DEEP = Rejection("invalid_json", "nesting deeper than the parser's recursion limit")
 
 
 _REFERENCES = frozenset({"$ref", "$dynamicRef", "$recursiveRef"})
@@ -681,8 +660,6 @@ class RecordChecker:
 
     def check(self, unit: bytes) -> bytes | Rejection:
         """The record's output line, or why it is rejected (the reference path, one unit at a time)."""
-        if _too_deep(unit):
-            return _TOO_DEEP
         try:
             record = _decode(unit)
         except UnicodeDecodeError as exc:
@@ -693,7 +670,7 @@ class RecordChecker:
             except UnicodeDecodeError as utf8:
                 return Rejection("invalid_utf8", str(utf8))
             return Rejection("invalid_json", str(exc))
-        except RecursionError:  # brackets that are never closed: too short for _too_deep to look
+        except RecursionError:
             return _TOO_DEEP
         except InvalidOperation:
             return Rejection("invalid_json", "a number with an exponent beyond what a decimal can hold")
@@ -713,7 +690,10 @@ class RecordChecker:
         except ValueError as exc:
             return Rejection("invalid_timestamp", str(exc))
         record["timestamp"] = normalised
-        return _encode(record)
+        try:
+            return _encode(record)
+        except RecursionError:  # the encoder needs a level more than the decoder: a record at its edge
+            return _TOO_DEEP
 
     def check_lines(self, units: list[bytes]) -> list[bytes | Rejection]:
         """``check`` of each unit (single-line, non-blank), amortised over the batch."""
@@ -733,8 +713,6 @@ class RecordChecker:
         (a parse error, a unit that is not ``{...}``, a possible duplicate) sends the batch through
         ``check`` one unit at a time, so both paths give identical results.
         """
-        if max(map(len, units)) > 2 * MAX_DEPTH and any(map(_too_deep, units)):
-            return self._check_each(units)
         joined = b"\n".join(units)
         try:
             records = _decode_lines(joined)
@@ -759,7 +737,10 @@ class RecordChecker:
         except ValueError:
             return self._check_mixed(units, records, joined)
         deque(map(dict.__setitem__, records, repeat("timestamp"), normalised), maxlen=0)
-        encoded = _encode_lines(records)
+        try:
+            encoded = _encode_lines(records)
+        except RecursionError:
+            return self._check_each(units)
         became_strings = len(timestamps) - list(map(type, timestamps)).count(str)
         if not _no_duplicate_keys(joined, records, encoded, became_strings):
             return self._check_each(units)
@@ -789,7 +770,10 @@ class RecordChecker:
                 became_strings += 1
             record["timestamp"] = normalised
             append(None)  # filled from the encoded batch below
-        encoded = _encode_lines(records)
+        try:
+            encoded = _encode_lines(records)
+        except RecursionError:
+            return self._check_each(units)
         if not _no_duplicate_keys(joined, records, encoded, became_strings):
             return self._check_each(units)
         lines = encoded.split(b"\n")
@@ -800,7 +784,12 @@ class RecordChecker:
         return results, sum(type(result) is Rejection for result in results)
 
     def _violation(self, record: dict[str, Any]) -> Rejection:
-        error = next(iter(self._validator.iter_errors(record)))
+        try:
+            error = next(iter(self._validator.iter_errors(record)))
+        except ValueError as exc:  # jsonschema-rs 0.61 cannot show a value nested 256 or more levels deep
+            return Rejection(
+                "schema_violation", f"the record does not match the schema ({exc} describing where)"
+            )
         where = "/".join(str(part) for part in error.instance_path)
         return Rejection("schema_violation", f"/{where}: {error.message}")
 

@@ -268,6 +268,42 @@ def test_an_exponent_no_decimal_can_hold_is_invalid_json(exponent: str) -> None:
     assert CHECKER.check_lines([unit]) == [expected]
 
 
+def nested_record(levels: int, attributes: bytes = b"") -> bytes:
+    head = b'{"id":"a","timestamp":0,"type":"t","attributes":{' + attributes + b'"a":'
+    return head + b"[" * levels + b"1" + b"]" * levels + b"}}"
+
+
+TOO_DEEP = Rejection("invalid_json", "nesting deeper than the parser's recursion limit")
+
+
+def test_the_deepest_record_the_parser_takes_with_a_duplicate_key_is_a_duplicate_key() -> None:
+    # GIVEN the deepest record check() can parse from here, with a key written twice: the standard
+    # library's parser, which the duplicate check used, needed a few levels more and raised RecursionError
+    levels = next(n for n in range(1200, 0, -1) if CHECKER.check(nested_record(n, b'"a":1,')) != TOO_DEEP)
+    # WHEN it is checked THEN the duplicate is found
+    assert CHECKER.check(nested_record(levels, b'"a":1,')) == Rejection(
+        "duplicate_key", "key 'a' appears more than once"
+    )
+
+
+def test_records_at_the_parsers_depth_limit_are_written_or_quarantined_never_raised() -> None:
+    # the encoder needs one level more than the decoder, so a record at the edge decodes but cannot be written
+    for levels in range(850, 1100):
+        for result in (CHECKER.check(nested_record(levels)), *CHECKER.check_lines([nested_record(levels)])):
+            assert isinstance(result, bytes) or result == TOO_DEEP
+
+
+def test_a_schema_error_in_a_value_too_deep_for_jsonschema_rs_to_show_is_a_schema_violation() -> None:
+    # GIVEN a record whose "type" is not a string but a value nested 300 levels deep
+    unit = b'{"id":"a","timestamp":0,"type":' + b"[" * 300 + b"]" * 300 + b"}"
+    # WHEN checked THEN it is a schema violation, whose place jsonschema-rs cannot describe
+    expected = Rejection(
+        "schema_violation", "the record does not match the schema (Recursion limit reached describing where)"
+    )
+    assert CHECKER.check(unit) == expected
+    assert CHECKER.check_lines([unit, unit]) == [expected, expected]
+
+
 @pytest.mark.parametrize("digits", [312, 400, 4300])
 def test_an_integer_timestamp_of_hundreds_of_digits_is_an_invalid_timestamp(digits: int) -> None:
     unit = b'{"id":"a","timestamp":' + b"9" * digits + b',"type":"t"}'
