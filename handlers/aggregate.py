@@ -84,17 +84,17 @@ from handlers.metrics import Counts
 FORMAT = "data-pipeline/aggregates@2"
 MAX_REJECTED_DETAILS = 1000
 RETRY_LINES = 64  # a block that fails is retried in parts of this many lines before going line by line
-SAMPLE_KEYS = 256  # records of a block whose distinct groups choose how the block is accumulated
+PENDING_VALUES = 1 << 16  # metric values gathered per group before they are summed (bounds the memory)
 
 GroupKey = tuple[str, str]  # (window start "YYYY-MM-DDTHH:MM:SSZ", canonical dimensions JSON text)
 
 _TEXT = msgspec.json.Encoder(decimal_format="number", order="sorted")
 _SCALAR = msgspec.json.Decoder(float_hook=Decimal)
 _RAW = msgspec.json.Decoder(msgspec.Raw)
-_HEAD = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", re.ASCII)  # up to the minute
-_TAIL = re.compile(r":[0-5]\d(?:\.\d{1,6})?Z", re.ASCII)  # seconds, fraction, zone
-_NORMALISED = re.compile(_HEAD.pattern + _TAIL.pattern, re.ASCII)
-_MINUTE, _SECONDS = itemgetter(slice(None, 16)), itemgetter(slice(16, None))
+# A normalised timestamp, hours and minutes in range: only the date is left to check (_Starts).
+_STAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?Z"
+_NORMALISED = re.compile(_STAMP)
+_STAMPS = re.compile(f"(?:{_STAMP}\n)*{_STAMP}")  # a block's timestamps, joined by newlines
 _BLANK = b" \t\r"  # JSON whitespace; bytes.isspace would also take \v and \f, which are not JSON
 _LIMIT = 10**exact.MAX_INTEGER_DIGITS
 _NONE = type(None)
@@ -118,7 +118,7 @@ def window_start(timestamp: object, window_seconds: int) -> str:
         raise ValueError(f"timestamp is a {_json_type(timestamp)}, not an RFC 3339 UTC string")
     if not _NORMALISED.fullmatch(timestamp):
         raise ValueError(f"timestamp is not normalised RFC 3339 UTC: {timestamp[:64]!r}")
-    return _minute_window(timestamp[:16], window_seconds)
+    return _minute_window(timestamp[:16], window_seconds)  # ValueError for Feb 30
 
 
 def _minute_window(head: str, window_seconds: int) -> str:
@@ -255,8 +255,10 @@ def _json_type(value: object) -> str:
     return type(value).__name__
 
 
-class _Minutes(dict[str, str]):
-    """``YYYY-MM-DDTHH:MM`` → the start of its window; ValueError for one that is not a real minute.
+class _Starts(dict[str, str]):
+    """The start of the window of a timestamp's first ``length`` characters: up to the hour when the
+    window is whole hours, else up to the minute, so that a few thousand entries serve days of records.
+    Only for timestamps ``_NORMALISED`` has matched; ValueError for a date that does not exist.
 
     Equal to ``window_start`` (property-tested): every window divides a day and UTC days start on a
     multiple of it, so the start is the date and the minute of the day rounded down, with no epoch
@@ -266,41 +268,22 @@ class _Minutes(dict[str, str]):
     def __init__(self, window_seconds: int) -> None:
         super().__init__()
         self.window_minutes = window_seconds // 60
-        self.days: set[str] = set()
+        self.length = 13 if window_seconds % 3600 == 0 else 16
+        self.head = itemgetter(slice(None, self.length))
 
     def __missing__(self, head: str) -> str:
-        if not _HEAD.fullmatch(head):
-            raise ValueError(f"timestamp is not normalised RFC 3339 UTC: {head[:64]!r}...")
-        day, hour, minute = head[:10], int(head[11:13]), int(head[14:16])
-        if day not in self.days:
-            try:
-                date.fromisoformat(day)
-            except ValueError as exc:  # Feb 30, month 13, year 0
-                raise ValueError(f"timestamp {head!r}...: {exc}") from None
-            if len(self.days) >= 10_000:
-                self.days.clear()
-            self.days.add(day)
-        if hour > 23 or minute > 59:
-            raise ValueError(f"timestamp {head!r}...: no such time of day")
-        minutes = hour * 60 + minute
+        day = head[:10]
+        try:
+            date.fromisoformat(day)
+        except ValueError as exc:  # Feb 30, month 13, year 0
+            raise ValueError(f"timestamp {day!r}...: {exc}") from None
+        minutes = int(head[11:13]) * 60 + (int(head[14:16]) if self.length == 16 else 0)
         minutes -= minutes % self.window_minutes
         start = f"{day}T{minutes // 60:02d}:{minutes % 60:02d}:00Z"
         if len(self) >= 100_000:  # a cache, not a record store: keep it bounded
             self.clear()
         self[head] = start
         return start
-
-
-class _Seconds(dict[str, bool]):
-    """``:SS[.ffffff]Z`` tails that are valid; ValueError for one that is not."""
-
-    def __missing__(self, tail: str) -> bool:
-        if not _TAIL.fullmatch(tail):
-            raise ValueError(f"timestamp is not normalised RFC 3339 UTC: ...{tail[:64]!r}")
-        if len(self) >= 100_000:
-            self.clear()
-        self[tail] = True
-        return True
 
 
 @dataclass(frozen=True)
@@ -355,8 +338,13 @@ class Aggregator:
         # canonical texts make equal.
         self._records: Counter[tuple[Any, ...]] = Counter()
         self._stats: list[dict[tuple[Any, ...], list[Any]]] = [{} for _ in metrics]  # [count, sum, min, max]
-        self._minutes = _Minutes(window_seconds)
-        self._seconds = _Seconds()
+        # Block values gathered per group, then each group's taken in four C calls (``_flush``): with
+        # a few values a group, that beats one Python step per value. When a flush finds most groups
+        # with one value, later blocks take the step per value instead.
+        self._pending: list[defaultdict[tuple[Any, ...], list[Any]]] = [defaultdict(list) for _ in metrics]
+        self._pending_values = 0
+        self._gather = True
+        self._starts = _Starts(window_seconds)
         self._rejected: list[Rejected] = []
         self.rejected_total = 0
         self.valid = 0
@@ -370,8 +358,9 @@ class Aggregator:
     def _window(self, timestamp: object) -> str:
         if type(timestamp) is not str:
             raise ValueError(f"timestamp is a {_json_type(timestamp)}, not an RFC 3339 UTC string")
-        self._seconds[timestamp[16:]]  # raises for a tail that is not ":SS[.ffffff]Z"
-        return self._minutes[timestamp[:16]]
+        if not _NORMALISED.fullmatch(timestamp):
+            raise ValueError(f"timestamp is not normalised RFC 3339 UTC: {timestamp[:64]!r}")
+        return self._starts[timestamp[: self._starts.length]]
 
     # --- one record at a time: the reference every verdict comes from ---------------------------------
 
@@ -522,9 +511,15 @@ class Aggregator:
     def _add_decoded(self, records: list[Any]) -> bool:
         layout = self._layout
         timestamps = list(map(layout.timestamp, records))
+        # One regular-expression pass over the block's timestamps; a newline inside one would make
+        # more parts than records.
+        joined = "\n".join(timestamps)
+        if not _STAMPS.fullmatch(joined) or joined.count("\n") != len(timestamps) - 1:
+            return False
         try:
-            deque(map(self._seconds.__getitem__, map(_SECONDS, timestamps)), maxlen=0)
-            columns: list[list[Any]] = [list(map(self._minutes.__getitem__, map(_MINUTE, timestamps)))]
+            columns: list[list[Any]] = [
+                list(map(self._starts.__getitem__, map(self._starts.head, timestamps)))
+            ]
         except ValueError:
             return False
         for get in layout.dimensions:
@@ -562,20 +557,35 @@ class Aggregator:
                     return False
             metrics.append((group_keys, present))
         self._records.update(keys)
-        # Groups repeating within the block's first records: its values are gathered per group and each
-        # group's taken in four C calls. Nearly all distinct (about 2 000 groups or more in a block of
-        # 6 000 records): one Python step per record is cheaper than a list per group.
-        sample = keys[:SAMPLE_KEYS]
-        accumulate = _accumulate_grouped if len(set(sample)) * 10 <= len(sample) * 9 else _accumulate
-        for stats, prepared in zip(self._stats, metrics, strict=True):
-            if prepared is not None:
-                accumulate(stats, *prepared)
+        for index, prepared in enumerate(metrics):
+            if prepared is None:
+                continue
+            group_keys, present = prepared
+            if self._gather:
+                pending = self._pending[index]
+                deque(map(list.append, map(pending.__getitem__, group_keys), present), maxlen=0)
+                self._pending_values += len(present)
+            else:
+                _accumulate(self._stats[index], group_keys, present)
+        if self._pending_values >= PENDING_VALUES:
+            self._flush()
         self.valid += len(records)
         return True
+
+    def _flush(self) -> None:
+        groups = 0
+        with exact_context():
+            for stats, pending in zip(self._stats, self._pending, strict=True):
+                groups += len(pending)
+                _add_gathered(stats, pending)
+                pending.clear()
+        self._gather = self._pending_values >= 2 * groups
+        self._pending_values = 0
 
     # --- results --------------------------------------------------------------------------------------
 
     def groups(self) -> dict[GroupKey, GroupStats]:
+        self._flush()
         groups: dict[GroupKey, GroupStats] = {}
         texts: dict[tuple[Any, ...], str] = {}
         for group, records in self._records.items():
@@ -616,13 +626,11 @@ def _accumulate(
                 current[3] = value
 
 
-def _accumulate_grouped(
-    stats: dict[tuple[Any, ...], list[Any]], keys: list[tuple[Any, ...]], values: list[Any]
+def _add_gathered(
+    stats: dict[tuple[Any, ...], list[Any]], pending: Mapping[tuple[Any, ...], list[Any]]
 ) -> None:
-    by_group: defaultdict[tuple[Any, ...], list[Any]] = defaultdict(list)
-    deque(map(list.append, map(by_group.__getitem__, keys), values), maxlen=0)
     get = stats.get
-    for key, group in by_group.items():
+    for key, group in pending.items():
         count, total, low, high = len(group), sum(group), min(group), max(group)
         current = get(key)
         if current is None:

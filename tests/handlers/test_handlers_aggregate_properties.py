@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
+from unittest.mock import patch
 
 import msgspec
 import pytest
@@ -646,6 +647,25 @@ def test_aggregating_records_equals_the_stream_of_their_lines(records: list[dict
     assert exact_groups(stream(payload).groups) == exact_groups(
         aggregate_records(records, 3600, DIMENSIONS, METRICS)
     )
+
+
+@PROPERTY
+@given(records_strategy, st.integers(1, 8), st.lists(st.integers(0, 3), max_size=4))
+def test_gathering_values_per_group_or_taking_them_one_by_one_gives_the_same_groups(
+    records: list[dict[str, Any]], pending: int, bad: list[int]
+) -> None:
+    # GIVEN blocks of lines, some with a line only the line-by-line path takes, and a tiny buffer of
+    # gathered values, so that flushes happen mid-stream and switch between gathering and one by one
+    encoder = msgspec.json.Encoder(decimal_format="number")
+    lines = [encoder.encode(record) for record in records]
+    for position in bad:
+        lines.insert(min(position * 7, len(lines)), b'{"timestamp":"2024-05-01T12:00:00Z","value":"x"}')
+    payload = b"\n".join(lines)
+    with patch.object(aggregate, "PENDING_VALUES", pending), patch.object(aggregate, "RETRY_LINES", 2):
+        result = stream(payload)
+    # THEN the groups are those of the records one at a time
+    assert exact_groups(result.groups) == exact_groups(aggregate_records(records, 3600, DIMENSIONS, METRICS))
+    assert result.rejected_total == len(bad)
 
 
 def test_stats_merge_never_rounds() -> None:

@@ -81,3 +81,17 @@ def test_the_analytics_benchmark_measures_every_load() -> None:
     assert all(float(rate.replace(",", "")) > 0 for rate in rates.values())
     assert re.search(r"^new / old: [\d.]+$", out, re.M)
     assert re.search(r"^new, replacing / old: [\d.]+$", out, re.M)
+
+
+def test_the_processing_benchmark_measures_every_contender() -> None:
+    # GIVEN a tiny input WHEN the benchmark runs once on two shapes
+    out = run("processing.py", "--size-mb", "0.3", "--repeats", "1", "--shapes", "int-1d,dec-28d")
+    # THEN the old core, the new core and the parse floor each have a positive rate for each shape, and
+    # the two ratios are printed per shape
+    rates = re.findall(r"^\| (int-1d|dec-28d) \| (old|new|floor) \|(?:[^|]+\|){2} ([\d.]+) \|", out, re.M)
+    assert sorted((shape, name) for shape, name, _ in rates) == sorted(
+        (shape, name) for shape in ("int-1d", "dec-28d") for name in ("old", "new", "floor")
+    )
+    assert all(float(rate) > 0 for _, _, rate in rates)
+    for shape in ("int-1d", "dec-28d"):
+        assert re.search(rf"^{shape}: new / old [\d.]+x, new / floor [\d.]+$", out, re.M)
