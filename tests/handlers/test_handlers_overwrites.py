@@ -1,0 +1,231 @@
+"""An overwritten raw key, through the three real handlers on moto: the same uploads give the same totals
+whatever the order, retries and redrives of their events, in both overwrite modes.
+
+Two versions of one key: v1 holds 0.1, 0.2 and 5.7 (sum 6.0), v2 holds 10.05 and 19.95 (sum 30.00). Each
+version's events form a chain (ingestion → processing → analytics); every interleaving of the two chains
+that respects each chain's own order is delivered, each event twice (a retry after a lost response), and
+v1's whole chain once more at the end (a redrive from the failure queues). ``replace`` must hold v2 alone,
+``append`` both, in every case. Only the raw bucket is versioned, the default.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from handler_support import ANALYTICS, PROCESSED, RAW, event_of, put, s3_record
+
+from handlers import analytics, database, ingestion, processing
+
+V1 = (Decimal("0.1"), Decimal("0.2"), Decimal("5.7"))
+V2 = (Decimal("10.05"), Decimal("19.95"))
+EXPECTED = {
+    "replace": {
+        "records": 2,
+        "count": 2,
+        "sum": Decimal("30"),
+        "min": Decimal("10.05"),
+        "max": Decimal("19.95"),
+    },
+    "append": {
+        "records": 5,
+        "count": 5,
+        "sum": Decimal("36"),
+        "min": Decimal("0.1"),
+        "max": Decimal("19.95"),
+    },
+}
+STAGES = {"I": ingestion, "P": processing, "A": analytics}
+NEXT_BUCKET = {"I": PROCESSED, "P": ANALYTICS}
+
+
+def interleavings(a: list[str], b: list[str]) -> Iterator[list[str]]:
+    """Every merge of ``a`` and ``b`` that keeps each one's order."""
+    for positions in itertools.combinations(range(len(a) + len(b)), len(a)):
+        left, right = iter(a), iter(b)
+        yield [next(left) if i in positions else next(right) for i in range(len(a) + len(b))]
+
+
+ORDERS = list(interleavings(["I1", "P1", "A1"], ["I2", "P2", "A2"]))
+
+
+def body(values: tuple[Decimal, ...], group: str) -> bytes:
+    lines = [
+        f'{{"id": "e{n}", "timestamp": "2024-05-01T12:00:00Z", "type": "{group}", "value": {value}}}'
+        for n, value in enumerate(values)
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.fixture
+def chain(aws: Any, stage_env: pytest.MonkeyPatch, database_url: str) -> Any:
+    """The three stages' runtimes, each built once from its own environment, over one database."""
+    secret = boto3_client("secretsmanager").create_secret(Name="db", SecretString=database_url)["ARN"]
+    environments = {
+        "I": {
+            "PIPELINE_STAGE": "ingestion",
+            "DEST_BUCKET": PROCESSED,
+            "INPUT_PREFIX": "incoming/",
+            "MAX_RECORD_BYTES": "4096",
+        },
+        "P": {
+            "PIPELINE_STAGE": "processing",
+            "DEST_BUCKET": ANALYTICS,
+            "AGGREGATION_WINDOW": "1h",
+            "AGGREGATION_DIMENSIONS": "type",
+            "AGGREGATION_METRICS": "value",
+        },
+        "A": {"PIPELINE_STAGE": "analytics", "DEST_BUCKET": ANALYTICS, "DATABASE_SECRET_ARN": secret},
+    }
+    database.migrate(database_url)
+
+    def configure(mode: str) -> None:
+        for name, module in STAGES.items():
+            module.runtime.cache_clear()
+            with pytest.MonkeyPatch.context() as env:
+                for key, value in {**environments[name], "OVERWRITE_MODE": mode}.items():
+                    env.setenv(key, value)
+                module.runtime()  # the container's cold start reads its environment once
+
+    return configure
+
+
+def boto3_client(service: str) -> Any:
+    import boto3
+
+    return boto3.client(service, region_name=os.environ["AWS_DEFAULT_REGION"])
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'overwrites.sqlite'}"
+        return
+    admin_url = os.environ.get("TEST_DATABASE_URL")
+    if not admin_url:
+        if os.environ.get("CI") or os.environ.get("REQUIRE_ALL_RUNTIMES"):
+            pytest.fail("TEST_DATABASE_URL is required in CI (run under scripts/with-throwaway-postgres)")
+        pytest.skip("TEST_DATABASE_URL not set: run under scripts/with-throwaway-postgres")
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"overwrites_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        analytics.runtime.cache_clear()  # its engine holds connections to the database
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def run_order(s3: Any, order: list[str], group: str) -> None:
+    """Upload both versions, then deliver their events in ``order``, each twice, then redrive v1's."""
+    key = f"incoming/{group}.jsonl"
+    pending = {
+        "I1": event_of(put(s3, RAW, key, body(V1, group))),
+        "I2": event_of(put(s3, RAW, key, body(V2, group))),
+    }
+    delivered: list[tuple[str, dict[str, Any]]] = []
+
+    def deliver(step: str) -> None:
+        stage, version = step[0], step[1]
+        event = pending[step]
+        results = [STAGES[stage].handler(event, None) for _ in range(2)]  # a retry after a lost response
+        assert results[0] == results[1]
+        delivered.append((step, event))
+        if stage in NEXT_BUCKET:
+            [obj] = results[0]["objects"]
+            [written] = [k for k in obj["written"] if not k.startswith("quarantine/")]
+            size = s3.head_object(Bucket=NEXT_BUCKET[stage], Key=written)["ContentLength"]
+            following = "P" if stage == "I" else "A"
+            pending[f"{following}{version}"] = event_of(
+                s3_record(NEXT_BUCKET[stage], written, size, None, None)
+            )
+
+    for step in order:
+        deliver(step)
+    for step, event in delivered:  # a redrive of everything v1 ever sent
+        if step.endswith("1"):
+            STAGES[step[0]].handler(event, None)
+
+
+def totals(url: str) -> dict[str, dict[str, Any]]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            groups = dict(conn.execute(text("SELECT dimensions, records FROM pipeline_rollup_groups")).all())
+            rows = conn.execute(
+                text(
+                    "SELECT dimensions, count, sum, min, max FROM pipeline_rollup_metrics"
+                    " WHERE metric = 'value'"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    found = {}
+    for dimensions, count, total, low, high in rows:
+        group = json.loads(dimensions)["type"]
+        found[group] = {
+            "records": groups[dimensions],
+            "count": count,
+            "sum": Decimal(str(total)),
+            "min": Decimal(str(low)),
+            "max": Decimal(str(high)),
+        }
+    return found
+
+
+@pytest.mark.parametrize("mode", ["replace", "append"])
+def test_every_order_of_events_retries_and_redrives_gives_the_same_totals(
+    aws: Any, chain: Any, database_url: str, mode: str
+) -> None:
+    # GIVEN the chain in one overwrite mode
+    chain(mode)
+    # WHEN the two versions' events arrive in each of the 20 orders (one group per order), with retries
+    # and a redrive
+    for number, order in enumerate(ORDERS):
+        run_order(aws, order, f"order{number}")
+    # THEN every order stored exactly the mode's totals
+    assert totals(database_url) == {f"order{number}": EXPECTED[mode] for number in range(len(ORDERS))}
+
+
+def test_retracting_a_key_in_replace_mode_is_a_new_version_without_records(
+    aws: Any, chain: Any, database_url: str
+) -> None:
+    # GIVEN a key loaded in replace mode
+    chain("replace")
+    run_order(aws, ["I1", "P1", "A1", "I2", "P2", "A2"], "retracted")
+    assert totals(database_url)["retracted"]["count"] == 2
+    # WHEN a new version holding an empty array goes through the chain
+    event = event_of(put(aws, RAW, "incoming/retracted.jsonl", b"[]"))
+    for stage in "IPA":
+        result = STAGES[stage].handler(event, None)
+        if stage in NEXT_BUCKET:
+            [written] = [k for k in result["objects"][0]["written"] if not k.startswith("quarantine/")]
+            event = event_of(s3_record(NEXT_BUCKET[stage], written, 0, None, None))
+    # THEN the key contributes nothing any more
+    assert totals(database_url).get("retracted", {"count": 0})["count"] == 0
+
+
+def test_deleting_a_raw_object_changes_no_total(aws: Any, chain: Any, database_url: str) -> None:
+    # GIVEN a key loaded in replace mode
+    chain("replace")
+    run_order(aws, ["I1", "P1", "A1", "I2", "P2", "A2"], "deleted")
+    before = totals(database_url)
+    # WHEN the raw object is deleted (S3 sends no ObjectCreated event: the stages are not invoked)
+    aws.delete_object(Bucket=RAW, Key="incoming/deleted.jsonl")
+    # THEN the totals are what they were: the database keeps history, deletion is not retraction
+    assert totals(database_url) == before == {"deleted": EXPECTED["replace"]}
