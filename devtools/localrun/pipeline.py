@@ -52,6 +52,7 @@ class LocalPipeline:
         duplicate_deliveries: bool = False,
         concurrency: int = 2,
         idle_timeout: float = 300.0,
+        migrate_database: bool = True,
         echo: Printer = _quiet,
     ) -> None:
         self.spec = spec
@@ -63,6 +64,8 @@ class LocalPipeline:
         self.duplicate_deliveries = duplicate_deliveries
         self.concurrency = max(1, concurrency)
         self.idle_timeout = idle_timeout
+        # False plays a stack whose migration has not run: analytics then meets the database as it is.
+        self.migrate_database = migrate_database
         self.echo = echo
 
     def run(self, files: Sequence[Path]) -> RunResult:
@@ -89,7 +92,8 @@ class LocalPipeline:
                     work_dir=self.work_dir,
                     cache_dir=self.cache_dir,
                 )
-                migrate(deployment, self.echo)
+                if self.migrate_database:
+                    migrate(deployment, self.echo)
                 dispatcher.start(deployment, aws)
                 uploaded = upload(aws, self.spec, uploads, self.echo)
                 dispatcher.wait_idle(self.idle_timeout)

@@ -74,13 +74,14 @@ def runtime_cache() -> Path:
 def run_pipeline(
     interpreter: Interpreter, local_layer: Path, runtime_cache: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Run:
-    """run_pipeline(spec, files, database_url=None, duplicate_deliveries=False) -> RunResult."""
+    """run_pipeline(spec, files, database_url=None, duplicate_deliveries=False, migrate_database=True)."""
 
     def run(
         spec: PipelineSpec,
         files: list[Path],
         database_url: str | None = None,
         duplicate_deliveries: bool = False,
+        migrate_database: bool = True,
     ) -> RunResult:
         work = tmp_path_factory.mktemp("local-run")
         url = database_url or f"sqlite:///{work / 'pipeline.sqlite'}"
@@ -92,6 +93,7 @@ def run_pipeline(
             database_url=url,
             cache_dir=runtime_cache,
             duplicate_deliveries=duplicate_deliveries,
+            migrate_database=migrate_database,
         ).run(files)
 
     return run

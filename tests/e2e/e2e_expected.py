@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import gzip
 import json
-import math
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$", re.IGNORECASE)
@@ -27,14 +28,23 @@ def _reject_constant(name: str) -> float:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    # Numbers with a fraction or exponent are parsed as Decimal: the database total is exact, so is this.
+    return isinstance(value, int | Decimal) and not isinstance(value, bool)
 
 
-def is_valid_record(unit: str) -> bool:
-    try:
-        record = json.loads(unit, parse_constant=_reject_constant)
-    except ValueError:
-        return False
+def parse(unit: str) -> Any:
+    return json.loads(unit, parse_float=Decimal, parse_constant=_reject_constant)
+
+
+def is_valid_record(unit: str | dict[str, Any]) -> bool:
+    """Whether a unit (JSON text, or an element already parsed from a ``.json`` array) is a valid record."""
+    if isinstance(unit, str):
+        try:
+            record = parse(unit)
+        except ValueError:
+            return False
+    else:
+        record = unit
     if not isinstance(record, dict):
         return False
     if not (isinstance(record.get("id"), str) and record["id"]):
@@ -62,20 +72,20 @@ class Expected:
     bad: set[tuple[str, int]] = field(default_factory=set)  # (relative key, line or 1-based element index)
     blank_lines: int = 0
     value_count: int = 0  # valid records carrying the `value` metric
-    value_sum: float = 0.0  # their sum: the database total of metric `value`
+    value_sum: Decimal = Decimal(0)  # their exact sum: the database total of metric `value`
     groups_by_type: dict[str, int] = field(default_factory=dict)  # valid records per `type`
 
 
-def _units(path: Path) -> list[tuple[int, str | None]]:
-    """(line number or element index, unit text; None for a blank line)."""
+def _units(path: Path) -> list[tuple[int, Any]]:
+    """(line number or element index, unit text or parsed array element; None for a blank line)."""
     data = path.read_bytes()
     if path.name.endswith(".gz"):
         data = gzip.decompress(data)
     text = data.decode("utf-8")
     if path.suffix == ".json":
-        document = json.loads(text)
+        document = parse(text)
         items = document if isinstance(document, list) else [document]
-        return [(i, json.dumps(item)) for i, item in enumerate(items, start=1)]
+        return list(enumerate(items, start=1))
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the newline that ends the last line starts no line
@@ -90,7 +100,7 @@ def expected_from(files: dict[str, Path]) -> Expected:
             if unit is None:
                 expected.blank_lines += 1
             elif is_valid_record(unit):
-                record = json.loads(unit)
+                record = parse(unit) if isinstance(unit, str) else unit
                 expected.valid += 1
                 expected.groups_by_type[record["type"]] = expected.groups_by_type.get(record["type"], 0) + 1
                 if "value" in record:

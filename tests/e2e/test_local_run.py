@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Callable
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
@@ -14,6 +16,7 @@ import pytest
 from e2e_expected import SAMPLES, expected_from, input_files
 from sqlalchemy import create_engine, text
 
+from devtools.localrun.errors import LocalRunError
 from devtools.localrun.results import RunResult
 from devtools.localrun.spec import PipelineSpec
 
@@ -25,30 +28,27 @@ ONE_FILE = SAMPLES / "orders" / "late-order.json"
 
 
 def db_totals(url: str) -> dict[str, Any]:
-    """Every total the analytics tables hold (row counts, records, per-metric count/sum/min/max)."""
+    """Every total the analytics tables hold (row counts, records, per-metric count/sum/min/max).
+
+    Summed here, exactly: SQLite keeps exact values as canonical text, which SQL's SUM would turn into
+    floats."""
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
             groups, records = conn.execute(
                 text("SELECT COUNT(*), COALESCE(SUM(records), 0) FROM pipeline_rollup_groups")
             ).one()
-            metrics = {
-                row.metric: {
-                    "rows": row.n,
-                    "count": row.c,
-                    "sum": round(row.s, 6),
-                    "min": row.lo,
-                    "max": row.hi,
-                }
-                for row in conn.execute(
-                    text(
-                        "SELECT metric, COUNT(*) AS n, SUM(count) AS c, SUM(sum) AS s, MIN(min) AS lo, "
-                        "MAX(max) AS hi FROM pipeline_rollup_metrics GROUP BY metric"
-                    )
-                )
-            }
+            metrics: dict[str, dict[str, Any]] = {}
+            for row in conn.execute(text("SELECT metric, count, sum, min, max FROM pipeline_rollup_metrics")):
+                low, high = Decimal(str(row.min)), Decimal(str(row.max))
+                total = metrics.setdefault(row.metric, {"rows": 0, "count": 0, "sum": Decimal(0)})
+                total["rows"] += 1
+                total["count"] += row.count
+                total["sum"] += Decimal(str(row.sum))
+                total["min"] = min(total.get("min", low), low)
+                total["max"] = max(total.get("max", high), high)
             ledger, ledger_records = conn.execute(
-                text("SELECT COUNT(*), COALESCE(SUM(records), 0) FROM pipeline_ledger")
+                text("SELECT COUNT(*), COALESCE(SUM(records), 0) FROM pipeline_contributions")
             ).one()
     finally:
         engine.dispose()
@@ -81,7 +81,10 @@ def test_chain_completes_on_the_samples_with_sqlite(samples_run: RunResult) -> N
     for stage, stats in samples_run.stages.items():
         assert stats.succeeded == len(inputs), (stage, stats)
         assert stats.errors == stats.retries, (stage, samples_run.logs[stage][-20:])
-    assert sorted(samples_run.reports) == sorted(f"reports/{rel}.json" for rel in inputs)
+    # one report per input object, under its version's sequencer
+    assert sorted(key.rsplit("/", 1)[0] for key in samples_run.reports) == sorted(
+        f"reports/{rel}" for rel in inputs
+    )
     assert all(report["database"] == "loaded" for report in samples_run.reports.values())
 
 
@@ -96,7 +99,7 @@ def test_database_totals_equal_the_sums_of_the_valid_input_records(
     assert totals["records"] == expected.valid
     assert totals["ledger_records"] == expected.valid
     assert totals["metrics"]["value"]["count"] == expected.value_count
-    assert totals["metrics"]["value"]["sum"] == pytest.approx(expected.value_sum, rel=1e-9)
+    assert totals["metrics"]["value"]["sum"] == expected.value_sum  # exactly
 
 
 def test_quarantined_records_are_exactly_the_known_bad_ones(samples_run: RunResult) -> None:
@@ -121,14 +124,22 @@ def test_key_with_spaces_plus_and_unicode_goes_through_every_stage(
     raw, processed, analytics = (dev_spec.bucket(name).name for name in ("raw", "processed", "analytics"))
     # THEN each stage wrote its output under the same relative key
     assert f"incoming/{ODD_KEY}" in samples_run.objects[raw]
-    assert f"records/{ODD_KEY}.jsonl.gz" in samples_run.objects[processed]
-    assert f"aggregates/{ODD_KEY}.json" in samples_run.objects[analytics]
-    assert f"reports/{ODD_KEY}.json" in samples_run.objects[analytics]
+
+    def versions(bucket: str, prefix: str, suffix: str) -> list[str]:
+        return [
+            key[len(prefix) : -len(suffix)]
+            for key in samples_run.objects[bucket]
+            if key.startswith(prefix) and key.endswith(suffix)
+        ]
+
+    [tag] = versions(processed, f"records/{ODD_KEY}/", ".jsonl.gz")
+    assert versions(analytics, f"aggregates/{ODD_KEY}/", ".json") == [tag]
+    assert versions(analytics, f"reports/{ODD_KEY}/", ".json") == [tag]
     engine = create_engine(sqlite_url)
     with engine.connect() as conn:
-        loaded = conn.execute(text("SELECT object_key FROM pipeline_ledger")).scalars().all()
+        loaded = conn.execute(text("SELECT rel, sequencer FROM pipeline_contributions")).all()
     engine.dispose()
-    assert f"aggregates/{ODD_KEY}.json" in loaded
+    assert (ODD_KEY, tag) in loaded
 
 
 def test_duplicate_deliveries_leave_every_database_total_unchanged(
@@ -161,7 +172,7 @@ def test_chain_completes_on_the_samples_with_postgresql(
     totals = db_totals(postgres_database)
     assert totals["records"] == expected.valid
     assert totals["metrics"]["value"]["count"] == expected.value_count
-    assert totals["metrics"]["value"]["sum"] == pytest.approx(expected.value_sum, rel=1e-9)
+    assert totals["metrics"]["value"]["sum"] == expected.value_sum
 
 
 @pytest.mark.parametrize(
@@ -203,7 +214,7 @@ def test_a_handler_that_keeps_failing_leaves_the_event_in_its_failure_queue_afte
     unreachable = f"postgresql+psycopg2://nobody@127.0.0.1:{port}/nowhere"
     analytics = dev_spec.stage("analytics")
     # WHEN one file runs
-    result = run_pipeline(dev_spec, [ONE_FILE], database_url=unreachable)
+    result = run_pipeline(dev_spec, [ONE_FILE], database_url=unreachable, migrate_database=False)
     # THEN the event was tried 1 + maximum_retry_attempts times, then kept as Lambda's on-failure record
     stats = result.stages["analytics"]
     assert stats.invocations == analytics.max_retry_attempts + 1
@@ -215,9 +226,23 @@ def test_a_handler_that_keeps_failing_leaves_the_event_in_its_failure_queue_afte
     assert record["responseContext"]["functionError"] == "Unhandled"
     assert record["responsePayload"]["errorType"] == "DatabaseUnavailableError"
     key = unquote_plus(record["requestPayload"]["Records"][0]["s3"]["object"]["key"])
-    assert key == "aggregates/late-order.json.json"
+    rel, _, tag = key.removeprefix("aggregates/").removesuffix(".json").rpartition("/")
+    assert (rel, bool(re.fullmatch("[0-9A-F]+", tag))) == ("late-order.json", True)
     assert result.failure_queue_messages["ingestion"] == []
     assert result.failure_queue_messages["processing"] == []
+
+
+def test_a_database_the_migration_cannot_reach_stops_the_run_before_any_upload(
+    dev_spec: PipelineSpec, run_pipeline: Run
+) -> None:
+    # GIVEN an analytics database nobody listens on, and the migration `pulumi up` runs first
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    unreachable = f"postgresql+psycopg2://nobody@127.0.0.1:{port}/nowhere"
+    # WHEN one file runs THEN the run stops at the migration, as `pulumi up` would fail, naming the cause
+    with pytest.raises(LocalRunError, match="schema migration failed: DatabaseUnavailableError"):
+        run_pipeline(dev_spec, [ONE_FILE], database_url=unreachable)
 
 
 def test_a_notification_filter_that_misses_the_previous_stages_keys_fails_the_run(
@@ -260,5 +285,5 @@ def test_cli_json_prints_one_document_with_the_per_stage_summary(
         "analytics": 1,
     }
     assert document["stages"]["ingestion"]["metrics"]["RecordsValid"] == 1
-    assert document["database"]["pipeline_ledger"]["rows"] == 1
+    assert document["database"]["pipeline_contributions"]["rows"] == 1
     assert "uploaded s3://" in captured.err
