@@ -438,7 +438,7 @@ def load(
     """Load one aggregates document in one transaction (see the module docstring for what it does).
 
     Raises DatabaseUnavailableError when the database fails (nothing loaded), LoadRejectedError for
-    an origin no raw object version can have; nothing after the commit.
+    an origin no raw object version can have or a group that counts nothing; nothing after the commit.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -828,9 +828,9 @@ class _Load:
         )
 
     def _recompute(self, group_keys: set[tuple[str, str]], metric_keys: set[tuple[str, str, str]]) -> None:
-        """Min and max of the metrics a removed contribution had, from the contributions that remain;
-        rollup rows no contribution remains in are deleted. Their rollup rows are this transaction's
-        already (the upsert before this took them)."""
+        """SQLite: min and max of the metrics a removed contribution had, from the contributions that
+        remain (compared in Python: text does not compare as numbers); rollup rows no contribution
+        remains in are deleted."""
         g, m = contribution_groups.c, contribution_metrics.c
         remaining: set[tuple[str, str]] = set()
         extremes: dict[tuple[str, str, str], list[Number]] = {}
