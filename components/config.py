@@ -61,6 +61,8 @@ _SECRET_ARN = re.compile(
 _TOPIC_ARN = re.compile(rf"^{_ARN_PARTITION}:sns:{_REGION}:\d{{12}}:[A-Za-z0-9_-]{{1,256}}$")
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
 _SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
+_VPC_ID = re.compile(r"^vpc-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
+_ROUTE_TABLE_ID = re.compile(r"^rtb-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # A field name: the analytics database keeps metric names in a 256-character column.
 _NAME_TOKEN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,255}$")
@@ -110,15 +112,31 @@ class Database:
     """The SQLAlchemy URL, a secret config value; the stack creates the secret."""
 
 
+# How a function in the VPC reaches S3, Secrets Manager and SNS (`vpc.serviceAccess`).
+SERVICE_ACCESS_ENDPOINTS = "endpoints"  # the stack creates the endpoints (components/network.py)
+SERVICE_ACCESS_NAT = "nat"  # the subnets route 0.0.0.0/0 to a NAT gateway the user owns
+SERVICE_ACCESS_EXISTING = "existingEndpoints"  # the VPC already has the endpoints, with private DNS
+SERVICE_ACCESS_MODES = (SERVICE_ACCESS_ENDPOINTS, SERVICE_ACCESS_NAT, SERVICE_ACCESS_EXISTING)
+
+
 @dataclass(frozen=True)
 class Vpc:
-    """Network placement of the analytics function (to reach a private database)."""
+    """Network placement of the analytics function (to reach a private database), and how it reaches AWS."""
 
     subnet_ids: tuple[str, ...]
     """Private subnets, ideally in several availability zones."""
 
     security_group_ids: tuple[str, ...]
     """Security groups allowed to reach the database."""
+
+    service_access: str = SERVICE_ACCESS_NAT
+    """`vpc.serviceAccess`, one of SERVICE_ACCESS_MODES (parse_config requires it to be stated)."""
+
+    vpc_id: str | None = None
+    """The VPC of the subnets: required to create endpoints (`endpoints`)."""
+
+    route_table_ids: tuple[str, ...] = ()
+    """The subnets' route tables, which the S3 gateway endpoint is added to (`endpoints`)."""
 
 
 @dataclass(frozen=True)
@@ -276,7 +294,7 @@ _NESTED_KEYS: dict[str, tuple[str, ...]] = {
     "stages": STAGES,
     "aggregation": ("window", "dimensions", "metrics"),
     "database": ("secretArn", "url"),
-    "vpc": ("subnetIds", "securityGroupIds"),
+    "vpc": ("subnetIds", "securityGroupIds", "serviceAccess", "vpcId", "routeTableIds"),
     "layer": ("archive", "includeBoto3"),
 }
 KNOWN_KEYS = _TOP_LEVEL_KEYS
@@ -709,9 +727,59 @@ def _vpc(c: _Collector, value: Any) -> Vpc | None:
             c.fail(f"vpc.{name}", "is required when vpc is set")
         elif got is not None and len(got) > (16 if name == "subnetIds" else 5):
             c.fail(f"vpc.{name}", "Lambda allows at most 16 subnets and 5 security groups")
-    if subnets is None or groups is None:
+    access = raw.get("serviceAccess")
+    how = (
+        f"'{SERVICE_ACCESS_ENDPOINTS}' (the stack creates an S3 gateway endpoint on vpc.routeTableIds and "
+        f"interface endpoints for Secrets Manager and SNS in vpc.vpcId), '{SERVICE_ACCESS_NAT}' (the "
+        f"subnets already route to a NAT gateway) or '{SERVICE_ACCESS_EXISTING}' (the VPC already has "
+        "those endpoints, with private DNS)"
+    )
+    if access is None:
+        # Without a path, every invocation in the VPC hangs until its timeout and the event ends in the
+        # failure queue: refuse the config instead.
+        c.fail(
+            "vpc.serviceAccess",
+            "is required when vpc is set: a function in private subnets reaches S3, Secrets Manager and SNS "
+            f"only through a NAT gateway or VPC endpoints; set it to {how}, e.g. "
+            f"`pulumi config set --path vpc.serviceAccess {SERVICE_ACCESS_ENDPOINTS}`",
+        )
+    elif access not in SERVICE_ACCESS_MODES:
+        c.fail("vpc.serviceAccess", f"{c.show('vpc.serviceAccess', access)} is not allowed; set it to {how}")
+        access = None
+    vpc_id = c.string("vpc.vpcId", raw.get("vpcId"), _VPC_ID, "a VPC ID (vpc-...)")
+    route_tables = c.string_list(
+        "vpc.routeTableIds", raw.get("routeTableIds"), _ROUTE_TABLE_ID.match, "a route table ID (rtb-...)"
+    )
+    if access == SERVICE_ACCESS_ENDPOINTS:
+        if "vpcId" not in raw:
+            c.fail(
+                "vpc.vpcId",
+                f"is required when vpc.serviceAccess is '{SERVICE_ACCESS_ENDPOINTS}': the VPC of "
+                "vpc.subnetIds, where the interface endpoints and their security group are created",
+            )
+        if "routeTableIds" not in raw:
+            c.fail(
+                "vpc.routeTableIds",
+                f"is required when vpc.serviceAccess is '{SERVICE_ACCESS_ENDPOINTS}': the route tables of "
+                "vpc.subnetIds (a subnet without its own table uses the VPC's main table), which the S3 "
+                "gateway endpoint is added to; `python -m devtools preflight` checks them",
+            )
+    elif access is not None:
+        for name in ("vpcId", "routeTableIds"):
+            if name in raw:
+                c.fail(
+                    f"vpc.{name}",
+                    f"is used only when vpc.serviceAccess is '{SERVICE_ACCESS_ENDPOINTS}'; remove it",
+                )
+    if subnets is None or groups is None or access is None:
         return None
-    return Vpc(subnet_ids=subnets, security_group_ids=groups)
+    return Vpc(
+        subnet_ids=subnets,
+        security_group_ids=groups,
+        service_access=access,
+        vpc_id=vpc_id,
+        route_table_ids=route_tables or (),
+    )
 
 
 def _layer(c: _Collector, value: Any, project_dir: Path | None) -> LayerSettings:

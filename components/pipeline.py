@@ -29,6 +29,7 @@ from components.environment import stage_environment
 from components.iam import StageGrants
 from components.layer import SharedLayer, SharedLayerArgs
 from components.migration import SchemaMigration, SchemaMigrationArgs
+from components.network import ServiceEndpoints, ServiceEndpointsArgs, services_used
 from components.observability import MonitoredStage, Observability, ObservabilityArgs
 from components.stage import FunctionPackage, PipelineStage, PipelineStageArgs
 from components.stage_table import Provided
@@ -67,6 +68,7 @@ class DataPipeline(pulumi.ComponentResource):
     database_secret: DatabaseSecret | None
     stages: dict[str, PipelineStage]
     migration: SchemaMigration | None
+    service_endpoints: ServiceEndpoints | None
     triggers: dict[str, BucketTriggers]
     observability: Observability
     bucket_outputs: dict[str, dict[str, pulumi.Output[str]]]
@@ -182,6 +184,34 @@ class DataPipeline(pulumi.ComponentResource):
             for stage in descriptions.values()
         }
 
+        # A stage in private subnets reaches S3, Secrets Manager and SNS only through endpoints or a NAT
+        # (`vpc.serviceAccess`); with `endpoints` the stack creates them for the services those stages use,
+        # and nothing invokes such a stage (its migration, its bucket's notification) before they exist.
+        self.service_endpoints = None
+        in_vpc = [stage for stage in descriptions.values() if stage.needs.vpc]
+        if cfg.vpc is not None and cfg.vpc.service_access == config.SERVICE_ACCESS_ENDPOINTS and in_vpc:
+            assert cfg.vpc.vpc_id is not None  # parse_config requires it with `endpoints`
+            self.service_endpoints = ServiceEndpoints(
+                "service-endpoints",
+                ServiceEndpointsArgs(
+                    vpc_id=cfg.vpc.vpc_id,
+                    subnet_ids=cfg.vpc.subnet_ids,
+                    route_table_ids=cfg.vpc.route_table_ids,
+                    client_security_group_ids=cfg.vpc.security_group_ids,
+                    services=services_used(
+                        database=secret_arn is not None and any(s.needs.database for s in in_vpc),
+                        summary_topic=cfg.summary_topic_arn is not None
+                        and any(s.needs.summary_topic for s in in_vpc),
+                    ),
+                    region=region,
+                    name_prefix=cfg.resource_prefix,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        network_ready: tuple[pulumi.Resource, ...] = (
+            (self.service_endpoints,) if self.service_endpoints is not None else ()
+        )
+
         # The stage that needs the database refuses one below the shipped revision: migrate it, through that
         # stage's function (it runs where the database is reachable), before its events flow.
         self.migration = None
@@ -198,7 +228,10 @@ class DataPipeline(pulumi.ComponentResource):
                     function_name=function.name,
                     revisions_digest=args.revisions_digest,
                     database=secret_arn,
-                    depends_on=tuple(r for r in (function, self.database_secret) if r is not None),
+                    depends_on=(
+                        *(r for r in (function, self.database_secret) if r is not None),
+                        *(network_ready if descriptions[migrating[0]].needs.vpc else ()),
+                    ),
                 ),
                 opts=_moved_from_root(self),
             )
@@ -206,6 +239,7 @@ class DataPipeline(pulumi.ComponentResource):
         self.triggers = {}
         for role, targets in graph.triggers_by_bucket().items():
             feeds_the_database = any(descriptions[stage].needs.database for stage, _ in targets)
+            feeds_the_vpc = any(descriptions[stage].needs.vpc for stage, _ in targets)
             self.triggers[role] = BucketTriggers(
                 f"{role}-triggers",
                 BucketTriggersArgs(
@@ -219,7 +253,12 @@ class DataPipeline(pulumi.ComponentResource):
                         )
                         for stage, location in targets
                     ),
-                    wait_for=(self.migration,) if self.migration is not None and feeds_the_database else (),
+                    # The first events must find their failure destination and retry settings in place.
+                    wait_for=(
+                        *(self.stages[stage].event_invoke_config for stage, _ in targets),
+                        *((self.migration,) if self.migration is not None and feeds_the_database else ()),
+                        *(network_ready if feeds_the_vpc else ()),
+                    ),
                 ),
                 opts=_moved_from_root(self),
             )

@@ -10,6 +10,7 @@ import pytest
 from component_support import bucket_child
 
 NOTIFICATION = "aws:s3/bucketNotification:BucketNotification"
+INVOKE_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
 PERMISSION = "aws:lambda/permission:Permission"
 BUCKETS = ("raw", "processed", "analytics")
 
@@ -83,13 +84,25 @@ def test_each_notification_depends_on_its_lambda_permissions(request, stack_name
     for notification in stack.by_type(NOTIFICATION):
         stage = stage_of_bucket[names[notification.inputs["bucket"]]]
         (permission,) = [r for r in stack.by_type(PERMISSION) if r.parent.endswith(f"PipelineStage::{stage}")]
-        # THEN the permission is an explicit dependency, so S3 can validate the destination when it saves
-        # (the analytics bucket's also waits for the schema migration, where the stack has a database)
+        (invoke_config,) = [
+            r for r in stack.by_type(INVOKE_CONFIG) if r.parent.endswith(f"PipelineStage::{stage}")
+        ]
+        # THEN the permission is an explicit dependency, so S3 can validate the destination when it saves,
+        # and so is the stage's async-invoke config, so the first events find their failure destination
+        # (the analytics bucket's also waits for the schema migration, where the stack has a database, and
+        # for the VPC endpoints the stack creates, where the function is in a VPC)
         migrations = tuple(
             r.urn for r in stack.by_type("aws:lambda/invocation:Invocation") if stage == "analytics"
         )
+        endpoints = tuple(
+            r.urn
+            for r in stack.resources
+            if stage == "analytics" and r.custom and "data-pipeline:network:ServiceEndpoints" in r.urn
+        )
         # (the SDK sends a resource's dependencies as a set: their order means nothing)
-        assert sorted(notification.depends_on) == sorted((permission.urn, *migrations))
+        assert sorted(notification.depends_on) == sorted(
+            (permission.urn, invoke_config.urn, *migrations, *endpoints)
+        )
 
 
 @pytest.mark.parametrize("stack_name", ["dev", "prod"])

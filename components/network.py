@@ -1,0 +1,140 @@
+"""`ServiceEndpoints`: the VPC endpoints through which a stage in private subnets reaches AWS's services.
+
+A Lambda function placed in a VPC has no route to the internet: without a NAT gateway or VPC endpoints, its
+calls to S3, Secrets Manager and SNS hang until the function times out. With `vpc.serviceAccess: endpoints`
+the stack creates, in `vpc.vpcId`:
+
+- an S3 *gateway* endpoint added to `vpc.routeTableIds` (the subnets' route tables; gateway endpoints are
+  free and are reached through a prefix-list route, so no security group is involved);
+- one *interface* endpoint per other service the stages in the VPC use (Secrets Manager for the database
+  secret, SNS for the summary topic), in `vpc.subnetIds`, with private DNS so the SDK's default endpoint
+  names resolve to them;
+- a security group on the interface endpoints admitting HTTPS (443) only from the functions' security groups
+  (`vpc.securityGroupIds`).
+
+What is left to the user, and documented in docs/configuration.md: the VPC must have DNS support and DNS
+hostnames enabled (private DNS needs both), the functions' security groups must allow outbound 443 (the
+default egress rule does), and an interface endpoint takes one subnet per availability zone.
+`python -m devtools preflight` checks these before `pulumi up`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_aws import ec2, vpc
+
+# The services a stage may call, by the need that makes it call them (components.stage_table.Needs).
+S3 = "s3"
+SECRETS_MANAGER = "secretsmanager"
+SNS = "sns"
+HTTPS = 443
+
+
+@dataclass(frozen=True)
+class ServiceEndpointsArgs:
+    """Inputs of a `ServiceEndpoints`."""
+
+    vpc_id: str
+    """The VPC of the subnets (`vpc.vpcId`)."""
+
+    subnet_ids: tuple[str, ...]
+    """Where the interface endpoints' network interfaces go (`vpc.subnetIds`), one per availability zone."""
+
+    route_table_ids: tuple[str, ...]
+    """The subnets' route tables, which get the S3 gateway endpoint's route (`vpc.routeTableIds`)."""
+
+    client_security_group_ids: tuple[str, ...]
+    """The functions' security groups (`vpc.securityGroupIds`): the only sources the endpoints admit."""
+
+    services: tuple[str, ...]
+    """The services the stages in the VPC call (`services_used`); S3 is a gateway, the others interfaces."""
+
+    region: pulumi.Input[str]
+    """The deployment region, part of every endpoint's service name."""
+
+    name_prefix: str
+    """`<project>-<stack>`: the security group's name prefix."""
+
+
+def services_used(*, database: bool, summary_topic: bool) -> tuple[str, ...]:
+    """The services a stage in the VPC calls: S3 always (it reads and writes its buckets), Secrets Manager
+    with a database secret, SNS with a summary topic.
+
+    KMS needs no endpoint: S3 and Secrets Manager call it on the function's behalf (`kms:ViaService`), and
+    Lambda itself ships the function's logs and metrics (EMF), outside the VPC.
+    """
+    return (S3,) + ((SECRETS_MANAGER,) if database else ()) + ((SNS,) if summary_topic else ())
+
+
+def service_name(service: str, region: str) -> str:
+    """The endpoint service name of `service` in `region` (com.amazonaws.<region>.<service>)."""
+    return f"com.amazonaws.{region}.{service}"
+
+
+class ServiceEndpoints(pulumi.ComponentResource):
+    """S3 gateway endpoint, interface endpoints with private DNS, and their HTTPS-only security group."""
+
+    security_group: ec2.SecurityGroup | None
+    ingress: list[vpc.SecurityGroupIngressRule]
+    endpoints: dict[str, ec2.VpcEndpoint]
+
+    def __init__(
+        self, name: str, args: ServiceEndpointsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("data-pipeline:network:ServiceEndpoints", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        region = pulumi.Output.from_input(args.region)
+        self.endpoints = {}
+        self.ingress = []
+        self.security_group = None
+        if S3 in args.services:
+            self.endpoints[S3] = ec2.VpcEndpoint(
+                f"{name}-s3",
+                vpc_id=args.vpc_id,
+                service_name=region.apply(lambda r: service_name(S3, r)),
+                vpc_endpoint_type="Gateway",
+                route_table_ids=list(args.route_table_ids),
+                tags={"Name": f"{args.name_prefix}-s3"},
+                opts=child,
+            )
+        interfaces = [s for s in args.services if s != S3]
+        if not interfaces:
+            self.register_outputs({})
+            return
+        self.security_group = ec2.SecurityGroup(
+            f"{name}-sg",
+            name_prefix=f"{args.name_prefix}-endpoints-",
+            description="HTTPS to the pipeline's interface VPC endpoints, from its functions only",
+            vpc_id=args.vpc_id,
+            tags={"Name": f"{args.name_prefix}-endpoints"},
+            opts=child,
+        )
+        for index, source in enumerate(args.client_security_group_ids):
+            self.ingress.append(
+                vpc.SecurityGroupIngressRule(
+                    f"{name}-https-{index}",
+                    security_group_id=self.security_group.id,
+                    referenced_security_group_id=source,
+                    ip_protocol="tcp",
+                    from_port=HTTPS,
+                    to_port=HTTPS,
+                    description=f"HTTPS from the functions' security group {source}",
+                    opts=child,
+                )
+            )
+        for service in interfaces:
+            self.endpoints[service] = ec2.VpcEndpoint(
+                f"{name}-{service}",
+                vpc_id=args.vpc_id,
+                service_name=region.apply(lambda r, s=service: service_name(s, r)),
+                vpc_endpoint_type="Interface",
+                private_dns_enabled=True,
+                subnet_ids=list(args.subnet_ids),
+                security_group_ids=[self.security_group.id],
+                tags={"Name": f"{args.name_prefix}-{service}"},
+                # The endpoint admits no one until its ingress rules exist.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.ingress)),
+            )
+        self.register_outputs({service: endpoint.id for service, endpoint in self.endpoints.items()})
