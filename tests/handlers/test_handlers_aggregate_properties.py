@@ -825,6 +825,48 @@ def test_a_malformed_document_is_a_value_error_naming_the_field(
         read_document(mutated(change))
 
 
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [path]
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            found += _paths(inner, (*path, key))
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            found += _paths(inner, (*path, index))
+    return found
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**80), 10**80)
+    | st.decimals(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+    | st.sampled_from(["1e999999999", "-0", "1.50", "0." + "1" * 19, "2024-02-30T00:00:00Z"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=5,
+)
+
+
+@PROPERTY
+@given(st.data())
+def test_any_change_to_a_document_is_read_or_a_value_error(data: st.DataObject) -> None:
+    # GIVEN a real document with one value anywhere in it replaced by any JSON value, or removed
+    body = json.loads(
+        document_of([GOOD, {**GOOD, "type": Decimal("2.5"), "latency": 3}]), parse_float=Decimal
+    )
+    path = data.draw(st.sampled_from(_paths(body)[1:]))
+    change = set_path(path, data.draw(st.just(KeyError) | json_values))
+    change(body)
+    raw = msgspec.json.Encoder(decimal_format="number").encode(body)
+    # THEN reading it either succeeds, and its groups can be taken, or raises ValueError: nothing else
+    try:
+        document = read_document(raw)
+    except ValueError:
+        return
+    groups_from_document(document)
+
+
 @pytest.mark.parametrize("raw", [b"", b"[]", b"{", b"\xff", b"[" * 100_000, b'{"format": 1}', b"null"])
 def test_bytes_that_are_no_document_are_a_value_error(raw: bytes) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - any message: these are not documents at all
