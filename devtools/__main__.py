@@ -3,6 +3,7 @@
 run      the declared pipeline on moto, each handler in a Lambda-like process (docs/local-run.md)
 plan     the declared resources as a tree, like a preview, without AWS
 redrive  re-invoke the events kept in a stage's failure queue (README.md, Operating)
+replay   send a stage's existing input objects through it again (README.md, Replaying history)
 migrate  upgrade an analytics database you can reach to the schema this code needs (pulumi up does it
          inside the stack: components/migration.py)
 """
@@ -59,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "redrive", help="redrive a stage's failure queue (see --help of the subcommand)", add_help=False
     )
+    commands.add_parser(
+        "replay", help="replay a stage's existing objects (see --help of the subcommand)", add_help=False
+    )
     return parser
 
 
@@ -68,6 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from devtools.ops.redrive import main as redrive_main
 
         return redrive_main(argv[1:])
+    if argv and argv[0] == "replay":
+        from devtools.ops.replay import main as replay_main
+
+        return replay_main(argv[1:])
     args = _parser().parse_args(argv)
     from devtools.harness import StackEvaluationError
     from devtools.localrun.errors import LocalRunError
