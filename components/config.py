@@ -86,6 +86,10 @@ class StageSettings:
     log_retention_days: int = 30
     """CloudWatch retention of the stage's log group, in days."""
 
+    ephemeral_storage_mb: int = 512
+    """The function's /tmp, 512-10240 MB: outputs larger than the spool's memory spill there
+    (handlers/s3io.py)."""
+
 
 @dataclass(frozen=True)
 class Aggregation:
@@ -287,7 +291,7 @@ _TOP_LEVEL_KEYS = (
     "alarmEmail",
     "overwrites",
 )
-_STAGE_KEYS = ("memoryMb", "timeoutSeconds", "reservedConcurrency", "logRetentionDays")
+_STAGE_KEYS = ("memoryMb", "timeoutSeconds", "reservedConcurrency", "logRetentionDays", "ephemeralStorageMb")
 _NESTED_KEYS: dict[str, tuple[str, ...]] = {
     "buckets": BUCKET_ROLES,
     "versioning": BUCKET_ROLES,
@@ -526,6 +530,9 @@ def parse_config(
             else c.integer(f"{key}.reservedConcurrency", reserved, 0, 0, None),
             log_retention_days=c.choice(
                 f"{key}.logRetentionDays", one.get("logRetentionDays"), log_retention, LOG_RETENTION_DAYS
+            ),
+            ephemeral_storage_mb=c.integer(
+                f"{key}.ephemeralStorageMb", one.get("ephemeralStorageMb"), 512, 512, 10240
             ),
         )
 

@@ -52,6 +52,9 @@ class MonitoredStage:
     failure_queue_name: pulumi.Input[str]
     """The name of its on-failure SQS queue."""
 
+    reserved_concurrency: int | None = None
+    """The stage's reserved concurrency (`stages.<stage>.reservedConcurrency`); None: the account's pool."""
+
 
 @dataclass(frozen=True)
 class ObservabilityArgs:
@@ -110,6 +113,18 @@ class AlarmSpec:
     description: str
     """What it means; the action is in the runbook."""
 
+    evaluation_periods: int = 1
+    """How many recent periods the alarm looks at."""
+
+    datapoints_to_alarm: int = 1
+    """How many of them must breach: equal to evaluation_periods for a condition that must last."""
+
+
+# A stage capped by reserved concurrency is throttled by design during a burst: its events are asynchronous
+# and Lambda retries a throttled one for up to maxEventAgeSeconds, so nothing is lost. Its throttles alarm
+# fires only when throttling lasts this many consecutive minutes (the cap does not keep up).
+SUSTAINED_THROTTLE_MINUTES = 15
+
 
 def alarm_specs(stage: MonitoredStage, oldest_failure_age_seconds: int) -> list[AlarmSpec]:
     """The five alarms of one stage."""
@@ -127,16 +142,7 @@ def alarm_specs(stage: MonitoredStage, oldest_failure_age_seconds: int) -> list[
             60,
             f"The {where} function raised. Lambda retries; see {RUNBOOK}#errors.",
         ),
-        AlarmSpec(
-            "throttles",
-            "AWS/Lambda",
-            "Throttles",
-            function,
-            "Sum",
-            0,
-            60,
-            f"Lambda refused to run the {where} function (concurrency). See {RUNBOOK}#throttles.",
-        ),
+        _throttles_alarm(stage, function, where),
         AlarmSpec(
             "delivery-failures",
             "AWS/Lambda",
@@ -173,6 +179,38 @@ def alarm_specs(stage: MonitoredStage, oldest_failure_age_seconds: int) -> list[
             f"drops it after 14 days. See {RUNBOOK}#failure-queue-age.",
         ),
     ]
+
+
+def _throttles_alarm(stage: MonitoredStage, function: Mapping[str, Any], where: str) -> AlarmSpec:
+    """Uncapped, a throttle means the account's unreserved pool ran dry (every function in the account
+    suffers): any throttle alarms. Capped, bursts are throttled by design: only sustained throttling does."""
+    if stage.reserved_concurrency is None:
+        return AlarmSpec(
+            "throttles",
+            "AWS/Lambda",
+            "Throttles",
+            function,
+            "Sum",
+            0,
+            60,
+            f"Lambda refused to run the {where} function: the account's unreserved concurrency is used up. "
+            f"See {RUNBOOK}#throttles.",
+        )
+    minutes = SUSTAINED_THROTTLE_MINUTES
+    return AlarmSpec(
+        "throttles",
+        "AWS/Lambda",
+        "Throttles",
+        function,
+        "Sum",
+        0,
+        60,
+        f"The {where} function, capped at {stage.reserved_concurrency} concurrent executions, was throttled "
+        f"in each of the last {minutes} minutes: the cap does not keep up, and events wait in Lambda's "
+        f"retries until maxEventAgeSeconds, then go to the failure queue. See {RUNBOOK}#throttles.",
+        evaluation_periods=minutes,
+        datapoints_to_alarm=minutes,
+    )
 
 
 def _metric(namespace: str, name: str, dimension: str, value: pulumi.Input[str], **options: Any) -> list[Any]:
@@ -369,7 +407,8 @@ class Observability(pulumi.ComponentResource):
                     dimensions=dict(spec.dimensions),
                     statistic=spec.statistic,
                     period=spec.period_seconds,
-                    evaluation_periods=1,
+                    evaluation_periods=spec.evaluation_periods,
+                    datapoints_to_alarm=spec.datapoints_to_alarm,
                     threshold=spec.threshold,
                     comparison_operator="GreaterThanThreshold",
                     # No datapoint means nothing ran or nothing is queued: healthy, not unknown.

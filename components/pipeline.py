@@ -268,7 +268,9 @@ class DataPipeline(pulumi.ComponentResource):
             ObservabilityArgs(
                 name_prefix=cfg.resource_prefix,
                 stages=tuple(
-                    MonitoredStage(name, s.function.name, s.failure_queue.name)
+                    MonitoredStage(
+                        name, s.function.name, s.failure_queue.name, cfg.stages[name].reserved_concurrency
+                    )
                     for name, s in self.stages.items()
                 ),
                 account_id=account_id,

@@ -152,12 +152,16 @@ class PipelineStage(pulumi.ComponentResource):
             memory_size=args.settings.memory_mb,
             timeout=args.settings.timeout_seconds,
             reserved_concurrent_executions=args.settings.reserved_concurrency,
+            # Outputs spill from memory to /tmp (handlers/s3io.py): its size is a stage setting.
+            ephemeral_storage=lambda_.FunctionEphemeralStorageArgs(size=args.settings.ephemeral_storage_mb),
             environment=lambda_.FunctionEnvironmentArgs(variables=dict(args.environment)),
             logging_config=lambda_.FunctionLoggingConfigArgs(
                 log_format="JSON",
                 log_group=self.log_group.name,
                 application_log_level="INFO",
-                system_log_level="WARN",
+                # Lambda writes its START and REPORT lines (duration, billed duration, memory used) at INFO:
+                # WARN would drop them, and with them the per-invocation cost and memory in the logs.
+                system_log_level="INFO",
             ),
             vpc_config=None
             if needed.vpc is None

@@ -73,6 +73,11 @@ BAD_CONFIGS = [
         "did you mean 'memoryMb'?",
     ),
     (
+        {"stages": {"ingestion": {"ephemeralStorageMb": 256}}},
+        "data-pipeline:stages.ingestion.ephemeralStorageMb",
+        "allowed: 512-10240",
+    ),
+    (
         {"vpc": {"subnetIds": ["subnet-0a1b2c3d"]}},
         "data-pipeline:vpc.securityGroupIds",
         "is required when vpc is set",

@@ -243,3 +243,37 @@ def test_the_topic_refuses_insecure_transport_with_the_statement_the_buckets_use
         bucket_deny.principals,
         bucket_deny.conditions,
     )
+
+
+def test_an_uncapped_stage_alarms_on_any_throttle():
+    # GIVEN a stage in the account's pool: a throttle means the unreserved concurrency is used up
+    [throttles] = [
+        s for s in alarm_specs(MonitoredStage("analytics", "fn", "q"), 900) if s.key == "throttles"
+    ]
+    assert (throttles.evaluation_periods, throttles.datapoints_to_alarm, throttles.period_seconds) == (
+        1,
+        1,
+        60,
+    )
+    assert "unreserved concurrency" in throttles.description
+
+
+def test_a_capped_stage_alarms_only_on_sustained_throttling():
+    # GIVEN analytics capped at 5: a burst is throttled by design and Lambda retries its async events
+    stage = MonitoredStage("analytics", "fn", "q", reserved_concurrency=5)
+    [throttles] = [s for s in alarm_specs(stage, 900) if s.key == "throttles"]
+    # THEN only throttling in each of 15 consecutive minutes alarms
+    assert (throttles.evaluation_periods, throttles.datapoints_to_alarm, throttles.period_seconds) == (
+        15,
+        15,
+        60,
+    )
+    assert "capped at 5" in throttles.description
+
+
+def test_the_declared_throttles_alarm_follows_the_stage_cap(evaluate):
+    stack = evaluate("dev", {"stages": {"analytics": {"reservedConcurrency": 5}}})
+    capped = alarms_of(stack, "analytics")["throttles"].inputs
+    assert (capped["evaluationPeriods"], capped["datapointsToAlarm"]) == (15, 15)
+    uncapped = alarms_of(stack, "processing")["throttles"].inputs
+    assert (uncapped["evaluationPeriods"], uncapped["datapointsToAlarm"]) == (1, 1)

@@ -77,10 +77,18 @@ def test_prod_function_settings_follow_the_stack_config(prod_stack):
         "analytics": (512, 120),
     }
     reserved = {
-        s: stage_child(prod_stack, s, "aws:lambda/function:Function").inputs["reservedConcurrentExecutions"]
+        s: stage_child(prod_stack, s, "aws:lambda/function:Function").inputs.get(
+            "reservedConcurrentExecutions"
+        )
         for s in STAGES
     }
-    assert reserved == {"ingestion": 50, "processing": 20, "analytics": 5}
+    # None reserved: a new account's concurrency quota (often 10) could not hold any reservation
+    assert reserved == {"ingestion": None, "processing": None, "analytics": None}
+    storage = {
+        s: stage_child(prod_stack, s, "aws:lambda/function:Function").inputs["ephemeralStorage"]["size"]
+        for s in STAGES
+    }
+    assert storage == {"ingestion": 2048, "processing": 512, "analytics": 512}
     assert {f["runtime"] for f in functions.values()} == {"python3.13"}
     assert {tuple(f["architectures"]) for f in functions.values()} == {("arm64",)}
     layer = prod_stack.by_type("aws:lambda/layerVersion:LayerVersion")[0]
@@ -103,3 +111,20 @@ def test_only_the_analytics_function_is_in_the_vpc(prod_stack):
 def test_handler_strings_match_the_code_archive(dev_stack):
     handlers = {stage: f["handler"] for stage, f in dev_stack.functions().items()}
     assert handlers == {s: f"handlers.{s}.handler" for s in STAGES}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_system_logs_keep_the_report_lines(prod_stack, stage):
+    # Lambda's START and REPORT lines (duration, memory used) are INFO system logs: WARN would drop them
+    function = stage_child(prod_stack, stage, "aws:lambda/function:Function")
+    assert function.inputs["loggingConfig"]["systemLogLevel"] == "INFO"
+    assert function.inputs["loggingConfig"]["applicationLogLevel"] == "INFO"
+
+
+def test_ephemeral_storage_is_a_stage_setting(evaluate):
+    stack = evaluate("dev", {"stages": {"processing": {"ephemeralStorageMb": 10240}}})
+    function = stage_child(stack, "processing", "aws:lambda/function:Function")
+    assert function.inputs["ephemeralStorage"] == {"size": 10240}
+    assert stage_child(stack, "ingestion", "aws:lambda/function:Function").inputs["ephemeralStorage"] == {
+        "size": 512
+    }
