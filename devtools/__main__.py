@@ -38,6 +38,24 @@ def _parser() -> argparse.ArgumentParser:
         "--duplicate-deliveries", action="store_true", help="deliver every S3 event twice (at-least-once)"
     )
 
+    run.add_argument(
+        "--replay",
+        choices=("ingestion", "processing", "analytics"),
+        help="after the run, replay this stage's existing objects (python -m devtools replay, on moto)",
+    )
+    run.add_argument(
+        "--replay-config",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="before the replay, change the stack config (e.g. aggregation.window=5m); repeatable",
+    )
+    run.add_argument(
+        "--replay-quarantined",
+        action="store_true",
+        help="with --replay ingestion: only raw objects that have quarantine entries",
+    )
+
     plan = commands.add_parser("plan", help="print the declared resources as a tree")
     plan.add_argument("--stack", default="dev")
     plan.add_argument(

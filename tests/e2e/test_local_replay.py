@@ -1,0 +1,104 @@
+"""Recompute after a config change, in the local run: upload, change the window, replay processing
+(`python -m devtools replay`'s core on the emulator); the database holds both settings' rollups, kept
+apart, each with the exact totals of the file."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from devtools.harness import Secret
+from devtools.localrun.command import ReplayingPipeline, ReplayStep, config_with
+from devtools.localrun.graph import pipeline_spec
+
+pytestmark = pytest.mark.network  # the real layer is built from PyPI unless .build/layers already holds it
+
+RECORDS = [  # (timestamp, value): 1h windows 12:00 and 13:00; 5m windows 12:00, 12:05, 12:55, 13:00
+    ("2026-11-24T12:01:00Z", "1.5"),
+    ("2026-11-24T12:07:30Z", "2.25"),
+    ("2026-11-24T12:59:59Z", "10"),
+    ("2026-11-24T13:02:00Z", "0.1"),
+]
+
+
+def expected(window_minutes: int) -> dict[tuple[str, str], tuple[int, Decimal]]:
+    found: dict[tuple[str, str], list[Decimal]] = defaultdict(list)
+    for stamp, value in RECORDS:
+        hour, minute = int(stamp[11:13]), int(stamp[14:16])
+        start = hour * 60 + minute - (hour * 60 + minute) % window_minutes
+        found[(f"{window_minutes}", f"{start // 60:02d}:{start % 60:02d}")].append(Decimal(value))
+    return {key: (len(values), sum(values, Decimal(0))) for key, values in found.items()}
+
+
+def rollups(url: str) -> dict[tuple[str, str], tuple[int, Decimal]]:
+    """(window minutes, window start HH:MM) → (count, exact sum) of metric value."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT window_size, window_start, count, sum FROM pipeline_rollup_metrics"
+                    " WHERE metric = 'value'"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    minutes = {"5m": "5", "1h": "60"}
+    found: dict[tuple[str, str], tuple[int, Decimal]] = {}
+    for window, start, count, total in rows:
+        stamp = str(start)[11:16]
+        key = (minutes[str(window)], stamp)
+        old = found.get(key, (0, Decimal(0)))
+        found[key] = (old[0] + count, old[1] + Decimal(str(total)))
+    return found
+
+
+def test_changing_the_window_and_replaying_processing_keeps_both_settings(
+    evaluate: Any, interpreter: Any, local_layer: Path, runtime_cache: Path, tmp_path: Path
+) -> None:
+    # GIVEN the dev stack run locally on one file
+    data = tmp_path / "input" / "readings.jsonl"
+    data.parent.mkdir()
+    data.write_text(
+        "".join(
+            json.dumps(
+                {"id": f"r{n}", "timestamp": stamp, "type": "temp", "source": "a", "value": 0}
+            ).replace('"value": 0', f'"value": {value}')
+            + "\n"
+            for n, (stamp, value) in enumerate(RECORDS)
+        )
+    )
+    url = f"sqlite:///{tmp_path / 'pipeline.sqlite'}"
+    base = {"database": Secret({"url": url}), "layer": {"archive": str(local_layer)}}
+    spec = pipeline_spec(evaluate("dev", base))
+    # WHEN the window changes to 5m (the changed stack's processing environment) and processing is replayed
+    changed = pipeline_spec(evaluate("dev", {**config_with("dev", ["aggregation.window=5m"]), **base}))
+    environment = changed.stage("processing").environment
+    assert environment["AGGREGATION_WINDOW"] == "5m"
+    outcome = ReplayingPipeline(
+        spec,
+        layer_archive=local_layer,
+        interpreter=interpreter,
+        work_dir=tmp_path / "work" / "dev",
+        database_url=url,
+        cache_dir=runtime_cache,
+    ).run_and_replay([data], ReplayStep("processing", environment))
+    # THEN the one records object was replayed, and the database holds both settings, each exact
+    assert outcome.first.ok
+    assert outcome.second.ok
+    assert (outcome.summary.seen, outcome.summary.sent, outcome.summary.failed) == (1, 1, 0)
+    assert rollups(url) == {**expected(60), **expected(5)}
+    assert expected(60)[("60", "12:00")] == (3, Decimal("13.75"))
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            settings = sorted(r[0] for r in conn.execute(text("SELECT window_size FROM pipeline_settings")))
+    finally:
+        engine.dispose()
+    assert settings == ["1h", "5m"]
