@@ -115,6 +115,10 @@ class Database:
     url: str | None = field(default=None, repr=False)
     """The SQLAlchemy URL, a secret config value; the stack creates the secret."""
 
+    kms_key_arn: str | None = None
+    """The customer managed key an existing secret is encrypted with, when it is not `kmsKeyArn`: the
+    stage that reads the secret is granted kms:Decrypt on it, through Secrets Manager only."""
+
 
 # How a function in the VPC reaches S3, Secrets Manager and SNS (`vpc.serviceAccess`).
 SERVICE_ACCESS_ENDPOINTS = "endpoints"  # the stack creates the endpoints (components/network.py)
@@ -233,6 +237,13 @@ class PipelineConfig:
     overwrites: str = OVERWRITE_MODES[0]
     """What a new version of a raw key does: replace or append."""
 
+    summary_topic_kms_key_arn: str | None = None
+    """The customer managed key of an encrypted summary topic, when it is not `kmsKeyArn`: the stage that
+    publishes is granted kms:GenerateDataKey and kms:Decrypt on it, through SNS only."""
+
+    region: str | None = None
+    """The stack's region (`aws:region`), when known: every configured ARN must be in it."""
+
     @property
     def resource_prefix(self) -> str:
         """Prefix of explicit physical names (functions, layer): `<project>-<stack>`."""
@@ -286,6 +297,7 @@ _TOP_LEVEL_KEYS = (
     "aggregation",
     "database",
     "summaryTopicArn",
+    "summaryTopicKmsKeyArn",
     "vpc",
     "layer",
     "alarmEmail",
@@ -297,7 +309,7 @@ _NESTED_KEYS: dict[str, tuple[str, ...]] = {
     "versioning": BUCKET_ROLES,
     "stages": STAGES,
     "aggregation": ("window", "dimensions", "metrics"),
-    "database": ("secretArn", "url"),
+    "database": ("secretArn", "url", "kmsKeyArn"),
     "vpc": ("subnetIds", "securityGroupIds", "serviceAccess", "vpcId", "routeTableIds"),
     "layer": ("archive", "includeBoto3"),
 }
@@ -454,11 +466,13 @@ def parse_config(
     stack: str,
     secret_keys: frozenset[str] = frozenset(),
     project_dir: Path | None = None,
+    region: str | None = None,
 ) -> PipelineConfig:
     """Validate the raw `data-pipeline:` values (keys without the namespace) into a `PipelineConfig`.
 
     `secret_keys` names the keys Pulumi holds encrypted (without namespace); `project_dir` resolves a
-    relative `layer.archive`. Raises `ConfigError` with every problem found.
+    relative `layer.archive`; `region` (`aws:region`), when given, must be the region of every configured
+    KMS key, secret and topic. Raises `ConfigError` with every problem found.
     """
     c = _Collector(secret_keys)
     values = {k: _coerce(v) for k, v in raw.items()}
@@ -609,6 +623,28 @@ def parse_config(
     summary_topic_arn = c.string(
         "summaryTopicArn", values.get("summaryTopicArn"), _TOPIC_ARN, "an SNS topic ARN (standard topic)"
     )
+    summary_topic_kms_key_arn = c.string(
+        "summaryTopicKmsKeyArn",
+        values.get("summaryTopicKmsKeyArn"),
+        _KMS_KEY_ARN,
+        "a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)",
+    )
+    if summary_topic_kms_key_arn is not None and summary_topic_arn is None:
+        c.fail(
+            "summaryTopicKmsKeyArn", "is the key of the summary topic: set summaryTopicArn too, or remove it"
+        )
+    if region is not None:
+        _check_regions(
+            c,
+            region,
+            {
+                "kmsKeyArn": kms_key_arn,
+                "database.secretArn": database.secret_arn if database else None,
+                "database.kmsKeyArn": database.kms_key_arn if database else None,
+                "summaryTopicArn": summary_topic_arn,
+                "summaryTopicKmsKeyArn": summary_topic_kms_key_arn,
+            },
+        )
     vpc = _vpc(c, values.get("vpc"))
     layer = _layer(c, values.get("layer"), project_dir)
     alarm_email = c.string("alarmEmail", values.get("alarmEmail"), _EMAIL, "an email address")
@@ -657,6 +693,8 @@ def parse_config(
         layer=layer,
         alarm_email=alarm_email,
         overwrites=overwrites,
+        summary_topic_kms_key_arn=summary_topic_kms_key_arn,
+        region=region,
     )
     _check_environment_size(c, cfg)
     if c.problems:
@@ -684,6 +722,22 @@ def _check_environment_size(c: _Collector, cfg: PipelineConfig) -> None:
             )
 
 
+def _check_regions(c: _Collector, region: str, arns: Mapping[str, str | None]) -> None:
+    """A key, secret or topic in another region is not usable from the stack's functions and resources:
+    SSE-KMS, SQS and Secrets Manager accept only a key of their own region, and the SDK calls the function's
+    region."""
+    for key, arn in arns.items():
+        if arn is None:
+            continue
+        arn_region = arn.split(":")[3]
+        if arn_region != region:
+            c.fail(
+                key,
+                f"is in {arn_region} but the stack deploys to {region} (aws:region): use a key, secret or "
+                f"topic in {region} (a multi-Region key's replica there, for a key)",
+            )
+
+
 def _database(c: _Collector, value: Any, is_secret: bool) -> Database | None:
     raw = c.mapping("database", value)
     if not raw:
@@ -695,6 +749,18 @@ def _database(c: _Collector, value: Any, is_secret: bool) -> Database | None:
         "a full Secrets Manager secret ARN, ending in the six characters AWS adds to the name "
         "(arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf)",
     )
+    kms_key_arn = c.string(
+        "database.kmsKeyArn",
+        raw.get("kmsKeyArn"),
+        _KMS_KEY_ARN,
+        "a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)",
+    )
+    if kms_key_arn is not None and "secretArn" not in raw:
+        c.fail(
+            "database.kmsKeyArn",
+            "is the key of an existing secret (database.secretArn); "
+            "a secret the stack creates uses kmsKeyArn",
+        )
     url = raw.get("url")
     if url is not None:
         if not isinstance(url, str) or not _DB_URL.match(url):
@@ -713,7 +779,7 @@ def _database(c: _Collector, value: Any, is_secret: bool) -> Database | None:
         return None
     if secret_arn is None and url is None:
         return None
-    return Database(secret_arn=secret_arn, url=url)
+    return Database(secret_arn=secret_arn, url=url, kms_key_arn=kms_key_arn)
 
 
 def _vpc(c: _Collector, value: Any) -> Vpc | None:
@@ -819,6 +885,10 @@ def load_stack_config(project_dir: Path) -> PipelineConfig:
         stack=pulumi.get_stack(),
         secret_keys=secret_keys,
         project_dir=project_dir,
+        # The AWS provider's region: aws:region, else the environment (as the provider reads it).
+        region=pulumi.Config("aws").get("region")
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION"),
     )
 
 

@@ -247,6 +247,16 @@ def stage_policy(
             resources=(grants.failure_queue_arn,),
         ),
     ]
+    # Without s3:ListBucket, S3 answers a read of a missing (deleted) object with 403 instead of 404, and the
+    # runbook would send operators after an IAM problem that does not exist. No condition narrows it: the
+    # s3:prefix key is present only in a listing request, so a conditioned grant would not reach GetObject.
+    statements.append(
+        Statement(
+            sid="ListSourceBucket",
+            actions=("s3:ListBucket",),
+            resources=tuple(dict.fromkeys(grants.bucket_arns[loc.bucket] for loc in node.triggers)),
+        )
+    )
     if grants.kms_key_arn is not None:
         statements.append(
             Statement(
@@ -257,6 +267,29 @@ def stage_policy(
             )
         )
     needed = stage.needs.select(provided or Provided())
+    if needed.database_kms_key_arn is not None and needed.database_kms_key_arn != grants.kms_key_arn:
+        statements.append(
+            _key_via_service(
+                "DecryptDatabaseSecret",
+                ("kms:Decrypt",),
+                needed.database_kms_key_arn,
+                "secretsmanager",
+                needed,
+            )
+        )
+    if (
+        needed.summary_topic_kms_key_arn is not None
+        and needed.summary_topic_kms_key_arn != grants.kms_key_arn
+    ):
+        statements.append(
+            _key_via_service(
+                "EncryptSummaryMessages",
+                ("kms:Decrypt", "kms:GenerateDataKey"),
+                needed.summary_topic_kms_key_arn,
+                "sns",
+                needed,
+            )
+        )
     if needed.database_secret_arn is not None:
         statements.append(
             Statement(
@@ -272,6 +305,18 @@ def stage_policy(
     if needed.vpc is not None:
         statements += _network_interface_statements(grants, needed)
     return PolicyDocument(statements=tuple(statements))
+
+
+def _key_via_service(
+    sid: str, actions: tuple[str, ...], key_arn: str, service: str, needed: Provided
+) -> Statement:
+    """Use of another resource's key, only through that resource's service in the stack's region."""
+    conditions = (
+        None
+        if needed.region is None
+        else {"StringEquals": {"kms:ViaService": _format("{0}.{1}.amazonaws.com", service, needed.region)}}
+    )
+    return Statement(sid=sid, actions=actions, resources=(key_arn,), conditions=conditions)
 
 
 def _network_interface_statements(grants: StageGrants, needed: Provided) -> list[Statement]:

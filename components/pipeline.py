@@ -154,6 +154,8 @@ class DataPipeline(pulumi.ComponentResource):
             summary_topic_arn=cfg.summary_topic_arn,
             vpc=cfg.vpc,
             region=region,
+            database_kms_key_arn=cfg.database.kms_key_arn if cfg.database is not None else None,
+            summary_topic_kms_key_arn=cfg.summary_topic_kms_key_arn,
         )
         package = FunctionPackage(
             code_archive=args.code_archive,

@@ -98,6 +98,8 @@ class Needs:
             summary_topic_arn=provided.summary_topic_arn if self.summary_topic else None,
             vpc=provided.vpc if self.vpc else None,
             region=provided.region,
+            database_kms_key_arn=provided.database_kms_key_arn if self.database else None,
+            summary_topic_kms_key_arn=provided.summary_topic_kms_key_arn if self.summary_topic else None,
         )
 
 
@@ -117,7 +119,14 @@ class Provided:
     """The subnets and security groups a stage in the VPC is placed in; None: no VPC."""
 
     region: Any = None
-    """The deployment region: scopes the network-interface statements of a stage in the VPC."""
+    """The deployment region: scopes the network-interface statements of a stage in the VPC, and the
+    kms:ViaService conditions."""
+
+    database_kms_key_arn: str | None = None
+    """The key of an existing database secret, when it is not the stack's `kmsKeyArn`."""
+
+    summary_topic_kms_key_arn: str | None = None
+    """The key of an encrypted summary topic, when it is not the stack's `kmsKeyArn`."""
 
 
 # The environment variables the needs set (docs/architecture.md, "Function environment").

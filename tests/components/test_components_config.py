@@ -317,3 +317,59 @@ def test_duplicate_suffixes_are_refused():
 def test_retention_values_are_cloudwatch_s():
     assert LOG_RETENTION_DAYS[:6] == (1, 3, 5, 7, 14, 30)
     assert LOG_RETENTION_DAYS[-1] == 3653
+
+
+KEY_US = "arn:aws:kms:us-east-1:111122223333:key/0f6d1c6e-3b5a-4c2e-9d8f-7a1b2c3d4e5f"
+
+
+def test_keys_secrets_and_topics_must_be_in_the_stack_region():
+    with pytest.raises(ConfigError) as raised:
+        parse_config(
+            {
+                "kmsKeyArn": KEY_US,
+                "summaryTopicArn": "arn:aws:sns:us-east-1:111122223333:summaries",
+                "summaryTopicKmsKeyArn": KEY_US,
+                "database": {
+                    "secretArn": "arn:aws:secretsmanager:us-east-1:111122223333:secret:db-AbCdEf",
+                    "kmsKeyArn": KEY_US,
+                },
+            },
+            project="data-pipeline",
+            stack="prod",
+            region="eu-west-1",
+        )
+    problems = {p.key: p.message for p in raised.value.problems}
+    assert set(problems) == {
+        f"data-pipeline:{k}"
+        for k in (
+            "kmsKeyArn",
+            "summaryTopicArn",
+            "summaryTopicKmsKeyArn",
+            "database.secretArn",
+            "database.kmsKeyArn",
+        )
+    }
+    assert problems["data-pipeline:kmsKeyArn"].startswith(
+        "is in us-east-1 but the stack deploys to eu-west-1 (aws:region)"
+    )
+
+
+def test_the_program_compares_the_key_region_with_aws_region(evaluate):
+    with pytest.raises(StackEvaluationError, match=r"data-pipeline:kmsKeyArn: is in eu-west-1 but the stack"):
+        evaluate("prod", {"aws:region": "us-east-1"})
+
+
+def test_a_database_key_belongs_to_an_existing_secret_and_a_topic_key_to_a_topic():
+    with pytest.raises(ConfigError) as raised:
+        parse_config(
+            {
+                "summaryTopicKmsKeyArn": KEY_US,
+                "database": {"url": "postgresql://u:p@h/db", "kmsKeyArn": KEY_US},
+            },
+            project="data-pipeline",
+            stack="dev",
+            secret_keys=frozenset({"database"}),
+        )
+    problems = {p.key: p.message for p in raised.value.problems}
+    assert "set summaryTopicArn too" in problems["data-pipeline:summaryTopicKmsKeyArn"]
+    assert "a secret the stack creates uses kmsKeyArn" in problems["data-pipeline:database.kmsKeyArn"]

@@ -117,6 +117,13 @@ def test_ingestion_policy_is_exact():
             "Action": ["sqs:SendMessage"],
             "Resource": [QUEUE],
         },
+        {
+            # a deleted object reads as 404, not 403
+            "Sid": "ListSourceBucket",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": ["arn:aws:s3:::r"],
+        },
     ]
 
 
@@ -128,6 +135,7 @@ def test_processing_policy_is_exact():
         "WriteAnalyticsAggregates",
         "WriteOwnLogs",
         "SendToOwnFailureQueue",
+        "ListSourceBucket",
     ]
     assert statements["ReadProcessedRecords"]["Resource"] == ["arn:aws:s3:::p/records/*.jsonl.gz"]
     assert statements["WriteAnalyticsAggregates"]["Resource"] == ["arn:aws:s3:::a/aggregates/*.json"]
@@ -155,6 +163,7 @@ def test_analytics_policy_adds_only_the_secret_topic_and_network_it_uses():
         "WriteAnalyticsReports",
         "WriteOwnLogs",
         "SendToOwnFailureQueue",
+        "ListSourceBucket",
         "UseDataKey",
         "ReadDatabaseSecret",
         "PublishSummary",
@@ -209,6 +218,7 @@ def test_analytics_without_extras_has_only_the_data_path():
         "WriteAnalyticsReports",
         "WriteOwnLogs",
         "SendToOwnFailureQueue",
+        "ListSourceBucket",
     ]
 
 
@@ -379,3 +389,68 @@ def test_only_an_account_delegation_may_allow_a_whole_service():
     ):
         with pytest.raises(PolicyError):
             Statement(sid="Delegate", resources=("*",), any_resource=True, account_delegation=True, **wrong)
+
+
+def test_a_secret_and_a_topic_under_their_own_keys_are_usable_through_their_service_only():
+    # GIVEN an existing secret and a topic each under a customer managed key other than kmsKeyArn
+    kms = "arn:aws:kms:eu-west-1:123456789012:key/0f6d1c6e-3b5a-4c2e-9d8f-7a1b2c3d4e5f"
+    secret_key = "arn:aws:kms:eu-west-1:123456789012:key/1f6d1c6e-3b5a-4c2e-9d8f-7a1b2c3d4e5f"
+    topic_key = "arn:aws:kms:eu-west-1:123456789012:key/2f6d1c6e-3b5a-4c2e-9d8f-7a1b2c3d4e5f"
+    provided = Provided(
+        database_secret_arn="arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf",
+        summary_topic_arn="arn:aws:sns:eu-west-1:123456789012:summaries",
+        region="eu-west-1",
+        database_kms_key_arn=secret_key,
+        summary_topic_kms_key_arn=topic_key,
+    )
+    statements = by_sid(policy("analytics", grants(kms_key_arn=kms), provided).to_dict())
+    # THEN analytics may decrypt the secret through Secrets Manager, and encrypt messages through SNS
+    assert statements["DecryptDatabaseSecret"] == {
+        "Sid": "DecryptDatabaseSecret",
+        "Effect": "Allow",
+        "Action": ["kms:Decrypt"],
+        "Resource": [secret_key],
+        "Condition": {"StringEquals": {"kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"}},
+    }
+    assert statements["EncryptSummaryMessages"]["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert statements["EncryptSummaryMessages"]["Resource"] == [topic_key]
+    assert statements["EncryptSummaryMessages"]["Condition"] == {
+        "StringEquals": {"kms:ViaService": "sns.eu-west-1.amazonaws.com"}
+    }
+    # AND the other stages get neither key
+    for stage in ("ingestion", "processing"):
+        other = by_sid(policy(stage, grants(kms_key_arn=kms), provided).to_dict())
+        assert not {"DecryptDatabaseSecret", "EncryptSummaryMessages"} & set(other)
+
+
+def test_a_secret_under_the_stack_key_needs_no_second_grant():
+    kms = "arn:aws:kms:eu-west-1:123456789012:key/0f6d1c6e-3b5a-4c2e-9d8f-7a1b2c3d4e5f"
+    provided = Provided(
+        database_secret_arn="arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf",
+        region="eu-west-1",
+        database_kms_key_arn=kms,
+    )
+    statements = by_sid(policy("analytics", grants(kms_key_arn=kms), provided).to_dict())
+    assert "DecryptDatabaseSecret" not in statements
+    assert "UseDataKey" in statements
+
+
+SECRET_PROD = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:data-pipeline/prod/database-AbCdEf"
+
+
+def test_the_declared_analytics_policy_names_the_secret_and_topic_keys(evaluate):
+    secret_key = "arn:aws:kms:eu-west-1:111122223333:key/1f6d1c6e-3b5a-4c2e-9d8f-7a1b2c3d4e5f"
+    topic_key = "arn:aws:kms:eu-west-1:111122223333:key/2f6d1c6e-3b5a-4c2e-9d8f-7a1b2c3d4e5f"
+    stack = evaluate(
+        "prod",
+        {
+            "database": {
+                "secretArn": SECRET_PROD,
+                "kmsKeyArn": secret_key,
+            },
+            "summaryTopicKmsKeyArn": topic_key,
+        },
+    )
+    statements = by_sid(stack.role_policies()["analytics"])
+    assert statements["DecryptDatabaseSecret"]["Resource"] == [secret_key]
+    assert statements["EncryptSummaryMessages"]["Resource"] == [topic_key]
