@@ -244,6 +244,17 @@ class PipelineConfig:
     region: str | None = None
     """The stack's region (`aws:region`), when known: every configured ARN must be in it."""
 
+    secret_keys: frozenset[str] = frozenset()
+    """The top-level keys set with `--secret` (all in KEPT_SECRET_KEYS): the program wraps their values in
+    `pulumi.Output.secret` wherever they reach a resource."""
+
+    def is_secret(self, key: str) -> bool:
+        """Whether the top-level key of `key` (dotted) was set with `--secret`."""
+        return key.split(".", 1)[0] in self.secret_keys
+
+    adopted_buckets: Mapping[str, AdoptedBucket] = field(default_factory=dict)
+    """Role -> an existing bucket the stack adopts (imports) instead of creating one (`adoptBuckets`)."""
+
     @property
     def resource_prefix(self) -> str:
         """Prefix of explicit physical names (functions, layer): `<project>-<stack>`."""
@@ -302,10 +313,12 @@ _TOP_LEVEL_KEYS = (
     "layer",
     "alarmEmail",
     "overwrites",
+    "adoptBuckets",
 )
 _STAGE_KEYS = ("memoryMb", "timeoutSeconds", "reservedConcurrency", "logRetentionDays", "ephemeralStorageMb")
 _NESTED_KEYS: dict[str, tuple[str, ...]] = {
     "buckets": BUCKET_ROLES,
+    "adoptBuckets": BUCKET_ROLES,
     "versioning": BUCKET_ROLES,
     "stages": STAGES,
     "aggregation": ("window", "dimensions", "metrics"),
@@ -314,6 +327,31 @@ _NESTED_KEYS: dict[str, tuple[str, ...]] = {
     "layer": ("archive", "includeBoto3"),
 }
 KNOWN_KEYS = _TOP_LEVEL_KEYS
+
+# The keys a stack may set with `--secret`: their values reach only the function environment, the role
+# policy, the migration's triggers and the alarm subscription, where the program keeps them secret
+# (`PipelineConfig.secret_keys`). Every other key becomes a name, ID or filter that AWS shows to anyone who
+# can read the resource (and Pulumi in its URNs and outputs), so `--secret` on it would be a false promise:
+# refused, with the reason (`_NOT_SECRET_REASONS`).
+KEPT_SECRET_KEYS = (
+    "database",
+    "summaryTopicArn",
+    "summaryTopicKmsKeyArn",
+    "alarmEmail",
+    "recordSchema",
+    "aggregation",
+    "maxRecordBytes",
+    "overwrites",
+)
+_NOT_SECRET_REASONS = {
+    "buckets": "bucket names are public: they are in every ARN, stack output and S3 event",
+    "kmsKeyArn": "the key ARN is part of every bucket's encryption settings and every queue's attributes",
+    "vpc": "the subnet, security group, VPC and route table IDs are part of the function's VpcConfig and "
+    "the endpoints",
+    "inputPrefix": "it is the raw bucket's notification filter and part of the role policy's ARNs",
+    "inputSuffixes": "they are the raw bucket's notification filters and part of the role policy's ARNs",
+    "layer": "it is a path on the machine that runs Pulumi, read to publish the layer",
+}
 
 
 class _Collector:
@@ -479,6 +517,14 @@ def parse_config(
     for name in values:
         if name not in _TOP_LEVEL_KEYS:
             c.unknown(name, name, _TOP_LEVEL_KEYS)
+        elif name in secret_keys and name not in KEPT_SECRET_KEYS:
+            reason = _NOT_SECRET_REASONS.get(name, "it is a setting of the stack, not a secret")
+            c.fail(
+                name,
+                f"is set with --secret, but the stack cannot keep it secret: {reason}; set it in plain text "
+                f"(`pulumi config set [--path] {name} ...` without --secret). Keys kept secret: "
+                f"{', '.join(KEPT_SECRET_KEYS)}",
+            )
 
     force_destroy = c.boolean("forceDestroy", values.get("forceDestroy"), False)
     retain = c.boolean("retainBucketsOnDelete", values.get("retainBucketsOnDelete"), not force_destroy)
@@ -693,8 +739,10 @@ def parse_config(
         layer=layer,
         alarm_email=alarm_email,
         overwrites=overwrites,
+        adopted_buckets=_adopted_buckets(c, values.get("adoptBuckets")),
         summary_topic_kms_key_arn=summary_topic_kms_key_arn,
         region=region,
+        secret_keys=frozenset(k for k in secret_keys if k in values),
     )
     _check_environment_size(c, cfg)
     if c.problems:
@@ -962,3 +1010,61 @@ def _in_process_config_keys() -> set[str]:
     holder = getattr(runtime_config, "CONFIG", None)
     values = holder.get() if holder is not None and hasattr(holder, "get") else {}
     return {str(key) for key in values} if isinstance(values, dict) else set()
+
+
+# --- adoptBuckets (issue 14) -------------------------------------------------------------------------
+
+# The settings resources a `DataBucket` declares for an adopted bucket, by their config name. Each one
+# listed in `adoptBuckets.<role>.import` is imported (its import ID is the bucket name); the others are
+# created, which writes the stack's setting over whatever the bucket has (S3 keeps one of each).
+ADOPTABLE_SETTINGS = ("publicAccessBlock", "ownershipControls", "encryption", "versioning", "policy")
+# What every bucket created since April 2023 has (S3's defaults: all four public access flags on,
+# BucketOwnerEnforced, SSE-S3), so an import of it cannot fail for want of the setting.
+DEFAULT_IMPORTED_SETTINGS = ("publicAccessBlock", "ownershipControls", "encryption")
+_ADOPT_KEYS = ("name", "import")
+
+
+@dataclass(frozen=True)
+class AdoptedBucket:
+    """An existing bucket the stack takes over (Pulumi `import_`) instead of creating."""
+
+    name: str
+    """Its full, existing name (no suffix is appended)."""
+
+    imported_settings: tuple[str, ...] = DEFAULT_IMPORTED_SETTINGS
+    """The settings resources imported with it (the others are created over the bucket's)."""
+
+
+def _adopted_buckets(c: _Collector, value: Any) -> dict[str, AdoptedBucket]:
+    """`adoptBuckets.<role>`: a bucket name, or `{name, import: [settings]}`."""
+    raw = c.mapping("adoptBuckets", value)
+    adopted: dict[str, AdoptedBucket] = {}
+    for role, entry in raw.items():
+        key = f"adoptBuckets.{role}"
+        if role not in BUCKET_ROLES:
+            continue  # reported by mapping()
+        settings: Any = DEFAULT_IMPORTED_SETTINGS
+        if isinstance(entry, Mapping):
+            c.check_keys(key, entry, _ADOPT_KEYS)
+            name, settings = entry.get("name"), entry.get("import", DEFAULT_IMPORTED_SETTINGS)
+        else:
+            name = entry
+        if not isinstance(name, str):
+            c.fail(key, f"{c.show(key, name)} is not a bucket name (a string, or an object with name)")
+            continue
+        problems = bucket_name_problems(name)
+        for problem in problems:
+            c.fail(key, f"bucket name {c.show(key, name)} {problem}")
+        if not isinstance(settings, list | tuple) or not all(s in ADOPTABLE_SETTINGS for s in settings):
+            c.fail(
+                f"{key}.import",
+                f"{c.show(key, settings)} is not a list of settings; "
+                f"allowed: {', '.join(ADOPTABLE_SETTINGS)}",
+            )
+            continue
+        if not problems:
+            adopted[role] = AdoptedBucket(name, tuple(dict.fromkeys(settings)))
+    names = [a.name for a in adopted.values()]
+    if len(set(names)) != len(names):
+        c.fail("adoptBuckets", "each role needs its own bucket: the same bucket is adopted twice")
+    return adopted

@@ -55,6 +55,23 @@ def stage_environment(
     return env
 
 
+def secret_variables(stage: str | StageDescription, cfg: PipelineConfig) -> frozenset[str]:
+    """The variables of `stage`'s environment whose value comes from a key set with `--secret`: the program
+    wraps them in `pulumi.Output.secret`, so neither the state nor a preview shows them."""
+    description = describe(stage) if isinstance(stage, str) else stage
+    names = {
+        name
+        for name, value in description.environment.items()
+        if isinstance(value, Setting) and cfg.is_secret(value.key)
+    }
+    if cfg.is_secret("database") and cfg.database is not None and cfg.database.secret_arn is not None:
+        # (the ARN of a secret the stack creates from database.url is not config: nothing to hide)
+        names.add(DATABASE_SECRET_VARIABLE)
+    if cfg.is_secret("summaryTopicArn"):
+        names.add(SUMMARY_TOPIC_VARIABLE)
+    return frozenset(names)
+
+
 def _render(cfg: PipelineConfig, setting: Setting) -> str | None:
     value: Any = cfg
     for part in setting.attribute().split("."):

@@ -25,7 +25,7 @@ from components import chain, config, stage_table
 from components.bucket import BucketTriggers, BucketTriggersArgs, DataBucket, DataBucketArgs, Trigger
 from components.config import PipelineConfig
 from components.database import DatabaseSecret, DatabaseSecretArgs
-from components.environment import stage_environment
+from components.environment import secret_variables, stage_environment
 from components.iam import StageGrants
 from components.layer import SharedLayer, SharedLayerArgs
 from components.migration import SchemaMigration, SchemaMigrationArgs
@@ -51,6 +51,20 @@ class DataPipelineArgs:
     revisions_digest: str
     """`components.migration.revisions_digest` of the schema revisions the code ships: a new revision runs
     the migration again."""
+
+
+def _kept_secret(cfg: PipelineConfig, key: str, value: Any) -> Any:
+    """`value`, as a secret Output when `key` was set with `--secret` (config.KEPT_SECRET_KEYS)."""
+    if value is None or not cfg.is_secret(key):
+        return value
+    return pulumi.Output.secret(value)
+
+
+def _secret_environment(environment: dict[str, Any], secret: frozenset[str]) -> dict[str, Any]:
+    """The function environment, each variable that comes from a `--secret` key wrapped as a secret."""
+    return {
+        name: pulumi.Output.secret(value) if name in secret else value for name, value in environment.items()
+    }
 
 
 def _moved_from_root(parent: pulumi.Resource) -> pulumi.ResourceOptions:
@@ -112,7 +126,9 @@ class DataPipeline(pulumi.ComponentResource):
                     versioning=cfg.versioning[role],
                     noncurrent_version_expiration_days=cfg.noncurrent_version_expiration_days,
                     kms_key_arn=cfg.kms_key_arn,
-                ),
+                )
+                if role not in cfg.adopted_buckets
+                else _adopted_bucket_args(cfg, role),
                 opts=_moved_from_root(self),
             )
             for role, base in cfg.bucket_base_names.items()
@@ -142,7 +158,8 @@ class DataPipeline(pulumi.ComponentResource):
             )
             secret_arn = self.database_secret.arn
         elif cfg.database is not None:
-            secret_arn = cfg.database.secret_arn
+            # Set with --secret, the ARN stays secret in the environment, the policy and the migration.
+            secret_arn = _kept_secret(cfg, "database", cfg.database.secret_arn)
 
         grants = StageGrants(
             bucket_arns={role: bucket.arn for role, bucket in self.buckets.items()},
@@ -151,11 +168,15 @@ class DataPipeline(pulumi.ComponentResource):
         )
         provided = Provided(
             database_secret_arn=secret_arn,
-            summary_topic_arn=cfg.summary_topic_arn,
+            summary_topic_arn=_kept_secret(cfg, "summaryTopicArn", cfg.summary_topic_arn),
             vpc=cfg.vpc,
             region=region,
-            database_kms_key_arn=cfg.database.kms_key_arn if cfg.database is not None else None,
-            summary_topic_kms_key_arn=cfg.summary_topic_kms_key_arn,
+            database_kms_key_arn=_kept_secret(
+                cfg, "database", cfg.database.kms_key_arn if cfg.database is not None else None
+            ),
+            summary_topic_kms_key_arn=_kept_secret(
+                cfg, "summaryTopicKmsKeyArn", cfg.summary_topic_kms_key_arn
+            ),
         )
         package = FunctionPackage(
             code_archive=args.code_archive,
@@ -174,8 +195,9 @@ class DataPipeline(pulumi.ComponentResource):
                     function_name=cfg.function_name(stage.name),
                     settings=cfg.stages[stage.name],
                     package=package,
-                    environment=stage_environment(
-                        stage, cfg, self.buckets[stage.destination].name, secret_arn
+                    environment=_secret_environment(
+                        stage_environment(stage, cfg, self.buckets[stage.destination].name, secret_arn),
+                        secret_variables(stage, cfg),
                     ),
                     grants=grants,
                     account_id=account_id,
@@ -277,7 +299,7 @@ class DataPipeline(pulumi.ComponentResource):
                 ),
                 account_id=account_id,
                 region=region,
-                alarm_email=cfg.alarm_email,
+                alarm_email=_kept_secret(cfg, "alarmEmail", cfg.alarm_email),
                 partition=partition,
             ),
             opts=_moved_from_root(self),
@@ -314,3 +336,19 @@ class DataPipeline(pulumi.ComponentResource):
                 ),
             }
         )
+
+
+def _adopted_bucket_args(cfg: PipelineConfig, role: str) -> DataBucketArgs:
+    """An existing bucket taken over by import (`adoptBuckets.<role>`): its own name, never emptied or
+    deleted by the stack; the stack's versioning and encryption still apply (docs/configuration.md)."""
+    adopted = cfg.adopted_buckets[role]
+    return DataBucketArgs(
+        bucket_name=adopted.name,
+        force_destroy=False,
+        retain_on_delete=True,
+        versioning=cfg.versioning[role],
+        noncurrent_version_expiration_days=cfg.noncurrent_version_expiration_days,
+        kms_key_arn=cfg.kms_key_arn,
+        adopted=True,
+        imported_settings=adopted.imported_settings,
+    )
