@@ -35,6 +35,17 @@ class DataBucketArgs:
     kms_key_arn: str | None = None
     """SSE-KMS with this key and a bucket key; None: SSE-S3."""
 
+    adopted: bool = False
+    """`bucket_name` names an existing bucket: import it (Pulumi's `import_`, ID = the bucket name) instead
+    of creating it, keep it on destroy (`retain_on_delete`, whatever `retain_on_delete` says), never empty
+    it, and declare no lifecycle configuration (its rules would expire the adopted bucket's existing
+    noncurrent versions, and would replace the bucket's own rules)."""
+
+    imported_settings: tuple[str, ...] = ()
+    """For an adopted bucket, the settings resources imported with it (config names: publicAccessBlock,
+    ownershipControls, encryption, versioning, policy; each import ID is the bucket name). The others are
+    created, writing the stack's setting over the bucket's."""
+
 
 class DataBucket(pulumi.ComponentResource):
     """A private, encrypted, TLS-only bucket whose owner owns every object."""
@@ -45,7 +56,7 @@ class DataBucket(pulumi.ComponentResource):
     encryption: s3.BucketServerSideEncryptionConfiguration
     versioning: s3.BucketVersioning
     policy: s3.BucketPolicy
-    lifecycle: s3.BucketLifecycleConfiguration
+    lifecycle: s3.BucketLifecycleConfiguration | None  # None for an adopted bucket
     name: pulumi.Output[str]
     arn: pulumi.Output[str]
 
@@ -54,12 +65,23 @@ class DataBucket(pulumi.ComponentResource):
 
         # A retained bucket keeps its settings too: deleting them on destroy would leave the kept data
         # without its public access block, TLS-only policy, key, versioning and lifecycle rules.
-        def child(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+        # An adopted bucket is never deleted by the stack, nor are its settings.
+        retain = args.retain_on_delete or args.adopted
+
+        def child(*depends_on: pulumi.Resource, setting: str | None = None) -> pulumi.ResourceOptions:
+            imported = args.adopted and (setting is None or setting in args.imported_settings)
             return pulumi.ResourceOptions(
-                parent=self, retain_on_delete=args.retain_on_delete, depends_on=list(depends_on)
+                parent=self,
+                retain_on_delete=retain,
+                depends_on=list(depends_on),
+                # Each is imported by the bucket's name: pulumi-aws's documented import ID of s3.Bucket and
+                # of every bucket settings resource of a bucket in the provider's account.
+                import_=args.bucket_name if imported else None,
             )
 
-        self.bucket = s3.Bucket(name, bucket=args.bucket_name, force_destroy=args.force_destroy, opts=child())
+        self.bucket = s3.Bucket(
+            name, bucket=args.bucket_name, force_destroy=args.force_destroy and not args.adopted, opts=child()
+        )
         self.public_access_block = s3.BucketPublicAccessBlock(
             f"{name}-public-access-block",
             bucket=self.bucket.id,
@@ -67,13 +89,13 @@ class DataBucket(pulumi.ComponentResource):
             block_public_policy=True,
             ignore_public_acls=True,
             restrict_public_buckets=True,
-            opts=child(),
+            opts=child(setting="publicAccessBlock"),
         )
         self.ownership_controls = s3.BucketOwnershipControls(
             f"{name}-ownership",
             bucket=self.bucket.id,
             rule=s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=child(),
+            opts=child(setting="ownershipControls"),
         )
         if args.kms_key_arn is None:
             default = s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
@@ -94,7 +116,7 @@ class DataBucket(pulumi.ComponentResource):
                     apply_server_side_encryption_by_default=default, bucket_key_enabled=bucket_key
                 )
             ],
-            opts=child(),
+            opts=child(setting="encryption"),
         )
         self.versioning = s3.BucketVersioning(
             f"{name}-versioning",
@@ -105,38 +127,42 @@ class DataBucket(pulumi.ComponentResource):
                 # for new objects (null version IDs) on a bucket that was never versioned.
                 status="Enabled" if args.versioning else "Suspended"
             ),
-            opts=child(),
+            opts=child(setting="versioning"),
         )
         self.policy = s3.BucketPolicy(
             f"{name}-policy",
             bucket=self.bucket.id,
             policy=deny_insecure_transport(self.bucket.arn).to_json(),
             # With BlockPublicPolicy set first, a mistaken public statement is refused, never applied.
-            opts=child(self.public_access_block),
+            opts=child(self.public_access_block, setting="policy"),
         )
-        self.lifecycle = s3.BucketLifecycleConfiguration(
-            f"{name}-lifecycle",
-            bucket=self.bucket.id,
-            rules=[
-                s3.BucketLifecycleConfigurationRuleArgs(
-                    id="abort-incomplete-multipart-uploads",
-                    status="Enabled",
-                    filter=s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                    abort_incomplete_multipart_upload=s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
-                        days_after_initiation=ABORT_INCOMPLETE_UPLOAD_DAYS
+        self.lifecycle = (
+            None
+            if args.adopted
+            else s3.BucketLifecycleConfiguration(
+                f"{name}-lifecycle",
+                bucket=self.bucket.id,
+                rules=[
+                    s3.BucketLifecycleConfigurationRuleArgs(
+                        id="abort-incomplete-multipart-uploads",
+                        status="Enabled",
+                        filter=s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                        abort_incomplete_multipart_upload=s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                            days_after_initiation=ABORT_INCOMPLETE_UPLOAD_DAYS
+                        ),
                     ),
-                ),
-                s3.BucketLifecycleConfigurationRuleArgs(
-                    id="expire-noncurrent-versions",
-                    status="Enabled",
-                    filter=s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                    noncurrent_version_expiration=s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                        noncurrent_days=args.noncurrent_version_expiration_days
+                    s3.BucketLifecycleConfigurationRuleArgs(
+                        id="expire-noncurrent-versions",
+                        status="Enabled",
+                        filter=s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                        noncurrent_version_expiration=s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                            noncurrent_days=args.noncurrent_version_expiration_days
+                        ),
                     ),
-                ),
-            ],
-            # AWS documents that lifecycle rules on versions should follow the versioning configuration.
-            opts=child(self.versioning),
+                ],
+                # AWS documents that lifecycle rules on versions should follow the versioning configuration.
+                opts=child(self.versioning),
+            )
         )
 
         self.name = self.bucket.bucket

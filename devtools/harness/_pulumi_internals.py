@@ -9,12 +9,12 @@ Everything else in the harness uses the SDK's public surface: ``pulumi.runtime.r
 What is left here has no public equivalent:
 
 * **Resource options.** ``Mocks.new_resource`` receives ``MockResourceArgs`` (type, name, inputs, provider),
-  not the options the tests check: ``depends_on``, ``protect``, ``retain_on_delete``, ``aliases``, the
-  parent, the dependencies through inputs. Only the ``RegisterResource`` request carries them, and only
-  the monitor sees it: :func:`recording_monitor` subclasses ``pulumi.runtime.mocks.MockMonitor``
-  (``set_mocks`` takes a ``monitor=``, but the class is not exported from ``pulumi.runtime``), and reads
-  the request's fields (``RegisterResourceRequest`` of Pulumi's resource monitor protocol) and the
-  monitor's ``resources`` registrations.
+  not the options the tests check: ``depends_on``, ``protect``, ``retain_on_delete``, ``aliases``,
+  ``import_``, the parent, the dependencies through inputs. Only the ``RegisterResource`` request carries
+  them, and only the monitor sees it: :func:`recording_monitor` subclasses
+  ``pulumi.runtime.mocks.MockMonitor`` (``set_mocks`` takes a ``monitor=``, but the class is not exported
+  from ``pulumi.runtime``), and reads the request's fields (``RegisterResourceRequest`` of Pulumi's
+  resource monitor protocol) and the monitor's ``resources`` registrations.
 * **Stack outputs.** ``pulumi.export`` stores into the root ``Stack`` resource's ``outputs`` dict, which
   the engine receives through ``RegisterResourceOutputs``; under mocks ``set_mocks`` registers the root
   stack's outputs before the program runs, so no monitor call ever carries them: :func:`stack_exports`
@@ -50,6 +50,7 @@ REQUEST_FIELDS = (
     "protect",
     "retainOnDelete",
     "aliases",
+    "importId",
 )
 
 
@@ -70,6 +71,7 @@ class Registration:
     aliases: tuple[dict[str, Any], ...]  # the aliases option as sent: {"urn": ...} or {"spec": {...}}
     id: str | None  # what the mocks returned
     state: dict[str, Any]  # what the mocks returned (inputs and computed outputs)
+    import_id: str | None = None  # the import_ option: the ID of an existing resource to adopt
 
 
 def recording_monitor(mocks: Any) -> Any:
@@ -117,6 +119,7 @@ def recording_monitor(mocks: Any) -> Any:
                 protect=bool(request.protect),
                 retain_on_delete=bool(request.retainOnDelete),
                 aliases=tuple(json_format.MessageToDict(alias) for alias in request.aliases),
+                import_id=request.importId or None,
                 id=registered.id if registered is not None else None,
                 state=dict(registered.state) if registered is not None else {},
             )

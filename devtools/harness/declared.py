@@ -2,9 +2,10 @@
 
 `evaluate_stack("dev")` runs `__main__.py` under `pulumi.runtime.set_mocks` with `Pulumi.dev.yaml` (plus
 overrides, which win) and returns a `DeclaredStack`: every registered resource with its type, name, URN,
-parent, inputs, mock outputs and options (`depends_on`, `protect`, `retain_on_delete`, `aliases`, read from
-the RegisterResource request, since `MockResourceArgs` lacks them), the stack outputs, and every warning the
-program or the provider SDK emitted (deprecations included). It may be called many times in one process.
+parent, inputs, mock outputs and options (`depends_on`, `protect`, `retain_on_delete`, `aliases`,
+`import_`, read from the RegisterResource request, since `MockResourceArgs` lacks them), the stack outputs,
+and every warning the program or the provider SDK emitted (deprecations included). It may be called many
+times in one process.
 
 The mocks' outputs are in `devtools.harness.mocks`; the SDK internals this needs, and why, in
 `devtools.harness._pulumi_internals`.
@@ -68,6 +69,7 @@ class DeclaredResource:
     protect: bool  # protect option
     retain_on_delete: bool  # retain_on_delete option
     aliases: tuple[Mapping[str, Any], ...] = ()  # aliases option as sent: {"urn": ...} or {"spec": {...}}
+    import_id: str | None = None  # import_ option (the request's importId): adopt this existing resource
 
     def __getitem__(self, key: str) -> Any:
         return self.inputs[key]
@@ -395,6 +397,7 @@ def _record(registration: _pulumi_internals.Registration) -> DeclaredResource:
         protect=r.protect,
         retain_on_delete=r.retain_on_delete,
         aliases=r.aliases,
+        import_id=r.import_id,
     )
 
 
