@@ -5,10 +5,12 @@
 
 It lists the stage's source bucket under the stage's trigger (the raw bucket's input prefix and suffixes
 for ingestion, `records/*.jsonl.gz` in the processed bucket for processing, `aggregates/*.json` in the
-analytics bucket for analytics), every version where the bucket is versioned (delete markers are not
-objects), and invokes the stage's function asynchronously (`InvocationType=Event`) with one S3
-`ObjectCreated:Put` notification per object version, shaped as S3 shapes it (key URL-encoded with `+`
-for a space, `versionId` where the bucket is versioned, `size`, `eTag`, `sequencer`).
+analytics bucket for analytics): for ingestion every version of each key where the raw bucket is
+versioned, for the later stages the current version only (their keys are per raw version already; an
+older version is an older processing, which must not replace the latest), delete markers never; and it
+invokes the stage's function asynchronously (`InvocationType=Event`) with one S3 `ObjectCreated:Put`
+notification per object version, shaped as S3 shapes it (key URL-encoded with `+` for a space,
+`versionId` where the bucket is versioned, `size`, `eTag`, `sequencer`).
 
 What is skipped as already done (unless `--all`):
 
@@ -196,13 +198,17 @@ def is_versioned(s3: Any, bucket: str) -> bool:
 
 
 def list_items(s3: Any, target: ReplayTarget, prefix: str) -> dict[str, list[Item]]:
-    """Every object version under the trigger, per key, oldest first (S3's order of its versions)."""
+    """The object versions under the trigger, per key, oldest first (S3's order of its versions): every
+    version of a raw key for ingestion (each is a version of the data); only the current version for the
+    later stages, whose input keys are already per raw version (an older version of a `records/` or
+    `aggregates/` object is an older processing of the same raw version, which must not come back)."""
     full = key_prefix(target, prefix)
     found: dict[str, list[Item]] = {}
+    every_version = target.stage == "ingestion"
     if is_versioned(s3, target.bucket):
         for page in s3.get_paginator("list_object_versions").paginate(Bucket=target.bucket, Prefix=full):
             for v in page.get("Versions", []):  # a key's versions come newest first
-                if not _matches(v["Key"], target, full):
+                if not _matches(v["Key"], target, full) or not (every_version or v.get("IsLatest")):
                     continue
                 version = v.get("VersionId")
                 found.setdefault(v["Key"], []).append(

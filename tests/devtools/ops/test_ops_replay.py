@@ -521,3 +521,118 @@ def test_the_subcommand_parses_its_options(capsys: pytest.CaptureFixture[str]) -
     bar.step(rp.Summary(sent=2))
     assert "2/2 sent 2" in progress.getvalue()
     assert progress.getvalue().endswith("\n")
+
+
+def test_later_stages_replay_only_the_current_version_of_a_versioned_bucket(chain: Chain) -> None:
+    # GIVEN a versioned processed bucket in which a raw version was ingested twice (before and after a
+    # fix): its records/ key has two versions, the older one an outdated processing
+    chain.s3.put_bucket_versioning(Bucket=PROCESSED, VersioningConfiguration={"Status": "Enabled"})
+    chain.s3.put_object(Bucket=RAW, Key="incoming/a.jsonl", Body=body("1"))
+    run(chain, "ingestion")
+    run(chain, "ingestion", all=True)
+    [records_key] = [
+        o["Key"]
+        for o in chain.s3.list_objects_v2(Bucket=PROCESSED)["Contents"]
+        if o["Key"].startswith("records/")
+    ]
+    versions = chain.s3.list_object_versions(Bucket=PROCESSED, Prefix=records_key)["Versions"]
+    assert len(versions) == 2
+    # WHEN processing is replayed
+    planned = rp.plan(chain.s3, chain.target("processing"), rp.Options(all=True))
+    # THEN only the current version is sent, with its version id
+    [current] = [v["VersionId"] for v in versions if v["IsLatest"]]
+    assert [(p.item.key, p.item.version_id) for p in planned] == [(records_key, current)]
+
+
+def test_the_runbook_sql_drops_an_old_settings_rows_only(chain: Chain) -> None:
+    from pathlib import Path
+
+    from sqlalchemy import create_engine, text
+
+    # GIVEN rollups of 1h and, after a replay of processing, of 5m
+    chain.s3.put_object(Bucket=RAW, Key="incoming/a.jsonl", Body=body("1", "2.5", minute=10))
+    run(chain, "ingestion")
+    chain.configure(window="5m")
+    run(chain, "processing")
+    # WHEN the README's statements run for the 1h setting
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("DELETE FROM pipeline_contribution_metrics", 1)[1].split("COMMIT;", 1)[0]
+    statements = [
+        s.strip() for s in ("DELETE FROM pipeline_contribution_metrics" + block).split(";") if s.strip()
+    ]
+    assert len(statements) == 6
+    engine = create_engine(chain.url)
+    try:
+        with engine.begin() as conn:
+            [old] = conn.execute(
+                text("SELECT setting_key FROM pipeline_settings WHERE window_size = '1h'")
+            ).one()
+            for statement in statements:
+                conn.execute(text(statement), {"old": old})
+            left = {
+                table: conn.execute(
+                    text(f"SELECT COUNT(*) FROM {table} WHERE setting_key = :old"), {"old": old}
+                ).one()[0]
+                for table in (
+                    "pipeline_settings",
+                    "pipeline_rollup_groups",
+                    "pipeline_rollup_metrics",
+                    "pipeline_contributions",
+                    "pipeline_contribution_groups",
+                )
+            }
+            orphans = conn.execute(
+                text(
+                    "SELECT COUNT(*) FROM pipeline_contribution_metrics WHERE contribution_id NOT IN"
+                    " (SELECT contribution_id FROM pipeline_contributions)"
+                )
+            ).one()[0]
+    finally:
+        engine.dispose()
+    # THEN nothing of the old setting is left, and the new one's totals are untouched
+    assert set(left.values()) == {0}
+    assert orphans == 0
+    assert totals(chain.url) == {("5m", "a"): {"records": 2, "count": 2, "sum": Decimal("3.5")}}
+
+
+def test_main_wires_the_stack_outputs_the_function_and_s3(
+    chain: Chain, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chain.s3.put_object(Bucket=RAW, Key="incoming/a.jsonl", Body=body("1"))
+    sent: list[dict[str, Any]] = []
+
+    class FakeLambda:
+        def get_function_configuration(self, FunctionName: str) -> dict[str, Any]:
+            assert FunctionName == "dev-ingestion"
+            return {"Environment": {"Variables": chain.env["ingestion"]}}
+
+        def get_function_concurrency(self, FunctionName: str) -> dict[str, Any]:
+            return {"ReservedConcurrentExecutions": 2}
+
+        def invoke(self, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:
+            assert InvocationType == "Event"
+            sent.append(json.loads(Payload))
+            return {"StatusCode": 202}
+
+    class Session:
+        region_name = REGION
+
+        def client(self, service: str, **kwargs: Any) -> Any:
+            return FakeLambda() if service == "lambda" else chain.s3
+
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(
+        json.dumps(
+            {"stages": {"ingestion": {"functionName": "dev-ingestion"}}, "buckets": {"raw": {"name": RAW}}}
+        )
+    )
+    common = ["--stack", "dev", "--stage", "ingestion", "--outputs", str(outputs)]
+    common += ["--checkpoint", str(tmp_path / "cp.jsonl")]
+    assert rp.main([*common, "--dry-run"], session=Session()) == 0
+    assert sent == []
+    assert rp.main(common, session=Session()) == 0
+    printed = capsys.readouterr().out
+    assert "at most 2/s, 2 at a time (reserved concurrency 2)" in printed
+    assert "1 object(s) seen, 1 sent, 0 skipped as already loaded, 0 failed" in printed
+    assert [r["s3"]["object"]["key"] for e in sent for r in e["Records"]] == ["incoming/a.jsonl"]
+    assert rp.main(["--stack", "dev", "--stage", "ingestion", "--outputs", str(tmp_path / "none.json")]) == 2
