@@ -4,6 +4,8 @@ run      the declared pipeline on moto, each handler in a Lambda-like process (d
 plan     the declared resources as a tree, like a preview, without AWS
 redrive  re-invoke the events kept in a stage's failure queue (README.md, Operating)
 replay   send a stage's existing input objects through it again (README.md, Replaying history)
+preflight read-only checks of a stack's config against the real account, before `pulumi up`
+         (devtools/ops/preflight.py)
 migrate  upgrade an analytics database you can reach to the schema this code needs (pulumi up does it
          inside the stack: components/migration.py)
 """
@@ -81,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "replay", help="replay a stage's existing objects (see --help of the subcommand)", add_help=False
     )
+    commands.add_parser(
+        "preflight",
+        help="check a stack's config against the account before pulumi up (see --help of the subcommand)",
+        add_help=False,
+    )
     return parser
 
 
@@ -90,6 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from devtools.ops.redrive import main as redrive_main
 
         return redrive_main(argv[1:])
+    if argv and argv[0] == "preflight":
+        from devtools.ops.preflight import main as preflight_main
+
+        return preflight_main(argv[1:])
     if argv and argv[0] == "replay":
         from devtools.ops.replay import main as replay_main
 
