@@ -8,6 +8,8 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import os
+import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -123,7 +125,38 @@ def notification(bucket: str, key: str, size: int, version: str | None = None) -
 
 
 @pytest.fixture
-def chain(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Chain]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """SQLite by default; ``indirect`` "postgresql" gives a fresh database on TEST_DATABASE_URL's server."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield f"sqlite:///{tmp_path / 'replay.sqlite'}"
+        return
+    admin_url = os.environ.get("TEST_DATABASE_URL")
+    if not admin_url:
+        if os.environ.get("CI") or os.environ.get("REQUIRE_ALL_RUNTIMES"):
+            pytest.fail("TEST_DATABASE_URL is required in CI (run under scripts/with-throwaway-postgres)")
+        pytest.skip("TEST_DATABASE_URL not set: run under scripts/with-throwaway-postgres")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"replay_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        if analytics.runtime.cache_info().currsize and analytics.runtime()._engine is not None:
+            analytics.runtime()._engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+BOTH_DATABASES = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+def chain(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[Chain]:
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -139,7 +172,7 @@ def chain(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Chain]:
         for bucket in (RAW, PROCESSED, ANALYTICS):
             s3.create_bucket(Bucket=bucket)
         s3.put_bucket_versioning(Bucket=RAW, VersioningConfiguration={"Status": "Enabled"})
-        url = f"sqlite:///{tmp_path / 'replay.sqlite'}"
+        url = database_url
         database.migrate(url)
         secret = boto3.client("secretsmanager", region_name=REGION).create_secret(Name="db", SecretString=url)
         built = Chain(s3, url, secret["ARN"])
@@ -203,6 +236,7 @@ def run(chain: Chain, stage: str, **options: Any) -> rp.Summary:
 # ---------------------------------------------------------------------------------------------------
 
 
+@BOTH_DATABASES
 @pytest.mark.parametrize("mode", ["replace", "append"])
 def test_replaying_history_loads_each_version_once_and_a_second_replay_changes_nothing(
     chain: Chain, mode: str
@@ -435,6 +469,7 @@ def test_failures_are_counted_and_retried_on_resume(chain: Chain, tmp_path: Any)
     assert (again.sent, again.failed) == (1, 0)
 
 
+@BOTH_DATABASES
 def test_recompute_after_a_window_change_keeps_both_settings_apart(chain: Chain) -> None:
     # GIVEN history loaded with 1h windows
     chain.s3.put_object(Bucket=RAW, Key="incoming/a.jsonl", Body=body("1", "2.5", "3", minute=10))
@@ -452,6 +487,7 @@ def test_recompute_after_a_window_change_keeps_both_settings_apart(chain: Chain)
     assert run(chain, "processing").sent == 0
 
 
+@BOTH_DATABASES
 @pytest.mark.parametrize("mode", ["replace", "append"])
 def test_quarantined_versions_are_taken_in_again_after_a_fix(chain: Chain, mode: str) -> None:
     # GIVEN one raw version with a record over the size limit (quarantined) and one clean key
