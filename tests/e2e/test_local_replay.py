@@ -102,3 +102,38 @@ def test_changing_the_window_and_replaying_processing_keeps_both_settings(
     finally:
         engine.dispose()
     assert settings == ["1h", "5m"]
+
+
+def test_quarantined_records_are_taken_in_again_after_the_limit_is_raised(
+    evaluate: Any, interpreter: Any, local_layer: Path, runtime_cache: Path, tmp_path: Path
+) -> None:
+    # GIVEN a file with one record over a small maxRecordBytes (quarantined) and two that fit
+    data = tmp_path / "input" / "mixed.jsonl"
+    data.parent.mkdir()
+    lines = [
+        {"id": "small-1", "timestamp": "2026-11-24T12:01:00Z", "type": "temp", "source": "a", "value": 1},
+        {"id": "x" * 300, "timestamp": "2026-11-24T12:02:00Z", "type": "temp", "source": "a", "value": 40},
+        {"id": "small-2", "timestamp": "2026-11-24T12:03:00Z", "type": "temp", "source": "a", "value": 2},
+    ]
+    data.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    url = f"sqlite:///{tmp_path / 'pipeline.sqlite'}"
+    base = {"database": Secret({"url": url}), "layer": {"archive": str(local_layer)}}
+    spec = pipeline_spec(evaluate("dev", {**base, "maxRecordBytes": 200}))
+    # WHEN the limit is raised and ingestion is replayed for quarantined raw objects only
+    changed = pipeline_spec(evaluate("dev", {**base, "maxRecordBytes": 4096}))
+    outcome = ReplayingPipeline(
+        spec,
+        layer_archive=local_layer,
+        interpreter=interpreter,
+        work_dir=tmp_path / "work" / "dev",
+        database_url=url,
+        cache_dir=runtime_cache,
+    ).run_and_replay(
+        [data], ReplayStep("ingestion", changed.stage("ingestion").environment, quarantined=True)
+    )
+    # THEN the first run quarantined one record, the replay sent that one raw object, and the database
+    # holds the three records once each (the version's contribution replaced, not added to)
+    assert outcome.first.ok
+    assert outcome.second.ok
+    assert (outcome.summary.seen, outcome.summary.sent) == (1, 1)
+    assert rollups(url) == {("60", "12:00"): (3, Decimal(43))}
