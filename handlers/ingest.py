@@ -22,15 +22,16 @@ Decisions about awkward input, each deliberate:
   1 KiB and its size; the whole unit is in the versioned raw object the entry names.
 * A unit that is not UTF-8 is ``invalid_utf8`` and its bytes are kept as base64.
 * Numbers are exact, never floats: a metric goes from the file to the database as the decimal its
-  literal states. An integer stays an int; a number with a fraction or an exponent is read as a
-  ``Decimal`` and written back as the same decimal in Python's notation (``1.50`` stays ``1.50``,
-  ``9E15`` is written ``9E+15``, ``1e-6`` is written ``0.000001``, and one whose exponent comes out as
-  0 as the integer it is: ``1.5e1`` is written ``15``). So a number beyond float range (``1e400``) is
-  kept; the processing stage enforces the metric range. Not JSON here (``invalid_json``): NaN,
-  Infinity, an integer written in more than 4 300 characters (CPython's limit on reading an int from
-  text; msgspec counts the sign), an exponent no decimal can hold (above 10**999999999999999999 or
-  below 10**-1999999999999999997), trailing garbage, and nesting deeper than the parser's recursion
-  limit (Python's: about 930-990 levels on 3.11, depending on the caller's stack).
+  literal states. An integer stays an int (``-0`` is written ``0``); a number with a fraction or an
+  exponent is read as a ``Decimal`` and written back as the same decimal in Python's notation
+  (``1.50`` stays ``1.50``, ``9E15`` is written ``9E+15``, ``1e-6`` is written ``0.000001``, and one
+  whose exponent comes out as 0 as the integer it is: ``1.5e1`` is written ``15``). So a number beyond
+  float range (``1e400``) is kept; the processing stage enforces the metric range. Not JSON here
+  (``invalid_json``): NaN, Infinity, an integer written in more than 4 300 characters (CPython's limit
+  on reading an int from text; msgspec counts the sign), an exponent no decimal can hold (above
+  10**999999999999999999 or below 10**-1999999999999999997), trailing garbage, and nesting deeper than
+  the parser's recursion limit (Python's: about 930-990 levels on 3.11, depending on the caller's
+  stack).
 * Validation uses jsonschema-rs (Rust; any draft up to 2020-12): 4.6-7.5x faster per record than
   fastjsonschema on the default schema (docs/benchmarks.md). Its first error is the ``detail``, except
   for an error in a value nested 256 or more levels deep, which jsonschema-rs 0.61 cannot describe (the
@@ -58,8 +59,9 @@ Decisions about awkward input, each deliberate:
   lengthens a string (msgspec escapes only what JSON requires to be escaped, which the input had to
   escape too), an integer or ``true``/``false``/``null``. A decimal literal of ``k`` bytes is written
   in at most ``(9k + 4) / 5``: ``1e-6`` → ``0.000001`` (4 → 8) is the worst, as Python writes ``0.``
-  and up to five zeros before the digits, or adds a ``+``, a point and at most a digit to an exponent
-  form. So a decimal and the ``,``, ``[`` or ``:`` it follows grow by at most 9/5 together. The
+  and up to five zeros before the digits, or in exponent form adds a ``+`` and a point and lengthens
+  the exponent by at most the digits of the literal's own length. So a decimal and the ``,``, ``[`` or
+  ``:`` it follows grow by at most 9/5 together. The
   timestamp is at most 29 bytes where its input took at least one: ``9/5 (n - 1) + 29 < 9n/5 + 28``.
   tests/handlers/test_handlers_hostile_records.py checks every literal of up to 6 bytes and
   adversarial records.
