@@ -14,13 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from components import stage_table
-from components.stage_table import AGGREGATES, QUARANTINE, RECORDS, REPORTS, Keys
-
-# The key sets as plain strings, for readers outside the program (devtools' local run).
-RECORDS_PREFIX, RECORDS_SUFFIX = RECORDS.prefix, RECORDS.suffix
-QUARANTINE_PREFIX, QUARANTINE_SUFFIX = QUARANTINE.prefix, QUARANTINE.suffix
-AGGREGATES_PREFIX, AGGREGATES_SUFFIX = AGGREGATES.prefix, AGGREGATES.suffix
-REPORTS_PREFIX, REPORTS_SUFFIX = REPORTS.prefix, REPORTS.suffix
+from components.stage_table import Keys
 
 
 @dataclass(frozen=True)

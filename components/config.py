@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from components.stage_table import STAGE_TABLE, stage_names
-from handlers.config import MAX_RECORD_BYTES_LIMIT as HANDLERS_MAX_RECORD_BYTES_LIMIT
-from handlers.config import OVERWRITE_MODES, RECORDS_LINE_LIMIT
+from handlers import contract
+from handlers.contract import DEFAULT_OVERWRITE_MODE, OVERWRITE_MODES, RECORDS_LINE_LIMIT
 
 NAMESPACE = "data-pipeline"
 STAGES = stage_names()
-BUCKET_ROLES = ("raw", "processed", "analytics")
+BUCKET_ROLES = tuple(str(role) for role in contract.BUCKET_ROLES)
 BUCKET_NAME_MAX = 63
 
 RUNTIMES = ("python3.12", "python3.13")
@@ -33,7 +33,7 @@ ARCHITECTURES = ("x86_64", "arm64")
 LOG_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
-AGGREGATION_WINDOWS = ("1m", "5m", "15m", "1h", "1d")
+AGGREGATION_WINDOWS = tuple(contract.WINDOWS)
 
 # bucketSuffix appends "-" + 8 hex characters (random.RandomId, 4 bytes).
 SUFFIX_HEX_CHARS = 8
@@ -42,8 +42,8 @@ FUNCTION_NAME_MAX = 64
 # Lambda rejects a function whose environment variables exceed 4 KB in total (keys and values).
 LAMBDA_ENV_MAX_BYTES = 4096
 # The largest maxRecordBytes whose records/ lines the processing stage can always read: ingestion may
-# write a record longer than its input (handlers/config.py, handlers.ingest.output_bound).
-MAX_RECORD_BYTES_LIMIT = HANDLERS_MAX_RECORD_BYTES_LIMIT
+# write a record longer than its input (handlers/contract.py, handlers.ingest.output_bound).
+MAX_RECORD_BYTES_LIMIT = contract.MAX_RECORD_BYTES_LIMIT
 
 _BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
@@ -95,13 +95,13 @@ class StageSettings:
 class Aggregation:
     """How the processing stage rolls records up."""
 
-    window: str = "1h"
+    window: str = contract.DEFAULT_WINDOW
     """The time window records are rolled up in; one of AGGREGATION_WINDOWS."""
 
-    dimensions: tuple[str, ...] = ("type", "source")
+    dimensions: tuple[str, ...] = contract.DEFAULT_DIMENSIONS
     """Record fields to group by."""
 
-    metrics: tuple[str, ...] = ("value",)
+    metrics: tuple[str, ...] = contract.DEFAULT_METRICS
     """Numeric record fields to sum."""
 
 
@@ -234,7 +234,7 @@ class PipelineConfig:
     alarm_email: str | None
     """Alarm subscription address."""
 
-    overwrites: str = OVERWRITE_MODES[0]
+    overwrites: str = DEFAULT_OVERWRITE_MODE
     """What a new version of a raw key does: replace or append."""
 
     summary_topic_kms_key_arn: str | None = None
@@ -596,7 +596,7 @@ def parse_config(
             ),
         )
 
-    input_prefix = values.get("inputPrefix", "incoming/")
+    input_prefix = values.get("inputPrefix", contract.INPUT_PREFIX)
     if not isinstance(input_prefix, str) or not re.match(r"^[A-Za-z0-9!_.'()/-]{1,512}/$", input_prefix):
         # No '*': S3 filters take it literally, but in the IAM read grant built from the prefix it is a
         # wildcard that would widen what the ingestion function may read.
@@ -605,7 +605,7 @@ def parse_config(
             f"{c.show('inputPrefix', input_prefix)} is not a key prefix of letters, digits and !_.'()/-"
             " ending in '/' (e.g. 'incoming/')",
         )
-        input_prefix = "incoming/"
+        input_prefix = contract.INPUT_PREFIX
     elif input_prefix.startswith("/") or "//" in input_prefix:
         c.fail(
             "inputPrefix", f"{c.show('inputPrefix', input_prefix)} must not start with '/' or contain '//'"
@@ -618,7 +618,7 @@ def parse_config(
         "a key suffix starting with '.', such as '.json'",
     )
     if suffixes is None:
-        suffixes = (".json", ".jsonl", ".ndjson", ".gz")
+        suffixes = contract.INPUT_SUFFIXES
     else:
         for longer, shorter in overlapping_suffixes(suffixes):
             c.fail(
@@ -635,10 +635,14 @@ def parse_config(
             f"{_range(1, MAX_RECORD_BYTES_LIMIT)} (ingestion may write a record as 9/5 of its size plus 28 "
             f"bytes, and the processing stage reads records/ lines of at most {RECORDS_LINE_LIMIT} bytes)",
         )
-        max_record_bytes = 1048576
+        max_record_bytes = contract.DEFAULT_MAX_RECORD_BYTES
     else:
         max_record_bytes = c.integer(
-            "maxRecordBytes", raw_max_record_bytes, 1048576, 1, MAX_RECORD_BYTES_LIMIT
+            "maxRecordBytes",
+            raw_max_record_bytes,
+            contract.DEFAULT_MAX_RECORD_BYTES,
+            1,
+            MAX_RECORD_BYTES_LIMIT,
         )
 
     schema = values.get("recordSchema")
@@ -656,7 +660,9 @@ def parse_config(
     )
     metrics = c.string_list("aggregation.metrics", agg_raw.get("metrics"), _NAME_TOKEN.match, field_name)
     aggregation = Aggregation(
-        window=c.choice("aggregation.window", agg_raw.get("window"), "1h", AGGREGATION_WINDOWS),
+        window=c.choice(
+            "aggregation.window", agg_raw.get("window"), contract.DEFAULT_WINDOW, AGGREGATION_WINDOWS
+        ),
         dimensions=dimensions if dimensions is not None else Aggregation.dimensions,
         metrics=metrics if metrics is not None else Aggregation.metrics,
     )
@@ -694,7 +700,7 @@ def parse_config(
     vpc = _vpc(c, values.get("vpc"))
     layer = _layer(c, values.get("layer"), project_dir)
     alarm_email = c.string("alarmEmail", values.get("alarmEmail"), _EMAIL, "an email address")
-    overwrites = c.choice("overwrites", values.get("overwrites"), OVERWRITE_MODES[0], OVERWRITE_MODES)
+    overwrites = c.choice("overwrites", values.get("overwrites"), DEFAULT_OVERWRITE_MODE, OVERWRITE_MODES)
 
     # Function, queue and layer names derive from project and stack: no config key can fix them.
     prefix = f"{project}-{stack}".replace(".", "-")

@@ -17,11 +17,12 @@ from components.stage_table import (
     StageDescription,
     describe,
 )
+from handlers.contract import METRICS_NAMESPACE, Env
 
 if TYPE_CHECKING:
     from components.config import PipelineConfig
 
-METRICS_NAMESPACE = "DataPipeline"
+__all__ = ["METRICS_NAMESPACE", "environment_bytes", "secret_variables", "stage_environment"]
 
 
 def stage_environment(
@@ -37,9 +38,9 @@ def stage_environment(
     """
     description = describe(stage) if isinstance(stage, str) else stage
     env: dict[str, Any] = {
-        "PIPELINE_STAGE": description.name,
-        "DEST_BUCKET": dest_bucket,
-        "METRICS_NAMESPACE": METRICS_NAMESPACE,
+        Env.PIPELINE_STAGE: str(description.name),
+        Env.DEST_BUCKET: dest_bucket,
+        Env.METRICS_NAMESPACE: METRICS_NAMESPACE,
     }
     for name, value in description.environment.items():
         rendered = _render(cfg, value) if isinstance(value, Setting) else value

@@ -19,7 +19,9 @@ from pathlib import Path
 import pulumi
 from pulumi_aws import lambda_
 
-MIGRATE_EVENT = {"action": "migrate"}
+from handlers import contract
+
+MIGRATE_EVENT = contract.MIGRATE_EVENT
 
 
 def revisions_digest(migrations_dir: Path) -> str:

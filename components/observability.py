@@ -25,16 +25,31 @@ from typing import Any
 import pulumi
 from pulumi_aws import cloudwatch, kms, sns
 
-from components.environment import METRICS_NAMESPACE
 from components.iam import (
     PolicyDocument,
     Statement,
     account_key_delegation,
     deny_insecure_transport_statement,
 )
+from handlers.contract import METRICS_NAMESPACE, STAGE_DIMENSION, STAGE_METRIC_NAMES
 
-# The EMF metrics of handlers/metrics.py that the dashboard charts (dimension Stage).
-RECORD_METRICS = ("RecordsValid", "RecordsQuarantined")
+# The EMF counts of handlers/metrics.py that the dashboard charts per stage (dimension Stage), each under
+# the name its stage reports it (records for ingestion and processing, groups for analytics).
+CHARTED_COUNTS = ("records_valid", "records_quarantined")
+RECORD_METRICS = tuple(STAGE_METRIC_NAMES["ingestion"][count] for count in CHARTED_COUNTS)
+
+
+def _spaced(metric: str) -> str:
+    """`RecordsValid` -> `records valid`: a widget title."""
+    return "".join(f" {c.lower()}" if c.isupper() else c for c in metric).strip()
+
+
+def charted_metrics(stage: str) -> tuple[str, ...]:
+    """The metrics the dashboard charts for `stage`, as that stage names them."""
+    names = STAGE_METRIC_NAMES.get(stage, STAGE_METRIC_NAMES["ingestion"])
+    return tuple(names[count] for count in CHARTED_COUNTS)
+
+
 DEFAULT_OLDEST_FAILURE_AGE_SECONDS = 3600
 RUNBOOK = "README.md"
 
@@ -278,8 +293,11 @@ def dashboard_body(
                 stat="p50",
             ),
             graph(
-                f"{name}: records valid and quarantined",
-                [_metric(metrics_namespace, metric, "Stage", name) for metric in RECORD_METRICS],
+                f"{name}: {' and '.join(_spaced(metric) for metric in charted_metrics(name))}",
+                [
+                    _metric(metrics_namespace, metric, STAGE_DIMENSION, name)
+                    for metric in charted_metrics(name)
+                ],
                 2 * width,
                 y,
             ),

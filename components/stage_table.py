@@ -20,6 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from handlers import contract
+from handlers.contract import BucketRole, Env, Stage
+
 if TYPE_CHECKING:
     from components.config import Vpc
 
@@ -36,13 +39,13 @@ class Keys:
 
 
 # The keys each stage writes; the next stage is triggered by exactly the keys its producer writes.
-RECORDS = Keys("records/", ".jsonl.gz")
-QUARANTINE = Keys("quarantine/", ".jsonl")
-AGGREGATES = Keys("aggregates/", ".json")
-REPORTS = Keys("reports/", ".json")
+RECORDS = Keys(contract.RECORDS_PREFIX, contract.RECORDS_SUFFIX)
+QUARANTINE = Keys(contract.QUARANTINE_PREFIX, contract.QUARANTINE_SUFFIX)
+AGGREGATES = Keys(contract.AGGREGATES_PREFIX, contract.AGGREGATES_SUFFIX)
+REPORTS = Keys(contract.REPORTS_PREFIX, contract.REPORTS_SUFFIX)
 
 # How many groups the analytics report lists (REPORT_TOP_GROUPS).
-REPORT_TOP_GROUPS = 10
+REPORT_TOP_GROUPS = contract.REPORT_TOP_GROUPS
 
 
 @dataclass(frozen=True)
@@ -130,8 +133,8 @@ class Provided:
 
 
 # The environment variables the needs set (docs/architecture.md, "Function environment").
-DATABASE_SECRET_VARIABLE = "DATABASE_SECRET_ARN"  # noqa: S105 (a variable name)
-SUMMARY_TOPIC_VARIABLE = "SUMMARY_TOPIC_ARN"
+DATABASE_SECRET_VARIABLE = Env.DATABASE_SECRET_ARN
+SUMMARY_TOPIC_VARIABLE = Env.SUMMARY_TOPIC_ARN
 
 
 @dataclass(frozen=True)
@@ -195,58 +198,58 @@ class StageDescription:
 
 STAGE_TABLE: tuple[StageDescription, ...] = (
     StageDescription(
-        name="ingestion",
+        name=Stage.INGESTION,
         handler="handlers.ingestion.handler",
-        source="raw",
+        source=BucketRole.RAW,
         triggers=CONFIGURED_INPUT,
-        destination="processed",
+        destination=BucketRole.PROCESSED,
         writes=(RECORDS, QUARANTINE),
         read_sid="ReadRawInput",
         write_sid="WriteProcessedRecords",
         # Only ingestion streams its output; the other stages write each object in one PUT.
         multipart_writes=True,
         environment={
-            "RECORDS_PREFIX": RECORDS.prefix,
-            "QUARANTINE_PREFIX": QUARANTINE.prefix,
-            "INPUT_PREFIX": Setting("inputPrefix"),
-            "INPUT_SUFFIXES": Setting("inputSuffixes"),
-            "MAX_RECORD_BYTES": Setting("maxRecordBytes"),
-            "RECORD_SCHEMA": Setting("recordSchema"),
+            Env.RECORDS_PREFIX: RECORDS.prefix,
+            Env.QUARANTINE_PREFIX: QUARANTINE.prefix,
+            Env.INPUT_PREFIX: Setting("inputPrefix"),
+            Env.INPUT_SUFFIXES: Setting("inputSuffixes"),
+            Env.MAX_RECORD_BYTES: Setting("maxRecordBytes"),
+            Env.RECORD_SCHEMA: Setting("recordSchema"),
         },
         size_hint=SizeHint(
             "recordSchema", "recordSchema (RECORD_SCHEMA holds it), inputPrefix or inputSuffixes"
         ),
     ),
     StageDescription(
-        name="processing",
+        name=Stage.PROCESSING,
         handler="handlers.processing.handler",
-        source="processed",
+        source=BucketRole.PROCESSED,
         triggers=(RECORDS,),
-        destination="analytics",
+        destination=BucketRole.ANALYTICS,
         writes=(AGGREGATES,),
         read_sid="ReadProcessedRecords",
         write_sid="WriteAnalyticsAggregates",
         environment={
-            "AGGREGATES_PREFIX": AGGREGATES.prefix,
-            "AGGREGATION_WINDOW": Setting("aggregation.window"),
-            "AGGREGATION_DIMENSIONS": Setting("aggregation.dimensions"),
-            "AGGREGATION_METRICS": Setting("aggregation.metrics"),
+            Env.AGGREGATES_PREFIX: AGGREGATES.prefix,
+            Env.AGGREGATION_WINDOW: Setting("aggregation.window"),
+            Env.AGGREGATION_DIMENSIONS: Setting("aggregation.dimensions"),
+            Env.AGGREGATION_METRICS: Setting("aggregation.metrics"),
         },
         size_hint=SizeHint("aggregation", "aggregation.dimensions or aggregation.metrics"),
     ),
     StageDescription(
-        name="analytics",
+        name=Stage.ANALYTICS,
         handler="handlers.analytics.handler",
-        source="analytics",
+        source=BucketRole.ANALYTICS,
         triggers=(AGGREGATES,),
-        destination="analytics",
+        destination=BucketRole.ANALYTICS,
         writes=(REPORTS,),
         read_sid="ReadAnalyticsAggregates",
         write_sid="WriteAnalyticsReports",
         environment={
-            "REPORTS_PREFIX": REPORTS.prefix,
-            "REPORT_TOP_GROUPS": str(REPORT_TOP_GROUPS),
-            "OVERWRITE_MODE": Setting("overwrites"),
+            Env.REPORTS_PREFIX: REPORTS.prefix,
+            Env.REPORT_TOP_GROUPS: str(REPORT_TOP_GROUPS),
+            Env.OVERWRITE_MODE: Setting("overwrites"),
         },
         size_hint=SizeHint("database", "database.secretArn or summaryTopicArn"),
         needs=Needs(database=True, summary_topic=True, vpc=True),

@@ -14,16 +14,36 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, TypeVar
 
+from handlers import contract as c
+from handlers.contract import (
+    MAX_FIELD_NAME,
+    MAX_RECORD_BYTES_LIMIT,
+    OVERWRITE_MODES,
+    RECORDS_LINE_LIMIT,
+    STAGES,
+    WINDOWS,
+    Env,
+    Stage,
+)
 from handlers.errors import ConfigError
 
-STAGES = ("ingestion", "processing", "analytics")
-WINDOWS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
-OVERWRITE_MODES = ("replace", "append")  # what a new version of a raw key does to the totals
-MAX_FIELD_NAME = 256  # characters of a dimension or metric name (the database's metric column)
-RECORDS_LINE_LIMIT = 16 << 20  # the longest records/ line the processing stage reads
-# Ingestion writes a valid unit of n bytes as at most 9n // 5 + 28 bytes (handlers.ingest.output_bound,
-# proved in that module's docstring), so a larger limit could write a line processing cannot read.
-MAX_RECORD_BYTES_LIMIT = (RECORDS_LINE_LIMIT - 28) * 5 // 9
+__all__ = [
+    "MAX_FIELD_NAME",
+    "MAX_RECORD_BYTES_LIMIT",
+    "OVERWRITE_MODES",
+    "RECORDS_LINE_LIMIT",
+    "STAGES",
+    "WINDOWS",
+    "AnalyticsConfig",
+    "CommonConfig",
+    "ConfigError",
+    "IngestionConfig",
+    "ProcessingConfig",
+    "default_record_schema",
+    "load_analytics",
+    "load_ingestion",
+    "load_processing",
+]
 
 T = TypeVar("T")
 
@@ -74,7 +94,9 @@ class AnalyticsConfig:
     database_secret_arn: str | None  # DATABASE_SECRET_ARN: secret with the database URL, or None
     summary_topic_arn: str | None  # SUMMARY_TOPIC_ARN: SNS topic for the summary; None → no summary
     report_top_groups: int  # REPORT_TOP_GROUPS: how many groups the report lists
-    overwrite_mode: str = "replace"  # OVERWRITE_MODE: replace (latest version of a raw key) or append
+    overwrite_mode: str = (
+        c.DEFAULT_OVERWRITE_MODE
+    )  # OVERWRITE_MODE: replace (latest version of a raw key) or append
 
 
 def default_record_schema() -> dict[str, Any]:
@@ -152,13 +174,13 @@ class _Reader:
 
 
 def _common(reader: _Reader, expected_stage: str) -> CommonConfig:
-    stage = reader.required("PIPELINE_STAGE")
+    stage = reader.required(Env.PIPELINE_STAGE)
     if stage and stage != expected_stage:
-        reader.problems.append(f"PIPELINE_STAGE is {stage!r} but this is the {expected_stage} handler")
+        reader.problems.append(f"{Env.PIPELINE_STAGE} is {stage!r} but this is the {expected_stage} handler")
     return CommonConfig(
         stage=expected_stage,
-        dest_bucket=reader.required("DEST_BUCKET"),
-        metrics_namespace=reader.optional("METRICS_NAMESPACE") or "DataPipeline",
+        dest_bucket=reader.required(Env.DEST_BUCKET),
+        metrics_namespace=reader.optional(Env.METRICS_NAMESPACE) or c.METRICS_NAMESPACE,
     )
 
 
@@ -171,24 +193,24 @@ def _schema(raw: str) -> dict[str, Any]:
 
 def load_ingestion(environ: Mapping[str, str] | None = None) -> IngestionConfig:
     reader = _Reader(os.environ if environ is None else environ)
-    common = _common(reader, "ingestion")
-    suffixes = reader.listing("INPUT_SUFFIXES", ".json,.jsonl,.ndjson,.gz")
+    common = _common(reader, Stage.INGESTION)
+    suffixes = reader.listing(Env.INPUT_SUFFIXES, ",".join(c.INPUT_SUFFIXES))
     if any(not s.startswith(".") for s in suffixes):
-        reader.problems.append(f"INPUT_SUFFIXES items must start with '.': {suffixes}")
+        reader.problems.append(f"{Env.INPUT_SUFFIXES} items must start with '.': {suffixes}")
     config = IngestionConfig(
         common=common,
-        records_prefix=reader.prefix("RECORDS_PREFIX", "records/"),
-        quarantine_prefix=reader.prefix("QUARANTINE_PREFIX", "quarantine/"),
-        input_prefix=reader.prefix("INPUT_PREFIX", "incoming/"),
+        records_prefix=reader.prefix(Env.RECORDS_PREFIX, c.RECORDS_PREFIX),
+        quarantine_prefix=reader.prefix(Env.QUARANTINE_PREFIX, c.QUARANTINE_PREFIX),
+        input_prefix=reader.prefix(Env.INPUT_PREFIX, c.INPUT_PREFIX),
         input_suffixes=suffixes,
-        max_record_bytes=reader.integer("MAX_RECORD_BYTES", 1_048_576, minimum=1),
-        record_schema=reader.parsed("RECORD_SCHEMA", _schema, default_record_schema) or {},
+        max_record_bytes=reader.integer(Env.MAX_RECORD_BYTES, c.DEFAULT_MAX_RECORD_BYTES, minimum=1),
+        record_schema=reader.parsed(Env.RECORD_SCHEMA, _schema, default_record_schema) or {},
     )
     if config.max_record_bytes > MAX_RECORD_BYTES_LIMIT:
         reader.problems.append(
-            f"MAX_RECORD_BYTES must be at most {MAX_RECORD_BYTES_LIMIT}, got {config.max_record_bytes}: "
-            f"a longer record can be written as a records/ line over the {RECORDS_LINE_LIMIT} bytes the "
-            "processing stage reads"
+            f"{Env.MAX_RECORD_BYTES} must be at most {MAX_RECORD_BYTES_LIMIT}, "
+            f"got {config.max_record_bytes}: a longer record can be written as a records/ line over the "
+            f"{RECORDS_LINE_LIMIT} bytes the processing stage reads"
         )
     reader.done()
     return config
@@ -196,20 +218,22 @@ def load_ingestion(environ: Mapping[str, str] | None = None) -> IngestionConfig:
 
 def load_processing(environ: Mapping[str, str] | None = None) -> ProcessingConfig:
     reader = _Reader(os.environ if environ is None else environ)
-    common = _common(reader, "processing")
-    window = reader.optional("AGGREGATION_WINDOW") or "1h"
+    common = _common(reader, Stage.PROCESSING)
+    window = reader.optional(Env.AGGREGATION_WINDOW) or c.DEFAULT_WINDOW
     if window not in WINDOWS:
-        reader.problems.append(f"AGGREGATION_WINDOW must be one of {', '.join(WINDOWS)}, got {window!r}")
+        reader.problems.append(
+            f"{Env.AGGREGATION_WINDOW} must be one of {', '.join(WINDOWS)}, got {window!r}"
+        )
     config = ProcessingConfig(
         common=common,
-        aggregates_prefix=reader.prefix("AGGREGATES_PREFIX", "aggregates/"),
+        aggregates_prefix=reader.prefix(Env.AGGREGATES_PREFIX, c.AGGREGATES_PREFIX),
         window=window,
-        dimensions=reader.listing("AGGREGATION_DIMENSIONS", "type,source"),
-        metrics=reader.listing("AGGREGATION_METRICS", "value"),
+        dimensions=reader.listing(Env.AGGREGATION_DIMENSIONS, ",".join(c.DEFAULT_DIMENSIONS)),
+        metrics=reader.listing(Env.AGGREGATION_METRICS, ",".join(c.DEFAULT_METRICS)),
     )
     for name, items in (
-        ("AGGREGATION_DIMENSIONS", config.dimensions),
-        ("AGGREGATION_METRICS", config.metrics),
+        (Env.AGGREGATION_DIMENSIONS, config.dimensions),
+        (Env.AGGREGATION_METRICS, config.metrics),
     ):
         if any(len(item) > MAX_FIELD_NAME for item in items):
             reader.problems.append(f"{name} has an item longer than {MAX_FIELD_NAME} characters")
@@ -219,18 +243,18 @@ def load_processing(environ: Mapping[str, str] | None = None) -> ProcessingConfi
 
 def load_analytics(environ: Mapping[str, str] | None = None) -> AnalyticsConfig:
     reader = _Reader(os.environ if environ is None else environ)
-    common = _common(reader, "analytics")
+    common = _common(reader, Stage.ANALYTICS)
     config = AnalyticsConfig(
         common=common,
-        reports_prefix=reader.prefix("REPORTS_PREFIX", "reports/"),
-        database_secret_arn=reader.optional("DATABASE_SECRET_ARN"),
-        summary_topic_arn=reader.optional("SUMMARY_TOPIC_ARN"),
-        report_top_groups=reader.integer("REPORT_TOP_GROUPS", 10, minimum=0),
-        overwrite_mode=reader.optional("OVERWRITE_MODE") or OVERWRITE_MODES[0],
+        reports_prefix=reader.prefix(Env.REPORTS_PREFIX, c.REPORTS_PREFIX),
+        database_secret_arn=reader.optional(Env.DATABASE_SECRET_ARN),
+        summary_topic_arn=reader.optional(Env.SUMMARY_TOPIC_ARN),
+        report_top_groups=reader.integer(Env.REPORT_TOP_GROUPS, c.REPORT_TOP_GROUPS, minimum=0),
+        overwrite_mode=reader.optional(Env.OVERWRITE_MODE) or c.DEFAULT_OVERWRITE_MODE,
     )
     if config.overwrite_mode not in OVERWRITE_MODES:
         reader.problems.append(
-            f"OVERWRITE_MODE must be one of {', '.join(OVERWRITE_MODES)}, got {config.overwrite_mode!r}"
+            f"{Env.OVERWRITE_MODE} must be one of {', '.join(OVERWRITE_MODES)}, got {config.overwrite_mode!r}"
         )
     reader.done()
     return config

@@ -17,15 +17,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
+from handlers.contract import RECORD_METRIC_NAMES, STAGE_DIMENSION, STAGE_METRIC_NAMES
 from handlers.events import ObjectRef, object_refs
 
-METRIC_NAMES = {
-    "records_read": "RecordsRead",
-    "records_valid": "RecordsValid",
-    "records_quarantined": "RecordsQuarantined",
-    "blank_lines": "BlankLines",
-    "objects_written": "ObjectsWritten",
-}
+METRIC_NAMES = RECORD_METRIC_NAMES  # the record stages' names; analytics names groups (contract)
+
+
+def metric_names(stage: str) -> dict[str, str]:
+    """``Counts`` field → the EMF metric ``stage`` reports it as (``handlers.contract``)."""
+    return STAGE_METRIC_NAMES.get(stage, RECORD_METRIC_NAMES)
 
 
 @dataclass(frozen=True)
@@ -56,21 +56,22 @@ class Counts:
 
 def emf_document(namespace: str, stage: str, counts: Counts, extra: Mapping[str, Any]) -> dict[str, Any]:
     """The EMF document for one invocation; ``extra`` adds searchable, non-metric fields."""
+    names = metric_names(stage)
     document: dict[str, Any] = {
         "_aws": {
             "Timestamp": int(time.time() * 1000),
             "CloudWatchMetrics": [
                 {
                     "Namespace": namespace,
-                    "Dimensions": [["Stage"]],
-                    "Metrics": [{"Name": metric, "Unit": "Count"} for metric in METRIC_NAMES.values()],
+                    "Dimensions": [[STAGE_DIMENSION]],
+                    "Metrics": [{"Name": metric, "Unit": "Count"} for metric in names.values()],
                 }
             ],
         },
-        "Stage": stage,
+        STAGE_DIMENSION: stage,
     }
     counts_by_name = asdict(counts)
-    for field, metric in METRIC_NAMES.items():
+    for field, metric in names.items():
         document[metric] = counts_by_name[field]
     document.update(extra)
     return document

@@ -14,9 +14,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
+
+# The pipeline's contract (handlers/contract.py, standard library only) lives beside this pack in the
+# repository; the Pulumi CLI puts only policy/ on sys.path.
+_REPOSITORY = str(Path(__file__).resolve().parent.parent)
+if _REPOSITORY not in sys.path:
+    sys.path.append(_REPOSITORY)
+
+from handlers.contract import WRITE_PREFIX_VARIABLES, Env  # noqa: E402
 
 BUCKET = "aws:s3/bucket:Bucket"
 PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
@@ -52,8 +62,8 @@ RUNTIME_DEPRECATION: Final[Mapping[str, dt.date]] = {
 }
 
 # Environment variables through which a stage is told where it writes (docs/architecture.md).
-DEST_BUCKET_VAR: Final = "DEST_BUCKET"
-WRITE_PREFIX_VARS: Final = ("RECORDS_PREFIX", "QUARANTINE_PREFIX", "AGGREGATES_PREFIX", "REPORTS_PREFIX")
+DEST_BUCKET_VAR: Final = Env.DEST_BUCKET
+WRITE_PREFIX_VARS: Final = WRITE_PREFIX_VARIABLES
 
 
 class _Unknown:

@@ -34,6 +34,7 @@ import yaml
 
 from devtools.harness import _pulumi_internals
 from devtools.harness.mocks import DEFAULT_REGION, RealisticMocks
+from handlers.contract import BUCKET_ROLES
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 NAMESPACE = "data-pipeline"
@@ -122,10 +123,7 @@ class DeclaredStack:
 
     def buckets(self) -> dict[str, str]:
         """bucket role (raw/processed/analytics) -> physical bucket name."""
-        return {
-            role: self.get(role, "aws:s3/bucket:Bucket").outputs["bucket"]
-            for role in ("raw", "processed", "analytics")
-        }
+        return {role: self.get(role, "aws:s3/bucket:Bucket").outputs["bucket"] for role in BUCKET_ROLES}
 
     def functions(self) -> dict[str, dict[str, Any]]:
         """stage -> {name, arn, handler, runtime, environment, layers, code_path, role_arn, policy}."""

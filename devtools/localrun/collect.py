@@ -14,13 +14,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from components import chain
 from devtools.localrun.delivery import Dispatcher
 from devtools.localrun.emulator import AwsEmulator
 from devtools.localrun.lambda_runtime import Interpreter
 from devtools.localrun.provision import Deployment, maybe_stage
 from devtools.localrun.results import Failure, RunResult, Upload, hide_password, read_database
 from devtools.localrun.spec import PipelineSpec
+from handlers import contract
+from handlers.contract import Env, Stage
 
 
 def check_chain(
@@ -32,8 +33,8 @@ def check_chain(
     """A stage's output that the next stage consumes, but that no notification delivered to it, is a
     failure of the run: the chain stopped there (a prefix or suffix that does not match, say)."""
     consumes = {  # stage -> the stage whose outputs it consumes, and at which keys
-        "processing": ("ingestion", chain.RECORDS_PREFIX, chain.RECORDS_SUFFIX),
-        "analytics": ("processing", chain.AGGREGATES_PREFIX, chain.AGGREGATES_SUFFIX),
+        Stage.PROCESSING: (Stage.INGESTION, contract.RECORDS_PREFIX, contract.RECORDS_SUFFIX),
+        Stage.ANALYTICS: (Stage.PROCESSING, contract.AGGREGATES_PREFIX, contract.AGGREGATES_SUFFIX),
     }
     # A set: a duplicate delivery or a successful retry writes the same key again.
     outputs = sorted(set(written))
@@ -85,17 +86,20 @@ def collect(
         found = maybe_stage(spec, stage)
         if found is None:
             return
-        bucket = found.environment.get("DEST_BUCKET", "")
+        bucket = found.environment.get(Env.DEST_BUCKET, "")
         prefix = found.environment.get(prefix_variable, default_prefix)
         for key in objects.get(bucket, []):
             if key.startswith(prefix):
                 body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
                 yield key, gzip.decompress(body) if key.endswith(".gz") else body
 
-    reports = {key: json.loads(body) for key, body in written("analytics", "REPORTS_PREFIX", "reports/")}
+    reports = {
+        key: json.loads(body)
+        for key, body in written(Stage.ANALYTICS, Env.REPORTS_PREFIX, contract.REPORTS_PREFIX)
+    }
     quarantine = [
         {"key": key, **_as_object(line)}
-        for key, body in written("ingestion", "QUARANTINE_PREFIX", "quarantine/")
+        for key, body in written(Stage.INGESTION, Env.QUARANTINE_PREFIX, contract.QUARANTINE_PREFIX)
         for line in body.decode("utf-8").splitlines()
         if line.strip()
     ]

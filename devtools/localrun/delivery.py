@@ -29,8 +29,9 @@ from devtools.localrun.emulator import AwsEmulator
 from devtools.localrun.errors import LocalRunError
 from devtools.localrun.lambda_runtime import InvocationResult
 from devtools.localrun.provision import Deployment
-from devtools.localrun.results import METRICS, Failure, StageStats
+from devtools.localrun.results import Failure, StageStats, stage_metrics
 from devtools.localrun.spec import PipelineSpec, StageSpec
+from handlers.contract import Env
 from handlers.errors import EventError
 from handlers.events import object_refs
 
@@ -162,12 +163,13 @@ class Dispatcher:
         emf = [doc for doc in (_emf(line) for line in result.log_lines) if doc is not None]
         written = []
         if result.ok and isinstance(result.payload, dict):
-            bucket = self._deployment.map(str(stage.environment.get("DEST_BUCKET", "")))
+            bucket = self._deployment.map(str(stage.environment.get(Env.DEST_BUCKET, "")))
             for obj in result.payload.get("objects", []):
                 written += [(stage.stage, bucket, key) for key in obj.get("written", [])]
         with self._stats_lock:
             self.written += written
             stats = self.stats[stage.stage]
+            names = stage_metrics(stage.stage)
             stats.invocations += 1
             stats.cold_starts = self._deployment.pools[stage.stage].cold_starts
             if result.ok:
@@ -176,16 +178,16 @@ class Dispatcher:
                 stats.errors += 1
             for doc in emf:
                 stats.emf_lines += 1
-                for metric in METRICS:
+                for metric in names.values():
                     value = doc.get(metric, 0)
                     if isinstance(value, int | float):
-                        stats.metrics[metric] += int(value)
+                        stats.metrics[metric] = stats.metrics.get(metric, 0) + int(value)
             self.logs[stage.stage].extend(result.log_lines)
         status = "ok   " if result.ok else "ERROR"
         counts = ""
         if emf:
             doc = emf[-1]
-            counts = "  " + " ".join(f"{m}={doc.get(m, 0)}" for m in METRICS[:4])
+            counts = "  " + " ".join(f"{m}={doc.get(m, 0)}" for m in list(names.values())[:4])
         attempt = f" (retry {delivery.attempt})" if delivery.attempt else ""
         detail = ""
         if not result.ok:

@@ -21,6 +21,7 @@ from devtools.localrun.spec import (
     SecretSpec,
     StageSpec,
 )
+from handlers.contract import STAGES, Env
 
 T_BUCKET = "aws:s3/bucket:Bucket"
 T_NOTIFICATION = "aws:s3/bucketNotification:BucketNotification"
@@ -35,7 +36,7 @@ T_PERMISSION = "aws:lambda/permission:Permission"
 T_LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 T_SECRET = "aws:secretsmanager/secret:Secret"  # noqa: S105 (a type token)
 T_SECRET_VERSION = "aws:secretsmanager/secretVersion:SecretVersion"  # noqa: S105
-CHAIN_ORDER = ("ingestion", "processing", "analytics")
+CHAIN_ORDER = tuple(str(stage) for stage in STAGES)
 LAMBDA_DEFAULT_RETRIES = 2
 LAMBDA_DEFAULT_EVENT_AGE = 21600
 
@@ -99,7 +100,7 @@ def pipeline_spec(declared: Any) -> PipelineSpec:
         environment = {
             k: str(v) for k, v in plain(fn.inputs.get("environment", {})).get("variables", {}).items()
         }
-        stage_name = environment.get("PIPELINE_STAGE", fn.name)
+        stage_name = environment.get(Env.PIPELINE_STAGE, fn.name)
         role_arn = str(fn.inputs.get("role", ""))
         role = roles.get(role_arn)
         if role is None:

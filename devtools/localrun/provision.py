@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.migration import MIGRATE_EVENT
 from devtools.localrun.emulator import AwsEmulator, Credentials
 from devtools.localrun.errors import LocalRunError
 from devtools.localrun.lambda_runtime import (
@@ -30,6 +29,7 @@ from devtools.localrun.lambda_runtime import (
     unpack_zip,
 )
 from devtools.localrun.spec import BucketSpec, PipelineSpec, StageSpec
+from handlers.contract import MIGRATE_EVENT, Env, Stage
 
 
 @dataclass
@@ -226,8 +226,8 @@ def prepare_images(
 def migrate(deployment: Deployment, echo: Callable[[str], None]) -> None:
     """What `pulumi up` does before the analytics bucket notifies anyone (components/migration.py):
     one synchronous invocation of the analytics function that upgrades its database."""
-    stage = maybe_stage(deployment.spec, "analytics")
-    if stage is None or "DATABASE_SECRET_ARN" not in stage.environment:
+    stage = maybe_stage(deployment.spec, Stage.ANALYTICS)
+    if stage is None or Env.DATABASE_SECRET_ARN not in stage.environment:
         return
     result = deployment.pools[stage.stage].invoke(MIGRATE_EVENT)
     if not result.ok:

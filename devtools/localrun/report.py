@@ -5,20 +5,24 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from devtools.localrun.results import RunResult
+from devtools.localrun.results import RunResult, stage_metrics
 
+# (header, StageStats attribute or Counts field): a Counts field is shown under the EMF metric the stage
+# reports it as, so analytics shows groups where the other stages show records.
 _COLUMNS = (
     ("stage", None),
     ("invocations", "invocations"),
     ("errors", "errors"),
     ("retries", "retries"),
-    ("records in", "RecordsRead"),
-    ("valid", "RecordsValid"),
-    ("quarantined", "RecordsQuarantined"),
-    ("blank", "BlankLines"),
-    ("objects written", "ObjectsWritten"),
+    ("counts", None),
+    ("in", "records_read"),
+    ("valid / loaded", "records_valid"),
+    ("quarantined / rejected", "records_quarantined"),
+    ("blank", "blank_lines"),
+    ("objects written", "objects_written"),
     ("to failure queue", "failure_queue"),
 )
+_UNITS = {"RecordsRead": "records", "GroupsRead": "groups"}
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -72,9 +76,15 @@ def render_text(result: RunResult, max_rows: int = 10) -> str:
     out.append("Per stage")
     rows = []
     for stage, stats in result.stages.items():
+        names = stage_metrics(stage)
         row = [stage]
-        for _, attr in _COLUMNS[1:]:
-            row.append(str(stats.metrics[attr] if attr in stats.metrics else getattr(stats, attr)))
+        for header, attr in _COLUMNS[1:]:
+            if attr is None:
+                row.append(_UNITS.get(names["records_read"], header))
+            elif attr in names:
+                row.append(str(stats.metrics.get(names[attr], 0)))
+            else:
+                row.append(str(getattr(stats, attr)))
         rows.append(row)
     out += _table([c for c, _ in _COLUMNS], rows)
     out.append("")

@@ -5,8 +5,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-METRICS = ("RecordsRead", "RecordsValid", "RecordsQuarantined", "BlankLines", "ObjectsWritten")
-"""The metrics of the handlers' one EMF log line per invocation (docs/architecture.md)."""
+from handlers.contract import METRIC_NAMES, RECORD_METRIC_NAMES, STAGE_METRIC_NAMES
+
+METRICS = METRIC_NAMES
+"""The metrics of the handlers' one EMF log line per invocation (docs/architecture.md), every stage's."""
+
+
+def stage_metrics(stage: str) -> dict[str, str]:
+    """``Counts`` field -> the EMF metric ``stage`` reports it as (records, or groups for analytics)."""
+    return STAGE_METRIC_NAMES.get(stage, RECORD_METRIC_NAMES)
 
 
 @dataclass
@@ -20,7 +27,7 @@ class StageStats:
     events: int = 0  # events delivered to the stage (duplicates included)
     failure_queue: int = 0  # on-failure records sent to the stage's failure queue
     cold_starts: int = 0  # containers started
-    metrics: dict[str, int] = field(default_factory=lambda: dict.fromkeys(METRICS, 0))  # EMF totals
+    metrics: dict[str, int] = field(default_factory=dict)  # EMF totals, by the names the stage reports
     emf_lines: int = 0  # EMF documents seen in the logs
 
 

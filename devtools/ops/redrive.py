@@ -36,10 +36,11 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from handlers.contract import STAGES as CHAIN_STAGES
 from handlers.errors import EventError
 from handlers.events import object_refs
 
-STAGES = ("ingestion", "processing", "analytics")
+STAGES = tuple(str(stage) for stage in CHAIN_STAGES)
 # Long enough for the slowest synchronous invocation (Lambda's 900 s ceiling) plus the call itself:
 # a message must stay hidden while its event is being re-run.
 DEFAULT_VISIBILITY_SECONDS = 960

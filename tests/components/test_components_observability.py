@@ -15,7 +15,7 @@ from components.observability import (
     dashboard_body,
 )
 from devtools import harness
-from handlers.metrics import METRIC_NAMES
+from handlers.contract import METRIC_NAMES, METRICS_NAMESPACE, STAGE_METRIC_NAMES
 
 STAGES = ("ingestion", "processing", "analytics")
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -163,8 +163,8 @@ def test_every_dashboard_metric_refers_to_something_in_the_stack(stack):
                 assert (dimension, value in queues) == ("QueueName", True), widget["properties"]["title"]
             else:
                 # the handlers' EMF metrics: namespace DataPipeline, dimension Stage
-                assert namespace == "DataPipeline"
-                assert metric in METRIC_NAMES.values()
+                assert namespace == METRICS_NAMESPACE
+                assert metric in METRIC_NAMES
                 assert (dimension, value in STAGES) == ("Stage", True)
 
 
@@ -185,8 +185,8 @@ def test_dashboard_shows_each_stage_invocations_errors_durations_and_records(sta
         ("Errors", "Sum"),
         ("Duration", "p50"),
         ("Duration", "p99"),
-        ("RecordsValid", "Sum"),
-        ("RecordsQuarantined", "Sum"),
+        (STAGE_METRIC_NAMES[stage]["records_valid"], "Sum"),
+        (STAGE_METRIC_NAMES[stage]["records_quarantined"], "Sum"),
     } <= charted
 
 

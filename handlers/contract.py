@@ -1,0 +1,140 @@
+"""The pipeline's contract: every name and default the program, the handlers and the tools share.
+
+One source for the stages, the bucket roles, the keys each stage writes and reads, the function
+environment's variable names and defaults, the EMF metrics and their namespace, and the schema-migration
+event (docs/architecture.md, "The contract"). The Pulumi program (`components/`), the handlers, the
+development tools, the policy pack and the tests import it; nothing else writes these literals.
+
+Standard library only: it ships in the function code, and the Pulumi program (whose requirements hold
+no msgspec or jsonschema-rs) imports it too.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+
+class Stage(StrEnum):
+    """The pipeline's stages, in chain order: each one's `PIPELINE_STAGE` and EMF `Stage` dimension."""
+
+    INGESTION = "ingestion"
+    PROCESSING = "processing"
+    ANALYTICS = "analytics"
+
+
+STAGES: Final = tuple(Stage)
+"""The stages in chain order."""
+
+
+class BucketRole(StrEnum):
+    """The pipeline's buckets, in chain order."""
+
+    RAW = "raw"
+    PROCESSED = "processed"
+    ANALYTICS = "analytics"
+
+
+BUCKET_ROLES: Final = tuple(BucketRole)
+"""The bucket roles in chain order."""
+
+# Keys. The raw input (`inputPrefix`, `inputSuffixes` in the stack config) has these defaults; every other
+# prefix is fixed by the chain: a stage is triggered by exactly the keys the one before it writes.
+INPUT_PREFIX: Final = "incoming/"
+INPUT_SUFFIXES: Final = (".json", ".jsonl", ".ndjson", ".gz")
+RECORDS_PREFIX: Final = "records/"
+RECORDS_SUFFIX: Final = ".jsonl.gz"
+QUARANTINE_PREFIX: Final = "quarantine/"
+QUARANTINE_SUFFIX: Final = ".jsonl"
+AGGREGATES_PREFIX: Final = "aggregates/"
+AGGREGATES_SUFFIX: Final = ".json"
+REPORTS_PREFIX: Final = "reports/"
+REPORTS_SUFFIX: Final = ".json"
+
+# User metadata ingestion puts on its outputs: the raw version they come from.
+SOURCE_VERSION_METADATA: Final = "source-version-id"
+SOURCE_SEQUENCER_METADATA: Final = "source-sequencer"
+
+
+class Env:
+    """The function environment's variable names (docs/architecture.md, "Function environment")."""
+
+    # every stage
+    PIPELINE_STAGE: Final = "PIPELINE_STAGE"
+    DEST_BUCKET: Final = "DEST_BUCKET"
+    METRICS_NAMESPACE: Final = "METRICS_NAMESPACE"
+    # ingestion
+    RECORDS_PREFIX: Final = "RECORDS_PREFIX"
+    QUARANTINE_PREFIX: Final = "QUARANTINE_PREFIX"
+    INPUT_PREFIX: Final = "INPUT_PREFIX"
+    INPUT_SUFFIXES: Final = "INPUT_SUFFIXES"
+    MAX_RECORD_BYTES: Final = "MAX_RECORD_BYTES"
+    RECORD_SCHEMA: Final = "RECORD_SCHEMA"
+    # processing
+    AGGREGATES_PREFIX: Final = "AGGREGATES_PREFIX"
+    AGGREGATION_WINDOW: Final = "AGGREGATION_WINDOW"
+    AGGREGATION_DIMENSIONS: Final = "AGGREGATION_DIMENSIONS"
+    AGGREGATION_METRICS: Final = "AGGREGATION_METRICS"
+    # analytics
+    REPORTS_PREFIX: Final = "REPORTS_PREFIX"
+    REPORT_TOP_GROUPS: Final = "REPORT_TOP_GROUPS"
+    OVERWRITE_MODE: Final = "OVERWRITE_MODE"
+    DATABASE_SECRET_ARN: Final = "DATABASE_SECRET_ARN"  # noqa: S105 (a variable name)
+    SUMMARY_TOPIC_ARN: Final = "SUMMARY_TOPIC_ARN"
+
+
+# The variables that name a key prefix a stage writes under (the policy pack checks them).
+WRITE_PREFIX_VARIABLES: Final = (
+    Env.RECORDS_PREFIX,
+    Env.QUARANTINE_PREFIX,
+    Env.AGGREGATES_PREFIX,
+    Env.REPORTS_PREFIX,
+)
+
+# Defaults of the function environment and of the stack config keys that set it.
+METRICS_NAMESPACE: Final = "DataPipeline"
+WINDOWS: Final = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
+DEFAULT_WINDOW: Final = "1h"
+DEFAULT_DIMENSIONS: Final = ("type", "source")
+DEFAULT_METRICS: Final = ("value",)
+DEFAULT_MAX_RECORD_BYTES: Final = 1_048_576
+REPORT_TOP_GROUPS: Final = 10
+OVERWRITE_MODES: Final = ("replace", "append")  # what a new version of a raw key does to the totals
+DEFAULT_OVERWRITE_MODE: Final = OVERWRITE_MODES[0]
+MAX_FIELD_NAME: Final = 256  # characters of a dimension or metric name (the database's metric column)
+RECORDS_LINE_LIMIT: Final = 16 << 20  # the longest records/ line the processing stage reads
+# Ingestion writes a valid unit of n bytes as at most 9n // 5 + 28 bytes (handlers.ingest.output_bound,
+# proved in that module's docstring), so a larger limit could write a line processing cannot read.
+MAX_RECORD_BYTES_LIMIT: Final = (RECORDS_LINE_LIMIT - 28) * 5 // 9
+
+# The EMF metrics of each stage's one log line (unit Count, dimension `Stage`), keyed by the field of
+# `handlers.metrics.Counts` they report. Ingestion and processing count records (lines); analytics counts
+# the groups of an aggregates document, and the objects it rejects.
+RECORD_METRIC_NAMES: Final = {
+    "records_read": "RecordsRead",
+    "records_valid": "RecordsValid",
+    "records_quarantined": "RecordsQuarantined",
+    "blank_lines": "BlankLines",
+    "objects_written": "ObjectsWritten",
+}
+GROUP_METRIC_NAMES: Final = {
+    "records_read": "GroupsRead",
+    "records_valid": "GroupsLoaded",
+    "records_quarantined": "ObjectsRejected",
+    "blank_lines": "BlankLines",
+    "objects_written": "ObjectsWritten",
+}
+STAGE_METRIC_NAMES: Final = {
+    Stage.INGESTION: RECORD_METRIC_NAMES,
+    Stage.PROCESSING: RECORD_METRIC_NAMES,
+    Stage.ANALYTICS: GROUP_METRIC_NAMES,
+}
+METRIC_NAMES: Final = tuple(dict.fromkeys([*RECORD_METRIC_NAMES.values(), *GROUP_METRIC_NAMES.values()]))
+"""Every metric any stage reports."""
+
+STAGE_DIMENSION: Final = "Stage"
+
+# The event `pulumi up` sends the stage that needs the database (`{"action": "migrate"}`).
+ACTION_FIELD: Final = "action"
+MIGRATE_ACTION: Final = "migrate"
+MIGRATE_EVENT: Final = {ACTION_FIELD: MIGRATE_ACTION}
