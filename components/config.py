@@ -105,9 +105,33 @@ class Aggregation:
     """Numeric record fields to sum."""
 
 
+# RDS for PostgreSQL, current major version (database.create).
+POSTGRES_MAJOR_VERSION = "17"
+_DB_INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+_DB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+_DATABASE_CREATE_KEYS = ("instanceClass", "allocatedStorageGb", "multiAz", "name")
+
+
+@dataclass(frozen=True)
+class ManagedDatabaseSettings:
+    """`database.create`: an RDS for PostgreSQL instance the stack owns (`ManagedDatabase`)."""
+
+    instance_class: str = "db.t4g.micro"
+    """The instance class."""
+
+    allocated_storage_gb: int = 20
+    """gp3 storage, 20-65536 GiB."""
+
+    multi_az: bool = False
+    """A standby in a second availability zone."""
+
+    name: str = "pipeline"
+    """The database created in the instance."""
+
+
 @dataclass(frozen=True)
 class Database:
-    """Where the analytics stage loads rollups; exactly one of the two is set."""
+    """Where the analytics stage loads rollups; exactly one of secret_arn, url and create is set."""
 
     secret_arn: str | None = None
     """The full ARN of an existing Secrets Manager secret."""
@@ -118,6 +142,9 @@ class Database:
     kms_key_arn: str | None = None
     """The customer managed key an existing secret is encrypted with, when it is not `kmsKeyArn`: the
     stage that reads the secret is granted kms:Decrypt on it, through Secrets Manager only."""
+
+    create: ManagedDatabaseSettings | None = None
+    """`database.create`: the stack owns the database; its master password is the secret RDS manages."""
 
 
 # How a function in the VPC reaches S3, Secrets Manager and SNS (`vpc.serviceAccess`).
@@ -322,7 +349,7 @@ _NESTED_KEYS: dict[str, tuple[str, ...]] = {
     "versioning": BUCKET_ROLES,
     "stages": STAGES,
     "aggregation": ("window", "dimensions", "metrics"),
-    "database": ("secretArn", "url", "kmsKeyArn"),
+    "database": ("secretArn", "url", "kmsKeyArn", "create"),
     "vpc": ("subnetIds", "securityGroupIds", "serviceAccess", "vpcId", "routeTableIds"),
     "layer": ("archive", "includeBoto3"),
 }
@@ -697,7 +724,14 @@ def parse_config(
                 "summaryTopicKmsKeyArn": summary_topic_kms_key_arn,
             },
         )
-    vpc = _vpc(c, values.get("vpc"))
+    creates_database = database is not None and database.create is not None
+    vpc = _vpc(c, values.get("vpc"), needs_vpc_id=creates_database)
+    if creates_database and vpc is None and "vpc" not in values:
+        c.fail(
+            "database.create",
+            "needs vpc (vpc.subnetIds in two availability zones, vpc.securityGroupIds of the analytics "
+            "function, vpc.vpcId and vpc.serviceAccess): the database lives in private subnets",
+        )
     layer = _layer(c, values.get("layer"), project_dir)
     alarm_email = c.string("alarmEmail", values.get("alarmEmail"), _EMAIL, "an email address")
     overwrites = c.choice("overwrites", values.get("overwrites"), DEFAULT_OVERWRITE_MODE, OVERWRITE_MODES)
@@ -766,8 +800,12 @@ def _check_environment_size(c: _Collector, cfg: PipelineConfig) -> None:
     # A secret the stack creates gets its ARN at deploy time: count it as long as Secrets Manager allows.
     created_secret_arn = "arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:" + "x" * 519
     secret_arn = (cfg.database.secret_arn or created_secret_arn) if cfg.database else None
+    # host:port/dbname of a database the stack creates: an RDS endpoint is at most ~90 characters.
+    endpoint = (
+        "x" * 100 + ":5432/" + cfg.database.create.name if cfg.database and cfg.database.create else None
+    )
     for stage in STAGE_TABLE:
-        size = environment_bytes(stage_environment(stage, cfg, "x" * BUCKET_NAME_MAX, secret_arn))
+        size = environment_bytes(stage_environment(stage, cfg, "x" * BUCKET_NAME_MAX, secret_arn, endpoint))
         if size > LAMBDA_ENV_MAX_BYTES:
             c.fail(
                 stage.size_hint.key,
@@ -828,18 +866,53 @@ def _database(c: _Collector, value: Any, is_secret: bool) -> Database | None:
                 "`pulumi config set --secret --path database.url <url>`",
             )
             url = None
-    if ("secretArn" in raw) == ("url" in raw):
-        c.fail("database", "set exactly one of database.secretArn and database.url")
+    create = _database_create(c, raw.get("create")) if "create" in raw else None
+    if sum(name in raw for name in ("secretArn", "url", "create")) != 1:
+        c.fail("database", "set exactly one of database.secretArn, database.url and database.create")
         return None
-    if secret_arn is None and url is None:
+    if secret_arn is None and url is None and create is None:
         return None
-    return Database(secret_arn=secret_arn, url=url, kms_key_arn=kms_key_arn)
+    return Database(secret_arn=secret_arn, url=url, kms_key_arn=kms_key_arn, create=create)
 
 
-def _vpc(c: _Collector, value: Any) -> Vpc | None:
+def _database_create(c: _Collector, value: Any) -> ManagedDatabaseSettings | None:
+    key = "database.create"
+    if value is True:
+        return ManagedDatabaseSettings()
+    if not isinstance(value, Mapping):
+        c.fail(key, f"is true or an object with {', '.join(_DATABASE_CREATE_KEYS)}")
+        return None
+    c.check_keys(key, value, _DATABASE_CREATE_KEYS)
+    defaults = ManagedDatabaseSettings()
+    instance_class = c.string(
+        f"{key}.instanceClass",
+        value.get("instanceClass"),
+        _DB_INSTANCE_CLASS,
+        "an RDS instance class (db.t4g.micro)",
+    )
+    name = c.string(
+        f"{key}.name", value.get("name"), _DB_NAME, "a database name (a letter, then letters, digits or _)"
+    )
+    return ManagedDatabaseSettings(
+        instance_class=instance_class or defaults.instance_class,
+        allocated_storage_gb=c.integer(
+            f"{key}.allocatedStorageGb", value.get("allocatedStorageGb"), 20, 20, 65536
+        ),
+        multi_az=c.boolean(f"{key}.multiAz", value.get("multiAz"), False),
+        name=name or defaults.name,
+    )
+
+
+def _vpc(c: _Collector, value: Any, needs_vpc_id: bool = False) -> Vpc | None:
+    """`needs_vpc_id`: the stack creates a database in the VPC (database.create), whose security group needs
+    `vpc.vpcId` whatever `vpc.serviceAccess` is."""
     raw = c.mapping("vpc", value)
     if not raw:
         return None
+    if needs_vpc_id and "vpcId" not in raw and raw.get("serviceAccess") != SERVICE_ACCESS_ENDPOINTS:
+        c.fail(
+            "vpc.vpcId", "is required with database.create: the VPC of vpc.subnetIds, where the database goes"
+        )
     subnets = c.string_list(
         "vpc.subnetIds", raw.get("subnetIds"), _SUBNET_ID.match, "a subnet ID (subnet-...)"
     )
@@ -892,7 +965,7 @@ def _vpc(c: _Collector, value: Any) -> Vpc | None:
                 "gateway endpoint is added to; `python -m devtools preflight` checks them",
             )
     elif access is not None:
-        for name in ("vpcId", "routeTableIds"):
+        for name in ("routeTableIds",) if "vpcId" in raw and needs_vpc_id else ("vpcId", "routeTableIds"):
             if name in raw:
                 c.fail(
                     f"vpc.{name}",

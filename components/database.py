@@ -1,11 +1,13 @@
-"""`DatabaseSecret`: the Secrets Manager secret holding the analytics database URL given as secret config."""
+"""The analytics database: `DatabaseSecret`, the Secrets Manager secret holding a URL given as secret config
+(`database.url`), and `ManagedDatabase`, an RDS for PostgreSQL instance the stack owns (`database.create`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pulumi
-from pulumi_aws import secretsmanager
+from pulumi_aws import ec2, rds, secretsmanager, vpc
 
 
 @dataclass(frozen=True)
@@ -48,3 +50,122 @@ class DatabaseSecret(pulumi.ComponentResource):
         )
         self.arn = self.secret.arn
         self.register_outputs({"arn": self.arn})
+
+
+POSTGRES_PORT = 5432
+MASTER_USERNAME = "pipeline_admin"
+
+
+@dataclass(frozen=True)
+class ManagedDatabaseArgs:
+    """Inputs of a `ManagedDatabase` (`database.create`)."""
+
+    identifier: str
+    """The instance identifier, `<project>-<stack>`; the final snapshot is named after it."""
+
+    engine_version: str
+    """The PostgreSQL major version; RDS picks its newest minor and applies minor upgrades."""
+
+    instance_class: str
+    """The instance class."""
+
+    allocated_storage_gb: int
+    """gp3 storage."""
+
+    multi_az: bool
+    """A standby in a second availability zone."""
+
+    db_name: str
+    """The database created in the instance."""
+
+    vpc_id: pulumi.Input[str]
+    """The VPC of the subnets."""
+
+    subnet_ids: Sequence[pulumi.Input[str]]
+    """The configured private subnets (in at least two availability zones): the subnet group."""
+
+    client_security_group_ids: Sequence[pulumi.Input[str]]
+    """The analytics function's security groups: the only sources the database admits."""
+
+    kms_key_arn: str | None
+    """The stack's key: storage and the master secret; None: the AWS managed keys."""
+
+    production: bool
+    """Backups kept 7 days, deletion protection and a final snapshot (every stack but a forceDestroy one)."""
+
+
+class ManagedDatabase(pulumi.ComponentResource):
+    """RDS for PostgreSQL in the configured subnets, admitting only the analytics function, its master
+    password managed by RDS in Secrets Manager (`secret_arn`, holding `{"username", "password"}`)."""
+
+    subnet_group: rds.SubnetGroup
+    security_group: ec2.SecurityGroup
+    ingress: list[vpc.SecurityGroupIngressRule]
+    instance: rds.Instance
+    secret_arn: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: ManagedDatabaseArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("data-pipeline:database:ManagedDatabase", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.subnet_group = rds.SubnetGroup(
+            f"{name}-subnets",
+            name=f"{args.identifier}-database",
+            description="The data-pipeline analytics database's private subnets",
+            subnet_ids=list(args.subnet_ids),
+            opts=child,
+        )
+        self.security_group = ec2.SecurityGroup(
+            f"{name}-sg",
+            name_prefix=f"{args.identifier}-database-",
+            description="PostgreSQL from the data-pipeline analytics function only",
+            vpc_id=args.vpc_id,
+            opts=child,
+        )
+        self.ingress = [
+            vpc.SecurityGroupIngressRule(
+                f"{name}-postgres-{index}",
+                security_group_id=self.security_group.id,
+                referenced_security_group_id=source,
+                ip_protocol="tcp",
+                from_port=POSTGRES_PORT,
+                to_port=POSTGRES_PORT,
+                description="PostgreSQL from the analytics function",
+                opts=child,
+            )
+            for index, source in enumerate(args.client_security_group_ids)
+        ]
+        self.instance = rds.Instance(
+            f"{name}-instance",
+            identifier=args.identifier,
+            engine="postgres",
+            engine_version=args.engine_version,
+            auto_minor_version_upgrade=True,
+            instance_class=args.instance_class,
+            allocated_storage=args.allocated_storage_gb,
+            storage_type="gp3",
+            storage_encrypted=True,
+            kms_key_id=args.kms_key_arn,
+            db_name=args.db_name,
+            username=MASTER_USERNAME,
+            # RDS generates the password, keeps it in Secrets Manager and rotates it: no hand-made secret.
+            manage_master_user_password=True,
+            master_user_secret_kms_key_id=args.kms_key_arn,
+            db_subnet_group_name=self.subnet_group.name,
+            vpc_security_group_ids=[self.security_group.id],
+            publicly_accessible=False,
+            multi_az=args.multi_az,
+            backup_retention_period=7 if args.production else 1,
+            copy_tags_to_snapshot=True,
+            deletion_protection=args.production,
+            skip_final_snapshot=not args.production,
+            final_snapshot_identifier=f"{args.identifier}-final" if args.production else None,
+            opts=child,
+        )
+        self.secret_arn = self.instance.master_user_secrets.apply(lambda secrets: secrets[0].secret_arn)
+        self.endpoint = pulumi.Output.format(
+            "{0}:{1}/{2}", self.instance.address, self.instance.port, args.db_name
+        )
+        self.register_outputs({"secret_arn": self.secret_arn, "endpoint": self.endpoint})

@@ -10,6 +10,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from components.stage_table import (
+    DATABASE_ENDPOINT_VARIABLE,
     DATABASE_SECRET_VARIABLE,
     SUMMARY_TOPIC_VARIABLE,
     Provided,
@@ -30,11 +31,13 @@ def stage_environment(
     cfg: PipelineConfig,
     dest_bucket: Any,
     secret_arn: Any = None,
+    database_endpoint: Any = None,
 ) -> dict[str, Any]:
     """The variables `handlers/config.py` reads (docs/architecture.md, "Function environment").
 
-    `dest_bucket` is the destination bucket's name and `secret_arn` the database secret's ARN (plain
-    strings, or Outputs in the program); the secret and the summary topic reach only a stage that needs them.
+    `dest_bucket` is the destination bucket's name, `secret_arn` the database secret's ARN and
+    `database_endpoint` the `host:port/dbname` of a database the stack creates (plain strings, or Outputs in
+    the program); the database and the summary topic reach only a stage that needs them.
     """
     description = describe(stage) if isinstance(stage, str) else stage
     env: dict[str, Any] = {
@@ -51,6 +54,8 @@ def stage_environment(
     )
     if provided.database_secret_arn is not None:
         env[DATABASE_SECRET_VARIABLE] = provided.database_secret_arn
+        if database_endpoint is not None:
+            env[DATABASE_ENDPOINT_VARIABLE] = database_endpoint
     if provided.summary_topic_arn is not None:
         env[SUMMARY_TOPIC_VARIABLE] = provided.summary_topic_arn
     return env

@@ -24,7 +24,7 @@ import pulumi_random
 from components import chain, config, stage_table
 from components.bucket import BucketTriggers, BucketTriggersArgs, DataBucket, DataBucketArgs, Trigger
 from components.config import PipelineConfig
-from components.database import DatabaseSecret, DatabaseSecretArgs
+from components.database import DatabaseSecret, DatabaseSecretArgs, ManagedDatabase, ManagedDatabaseArgs
 from components.environment import secret_variables, stage_environment
 from components.iam import StageGrants
 from components.layer import SharedLayer, SharedLayerArgs
@@ -80,6 +80,7 @@ class DataPipeline(pulumi.ComponentResource):
     buckets: dict[str, DataBucket]
     layer: SharedLayer
     database_secret: DatabaseSecret | None
+    managed_database: ManagedDatabase | None
     stages: dict[str, PipelineStage]
     migration: SchemaMigration | None
     service_endpoints: ServiceEndpoints | None
@@ -157,7 +158,32 @@ class DataPipeline(pulumi.ComponentResource):
                 opts=_moved_from_root(self),
             )
             secret_arn = self.database_secret.arn
-        elif cfg.database is not None:
+        self.managed_database = None
+        database_endpoint: Any = None
+        if cfg.database is not None and cfg.database.create is not None:
+            assert cfg.vpc is not None
+            assert cfg.vpc.vpc_id is not None
+            created = cfg.database.create
+            self.managed_database = ManagedDatabase(
+                "database",
+                ManagedDatabaseArgs(
+                    identifier=cfg.resource_prefix.lower(),
+                    engine_version=config.POSTGRES_MAJOR_VERSION,
+                    instance_class=created.instance_class,
+                    allocated_storage_gb=created.allocated_storage_gb,
+                    multi_az=created.multi_az,
+                    db_name=created.name,
+                    vpc_id=cfg.vpc.vpc_id,
+                    subnet_ids=cfg.vpc.subnet_ids,
+                    client_security_group_ids=cfg.vpc.security_group_ids,
+                    kms_key_arn=cfg.kms_key_arn,
+                    production=not cfg.force_destroy,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            secret_arn = self.managed_database.secret_arn
+            database_endpoint = self.managed_database.endpoint
+        elif cfg.database is not None and cfg.database.secret_arn is not None:
             # Set with --secret, the ARN stays secret in the environment, the policy and the migration.
             secret_arn = _kept_secret(cfg, "database", cfg.database.secret_arn)
 
@@ -196,7 +222,9 @@ class DataPipeline(pulumi.ComponentResource):
                     settings=cfg.stages[stage.name],
                     package=package,
                     environment=_secret_environment(
-                        stage_environment(stage, cfg, self.buckets[stage.destination].name, secret_arn),
+                        stage_environment(
+                            stage, cfg, self.buckets[stage.destination].name, secret_arn, database_endpoint
+                        ),
                         secret_variables(stage, cfg),
                     ),
                     grants=grants,
@@ -253,7 +281,11 @@ class DataPipeline(pulumi.ComponentResource):
                     revisions_digest=args.revisions_digest,
                     database=secret_arn,
                     depends_on=(
-                        *(r for r in (function, self.database_secret) if r is not None),
+                        *(
+                            r
+                            for r in (function, self.database_secret, self.managed_database)
+                            if r is not None
+                        ),
                         *(network_ready if descriptions[migrating[0]].needs.vpc else ()),
                     ),
                 ),
@@ -321,7 +353,13 @@ class DataPipeline(pulumi.ComponentResource):
         self.layer_arn = self.layer.arn
         self.alarm_topic_arn = self.observability.topic_arn
         self.dashboard_name = self.observability.dashboard_name
-        self.database_secret_arn = self.database_secret.arn if self.database_secret is not None else None
+        self.database_secret_arn = (
+            self.database_secret.arn
+            if self.database_secret is not None
+            else self.managed_database.secret_arn
+            if self.managed_database is not None
+            else None
+        )
         self.register_outputs(
             {
                 "buckets": self.bucket_outputs,

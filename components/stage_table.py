@@ -135,6 +135,8 @@ class Provided:
 # The environment variables the needs set (docs/architecture.md, "Function environment").
 DATABASE_SECRET_VARIABLE = Env.DATABASE_SECRET_ARN
 SUMMARY_TOPIC_VARIABLE = Env.SUMMARY_TOPIC_ARN
+# host:port/dbname of a database the stack creates (database.create): its secret holds only the credentials.
+DATABASE_ENDPOINT_VARIABLE = "DATABASE_ENDPOINT"
 
 
 @dataclass(frozen=True)

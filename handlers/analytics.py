@@ -19,8 +19,9 @@ reported, ``RecordsQuarantined`` = 1 for an object that is not an aggregates doc
 (reported as ``rejected``, never raised).
 
 The database URL comes from the Secrets Manager secret ``DATABASE_SECRET_ARN`` names (``SecretString``
-is the URL, or JSON ``{"url": ...}``), read on first use and kept for the container's life together
-with the engine; a failed read is not cached, so the next invocation tries again. The event
+is the URL, or JSON ``{"url": ...}``, or the ``{"username", "password"}`` RDS manages, with
+``DATABASE_ENDPOINT`` naming ``host:port/dbname``), read on first use and kept for the container's life
+together with the engine; a failed read is not cached, so the next invocation tries again. The event
 ``{"action": "migrate"}`` (sent by ``pulumi up``) upgrades that database's schema instead.
 """
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,14 +51,28 @@ REPORT_FORMAT = "data-pipeline/report@2"
 MIGRATE_ACTION = "migrate"
 
 
-def database_url(secret_string: str) -> str:
-    """The SQLAlchemy URL in a secret: the string itself, or the ``url`` member of a JSON object."""
+def database_url(secret_string: str, endpoint: str | None = None) -> str:
+    """The SQLAlchemy URL in a secret: the string itself, or the ``url`` member of a JSON object.
+
+    A secret RDS manages for a database the stack owns (``database.create``) holds only ``{"username",
+    "password"}``: with ``endpoint`` (``DATABASE_ENDPOINT``, ``host:port/dbname``, set by the stack), the URL
+    is built from them, over TLS.
+    """
     text = secret_string.strip()
     if text.startswith("{"):
         try:
-            url = json.loads(text).get("url")
+            document = json.loads(text)
+            url = document.get("url")
         except (ValueError, AttributeError) as exc:
             raise ConfigError("the database secret is JSON but not an object") from exc
+        if url is None and endpoint and {"username", "password"} <= set(document):
+            from urllib.parse import quote
+
+            user, password = (
+                quote(str(document["username"]), safe=""),
+                quote(str(document["password"]), safe=""),
+            )
+            return f"postgresql+psycopg2://{user}:{password}@{endpoint}?sslmode=require"
         if not isinstance(url, str) or not url:
             raise ConfigError('the database secret is JSON without a "url" string')
         return url
@@ -81,7 +97,7 @@ class Runtime:
             if not self.config.database_secret_arn:
                 raise ConfigError("no database is configured (DATABASE_SECRET_ARN is not set)")
             secret = self.secrets.get_secret_value(SecretId=self.config.database_secret_arn)
-            self._url = database_url(secret["SecretString"])
+            self._url = database_url(secret["SecretString"], os.environ.get("DATABASE_ENDPOINT"))
         return self._url
 
     def engine(self) -> Any:

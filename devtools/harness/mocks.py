@@ -92,6 +92,20 @@ def _computed(
     if typ == "aws:cloudwatch/dashboard:Dashboard":
         dname = inputs.get("dashboardName") or auto
         return dname, {"dashboardArn": f"arn:aws:cloudwatch::{acct}:dashboard/{dname}"}
+    if typ == "aws:rds/instance:Instance":
+        ident = inputs.get("identifier") or auto
+        address = f"{ident}.c{_hex(ident, length=11)}.{region}.rds.amazonaws.com"
+        secret = f"arn:aws:secretsmanager:{region}:{acct}:secret:rds!db-{_hex(ident, length=8)}-AbCdEf"
+        return ident, {
+            "identifier": ident,
+            "arn": f"arn:aws:rds:{region}:{acct}:db:{ident}",
+            "address": address,
+            "endpoint": f"{address}:5432",
+            "port": 5432,
+            "masterUserSecrets": [{"secretArn": secret, "secretStatus": "active"}]
+            if inputs.get("manageMasterUserPassword")
+            else [],
+        }
     if typ == "aws:lambda/permission:Permission":
         return inputs.get("statementId") or auto, {"statementId": inputs.get("statementId") or auto}
     return f"{name}-id", state

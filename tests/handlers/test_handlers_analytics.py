@@ -405,3 +405,18 @@ def test_a_database_without_the_current_schema_fails_the_event_naming_how_to_upg
     with pytest.raises(ConfigError, match=r"pulumi up.*python -m devtools migrate"):
         analytics.handler(event, None)
     assert keys(analytics_env, ANALYTICS) == ["aggregates/x/0065A1.json"]
+
+
+def test_an_rds_managed_secret_with_the_endpoint_gives_a_tls_url() -> None:
+    # the secret RDS manages for database.create holds only the credentials; the stack names the endpoint
+    secret = json.dumps({"username": "pipeline_admin", "password": "p@ss/w:rd"})
+    url = analytics.database_url(secret, "db.abc.eu-west-1.rds.amazonaws.com:5432/pipeline")
+    assert url == (
+        "postgresql+psycopg2://pipeline_admin:p%40ss%2Fw%3Ard@db.abc.eu-west-1.rds.amazonaws.com:5432/pipeline"
+        "?sslmode=require"
+    )
+
+
+def test_credentials_without_an_endpoint_are_still_a_config_error() -> None:
+    with pytest.raises(ConfigError, match='without a "url"'):
+        analytics.database_url(json.dumps({"username": "u", "password": "p"}))
