@@ -33,8 +33,9 @@ class UnreadableObjectError(PipelineError):
 
 
 class LoadRejectedError(PipelineError):
-    """An aggregates object the database cannot take as it is (a sum past float range); nothing was
-    loaded, and analytics reports it as rejected rather than failing every retry."""
+    """An aggregates object the database cannot take as it is (an origin it cannot place, a group that
+    counts nothing); nothing was loaded, and analytics reports it as rejected rather than failing every
+    retry."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
