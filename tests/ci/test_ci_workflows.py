@@ -81,16 +81,83 @@ def test_pull_requests_preview_both_stacks_with_the_policy_pack_and_comment():
     assert pulumi_step["with"]["command"] == "preview"
     assert pulumi_step["with"]["policyPacks"] == "policy"
     assert pulumi_step["with"]["comment-on-pr"] is True
-    assert preview["needs"] == "test"
+    assert preview["needs"] == ["test", "layer"]
 
 
-def test_push_to_main_deploys_dev_only():
+def test_push_to_main_deploys_dev_then_prod_behind_the_prod_environment():
     workflow = load(ROOT / ".github" / "workflows" / "pulumi.yml")
-    deploy = workflow["jobs"]["deploy-dev"]
-    [pulumi_step] = [s for s in deploy["steps"] if s.get("uses", "").startswith("pulumi/actions@")]
-    assert (pulumi_step["with"]["command"], pulumi_step["with"]["stack-name"]) == ("up", "dev")
-    assert "refs/heads/main" in deploy["if"]
-    assert deploy["needs"] == "test"
+    deploys = {}
+    for name in ("deploy-dev", "deploy-prod"):
+        job = workflow["jobs"][name]
+        [pulumi_step] = [s for s in job["steps"] if s.get("uses", "").startswith("pulumi/actions@")]
+        assert pulumi_step["with"]["command"] == "up"
+        assert "refs/heads/main" in job["if"]
+        deploys[name] = (pulumi_step["with"]["stack-name"], job["environment"], job["needs"])
+    # prod deploys from CI only after dev took the same commit, and waits for the `prod` environment's
+    # required reviewers (configured in the repository's settings)
+    assert deploys == {
+        "deploy-dev": ("dev", "dev", ["test", "layer"]),
+        "deploy-prod": ("prod", "prod", ["deploy-dev", "layer"]),
+    }
+
+
+def test_the_layer_is_built_once_per_commit_and_stack_cached_by_its_inputs():
+    workflow = load(ROOT / ".github" / "workflows" / "pulumi.yml")
+    layer = workflow["jobs"]["layer"]
+    assert layer["strategy"]["matrix"]["stack"] == ["dev", "prod"]
+    steps = {step.get("uses", "").split("@")[0] or step.get("name"): step for step in layer["steps"]}
+    cache = steps["actions/cache"]
+    assert cache["with"]["path"] == "dist/layer.zip"
+    key = cache["with"]["key"]
+    for part in (
+        "runtime",
+        "architecture",
+        "boto3",
+        "hashFiles('layer/requirements*.txt', 'layer/build.py')",
+    ):
+        assert part in key
+    assert steps["Build the layer"]["if"] == "steps.cache.outputs.cache-hit != 'true'"
+    assert "python -m layer.build" in steps["Build the layer"]["run"]
+    upload = steps["actions/upload-artifact"]
+    assert (upload["with"]["name"], upload["with"]["path"]) == ("layer-${{ matrix.stack }}", "dist/layer.zip")
+
+
+@pytest.mark.parametrize(
+    ("job_name", "stack"),
+    [("preview", "${{ matrix.stack }}"), ("deploy-dev", "dev"), ("deploy-prod", "prod")],
+)
+def test_previews_and_deploys_use_the_commit_s_layer_through_layer_archive(job_name, stack):
+    job = load(ROOT / ".github" / "workflows" / "pulumi.yml")["jobs"][job_name]
+    names = [step.get("uses", "").split("@")[0] or step.get("name") for step in job["steps"]]
+    download = names.index("actions/download-artifact")
+    use = names.index("Use this commit's layer (layer.archive)")
+    # the zip is in place and named by the stack config before Pulumi runs the program
+    assert download < use < names.index("pulumi/actions")
+    assert job["steps"][download]["with"] == {"name": f"layer-{stack}", "path": "dist"}
+    step = job["steps"][use]
+    assert step["env"] == {"STACK": stack}
+    assert 'layer["archive"] = "dist/layer.zip"' in step["run"]
+    # no job but `layer` builds a layer
+    assert all("layer.build" not in (s.get("run") or "") for s in job["steps"])
+
+
+def test_the_layer_archive_step_sets_the_key_the_program_reads(tmp_path):
+    # GIVEN the step's script run on a copy of a stack file
+    job = load(ROOT / ".github" / "workflows" / "pulumi.yml")["jobs"]["deploy-prod"]
+    [step] = [s for s in job["steps"] if s.get("name") == "Use this commit's layer (layer.archive)"]
+    script = step["run"].split("<<'PY'\n", 1)[1].rsplit("PY", 1)[0]
+    (tmp_path / "Pulumi.prod.yaml").write_text((ROOT / "Pulumi.prod.yaml").read_text())
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env={"STACK": "prod"}, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    # THEN the stack config names the zip, and keeps every other key
+    config = yaml.safe_load((tmp_path / "Pulumi.prod.yaml").read_text())["config"]
+    assert config["data-pipeline:layer"] == {"archive": "dist/layer.zip"}
+    assert config == {
+        **load(ROOT / "Pulumi.prod.yaml")["config"],
+        "data-pipeline:layer": {"archive": "dist/layer.zip"},
+    }
 
 
 def test_aws_credentials_come_from_oidc_role_assumption_only():
@@ -102,10 +169,12 @@ def test_aws_credentials_come_from_oidc_role_assumption_only():
         for step in job["steps"]:
             if "configure-aws-credentials" in step.get("uses", ""):
                 roles[name] = (step["with"]["role-to-assume"], job.get("environment"))
-    # the preview runs a pull request's code: a read-only role; only the `dev` environment may deploy
+    # the preview runs a pull request's code: a read-only role; only the `dev` and `prod` environments may
+    # deploy, each with its own role
     assert roles == {
         "preview": ("${{ vars.AWS_PREVIEW_ROLE_ARN }}", None),
         "deploy-dev": ("${{ vars.AWS_DEPLOY_ROLE_ARN }}", "dev"),
+        "deploy-prod": ("${{ vars.AWS_PROD_DEPLOY_ROLE_ARN }}", "prod"),
     }
 
 
