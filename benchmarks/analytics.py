@@ -50,7 +50,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from handlers import database  # noqa: E402
-from handlers.aggregate import GroupStats, Stats  # noqa: E402
+from handlers.groups import GroupStats, Stats  # noqa: E402
 
 OLD_COMMIT = "4350ada"
 TYPES = ("click", "view", "buy", "scroll", "share", "like", "hover", "copy", "paste", "close")
@@ -59,7 +59,7 @@ SOURCES = tuple(f"site-{n:02d}" for n in range(10))
 
 def old_module() -> Any:
     """The load of ``OLD_COMMIT``, as a module of its own (its float limit defined here: the current
-    ``handlers.aggregate`` no longer has one)."""
+    processing core no longer has one)."""
     source = subprocess.run(
         ["git", "show", f"{OLD_COMMIT}:handlers/database.py"],
         cwd=ROOT,

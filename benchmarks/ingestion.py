@@ -4,14 +4,14 @@ Run: ``.venv/bin/python benchmarks/ingestion.py [--size-mb 100] [--small-mb 10]`
 Lines input (a pool of distinct random records written repeatedly, so 100 MB takes seconds), then
 measures each contender in a fresh subprocess so that every peak-RSS figure is its own:
 
-* ``core``       — ``handlers.ingest.ingest`` (split, parse, duplicate-key check, schema validation,
+* ``core``       — ``handlers.ingestion_core.ingest`` (split, parse, duplicate-key check, schema validation,
                    timestamp normalisation) into a sink that discards the lines;
 * ``core+gzipN`` — the same into the production spool (``handlers.s3io.LineSpool``) at gzip level N;
 * ``naive``      — read the whole file, ``json.loads`` every line, keep every record in a list;
 * ``parse:X``    — parse-and-discard with parser X (orjson, msgspec, json) over the same 1 MiB-chunk
                    line splitting, i.e. the ceiling for any parser-bound ingestion;
 * ``core@small`` — the core on the small input, to show memory does not grow with input size;
-* ``core@baseline`` — with ``--baseline PATH``, the core of another handlers/ingest.py (an earlier
+* ``core@baseline`` — with ``--baseline PATH``, the core of another ingestion core module (an earlier
                    commit's: ``git show REV:handlers/ingest.py > PATH``) on the big input, so that a
                    change is compared with what it replaces in the same run, round by round;
 * ``encode:X`` / ``validate:X`` — CPU per record to serialise (orjson, msgspec) or schema-check
@@ -44,11 +44,18 @@ sys.path.insert(0, str(ROOT))
 
 
 def load_core(path: Path | None) -> ModuleType:
-    """``handlers.ingest``, or the module at ``path``: another version of it, loaded under its own name."""
-    if path is None:
-        from handlers import ingest
+    """Today's ingestion core, or the module at ``path``: an earlier single-module core
+    (``git show REV:handlers/ingest.py``), loaded under its own name.
 
-        return ingest
+    Today's core is four modules (framing, timestamps, record checks, the driver); it is returned as one
+    namespace holding all their names, as the earlier single module did."""
+    if path is None:
+        from handlers import framing, ingestion_core, records, timestamps
+
+        core = ModuleType("ingestion_core_view")
+        for module in (framing, timestamps, records, ingestion_core):
+            core.__dict__.update({k: v for k, v in vars(module).items() if not k.startswith("__")})
+        return core
     spec = importlib.util.spec_from_file_location("ingest_baseline", path)
     if spec is None or spec.loader is None:
         raise SystemExit(f"cannot load {path} as a module")
@@ -148,7 +155,7 @@ def measure(kind: str, path: Path, baseline_core: Path | None = None) -> dict[st
     import orjson
 
     from handlers.config import default_record_schema
-    from handlers.ingest import iter_lines
+    from handlers.framing import iter_lines
     from handlers.s3io import LineSpool
 
     core = load_core(baseline_core if kind == "core@baseline" else None)
@@ -296,7 +303,7 @@ def main() -> None:
     parser.add_argument(
         "--baseline",
         type=Path,
-        help="another handlers/ingest.py, measured as core@baseline in the same rounds",
+        help="an earlier handlers/ingest.py (one module), measured as core@baseline in the same rounds",
     )
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)

@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python benchmarks/ingestion_steps.py [--records small|rich] [--size-mb 3] [--instructions]``.
 
 Each row rebuilds the core's batch work on the same JSON Lines input with one more step than the row
-before, calling the functions ``handlers.ingest`` itself calls:
+before, calling the functions the ingestion core (``handlers.ingestion_core``) itself calls:
 
 * ``split``       lines a read chunk at a time (``iter_line_blocks``), joined into batches of 256;
 * ``+decode``     msgspec ``decode_lines`` per batch;
@@ -11,7 +11,7 @@ before, calling the functions ``handlers.ingest`` itself calls:
 * ``+timestamps`` ``normalise_timestamp`` per record, written back into the records;
 * ``+encode``     msgspec ``encode_lines`` per batch;
 * ``+duplicates`` the quote counts that rule out duplicate keys (``_no_duplicate_keys``);
-* ``core``        the real ``handlers.ingest.ingest`` into a sink that discards its lines;
+* ``core``        the real ``handlers.ingestion_core.ingest`` into a sink that discards its lines;
 * ``core@baseline`` with ``--baseline PATH``, the ``ingest`` of another handlers/ingest.py (an earlier
                   commit's), so that a change and what it replaces are timed in the same rounds;
 * ``parse``       parse each line with msgspec and discard it: the raw parse rate of benchmarks/ingestion.py.
@@ -50,8 +50,9 @@ def workloads(data: bytes, rows: list[str], baseline: Path | None = None) -> dic
     import msgspec
     from ingestion import Discard, load_core  # benchmarks/ingestion.py's sink and module loader
 
-    from handlers import ingest as core
     from handlers.config import default_record_schema
+
+    core = load_core(None)
 
     checker = core.RecordChecker(default_record_schema())
     decode = msgspec.json.Decoder().decode
@@ -151,7 +152,9 @@ def main() -> None:
     parser.add_argument("--size-mb", type=float, default=3)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--instructions", action="store_true", help="count instructions with callgrind")
-    parser.add_argument("--baseline", type=Path, help="another handlers/ingest.py, timed as core@baseline")
+    parser.add_argument(
+        "--baseline", type=Path, help="an earlier handlers/ingest.py (one module), timed as core@baseline"
+    )
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -9,7 +9,7 @@ process, the CPU time of:
 
 * ``old``   — the processing core of commit 4350ada (``aggregate_stream`` as it was, floats and all),
               loaded from git into a temporary module;
-* ``new``   — ``handlers.aggregate.aggregate_stream``;
+* ``new``   — ``handlers.aggregation.aggregate_stream``;
 * ``floor`` — gunzip (the same ``payload_reader``, 1 MiB reads) and msgspec ``Decoder().decode_lines``
               on each read's complete lines, the result discarded: no processing can read the records
               faster than it can decompress and parse them.
@@ -81,14 +81,17 @@ def records(size_bytes: int, decimal: bool, days: int, seed: int = 11) -> tuple[
 
 def old_core() -> types.ModuleType:
     """``handlers/aggregate.py`` of OLD_COMMIT as a module. It imports four names from
-    ``handlers.ingest``; when today's module lacks one, they come from OLD_COMMIT's ingest.py."""
+    ``handlers.ingest``, today ``handlers.framing``; when today's module lacks one, they come from
+    OLD_COMMIT's ingest.py."""
     source = git_show("handlers/aggregate.py")
     try:
-        from handlers.ingest import Oversize, Read, iter_lines, payload_reader  # noqa: F401
+        from handlers.framing import Oversize, Read, iter_lines, payload_reader  # noqa: F401
     except ImportError:
         vendored = load_module("_old_ingest", git_show("handlers/ingest.py"))
         assert all(hasattr(vendored, name) for name in ("Oversize", "Read", "iter_lines", "payload_reader"))
         source = source.replace("from handlers.ingest import", "from _old_ingest import")
+    else:
+        source = source.replace("from handlers.ingest import", "from handlers.framing import")
     return load_module("_old_aggregate", source)
 
 
@@ -108,8 +111,8 @@ def load_module(name: str, source: str) -> types.ModuleType:
 def contenders(data: bytes) -> dict[str, Callable[[], object]]:
     import msgspec
 
-    from handlers.aggregate import aggregate_stream
-    from handlers.ingest import CHUNK_BYTES, payload_reader
+    from handlers.aggregation import aggregate_stream
+    from handlers.framing import CHUNK_BYTES, payload_reader
 
     old = old_core()
     decode_lines = msgspec.json.Decoder().decode_lines

@@ -42,7 +42,7 @@ FUNCTION_NAME_MAX = 64
 # Lambda rejects a function whose environment variables exceed 4 KB in total (keys and values).
 LAMBDA_ENV_MAX_BYTES = 4096
 # The largest maxRecordBytes whose records/ lines the processing stage can always read: ingestion may
-# write a record longer than its input (handlers/contract.py, handlers.ingest.output_bound).
+# write a record longer than its input (handlers/contract.py, handlers.ingestion_core.output_bound).
 MAX_RECORD_BYTES_LIMIT = contract.MAX_RECORD_BYTES_LIMIT
 
 _BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")

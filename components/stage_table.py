@@ -201,7 +201,7 @@ class StageDescription:
 STAGE_TABLE: tuple[StageDescription, ...] = (
     StageDescription(
         name=Stage.INGESTION,
-        handler="handlers.ingestion.handler",
+        handler="handlers.ingestion_handler.handler",
         source=BucketRole.RAW,
         triggers=CONFIGURED_INPUT,
         destination=BucketRole.PROCESSED,
@@ -224,7 +224,7 @@ STAGE_TABLE: tuple[StageDescription, ...] = (
     ),
     StageDescription(
         name=Stage.PROCESSING,
-        handler="handlers.processing.handler",
+        handler="handlers.processing_handler.handler",
         source=BucketRole.PROCESSED,
         triggers=(RECORDS,),
         destination=BucketRole.ANALYTICS,

@@ -38,11 +38,12 @@ from typing import Any
 import boto3
 import msgspec
 
-from handlers.aggregate import AggregatesDocument, GroupKey, GroupStats, groups_from_document, read_document
 from handlers.config import AnalyticsConfig, load_analytics
+from handlers.documents import AggregatesDocument, groups_from_document, read_document
 from handlers.errors import ConfigError, EventError, LoadRejectedError
 from handlers.events import ObjectRef, output_key, relative_key, split_versioned, versioned_key
 from handlers.exact import Number, canonical, exact_context
+from handlers.groups import GroupKey, GroupStats
 from handlers.metrics import Counts, handle_objects
 
 INPUT_PREFIX = "aggregates/"  # the processing stage's AGGREGATES_PREFIX, fixed by the chain

@@ -103,7 +103,7 @@ OVERWRITE_MODES: Final = ("replace", "append")  # what a new version of a raw ke
 DEFAULT_OVERWRITE_MODE: Final = OVERWRITE_MODES[0]
 MAX_FIELD_NAME: Final = 256  # characters of a dimension or metric name (the database's metric column)
 RECORDS_LINE_LIMIT: Final = 16 << 20  # the longest records/ line the processing stage reads
-# Ingestion writes a valid unit of n bytes as at most 9n // 5 + 28 bytes (handlers.ingest.output_bound,
+# Ingestion writes a valid unit of n bytes as at most 9n // 5 + 28 bytes (ingestion_core.output_bound,
 # proved in that module's docstring), so a larger limit could write a line processing cannot read.
 MAX_RECORD_BYTES_LIMIT: Final = (RECORDS_LINE_LIMIT - 28) * 5 // 9
 

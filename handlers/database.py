@@ -90,10 +90,10 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from handlers.aggregate import GroupKey, GroupStats
 from handlers.errors import ConfigError, DatabaseUnavailableError, LoadRejectedError
 from handlers.events import SEQUENCER_WIDTH, order_key
 from handlers.exact import Number, canonical, exact_context, parse
+from handlers.groups import GroupKey, GroupStats
 
 CONNECT_TIMEOUT_SECONDS = 5
 SQLITE_BUSY_TIMEOUT_SECONDS = 60  # a writer waits this long for another's BEGIN IMMEDIATE to end

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from handlers.events import ObjectRef
-from handlers.ingest import CHUNK_BYTES, Read
+from handlers.framing import CHUNK_BYTES, Read
 
 SPOOL_MEMORY_BYTES = 8 << 20
 BATCH_LINES = 2048

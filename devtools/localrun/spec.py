@@ -60,7 +60,7 @@ class StageSpec:
     stage: str  # ingestion | processing | analytics (the function's PIPELINE_STAGE)
     function_name: str  # physical function name
     function_arn: str  # declared (mock) function ARN
-    handler: str  # e.g. handlers.ingestion.handler
+    handler: str  # e.g. handlers.ingestion_handler.handler
     runtime: str  # e.g. python3.13
     architecture: str  # x86_64 | arm64
     code_archive: Path  # the declared FileArchive path of the function code

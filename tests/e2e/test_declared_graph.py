@@ -21,8 +21,8 @@ def spec(dev_stack: DeclaredStack) -> PipelineSpec:
 def test_spec_holds_the_three_stages_in_chain_order_with_their_handlers(spec: PipelineSpec) -> None:
     assert [s.stage for s in spec.stages] == ["ingestion", "processing", "analytics"]
     assert [s.handler for s in spec.stages] == [
-        "handlers.ingestion.handler",
-        "handlers.processing.handler",
+        "handlers.ingestion_handler.handler",
+        "handlers.processing_handler.handler",
         "handlers.analytics.handler",
     ]
     for stage in spec.stages:

@@ -136,7 +136,7 @@ def test_a_wrong_declared_handler_string_fails_the_stage_in_the_run(
     dev_spec: PipelineSpec, run_pipeline: Callable[..., RunResult]
 ) -> None:
     # GIVEN the ingestion function declared with a handler its archive does not define
-    ingestion = replace(dev_spec.stage("ingestion"), handler="handlers.ingestion.handle")
+    ingestion = replace(dev_spec.stage("ingestion"), handler="handlers.ingestion_handler.handle")
     result = run_pipeline(dev_spec.with_stage(ingestion), [SAMPLES / "orders" / "late-order.json"])
     # THEN the event fails in ingestion as in AWS and nothing downstream runs
     assert [(f.stage, f.error_type) for f in result.failures] == [("ingestion", "Runtime.HandlerNotFound")]

@@ -11,7 +11,10 @@ import pytest
 from handler_support import ANALYTICS, PROCESSED, RAW, REGION
 from moto import mock_aws
 
-from handlers import analytics, ingestion, processing
+from handlers import analytics, contract
+from handlers import ingestion_handler as ingestion
+from handlers import processing_handler as processing
+from handlers.contract import Env, Stage
 
 _CLIENTS: dict[tuple[Any, ...], Any] = {}
 _new_client = boto3.client
@@ -61,7 +64,7 @@ def stage_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
             "AGGREGATION_"
         ):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("METRICS_NAMESPACE", "DataPipeline")
+    monkeypatch.setenv(Env.METRICS_NAMESPACE, contract.METRICS_NAMESPACE)
     _clear_runtimes()
     yield monkeypatch
     _clear_runtimes()
@@ -69,33 +72,33 @@ def stage_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
 
 @pytest.fixture
 def ingestion_env(aws: Any, stage_env: pytest.MonkeyPatch) -> Any:
-    stage_env.setenv("PIPELINE_STAGE", "ingestion")
-    stage_env.setenv("DEST_BUCKET", PROCESSED)
-    stage_env.setenv("RECORDS_PREFIX", "records/")
-    stage_env.setenv("QUARANTINE_PREFIX", "quarantine/")
-    stage_env.setenv("INPUT_PREFIX", "incoming/")
-    stage_env.setenv("INPUT_SUFFIXES", ".json,.jsonl,.ndjson,.gz")
-    stage_env.setenv("MAX_RECORD_BYTES", "4096")
+    stage_env.setenv(Env.PIPELINE_STAGE, Stage.INGESTION)
+    stage_env.setenv(Env.DEST_BUCKET, PROCESSED)
+    stage_env.setenv(Env.RECORDS_PREFIX, contract.RECORDS_PREFIX)
+    stage_env.setenv(Env.QUARANTINE_PREFIX, contract.QUARANTINE_PREFIX)
+    stage_env.setenv(Env.INPUT_PREFIX, contract.INPUT_PREFIX)
+    stage_env.setenv(Env.INPUT_SUFFIXES, ",".join(contract.INPUT_SUFFIXES))
+    stage_env.setenv(Env.MAX_RECORD_BYTES, "4096")
     return aws
 
 
 @pytest.fixture
 def processing_env(aws: Any, stage_env: pytest.MonkeyPatch) -> Any:
-    stage_env.setenv("PIPELINE_STAGE", "processing")
-    stage_env.setenv("DEST_BUCKET", ANALYTICS)
-    stage_env.setenv("AGGREGATES_PREFIX", "aggregates/")
-    stage_env.setenv("AGGREGATION_WINDOW", "1h")
-    stage_env.setenv("AGGREGATION_DIMENSIONS", "type,source")
-    stage_env.setenv("AGGREGATION_METRICS", "value")
+    stage_env.setenv(Env.PIPELINE_STAGE, Stage.PROCESSING)
+    stage_env.setenv(Env.DEST_BUCKET, ANALYTICS)
+    stage_env.setenv(Env.AGGREGATES_PREFIX, contract.AGGREGATES_PREFIX)
+    stage_env.setenv(Env.AGGREGATION_WINDOW, "1h")
+    stage_env.setenv(Env.AGGREGATION_DIMENSIONS, "type,source")
+    stage_env.setenv(Env.AGGREGATION_METRICS, "value")
     return aws
 
 
 @pytest.fixture
 def analytics_env(aws: Any, stage_env: pytest.MonkeyPatch) -> Any:
-    stage_env.setenv("PIPELINE_STAGE", "analytics")
-    stage_env.setenv("DEST_BUCKET", ANALYTICS)
-    stage_env.setenv("REPORTS_PREFIX", "reports/")
-    stage_env.setenv("REPORT_TOP_GROUPS", "3")
+    stage_env.setenv(Env.PIPELINE_STAGE, Stage.ANALYTICS)
+    stage_env.setenv(Env.DEST_BUCKET, ANALYTICS)
+    stage_env.setenv(Env.REPORTS_PREFIX, contract.REPORTS_PREFIX)
+    stage_env.setenv(Env.REPORT_TOP_GROUPS, "3")
     return aws
 
 

@@ -4,7 +4,7 @@ only depend on the input and reads back to the same groups.
 
 The reference here decides every line on its own with the standard library's ``json`` (numbers kept as
 their literals), computes each value with ``fractions.Fraction`` from its literal's digits, and floors
-windows with ``datetime``: none of it shares code with ``handlers.aggregate``'s block or line paths.
+windows with ``datetime``: none of it shares code with ``handlers.aggregation``'s block or line paths.
 """
 
 from __future__ import annotations
@@ -25,26 +25,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handlers import aggregate, exact
-from handlers.aggregate import (
+from handlers import aggregation, exact
+from handlers.aggregation import Aggregator, aggregate_records, aggregate_stream
+from handlers.config import RECORDS_LINE_LIMIT, WINDOWS
+from handlers.documents import Origin, groups_from_document, read_document, to_document
+from handlers.groups import (
     FORMAT,
     MAX_REJECTED_DETAILS,
     RETRY_LINES,
     AggregateResult,
-    Aggregator,
     GroupStats,
-    Origin,
     Stats,
-    aggregate_records,
-    aggregate_stream,
     dimensions_text,
-    groups_from_document,
     merge,
-    read_document,
-    to_document,
     window_start,
 )
-from handlers.config import RECORDS_LINE_LIMIT, WINDOWS
 from handlers.metrics import Counts
 
 PROPERTY = settings(max_examples=50, deadline=None)
@@ -661,7 +656,7 @@ def test_gathering_values_per_group_or_taking_them_one_by_one_gives_the_same_gro
     for position in bad:
         lines.insert(min(position * 7, len(lines)), b'{"timestamp":"2024-05-01T12:00:00Z","value":"x"}')
     payload = b"\n".join(lines)
-    with patch.object(aggregate, "PENDING_VALUES", pending), patch.object(aggregate, "RETRY_LINES", 2):
+    with patch.object(aggregation, "PENDING_VALUES", pending), patch.object(aggregation, "RETRY_LINES", 2):
         result = stream(payload)
     # THEN the groups are those of the records one at a time
     assert exact_groups(result.groups) == exact_groups(aggregate_records(records, 3600, DIMENSIONS, METRICS))
@@ -894,4 +889,4 @@ def test_a_huge_integer_dimension_reads_back_as_its_group() -> None:
     result = stream(payload)
     raw = to_document(result, SOURCE, "1h", 3600, DIMENSIONS, METRICS, origin=ORIGIN)
     assert set(groups_from_document(read_document(raw))) == set(result.groups)
-    assert aggregate.dimensions_text(("type",), [Decimal(big)]) == '{"type":' + big + "}"
+    assert dimensions_text(("type",), [Decimal(big)]) == '{"type":' + big + "}"

@@ -17,8 +17,10 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.exc import OperationalError
 
 from handlers import analytics, database
-from handlers.aggregate import AggregateResult, Origin, aggregate_records, to_document
+from handlers.aggregation import aggregate_records
+from handlers.documents import Origin, to_document
 from handlers.errors import ConfigError, DatabaseUnavailableError, EventError, LoadRejectedError
+from handlers.groups import AggregateResult
 from handlers.metrics import Counts
 
 DIMENSIONS, METRICS = ("type", "source"), ("value",)

@@ -30,7 +30,7 @@ from handler_support import (
 )
 from moto import mock_aws
 
-from handlers import ingestion
+from handlers import ingestion_handler as ingestion
 
 GOOD = json.dumps(record(1)).encode()
 MAX_RECORD_BYTES = 4096

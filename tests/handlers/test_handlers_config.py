@@ -6,7 +6,7 @@ import pytest
 
 from handlers.config import load_analytics, load_ingestion, load_processing
 from handlers.errors import ConfigError
-from handlers.ingest import RecordChecker
+from handlers.records import RecordChecker
 
 
 def test_processing_reports_every_bad_variable_at_once() -> None:

@@ -19,15 +19,9 @@ from hypothesis import strategies as st
 from handlers.config import default_record_schema
 from handlers.errors import UnreadableObjectError
 from handlers.events import MAX_KEY_BYTES, output_key
-from handlers.ingest import (
-    Oversize,
-    RecordChecker,
-    Rejection,
-    detect_format,
-    iter_document,
-    iter_lines,
-    normalise_timestamp,
-)
+from handlers.framing import Oversize, detect_format, iter_document, iter_lines
+from handlers.records import RecordChecker, Rejection
+from handlers.timestamps import normalise_timestamp
 
 CHECKER = RecordChecker(default_record_schema())
 # No deadline: two shared cores make single examples slow at times; fewer examples keep the tier fast.
@@ -355,7 +349,8 @@ def test_a_scalar_inside_an_array_is_not_an_object() -> None:
 
 @pytest.mark.parametrize("line", [b"\v", b"\f", b" \x0b\t", b"\r\x0c"])
 def test_a_line_of_whitespace_json_does_not_allow_is_invalid_json_not_blank(line: bytes) -> None:
-    from handlers.ingest import InputFormat, ingest
+    from handlers.framing import InputFormat
+    from handlers.ingestion_core import ingest
 
     good = json.dumps({"id": "a", "timestamp": 0, "type": "t"}).encode()
     sink = ListSink()
@@ -367,7 +362,8 @@ def test_a_line_of_whitespace_json_does_not_allow_is_invalid_json_not_blank(line
 
 
 def test_an_array_element_of_whitespace_json_does_not_allow_is_invalid_json() -> None:
-    from handlers.ingest import InputFormat, ingest
+    from handlers.framing import InputFormat
+    from handlers.ingestion_core import ingest
 
     sink = ListSink()
     ingest(
@@ -400,7 +396,8 @@ def test_fast_and_slow_utc_paths_agree(moment: datetime) -> None:
 
 @pytest.mark.parametrize("filler", [10, 300_000])  # many small lines, and lines that fill BATCH_BYTES first
 def test_batches_keep_line_order_and_conservation(filler: int) -> None:
-    from handlers.ingest import InputFormat, ingest
+    from handlers.framing import InputFormat
+    from handlers.ingestion_core import ingest
 
     good = json.dumps({"id": "a", "timestamp": 0, "type": "t", "attributes": {"pad": "x" * filler}}).encode()
     lines = [good if n % 3 else b'{"id": 1}' for n in range(1, 601 if filler < 1000 else 13)]

@@ -24,10 +24,10 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine, delete, inspect, select, text
 
 from handlers import database
-from handlers.aggregate import GroupStats, Stats
 from handlers.errors import ConfigError
 from handlers.events import order_key
 from handlers.exact import exact_context
+from handlers.groups import GroupStats, Stats
 
 H12, H13, H14 = "2024-05-01T12:00:00Z", "2024-05-01T13:00:00Z", "2024-05-01T14:00:00Z"
 SETTING = database.Setting("1h", ("type",), ("value", "other"))

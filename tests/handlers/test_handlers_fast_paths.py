@@ -23,17 +23,10 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from handlers.config import default_record_schema
-from handlers.ingest import (
-    InputFormat,
-    RecordChecker,
-    Rejection,
-    _batch_validator,
-    _braced,
-    _normalise_with_datetime,
-    _repeated_key,
-    ingest,
-    normalise_timestamp,
-)
+from handlers.framing import InputFormat
+from handlers.ingestion_core import ingest
+from handlers.records import RecordChecker, Rejection, _batch_validator, _braced, _repeated_key
+from handlers.timestamps import _normalise_with_datetime, normalise_timestamp
 
 CHECKER = RecordChecker(default_record_schema())
 PROPERTY = settings(max_examples=150, deadline=None)

@@ -25,7 +25,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from handlers.config import MAX_RECORD_BYTES_LIMIT, RECORDS_LINE_LIMIT, default_record_schema
-from handlers.ingest import InputFormat, RecordChecker, ingest, normalise_timestamp, output_bound
+from handlers.framing import InputFormat
+from handlers.ingestion_core import ingest, output_bound
+from handlers.records import RecordChecker
+from handlers.timestamps import normalise_timestamp
 
 CHECKER = RecordChecker(default_record_schema())
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

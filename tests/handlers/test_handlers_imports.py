@@ -23,9 +23,21 @@ def imported_modules(*modules: str) -> set[str]:
 
 
 def test_ingestion_and_processing_do_not_import_sqlalchemy() -> None:
-    modules = imported_modules("handlers.ingestion", "handlers.processing")
-    assert "handlers.ingest" in modules
+    modules = imported_modules("handlers.ingestion_handler", "handlers.processing_handler")
+    assert "handlers.ingestion_core" in modules
     assert not {m for m in modules if m.split(".")[0] in ("sqlalchemy", "psycopg2")}
+
+
+def test_processing_imports_neither_the_ingestion_core_nor_jsonschema_rs() -> None:
+    # the processing stage's cold start: framing is its own module, the record checks are ingestion's
+    modules = imported_modules("handlers.processing_handler")
+    assert {"handlers.framing", "handlers.aggregation", "handlers.documents"} <= modules
+    assert not modules & {
+        "handlers.ingestion_core",
+        "handlers.records",
+        "handlers.timestamps",
+        "jsonschema_rs",
+    }
 
 
 def test_analytics_imports_sqlalchemy_only_when_a_database_is_used() -> None:

@@ -24,7 +24,7 @@ from handler_support import (
     tag_of,
 )
 
-from handlers import ingestion
+from handlers import ingestion_handler as ingestion
 from handlers.errors import ConfigError, EventError
 
 

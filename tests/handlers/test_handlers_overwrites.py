@@ -20,7 +20,9 @@ from typing import Any
 import pytest
 from handler_support import ANALYTICS, PROCESSED, RAW, event_of, put, s3_record
 
-from handlers import analytics, database, ingestion, processing
+from handlers import analytics, database
+from handlers import ingestion_handler as ingestion
+from handlers import processing_handler as processing
 
 V1 = (Decimal("0.1"), Decimal("0.2"), Decimal("5.7"))
 V2 = (Decimal("10.05"), Decimal("19.95"))

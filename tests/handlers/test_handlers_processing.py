@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from handler_support import ANALYTICS, PROCESSED, event_of, get_bytes, gz, jsonl, keys, put, record, s3_record
 
-from handlers import processing
-from handlers.aggregate import FORMAT, groups_from_document, read_document
+from handlers import processing_handler as processing
+from handlers.documents import groups_from_document, read_document
 from handlers.errors import EventError
 from handlers.events import versioned_key
+from handlers.groups import FORMAT
 
 TAG = "0065A1B2C3D4E5F6A7"
 

@@ -1,7 +1,7 @@
 """Processing stage: processed ``records/<rel>/<TAG>.jsonl.gz`` → analytics ``aggregates/<rel>/<TAG>.json``.
 
 ``TAG`` is the raw object version's S3 sequencer (``handlers.events.versioned_key``): one records object,
-and so one aggregates document, per raw version. The document (format in ``handlers.aggregate``) names
+and so one aggregates document, per raw version. The document (format in ``handlers.documents``) names
 that version as its ``origin``: ``rel`` and ``TAG`` from the key, the raw version id from the records
 object's ``source-version-id`` metadata, which ingestion sets. It carries the conservation counts as
 user metadata too. Bad lines never raise: they are listed as ``rejected``.
@@ -15,8 +15,9 @@ from typing import Any
 
 import boto3
 
-from handlers.aggregate import Origin, aggregate_stream, to_document
+from handlers.aggregation import aggregate_stream
 from handlers.config import ProcessingConfig, load_processing
+from handlers.documents import Origin, to_document
 from handlers.events import ObjectRef, split_versioned, versioned_key
 from handlers.metrics import Counts, handle_objects
 from handlers.s3io import hashed, open_object_with_metadata

@@ -6,7 +6,7 @@ or redriven event cross, and whatever the versioning of the processed bucket. ``
 for every readable object (empty when no record is valid, so that a new version without valid records
 still replaces the old one's contribution); ``quarantine/`` only when something was quarantined. Both
 carry the conservation counts and the raw version as user metadata. A key near S3's length limit is
-shortened (``events.versioned_key``). The core is ``handlers.ingest``.
+shortened (``events.versioned_key``). The core is ``handlers.ingestion_core``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ import boto3
 from handlers.config import IngestionConfig, load_ingestion
 from handlers.errors import UnreadableObjectError
 from handlers.events import ObjectRef, relative_key, version_tag, versioned_key
-from handlers.ingest import RecordChecker, detect_format, ingest, unreadable_entry
+from handlers.framing import detect_format
+from handlers.ingestion_core import ingest, unreadable_entry
 from handlers.metrics import Counts, handle_objects
+from handlers.records import RecordChecker
 from handlers.s3io import LineSpool, open_object, upload
 
 RECORDS_SUFFIX = ".jsonl.gz"  # the processing stage's INPUT_SUFFIX, fixed by the chain

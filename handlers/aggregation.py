@@ -1,0 +1,494 @@
+"""Processing core: ``records/`` lines → exact per-window, per-dimension aggregates.
+
+Memory grows with the number of groups (windows times dimension values), never with the number of
+records: each block of lines updates its groups' counters and is dropped (at most ``PENDING_VALUES``
+metric values wait, gathered per group, to be summed together).
+
+Numbers are exact (``handlers.exact``): lines are decoded with ``float_hook=Decimal``, so a metric is
+the decimal its literal states and an integer stays an ``int``; sums are taken inside
+``exact.exact_context()``, where a sum that would round raises instead. Aggregates form a commutative
+monoid under ``merge`` (counts and sums add, min and max keep), so aggregating files separately and
+merging in any order equals aggregating all records at once, exactly — the property the analytics
+stage's database upsert relies on (tested with hypothesis).
+
+A group is a window start and the canonical text of its dimension values (``GroupKey``,
+``dimensions_text``): numerically equal numbers are one group (``1``, ``1.0``, ``1e0``; ``0``, ``-0.0``),
+while ``true`` is never the number 1 and ``"1"`` never a number. The database stores that text.
+
+are canonical decimal strings (``exact.canonical``). ``records_valid`` counts aggregated records and
+``records_quarantined`` rejected ones. A metric absent from a record (or null) does not count for that
+metric; a group lists only metrics it has seen. ``rejected`` keeps the first ``MAX_REJECTED_DETAILS``
+entries (``rejected_total`` counts them all): every rejected line is still in the ``records/`` object,
+which the document names.
+
+No line can fail an object: every line is aggregated, counted blank (empty, or only spaces, tabs and
+carriage returns) or rejected with a reason: ``invalid_json`` (a ``\\v`` or ``\\f`` is not JSON
+whitespace; nesting past msgspec's limit, which is the interpreter's recursion limit less the caller's
+stack: just under 1000 levels on CPython 3.11 (996 from a shallow stack), alike for a line in a block
+or alone; ingestion writes nothing deeper than 255), ``invalid_utf8``, ``not_an_object``,
+``invalid_timestamp``, ``dimension_not_scalar``, ``dimension_out_of_range`` (a number literal whose
+exponent no ``Decimal`` holds), ``metric_not_numeric``, ``metric_out_of_range``, ``metric_too_precise``
+(``exact.metric_value``), ``record_too_large``; and for a ``records/`` object that cannot be read at all
+(line 0) ``not_gzip``, ``truncated_gzip``, ``corrupt_gzip``. Duplicate keys keep the last value, as
+every JSON parser here does (ingestion rejects them before they reach ``records/``).
+
+Speed: a block of lines is decoded in one ``decode_lines`` call into a struct of only the configured
+fields, and checked and grouped a column at a time. Any surprise in a block (a line that fails to
+decode, or a value that needs a reason) sends that block's lines down the line-by-line path, which
+decides every verdict; the block path only ever takes blocks on which both paths agree.
+
+Groups and their statistics are ``handlers.groups``; the document ``handlers.documents``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict, deque
+from collections.abc import Iterable, Iterator, Mapping
+from decimal import Decimal
+from itertools import compress, repeat
+from operator import is_not
+from typing import Any
+
+import msgspec
+
+from handlers import exact
+from handlers.config import RECORDS_LINE_LIMIT
+from handlers.errors import UnreadableObjectError
+from handlers.exact import MetricValueError, exact_context, metric_value
+from handlers.framing import CHUNK_BYTES, Read, payload_reader
+from handlers.groups import (
+    _BLANK,
+    _FALSE,
+    _INTS,
+    _LIMIT,
+    _NONE,
+    _NORMALISED,
+    _NUMBERS,
+    _PLAIN_DIMENSIONS,
+    _RAW,
+    _SCALAR_DIMENSIONS,
+    _STAMPS,
+    _TRUE,
+    MAX_REJECTED_DETAILS,
+    PENDING_VALUES,
+    RETRY_LINES,
+    AggregateResult,
+    GroupKey,
+    GroupStats,
+    Rejected,
+    Stats,
+    _Bool,
+    _json_type,
+    _layout,
+    _present,
+    _scalar,
+    _Starts,
+    _Unrepresentable,
+    dimensions_text,
+)
+from handlers.metrics import Counts
+
+
+class Aggregator:
+    """Accumulates records into groups; mutable inside, frozen on ``groups``."""
+
+    def __init__(self, window_seconds: int, dimensions: tuple[str, ...], metrics: tuple[str, ...]) -> None:
+        self.window_seconds = window_seconds
+        self.dimensions = dimensions
+        self.metrics = metrics
+        self._layout = _layout(dimensions, metrics)
+        # Groups by (window start, dimension values as decoded): numerically equal numbers already share
+        # a key (1 == Decimal("1.0"), with equal hashes), booleans are _Bool; ``groups`` merges what
+        # canonical texts make equal.
+        self._records: Counter[tuple[Any, ...]] = Counter()
+        self._stats: list[dict[tuple[Any, ...], list[Any]]] = [{} for _ in metrics]  # [count, sum, min, max]
+        # Block values gathered per group, then each group's taken in four C calls (``_flush``): with
+        # a few values a group, that beats one Python step per value. When a flush finds most groups
+        # with one value, later blocks take the step per value instead.
+        self._pending: list[defaultdict[tuple[Any, ...], list[Any]]] = [defaultdict(list) for _ in metrics]
+        self._pending_values = 0
+        self._gather = True
+        self._starts = _Starts(window_seconds)
+        self._rejected: list[Rejected] = []
+        self.rejected_total = 0
+        self.valid = 0
+        self.blank = 0
+
+    def reject(self, line: int, reason: str, detail: str) -> None:
+        self.rejected_total += 1
+        if len(self._rejected) < MAX_REJECTED_DETAILS:
+            self._rejected.append(Rejected(line, reason, detail))
+
+    def _window(self, timestamp: object) -> str:
+        if type(timestamp) is not str:
+            raise ValueError(f"timestamp is a {_json_type(timestamp)}, not an RFC 3339 UTC string")
+        if not _NORMALISED.fullmatch(timestamp):
+            raise ValueError(f"timestamp is not normalised RFC 3339 UTC: {timestamp[:64]!r}")
+        return self._starts[timestamp[: self._starts.length]]
+
+    # --- one record at a time: the reference every verdict comes from ---------------------------------
+
+    def add_record(self, line: int, record: object) -> None:
+        """One already-decoded record (numbers as ``int``/``Decimal``, as ``float_hook=Decimal`` gives)."""
+        if not isinstance(record, Mapping):
+            self.reject(line, "not_an_object", f"got {_json_type(record)}")
+            return
+        with exact_context():
+            self._add_values(
+                line,
+                record.get("timestamp"),
+                [record.get(name) for name in self.dimensions],
+                [record.get(name) for name in self.metrics],
+            )
+
+    def _add_values(self, line: int, timestamp: object, dimensions: list[Any], metrics: list[Any]) -> None:
+        try:
+            start = self._window(timestamp)
+        except ValueError as exc:
+            self.reject(line, "invalid_timestamp", str(exc))
+            return
+        key: list[Any] = [start]
+        for name, value in zip(self.dimensions, dimensions, strict=True):
+            kind = type(value)
+            if kind is str or kind is int or value is None:
+                key.append(value)
+            elif kind is bool:
+                key.append(_TRUE if value else _FALSE)
+            elif kind is Decimal and value.is_finite():
+                key.append(value)
+            elif kind is _Unrepresentable and value.zero:
+                key.append(0)
+            elif kind is Decimal or kind is _Unrepresentable:
+                self.reject(line, "dimension_out_of_range", f"{name[:64]} is a number no decimal holds")
+                return
+            else:
+                self.reject(line, "dimension_not_scalar", f"{name[:64]}: {_json_type(value)}, not a scalar")
+                return
+        values = []
+        for index, (name, value) in enumerate(zip(self.metrics, metrics, strict=True)):
+            if value is None:
+                continue
+            if type(value) is _Unrepresentable:
+                if not value.zero:
+                    reason = "metric_too_precise" if value.negative_exponent else "metric_out_of_range"
+                    self.reject(line, reason, f"{name[:64]}: an exponent no decimal holds")
+                    return
+                value = 0
+            try:
+                number = metric_value(value)
+            except MetricValueError as exc:
+                self.reject(line, exc.reason, f"{name[:64]}: {exc.detail}")
+                return
+            if type(number) is Decimal and number.as_tuple().exponent < -exact.MAX_FRACTION_DIGITS:  # type: ignore[operator]
+                # Only zeros lie past the supported fraction digits (metric_value checked): dropped, so
+                # that sums stay within the exact context's precision.
+                number = number.normalize()
+            values.append((index, number))
+        group = tuple(key)
+        self._records[group] += 1
+        for index, value in values:
+            stats = self._stats[index]
+            current = stats.get(group)
+            if current is None:
+                stats[group] = [1, value, value, value]
+            else:
+                current[0] += 1
+                current[1] += value
+                if value < current[2]:
+                    current[2] = value
+                elif value > current[3]:
+                    current[3] = value
+        self.valid += 1
+
+    # --- records/ lines -----------------------------------------------------------------------------
+
+    def add_lines(self, data: bytes, first: int) -> int:
+        """Complete lines, each ending in a newline, numbered from ``first``; returns how many.
+
+        Every decode of a line happens one call below this frame, in a block or alone, so that how deep
+        a line may nest (msgspec stops at the interpreter's recursion limit) never depends on whether
+        its block took the fast path.
+        """
+        count = data.count(b"\n")
+        with exact_context():
+            if self._add_block(data, count):
+                return count
+            lines = data.split(b"\n")
+            lines.pop()
+            for start in range(0, count, RETRY_LINES):
+                part = lines[start : start + RETRY_LINES]
+                if count > RETRY_LINES and self._add_block(b"\n".join(part) + b"\n", len(part)):
+                    continue
+                for offset, line in enumerate(part, start=first + start):
+                    self._add_line(offset, line)
+        return count
+
+    def _add_line(self, number: int, line: bytes) -> None:
+        if not line.strip(_BLANK):
+            self.blank += 1
+            return
+        if not line.isascii():
+            try:
+                line.decode()
+            except UnicodeDecodeError as exc:
+                self.reject(number, "invalid_utf8", str(exc))
+                return
+        try:
+            record = self._layout.line.decode(line)
+        except msgspec.ValidationError:  # the only shape the struct refuses: not an object
+            try:
+                value = _RAW.decode(line)
+            except (msgspec.DecodeError, RecursionError) as exc:
+                self.reject(number, "invalid_json", str(exc) or "nesting too deep")
+            else:
+                self.reject(number, "not_an_object", f"got {_json_type(_scalar(value))}")
+            return
+        except (msgspec.DecodeError, RecursionError) as exc:
+            self.reject(number, "invalid_json", str(exc) or "nesting too deep")
+            return
+        layout = self._layout
+        self._add_values(
+            number,
+            _scalar(layout.timestamp(record)),
+            [_scalar(get(record)) for get in layout.dimensions],
+            [_scalar(get(record)) for get in layout.metrics],
+        )
+
+    def _add_block(self, data: bytes, count: int) -> bool:
+        """All of a block's lines at once, or nothing (False) if any line needs the line-by-line path."""
+        # Each line one object: "{" first, "}" last, no blank line. decode_lines would also take two
+        # values on one line, or one value over two lines; neither passes this check, and then equal
+        # counts mean one value per line.
+        if data[:1] != b"{" or not data.endswith(b"}\n") or data.count(b"}\n{") != count - 1:
+            return False
+        if not data.isascii():  # skipped fields are not checked for UTF-8 by the struct decoder
+            try:
+                data.decode()
+            except UnicodeDecodeError:
+                return False
+        try:
+            records = self._layout.block.decode_lines(data)
+        except (msgspec.DecodeError, RecursionError, ArithmeticError):
+            return False
+        return len(records) == count and self._add_decoded(records)
+
+    def _add_decoded(self, records: list[Any]) -> bool:
+        layout = self._layout
+        timestamps = list(map(layout.timestamp, records))
+        # One regular-expression pass over the block's timestamps; a newline inside one would make
+        # more parts than records.
+        joined = "\n".join(timestamps)
+        if not _STAMPS.fullmatch(joined) or joined.count("\n") != len(timestamps) - 1:
+            return False
+        try:
+            columns: list[list[Any]] = [
+                list(map(self._starts.__getitem__, map(self._starts.head, timestamps)))
+            ]
+        except ValueError:
+            return False
+        for get in layout.dimensions:
+            column = list(map(get, records))
+            kinds = set(map(type, column))
+            if not kinds <= _PLAIN_DIMENSIONS:
+                if not kinds <= _SCALAR_DIMENSIONS:
+                    return False
+                column = [(_TRUE if value else _FALSE) if type(value) is bool else value for value in column]
+            columns.append(column)
+        keys = list(zip(*columns, strict=True))
+        metrics = []
+        for get in layout.metrics:
+            column = list(map(get, records))
+            kinds = set(map(type, column))
+            if _NONE in kinds:
+                kinds.discard(_NONE)
+                present = list(filter(_present, column))
+                group_keys = list(compress(keys, map(is_not, column, repeat(None))))
+            else:
+                present, group_keys = column, keys
+            if not present:
+                metrics.append(None)
+                continue
+            if not kinds <= _NUMBERS or not (min(present) > -_LIMIT and max(present) < _LIMIT):
+                return False
+            if kinds != _INTS:
+                # An exact sum's exponent is the least of its terms': all of them within the supported
+                # fraction digits, or one of them (maybe only trailing zeros) needs a look of its own.
+                try:
+                    total = sum(present)
+                except ArithmeticError:
+                    return False
+                if type(total) is Decimal and total.as_tuple().exponent < -exact.MAX_FRACTION_DIGITS:  # type: ignore[operator]
+                    return False
+            metrics.append((group_keys, present))
+        self._records.update(keys)
+        for index, prepared in enumerate(metrics):
+            if prepared is None:
+                continue
+            group_keys, present = prepared
+            if self._gather:
+                pending = self._pending[index]
+                deque(map(list.append, map(pending.__getitem__, group_keys), present), maxlen=0)
+                self._pending_values += len(present)
+            else:
+                _accumulate(self._stats[index], group_keys, present)
+        if self._pending_values >= PENDING_VALUES:
+            self._flush()
+        self.valid += len(records)
+        return True
+
+    def _flush(self) -> None:
+        groups = 0
+        with exact_context():
+            for stats, pending in zip(self._stats, self._pending, strict=True):
+                groups += len(pending)
+                _add_gathered(stats, pending)
+                pending.clear()
+        self._gather = self._pending_values >= 2 * groups
+        self._pending_values = 0
+
+    # --- results --------------------------------------------------------------------------------------
+
+    def groups(self) -> dict[GroupKey, GroupStats]:
+        self._flush()
+        groups: dict[GroupKey, GroupStats] = {}
+        texts: dict[tuple[Any, ...], str] = {}
+        for group, records in self._records.items():
+            values = group[1:]
+            text = texts.get(values)
+            if text is None:
+                text = texts[values] = dimensions_text(
+                    self.dimensions, [value.value if type(value) is _Bool else value for value in values]
+                )
+            metrics = {
+                name: Stats(*stats[group])
+                for name, stats in zip(self.metrics, self._stats, strict=True)
+                if group in stats
+            }
+            key, found = (group[0], text), GroupStats(records, metrics)
+            groups[key] = groups[key].merge(found) if key in groups else found
+        return groups
+
+    @property
+    def rejected(self) -> tuple[Rejected, ...]:
+        return tuple(self._rejected)
+
+
+def _accumulate(
+    stats: dict[tuple[Any, ...], list[Any]], keys: list[tuple[Any, ...]], values: list[Any]
+) -> None:
+    get = stats.get
+    for key, value in zip(keys, values, strict=True):
+        current = get(key)
+        if current is None:
+            stats[key] = [1, value, value, value]
+        else:
+            current[0] += 1
+            current[1] += value
+            if value < current[2]:
+                current[2] = value
+            elif value > current[3]:
+                current[3] = value
+
+
+def _add_gathered(
+    stats: dict[tuple[Any, ...], list[Any]], pending: Mapping[tuple[Any, ...], list[Any]]
+) -> None:
+    get = stats.get
+    for key, group in pending.items():
+        count, total, low, high = len(group), sum(group), min(group), max(group)
+        current = get(key)
+        if current is None:
+            stats[key] = [count, total, low, high]
+        else:
+            current[0] += count
+            current[1] += total
+            if low < current[2]:
+                current[2] = low
+            if high > current[3]:
+                current[3] = high
+
+
+def aggregate_records(
+    records: Iterable[object],
+    window_seconds: int,
+    dimensions: tuple[str, ...],
+    metrics: tuple[str, ...],
+) -> dict[GroupKey, GroupStats]:
+    """Aggregate already-decoded records (numbers as ``int``/``Decimal``) one at a time."""
+    aggregator = Aggregator(window_seconds, dimensions, metrics)
+    for number, record in enumerate(records, start=1):
+        aggregator.add_record(number, record)
+    return aggregator.groups()
+
+
+def _blocks(read: Read, line_limit: int) -> Iterator[bytes | int]:
+    """The payload as blocks of complete lines (each ending in a newline; a last line without one gets
+    one), and for a line longer than ``line_limit`` its size instead (an ``int``), in order."""
+    chunk_bytes = max(1, min(CHUNK_BYTES, line_limit))  # so no line inside a chunk passes the limit
+    pending: list[bytes] = []  # the start of a line read so far
+    pending_size = 0
+    oversize = 0  # bytes of an over-long line consumed so far; 0 when not inside one
+    while chunk := read(chunk_bytes):
+        first = chunk.find(b"\n")
+        if first < 0:
+            if oversize:
+                oversize += len(chunk)
+            else:
+                pending.append(chunk)
+                pending_size += len(chunk)
+                if pending_size > line_limit:
+                    oversize, pending, pending_size = pending_size, [], 0
+            continue
+        last = chunk.rfind(b"\n")
+        if oversize or pending_size + first > line_limit:
+            yield oversize + pending_size + first
+            oversize, pending, pending_size = 0, [], 0
+            block = chunk[first + 1 : last + 1]
+        elif pending:
+            block = b"".join(pending) + chunk[: last + 1]
+            pending, pending_size = [], 0
+        else:
+            block = chunk[: last + 1]
+        if block:
+            yield block
+        rest = chunk[last + 1 :]
+        if len(rest) > line_limit:
+            oversize = len(rest)
+        elif rest:
+            pending, pending_size = [rest], len(rest)
+    if oversize:
+        yield oversize
+    elif pending:
+        yield b"".join(pending) + b"\n"
+
+
+def aggregate_stream(
+    read: Read,
+    window_seconds: int,
+    dimensions: tuple[str, ...],
+    metrics: tuple[str, ...],
+    *,
+    line_limit: int = RECORDS_LINE_LIMIT,
+) -> AggregateResult:
+    """Aggregate a gzip JSON Lines ``records/`` object, streamed; never raises for bad content."""
+    aggregator = Aggregator(window_seconds, dimensions, metrics)
+    lines = 0
+    try:
+        for block in _blocks(payload_reader(read, True), line_limit):
+            if type(block) is int:
+                lines += 1
+                aggregator.reject(lines, "record_too_large", f"{block} bytes")
+            else:
+                lines += aggregator.add_lines(block, lines + 1)  # type: ignore[arg-type]
+    except UnreadableObjectError as error:
+        # Whole or nothing, as in ingestion: a partly readable object contributes no groups.
+        aggregator = Aggregator(window_seconds, dimensions, metrics)
+        aggregator.reject(0, error.reason, error.detail)
+        lines = 1
+    counts = Counts(
+        records_read=lines,
+        records_valid=aggregator.valid,
+        records_quarantined=aggregator.rejected_total,
+        blank_lines=aggregator.blank,
+    )
+    return AggregateResult(aggregator.groups(), counts, aggregator.rejected, aggregator.rejected_total)

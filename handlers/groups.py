@@ -1,0 +1,268 @@
+"""Groups of the processing stage: keys, exact statistics, and the reading of a record's fields.
+
+A group is a window start and the canonical text of its dimension values (``GroupKey``,
+``dimensions_text``): numerically equal numbers are one group (``1``, ``1.0``, ``1e0``; ``0``, ``-0.0``),
+while ``true`` is never the number 1 and ``"1"`` never a number. The database stores that text.
+``Stats`` and ``GroupStats`` form a commutative monoid under ``merge`` (counts and sums add, min and max
+keep). The aggregation itself is ``handlers.aggregation``, the document ``handlers.documents``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from functools import lru_cache, partial
+from operator import attrgetter, is_not, itemgetter
+from typing import Any
+
+import msgspec
+
+from handlers import exact
+from handlers.exact import Number, exact_context
+from handlers.metrics import Counts
+
+FORMAT = "data-pipeline/aggregates@2"
+MAX_REJECTED_DETAILS = 1000
+RETRY_LINES = 64  # a block that fails is retried in parts of this many lines before going line by line
+PENDING_VALUES = 1 << 16  # metric values gathered per group before they are summed (bounds the memory)
+
+GroupKey = tuple[str, str]  # (window start "YYYY-MM-DDTHH:MM:SSZ", canonical dimensions JSON text)
+
+_TEXT = msgspec.json.Encoder(decimal_format="number", order="sorted")
+_SCALAR = msgspec.json.Decoder(float_hook=Decimal)
+_RAW = msgspec.json.Decoder(msgspec.Raw)
+# A normalised timestamp, hours and minutes in range: only the date is left to check (_Starts).
+_STAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?Z"
+_NORMALISED = re.compile(_STAMP)
+_STAMPS = re.compile(f"(?:{_STAMP}\n)*{_STAMP}")  # a block's timestamps, joined by newlines
+_BLANK = b" \t\r"  # JSON whitespace; bytes.isspace would also take \v and \f, which are not JSON
+_LIMIT = 10**exact.MAX_INTEGER_DIGITS
+_NONE = type(None)
+_PLAIN_DIMENSIONS = frozenset({str, _NONE, int, Decimal})
+_SCALAR_DIMENSIONS = _PLAIN_DIMENSIONS | {bool}
+_INTS, _NUMBERS = frozenset({int}), frozenset({int, Decimal})
+_present = partial(is_not, None)
+
+
+def dimensions_text(names: Iterable[str], values: Iterable[object]) -> str:
+    """The canonical JSON text of a group's dimensions: ``{name: exact.dimension_value(value)}``,
+    keys sorted, compact, decimals as JSON numbers. ValueError for a value that is not a JSON scalar."""
+    return _TEXT.encode(
+        {name: exact.dimension_value(value) for name, value in zip(names, values, strict=True)}
+    ).decode()
+
+
+def window_start(timestamp: object, window_seconds: int) -> str:
+    """The start of the window holding a normalised ``...Z`` timestamp; ValueError otherwise."""
+    if type(timestamp) is not str:
+        raise ValueError(f"timestamp is a {_json_type(timestamp)}, not an RFC 3339 UTC string")
+    if not _NORMALISED.fullmatch(timestamp):
+        raise ValueError(f"timestamp is not normalised RFC 3339 UTC: {timestamp[:64]!r}")
+    return _minute_window(timestamp[:16], window_seconds)  # ValueError for Feb 30
+
+
+def _minute_window(head: str, window_seconds: int) -> str:
+    epoch = int(datetime.fromisoformat(head + ":00+00:00").timestamp())
+    start = epoch - epoch % window_seconds
+    return datetime.fromtimestamp(start, UTC).replace(tzinfo=None).isoformat() + "Z"
+
+
+@dataclass(frozen=True)
+class Stats:
+    """count/sum/min/max of one metric in one group, exact."""
+
+    count: int  # values seen
+    sum: Number  # their exact sum
+    min: Number  # smallest value
+    max: Number  # largest value
+
+    @classmethod
+    def of(cls, value: Number) -> Stats:
+        return cls(1, value, value, value)
+
+    def merge(self, other: Stats) -> Stats:
+        """Both sides' stats; raises a ``decimal`` signal rather than round a sum."""
+        with exact_context():
+            total = self.sum + other.sum
+        return Stats(self.count + other.count, total, min(self.min, other.min), max(self.max, other.max))
+
+
+@dataclass(frozen=True)
+class GroupStats:
+    """One group's record count and per-metric stats."""
+
+    records: int  # records in the group
+    metrics: Mapping[str, Stats] = field(default_factory=dict)  # metric name → stats (seen metrics only)
+
+    def merge(self, other: GroupStats) -> GroupStats:
+        metrics = dict(self.metrics)
+        for name, stats in other.metrics.items():
+            metrics[name] = metrics[name].merge(stats) if name in metrics else stats
+        return GroupStats(self.records + other.records, metrics)
+
+
+Groups = Mapping[GroupKey, GroupStats]
+
+
+def merge(left: Groups, right: Groups) -> dict[GroupKey, GroupStats]:
+    """The monoid operation: groups of both sides, shared groups merged."""
+    merged = dict(left)
+    for key, stats in right.items():
+        merged[key] = merged[key].merge(stats) if key in merged else stats
+    return merged
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A records/ line that could not be aggregated."""
+
+    line: int  # 1-based line number in the records/ object (0: the object as a whole)
+    reason: str  # machine-readable code
+    detail: str  # explanation
+
+
+@dataclass(frozen=True)
+class AggregateResult:
+    """Everything aggregated from one records/ object."""
+
+    groups: dict[GroupKey, GroupStats]  # the aggregates
+    counts: Counts  # conservation counts
+    rejected: tuple[Rejected, ...]  # the first MAX_REJECTED_DETAILS rejections
+    rejected_total: int  # all rejections
+
+
+class _Bool:
+    """A boolean dimension value inside the aggregator: ``True == 1`` and ``hash(True) == hash(1)``, so
+    a plain ``True`` in a group tuple would join the group of the number 1."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: bool) -> None:
+        self.value = value
+
+
+_TRUE, _FALSE = _Bool(True), _Bool(False)
+
+
+class _Unrepresentable:
+    """A number literal whose exponent no ``Decimal`` holds (``1e99999999999999999999``)."""
+
+    __slots__ = ("negative_exponent", "zero")
+
+    def __init__(self, literal: str) -> None:
+        mantissa, _, exponent = literal.lower().partition("e")
+        self.zero = not mantissa.strip("-+0.")
+        self.negative_exponent = exponent.startswith("-")
+
+
+_CONTAINERS = {ord("{"): "object", ord("["): "array"}
+
+
+def _scalar(raw: msgspec.Raw | None) -> object:
+    """A configured field's value from its raw JSON: scalars decoded exactly, a container as an empty
+    ``dict``/``list`` (never decoded: it is rejected whatever it holds)."""
+    if raw is None:
+        return None
+    kind = _CONTAINERS.get(memoryview(raw)[0])
+    if kind is not None:
+        return {} if kind == "object" else []
+    try:
+        return _SCALAR.decode(raw)
+    except (msgspec.ValidationError, ArithmeticError):
+        # An integer past Python's int-from-string limit, or an exponent past Decimal's: the literal is
+        # still an exact number, or is one no value here can hold.
+        literal = bytes(raw).decode("ascii")
+        try:
+            value = Decimal(literal)
+        except ArithmeticError:
+            return _Unrepresentable(literal)
+        return value if value.is_finite() else _Unrepresentable(literal)
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, int | Decimal | _Unrepresentable):
+        return "number"
+    return type(value).__name__
+
+
+class _Starts(dict[str, str]):
+    """The start of the window of a timestamp's first ``length`` characters: up to the hour when the
+    window is whole hours, else up to the minute, so that a few thousand entries serve days of records.
+    Only for timestamps ``_NORMALISED`` has matched; ValueError for a date that does not exist.
+
+    Equal to ``window_start`` (property-tested): every window divides a day and UTC days start on a
+    multiple of it, so the start is the date and the minute of the day rounded down, with no epoch
+    arithmetic; only the date needs ``datetime`` to say whether it exists.
+    """
+
+    def __init__(self, window_seconds: int) -> None:
+        super().__init__()
+        self.window_minutes = window_seconds // 60
+        self.length = 13 if window_seconds % 3600 == 0 else 16
+        self.head = itemgetter(slice(None, self.length))
+
+    def __missing__(self, head: str) -> str:
+        day = head[:10]
+        try:
+            date.fromisoformat(day)
+        except ValueError as exc:  # Feb 30, month 13, year 0
+            raise ValueError(f"timestamp {day!r}...: {exc}") from None
+        minutes = int(head[11:13]) * 60 + (int(head[14:16]) if self.length == 16 else 0)
+        minutes -= minutes % self.window_minutes
+        start = f"{day}T{minutes // 60:02d}:{minutes % 60:02d}:00Z"
+        if len(self) >= 100_000:  # a cache, not a record store: keep it bounded
+            self.clear()
+        self[head] = start
+        return start
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The structs a configuration decodes lines into, and how to read their fields."""
+
+    block: msgspec.json.Decoder  # only the configured fields, decoded (``float_hook=Decimal``)
+    line: msgspec.json.Decoder  # the same fields as raw JSON, for the line-by-line path
+    timestamp: attrgetter  # type: ignore[type-arg]
+    dimensions: tuple[attrgetter, ...]  # type: ignore[type-arg]
+    metrics: tuple[attrgetter, ...]  # type: ignore[type-arg]
+
+
+@lru_cache(maxsize=16)
+def _layout(dimensions: tuple[str, ...], metrics: tuple[str, ...]) -> _Layout:
+    names = list(dict.fromkeys(("timestamp", *dimensions, *metrics)))
+    attribute = {name: f"f{index}" for index, name in enumerate(names)}
+    rename = {attribute[name]: name for name in names}  # any JSON key, whatever Python allows in names
+    # gc=False: the structs hold only decoded JSON values, which never refer back to them, so they
+    # cannot form a cycle; untracked, a block of thousands of them does not trigger collections.
+    block = msgspec.defstruct(
+        "Fields",
+        [
+            (attribute[name], str if name == "timestamp" else Any, "" if name == "timestamp" else None)
+            for name in names
+        ],
+        rename=rename,
+        gc=False,
+    )
+    raw = msgspec.defstruct(
+        "RawFields", [(attribute[name], msgspec.Raw, None) for name in names], rename=rename, gc=False
+    )
+    return _Layout(
+        block=msgspec.json.Decoder(block, float_hook=Decimal),
+        line=msgspec.json.Decoder(raw),
+        timestamp=attrgetter(attribute["timestamp"]),
+        dimensions=tuple(attrgetter(attribute[name]) for name in dimensions),
+        metrics=tuple(attrgetter(attribute[name]) for name in metrics),
+    )
