@@ -173,6 +173,28 @@ class Vpc:
     route_table_ids: tuple[str, ...] = ()
     """The subnets' route tables, which the S3 gateway endpoint is added to (`endpoints`)."""
 
+    create: VpcCreate | None = None
+    """`vpc.create`: the stack builds the VPC (`components.network.PrivateNetwork`); the IDs above are then
+    empty here, and the program fills them in with the created resources'."""
+
+
+@dataclass(frozen=True)
+class VpcCreate:
+    """`vpc.create`: a minimal VPC for the analytics function and its database: two private subnets in two
+    availability zones, no NAT and no internet gateway (AWS's services through the endpoints)."""
+
+    availability_zones: tuple[str, str]
+    """The two zones of the subnets (`vpc.create.availabilityZones`)."""
+
+    cidr: str = "10.42.0.0/16"
+    """The VPC's IPv4 range (`vpc.create.cidr`); the subnets are its first two quarters."""
+
+    def subnet_cidrs(self) -> tuple[str, str]:
+        import ipaddress
+
+        first, second, *_ = ipaddress.ip_network(self.cidr).subnets(prefixlen_diff=2)
+        return str(first), str(second)
+
 
 @dataclass(frozen=True)
 class LayerSettings:
@@ -350,7 +372,7 @@ _NESTED_KEYS: dict[str, tuple[str, ...]] = {
     "stages": STAGES,
     "aggregation": ("window", "dimensions", "metrics"),
     "database": ("secretArn", "url", "kmsKeyArn", "create"),
-    "vpc": ("subnetIds", "securityGroupIds", "serviceAccess", "vpcId", "routeTableIds"),
+    "vpc": ("subnetIds", "securityGroupIds", "serviceAccess", "vpcId", "routeTableIds", "create"),
     "layer": ("archive", "includeBoto3"),
 }
 KNOWN_KEYS = _TOP_LEVEL_KEYS
@@ -909,6 +931,8 @@ def _vpc(c: _Collector, value: Any, needs_vpc_id: bool = False) -> Vpc | None:
     raw = c.mapping("vpc", value)
     if not raw:
         return None
+    if "create" in raw:
+        return _vpc_create(c, raw)
     if needs_vpc_id and "vpcId" not in raw and raw.get("serviceAccess") != SERVICE_ACCESS_ENDPOINTS:
         c.fail(
             "vpc.vpcId", "is required with database.create: the VPC of vpc.subnetIds, where the database goes"
@@ -979,6 +1003,54 @@ def _vpc(c: _Collector, value: Any, needs_vpc_id: bool = False) -> Vpc | None:
         service_access=access,
         vpc_id=vpc_id,
         route_table_ids=route_tables or (),
+    )
+
+
+def _vpc_create(c: _Collector, raw: Mapping[str, Any]) -> Vpc | None:
+    """`vpc.create`: `{availabilityZones: [two zones], cidr}`; the stack owns the VPC and its endpoints."""
+    given = [name for name in ("subnetIds", "securityGroupIds", "vpcId", "routeTableIds") if name in raw]
+    for name in given:
+        c.fail(f"vpc.{name}", "is set by the stack with vpc.create; remove it")
+    access = raw.get("serviceAccess", SERVICE_ACCESS_ENDPOINTS)
+    if access != SERVICE_ACCESS_ENDPOINTS:
+        c.fail(
+            "vpc.serviceAccess",
+            f"must be '{SERVICE_ACCESS_ENDPOINTS}' (or unset) with vpc.create: the VPC it creates has no NAT",
+        )
+    value = raw.get("create")
+    if not isinstance(value, Mapping):
+        c.fail("vpc.create", "is an object: {availabilityZones: [<zone>, <zone>], cidr: <IPv4 range>}")
+        return None
+    c.check_keys("vpc.create", value, ("availabilityZones", "cidr"))
+    zones = c.string_list(
+        "vpc.create.availabilityZones",
+        value.get("availabilityZones"),
+        lambda z: bool(re.match(r"^[a-z]{2}(?:-[a-z]+)+-\d[a-z]$", z)),
+        "an availability zone name such as eu-west-1a",
+    )
+    if "availabilityZones" not in value:
+        c.fail(
+            "vpc.create.availabilityZones",
+            "is required: two zones of the stack's region, e.g. [eu-west-1a, eu-west-1b]",
+        )
+    elif zones is not None and len(zones) != 2:
+        c.fail("vpc.create.availabilityZones", "name exactly two zones (RDS needs two)")
+        zones = None
+    cidr = value.get("cidr", VpcCreate.cidr)
+    try:
+        network = ipaddress.ip_network(cidr) if isinstance(cidr, str) else None
+    except ValueError:
+        network = None
+    if network is None or network.version != 4 or not 16 <= network.prefixlen <= 22:
+        c.fail("vpc.create.cidr", f"{c.show('vpc.create.cidr', cidr)} is not an IPv4 range from /16 to /22")
+        return None
+    if zones is None or given or access != SERVICE_ACCESS_ENDPOINTS:
+        return None
+    return Vpc(
+        subnet_ids=(),
+        security_group_ids=(),
+        service_access=SERVICE_ACCESS_ENDPOINTS,
+        create=VpcCreate(availability_zones=(zones[0], zones[1]), cidr=str(network)),
     )
 
 

@@ -325,8 +325,9 @@ def _network_interface_statements(grants: StageGrants, needed: Provided) -> list
     if needed.region is None:
         raise PolicyError("a VPC-attached stage needs the region to scope its network-interface statements")
 
-    def ec2(resource: str) -> Any:
-        return _format("arn:{0}:ec2:{1}:*:{2}", grants.partition, needed.region, resource)
+    def ec2(resource: str, ident: Any = "") -> Any:
+        # `ident` may be an Output: the IDs of a VPC the stack creates (vpc.create).
+        return _format("arn:{0}:ec2:{1}:*:{2}{3}", grants.partition, needed.region, resource, ident)
 
     return [
         Statement(
@@ -336,8 +337,8 @@ def _network_interface_statements(grants: StageGrants, needed: Provided) -> list
             actions=("ec2:CreateNetworkInterface",),
             resources=(
                 ec2("network-interface/*"),
-                *(ec2(f"subnet/{s}") for s in needed.vpc.subnet_ids),
-                *(ec2(f"security-group/{g}") for g in needed.vpc.security_group_ids),
+                *(ec2("subnet/", s) for s in needed.vpc.subnet_ids),
+                *(ec2("security-group/", g) for g in needed.vpc.security_group_ids),
             ),
         ),
         Statement(

@@ -138,3 +138,84 @@ class ServiceEndpoints(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.ingress)),
             )
         self.register_outputs({service: endpoint.id for service, endpoint in self.endpoints.items()})
+
+
+@dataclass(frozen=True)
+class PrivateNetworkArgs:
+    """Inputs of a `PrivateNetwork` (`vpc.create`)."""
+
+    cidr: str
+    """The VPC's IPv4 range."""
+
+    subnets: tuple[tuple[str, str], ...]
+    """(availability zone, IPv4 range) of each private subnet."""
+
+    name_prefix: str
+    """`<project>-<stack>`: the Name tags."""
+
+
+class PrivateNetwork(pulumi.ComponentResource):
+    """A minimal VPC: DNS on (private DNS endpoints need it), private subnets in two zones sharing one route
+    table with no route out (no NAT, no internet gateway), and the functions' security group, which admits
+    nothing and may send anywhere inside the VPC (the endpoints, the database) and to S3's gateway."""
+
+    vpc: ec2.Vpc
+    subnets: list[ec2.Subnet]
+    route_table: ec2.RouteTable
+    associations: list[ec2.RouteTableAssociation]
+    function_security_group: ec2.SecurityGroup
+
+    def __init__(
+        self, name: str, args: PrivateNetworkArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("data-pipeline:network:PrivateNetwork", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.vpc = ec2.Vpc(
+            f"{name}-vpc",
+            cidr_block=args.cidr,
+            enable_dns_support=True,
+            enable_dns_hostnames=True,
+            tags={"Name": args.name_prefix},
+            opts=child,
+        )
+        self.route_table = ec2.RouteTable(
+            f"{name}-private", vpc_id=self.vpc.id, tags={"Name": f"{args.name_prefix}-private"}, opts=child
+        )
+        self.subnets = []
+        self.associations = []
+        for zone, cidr in args.subnets:
+            subnet = ec2.Subnet(
+                f"{name}-{zone}",
+                vpc_id=self.vpc.id,
+                availability_zone=zone,
+                cidr_block=cidr,
+                map_public_ip_on_launch=False,
+                tags={"Name": f"{args.name_prefix}-{zone}"},
+                opts=child,
+            )
+            self.subnets.append(subnet)
+            self.associations.append(
+                ec2.RouteTableAssociation(
+                    f"{name}-{zone}-private",
+                    subnet_id=subnet.id,
+                    route_table_id=self.route_table.id,
+                    opts=child,
+                )
+            )
+        self.function_security_group = ec2.SecurityGroup(
+            f"{name}-functions",
+            name_prefix=f"{args.name_prefix}-functions-",
+            description="The pipeline's functions in the VPC: no inbound; outbound within the VPC and to S3",
+            vpc_id=self.vpc.id,
+            egress=[
+                ec2.SecurityGroupEgressArgs(
+                    protocol="-1",
+                    from_port=0,
+                    to_port=0,
+                    cidr_blocks=["0.0.0.0/0"],
+                    description="Nothing routes out of the VPC but the S3 gateway endpoint",
+                )
+            ],
+            opts=child,
+        )
+        self.register_outputs({"vpc_id": self.vpc.id})

@@ -13,6 +13,7 @@ alias of its new one and `pulumi up` moves the resources under `DataPipeline` in
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,13 @@ from components.environment import secret_variables, stage_environment
 from components.iam import StageGrants
 from components.layer import SharedLayer, SharedLayerArgs
 from components.migration import SchemaMigration, SchemaMigrationArgs
-from components.network import ServiceEndpoints, ServiceEndpointsArgs, services_used
+from components.network import (
+    PrivateNetwork,
+    PrivateNetworkArgs,
+    ServiceEndpoints,
+    ServiceEndpointsArgs,
+    services_used,
+)
 from components.observability import MonitoredStage, Observability, ObservabilityArgs
 from components.stage import FunctionPackage, PipelineStage, PipelineStageArgs
 from components.stage_table import Provided
@@ -84,6 +91,7 @@ class DataPipeline(pulumi.ComponentResource):
     stages: dict[str, PipelineStage]
     migration: SchemaMigration | None
     service_endpoints: ServiceEndpoints | None
+    network: PrivateNetwork | None
     triggers: dict[str, BucketTriggers]
     observability: Observability
     bucket_outputs: dict[str, dict[str, pulumi.Output[str]]]
@@ -158,11 +166,34 @@ class DataPipeline(pulumi.ComponentResource):
                 opts=_moved_from_root(self),
             )
             secret_arn = self.database_secret.arn
+        # vpc.create: the stack builds the VPC, and the rest of the program uses its IDs as if configured.
+        self.network = None
+        vpc_cfg = cfg.vpc
+        if cfg.vpc is not None and cfg.vpc.create is not None:
+            self.network = PrivateNetwork(
+                "network",
+                PrivateNetworkArgs(
+                    cidr=cfg.vpc.create.cidr,
+                    subnets=tuple(
+                        zip(cfg.vpc.create.availability_zones, cfg.vpc.create.subnet_cidrs(), strict=True)
+                    ),
+                    name_prefix=cfg.resource_prefix,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            vpc_cfg = dataclasses.replace(
+                cfg.vpc,
+                subnet_ids=tuple(subnet.id for subnet in self.network.subnets),
+                security_group_ids=(self.network.function_security_group.id,),
+                vpc_id=self.network.vpc.id,
+                route_table_ids=(self.network.route_table.id,),
+            )
+
         self.managed_database = None
         database_endpoint: Any = None
         if cfg.database is not None and cfg.database.create is not None:
-            assert cfg.vpc is not None
-            assert cfg.vpc.vpc_id is not None
+            assert vpc_cfg is not None
+            assert vpc_cfg.vpc_id is not None
             created = cfg.database.create
             self.managed_database = ManagedDatabase(
                 "database",
@@ -173,9 +204,9 @@ class DataPipeline(pulumi.ComponentResource):
                     allocated_storage_gb=created.allocated_storage_gb,
                     multi_az=created.multi_az,
                     db_name=created.name,
-                    vpc_id=cfg.vpc.vpc_id,
-                    subnet_ids=cfg.vpc.subnet_ids,
-                    client_security_group_ids=cfg.vpc.security_group_ids,
+                    vpc_id=vpc_cfg.vpc_id,
+                    subnet_ids=vpc_cfg.subnet_ids,
+                    client_security_group_ids=vpc_cfg.security_group_ids,
                     kms_key_arn=cfg.kms_key_arn,
                     production=not cfg.force_destroy,
                 ),
@@ -195,7 +226,7 @@ class DataPipeline(pulumi.ComponentResource):
         provided = Provided(
             database_secret_arn=secret_arn,
             summary_topic_arn=_kept_secret(cfg, "summaryTopicArn", cfg.summary_topic_arn),
-            vpc=cfg.vpc,
+            vpc=vpc_cfg,
             region=region,
             database_kms_key_arn=_kept_secret(
                 cfg, "database", cfg.database.kms_key_arn if cfg.database is not None else None
@@ -241,15 +272,15 @@ class DataPipeline(pulumi.ComponentResource):
         # and nothing invokes such a stage (its migration, its bucket's notification) before they exist.
         self.service_endpoints = None
         in_vpc = [stage for stage in descriptions.values() if stage.needs.vpc]
-        if cfg.vpc is not None and cfg.vpc.service_access == config.SERVICE_ACCESS_ENDPOINTS and in_vpc:
-            assert cfg.vpc.vpc_id is not None  # parse_config requires it with `endpoints`
+        if vpc_cfg is not None and vpc_cfg.service_access == config.SERVICE_ACCESS_ENDPOINTS and in_vpc:
+            assert vpc_cfg.vpc_id is not None  # parse_config requires it with `endpoints`
             self.service_endpoints = ServiceEndpoints(
                 "service-endpoints",
                 ServiceEndpointsArgs(
-                    vpc_id=cfg.vpc.vpc_id,
-                    subnet_ids=cfg.vpc.subnet_ids,
-                    route_table_ids=cfg.vpc.route_table_ids,
-                    client_security_group_ids=cfg.vpc.security_group_ids,
+                    vpc_id=vpc_cfg.vpc_id,
+                    subnet_ids=vpc_cfg.subnet_ids,
+                    route_table_ids=vpc_cfg.route_table_ids,
+                    client_security_group_ids=vpc_cfg.security_group_ids,
                     services=services_used(
                         database=secret_arn is not None and any(s.needs.database for s in in_vpc),
                         summary_topic=cfg.summary_topic_arn is not None

@@ -312,3 +312,9 @@ def test_the_command_is_wired(monkeypatch, capsys):
     monkeypatch.setattr(pf, "main", lambda argv: called.setdefault("argv", argv) and 0)
     main(["preflight", "--stack", "prod"])
     assert called["argv"] == ["--stack", "prod"]
+
+
+def test_a_vpc_the_stack_creates_needs_no_network_check():
+    out = pf._Findings()
+    pf.check_network(config(vpc={"create": {"availabilityZones": ["eu-west-1a", "eu-west-1b"]}}), None, out)
+    assert [(f.key, f.ok) for f in out] == [("data-pipeline:vpc.create", True)]
