@@ -12,7 +12,8 @@ would trip over halfway through an apply, and names the config key and the fix w
   keeps unreserved (GetAccountSettings; this stack's functions' current reservations count as available).
 - `vpc.*`: the subnets exist; their route tables are `vpc.routeTableIds` (`endpoints`); the VPC resolves
   private DNS (`endpoints`); each subnet routes 0.0.0.0/0 to a NAT gateway (`nat`); the VPC has the
-  endpoints of the services the stage uses (`existingEndpoints`); one subnet per availability zone.
+  endpoints of the services the stage uses (`existingEndpoints`); one subnet per availability zone
+  (`endpoints`); two zones at least (`database.create`). Nothing to check with `vpc.create`.
 - `kmsKeyArn`, `database.kmsKeyArn`, `summaryTopicKmsKeyArn`: each key is in the stack's region, enabled,
   and for encryption (DescribeKey).
 - `database.secretArn`, `summaryTopicArn`: the secret and the topic exist (DescribeSecret,
@@ -179,6 +180,12 @@ def check_network(cfg: PipelineConfig, ec2: Any, out: _Findings) -> None:
             "vpc.subnetIds",
             "two subnets share an availability zone, and an interface endpoint takes one subnet per zone: "
             "keep one subnet per zone",
+        )
+    elif cfg.database is not None and cfg.database.create is not None and len(set(zones)) < 2:
+        out.fail(
+            "vpc.subnetIds",
+            "database.create needs subnets in at least two availability zones (an RDS subnet group does): "
+            "add a subnet in another zone",
         )
     else:
         out.ok("vpc.subnetIds", f"{len(subnets)} subnets in {vpc_id}, zones {', '.join(sorted(set(zones)))}")

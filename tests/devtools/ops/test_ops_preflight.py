@@ -318,3 +318,18 @@ def test_a_vpc_the_stack_creates_needs_no_network_check():
     out = pf._Findings()
     pf.check_network(config(vpc={"create": {"availabilityZones": ["eu-west-1a", "eu-west-1b"]}}), None, out)
     assert [(f.key, f.ok) for f in out] == [("data-pipeline:vpc.create", True)]
+
+
+def test_database_create_needs_subnets_in_two_zones(aws):
+    ec2 = boto3.client("ec2", region_name=REGION)
+    net = _vpc(ec2)
+    one_zone = ec2.create_subnet(VpcId=net["vpc"], CidrBlock="10.0.7.0/24", AvailabilityZone=f"{REGION}a")
+    vpc = {
+        "subnetIds": [net["subnets"][0], one_zone["Subnet"]["SubnetId"]],
+        "securityGroupIds": [net["group"]],
+        "serviceAccess": "nat",
+        "vpcId": net["vpc"],
+    }
+    out = pf._Findings()
+    pf.check_network(config(vpc=vpc, database={"create": True}), ec2, out)
+    assert "at least two availability zones" in failures(out, "vpc.subnetIds")[0]
