@@ -162,3 +162,23 @@ def test_create_true_takes_the_defaults():
     assert cfg.database is not None
     assert cfg.database.create is not None
     assert (cfg.database.create.instance_class, cfg.database.create.multi_az) == ("db.t4g.micro", False)
+
+
+def test_the_example_stacks_pass_the_policy_pack(owned, evaluate):
+    import datetime as dt
+    import sys
+    from pathlib import Path
+
+    policy_dir = Path(__file__).resolve().parents[2] / "policy"
+    if str(policy_dir) not in sys.path:
+        sys.path.insert(0, str(policy_dir))
+    import pipeline_rules as rules
+
+    created_vpc = evaluate(
+        "prod-owned", {"vpc": {"create": {"availabilityZones": ["eu-west-1a", "eu-west-1b"]}}}
+    )
+    for stack in (owned, created_vpc):
+        resources = [
+            rules.Resource(r.type, r.name, r.urn, dict(r.outputs)) for r in stack.resources if r.custom
+        ]
+        assert rules.check_stack(resources, dt.date(2026, 12, 3)) == []
