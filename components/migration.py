@@ -1,12 +1,13 @@
 """`SchemaMigration`: `pulumi up` brings the analytics database to the schema the deployed code needs.
 
 The database is usually reachable only from inside the VPC, so the migration runs there: an invocation
-of the analytics function itself with the event ``{"action": "migrate"}`` (`handlers.analytics`), which
-runs Alembic's ``upgrade head`` under a PostgreSQL advisory lock and returns the revision. Pulumi
-invokes it synchronously (RequestResponse) once the function's new code is in place, again whenever
-the revisions shipped in the code or the database change, and an error it returns fails the update,
-so a stack never reports success over a database it could not migrate. Until it has run, the analytics
-stage refuses the database (it never loads into an older schema), and Lambda's retries keep the events.
+of the analytics function itself with the event ``{"action": "migrate"}``
+(`handlers.analytics_handler`), which runs Alembic's ``upgrade head`` under a PostgreSQL advisory lock
+and returns the revision. Pulumi invokes it synchronously (RequestResponse) once the function's new code
+is in place, again whenever the revisions shipped in the code or the database change, and an error it
+returns fails the update, so a stack never reports success over a database it could not migrate. Until
+it has run, the analytics stage refuses the database (it never loads into an older schema), and Lambda's
+retries keep the events.
 """
 
 from __future__ import annotations

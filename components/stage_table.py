@@ -241,7 +241,7 @@ STAGE_TABLE: tuple[StageDescription, ...] = (
     ),
     StageDescription(
         name=Stage.ANALYTICS,
-        handler="handlers.analytics.handler",
+        handler="handlers.analytics_handler.handler",
         source=BucketRole.ANALYTICS,
         triggers=(AGGREGATES,),
         destination=BucketRole.ANALYTICS,

@@ -17,6 +17,7 @@ from typing import Any
 
 import boto3
 
+from handlers import contract
 from handlers.config import IngestionConfig, load_ingestion
 from handlers.errors import UnreadableObjectError
 from handlers.events import ObjectRef, relative_key, version_tag, versioned_key
@@ -26,8 +27,8 @@ from handlers.metrics import Counts, handle_objects
 from handlers.records import RecordChecker
 from handlers.s3io import LineSpool, open_object, upload
 
-RECORDS_SUFFIX = ".jsonl.gz"  # the processing stage's INPUT_SUFFIX, fixed by the chain
-QUARANTINE_SUFFIX = ".jsonl"
+RECORDS_SUFFIX = contract.RECORDS_SUFFIX  # the processing stage's INPUT_SUFFIX, fixed by the chain
+QUARANTINE_SUFFIX = contract.QUARANTINE_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,9 @@ def ingest_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, list[str]]:
             outputs = [(records_key, spools.records, "application/gzip")]
             if counts.records_quarantined:
                 outputs.append((quarantine_key, spools.quarantined, "application/x-ndjson"))
-        metadata = counts.as_metadata() | {"source-sequencer": tag}
+        metadata = counts.as_metadata() | {contract.SOURCE_SEQUENCER_METADATA: tag}
         if ref.version_id:
-            metadata["source-version-id"] = ref.version_id
+            metadata[contract.SOURCE_VERSION_METADATA] = ref.version_id
         for key, spool, content_type in outputs:
             upload(rt.s3, spool.finish(), config.common.dest_bucket, key, content_type, metadata)
     finally:
@@ -104,4 +105,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         counts, written = ingest_object(rt, ref)
         return counts, {"version_id": ref.version_id, "sequencer": ref.sequencer, "written": written}
 
-    return handle_objects(rt.config.common.metrics_namespace, "ingestion", event, context, process)
+    return handle_objects(
+        rt.config.common.metrics_namespace, contract.Stage.INGESTION, event, context, process
+    )

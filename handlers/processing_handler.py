@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3
 
+from handlers import contract
 from handlers.aggregation import aggregate_stream
 from handlers.config import ProcessingConfig, load_processing
 from handlers.documents import Origin, to_document
@@ -22,9 +23,9 @@ from handlers.events import ObjectRef, split_versioned, versioned_key
 from handlers.metrics import Counts, handle_objects
 from handlers.s3io import hashed, open_object_with_metadata
 
-INPUT_PREFIX = "records/"  # the ingestion stage's RECORDS_PREFIX, fixed by the chain
-INPUT_SUFFIX = ".jsonl.gz"
-SOURCE_VERSION_METADATA = "source-version-id"  # user metadata the ingestion stage puts on records/
+INPUT_PREFIX = contract.RECORDS_PREFIX  # the ingestion stage's RECORDS_PREFIX, fixed by the chain
+INPUT_SUFFIX = contract.RECORDS_SUFFIX
+SOURCE_VERSION_METADATA = contract.SOURCE_VERSION_METADATA  # user metadata ingestion puts on records/
 
 
 @dataclass(frozen=True)
@@ -74,4 +75,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         counts, written = process_object(rt, ref)
         return counts, {"written": [written]}
 
-    return handle_objects(rt.config.common.metrics_namespace, "processing", event, context, process)
+    return handle_objects(
+        rt.config.common.metrics_namespace, contract.Stage.PROCESSING, event, context, process
+    )

@@ -23,7 +23,7 @@ def test_spec_holds_the_three_stages_in_chain_order_with_their_handlers(spec: Pi
     assert [s.handler for s in spec.stages] == [
         "handlers.ingestion_handler.handler",
         "handlers.processing_handler.handler",
-        "handlers.analytics.handler",
+        "handlers.analytics_handler.handler",
     ]
     for stage in spec.stages:
         assert stage.code_archive.is_file(), stage.code_archive

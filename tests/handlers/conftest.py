@@ -11,7 +11,8 @@ import pytest
 from handler_support import ANALYTICS, PROCESSED, RAW, REGION
 from moto import mock_aws
 
-from handlers import analytics, contract
+from handlers import analytics_handler as analytics
+from handlers import contract
 from handlers import ingestion_handler as ingestion
 from handlers import processing_handler as processing
 from handlers.contract import Env, Stage

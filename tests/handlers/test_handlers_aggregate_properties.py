@@ -14,7 +14,7 @@ import io
 import json
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -572,7 +572,7 @@ def test_the_window_of_a_line_is_the_reference_window_start(moment: datetime, wi
     timestamp = moment.isoformat() + ("" if moment.microsecond else ".000") + "Z"
     line = json.dumps({"timestamp": timestamp}).encode()
     [(start, _)] = stream(b"\n".join([line] * (RETRY_LINES + 1)), window).groups
-    epoch = int(moment.replace(tzinfo=UTC).timestamp())
+    epoch = (moment - datetime(1970, 1, 1)) // timedelta(seconds=1)  # floored: int() truncates before 1970
     floor = datetime.fromtimestamp(epoch - epoch % window, UTC).replace(tzinfo=None)
     assert start == window_start(timestamp, window) == floor.isoformat() + "Z"
 

@@ -16,7 +16,8 @@ from handler_support import ANALYTICS, REGION, event_of, get_bytes, keys, put, r
 from sqlalchemy import create_engine, select
 from sqlalchemy.exc import OperationalError
 
-from handlers import analytics, database
+from handlers import analytics_handler as analytics
+from handlers import database, loading
 from handlers.aggregation import aggregate_records
 from handlers.documents import Origin, to_document
 from handlers.errors import ConfigError, DatabaseUnavailableError, EventError, LoadRejectedError
@@ -201,18 +202,18 @@ def test_failure_inside_the_transaction_loads_nothing(
 ) -> None:
     use_database(monkeypatch, migrated_database)
     event = event_of(put_document(analytics_env, record(1)))
-    real = database._Load._replace
+    real = loading._Load._replace
 
     def failing(self: Any, *args: Any) -> None:  # after the ledger claim and the setting
         raise OperationalError("INSERT", {}, Exception("server closed the connection unexpectedly"))
 
-    monkeypatch.setattr(database._Load, "_replace", failing)
+    monkeypatch.setattr(loading._Load, "_replace", failing)
     # WHEN the connection drops mid-load THEN the error is transient and every table is still empty
     with pytest.raises(DatabaseUnavailableError, match="nothing loaded"):
         analytics.handler(event, None)
     assert [rows for name, rows in snapshot(migrated_database).items() if rows] == []
     # AND a retry once the database is back loads the object exactly once
-    monkeypatch.setattr(database._Load, "_replace", real)
+    monkeypatch.setattr(loading._Load, "_replace", real)
     analytics.handler(event, None)
     analytics.handler(event, None)
     assert rollup(migrated_database) == [(CLICK, 1, 1, 1, 1)]

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, delete, inspect, select, text
 
-from handlers import database
+from handlers import database, loading
 from handlers.errors import ConfigError
 from handlers.events import order_key
 from handlers.exact import exact_context
@@ -127,7 +127,7 @@ def rollups(url: str) -> dict[str, Any]:
     try:
         with engine.connect() as conn:
             groups = {
-                (row.setting_key, database._start_text(row.window_start), row.dimensions): row.records
+                (row.setting_key, loading._start_text(row.window_start), row.dimensions): row.records
                 for row in conn.execute(select(g.setting_key, g.window_start, g.dimensions, g.records))
             }
             metrics = {}
@@ -136,7 +136,7 @@ def rollups(url: str) -> dict[str, Any]:
             ):
                 values = (row.sum, row.min, row.max)
                 assert all(type(v) in (int, Decimal) for v in values), values
-                key = (row.setting_key, database._start_text(row.window_start), row.dimensions, row.metric)
+                key = (row.setting_key, loading._start_text(row.window_start), row.dimensions, row.metric)
                 metrics[key] = (row.count, *(Fraction(v) for v in values))
     finally:
         engine.dispose()

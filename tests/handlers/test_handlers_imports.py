@@ -41,7 +41,7 @@ def test_processing_imports_neither_the_ingestion_core_nor_jsonschema_rs() -> No
 
 
 def test_analytics_imports_sqlalchemy_only_when_a_database_is_used() -> None:
-    modules = imported_modules("handlers.analytics")
+    modules = imported_modules("handlers.analytics_handler")
     assert "sqlalchemy" not in modules
 
 

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from handler_support import ANALYTICS, PROCESSED, RAW, event_of, put, s3_record
 
-from handlers import analytics, database
+from handlers import analytics_handler as analytics
+from handlers import database
 from handlers import ingestion_handler as ingestion
 from handlers import processing_handler as processing
 

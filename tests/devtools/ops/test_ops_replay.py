@@ -20,7 +20,8 @@ import pytest
 from moto import mock_aws
 
 from devtools.ops import replay as rp
-from handlers import analytics, database
+from handlers import analytics_handler as analytics
+from handlers import database
 from handlers import ingestion_handler as ingestion
 from handlers import processing_handler as processing
 from handlers.events import object_refs, order_key

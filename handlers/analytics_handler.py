@@ -14,9 +14,10 @@ Report states: ``loaded`` (its contribution is in the totals, or was until a new
 loaded, with a reason), ``not_configured`` (no database). Totals in the report are the document's own,
 exact: ``count`` an integer, ``sum``, ``min``, ``max`` canonical decimal strings.
 
-Counts here are in groups: ``RecordsRead`` = groups in the document, ``RecordsValid`` = groups
-reported, ``RecordsQuarantined`` = 1 for an object that is not an aggregates document of this pipeline
-(reported as ``rejected``, never raised).
+Counts here are in groups, reported under their own names (``handlers.contract.GROUP_METRIC_NAMES``):
+``GroupsRead`` = groups in the document, ``GroupsLoaded`` = groups reported (loaded, or with no database
+configured, reported only), ``ObjectsRejected`` = 1 for an object that is not an aggregates document of
+this pipeline (reported as ``rejected``, never raised).
 
 The database URL comes from the Secrets Manager secret ``DATABASE_SECRET_ARN`` names (``SecretString``
 is the URL, or JSON ``{"url": ...}``, or the ``{"username", "password"}`` RDS manages, with
@@ -38,18 +39,18 @@ from typing import Any
 import boto3
 import msgspec
 
+from handlers import contract
 from handlers.config import AnalyticsConfig, load_analytics
-from handlers.documents import AggregatesDocument, groups_from_document, read_document
+from handlers.contract import ACTION_FIELD, Stage
+from handlers.documents import groups_from_document, read_document
 from handlers.errors import ConfigError, EventError, LoadRejectedError
 from handlers.events import ObjectRef, output_key, relative_key, split_versioned, versioned_key
-from handlers.exact import Number, canonical, exact_context
-from handlers.groups import GroupKey, GroupStats
 from handlers.metrics import Counts, handle_objects
+from handlers.reports import build_report, rejected, summary
 
-INPUT_PREFIX = "aggregates/"  # the processing stage's AGGREGATES_PREFIX, fixed by the chain
-INPUT_SUFFIX = ".json"
-REPORT_FORMAT = "data-pipeline/report@2"
-MIGRATE_ACTION = "migrate"
+INPUT_PREFIX = contract.AGGREGATES_PREFIX  # the processing stage's AGGREGATES_PREFIX, fixed by the chain
+INPUT_SUFFIX = contract.AGGREGATES_SUFFIX
+MIGRATE_ACTION = contract.MIGRATE_ACTION
 
 
 def database_url(secret_string: str, endpoint: str | None = None) -> str:
@@ -120,85 +121,6 @@ def runtime() -> Runtime:
     )
 
 
-def _stats_json(count: int, total: Number, low: Number, high: Number) -> dict[str, Any]:
-    return {"count": count, "sum": canonical(total), "min": canonical(low), "max": canonical(high)}
-
-
-def build_report(
-    source: Mapping[str, Any],
-    document: AggregatesDocument,
-    groups: Mapping[GroupKey, GroupStats],
-    database: str,
-    top: int,
-) -> dict[str, Any]:
-    """The report: what was loaded, exact totals, and the ``top`` groups by record count (pure)."""
-    totals: dict[str, list[Any]] = {}
-    with exact_context():
-        for stats in groups.values():
-            for name, s in stats.metrics.items():
-                if name in totals:
-                    count, total, low, high = totals[name]
-                    totals[name] = [count + s.count, total + s.sum, min(low, s.min), max(high, s.max)]
-                else:
-                    totals[name] = [s.count, s.sum, s.min, s.max]
-    ranked = sorted(groups.items(), key=lambda item: (-item[1].records, item[0][0], item[0][1]))
-    origin = document.origin
-    return {
-        "format": REPORT_FORMAT,
-        "source": dict(source),
-        "origin": {"rel": origin.rel, "sequencer": origin.sequencer, "version_id": origin.version_id},
-        "database": database,
-        "window": document.window,
-        "dimensions": list(document.dimensions),
-        "metrics": list(document.metrics),
-        "counts": dict(document.counts),
-        "rejected_total": document.rejected_total,
-        "totals": {
-            "groups": len(groups),
-            "records": sum(stats.records for stats in groups.values()),
-            "metrics": {name: _stats_json(*values) for name, values in sorted(totals.items())},
-        },
-        "top_groups": [
-            {
-                "window_start": start,
-                "dimensions": msgspec.Raw(dimensions.encode()),  # canonical already: kept as it is
-                "records": stats.records,
-                "metrics": {
-                    name: _stats_json(s.count, s.sum, s.min, s.max)
-                    for name, s in sorted(stats.metrics.items())
-                },
-            }
-            for (start, dimensions), stats in ranked[:top]
-        ],
-    }
-
-
-def _summary(report: Mapping[str, Any], rel: str, repeated: bool) -> tuple[str, str]:
-    subject = f"data-pipeline report: {rel}".encode("ascii", "replace").decode()
-    subject = "".join(ch if ch.isprintable() else "?" for ch in subject)[:100]
-    message = {
-        "report": rel,
-        "database": report["database"],
-        "duplicate_delivery": repeated,
-        "groups": report["totals"]["groups"] if "totals" in report else 0,
-        "records": report["totals"]["records"] if "totals" in report else 0,
-        "rejected_total": report.get("rejected_total", 0),
-    }
-    return subject, json.dumps(message, sort_keys=True)
-
-
-def _rejected(source: Mapping[str, Any], reason: str, detail: str) -> tuple[dict[str, Any], Counts]:
-    """The report of an object that was not loaded, and its counts (one object quarantined)."""
-    report = {
-        "format": REPORT_FORMAT,
-        "source": dict(source),
-        "database": "rejected",
-        "reason": reason,
-        "detail": detail,
-    }
-    return report, Counts(records_read=1, records_quarantined=1)
-
-
 def _report_key(config: AnalyticsConfig, key: str) -> tuple[str, str, bool]:
     """(report key, rel for the summary, whether ``key`` is one the processing stage writes)."""
     try:
@@ -224,14 +146,14 @@ def analyse_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str, dict[str, 
     key, rel, versioned = _report_key(config, ref.key)
     repeated = False
     if not versioned:
-        report, counts = _rejected(
+        report, counts = rejected(
             source, "not_a_versioned_key", f"not an {INPUT_PREFIX}<name>/<version>{INPUT_SUFFIX} key"
         )
     else:
         try:
             document = read_document(raw)
         except ValueError as exc:
-            report, counts = _rejected(source, "not_an_aggregates_document", str(exc))
+            report, counts = rejected(source, "not_an_aggregates_document", str(exc))
         else:
             groups = groups_from_document(document)
             report = build_report(source, document, groups, "not_configured", config.report_top_groups)
@@ -250,7 +172,7 @@ def analyse_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str, dict[str, 
                         rt.engine(), ref.key, content_sha256, setting, origin, groups, config.overwrite_mode
                     )
                 except LoadRejectedError as exc:
-                    report, counts = _rejected(source, exc.reason, exc.detail)
+                    report, counts = rejected(source, exc.reason, exc.detail)
                 else:
                     report["database"], repeated = loaded.state, loaded.repeated
     rt.s3.put_object(
@@ -261,7 +183,7 @@ def analyse_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str, dict[str, 
         Metadata=counts.as_metadata(),
     )
     if rt.sns is not None:
-        subject, message = _summary(report, rel, repeated)
+        subject, message = summary(report, rel, repeated)
         rt.sns.publish(TopicArn=config.summary_topic_arn, Subject=subject, Message=message)
     return Counts(**{**counts.__dict__, "objects_written": 1}), key, {"database": report["database"]}
 
@@ -275,10 +197,10 @@ def migrate(rt: Runtime) -> dict[str, str]:
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     rt = runtime()
-    if isinstance(event, Mapping) and "action" in event:
-        if event["action"] != MIGRATE_ACTION:
+    if isinstance(event, Mapping) and ACTION_FIELD in event:
+        if event[ACTION_FIELD] != MIGRATE_ACTION:
             raise EventError(
-                f"unknown action {str(event['action'])[:64]!r}: the only one is {MIGRATE_ACTION!r}"
+                f"unknown action {str(event[ACTION_FIELD])[:64]!r}: the only one is {MIGRATE_ACTION!r}"
             )
         return migrate(rt)
 
@@ -286,4 +208,4 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         counts, written, extra = analyse_object(rt, ref)
         return counts, {"written": [written], **extra}
 
-    return handle_objects(rt.config.common.metrics_namespace, "analytics", event, context, process)
+    return handle_objects(rt.config.common.metrics_namespace, Stage.ANALYTICS, event, context, process)
