@@ -66,7 +66,7 @@ Decisions about awkward input, each deliberate:
   the exponent by at most the digits of the literal's own length. So a decimal and the ``,``, ``[`` or
   ``:`` it follows grow by at most 9/5 together. The
   timestamp is at most 29 bytes where its input took at least one: ``9/5 (n - 1) + 29 < 9n/5 + 28``.
-  tests/handlers/test_handlers_hostile_records.py checks every literal of up to 6 bytes and
+  tests/handlers/test_ingestion_core.py checks every literal of up to 6 bytes and
   adversarial records.
 * A file that cannot be read to its end raises ``UnreadableObjectError``: the caller discards partial
   output and writes one quarantine entry naming the raw object, so a file is either processed whole or

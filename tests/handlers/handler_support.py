@@ -14,6 +14,11 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from handlers.config import default_record_schema
+from handlers.records import RecordChecker
 
 REGION = "us-east-1"
 RAW, PROCESSED, ANALYTICS = "raw-bucket", "processed-bucket", "analytics-bucket"
@@ -141,3 +146,22 @@ class ListSink:
 
     def quarantine(self, line: bytes) -> None:
         self.quarantined.append(json.loads(line))
+
+
+# --- shared by the core tests (test_framing, test_timestamps, test_records, test_ingestion_core) ---------
+
+CHECKER = RecordChecker(default_record_schema())
+# No deadline: two shared cores make single examples slow at times; fewer examples keep the tier fast.
+PROPERTY = settings(max_examples=50, deadline=None)
+THOROUGH = settings(max_examples=150, deadline=None)  # the fast paths against their references
+json_scalars = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+)
+
+
+def reader(data: bytes) -> Any:
+    return io.BytesIO(data).read

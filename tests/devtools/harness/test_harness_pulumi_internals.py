@@ -57,7 +57,8 @@ def test_generated_args_classes_still_mark_deprecated_properties():
         internals.DEPRECATED_MARKER,
         internals.WIRE_NAME_MARKER,
     ), broken("the *Args property markers were renamed")
-    # pulumi_aws 7 marks Bucket's inline `acl` deprecated (tests/infra checks the warning it leads to).
+    # pulumi_aws 7 marks Bucket's inline `acl` deprecated (test_harness_declared.py checks the warning it
+    # leads to).
     assert "acl" in internals.deprecated_wire_names(BucketArgs), broken(
         f"no deprecated property found on pulumi_aws {version('pulumi_aws')} BucketArgs (acl)"
     )

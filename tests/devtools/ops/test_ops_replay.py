@@ -1,5 +1,5 @@
 """`devtools.ops.replay` on moto, driving the three real handlers as Lambda would (the model of
-tests/handlers/test_handlers_overwrites.py): what is listed and sent, skipped as already loaded, the
+tests/handlers/test_overwrites.py): what is listed and sent, skipped as already loaded, the
 sequencers replayed events carry, rate, concurrency, checkpoint and resume, and that a second replay
 changes nothing in the database."""
 

@@ -6,11 +6,13 @@ from dataclasses import replace
 
 import pytest
 
+from components.stage_table import describe
 from devtools.harness import DeclaredStack
 from devtools.harness.plan import render_plan
 from devtools.localrun.graph import pipeline_spec
 from devtools.localrun.preflight import preflight
 from devtools.localrun.spec import NotificationSpec, PipelineSpec
+from handlers.contract import STAGES
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +93,7 @@ def test_plan_prints_every_resource_under_its_component(dev_stack: DeclaredStack
     for resource in dev_stack.resources:
         assert any(f"{resource.type}  {resource.name}" in line for line in lines), resource.urn
     # each stage's function, with its handler, is in the block indented below its PipelineStage component
-    for stage in ("ingestion", "processing", "analytics"):
+    for stage in STAGES:
         header = next(
             i for i, line in enumerate(lines) if f"data-pipeline:stage:PipelineStage  {stage} " in line
         )
@@ -102,4 +104,4 @@ def test_plan_prints_every_resource_under_its_component(dev_stack: DeclaredStack
                 break
             block.append(line)
         assert any("aws:lambda/function:Function" in line for line in block), stage
-        assert any(f"handler: handlers.{stage}.handler" in line for line in block), stage
+        assert any(f"handler: {describe(stage).handler}" in line for line in block), stage

@@ -7,6 +7,9 @@ raise, must account for every line (read = valid + quarantined + blank), must gi
 unit a reason, and must write each valid record as exactly its input with only the timestamp
 normalised. The same records hold the output to ``output_bound``, from which the configured limit
 ``MAX_RECORD_BYTES_LIMIT`` is derived.
+
+Also: batches keep line order and conservation, and ``ingest`` over reads of any size equals the same
+rules applied line by line.
 """
 
 from __future__ import annotations
@@ -20,25 +23,20 @@ from typing import Any
 
 import msgspec
 import pytest
-from handler_support import ListSink
-from hypothesis import HealthCheck, given, settings
+from handler_support import CHECKER, PROPERTY, THOROUGH, ListSink, reader
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from handlers.config import MAX_RECORD_BYTES_LIMIT, RECORDS_LINE_LIMIT, default_record_schema
+from handlers.config import MAX_RECORD_BYTES_LIMIT, RECORDS_LINE_LIMIT
 from handlers.framing import InputFormat
 from handlers.ingestion_core import ingest, output_bound
 from handlers.records import RecordChecker
 from handlers.timestamps import normalise_timestamp
 
-CHECKER = RecordChecker(default_record_schema())
-PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MAX_RECORD_BYTES = 1 << 16
+
+
 DECODE = msgspec.json.Decoder(float_hook=Decimal).decode
-
-
-# --- hostile JSON text ----------------------------------------------------------------------------
-# Values are written as text directly, so that every literal form (1.50, 9E15, -0.0, 1e-0000007, ...)
-# reaches the core as written.
 
 
 def mostly(common: Any, rare: Any) -> Any:
@@ -47,7 +45,11 @@ def mostly(common: Any, rare: Any) -> Any:
 
 
 digits = st.text("0123456789", min_size=1, max_size=30)
+
+
 big_integers = st.integers(1, 5000).map(lambda n: "9" * n)  # past the 4300 digits CPython reads as an int
+
+
 integers = mostly(
     st.integers(-(2**70), 2**70).map(str)
     | st.sampled_from(["0", "-0", "1", "-1", "1714566896", "1714566896123", "253402300799999"])
@@ -55,13 +57,19 @@ integers = mostly(
     | digits.filter(lambda d: d == "0" or not d.startswith("0")),
     st.integers(300, 4300).map(lambda n: "9" * n),
 )
+
+
 exponents = mostly(
     st.integers(-30, 30).map(str) | st.sampled_from(["400", "-400", "+0007", "-0000006"]),
     st.sampled_from(["999999999", "-999999999", "999999999999999999", "-1999999999999999997"]),
 )
+
+
 beyond_decimal = st.sampled_from(
     ["1e1000000000000000000", "1e-1999999999999999998", "0E99999999999999999999"]
 )
+
+
 decimals = st.one_of(
     st.sampled_from(["0.1", "1.50", "9E15", "1e-7", "12345678901234567890.123456789", "-0.0", "1e400"]),
     st.sampled_from(["1E+999999999", "1E-999999999", "0e5", "-0e-6", "1e-6", "1714566896.5", "0.000001"]),
@@ -74,7 +82,11 @@ decimals = st.one_of(
         st.just("") | st.builds(lambda e, x: e + x, st.sampled_from(["e", "E"]), exponents),
     ).filter(lambda text: any(c in text for c in ".eE")),
 )
+
+
 numbers = integers | decimals
+
+
 string_texts = mostly(
     st.text(max_size=20)
     | st.sampled_from(['":', "{", "}]", "\\", '"', "\u2028", "\x00\x1f\x7f", "é", "\U0001f600", "\ufeff"]),
@@ -95,7 +107,11 @@ def json_string(draw: Any) -> str:
 
 
 not_json = st.sampled_from(["NaN", "Infinity", "-Infinity", "01", "1.", ".5", "+1", "'x'", "nul"])
+
+
 clean_scalars = numbers | json_string() | st.sampled_from(["true", "false", "null"])
+
+
 keys = (
     st.sampled_from(['"id"', '"timestamp"', '"type"', '"value"', '"\\u0076alue"', '"a"', '""'])
     | json_string()
@@ -109,6 +125,8 @@ def containers(inner: Any) -> Any:
 
 
 clean_values = st.recursive(clean_scalars, containers, max_leaves=10)  # JSON, maybe with duplicate keys
+
+
 values = st.recursive(
     mostly(clean_scalars, not_json | big_integers | beyond_decimal), containers, max_leaves=10
 )
@@ -126,9 +144,13 @@ deep_values = st.builds(
     st.sampled_from([1, 50, 254, 255, 256, 257, 600, 2000, 3000]),  # jsonschema-rs: 256; parser: ~950
     st.sampled_from(["array", "object"]),
 )
+
+
 valid_timestamps = st.sampled_from(
     ['"2024-05-01T12:34:56Z"', '"2024-05-01T14:34:56.123456789+02:00"', "1714566896", "1714566896123"]
 )
+
+
 short_strings = st.text(min_size=1, max_size=20).map(json.dumps) | st.sampled_from(
     ['"\\u00e9\\/\\"\\\\"', '"\\ud83d\\ude00"']
 )
@@ -198,9 +220,6 @@ def lines(draw: Any) -> bytes:
     return line.replace(b"\n", b"")  # a record written with "\r\n " as its spacing stays one line
 
 
-# --- helpers --------------------------------------------------------------------------------------
-
-
 def exact(value: Any) -> Any:
     """A comparable form that tells 1.50 from 1.5, 1 from 1.0 and keeps the order of keys.
 
@@ -244,7 +263,22 @@ def check_outputs(units: list[bytes], counts: Any, sink: ListSink) -> None:
         assert len(line) <= output_bound(len(unit))
 
 
-# --- the properties -------------------------------------------------------------------------------
+GROWING = ["1e-6", "-1e-6", "0e-6", "10e-7", "100e-8", "12e9", "1e5", "9E15", "1e-0000006", "1.5e-7"]
+
+
+growing_values = st.recursive(
+    st.sampled_from(GROWING) | decimals | integers | json_string(),
+    lambda inner: (
+        st.lists(inner, max_size=30).map(lambda items: "[" + ",".join(items) + "]")
+        | st.lists(st.tuples(keys, inner), max_size=5).map(
+            lambda pairs: "{" + ",".join(f"{k}:{v}" for k, v in pairs) + "}"
+        )
+    ),
+    max_leaves=60,
+)
+
+
+NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
 @PROPERTY
@@ -291,21 +325,6 @@ def test_a_hostile_json_document_is_one_unit(record: str) -> None:
     check_outputs([record.encode()], counts, sink)
 
 
-# --- the output bound and the configured limits ---------------------------------------------------
-
-GROWING = ["1e-6", "-1e-6", "0e-6", "10e-7", "100e-8", "12e9", "1e5", "9E15", "1e-0000006", "1.5e-7"]
-growing_values = st.recursive(
-    st.sampled_from(GROWING) | decimals | integers | json_string(),
-    lambda inner: (
-        st.lists(inner, max_size=30).map(lambda items: "[" + ",".join(items) + "]")
-        | st.lists(st.tuples(keys, inner), max_size=5).map(
-            lambda pairs: "{" + ",".join(f"{k}:{v}" for k, v in pairs) + "}"
-        )
-    ),
-    max_leaves=60,
-)
-
-
 @PROPERTY
 @given(
     st.sampled_from(["0", "1", "0.5", "1e-6", "1e0", '"2024-05-01 00:00:00.5Z"']) | valid_timestamps,
@@ -329,9 +348,6 @@ def test_the_bound_is_nearly_reached() -> None:
     # THEN the output is within the bound and close to it: the factor 9/5 cannot be lowered
     assert len(line) <= output_bound(len(unit))
     assert len(line) > 1.79 * len(unit)
-
-
-NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
 def test_every_decimal_literal_of_up_to_six_bytes_grows_by_at_most_nine_fifths_with_its_separator() -> None:
@@ -390,3 +406,98 @@ def test_extreme_numbers_in_every_schema_keyword_are_valid_or_quarantined(litera
         result = checker.check(unit)
         assert isinstance(result, bytes) or (result.reason and result.detail)
         assert checker.check_lines([unit, unit]) == [result, result]
+
+
+@pytest.mark.parametrize("line", [b"\v", b"\f", b" \x0b\t", b"\r\x0c"])
+def test_a_line_of_whitespace_json_does_not_allow_is_invalid_json_not_blank(line: bytes) -> None:
+    from handlers.framing import InputFormat
+    from handlers.ingestion_core import ingest
+
+    good = json.dumps({"id": "a", "timestamp": 0, "type": "t"}).encode()
+    sink = ListSink()
+    counts = ingest(
+        reader(good + b"\n" + line + b"\n \t\r\n"), InputFormat(False, False), CHECKER, 1024, {}, sink
+    )
+    assert [(entry["line"], entry["reason"]) for entry in sink.quarantined] == [(2, "invalid_json")]
+    assert (counts.records_valid, counts.blank_lines) == (1, 1)
+
+
+def test_an_array_element_of_whitespace_json_does_not_allow_is_invalid_json() -> None:
+    from handlers.framing import InputFormat
+    from handlers.ingestion_core import ingest
+
+    sink = ListSink()
+    ingest(
+        reader(b'[{"id":"a","timestamp":0,"type":"t"},\v]'), InputFormat(False, True), CHECKER, 1024, {}, sink
+    )
+    assert [(entry["line"], entry["reason"]) for entry in sink.quarantined] == [(2, "invalid_json")]
+
+
+@pytest.mark.parametrize("filler", [10, 300_000])  # many small lines, and lines that fill BATCH_BYTES first
+def test_batches_keep_line_order_and_conservation(filler: int) -> None:
+    from handlers.framing import InputFormat
+    from handlers.ingestion_core import ingest
+
+    good = json.dumps({"id": "a", "timestamp": 0, "type": "t", "attributes": {"pad": "x" * filler}}).encode()
+    lines = [good if n % 3 else b'{"id": 1}' for n in range(1, 601 if filler < 1000 else 13)]
+    sink = ListSink()
+    data = b"\n".join(lines) + b"\n\n"
+    counts = ingest(reader(data), InputFormat(False, False), CHECKER, 1 << 20, {"key": "k"}, sink)
+    expected_bad = [n for n in range(1, len(lines) + 1) if n % 3 == 0]
+    assert [entry["line"] for entry in sink.quarantined] == expected_bad
+    assert len(sink.written) == len(lines) - len(expected_bad)
+    assert (counts.records_read, counts.blank_lines) == (len(lines) + 1, 1)
+    assert counts.conserved
+
+
+GOOD = json.dumps({"id": "a", "timestamp": 1714521600, "type": "t", "value": 1}).encode()
+
+
+line_kinds = st.sampled_from(
+    [
+        GOOD,
+        b'{"id": 1}',
+        b"",
+        b"  ",
+        b"\r",
+        b"not json",
+        b"x" * 300,
+        GOOD.replace(b"1714521600", b'"2024-05-01T00:00:00Z"'),
+    ]
+)
+
+
+def trickle(data: bytes, most: int) -> Any:
+    stream = io.BytesIO(data)
+    return lambda size: stream.read(min(size, most))
+
+
+@THOROUGH
+@given(st.lists(line_kinds, max_size=40), st.integers(1, 700), st.booleans())
+def test_ingest_equals_the_line_by_line_rules_whatever_the_read_sizes(
+    lines: list[bytes], most: int, final_newline: bool
+) -> None:
+    # GIVEN JSON Lines with blank, bad and over-long lines, read a few bytes at a time
+    data = b"\n".join(lines) + (b"\n" if final_newline else b"")
+    assume(data)  # an empty object is unreadable, not ingested
+    sink = ListSink()
+    # WHEN ingested with a 200-byte record limit
+    counts = ingest(trickle(data, most), InputFormat(False, False), CHECKER, 200, {"key": "k"}, sink)
+    # THEN the outputs are those of the rules applied to each line alone
+    present = data.split(b"\n")
+    if present and present[-1] == b"":
+        present.pop()
+    expected_valid, expected_bad, blank = [], [], 0
+    for number, line in enumerate(present, start=1):
+        if len(line) > 200:
+            expected_bad.append((number, "record_too_large"))
+        elif not line or line.isspace():
+            blank += 1
+        elif isinstance(result := CHECKER.check(line), bytes):
+            expected_valid.append(result)
+        else:
+            expected_bad.append((number, result.reason))
+    assert sink.written == expected_valid
+    assert [(entry["line"], entry["reason"]) for entry in sink.quarantined] == expected_bad
+    assert (counts.records_read, counts.blank_lines) == (len(present), blank)
+    assert counts.conserved
