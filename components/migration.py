@@ -47,7 +47,8 @@ class SchemaMigrationArgs:
     """`revisions_digest` of the shipped revisions: a new revision invokes the migration again."""
 
     database: pulumi.Input[str]
-    """What names the database (the secret ARN): a different database is migrated too."""
+    """What names the database (the secret ARN, with the URL's secret version or the instance's endpoint
+    where the stack owns them): a new database is migrated too."""
 
     depends_on: tuple[pulumi.Resource, ...] = ()
     """Resources the invocation needs in place: the function's policy, network and async settings."""

@@ -74,6 +74,19 @@ def _secret_environment(environment: dict[str, Any], secret: frozenset[str]) -> 
     }
 
 
+def _database_identity(
+    secret_arn: pulumi.Input[str], secret: DatabaseSecret | None, managed: ManagedDatabase | None
+) -> pulumi.Output[str]:
+    """What names the database the migration must reach: a new URL behind the same secret (its version),
+    or a new instance (its endpoint), invokes the migration again; an external secret is named by its ARN,
+    so a database moved behind it is migrated with `python -m devtools migrate` (README, Operating)."""
+    if secret is not None:
+        return pulumi.Output.format("{0}#{1}", secret_arn, secret.version.version_id)
+    if managed is not None:
+        return pulumi.Output.format("{0}#{1}", secret_arn, managed.endpoint)
+    return pulumi.Output.from_input(secret_arn)
+
+
 def _moved_from_root(parent: pulumi.Resource) -> pulumi.ResourceOptions:
     """Options of a component that existing stacks declared at the stack's root: its old URN, and through
     inheritance its children's, are aliases of the new ones."""
@@ -310,7 +323,7 @@ class DataPipeline(pulumi.ComponentResource):
                 SchemaMigrationArgs(
                     function_name=function.name,
                     revisions_digest=args.revisions_digest,
-                    database=secret_arn,
+                    database=_database_identity(secret_arn, self.database_secret, self.managed_database),
                     depends_on=(
                         *(
                             r

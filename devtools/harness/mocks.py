@@ -92,6 +92,10 @@ def _computed(
     if typ == "aws:cloudwatch/dashboard:Dashboard":
         dname = inputs.get("dashboardName") or auto
         return dname, {"dashboardArn": f"arn:aws:cloudwatch::{acct}:dashboard/{dname}"}
+    if typ == "aws:secretsmanager/secretVersion:SecretVersion":
+        # Secrets Manager gives every new value a new version id.
+        version = f"{_hex(str(inputs.get('secretString')), length=8)}-{_hex(name, length=4)}"
+        return f"{inputs.get('secretId')}|{version}", {"versionId": version, "arn": inputs.get("secretId")}
     if typ == "aws:rds/instance:Instance":
         ident = inputs.get("identifier") or auto
         address = f"{ident}.c{_hex(ident, length=11)}.{region}.rds.amazonaws.com"

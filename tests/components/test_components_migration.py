@@ -55,7 +55,7 @@ def test_a_database_url_in_config_is_migrated_after_its_secret_exists(evaluate):
     [invocation] = stack.by_type(INVOCATION)
     [version] = stack.by_type("aws:secretsmanager/secretVersion:SecretVersion")
     # the secret's ARN exists before its value: the invocation must wait for the version too
-    assert version.urn in invocation.depends_on
+    assert version.urn in invocation.dependencies
 
 
 def test_revisions_digest_changes_with_a_revision(tmp_path):
@@ -69,3 +69,16 @@ def test_revisions_digest_changes_with_a_revision(tmp_path):
 def test_append_mode_reaches_the_analytics_function(evaluate):
     stack = evaluate("dev", {"overwrites": "append"})
     assert stack.functions()["analytics"]["environment"]["OVERWRITE_MODE"] == "append"
+
+
+def test_a_new_database_url_behind_the_same_secret_is_migrated_again(evaluate):
+    from devtools.harness import Secret
+
+    def trigger(url: str) -> str:
+        stack = evaluate("dev", {"database": Secret({"url": url})})
+        [invocation] = stack.by_type(INVOCATION)
+        return invocation["triggers"]["database"]
+
+    # the secret's ARN stays; its version (the URL) changes, and so must the trigger
+    first, second = trigger("postgresql://u:p@db-1.internal/a"), trigger("postgresql://u:p@db-2.internal/a")
+    assert first != second
