@@ -31,12 +31,12 @@ from components.iam import (
     account_key_delegation,
     deny_insecure_transport_statement,
 )
-from handlers.contract import METRICS_NAMESPACE, STAGE_DIMENSION, STAGE_METRIC_NAMES
+from handlers.contract import METRICS_NAMESPACE, RECORD_METRIC_NAMES, STAGE_DIMENSION, STAGE_METRIC_NAMES
 
 # The EMF counts of handlers/metrics.py that the dashboard charts per stage (dimension Stage), each under
 # the name its stage reports it (records for ingestion and processing, groups for analytics).
 CHARTED_COUNTS = ("records_valid", "records_quarantined")
-RECORD_METRICS = tuple(STAGE_METRIC_NAMES["ingestion"][count] for count in CHARTED_COUNTS)
+RECORD_METRICS = tuple(RECORD_METRIC_NAMES[count] for count in CHARTED_COUNTS)
 
 
 def _spaced(metric: str) -> str:
@@ -46,7 +46,7 @@ def _spaced(metric: str) -> str:
 
 def charted_metrics(stage: str) -> tuple[str, ...]:
     """The metrics the dashboard charts for `stage`, as that stage names them."""
-    names = STAGE_METRIC_NAMES.get(stage, STAGE_METRIC_NAMES["ingestion"])
+    names = STAGE_METRIC_NAMES.get(stage, RECORD_METRIC_NAMES)
     return tuple(names[count] for count in CHARTED_COUNTS)
 
 

@@ -136,7 +136,7 @@ class Provided:
 DATABASE_SECRET_VARIABLE = Env.DATABASE_SECRET_ARN
 SUMMARY_TOPIC_VARIABLE = Env.SUMMARY_TOPIC_ARN
 # host:port/dbname of a database the stack creates (database.create): its secret holds only the credentials.
-DATABASE_ENDPOINT_VARIABLE = "DATABASE_ENDPOINT"
+DATABASE_ENDPOINT_VARIABLE = Env.DATABASE_ENDPOINT
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from handlers.contract import STAGES
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -42,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run.add_argument(
         "--replay",
-        choices=("ingestion", "processing", "analytics"),
+        choices=[str(stage) for stage in STAGES],
         help="after the run, replay this stage's existing objects (python -m devtools replay, on moto)",
     )
     run.add_argument(

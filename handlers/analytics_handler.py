@@ -41,7 +41,7 @@ import msgspec
 
 from handlers import contract
 from handlers.config import AnalyticsConfig, load_analytics
-from handlers.contract import ACTION_FIELD, Stage
+from handlers.contract import ACTION_FIELD, Env, Stage
 from handlers.documents import groups_from_document, read_document
 from handlers.errors import ConfigError, EventError, LoadRejectedError
 from handlers.events import ObjectRef, output_key, relative_key, split_versioned, versioned_key
@@ -99,7 +99,7 @@ class Runtime:
             if not self.config.database_secret_arn:
                 raise ConfigError("no database is configured (DATABASE_SECRET_ARN is not set)")
             secret = self.secrets.get_secret_value(SecretId=self.config.database_secret_arn)
-            self._url = database_url(secret["SecretString"], os.environ.get("DATABASE_ENDPOINT"))
+            self._url = database_url(secret["SecretString"], os.environ.get(Env.DATABASE_ENDPOINT))
         return self._url
 
     def engine(self) -> Any:
@@ -134,10 +134,10 @@ def _report_key(config: AnalyticsConfig, key: str) -> tuple[str, str, bool]:
 def analyse_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str, dict[str, Any]]:
     """Load and report one aggregates object; returns counts, the report key and log fields."""
     config = rt.config
-    kwargs = {"Bucket": ref.bucket, "Key": ref.key} | (
-        {"VersionId": ref.version_id} if ref.version_id else {}
-    )
-    response = rt.s3.get_object(**kwargs)
+    # The current object, not the version the event names: the key holds one raw version, whose current
+    # document is its latest processing. A late event for an earlier processing (a versioned analytics
+    # bucket) must not replace a newer load with older bytes.
+    response = rt.s3.get_object(Bucket=ref.bucket, Key=ref.key)
     raw = response["Body"].read()  # our own document: its size grows with groups, not records
     # The content's hash, not the ETag, names what was loaded: under SSE-KMS an ETag is not an MD5 of
     # the bytes, so identical documents written twice may carry different ETags.

@@ -80,6 +80,7 @@ class Env:
     REPORT_TOP_GROUPS: Final = "REPORT_TOP_GROUPS"
     OVERWRITE_MODE: Final = "OVERWRITE_MODE"
     DATABASE_SECRET_ARN: Final = "DATABASE_SECRET_ARN"  # noqa: S105 (a variable name)
+    DATABASE_ENDPOINT: Final = "DATABASE_ENDPOINT"  # host:port/dbname of a database the stack creates
     SUMMARY_TOPIC_ARN: Final = "SUMMARY_TOPIC_ARN"
 
 

@@ -35,11 +35,11 @@ Decisions about awkward input, each deliberate:
   10**999999999999999999 or below 10**-1999999999999999997), trailing garbage, and nesting deeper than
   the parser's recursion limit (Python's: about 930-990 levels on 3.11, depending on the caller's
   stack).
-* Validation uses jsonschema-rs (Rust; any draft up to 2020-12): 4.6-7.5x faster per record than
-  fastjsonschema on the default schema (docs/benchmarks.md). Its first error is the ``detail``, except
-  for an error in a value nested 256 or more levels deep, which jsonschema-rs 0.61 cannot describe (the
-  verdict is the same). It compares Decimals exactly, at any exponent (``minimum``, ``multipleOf``,
-  ``integer``: tests/handlers).
+* Validation uses jsonschema-rs (Rust; any draft up to 2020-12), chosen by measurement over
+  fastjsonschema on the default schema (docs/benchmarks.md, "Figures behind the code"). Its first error
+  is the ``detail``, except for an error in a value nested 256 or more levels deep, which jsonschema-rs
+  0.61 cannot describe (the verdict is the same). It compares Decimals exactly, at any exponent
+  (``minimum``, ``multipleOf``, ``integer``: tests/handlers).
 * Duplicate keys are ``duplicate_key``: JSON parsers silently keep the last value, so a record with
   two ``value`` fields would be aggregated from half its data. Checked exactly, but only when cheap
   counts over a whole batch (quotes in the input and in the re-encoded records, or key-like tokens

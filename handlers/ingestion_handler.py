@@ -3,8 +3,9 @@
 TAG is the raw version's S3 sequencer (``events.version_tag``): every version of a raw key has outputs
 of its own, so each later stage reads that version's bytes even when an overwrite and a late, retried
 or redriven event cross, and whatever the versioning of the processed bucket. ``records/`` is written
-for every readable object (empty when no record is valid, so that a new version without valid records
-still replaces the old one's contribution); ``quarantine/`` only when something was quarantined. Both
+for every object, empty when no record is valid or the object cannot be read at all, so that in replace
+mode every new version takes the place of the key's earlier one in the totals; ``quarantine/`` only
+when something was quarantined. Both
 carry the conservation counts and the raw version as user metadata. A key near S3's length limit is
 shortened (``events.versioned_key``). The core is ``handlers.ingestion_core``.
 """
@@ -83,7 +84,12 @@ def ingest_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, list[str]]:
             spools = _Spools()
             spools.quarantine(unreadable_entry(source, error))
             counts = Counts(records_read=1, records_quarantined=1)
-            outputs = [(quarantine_key, spools.quarantined, "application/x-ndjson")]
+            # An empty records/ object too: this version holds no valid record, and in replace mode it
+            # must still take the place of the key's earlier version in the totals.
+            outputs = [
+                (records_key, spools.records, "application/gzip"),
+                (quarantine_key, spools.quarantined, "application/x-ndjson"),
+            ]
         else:
             outputs = [(records_key, spools.records, "application/gzip")]
             if counts.records_quarantined:

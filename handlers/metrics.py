@@ -3,9 +3,8 @@
 The embedded metric format is a JSON object with an ``_aws`` member; CloudWatch Logs extracts the
 metrics from it, so no PutMetricData call (and no extra client or permission) is needed. Written by
 hand rather than with aws-lambda-powertools' ``Metrics``: the format is a dozen lines, and importing
-powertools' metrics module pulls in its logger, tracer-free but still several modules (tens of
-milliseconds of cold start for the import alone, plus ~5 MB in the layer) for what one
-``json.dumps`` does here.
+powertools' metrics module pulls in its logger, tracer-free but still several modules (cold start and
+layer size: docs/benchmarks.md, "Figures behind the code") for what one ``json.dumps`` does here.
 """
 
 from __future__ import annotations

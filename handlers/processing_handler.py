@@ -46,7 +46,10 @@ def process_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str]:
     config = rt.config
     # Before any read: a key this pipeline did not write names no raw version (EventError).
     rel, tag = split_versioned(ref.key, INPUT_PREFIX, INPUT_SUFFIX)
-    body_read, metadata = open_object_with_metadata(rt.s3, ref)
+    # The current object, never the version the event names: a key holds one raw version, and its
+    # current bytes are that version's latest ingestion. A late event for an earlier ingestion of it (a
+    # versioned processed bucket) must not bring older bytes back after newer ones were loaded.
+    body_read, metadata = open_object_with_metadata(rt.s3, replace(ref, version_id=None))
     read, content_sha256 = hashed(body_read)
     result = aggregate_stream(read, config.window_seconds, config.dimensions, config.metrics)
     # Neither the version id nor the ETag: a redelivered ingestion event rewrites identical records/

@@ -119,10 +119,10 @@ _REFERENCES = frozenset({"$ref", "$dynamicRef", "$recursiveRef"})
 def _batch_validator(schema: Mapping[str, Any]) -> Callable[[list[Any]], bool] | None:
     """Whether every record of a batch is valid, in one jsonschema-rs call; None when not exact.
 
-    Why: handing records to jsonschema-rs one call at a time costs about 0.3 µs per record more
-    than one call for the batch validated as ``{"type": "array", "items": schema}`` (about 40 % of
-    validating a small record). ``items`` applies the schema to each element exactly as it applies
-    to a record alone, as long as nothing in it is resolved against the root: a schema with
+    Why: handing records to jsonschema-rs one call at a time costs a fixed overhead per call that one
+    call for the batch, validated as ``{"type": "array", "items": schema}``, pays once (measured in
+    docs/benchmarks.md, "Figures behind the code"). ``items`` applies the schema to each element exactly
+    as it applies to a record alone, as long as nothing in it is resolved against the root: a schema with
     references gets None (records are then validated one call each). The wrapper keeps the
     schema's ``$schema``, so the draft is the same. Property tests hold it equal to per-record
     validation.
@@ -225,7 +225,7 @@ class RecordChecker:
         # Each unit must be "{...}", maybe padded with whitespace: a unit ending in "}" cannot be
         # continued by a next one starting with "{", so then each unit held exactly one record.
         # Comparing each unit's first and last byte costs the same for any record size; scanning
-        # ``joined`` for "}\n{" grows with it (3x as long on ~500 B records).
+        # ``joined`` for "}\n{" grows with it (docs/benchmarks.md, "Figures behind the code").
         if not _braced(units):
             stripped = [unit.strip(JSON_WHITESPACE) for unit in units]
             if not all(unit[:1] == b"{" and unit[-1:] == b"}" for unit in stripped):

@@ -19,7 +19,9 @@ from handlers.framing import CHUNK_BYTES, Read
 
 SPOOL_MEMORY_BYTES = 8 << 20
 BATCH_LINES = 2048
-GZIP_LEVEL = 1  # level 6 costs 32-62% more ingestion CPU for ~20% smaller records/ (docs/benchmarks.md)
+# Level 1: higher levels cost much more ingestion CPU for slightly smaller records/ (docs/benchmarks.md,
+# "Figures behind the code").
+GZIP_LEVEL = 1
 
 
 class LineSpool:

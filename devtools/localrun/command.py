@@ -33,6 +33,7 @@ from devtools.localrun.pipeline import LocalPipeline
 from devtools.localrun.results import RunResult
 from devtools.localrun.spec import PipelineSpec
 from devtools.localrun.uploads import collect_uploads
+from handlers.contract import Env
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 WORK_ROOT = PROJECT_DIR / ".local-run"
@@ -156,7 +157,7 @@ def replay_target(deployment: Any, stage_name: str) -> Any:
                 bucket=bucket.name,
                 prefix=found[0].prefix,
                 suffixes=tuple(n.suffix for n in found),
-                dest_bucket=environment.get("DEST_BUCKET", ""),
+                dest_bucket=environment.get(Env.DEST_BUCKET, ""),
                 environment=environment,
                 region=deployment.spec.region,
             )

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from devtools.localrun.results import RunResult, stage_metrics
+from handlers.contract import GROUP_METRIC_NAMES, RECORD_METRIC_NAMES
 
 # (header, StageStats attribute or Counts field): a Counts field is shown under the EMF metric the stage
 # reports it as, so analytics shows groups where the other stages show records.
@@ -22,7 +23,7 @@ _COLUMNS = (
     ("objects written", "objects_written"),
     ("to failure queue", "failure_queue"),
 )
-_UNITS = {"RecordsRead": "records", "GroupsRead": "groups"}
+_UNITS = {RECORD_METRIC_NAMES["records_read"]: "records", GROUP_METRIC_NAMES["records_read"]: "groups"}
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

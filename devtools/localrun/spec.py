@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from handlers.contract import INPUT_PREFIX
+
 
 @dataclass(frozen=True)
 class NotificationSpec:
@@ -122,7 +124,7 @@ class PipelineSpec:
     queues: tuple[QueueSpec, ...]
     secrets: tuple[SecretSpec, ...] = ()
     input_bucket: str = ""  # physical name of the bucket users upload to (raw)
-    input_prefix: str = "incoming/"  # the raw bucket's trigger prefix
+    input_prefix: str = INPUT_PREFIX  # the raw bucket's trigger prefix
 
     def stage(self, name: str) -> StageSpec:
         for stage in self.stages:

@@ -69,14 +69,27 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote_plus
 
+from handlers import contract
+from handlers.contract import (
+    AGGREGATES_PREFIX,
+    AGGREGATES_SUFFIX,
+    QUARANTINE_PREFIX,
+    QUARANTINE_SUFFIX,
+    RECORDS_PREFIX,
+    RECORDS_SUFFIX,
+    REPORTS_PREFIX,
+    BucketRole,
+    Env,
+    Stage,
+)
 from handlers.events import SEQUENCER_WIDTH, order_key, relative_key, split_versioned, versioned_key
 
-STAGES = ("ingestion", "processing", "analytics")
-SOURCE_ROLE = {"ingestion": "raw", "processing": "processed", "analytics": "analytics"}
-RECORDS_PREFIX, RECORDS_SUFFIX = "records/", ".jsonl.gz"
-QUARANTINE_PREFIX, QUARANTINE_SUFFIX = "quarantine/", ".jsonl"
-AGGREGATES_PREFIX, AGGREGATES_SUFFIX = "aggregates/", ".json"
-REPORTS_PREFIX = "reports/"
+STAGES = tuple(str(stage) for stage in contract.STAGES)
+SOURCE_ROLE = {
+    Stage.INGESTION: BucketRole.RAW,
+    Stage.PROCESSING: BucketRole.PROCESSED,
+    Stage.ANALYTICS: BucketRole.ANALYTICS,
+}
 LOADED_STATES = frozenset({"loaded", "duplicate", "superseded"})
 REPLAY_TAG_PREFIX = "00000"  # below every S3 sequencer observed: those start with 00 + epoch seconds
 DEFAULT_RATE = 5.0
@@ -204,7 +217,7 @@ def list_items(s3: Any, target: ReplayTarget, prefix: str) -> dict[str, list[Ite
     `aggregates/` object is an older processing of the same raw version, which must not come back)."""
     full = key_prefix(target, prefix)
     found: dict[str, list[Item]] = {}
-    every_version = target.stage == "ingestion"
+    every_version = target.stage == Stage.INGESTION
     if is_versioned(s3, target.bucket):
         for page in s3.get_paginator("list_object_versions").paginate(Bucket=target.bucket, Prefix=full):
             for v in page.get("Versions", []):  # a key's versions come newest first
@@ -259,8 +272,8 @@ def _output_dir(prefix: str, rel: str, suffix: str) -> str:
 def ingestion_outputs(s3: Any, target: ReplayTarget, rels: Iterable[str]) -> dict[str, list[Output]]:
     """The ingestion outputs already written for each raw `rel`, with the raw version each names."""
     env = target.environment
-    records_prefix = env.get("RECORDS_PREFIX", RECORDS_PREFIX)
-    quarantine_prefix = env.get("QUARANTINE_PREFIX", QUARANTINE_PREFIX)
+    records_prefix = env.get(Env.RECORDS_PREFIX, RECORDS_PREFIX)
+    quarantine_prefix = env.get(Env.QUARANTINE_PREFIX, QUARANTINE_PREFIX)
     found: dict[str, list[Output]] = {}
     for rel in set(rels):
         for kind, prefix, suffix in (
@@ -281,7 +294,7 @@ def ingestion_outputs(s3: Any, target: ReplayTarget, rels: Iterable[str]) -> dic
                     found.setdefault(rel, []).append(
                         Output(
                             tag.upper(),
-                            metadata.get("source-version-id"),
+                            metadata.get(contract.SOURCE_VERSION_METADATA),
                             _utc(o["LastModified"]),
                             kind,
                             int(count) if count.isdigit() else None,
@@ -340,7 +353,7 @@ class Planned:
 def plan(s3: Any, target: ReplayTarget, options: Options) -> list[Planned]:
     """Every object version under the trigger, with its sequencer and whether to send it."""
     by_key = list_items(s3, target, options.prefix)
-    if target.stage == "ingestion":
+    if target.stage == Stage.INGESTION:
         planned = _plan_ingestion(s3, target, options, by_key)
     else:
         planned = []
@@ -400,22 +413,34 @@ def _plan_later_stage(s3: Any, target: ReplayTarget, options: Options, item: Ite
     except Exception:  # not a key of this pipeline: the stage reports it; send it as S3 would
         return Planned(item, "send")
     env = target.environment
-    if target.stage == "processing":
-        out_key = versioned_key(env.get("AGGREGATES_PREFIX", AGGREGATES_PREFIX), rel, tag, AGGREGATES_SUFFIX)
+    if target.stage == Stage.PROCESSING:
+        out_key = versioned_key(
+            env.get(Env.AGGREGATES_PREFIX, AGGREGATES_PREFIX), rel, tag, AGGREGATES_SUFFIX
+        )
         document = _get_json(s3, target.dest_bucket, out_key)
         if document is None:
             return Planned(item, "send")
         current = (
-            env.get("AGGREGATION_WINDOW") or "1h",
-            [d for d in (env.get("AGGREGATION_DIMENSIONS") or "type,source").split(",") if d],
-            [m for m in (env.get("AGGREGATION_METRICS") or "value").split(",") if m],
+            env.get(Env.AGGREGATION_WINDOW) or contract.DEFAULT_WINDOW,
+            [
+                d
+                for d in (env.get(Env.AGGREGATION_DIMENSIONS) or ",".join(contract.DEFAULT_DIMENSIONS)).split(
+                    ","
+                )
+                if d
+            ],
+            [
+                m
+                for m in (env.get(Env.AGGREGATION_METRICS) or ",".join(contract.DEFAULT_METRICS)).split(",")
+                if m
+            ],
         )
         done = (document.get("window"), document.get("dimensions"), document.get("metrics"))
         source_key = (document.get("source") or {}).get("key")
         if done == current and source_key == item.key:
             return Planned(item, "skip", "aggregates computed with the current settings")
         return Planned(item, "send", "aggregates of other settings")
-    report_key = versioned_key(env.get("REPORTS_PREFIX", REPORTS_PREFIX), rel, tag, AGGREGATES_SUFFIX)
+    report_key = versioned_key(env.get(Env.REPORTS_PREFIX, REPORTS_PREFIX), rel, tag, AGGREGATES_SUFFIX)
     report = _get_json(s3, target.dest_bucket, report_key)
     if report is None or report.get("database") not in LOADED_STATES:
         return Planned(item, "send")
@@ -718,11 +743,11 @@ def resolve_target(outputs: Mapping[str, Any], stage: str, lambda_client: Any, r
         )
     except Exception:  # not allowed to read it: rely on --rate and --concurrency alone
         reserved = None
-    if stage == "ingestion":
+    if stage == Stage.INGESTION:
         parsed = handler_config.load_ingestion(environment)
         prefix, suffixes = parsed.input_prefix, tuple(parsed.input_suffixes)
-    elif stage == "processing":
-        prefix, suffixes = environment.get("RECORDS_PREFIX", RECORDS_PREFIX), (RECORDS_SUFFIX,)
+    elif stage == Stage.PROCESSING:
+        prefix, suffixes = environment.get(Env.RECORDS_PREFIX, RECORDS_PREFIX), (RECORDS_SUFFIX,)
     else:
         prefix, suffixes = AGGREGATES_PREFIX, (AGGREGATES_SUFFIX,)
     return ReplayTarget(
@@ -731,7 +756,7 @@ def resolve_target(outputs: Mapping[str, Any], stage: str, lambda_client: Any, r
         bucket=str(bucket["name"]),
         prefix=prefix,
         suffixes=suffixes,
-        dest_bucket=environment.get("DEST_BUCKET", ""),
+        dest_bucket=environment.get(Env.DEST_BUCKET, ""),
         environment=environment,
         region=region,
         reserved_concurrency=reserved,
@@ -784,7 +809,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--endpoint-url", help="an S3/Lambda endpoint, e.g. the local run's moto server")
     parser.add_argument("--verbose", action="store_true", help="one line per object version")
     args = parser.parse_args(argv)
-    if args.quarantined and args.stage != "ingestion":
+    if args.quarantined and args.stage != Stage.INGESTION:
         parser.error("--quarantined applies to --stage ingestion")
     return args
 
