@@ -87,11 +87,14 @@ def chain(aws: Any, stage_env: pytest.MonkeyPatch, database_url: str) -> Any:
     }
     database.migrate(database_url)
 
-    def configure(mode: str) -> None:
+    def configure(mode: str, max_record_bytes: int = 4096) -> None:
         for name, module in STAGES.items():
             module.runtime.cache_clear()
             with pytest.MonkeyPatch.context() as env:
-                for key, value in {**environments[name], "OVERWRITE_MODE": mode}.items():
+                settings = {**environments[name], "OVERWRITE_MODE": mode}
+                if name == "I":
+                    settings["MAX_RECORD_BYTES"] = str(max_record_bytes)
+                for key, value in settings.items():
                     env.setenv(key, value)
                 module.runtime()  # the container's cold start reads its environment once
 
@@ -232,3 +235,70 @@ def test_deleting_a_raw_object_changes_no_total(aws: Any, chain: Any, database_u
     aws.delete_object(Bucket=RAW, Key="incoming/deleted.jsonl")
     # THEN the totals are what they were: the database keeps history, deletion is not retraction
     assert totals(database_url) == before == {"deleted": EXPECTED["replace"]}
+
+
+def chain_through(s3: Any, event: dict[str, Any]) -> list[dict[str, Any]]:
+    """Deliver ``event`` to ingestion, then each output to the next stage; returns the events sent."""
+    sent = [event]
+    for stage in "IPA":
+        result = STAGES[stage].handler(event, None)
+        if stage in NEXT_BUCKET:
+            [written] = [k for k in result["objects"][0]["written"] if not k.startswith("quarantine/")]
+            head = s3.head_object(Bucket=NEXT_BUCKET[stage], Key=written)
+            event = event_of(
+                s3_record(NEXT_BUCKET[stage], written, head["ContentLength"], None, head.get("VersionId"))
+            )
+            sent.append(event)
+    return sent
+
+
+@pytest.mark.parametrize("body", [b"", b"[1, 2", b"7"], ids=["empty", "truncated", "scalar"])
+def test_an_unreadable_new_version_replaces_the_old_contribution(
+    aws: Any, chain: Any, database_url: str, body: bytes
+) -> None:
+    # GIVEN a key whose first version is loaded in replace mode
+    chain("replace")
+    chain_through(
+        aws,
+        event_of(
+            put(
+                aws,
+                RAW,
+                "incoming/broken.json",
+                b'[{"id": "a", "timestamp": 0, "type": "broken", "value": 1.5}]',
+            )
+        ),
+    )
+    assert totals(database_url)["broken"]["sum"] == Decimal("1.5")
+    # WHEN its new version cannot be read at all
+    chain_through(aws, event_of(put(aws, RAW, "incoming/broken.json", body)))
+    # THEN the key holds the latest version, which holds nothing (its quarantine entry says why)
+    assert "broken" not in totals(database_url)
+
+
+def test_a_late_event_for_an_earlier_processing_of_a_version_changes_nothing(
+    aws: Any, chain: Any, database_url: str
+) -> None:
+    # GIVEN versioned processed and analytics buckets, and one raw version ingested twice: first with a
+    # record-size limit that quarantines its large record, then (after the fix) with one that takes it
+    for bucket in (PROCESSED, ANALYTICS):
+        aws.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    big = '{"id": "' + "b" * 300 + '", "timestamp": 0, "type": "late", "value": 100}'
+    raw = event_of(
+        put(
+            aws,
+            RAW,
+            "incoming/late.jsonl",
+            f'{big}\n{{"id": "s", "timestamp": 0, "type": "late", "value": 1}}\n'.encode(),
+        )
+    )
+    chain("replace", max_record_bytes=200)
+    first = chain_through(aws, raw)
+    chain("replace", max_record_bytes=4096)
+    chain_through(aws, raw)
+    assert (totals(database_url)["late"]["count"], totals(database_url)["late"]["sum"]) == (2, Decimal(101))
+    # WHEN the first processing's events arrive late (a retry or a redrive, naming the old versions)
+    for stage, event in zip("PA", first[1:], strict=True):
+        STAGES[stage].handler(event, None)
+    # THEN the newer processing still stands
+    assert (totals(database_url)["late"]["count"], totals(database_url)["late"]["sum"]) == (2, Decimal(101))
