@@ -1,0 +1,266 @@
+"""Rollup statements of a load: reading rollup rows, recomputing extremes, and the per-table arrays of
+the PostgreSQL upserts.
+
+``RollupStatements`` is the part of a load (``handlers.loading._Load``) that reads and rewrites rollup
+rows for the groups a load touched: the min and max of a group a removed contribution held are
+recomputed from the contributions that remain (an extreme cannot be subtracted), in SQL on PostgreSQL and
+in Python on SQLite. ``_deltas`` and the array builders turn a load's rows into the columns of one ordered
+upsert per table.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    Table,
+    bindparam,
+    delete,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.engine import Connection
+
+if TYPE_CHECKING:
+    from handlers.loading import _Document
+
+from handlers.exact import Number, canonical, exact_context
+from handlers.schema import (
+    Exact,
+    Setting,
+    contribution_groups,
+    contribution_metrics,
+    rollup_groups,
+    rollup_metrics,
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def _start_time(start: str) -> datetime:
+    return datetime.fromisoformat(start.replace("Z", "+00:00"))
+
+
+def _start_text(value: datetime) -> str:
+    """A stored window start as a GroupKey's text (PostgreSQL answers in the session's time zone,
+    SQLite without one)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _chunks(items: Sequence[Any], size: int = 400) -> Iterator[Sequence[Any]]:
+    """Slices short enough for one statement's parameters (SQLite allows 32 766)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+GroupRow = tuple[str, str, str, int]  # window start, dimensions_key, dimensions, records
+MetricRow = tuple[str, str, str, str, int, Number, Number, Number]  # + metric, count, sum, min, max
+
+
+class RollupStatements:
+    """Methods of ``_Load`` that read and rewrite rollup rows; ``_Load`` sets ``conn``, ``setting``,
+    ``postgresql`` and ``insert``."""
+
+    conn: Connection
+    setting: Setting
+    postgresql: bool
+    insert: Any
+
+    def _group_row(self, start: str, key: str, dimensions: str) -> dict[str, Any]:
+        return {
+            "setting_key": self.setting.key,
+            "window_start": _start_time(start),
+            "dimensions_key": key,
+            "window_size": self.setting.window,
+            "dimensions": dimensions,
+        }
+
+    def _group_filter(self, table: Table, keys: Sequence[tuple[str, str]]) -> Any:
+        return (table.c.setting_key == self.setting.key) & tuple_(
+            table.c.window_start, table.c.dimensions_key
+        ).in_([(_start_time(start), key) for start, key in keys])
+
+    def _rollup_groups(self, keys: set[tuple[str, str]]) -> Iterator[tuple[str, str, str, int]]:
+        g = rollup_groups.c
+        for chunk in _chunks(sorted(keys)):
+            for row in self.conn.execute(
+                select(g.window_start, g.dimensions_key, g.dimensions, g.records).where(
+                    self._group_filter(rollup_groups, chunk)
+                )
+            ):
+                yield _start_text(row.window_start), row.dimensions_key, row.dimensions, row.records
+
+    def _rollup_metrics(self, keys: set[tuple[str, str]]) -> Iterator[tuple[Any, ...]]:
+        m = rollup_metrics.c
+        for chunk in _chunks(sorted(keys)):
+            for row in self.conn.execute(
+                select(m.window_start, m.dimensions_key, m.metric, m.count, m.sum, m.min, m.max).where(
+                    self._group_filter(rollup_metrics, chunk)
+                )
+            ):
+                yield (_start_text(row.window_start), row.dimensions_key, row.metric, *row[3:])
+
+    def _recompute_in_sql(self, groups: list[tuple[Any, str]], extremes: list[tuple[Any, str, str]]) -> None:
+        """PostgreSQL: ``_recompute`` in set statements, on rollup rows this transaction holds already.
+
+        A rollup row at zero records or zero values has no contribution left (each contribution row
+        counts at least one) and goes; the metrics in ``extremes`` get their min and max from the
+        contributions that remain (MIN and MAX of NUMERIC are exact).
+        """
+        keys = {
+            "setting": self.setting.key,
+            "starts": [start for start, _key in groups],
+            "keys": [key for _start, key in groups],
+        }
+        for table, empty in (("pipeline_rollup_metrics", "count"), ("pipeline_rollup_groups", "records")):
+            self.conn.execute(
+                text(
+                    f"DELETE FROM {table} AS r USING unnest(CAST(:starts AS timestamptz[]), "
+                    "CAST(:keys AS varchar[])) AS t(s, k) WHERE r.setting_key = :setting "
+                    f"AND r.window_start = t.s AND r.dimensions_key = t.k AND r.{empty} = 0"
+                ),
+                keys,
+            )
+        if not extremes:
+            return
+        self.conn.execute(
+            text(
+                "UPDATE pipeline_rollup_metrics AS r SET min = e.low, max = e.high FROM ("
+                "SELECT t.s, t.k, t.m, MIN(m.min) AS low, MAX(m.max) AS high FROM unnest("
+                "CAST(:starts AS timestamptz[]), CAST(:keys AS varchar[]), CAST(:metrics AS varchar[])) "
+                "AS t(s, k, m) JOIN pipeline_contribution_groups AS g "
+                "ON g.setting_key = :setting AND g.window_start = t.s AND g.dimensions_key = t.k "
+                "JOIN pipeline_contribution_metrics AS m ON m.contribution_id = g.contribution_id "
+                "AND m.window_start = t.s AND m.dimensions_key = t.k AND m.metric = t.m "
+                "GROUP BY t.s, t.k, t.m) AS e "
+                "WHERE r.setting_key = :setting AND r.window_start = e.s AND r.dimensions_key = e.k "
+                "AND r.metric = e.m"
+            ),
+            {
+                "setting": self.setting.key,
+                "starts": [start for start, _key, _metric in extremes],
+                "keys": [key for _start, key, _metric in extremes],
+                "metrics": [metric for _start, _key, metric in extremes],
+            },
+        )
+
+    def _recompute(self, group_keys: set[tuple[str, str]], metric_keys: set[tuple[str, str, str]]) -> None:
+        """SQLite: min and max of the metrics a removed contribution had, from the contributions that
+        remain (compared in Python: text does not compare as numbers); rollup rows no contribution
+        remains in are deleted."""
+        g, m = contribution_groups.c, contribution_metrics.c
+        remaining: set[tuple[str, str]] = set()
+        extremes: dict[tuple[str, str, str], list[Number]] = {}
+        joined = contribution_groups.outerjoin(
+            contribution_metrics,
+            (m.contribution_id == g.contribution_id)
+            & (m.window_start == g.window_start)
+            & (m.dimensions_key == g.dimensions_key),
+        )
+        for chunk in _chunks(sorted(group_keys)):
+            query = select(g.window_start, g.dimensions_key, m.metric, m.min, m.max).select_from(joined)
+            for row in self.conn.execute(query.where(self._group_filter(contribution_groups, chunk))):
+                group = (_start_text(row.window_start), row.dimensions_key)
+                remaining.add(group)
+                key = (*group, row.metric)
+                if row.metric is None or key not in metric_keys:
+                    continue
+                if key in extremes:
+                    low, high = extremes[key]
+                    extremes[key] = [min(low, row.min), max(high, row.max)]
+                else:
+                    extremes[key] = [row.min, row.max]
+        setting_key = self.setting.key
+        gone = [{"s": _start_time(s), "k": k} for s, k in sorted(group_keys - remaining)]
+        gone_metrics = [
+            {"s": _start_time(s), "k": k, "m": x} for s, k, x in sorted(metric_keys - extremes.keys())
+        ]
+        for table, rows in ((rollup_metrics, gone_metrics), (rollup_groups, gone)):
+            if rows:
+                where = [table.c.setting_key == setting_key]
+                where += [table.c.window_start == bindparam("s"), table.c.dimensions_key == bindparam("k")]
+                if table is rollup_metrics:
+                    where.append(table.c.metric == bindparam("m"))
+                self.conn.execute(delete(table).where(*where), rows)
+        if extremes:
+            r = rollup_metrics.c
+            self.conn.execute(
+                update(rollup_metrics)
+                .where(
+                    r.setting_key == setting_key,
+                    r.window_start == bindparam("s"),
+                    r.dimensions_key == bindparam("k"),
+                    r.metric == bindparam("m"),
+                )
+                .values(min=bindparam("lo", type_=Exact()), max=bindparam("hi", type_=Exact())),
+                [
+                    {"s": _start_time(s), "k": k, "m": x, "lo": low, "hi": high}
+                    for (s, k, x), (low, high) in sorted(extremes.items())
+                ],
+            )
+
+
+def _deltas(
+    document: _Document,
+    old_groups: Iterable[tuple[str, str, int]],
+    old_metrics: Iterable[tuple[str, str, str, int, Number, Number, Number]],
+) -> tuple[list[GroupRow], list[MetricRow]]:
+    """The document's rows minus the removed contributions', per rollup row (SQLite).
+
+    A row only the removed side has keeps the removed min and max as its own: they are within the
+    rollup's, so taking the smaller and the larger leaves the rollup's extremes as they are until
+    ``_recompute`` sets them.
+    """
+    groups: dict[tuple[str, str], list[Any]] = {(s, k): [d, r] for s, k, d, r in document.groups}
+    dimensions = {(s, k): d for s, k, d, _r in document.groups}
+    metrics: dict[tuple[str, str, str], list[Any]] = {
+        (s, k, x): [d, c, su, lo, hi] for s, k, d, x, c, su, lo, hi in document.metrics
+    }
+    with exact_context():
+        for start, key, records in old_groups:
+            entry = groups.setdefault((start, key), ["", 0])
+            entry[1] -= records
+        for start, key, metric, count, total, low, high in old_metrics:
+            entry = metrics.get((start, key, metric))
+            if entry is None:
+                metrics[(start, key, metric)] = [dimensions.get((start, key), ""), -count, -total, low, high]
+            else:
+                entry[1] -= count
+                entry[2] -= total
+    group_rows = sorted((s, k, d, r) for (s, k), (d, r) in groups.items())
+    metric_rows = sorted(
+        ((s, k, d, x, c, su, lo, hi) for (s, k, x), (d, c, su, lo, hi) in metrics.items()),
+        key=lambda row: (row[0], row[1], row[3]),
+    )
+    return group_rows, metric_rows
+
+
+def _group_arrays(rows: Sequence[GroupRow]) -> dict[str, list[Any]]:
+    arrays: dict[str, list[Any]] = {
+        "starts": [row[0] for row in rows],
+        "keys": [row[1] for row in rows],
+        "dimensions": [row[2] for row in rows],
+        "records": [row[3] for row in rows],
+    }
+    return arrays
+
+
+def _metric_arrays(rows: Sequence[MetricRow]) -> dict[str, list[Any]]:
+    # Canonical text, which PostgreSQL reads into NUMERIC exactly (a Decimal's str may use an exponent).
+    arrays: dict[str, list[Any]] = {
+        "starts": [row[0] for row in rows],
+        "keys": [row[1] for row in rows],
+        "metrics": [row[3] for row in rows],
+        "counts": [row[4] for row in rows],
+        "sums": [canonical(row[5]) for row in rows],
+        "mins": [canonical(row[6]) for row in rows],
+        "maxs": [canonical(row[7]) for row in rows],
+        "dimensions": [row[2] for row in rows],
+    }
+    return arrays
