@@ -43,7 +43,7 @@ Groups and their statistics are ``handlers.groups``; the document ``handlers.doc
 from __future__ import annotations
 
 from collections import Counter, defaultdict, deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from itertools import compress, repeat
 from operator import is_not
@@ -55,7 +55,7 @@ from handlers import exact
 from handlers.config import RECORDS_LINE_LIMIT
 from handlers.errors import UnreadableObjectError
 from handlers.exact import MetricValueError, exact_context, metric_value
-from handlers.framing import CHUNK_BYTES, Read, payload_reader
+from handlers.framing import Read, payload_reader, records_line_blocks
 from handlers.groups import (
     _BLANK,
     _FALSE,
@@ -421,47 +421,6 @@ def aggregate_records(
     return aggregator.groups()
 
 
-def _blocks(read: Read, line_limit: int) -> Iterator[bytes | int]:
-    """The payload as blocks of complete lines (each ending in a newline; a last line without one gets
-    one), and for a line longer than ``line_limit`` its size instead (an ``int``), in order."""
-    chunk_bytes = max(1, min(CHUNK_BYTES, line_limit))  # so no line inside a chunk passes the limit
-    pending: list[bytes] = []  # the start of a line read so far
-    pending_size = 0
-    oversize = 0  # bytes of an over-long line consumed so far; 0 when not inside one
-    while chunk := read(chunk_bytes):
-        first = chunk.find(b"\n")
-        if first < 0:
-            if oversize:
-                oversize += len(chunk)
-            else:
-                pending.append(chunk)
-                pending_size += len(chunk)
-                if pending_size > line_limit:
-                    oversize, pending, pending_size = pending_size, [], 0
-            continue
-        last = chunk.rfind(b"\n")
-        if oversize or pending_size + first > line_limit:
-            yield oversize + pending_size + first
-            oversize, pending, pending_size = 0, [], 0
-            block = chunk[first + 1 : last + 1]
-        elif pending:
-            block = b"".join(pending) + chunk[: last + 1]
-            pending, pending_size = [], 0
-        else:
-            block = chunk[: last + 1]
-        if block:
-            yield block
-        rest = chunk[last + 1 :]
-        if len(rest) > line_limit:
-            oversize = len(rest)
-        elif rest:
-            pending, pending_size = [rest], len(rest)
-    if oversize:
-        yield oversize
-    elif pending:
-        yield b"".join(pending) + b"\n"
-
-
 def aggregate_stream(
     read: Read,
     window_seconds: int,
@@ -474,7 +433,7 @@ def aggregate_stream(
     aggregator = Aggregator(window_seconds, dimensions, metrics)
     lines = 0
     try:
-        for block in _blocks(payload_reader(read, True), line_limit):
+        for block in records_line_blocks(payload_reader(read, True), line_limit):
             if type(block) is int:
                 lines += 1
                 aggregator.reject(lines, "record_too_large", f"{block} bytes")

@@ -2,12 +2,12 @@
 
 Shared by the ingestion stage (raw objects) and the processing stage (``records/`` objects), so it
 imports neither jsonschema-rs nor msgspec: the processing stage's cold start loads only what it uses.
-Streaming: ``payload_reader`` decompresses gzip as it reads, ``iter_lines`` / ``iter_line_blocks`` cut
-lines, ``iter_document`` streams a ``.json`` array element by element (``_ArrayScanner``); a unit over
-the limit is an ``Oversize`` (its first ``PREFIX_BYTES`` and its size), never held whole. How awkward
-input is framed (byte-order marks, blank lines, empty objects, gzip faults) is in
-``handlers.ingestion_core``'s docstring; a fault that stops an object being read to its end raises
-``UnreadableObjectError``.
+Streaming: ``payload_reader`` decompresses gzip as it reads, ``iter_lines`` / ``iter_line_blocks`` (and,
+for ``records/``, ``records_line_blocks``) cut lines, ``iter_document`` streams a ``.json`` array
+element by element (``_ArrayScanner``); a unit over the limit is an ``Oversize`` (its first
+``PREFIX_BYTES`` and its size), never held whole. How awkward input is framed (byte-order marks, blank
+lines, empty objects, gzip faults) is in ``handlers.ingestion_core``'s docstring; a fault that stops an
+object being read to its end raises ``UnreadableObjectError``.
 """
 
 from __future__ import annotations
@@ -285,3 +285,45 @@ def strip_bom(read: Read) -> Read:
         return read(size)
 
     return read_rest
+
+
+def records_line_blocks(read: Read, line_limit: int) -> Iterator[bytes | int]:
+    """The processing stage's framing of a ``records/`` payload: blocks of complete lines (each ending
+    in a newline; a last line without one gets one), and for a line longer than ``line_limit`` its size
+    instead (an ``int``), in order."""
+    chunk_bytes = max(1, min(CHUNK_BYTES, line_limit))  # so no line inside a chunk passes the limit
+    pending: list[bytes] = []  # the start of a line read so far
+    pending_size = 0
+    oversize = 0  # bytes of an over-long line consumed so far; 0 when not inside one
+    while chunk := read(chunk_bytes):
+        first = chunk.find(b"\n")
+        if first < 0:
+            if oversize:
+                oversize += len(chunk)
+            else:
+                pending.append(chunk)
+                pending_size += len(chunk)
+                if pending_size > line_limit:
+                    oversize, pending, pending_size = pending_size, [], 0
+            continue
+        last = chunk.rfind(b"\n")
+        if oversize or pending_size + first > line_limit:
+            yield oversize + pending_size + first
+            oversize, pending, pending_size = 0, [], 0
+            block = chunk[first + 1 : last + 1]
+        elif pending:
+            block = b"".join(pending) + chunk[: last + 1]
+            pending, pending_size = [], 0
+        else:
+            block = chunk[: last + 1]
+        if block:
+            yield block
+        rest = chunk[last + 1 :]
+        if len(rest) > line_limit:
+            oversize = len(rest)
+        elif rest:
+            pending, pending_size = [rest], len(rest)
+    if oversize:
+        yield oversize
+    elif pending:
+        yield b"".join(pending) + b"\n"
