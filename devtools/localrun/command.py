@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import platform
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as dc_replace
@@ -168,92 +167,46 @@ class ReplayingPipeline(LocalPipeline):
     """A local run, then a replay of one stage (optionally after changing its environment)."""
 
     def run_and_replay(self, files: Sequence[Path], step: ReplayStep, rate: float = 50.0) -> ReplayOutcome:
-        from devtools.localrun.collect import collect
-        from devtools.localrun.delivery import Dispatcher
-        from devtools.localrun.emulator import AwsEmulator
         from devtools.localrun.lambda_runtime import ContainerPool
-        from devtools.localrun.preflight import preflight
-        from devtools.localrun.provision import migrate, prepare_images, provision
-        from devtools.localrun.uploads import upload
         from devtools.ops.replay import InvokeOutcome, Options, replay
 
-        problems = preflight(self.spec)
-        if problems:
-            raise LocalRunError("the declared stack would not deploy:\n  - " + "\n  - ".join(problems))
-        uploads = collect_uploads(files)
-        started = time.monotonic()
-        dispatcher = Dispatcher(
-            self.spec,
-            duplicate_deliveries=self.duplicate_deliveries,
-            concurrency=self.concurrency,
-            echo=self.echo,
-        )
-        deployment = None
-        with AwsEmulator(self.spec.region, dispatcher.on_s3_event) as aws:
-            try:
-                deployment = provision(aws, self.spec)
-                prepare_images(
-                    deployment,
-                    aws,
-                    layer_archive=self.layer_archive,
-                    interpreter=self.interpreter,
-                    work_dir=self.work_dir,
-                    cache_dir=self.cache_dir,
+        def then(
+            aws: Any, deployment: Any, dispatcher: Any, result: Callable[[], RunResult]
+        ) -> ReplayOutcome:
+            first = result()
+            stage = self.spec.stage(step.stage)
+            if step.environment:
+                pool = deployment.pools[step.stage]
+                changed = {k: deployment.map(str(v)) for k, v in step.environment.items()}
+                image = dc_replace(pool.image, environment={**pool.image.environment, **changed})
+                deployment.pools[step.stage] = ContainerPool(image)
+                pool.close()
+                deployment.spec = dc_replace(
+                    deployment.spec,
+                    stages=tuple(
+                        dc_replace(s, environment=dict(step.environment)) if s.stage == step.stage else s
+                        for s in deployment.spec.stages
+                    ),
                 )
-                if self.migrate_database:
-                    migrate(deployment, self.echo)
-                dispatcher.start(deployment, aws)
-                uploaded = upload(aws, self.spec, uploads, self.echo)
-                dispatcher.wait_idle(self.idle_timeout)
+            target = replay_target(deployment, step.stage)
+            arn = deployment.function_arn(stage)
 
-                def result() -> RunResult:
-                    return collect(
-                        aws,
-                        deployment,
-                        dispatcher,
-                        uploads=uploaded,
-                        elapsed=time.monotonic() - started,
-                        interpreter=self.interpreter,
-                        layer_archive=self.layer_archive,
-                        database_url=self.database_url,
-                    )
+            def invoke(event: Mapping[str, Any]) -> Any:
+                dispatcher.on_s3_event(arn, json.loads(json.dumps(event)))
+                return InvokeOutcome(True)
 
-                first = result()
-                stage = self.spec.stage(step.stage)
-                if step.environment:
-                    pool = deployment.pools[step.stage]
-                    changed = {k: deployment.map(str(v)) for k, v in step.environment.items()}
-                    image = dc_replace(pool.image, environment={**pool.image.environment, **changed})
-                    deployment.pools[step.stage] = ContainerPool(image)
-                    pool.close()
-                    deployment.spec = dc_replace(
-                        deployment.spec,
-                        stages=tuple(
-                            dc_replace(s, environment=dict(step.environment)) if s.stage == step.stage else s
-                            for s in deployment.spec.stages
-                        ),
-                    )
-                target = replay_target(deployment, step.stage)
-                arn = deployment.function_arn(stage)
+            self.echo(f"replay: {step.stage} from s3://{target.bucket}/{target.prefix}")
+            summary = replay(
+                aws.client("s3"),
+                target,
+                invoke,
+                Options(rate=rate, concurrency=1, quarantined=step.quarantined),
+            )
+            self.echo(f"replay: {summary.text(False)}")
+            dispatcher.wait_idle(self.idle_timeout)
+            return ReplayOutcome(first, summary, result())
 
-                def invoke(event: Mapping[str, Any]) -> Any:
-                    dispatcher.on_s3_event(arn, json.loads(json.dumps(event)))
-                    return InvokeOutcome(True)
-
-                self.echo(f"replay: {step.stage} from s3://{target.bucket}/{target.prefix}")
-                summary = replay(
-                    aws.client("s3"),
-                    target,
-                    invoke,
-                    Options(rate=rate, concurrency=1, quarantined=step.quarantined),
-                )
-                self.echo(f"replay: {summary.text(False)}")
-                dispatcher.wait_idle(self.idle_timeout)
-                return ReplayOutcome(first, summary, result())
-            finally:
-                dispatcher.stop()
-                if deployment is not None:
-                    deployment.close()
+        return self.run_then(files, then)
 
 
 def config_with(stack: str, changes: Sequence[str], project_dir: Path = PROJECT_DIR) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from devtools.localrun.collect import collect
 from devtools.localrun.delivery import Dispatcher
@@ -31,6 +32,8 @@ from devtools.localrun.spec import PipelineSpec
 from devtools.localrun.uploads import collect_uploads, upload
 
 Printer = Callable[[str], None]
+T = TypeVar("T")
+AfterIdle = Callable[[AwsEmulator, Deployment, Dispatcher, Callable[[], RunResult]], T]
 
 
 def _quiet(_: str) -> None:
@@ -69,6 +72,12 @@ class LocalPipeline:
         self.echo = echo
 
     def run(self, files: Sequence[Path]) -> RunResult:
+        return self.run_then(files, lambda _aws, _deployment, _dispatcher, result: result())
+
+    def run_then(self, files: Sequence[Path], then: AfterIdle[T]) -> T:
+        """Provision, migrate, upload ``files`` and wait until the chain is idle; then return what
+        ``then(aws, deployment, dispatcher, result)`` returns, ``result()`` collecting the run so far,
+        while the emulator and the functions still exist (a replay runs there)."""
         problems = preflight(self.spec)
         if problems:
             raise LocalRunError("the declared stack would not deploy:\n  - " + "\n  - ".join(problems))
@@ -97,16 +106,21 @@ class LocalPipeline:
                 dispatcher.start(deployment, aws)
                 uploaded = upload(aws, self.spec, uploads, self.echo)
                 dispatcher.wait_idle(self.idle_timeout)
-                return collect(
-                    aws,
-                    deployment,
-                    dispatcher,
-                    uploads=uploaded,
-                    elapsed=time.monotonic() - started,
-                    interpreter=self.interpreter,
-                    layer_archive=self.layer_archive,
-                    database_url=self.database_url,
-                )
+                ready = deployment
+
+                def result() -> RunResult:
+                    return collect(
+                        aws,
+                        ready,
+                        dispatcher,
+                        uploads=uploaded,
+                        elapsed=time.monotonic() - started,
+                        interpreter=self.interpreter,
+                        layer_archive=self.layer_archive,
+                        database_url=self.database_url,
+                    )
+
+                return then(aws, deployment, dispatcher, result)
             finally:
                 dispatcher.stop()
                 if deployment is not None:
