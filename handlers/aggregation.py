@@ -187,17 +187,7 @@ class Aggregator:
         group = tuple(key)
         self._records[group] += 1
         for index, value in values:
-            stats = self._stats[index]
-            current = stats.get(group)
-            if current is None:
-                stats[group] = [1, value, value, value]
-            else:
-                current[0] += 1
-                current[1] += value
-                if value < current[2]:
-                    current[2] = value
-                elif value > current[3]:
-                    current[3] = value
+            _accumulate(self._stats[index], [group], [value])
         self.valid += 1
 
     # --- records/ lines -----------------------------------------------------------------------------

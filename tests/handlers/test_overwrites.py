@@ -107,32 +107,10 @@ def boto3_client(service: str) -> Any:
     return boto3.client(service, region_name=os.environ["AWS_DEFAULT_REGION"])
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'overwrites.sqlite'}"
-        return
-    admin_url = os.environ.get("TEST_DATABASE_URL")
-    if not admin_url:
-        if os.environ.get("CI") or os.environ.get("REQUIRE_ALL_RUNTIMES"):
-            pytest.fail("TEST_DATABASE_URL is required in CI (run under scripts/with-throwaway-postgres)")
-        pytest.skip("TEST_DATABASE_URL not set: run under scripts/with-throwaway-postgres")
-    import uuid
-
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"overwrites_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        analytics.runtime.cache_clear()  # its engine holds connections to the database
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+@pytest.fixture
+def database_url(empty_database: str) -> str:
+    """An empty SQLite and, on the throwaway server, PostgreSQL database (tests/handlers/conftest.py)."""
+    return empty_database
 
 
 def run_order(s3: Any, order: list[str], group: str) -> None:
