@@ -11,6 +11,7 @@ import pytest
 from pulumi import runtime
 
 from components import config
+from components.config import reading
 
 
 @pytest.fixture
@@ -73,7 +74,7 @@ def test_in_process_the_keys_set_for_the_run_are_read(monkeypatch):
 def test_in_process_the_stack_file_is_listed_without_any_sdk_internal(monkeypatch, tmp_path):
     # GIVEN a stack file with a misspelt key, its value set in-process, and no SDK internal to list the keys
     monkeypatch.delenv("PULUMI_CONFIG", raising=False)
-    monkeypatch.setattr(config, "_in_process_config_keys", set)
+    monkeypatch.setattr(reading, "_in_process_config_keys", set)
     stack = pulumi.get_stack()
     (tmp_path / f"Pulumi.{stack}.yaml").write_text(
         "config:\n  data-pipeline:logRetentionDay: 7\n  aws:region: x\n"
@@ -88,15 +89,15 @@ def test_in_process_the_stack_file_is_listed_without_any_sdk_internal(monkeypatc
 
 
 def test_canary_the_sdk_still_lists_the_keys_set_in_process():
-    # pulumi.runtime.set_all_config is public; listing what it set is not (components/config.py,
+    # pulumi.runtime.set_all_config is public; listing what it set is not (components/config/reading.py,
     # _in_process_config_keys). After a Pulumi upgrade this fails if that changed.
     runtime.set_all_config({"data-pipeline:probe": "1", "aws:region": "x"}, [])
     try:
-        listed = config._in_process_config_keys()
+        listed = reading._in_process_config_keys()
     finally:
         runtime.set_all_config({}, [])
     assert listed == {"data-pipeline:probe", "aws:region"}, (
         f"pulumi {importlib.metadata.version('pulumi')}: pulumi.runtime.config.CONFIG no longer lists "
         "the keys set_all_config set; unknown keys set in-process (mocks, Automation API inline "
-        "programs) go unchecked until components/config.py finds another way"
+        "programs) go unchecked until components/config/reading.py finds another way"
     )
