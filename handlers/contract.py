@@ -81,6 +81,7 @@ class Env:
     OVERWRITE_MODE: Final = "OVERWRITE_MODE"
     DATABASE_SECRET_ARN: Final = "DATABASE_SECRET_ARN"  # noqa: S105 (a variable name)
     DATABASE_ENDPOINT: Final = "DATABASE_ENDPOINT"  # host:port/dbname of a database the stack creates
+    DATABASE_APP_USER: Final = "DATABASE_APP_USER"  # the role loads sign in as, with IAM tokens
     SUMMARY_TOPIC_ARN: Final = "SUMMARY_TOPIC_ARN"
 
 
@@ -139,3 +140,7 @@ STAGE_DIMENSION: Final = "Stage"
 ACTION_FIELD: Final = "action"
 MIGRATE_ACTION: Final = "migrate"
 MIGRATE_EVENT: Final = {ACTION_FIELD: MIGRATE_ACTION}
+
+# The least-privilege role the schema migration creates in a database the stack owns (`database.create`): loads
+# sign in as it with RDS IAM tokens, and only the migration uses the master user (handlers/app_user.py).
+APP_USER: Final = "pipeline_app"
