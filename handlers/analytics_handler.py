@@ -33,20 +33,20 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import boto3
 import msgspec
 
-from handlers import contract
+from handlers import contract, versions
 from handlers.config import AnalyticsConfig, load_analytics
 from handlers.contract import ACTION_FIELD, Env, Stage
 from handlers.documents import groups_from_document, read_document
 from handlers.errors import ConfigError, EventError, LoadRejectedError
-from handlers.events import ObjectRef, output_key, relative_key, split_versioned, versioned_key
+from handlers.events import ObjectRef, output_key, part_key, relative_key, split_part
 from handlers.metrics import Counts, handle_objects
-from handlers.reports import build_report, rejected, summary
+from handlers.reports import build_report, build_version_report, rejected, summary
 
 INPUT_PREFIX = contract.AGGREGATES_PREFIX  # the processing stage's AGGREGATES_PREFIX, fixed by the chain
 INPUT_SUFFIX = contract.AGGREGATES_SUFFIX
@@ -134,60 +134,21 @@ def runtime() -> Runtime:
     )
 
 
-def _report_key(config: AnalyticsConfig, key: str) -> tuple[str, str, bool]:
-    """(report key, rel for the summary, whether ``key`` is one the processing stage writes)."""
+def _report_key(config: AnalyticsConfig, key: str) -> tuple[str, str, int | None]:
+    """(report key, rel for the summary, part) of an aggregates key; part None for a key the processing
+    stage does not write. A part's report key is its version's (``handlers.events.part_key``); part k >= 1
+    writes there only its rejection, the version's report is ``_publish``'s."""
     try:
-        rel, tag = split_versioned(key, INPUT_PREFIX, INPUT_SUFFIX)
+        rel, tag, part = split_part(key, INPUT_PREFIX, INPUT_SUFFIX)
     except EventError:
         rel = relative_key(key, INPUT_PREFIX, INPUT_SUFFIX)
-        return output_key(config.reports_prefix, rel, INPUT_SUFFIX), rel, False
-    return versioned_key(config.reports_prefix, rel, tag, INPUT_SUFFIX), rel, True
+        return output_key(config.reports_prefix, rel, INPUT_SUFFIX), rel, None
+    return part_key(config.reports_prefix, rel, tag, part, INPUT_SUFFIX), rel, part
 
 
-def analyse_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str, dict[str, Any]]:
-    """Load and report one aggregates object; returns counts, the report key and log fields."""
+def _publish(rt: Runtime, key: str, rel: str, report: dict[str, Any], counts: Counts, repeated: bool) -> None:
+    """Write the report, then publish its summary (the order retries rely on: module docstring)."""
     config = rt.config
-    # The current object, not the version the event names: the key holds one raw version, whose current
-    # document is its latest processing. A late event for an earlier processing (a versioned analytics
-    # bucket) must not replace a newer load with older bytes.
-    response = rt.s3.get_object(Bucket=ref.bucket, Key=ref.key)
-    raw = response["Body"].read()  # our own document: its size grows with groups, not records
-    # The content's hash, not the ETag, names what was loaded: under SSE-KMS an ETag is not an MD5 of
-    # the bytes, so identical documents written twice may carry different ETags.
-    content_sha256 = hashlib.sha256(raw).hexdigest()
-    source = {"bucket": ref.bucket, "key": ref.key, "sha256": content_sha256}
-    key, rel, versioned = _report_key(config, ref.key)
-    repeated = False
-    if not versioned:
-        report, counts = rejected(
-            source, "not_a_versioned_key", f"not an {INPUT_PREFIX}<name>/<version>{INPUT_SUFFIX} key"
-        )
-    else:
-        try:
-            document = read_document(raw)
-        except ValueError as exc:
-            report, counts = rejected(source, "not_an_aggregates_document", str(exc))
-        else:
-            groups = groups_from_document(document)
-            report = build_report(source, document, groups, "not_configured", config.report_top_groups)
-            counts = Counts(records_read=len(groups), records_valid=len(groups))
-            if config.database_secret_arn:
-                from handlers import database
-
-                setting = database.Setting(
-                    document.window, tuple(document.dimensions), tuple(document.metrics)
-                )
-                origin = database.Origin(
-                    document.origin.rel, document.origin.sequencer, document.origin.version_id
-                )
-                try:  # anything else the load raises (an outage, a config error) fails the event
-                    loaded = database.load(
-                        rt.engine(), ref.key, content_sha256, setting, origin, groups, config.overwrite_mode
-                    )
-                except LoadRejectedError as exc:
-                    report, counts = rejected(source, exc.reason, exc.detail)
-                else:
-                    report["database"], repeated = loaded.state, loaded.repeated
     rt.s3.put_object(
         Bucket=config.common.dest_bucket,
         Key=key,
@@ -198,7 +159,66 @@ def analyse_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str, dict[str, 
     if rt.sns is not None:
         subject, message = summary(report, rel, repeated)
         rt.sns.publish(TopicArn=config.summary_topic_arn, Subject=subject, Message=message)
-    return Counts(**{**counts.__dict__, "objects_written": 1}), key, {"database": report["database"]}
+
+
+def analyse_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str | None, dict[str, Any]]:
+    """Load one aggregates object and report on it, or on its version once this part completed it;
+    returns counts, the report key (None when nothing was reported) and log fields."""
+    config = rt.config
+    # The current object, not the version the event names: the key holds one raw version, whose current
+    # document is its latest processing. A late event for an earlier processing (a versioned analytics
+    # bucket) must not replace a newer load with older bytes.
+    response = rt.s3.get_object(Bucket=ref.bucket, Key=ref.key)
+    raw = response["Body"].read()  # our own document: its size grows with groups, not records
+    # The content's hash, not the ETag, names what was loaded: under SSE-KMS an ETag is not an MD5 of
+    # the bytes, so identical documents written twice may carry different ETags.
+    content_sha256 = hashlib.sha256(raw).hexdigest()
+    source = {"bucket": ref.bucket, "key": ref.key, "sha256": content_sha256}
+    key, rel, part = _report_key(config, ref.key)
+    repeated = False
+    if part is None:
+        report, counts = rejected(
+            source, "not_a_versioned_key", f"not an {INPUT_PREFIX}<name>/<version>{INPUT_SUFFIX} key"
+        )
+        _publish(rt, key, rel, report, counts, repeated)
+        return replace(counts, objects_written=1), key, {"database": report["database"]}
+    try:
+        document = read_document(raw)
+    except ValueError as exc:
+        report, counts = rejected(source, "not_an_aggregates_document", str(exc))
+        _publish(rt, key, rel, report, counts, repeated)
+        return replace(counts, objects_written=1), key, {"database": report["database"]}
+    groups = groups_from_document(document)
+    report = build_report(source, document, groups, "not_configured", config.report_top_groups)
+    counts = Counts(records_read=len(groups), records_valid=len(groups))
+    if config.database_secret_arn:
+        from handlers import database
+
+        setting = database.Setting(document.window, tuple(document.dimensions), tuple(document.metrics))
+        o = document.origin
+        origin = database.Origin(o.rel, o.sequencer, o.version_id, o.part, o.parts)
+        try:  # anything else the load raises (an outage, a config error) fails the event
+            loaded = database.load(
+                rt.engine(), ref.key, content_sha256, setting, origin, groups, config.overwrite_mode
+            )
+        except LoadRejectedError as exc:
+            report, counts = rejected(source, exc.reason, exc.detail)
+            _publish(rt, key, rel, report, counts, repeated)
+            return replace(counts, objects_written=1), key, {"database": report["database"]}
+        report["database"], repeated = loaded.state, loaded.repeated
+    if (part, document.origin.parts) == (0, 1):  # a version of one part: its report is this one's
+        _publish(rt, key, rel, report, counts, repeated)
+        return replace(counts, objects_written=1), key, {"database": report["database"]}
+    # One part of several: the version's report once every part is in (handlers.versions).
+    fields: dict[str, Any] = {"database": report["database"], "part": part}
+    engine = rt.engine() if config.database_secret_arn else None
+    found = versions.gather(rt.s3, ref.bucket, (source, document), engine)
+    if isinstance(found, str):
+        return counts, None, fields | {"report": found}
+    version_report = build_version_report(*found, config.report_top_groups)
+    key = part_key(config.reports_prefix, rel, document.origin.sequencer, 0, INPUT_SUFFIX)
+    _publish(rt, key, rel, version_report, counts, repeated)
+    return replace(counts, objects_written=1), key, fields | {"report": "written for all parts"}
 
 
 def migrate(rt: Runtime) -> dict[str, Any]:
@@ -228,6 +248,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
     def process(ref: ObjectRef) -> tuple[Counts, dict[str, Any]]:
         counts, written, extra = analyse_object(rt, ref)
-        return counts, {"written": [written], **extra}
+        return counts, {"written": [written] if written else [], **extra}
 
     return handle_objects(rt.config.common.metrics_namespace, Stage.ANALYTICS, event, context, process)

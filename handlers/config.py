@@ -68,6 +68,8 @@ class IngestionConfig:
     input_suffixes: tuple[str, ...]  # INPUT_SUFFIXES: accepted raw object suffixes
     max_record_bytes: int  # MAX_RECORD_BYTES: longer records are quarantined unparsed
     record_schema: Mapping[str, Any]  # RECORD_SCHEMA or the shipped default schema
+    # RECORDS_PART_BYTES: uncompressed records/ bytes per part (handlers.parts)
+    records_part_bytes: int = c.DEFAULT_RECORDS_PART_BYTES
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,7 @@ def load_ingestion(environ: Mapping[str, str] | None = None) -> IngestionConfig:
         input_suffixes=suffixes,
         max_record_bytes=reader.integer(Env.MAX_RECORD_BYTES, c.DEFAULT_MAX_RECORD_BYTES, minimum=1),
         record_schema=reader.parsed(Env.RECORD_SCHEMA, _schema, default_record_schema) or {},
+        records_part_bytes=reader.integer(Env.RECORDS_PART_BYTES, c.DEFAULT_RECORDS_PART_BYTES, minimum=1),
     )
     if config.max_record_bytes > MAX_RECORD_BYTES_LIMIT:
         reader.problems.append(

@@ -55,6 +55,17 @@ REPORTS_SUFFIX: Final = ".json"
 SOURCE_VERSION_METADATA: Final = "source-version-id"
 SOURCE_SEQUENCER_METADATA: Final = "source-sequencer"
 
+# records/ parts (docs/architecture.md, "Parts"): ingestion cuts a raw version's valid records into parts of
+# at most RECORDS_PART_BYTES uncompressed bytes (a single longer record is a part of its own). Part 0 has
+# the version's key; part k >= 1 has PART_MARKER and k in PART_DIGITS digits before the suffix
+# (``records/<rel>/<TAG>.p00001.jsonl.gz``), and so has every later stage's output for it. A version of
+# more than one part carries PART_METADATA (its index) on every records/ part, and PARTS_METADATA (how
+# many parts) on part 0, which is written last.
+PART_MARKER: Final = ".p"
+PART_DIGITS: Final = 5
+PART_METADATA: Final = "records-part"
+PARTS_METADATA: Final = "records-parts"
+
 
 class Env:
     """The function environment's variable names (docs/architecture.md, "Function environment")."""
@@ -69,6 +80,7 @@ class Env:
     INPUT_PREFIX: Final = "INPUT_PREFIX"
     INPUT_SUFFIXES: Final = "INPUT_SUFFIXES"
     MAX_RECORD_BYTES: Final = "MAX_RECORD_BYTES"
+    RECORDS_PART_BYTES: Final = "RECORDS_PART_BYTES"
     RECORD_SCHEMA: Final = "RECORD_SCHEMA"
     # processing
     AGGREGATES_PREFIX: Final = "AGGREGATES_PREFIX"
@@ -100,6 +112,7 @@ DEFAULT_WINDOW: Final = "1h"
 DEFAULT_DIMENSIONS: Final = ("type", "source")
 DEFAULT_METRICS: Final = ("value",)
 DEFAULT_MAX_RECORD_BYTES: Final = 1_048_576
+DEFAULT_RECORDS_PART_BYTES: Final = 64 << 20  # uncompressed records/ bytes per part (PART_MARKER)
 REPORT_TOP_GROUPS: Final = 10
 OVERWRITE_MODES: Final = ("replace", "append")  # what a new version of a raw key does to the totals
 DEFAULT_OVERWRITE_MODE: Final = OVERWRITE_MODES[0]
@@ -135,6 +148,28 @@ METRIC_NAMES: Final = tuple(dict.fromkeys([*RECORD_METRIC_NAMES.values(), *GROUP
 """Every metric any stage reports."""
 
 STAGE_DIMENSION: Final = "Stage"
+
+# Failing early (handlers/deadline.py): an object a stage cannot finish before its timeout fails at once,
+# with this reason and metric, instead of running the whole timeout on each of Lambda's three attempts.
+OVER_BUDGET_REASON: Final = "object_exceeds_time_budget"
+OVER_BUDGET_METRIC: Final = "ObjectsOverBudget"  # 1 on the log line of an invocation that failed early
+LAMBDA_MEMORY_VARIABLE: Final = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"  # Lambda sets it on every function
+# Lambda gives a function one vCPU's worth of CPU at 1,769 MB and a share in proportion below that
+# (docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html). The handlers are single-threaded:
+# more memory than this buys no speed.
+FULL_VCPU_MEMORY_MB: Final = 1769
+# Bytes of each stage's input object (its size in the S3 event) a stage gets through per second of one
+# vCPU: ingestion's raw JSON Lines, processing's records/ gzip, analytics' aggregates JSON. Measured by
+# benchmarks/capacity.py (docs/capacity.md), rounded down.
+PLANNING_RATES: Final = {
+    Stage.INGESTION: 40_000_000,
+    Stage.PROCESSING: 10_000_000,
+    Stage.ANALYTICS: 900_000,
+}
+# Time kept back from the timeout to log the error and its metric: this many seconds, or this share of a
+# short timeout.
+DEADLINE_MARGIN_SECONDS: Final = 5.0
+DEADLINE_MARGIN_SHARE: Final = 0.1
 
 # The event `pulumi up` sends the stage that needs the database (`{"action": "migrate"}`).
 ACTION_FIELD: Final = "action"

@@ -4,7 +4,8 @@ with sorted keys and sorted groups so its bytes are a pure function of the input
     {
       "format": "data-pipeline/aggregates@2",
       "source": {"bucket": str, "key": str, "sha256": str},   # the records/ object's bytes
-      "origin": {"rel": str, "sequencer": str, "version_id": str | null},   # the raw version
+      "origin": {"rel": str, "sequencer": str, "version_id": str | null,   # the raw version
+                 "part": int, "parts": int | null},   # which records/ part (absent: 0 of 1)
       "window": "1h", "window_seconds": 3600,
       "dimensions": ["type", "source"], "metrics": ["value"],
       "counts": {"records_read": int, "records_valid": int, "records_quarantined": int, "blank_lines": int},
@@ -20,7 +21,16 @@ with sorted keys and sorted groups so its bytes are a pure function of the input
 
 ``origin`` names the raw object version the records came from: ``rel`` and ``sequencer`` from the
 ``records/<rel>/<sequencer>.jsonl.gz`` key, ``version_id`` from the records object's
-``source-version-id`` metadata (null when the raw bucket is not versioned). ``sum``, ``min`` and ``max``
+``source-version-id`` metadata (null when the raw bucket is not versioned). ``part`` is the records/
+part the document aggregates (``records/<rel>/<sequencer>.p00001.jsonl.gz`` is part 1,
+``handlers.events.part_key``) and ``parts`` how many parts the version has, from part 0's
+``records-parts`` metadata; a later part does not know it (null). Both are left out for part 0 of a
+version of one part, so its document is byte for byte what it was before parts existed. ``sum``, ``min``
+and ``max`` are canonical decimal strings (``exact.canonical``). ``records_valid`` counts aggregated
+records and ``records_quarantined`` rejected ones. A metric absent from a record (or null) does not count
+for that metric; a group lists only metrics it has seen. ``rejected`` keeps the first
+``MAX_REJECTED_DETAILS`` entries (``rejected_total`` counts them all): every rejected line is still in the
+``records/`` object, which the document names.
 """
 
 from __future__ import annotations
@@ -49,12 +59,17 @@ from handlers.groups import (
 )
 
 
-class Origin(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The raw object version an aggregates document comes from."""
+class Origin(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """The raw object version (and part of it) an aggregates document comes from.
+
+    ``part`` and ``parts`` are written only when they are not 0 and 1, so the document of a version
+    of one part is what it was before parts existed."""
 
     rel: Annotated[str, msgspec.Meta(min_length=1)]  # the raw key without the input prefix
     sequencer: Annotated[str, msgspec.Meta(pattern=r"^[0-9A-F]{1,64}$")]  # the raw version's S3 sequencer
     version_id: str | None  # the raw version's id; None when the raw bucket is not versioned
+    part: Annotated[int, msgspec.Meta(ge=0)] = 0  # which records/ part of the version (handlers.parts)
+    parts: Annotated[int, msgspec.Meta(ge=1)] | None = 1  # how many: part 0 knows, later parts None
 
 
 def _stats_document(stats: Stats) -> dict[str, Any]:
@@ -168,6 +183,9 @@ def read_document(raw: bytes) -> AggregatesDocument:
         document = _read(raw)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:  # ValidationError included
         raise ValueError(str(exc) or "nesting too deep") from exc
+    origin = document.origin
+    if (origin.part == 0) != (origin.parts is not None):
+        raise ValueError("$.origin: part 0 names the number of parts, and only part 0 does")
     if document.window not in WINDOWS:
         raise ValueError(f"$.window: {document.window[:16]!r} is not one of {', '.join(WINDOWS)}")
     if document.window_seconds != WINDOWS[document.window]:

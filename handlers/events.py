@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
+from handlers.contract import PART_DIGITS, PART_MARKER
 from handlers.errors import EventError
 
 
@@ -131,3 +132,43 @@ def split_versioned(key: str, prefix: str, suffix: str) -> tuple[str, str]:
     ):
         raise EventError(f"{key[:256]!r} is not a {prefix}<name>/<version>{suffix} key of this pipeline")
     return rel, tag
+
+
+def part_key(prefix: str, rel: str, tag: str, part: int, suffix: str) -> str:
+    """Part ``part`` of a raw version's output: part 0 is ``versioned_key`` itself; part k >= 1 adds
+    ``PART_MARKER`` and k in ``PART_DIGITS`` digits (or more) before the suffix (``<TAG>.p00001<suffix>``).
+
+    ``rel`` is shortened exactly as for part 0, so every part names one ``rel``. The key fits S3's limit:
+    ``versioned_key`` leaves room for a tag of ``SEQUENCER_WIDTH`` digits, and S3's sequencers are a
+    third of that, which leaves the marker room to spare (a tag too long for it raises EventError)."""
+    whole = versioned_key(prefix, rel, tag, suffix)
+    if part == 0:
+        return whole
+    if part < 0:
+        raise ValueError(f"a part index is at least 0, got {part}")
+    key = f"{whole[: -len(suffix)] if suffix else whole}{PART_MARKER}{part:0{PART_DIGITS}d}{suffix}"
+    if len(key.encode()) > MAX_KEY_BYTES:
+        raise EventError(f"sequencer {tag[:80]!r} leaves no room for a part marker in {key[:256]!r}")
+    return key
+
+
+def split_part(key: str, prefix: str, suffix: str) -> tuple[str, str, int]:
+    """``(rel, tag, part)`` of a key ``part_key`` wrote (part 0 for a ``versioned_key``); EventError for
+    any other key, a part 0 spelled with a marker included."""
+    stem = key[: -len(suffix)] if suffix and key.endswith(suffix) else key
+    head, marker, digits = stem.rpartition(PART_MARKER)
+    part = 0
+    if marker and "/" not in digits:  # in the version's segment: a tag is hex, so this is a marker
+        if (
+            len(digits) < PART_DIGITS
+            or not digits.isascii()
+            or not digits.isdigit()
+            or int(digits) == 0
+            or digits != f"{int(digits):0{PART_DIGITS}d}"
+        ):
+            raise EventError(
+                f"{key[:256]!r} is not a {prefix}<name>/<version>[{PART_MARKER}<part>]{suffix} key"
+            )
+        part, key = int(digits), head + suffix
+    rel, tag = split_versioned(key, prefix, suffix)
+    return rel, tag, part

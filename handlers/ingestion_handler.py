@@ -13,6 +13,7 @@ shortened (``events.versioned_key``). The core is ``handlers.ingestion_core``.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,10 +22,11 @@ import boto3
 from handlers import contract
 from handlers.config import IngestionConfig, load_ingestion
 from handlers.errors import UnreadableObjectError
-from handlers.events import ObjectRef, relative_key, version_tag, versioned_key
+from handlers.events import ObjectRef, part_key, relative_key, version_tag, versioned_key
 from handlers.framing import detect_format
 from handlers.ingestion_core import ingest, unreadable_entry
 from handlers.metrics import Counts, handle_objects
+from handlers.parts import Parts
 from handlers.records import RecordChecker
 from handlers.s3io import LineSpool, open_object, upload
 
@@ -48,60 +50,100 @@ def runtime() -> Runtime:
 
 
 class _Spools:
-    def __init__(self) -> None:
-        self.records = LineSpool(compress=True)
+    """The ingestion core's ``Sink``: valid lines into ``records/`` parts, quarantine entries apart."""
+
+    def __init__(self, part_bytes: int, ship: Callable[[int, LineSpool, int], None]) -> None:
+        self.parts = Parts(part_bytes, functools.partial(LineSpool, compress=True), ship)
+        self.valid = self.parts.valid
+        self.valid_lines = self.parts.valid_lines
         self.quarantined = LineSpool(compress=False)
-
-    def valid(self, line: bytes) -> None:
-        self.records.write(line)
-
-    def valid_lines(self, block: bytes, count: int) -> None:
-        self.records.write_lines(block, count)
 
     def quarantine(self, line: bytes) -> None:
         self.quarantined.write(line)
 
     def close(self) -> None:
-        self.records.close()
+        self.parts.close()
         self.quarantined.close()
 
 
+def part_metadata(counts: Counts, lines: list[int], part: int, common: dict[str, str]) -> dict[str, str]:
+    """A records/ part's user metadata: its own conservation counts, the raw version, and for a version
+    of more than one part its index (and on part 0 the number of parts).
+
+    Part k >= 1 counts its lines as read and valid; part 0 the rest of the version's counts: the lines
+    read that no later part holds, its valid lines, and every quarantined and blank line. So each part
+    conserves on its own (read = valid + quarantined + blank), and the parts add up to the version's
+    counts. A version of one part carries exactly what it did before parts existed."""
+    if part:
+        own = Counts(records_read=lines[part], records_valid=lines[part])
+    else:
+        later = sum(lines[1:])
+        own = replace(counts, records_read=counts.records_read - later, records_valid=lines[0])
+    metadata = own.as_metadata() | common
+    if len(lines) > 1:
+        metadata[contract.PART_METADATA] = str(part)
+        if part == 0:
+            metadata[contract.PARTS_METADATA] = str(len(lines))
+    return metadata
+
+
 def ingest_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, list[str]]:
-    """Ingest one raw object; returns its counts and the keys written."""
-    config = rt.config
+    """Ingest one raw object; returns its counts and the keys written (part 0 after the other parts)."""
+    config, s3, bucket = rt.config, rt.s3, rt.config.common.dest_bucket
     rel, tag = relative_key(ref.key, config.input_prefix), version_tag(ref)
-    records_key = versioned_key(config.records_prefix, rel, tag, RECORDS_SUFFIX)
     quarantine_key = versioned_key(config.quarantine_prefix, rel, tag, QUARANTINE_SUFFIX)
     source = {"bucket": ref.bucket, "key": ref.key, "version_id": ref.version_id, "sequencer": tag}
-    spools = _Spools()
+    common = {contract.SOURCE_SEQUENCER_METADATA: tag}
+    if ref.version_id:
+        common[contract.SOURCE_VERSION_METADATA] = ref.version_id
+    written: list[str] = []
+
+    def records_key(part: int) -> str:
+        return part_key(config.records_prefix, rel, tag, part, RECORDS_SUFFIX)
+
+    def ship(part: int, spool: LineSpool, lines: int) -> None:
+        # Counts this part alone knows; the other parts' lines are not known yet, nor needed.
+        metadata = part_metadata(Counts(), [0] * part + [lines], part, common)
+        try:
+            upload(s3, spool.finish(), bucket, records_key(part), "application/gzip", metadata)
+        finally:
+            spool.close()
+        written.append(records_key(part))
+
+    spools = _Spools(config.records_part_bytes, ship)
     try:
         try:
             fmt = detect_format(ref.key, config.input_suffixes)
-            counts = ingest(open_object(rt.s3, ref), fmt, rt.checker, config.max_record_bytes, source, spools)
+            counts = ingest(open_object(s3, ref), fmt, rt.checker, config.max_record_bytes, source, spools)
         except UnreadableObjectError as error:
             # Whole or nothing: drop what the readable part produced, keep one entry naming the object.
+            # Parts already written stay, but part 0 says this version has one part: the later stages
+            # take every other part of it out of the totals (handlers.loading).
             spools.close()
-            spools = _Spools()
+            spools = _Spools(config.records_part_bytes, ship)
             spools.quarantine(unreadable_entry(source, error))
             counts = Counts(records_read=1, records_quarantined=1)
-            # An empty records/ object too: this version holds no valid record, and in replace mode it
-            # must still take the place of the key's earlier version in the totals.
-            outputs = [
-                (records_key, spools.records, "application/gzip"),
-                (quarantine_key, spools.quarantined, "application/x-ndjson"),
-            ]
-        else:
-            outputs = [(records_key, spools.records, "application/gzip")]
-            if counts.records_quarantined:
-                outputs.append((quarantine_key, spools.quarantined, "application/x-ndjson"))
-        metadata = counts.as_metadata() | {contract.SOURCE_SEQUENCER_METADATA: tag}
-        if ref.version_id:
-            metadata[contract.SOURCE_VERSION_METADATA] = ref.version_id
-        for key, spool, content_type in outputs:
-            upload(rt.s3, spool.finish(), config.common.dest_bucket, key, content_type, metadata)
+        lines = spools.parts.lines
+        spools.parts.finish()
+        # Part 0 last: once it exists, every part it counts does (an empty part 0 too: this version
+        # must take the place of the key's earlier version in replace mode even when it holds nothing).
+        metadata = part_metadata(counts, lines, 0, common)
+        upload(s3, spools.parts.first.finish(), bucket, records_key(0), "application/gzip", metadata)
+        written.append(records_key(0))
+        if counts.records_quarantined:
+            quarantine_metadata = counts.as_metadata() | common
+            upload(
+                s3,
+                spools.quarantined.finish(),
+                bucket,
+                quarantine_key,
+                "application/x-ndjson",
+                quarantine_metadata,
+            )
+            written.append(quarantine_key)
     finally:
         spools.close()
-    return replace(counts, objects_written=len(outputs)), [key for key, _, _ in outputs]
+    return replace(counts, objects_written=len(written)), written
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

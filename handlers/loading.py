@@ -9,6 +9,11 @@ How a document's contribution is identified, and what a new one does (``load``):
   same bytes changes nothing (``duplicate``); with other bytes (the same raw version processed again,
   say after a fix) the later load replaces the earlier: a raw version's latest processing is its truth.
 * ``append`` mode: one source per raw version (raw key, sequencer, setting); every version adds.
+* Parts: a large raw version comes as several documents, one per ``records/`` part (``handlers.parts``).
+  Each part is a contribution of its own (the source key holds the part): the parts of one version add
+  up, "the same sequencer" above means the same part of it, a newer version replaces every part of the
+  older ones, and part 0, which names the number of parts, takes out (or, coming first, supersedes) any
+  part past that number (``_decide``).
 
 The ledger claim comes first, so a repeated delivery of the same object finds its row and reports the
 state its first delivery recorded, changing nothing. Settings never share a rollup row: a replay
@@ -41,6 +46,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from handlers import staging
 from handlers.errors import DatabaseUnavailableError, LoadRejectedError
 from handlers.events import SEQUENCER_WIDTH, order_key
 from handlers.exact import Number, exact_context
@@ -50,8 +56,6 @@ from handlers.rollups import (
     MetricRow,
     RollupStatements,
     _deltas,
-    _group_arrays,
-    _metric_arrays,
     _start_text,
     _start_time,
 )
@@ -98,8 +102,6 @@ def _prepare(groups: Mapping[GroupKey, GroupStats]) -> _Document:
         group_rows.append((start, key, dimensions, stats.records))
         for metric, s in stats.metrics.items():
             metric_rows.append((start, key, dimensions, metric, s.count, s.sum, s.min, s.max))
-    group_rows.sort(key=lambda row: row[:2])
-    metric_rows.sort(key=lambda row: (row[0], row[1], row[3]))
     return _Document(group_rows, metric_rows, sum(row[3] for row in group_rows))
 
 
@@ -163,7 +165,7 @@ class _Load(RollupStatements):
             conn.execute(
                 text("SELECT pg_advisory_xact_lock(:space, :key)"), {"space": _SOURCE_LOCKS, "key": lock}
             )
-        state, removed = self._decide(source, order_key(sequencer), content_sha256)
+        state, removed = self._decide(source, order_key(sequencer), content_sha256, origin)
         if state == LOADED:
             contribution = {
                 "setting_key": self.setting.key,
@@ -175,6 +177,8 @@ class _Load(RollupStatements):
                 **ledger_key,
                 "groups": len(document.groups),
                 "records": document.records,
+                "part": origin.part,
+                "parts": origin.parts,
             }
             self._replace(removed, contribution, document)
         else:
@@ -191,21 +195,38 @@ class _Load(RollupStatements):
         row |= {"dimensions": dimensions, "metrics": metrics}
         self.conn.execute(self.insert(settings).values(row).on_conflict_do_nothing())
 
-    def _decide(self, source: str, sequence: str, content_sha256: str) -> tuple[str, list[int]]:
-        """The state of this load, and the contributions it replaces."""
+    def _decide(
+        self, source: str, sequence: str, content_sha256: str, origin: Origin
+    ) -> tuple[str, list[int]]:
+        """The state of this load, and the contributions it replaces.
+
+        A contribution is one part of one raw version (``handlers.parts``). The same part of the same
+        version with the same bytes is a duplicate; with other bytes it replaces that part. A part at
+        or past the number of parts its version's part 0 names is ``superseded``: it was written by an
+        ingestion of the version that part 0's ingestion replaced (one that stopped at an unreadable
+        end, say), and part 0 takes such parts out when it comes later. In replace mode a newer
+        version replaces every part of the older ones, and a part of an older version changes nothing.
+        """
         c = contributions.c
+        part, parts = origin.part, origin.parts
         existing = self.conn.execute(
-            select(c.contribution_id, c.sequence_key, c.content_sha256).where(
+            select(c.contribution_id, c.sequence_key, c.content_sha256, c.part, c.parts).where(
                 c.setting_key == self.setting.key, c.rel_key == source
             )
         ).all()
-        if any(row.sequence_key == sequence and row.content_sha256 == content_sha256 for row in existing):
+        mine = [row for row in existing if row.sequence_key == sequence]
+        same = [row.contribution_id for row in mine if row.part == part]
+        if any(row.part == part and row.content_sha256 == content_sha256 for row in mine):
             return DUPLICATE, []
+        if any(row.part == 0 and row.parts is not None and part >= row.parts for row in mine):
+            return SUPERSEDED, []
+        if part == 0 and parts is not None:
+            same += [row.contribution_id for row in mine if row.part >= parts]
         if self.mode == APPEND:
-            return LOADED, [row.contribution_id for row in existing if row.sequence_key == sequence]
+            return LOADED, same
         if any(row.sequence_key > sequence for row in existing):
             return SUPERSEDED, []
-        return LOADED, [row.contribution_id for row in existing]  # older ones, and this one's other bytes
+        return LOADED, same + [row.contribution_id for row in existing if row.sequence_key < sequence]
 
     def _replace(self, removed: list[int], contribution: dict[str, Any], document: _Document) -> None:
         """Take the ``removed`` contributions out of the rollups and put ``document`` in."""
@@ -215,9 +236,7 @@ class _Load(RollupStatements):
             contributions.insert().values(contribution).returning(contributions.c.contribution_id)
         ).scalar_one()
         if self.postgresql:
-            groups, extremes = self._write_in_sql(new_id, removed, document)
-            if groups:
-                self._recompute_in_sql(groups, extremes)
+            staging.write(self.conn, self.setting, new_id, removed, document.groups, document.metrics)
             return
         old_groups, old_metrics = self._take_out(removed) if removed else ([], [])
         self._put_in(new_id, document)
@@ -231,82 +250,6 @@ class _Load(RollupStatements):
                 {(start, key) for start, key, _records in old_groups},
                 {(start, key, metric) for start, key, metric, *_ in old_metrics},
             )
-
-    # PostgreSQL: per table, one statement takes the document's rows in as arrays, inserts them as the
-    # contribution, deletes the removed contributions' rows, and upserts the difference into the rollup
-    # in primary-key order (adding in NUMERIC, which is exact): a single ordered pass over every rollup
-    # row the load changes, so concurrent loads queue on them in one order.
-    _GROUPS_SQL = (
-        "WITH new (s, k, d, r) AS (SELECT * FROM unnest(CAST(:starts AS timestamptz[]), "
-        "CAST(:keys AS varchar[]), CAST(:dimensions AS text[]), CAST(:records AS bigint[]))), "
-        "added AS (INSERT INTO pipeline_contribution_groups "
-        "(contribution_id, window_start, dimensions_key, setting_key, records) "
-        "SELECT :id, s, k, :setting, r FROM new), "
-        "old (s, k, r) AS (DELETE FROM pipeline_contribution_groups "
-        "WHERE contribution_id = ANY(CAST(:removed AS bigint[])) "
-        "RETURNING window_start, dimensions_key, records), "
-        "delta (s, k, d, r) AS (SELECT s, k, MAX(d), CAST(SUM(r) AS bigint) FROM "
-        "(SELECT s, k, d, r FROM new UNION ALL SELECT s, k, NULL, -r FROM old) AS both_ GROUP BY s, k), "
-        "up AS (INSERT INTO pipeline_rollup_groups "
-        "(setting_key, window_start, dimensions_key, window_size, dimensions, records) "
-        # A group only the removed side has exists already: the dimensions placeholder is never stored.
-        "SELECT :setting, s, k, :window, COALESCE(d, ''), r FROM {source} ORDER BY s, k "
-        "ON CONFLICT (setting_key, window_start, dimensions_key) DO UPDATE "
-        "SET records = pipeline_rollup_groups.records + excluded.records) "
-        "SELECT s, k FROM old"
-    )
-    _METRICS_SQL = (
-        "WITH new (s, k, d, m, c, su, lo, hi) AS (SELECT * FROM unnest(CAST(:starts AS timestamptz[]), "
-        "CAST(:keys AS varchar[]), CAST(:dimensions AS text[]), CAST(:metrics AS varchar[]), "
-        "CAST(:counts AS bigint[]), CAST(:sums AS numeric[]), CAST(:mins AS numeric[]), "
-        "CAST(:maxs AS numeric[]))), "
-        "added AS (INSERT INTO pipeline_contribution_metrics "
-        "(contribution_id, window_start, dimensions_key, metric, count, sum, min, max) "
-        "SELECT :id, s, k, m, c, su, lo, hi FROM new), "
-        "old (s, k, m, c, su, lo, hi) AS (DELETE FROM pipeline_contribution_metrics "
-        "WHERE contribution_id = ANY(CAST(:removed AS bigint[])) "
-        "RETURNING window_start, dimensions_key, metric, count, sum, min, max), "
-        # The removed side's min and max are within the rollup's, so LEAST and GREATEST keep the
-        # rollup's extremes there; the recompute that follows sets them from what remains.
-        "delta (s, k, d, m, c, su, lo, hi) AS (SELECT s, k, MAX(d), m, CAST(SUM(c) AS bigint), SUM(su), "
-        "MIN(lo), MAX(hi) FROM (SELECT s, k, d, m, c, su, lo, hi FROM new UNION ALL "
-        "SELECT s, k, NULL, m, -c, -su, lo, hi FROM old) AS both_ GROUP BY s, k, m), "
-        "up AS (INSERT INTO pipeline_rollup_metrics (setting_key, window_start, dimensions_key, "
-        "window_size, dimensions, metric, count, sum, min, max) "
-        "SELECT :setting, s, k, :window, COALESCE(d, ''), m, c, su, lo, hi FROM {source} ORDER BY s, k, m "
-        "ON CONFLICT (setting_key, window_start, dimensions_key, metric) DO UPDATE "
-        "SET count = pipeline_rollup_metrics.count + excluded.count, "
-        "sum = pipeline_rollup_metrics.sum + excluded.sum, "
-        "min = LEAST(pipeline_rollup_metrics.min, excluded.min), "
-        "max = GREATEST(pipeline_rollup_metrics.max, excluded.max)) "
-        # The metrics whose extreme a removed row held (the rollup as it was before this statement):
-        # only theirs can change otherwise than by LEAST and GREATEST.
-        "SELECT DISTINCT o.s, o.k, o.m FROM old AS o JOIN pipeline_rollup_metrics AS r "
-        "ON r.setting_key = :setting AND r.window_start = o.s AND r.dimensions_key = o.k AND r.metric = o.m "
-        "WHERE o.lo = r.min OR o.hi = r.max"
-    )
-
-    def _write_in_sql(
-        self, new_id: int, removed: list[int], document: _Document
-    ) -> tuple[list[tuple[Any, str]], list[tuple[Any, str, str]]]:
-        """The document in as contribution ``new_id``, the ``removed`` ones out, the rollups adjusted;
-        returns the groups the removed contributions had, and the metrics whose extremes they held."""
-        source = "delta" if removed else "new"  # without a removal the difference is the document
-        parameters = {
-            "id": new_id,
-            "removed": removed,
-            "setting": self.setting.key,
-            "window": self.setting.window,
-        }
-        touched = self.conn.execute(
-            text(self._GROUPS_SQL.format(source=source)), parameters | _group_arrays(document.groups)
-        ).all()
-        extremes = self.conn.execute(
-            text(self._METRICS_SQL.format(source=source)), parameters | _metric_arrays(document.metrics)
-        ).all()
-        return [(start, key) for start, key in touched], [
-            (start, key, metric) for start, key, metric in extremes
-        ]
 
     def _take_out(
         self, removed: list[int]

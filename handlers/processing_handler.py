@@ -1,10 +1,14 @@
-"""Processing stage: processed ``records/<rel>/<TAG>.jsonl.gz`` → analytics ``aggregates/<rel>/<TAG>.json``.
+"""Processing stage: processed ``records/<rel>/<TAG>[.pNNNNN].jsonl.gz`` → analytics
+``aggregates/<rel>/<TAG>[.pNNNNN].json``.
 
-``TAG`` is the raw object version's S3 sequencer (``handlers.events.versioned_key``): one records object,
-and so one aggregates document, per raw version. The document (format in ``handlers.documents``) names
-that version as its ``origin``: ``rel`` and ``TAG`` from the key, the raw version id from the records
-object's ``source-version-id`` metadata, which ingestion sets. It carries the conservation counts as
-user metadata too. Bad lines never raise: they are listed as ``rejected``.
+``TAG`` is the raw object version's S3 sequencer (``handlers.events.versioned_key``), ``.pNNNNN`` the
+records/ part (``handlers.events.part_key``; none for part 0): one aggregates document per part, so one
+invocation's work is bounded by the part size ingestion uses, whatever the raw object's size. The
+document (format in ``handlers.documents``) names its raw version and part as its ``origin``: ``rel``,
+``TAG`` and the part from the key, the raw version id from the records object's ``source-version-id``
+metadata, and on part 0 the number of parts from its ``records-parts`` metadata (1 without it). It
+carries the conservation counts as user metadata too. Bad lines never raise: they are listed as
+``rejected``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from handlers import contract
 from handlers.aggregation import aggregate_stream
 from handlers.config import ProcessingConfig, load_processing
 from handlers.documents import Origin, to_document
-from handlers.events import ObjectRef, split_versioned, versioned_key
+from handlers.errors import EventError
+from handlers.events import ObjectRef, part_key, split_part
 from handlers.metrics import Counts, handle_objects
 from handlers.s3io import hashed, open_object_with_metadata
 
@@ -41,11 +46,25 @@ def runtime() -> Runtime:
     return Runtime(config=load_processing(), s3=boto3.client("s3"))
 
 
+def _parts(metadata: dict[str, str]) -> int:
+    """How many parts part 0's metadata says its version has (1 without the metadata: a version of one
+    part, or one ingested before parts existed). Our own metadata: a bad value is an error (EventError)."""
+    text = metadata.get(contract.PARTS_METADATA, "1")
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise EventError(f"records/ part 0 has {contract.PARTS_METADATA} {text[:32]!r}, not a count")
+    return int(text)
+
+
+def _count_metadata(origin: Origin) -> dict[str, str]:
+    """Part 0 of several parts names their number on its document too, for analytics to HEAD."""
+    return {contract.PARTS_METADATA: str(origin.parts)} if origin.parts not in (None, 1) else {}
+
+
 def process_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str]:
     """Aggregate one records object; returns its counts and the key written."""
     config = rt.config
     # Before any read: a key this pipeline did not write names no raw version (EventError).
-    rel, tag = split_versioned(ref.key, INPUT_PREFIX, INPUT_SUFFIX)
+    rel, tag, part = split_part(ref.key, INPUT_PREFIX, INPUT_SUFFIX)
     # The current object, never the version the event names: a key holds one raw version, and its
     # current bytes are that version's latest ingestion. A late event for an earlier ingestion of it (a
     # versioned processed bucket) must not bring older bytes back after newer ones were loaded.
@@ -56,17 +75,27 @@ def process_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str]:
     # bytes as a new version, whose ETag is not even an MD5 of the bytes under SSE-KMS. The document
     # must be the same bytes again, so that analytics recognises the duplicate.
     source = {"bucket": ref.bucket, "key": ref.key, "sha256": content_sha256()}
-    origin = Origin(rel=rel, sequencer=tag, version_id=metadata.get(SOURCE_VERSION_METADATA) or None)
+    origin = Origin(
+        rel=rel,
+        sequencer=tag,
+        version_id=metadata.get(SOURCE_VERSION_METADATA) or None,
+        part=part,
+        parts=_parts(metadata) if part == 0 else None,
+    )
     body = to_document(
         result, source, config.window, config.window_seconds, config.dimensions, config.metrics, origin=origin
     )
-    key = versioned_key(config.aggregates_prefix, rel, tag, ".json")
+    key = part_key(config.aggregates_prefix, rel, tag, part, contract.AGGREGATES_SUFFIX)
     rt.s3.put_object(
         Bucket=config.common.dest_bucket,
         Key=key,
         Body=body,
         ContentType="application/json",
-        Metadata={**result.counts.as_metadata(), "groups": str(len(result.groups))},
+        Metadata={
+            **result.counts.as_metadata(),
+            "groups": str(len(result.groups)),
+            **_count_metadata(origin),
+        },
     )
     return replace(result.counts, objects_written=1), key
 

@@ -4,17 +4,24 @@ The report states what was loaded and the document's exact totals (``count`` an 
 ``min``, ``max`` canonical decimal strings), with the top groups by record count; a rejected object's
 report names the reason. Nothing in it depends on the wall clock or the delivery, so a retry writes the
 same bytes (``handlers.analytics_handler``).
+
+A raw version of several ``records/`` parts (``handlers.parts``) has one report too, written once every
+part is loaded (``build_version_report``): the same fields over all its parts' documents (counts and
+totals added up, groups merged across parts), ``origin.parts`` their number, ``database`` one state for
+the version (``version_state``), and ``parts`` listing each part's document, state, groups and records.
+It is a function of the parts' documents and their ledger states alone, so two invocations that both
+find the version complete write the same bytes. A version of one part has today's report, unchanged.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
 
-from handlers.documents import AggregatesDocument
+from handlers.documents import COUNT_NAMES, AggregatesDocument, groups_from_document
 from handlers.exact import Number, canonical, exact_context
 from handlers.groups import GroupKey, GroupStats
 from handlers.metrics import Counts
@@ -73,6 +80,53 @@ def build_report(
             for (start, dimensions), stats in ranked[:top]
         ],
     }
+
+
+def version_state(states: Sequence[str]) -> str:
+    """One state for a version from its parts' states: theirs if they agree; ``superseded`` if any part
+    is (in replace mode a newer version then holds the key, which took every part of this one out);
+    else ``loaded`` (some parts loaded, some found in the totals already)."""
+    distinct = set(states)
+    if len(distinct) == 1:
+        return distinct.pop()
+    return "superseded" if "superseded" in distinct else "loaded"
+
+
+def build_version_report(
+    parts: Sequence[tuple[Mapping[str, Any], AggregatesDocument]], states: Sequence[str], top: int
+) -> dict[str, Any]:
+    """The report of a version of several parts: ``parts`` is each part's (source, document) in part
+    order, ``states`` what loading each did (pure; see the module docstring)."""
+    first_source, first = parts[0]
+    setting = (first.window, first.dimensions, first.metrics)
+    if any((d.window, d.dimensions, d.metrics) != setting for _, d in parts):
+        report, _ = rejected(
+            first_source, "parts_disagree", "the parts were aggregated with different settings"
+        )
+        return report
+    groups: dict[GroupKey, GroupStats] = {}
+    for _, document in parts:
+        for key, stats in groups_from_document(document).items():
+            groups[key] = groups[key].merge(stats) if key in groups else stats
+    whole = msgspec.structs.replace(
+        first,
+        counts={name: sum(d.counts[name] for _, d in parts) for name in COUNT_NAMES},
+        rejected_total=sum(d.rejected_total for _, d in parts),
+    )
+    report = build_report(first_source, whole, groups, version_state(states), top)
+    report["origin"]["parts"] = len(parts)
+    report["parts"] = [
+        {
+            "part": index,
+            "key": source["key"],
+            "sha256": source["sha256"],
+            "database": state,
+            "groups": len(document.groups),
+            "records": document.counts["records_valid"],
+        }
+        for index, ((source, document), state) in enumerate(zip(parts, states, strict=True))
+    ]
+    return report
 
 
 def summary(report: Mapping[str, Any], rel: str, repeated: bool) -> tuple[str, str]:

@@ -11,8 +11,9 @@ them, ``migrate`` runs them, and ``connect`` refuses a database at another revis
   keyed by ``setting_key``, the SHA-256 of the setting's canonical JSON.
 * ``pipeline_rollup_groups`` — one row per (setting, window start, dimensions): ``records``.
 * ``pipeline_rollup_metrics`` — one row per group and metric: ``count``, ``sum``, ``min``, ``max``.
-* ``pipeline_contributions`` — one row per source version in the totals: the raw key (``rel``) and
-  version (``sequencer``) an aggregates document came from, under one setting.
+* ``pipeline_contributions`` — one row per source version's part in the totals: the raw key (``rel``),
+  version (``sequencer``) and ``records/`` part (``part``; ``parts``, the version's number of parts, on
+  part 0) an aggregates document came from, under one setting.
 * ``pipeline_contribution_groups``, ``pipeline_contribution_metrics`` — each contribution's groups and
   metrics, the same columns as the rollups. A rollup row is the total of the contribution rows of its
   group: records, counts and sums add up, min and max are the extremes.
@@ -148,7 +149,9 @@ contributions = Table(
     Column("groups", BigInteger, nullable=False),
     Column("records", BigInteger, nullable=False),
     Column("loaded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    UniqueConstraint("setting_key", "rel_key", "sequence_key", name="pipeline_contributions_source"),
+    Column("part", Integer, nullable=False, server_default="0"),  # which records/ part (handlers.parts)
+    Column("parts", Integer),  # how many parts its version has: part 0 knows, NULL on the others
+    UniqueConstraint("setting_key", "rel_key", "sequence_key", "part", name="pipeline_contributions_source"),
 )
 
 contribution_groups = Table(
@@ -217,11 +220,13 @@ def setting_key(window: str, dimensions: Sequence[str], metrics: Sequence[str]) 
 
 @dataclass(frozen=True)
 class Origin:
-    """The raw object version an aggregates document was made from."""
+    """The raw object version (and part of it) an aggregates document was made from."""
 
     rel: str  # the raw key without the input prefix
     sequencer: str  # S3's sequencer of that version (hex)
     version_id: str | None = None  # its S3 version id, if the raw bucket is versioned
+    part: int = 0  # which records/ part of the version the document aggregates
+    parts: int | None = 1  # how many parts the version has (part 0 knows; None on the others)
 
 
 @dataclass(frozen=True)

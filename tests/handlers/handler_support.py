@@ -10,13 +10,14 @@ import io
 import itertools
 import json
 import os
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote_plus
 
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 
+from devtools.ops.replay.events import object_created_record
 from handlers.config import default_record_schema
 from handlers.records import RecordChecker
 
@@ -34,35 +35,18 @@ def must_have(what: str) -> None:
 
 def s3_record(bucket: str, key: str, size: int, etag: str | None, version_id: str | None) -> dict[str, Any]:
     """One record of an S3 ObjectCreated notification, as S3 sends it (key URL-encoded, + for space)."""
-    obj: dict[str, Any] = {
-        "key": quote_plus(key, safe="/"),
-        "size": size,
-        "sequencer": f"{next(_SEQUENCERS):018X}",
-    }
-    if etag is not None:
-        obj["eTag"] = etag
-    if version_id is not None:
-        obj["versionId"] = version_id
-    return {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": REGION,
-        "eventTime": "2026-11-25T12:00:00.000Z",
-        "eventName": "ObjectCreated:Put",
-        "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
-        "requestParameters": {"sourceIPAddress": "198.51.100.1"},
-        "responseElements": {"x-amz-request-id": "EXAMPLE123", "x-amz-id-2": "EXAMPLE456"},
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "configurationId": "pipeline-trigger",
-            "bucket": {
-                "name": bucket,
-                "ownerIdentity": {"principalId": "EXAMPLE"},
-                "arn": f"arn:aws:s3:::{bucket}",
-            },
-            "object": obj,
-        },
-    }
+    return object_created_record(
+        bucket,
+        key,
+        size=size,
+        etag=etag,
+        sequencer=f"{next(_SEQUENCERS):018X}",
+        version_id=version_id,
+        region=REGION,
+        event_time=datetime(2026, 11, 25, 12, tzinfo=UTC),
+        sender="AWS:AIDAEXAMPLE",
+        request_id="EXAMPLE123",
+    )
 
 
 def event_of(*records: dict[str, Any]) -> dict[str, Any]:
@@ -165,3 +149,33 @@ json_values = st.recursive(
 
 def reader(data: bytes) -> Any:
     return io.BytesIO(data).read
+
+
+def rollup_totals(url: str) -> dict[str, dict[str, Any]]:
+    """The ``value`` rollups of a database, by the group's ``type``: records, count, sum, min, max."""
+    from decimal import Decimal
+
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            groups = dict(conn.execute(text("SELECT dimensions, records FROM pipeline_rollup_groups")).all())
+            rows = conn.execute(
+                text(
+                    "SELECT dimensions, count, sum, min, max FROM pipeline_rollup_metrics"
+                    " WHERE metric = 'value'"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return {
+        json.loads(dimensions)["type"]: {
+            "records": groups[dimensions],
+            "count": count,
+            "sum": Decimal(str(total)),
+            "min": Decimal(str(low)),
+            "max": Decimal(str(high)),
+        }
+        for dimensions, count, total, low, high in rows
+    }

@@ -11,14 +11,13 @@ v1's whole chain once more at the end (a redrive from the failure queues). ``rep
 from __future__ import annotations
 
 import itertools
-import json
 import os
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from handler_support import ANALYTICS, PROCESSED, RAW, event_of, put, s3_record
+from handler_support import ANALYTICS, PROCESSED, RAW, event_of, put, rollup_totals, s3_record
 
 from handlers import analytics_handler as analytics
 from handlers import database
@@ -145,31 +144,7 @@ def run_order(s3: Any, order: list[str], group: str) -> None:
 
 
 def totals(url: str) -> dict[str, dict[str, Any]]:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            groups = dict(conn.execute(text("SELECT dimensions, records FROM pipeline_rollup_groups")).all())
-            rows = conn.execute(
-                text(
-                    "SELECT dimensions, count, sum, min, max FROM pipeline_rollup_metrics"
-                    " WHERE metric = 'value'"
-                )
-            ).all()
-    finally:
-        engine.dispose()
-    found = {}
-    for dimensions, count, total, low, high in rows:
-        group = json.loads(dimensions)["type"]
-        found[group] = {
-            "records": groups[dimensions],
-            "count": count,
-            "sum": Decimal(str(total)),
-            "min": Decimal(str(low)),
-            "max": Decimal(str(high)),
-        }
-    return found
+    return rollup_totals(url)
 
 
 @pytest.mark.parametrize("mode", ["replace", "append"])
