@@ -1,8 +1,8 @@
 """Processing core: ``records/`` lines → exact per-window, per-dimension aggregates.
 
 Memory grows with the number of groups (windows times dimension values), never with the number of
-records: each block of lines updates its groups' counters and is dropped (at most ``PENDING_VALUES``
-metric values wait, gathered per group, to be summed together).
+records: each block of lines updates its groups' counters (``handlers.group_table``) and is dropped (at
+most ``PENDING_VALUES`` metric values, and one block's, wait, gathered per group, to be summed together).
 
 Numbers are exact (``handlers.exact``): lines are decoded with ``float_hook=Decimal``, so a metric is
 the decimal its literal states and an integer stays an ``int``; sums are taken inside
@@ -15,8 +15,9 @@ A group is a window start and the canonical text of its dimension values (``Grou
 ``dimensions_text``): numerically equal numbers are one group (``1``, ``1.0``, ``1e0``; ``0``, ``-0.0``),
 while ``true`` is never the number 1 and ``"1"`` never a number. The database stores that text.
 
-are canonical decimal strings (``exact.canonical``). ``records_valid`` counts aggregated records and
-``records_quarantined`` rejected ones. A metric absent from a record (or null) does not count for that
+In the aggregates document (``handlers.documents``) sums, minima and maxima are canonical decimal
+strings (``exact.canonical``). ``records_valid`` counts aggregated records and ``records_quarantined``
+rejected ones. A metric absent from a record (or null) does not count for that
 metric; a group lists only metrics it has seen. ``rejected`` keeps the first ``MAX_REJECTED_DETAILS``
 entries (``rejected_total`` counts them all): every rejected line is still in the ``records/`` object,
 which the document names.
@@ -37,12 +38,12 @@ fields, and checked and grouped a column at a time. Any surprise in a block (a l
 decode, or a value that needs a reason) sends that block's lines down the line-by-line path, which
 decides every verdict; the block path only ever takes blocks on which both paths agree.
 
-Groups and their statistics are ``handlers.groups``; the document ``handlers.documents``.
+Group keys and statistics are ``handlers.groups``, the groups as they fill ``handlers.group_table``, the
+document ``handlers.documents``.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from itertools import compress, repeat
@@ -56,6 +57,7 @@ from handlers.config import RECORDS_LINE_LIMIT
 from handlers.errors import UnreadableObjectError
 from handlers.exact import MetricValueError, exact_context, metric_value
 from handlers.framing import Read, payload_reader, records_line_blocks
+from handlers.group_table import GroupTable
 from handlers.groups import (
     _BLANK,
     _FALSE,
@@ -76,15 +78,12 @@ from handlers.groups import (
     GroupKey,
     GroupStats,
     Rejected,
-    Stats,
-    _Bool,
     _json_type,
     _layout,
     _present,
     _scalar,
     _Starts,
     _Unrepresentable,
-    dimensions_text,
 )
 from handlers.metrics import Counts
 
@@ -97,17 +96,7 @@ class Aggregator:
         self.dimensions = dimensions
         self.metrics = metrics
         self._layout = _layout(dimensions, metrics)
-        # Groups by (window start, dimension values as decoded): numerically equal numbers already share
-        # a key (1 == Decimal("1.0"), with equal hashes), booleans are _Bool; ``groups`` merges what
-        # canonical texts make equal.
-        self._records: Counter[tuple[Any, ...]] = Counter()
-        self._stats: list[dict[tuple[Any, ...], list[Any]]] = [{} for _ in metrics]  # [count, sum, min, max]
-        # Block values gathered per group, then each group's taken in four C calls (``_flush``): with
-        # a few values a group, that beats one Python step per value. When a flush finds most groups
-        # with one value, later blocks take the step per value instead.
-        self._pending: list[defaultdict[tuple[Any, ...], list[Any]]] = [defaultdict(list) for _ in metrics]
-        self._pending_values = 0
-        self._gather = True
+        self._table = GroupTable(len(metrics))
         self._starts = _Starts(window_seconds)
         self._rejected: list[Rejected] = []
         self.rejected_total = 0
@@ -184,11 +173,9 @@ class Aggregator:
                 # that sums stay within the exact context's precision.
                 number = number.normalize()
             values.append((index, number))
-        group = tuple(key)
-        self._records[group] += 1
-        for index, value in values:
-            _accumulate(self._stats[index], [group], [value])
+        self._table.add_record(tuple(key), values)
         self.valid += 1
+        self._flush_if_full()
 
     # --- records/ lines -----------------------------------------------------------------------------
 
@@ -284,7 +271,7 @@ class Aggregator:
                     return False
                 column = [(_TRUE if value else _FALSE) if type(value) is bool else value for value in column]
             columns.append(column)
-        keys = list(zip(*columns, strict=True))
+        ids = list(zip(*columns, strict=True))  # the group keys, until every check has passed
         metrics = []
         for get in layout.metrics:
             column = list(map(get, records))
@@ -292,9 +279,9 @@ class Aggregator:
             if _NONE in kinds:
                 kinds.discard(_NONE)
                 present = list(filter(_present, column))
-                group_keys = list(compress(keys, map(is_not, column, repeat(None))))
+                mask: list[bool] | None = list(map(is_not, column, repeat(None)))
             else:
-                present, group_keys = column, keys
+                present, mask = column, None
             if not present:
                 metrics.append(None)
                 continue
@@ -309,93 +296,29 @@ class Aggregator:
                     return False
                 if type(total) is Decimal and total.as_tuple().exponent < -exact.MAX_FRACTION_DIGITS:  # type: ignore[operator]
                     return False
-            metrics.append((group_keys, present))
-        self._records.update(keys)
+            metrics.append((mask, present))
+        table = self._table
+        ids = table.ids(ids)
         for index, prepared in enumerate(metrics):
-            if prepared is None:
-                continue
-            group_keys, present = prepared
-            if self._gather:
-                pending = self._pending[index]
-                deque(map(list.append, map(pending.__getitem__, group_keys), present), maxlen=0)
-                self._pending_values += len(present)
-            else:
-                _accumulate(self._stats[index], group_keys, present)
-        if self._pending_values >= PENDING_VALUES:
-            self._flush()
+            if prepared is not None:
+                mask, present = prepared
+                table.add_values(index, ids if mask is None else compress(ids, mask), present)
         self.valid += len(records)
+        self._flush_if_full()
         return True
 
-    def _flush(self) -> None:
-        groups = 0
-        with exact_context():
-            for stats, pending in zip(self._stats, self._pending, strict=True):
-                groups += len(pending)
-                _add_gathered(stats, pending)
-                pending.clear()
-        self._gather = self._pending_values >= 2 * groups
-        self._pending_values = 0
+    def _flush_if_full(self) -> None:
+        if self._table.pending_values >= PENDING_VALUES:
+            self._table.flush()
 
     # --- results --------------------------------------------------------------------------------------
 
     def groups(self) -> dict[GroupKey, GroupStats]:
-        self._flush()
-        groups: dict[GroupKey, GroupStats] = {}
-        texts: dict[tuple[Any, ...], str] = {}
-        for group, records in self._records.items():
-            values = group[1:]
-            text = texts.get(values)
-            if text is None:
-                text = texts[values] = dimensions_text(
-                    self.dimensions, [value.value if type(value) is _Bool else value for value in values]
-                )
-            metrics = {
-                name: Stats(*stats[group])
-                for name, stats in zip(self.metrics, self._stats, strict=True)
-                if group in stats
-            }
-            key, found = (group[0], text), GroupStats(records, metrics)
-            groups[key] = groups[key].merge(found) if key in groups else found
-        return groups
+        return self._table.groups(self.dimensions, self.metrics)
 
     @property
     def rejected(self) -> tuple[Rejected, ...]:
         return tuple(self._rejected)
-
-
-def _accumulate(
-    stats: dict[tuple[Any, ...], list[Any]], keys: list[tuple[Any, ...]], values: list[Any]
-) -> None:
-    get = stats.get
-    for key, value in zip(keys, values, strict=True):
-        current = get(key)
-        if current is None:
-            stats[key] = [1, value, value, value]
-        else:
-            current[0] += 1
-            current[1] += value
-            if value < current[2]:
-                current[2] = value
-            elif value > current[3]:
-                current[3] = value
-
-
-def _add_gathered(
-    stats: dict[tuple[Any, ...], list[Any]], pending: Mapping[tuple[Any, ...], list[Any]]
-) -> None:
-    get = stats.get
-    for key, group in pending.items():
-        count, total, low, high = len(group), sum(group), min(group), max(group)
-        current = get(key)
-        if current is None:
-            stats[key] = [count, total, low, high]
-        else:
-            current[0] += count
-            current[1] += total
-            if low < current[2]:
-                current[2] = low
-            if high > current[3]:
-                current[3] = high
 
 
 def aggregate_records(

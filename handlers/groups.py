@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache, partial
@@ -70,9 +70,9 @@ def _minute_window(head: str, window_seconds: int) -> str:
     return datetime.fromtimestamp(start, UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
-@dataclass(frozen=True)
-class Stats:
-    """count/sum/min/max of one metric in one group, exact."""
+class Stats(msgspec.Struct, frozen=True, gc=False):
+    """count/sum/min/max of one metric in one group, exact (a struct: built once per group and metric,
+    so its construction is on the processing stage's hot path)."""
 
     count: int  # values seen
     sum: Number  # their exact sum
@@ -90,12 +90,11 @@ class Stats:
         return Stats(self.count + other.count, total, min(self.min, other.min), max(self.max, other.max))
 
 
-@dataclass(frozen=True)
-class GroupStats:
-    """One group's record count and per-metric stats."""
+class GroupStats(msgspec.Struct, frozen=True):
+    """One group's record count and per-metric stats (a struct, like ``Stats``)."""
 
     records: int  # records in the group
-    metrics: Mapping[str, Stats] = field(default_factory=dict)  # metric name → stats (seen metrics only)
+    metrics: Mapping[str, Stats] = msgspec.field(default_factory=dict)  # metric name → stats (seen only)
 
     def merge(self, other: GroupStats) -> GroupStats:
         metrics = dict(self.metrics)

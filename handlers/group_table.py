@@ -1,0 +1,107 @@
+"""The processing stage's groups as they fill: record counts and exact metric statistics per group.
+
+A group (a window start and the dimension values as decoded: numerically equal numbers already share
+a key, ``1 == Decimal("1.0")`` with equal hashes; booleans are ``groups._Bool``) gets a small integer id
+the first time it is seen, so a record's key tuple is hashed once, and its count and metric values are
+kept under an ``int``. Metric values wait, gathered per group, until ``flush`` takes each group's in
+four C calls (``len``, ``sum``, ``min``, ``max``): with a few values a group that beats a Python step
+per value, and with one it costs about the same. The caller flushes once ``pending_values`` reaches its
+bound, so memory grows with the number of groups only.
+
+Sums are exact: ``flush`` runs inside ``exact.exact_context()``, where a sum that would round raises.
+``groups`` merges what canonical dimension texts make equal (``dimensions_text``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict, deque
+from collections.abc import Iterable
+from typing import Any
+
+from handlers.exact import exact_context
+from handlers.groups import GroupKey, GroupStats, Stats, _Bool, dimensions_text
+
+
+class _Ids(dict[tuple[Any, ...], int]):
+    """Group key → id, numbering a new key as it is looked up; ``keys[id]`` is the key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keys: list[tuple[Any, ...]] = []
+
+    def __missing__(self, key: tuple[Any, ...]) -> int:
+        number = self[key] = len(self.keys)
+        self.keys.append(key)
+        return number
+
+
+class GroupTable:
+    """Counts and metric statistics per group, for ``metrics`` metrics (by index)."""
+
+    def __init__(self, metrics: int) -> None:
+        self._ids = _Ids()
+        self._records: Counter[int] = Counter()
+        self._stats: list[dict[int, list[Any]]] = [{} for _ in range(metrics)]  # [count, sum, min, max]
+        self._pending: list[defaultdict[int, list[Any]]] = [defaultdict(list) for _ in range(metrics)]
+        self.pending_values = 0
+
+    def add_record(self, key: tuple[Any, ...], values: Iterable[tuple[int, Any]]) -> None:
+        """One record of group ``key``, with its (metric index, exact value) pairs."""
+        group = self._ids[key]
+        self._records[group] += 1
+        for index, value in values:
+            self._pending[index][group].append(value)
+            self.pending_values += 1
+
+    def ids(self, keys: list[tuple[Any, ...]]) -> list[int]:
+        """Each key's group id; counts one record for each."""
+        ids = list(map(self._ids.__getitem__, keys))
+        self._records.update(ids)
+        return ids
+
+    def add_values(self, index: int, ids: Iterable[int], values: list[Any]) -> None:
+        """Metric ``index``'s values, one for each id, in the same order."""
+        deque(map(list.append, map(self._pending[index].__getitem__, ids), values), maxlen=0)
+        self.pending_values += len(values)
+
+    def flush(self) -> None:
+        """Take every waiting value into its group's statistics."""
+        with exact_context():
+            for stats, pending in zip(self._stats, self._pending, strict=True):
+                get = stats.get
+                for group, values in pending.items():
+                    count, total, low, high = len(values), sum(values), min(values), max(values)
+                    current = get(group)
+                    if current is None:
+                        stats[group] = [count, total, low, high]
+                        continue
+                    current[0] += count
+                    current[1] += total
+                    if low < current[2]:
+                        current[2] = low
+                    if high > current[3]:
+                        current[3] = high
+                pending.clear()
+        self.pending_values = 0
+
+    def groups(self, dimensions: tuple[str, ...], metrics: tuple[str, ...]) -> dict[GroupKey, GroupStats]:
+        """The groups so far, by window start and canonical dimensions text."""
+        self.flush()
+        groups: dict[GroupKey, GroupStats] = {}
+        texts: dict[tuple[Any, ...], str] = {}
+        named = list(zip(metrics, self._stats, strict=True))
+        keys = self._ids.keys
+        for group, records in self._records.items():
+            key = keys[group]
+            values = key[1:]
+            text = texts.get(values)
+            if text is None:
+                text = texts[values] = dimensions_text(
+                    dimensions, [value.value if type(value) is _Bool else value for value in values]
+                )
+            found = GroupStats(
+                records, {name: Stats(*stats[group]) for name, stats in named if group in stats}
+            )
+            at = (key[0], text)
+            groups[at] = groups[at].merge(found) if at in groups else found
+        return groups
