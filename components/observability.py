@@ -1,10 +1,12 @@
 """`Observability`: the alarms, the alarm topic and the dashboard of the pipeline's stages.
 
-Per stage, five alarms tell an operator that events are being lost or delayed: the function fails
+Per stage, six alarms tell an operator that events are being lost or delayed: the function fails
 (`Errors`), Lambda refuses to run it (`Throttles`), an event has exhausted its retries and could not be
 put into the failure queue (`DestinationDeliveryFailures`), or it waits there
-(`ApproximateNumberOfMessagesVisible`), and such an event has waited too long
-(`ApproximateAgeOfOldestMessage`). Every alarm notifies one SNS topic when it fires and when it clears.
+(`ApproximateNumberOfMessagesVisible`), such an event has waited too long
+(`ApproximateAgeOfOldestMessage`), and the stage gave up on an object it cannot finish before its timeout
+at its memory's CPU share (`ObjectsOverBudget`, from the handlers' EMF line: handlers/deadline.py). Every
+alarm notifies one SNS topic when it fires and when it clears.
 
 The topic is encrypted with a key of its own: CloudWatch cannot publish to a topic encrypted with the
 AWS-managed `alias/aws/sns` key, whose policy cannot grant it `kms:GenerateDataKey`
@@ -31,7 +33,14 @@ from components.iam import (
     account_key_delegation,
     deny_insecure_transport_statement,
 )
-from handlers.contract import METRICS_NAMESPACE, RECORD_METRIC_NAMES, STAGE_DIMENSION, STAGE_METRIC_NAMES
+from handlers.contract import (
+    METRICS_NAMESPACE,
+    OVER_BUDGET_METRIC,
+    OVER_BUDGET_REASON,
+    RECORD_METRIC_NAMES,
+    STAGE_DIMENSION,
+    STAGE_METRIC_NAMES,
+)
 
 # The EMF counts of handlers/metrics.py that the dashboard charts per stage (dimension Stage), each under
 # the name its stage reports it (records for ingestion and processing, groups for analytics).
@@ -105,7 +114,7 @@ class AlarmSpec:
     """One CloudWatch alarm, as plain data."""
 
     key: str
-    """Short name: errors, throttles, delivery-failures, failures-visible, failures-age."""
+    """Short name: errors, throttles, delivery-failures, failures-visible, failures-age, over-budget."""
 
     namespace: str
     """The metric's namespace."""
@@ -141,8 +150,10 @@ class AlarmSpec:
 SUSTAINED_THROTTLE_MINUTES = 15
 
 
-def alarm_specs(stage: MonitoredStage, oldest_failure_age_seconds: int) -> list[AlarmSpec]:
-    """The five alarms of one stage."""
+def alarm_specs(
+    stage: MonitoredStage, oldest_failure_age_seconds: int, metrics_namespace: str = METRICS_NAMESPACE
+) -> list[AlarmSpec]:
+    """The six alarms of one stage."""
     function = {"FunctionName": stage.function_name}
     queue = {"QueueName": stage.failure_queue_name}
     where = f"{stage.stage} stage"
@@ -192,6 +203,19 @@ def alarm_specs(stage: MonitoredStage, oldest_failure_age_seconds: int) -> list[
             300,
             f"A failed event of the {where} has waited over {oldest_failure_age_seconds} s; the queue "
             f"drops it after 14 days. See {RUNBOOK}#failure-queue-age.",
+        ),
+        AlarmSpec(
+            "over-budget",
+            metrics_namespace,
+            OVER_BUDGET_METRIC,
+            {STAGE_DIMENSION: stage.stage},
+            "Sum",
+            0,
+            60,
+            # Without it the same object would show only as errors, and after the retries in the queue.
+            f"The {where} gave up on an object it cannot finish before its timeout at its memory's CPU "
+            f"share ({OVER_BUDGET_REASON}); after the retries the event waits in the failure queue. Raise "
+            f"the stage's memoryMb or timeoutSeconds, then redrive: {RUNBOOK}#objects-over-budget.",
         ),
     ]
 
@@ -352,7 +376,7 @@ def alarm_topic_policy(topic_arn: pulumi.Input[str], cloudwatch_may_use: Mapping
 
 
 class Observability(pulumi.ComponentResource):
-    """Alarm topic (own KMS key, optional e-mail subscription), five alarms per stage, one dashboard."""
+    """Alarm topic (own KMS key, optional e-mail subscription), six alarms per stage, one dashboard."""
 
     key: kms.Key
     topic: sns.Topic
@@ -414,7 +438,7 @@ class Observability(pulumi.ComponentResource):
         self.alarms = {}
         for stage in args.stages:
             self.alarms[stage.stage] = {}
-            for spec in alarm_specs(stage, args.oldest_failure_age_seconds):
+            for spec in alarm_specs(stage, args.oldest_failure_age_seconds, args.metrics_namespace):
                 alarm_name = f"{args.name_prefix}-{stage.stage}-{spec.key}"
                 self.alarms[stage.stage][spec.key] = cloudwatch.MetricAlarm(
                     f"{name}-{stage.stage}-{spec.key}",

@@ -49,3 +49,20 @@ class TransientError(PipelineError):
 
 class DatabaseUnavailableError(TransientError):
     """The analytics database could not be reached or the transaction failed; nothing was loaded."""
+
+
+class DeadlineError(PipelineError):
+    """A stage cannot finish an object before its timeout at its memory's CPU share (``handlers.deadline``);
+    raised early instead of running into the timeout on every attempt. ``reason`` is
+    ``handlers.contract.OVER_BUDGET_REASON``; the event ends in the failure queue after Lambda's retries,
+    to be redriven once the stage has more memory or time."""
+
+    def __init__(
+        self, reason: str, detail: str, *, size: int, predicted_seconds: float, remaining_seconds: float
+    ) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.size = size
+        self.predicted_seconds = predicted_seconds
+        self.remaining_seconds = remaining_seconds

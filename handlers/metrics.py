@@ -10,13 +10,23 @@ layer size: docs/benchmarks.md, "Figures behind the code") for what one ``json.d
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
-from handlers.contract import RECORD_METRIC_NAMES, STAGE_DIMENSION, STAGE_METRIC_NAMES
+from handlers import deadline
+from handlers.contract import (
+    LAMBDA_MEMORY_VARIABLE,
+    OVER_BUDGET_METRIC,
+    PLANNING_RATES,
+    RECORD_METRIC_NAMES,
+    STAGE_DIMENSION,
+    STAGE_METRIC_NAMES,
+)
+from handlers.errors import DeadlineError
 from handlers.events import ObjectRef, object_refs
 
 METRIC_NAMES = RECORD_METRIC_NAMES  # the record stages' names; analytics names groups (contract)
@@ -53,8 +63,14 @@ class Counts:
         }
 
 
-def emf_document(namespace: str, stage: str, counts: Counts, extra: Mapping[str, Any]) -> dict[str, Any]:
-    """The EMF document for one invocation; ``extra`` adds searchable, non-metric fields."""
+def emf_document(
+    namespace: str, stage: str, counts: Counts, extra: Mapping[str, Any], over_budget: int = 0
+) -> dict[str, Any]:
+    """The EMF document for one invocation; ``extra`` adds searchable, non-metric fields.
+
+    ``over_budget`` (``ObjectsOverBudget``) is 1 when the invocation gave up on an object it could not
+    finish in time (``handlers.deadline``), and 0 otherwise, so that its alarm sees a healthy stage too.
+    """
     names = metric_names(stage)
     document: dict[str, Any] = {
         "_aws": {
@@ -63,7 +79,9 @@ def emf_document(namespace: str, stage: str, counts: Counts, extra: Mapping[str,
                 {
                     "Namespace": namespace,
                     "Dimensions": [[STAGE_DIMENSION]],
-                    "Metrics": [{"Name": metric, "Unit": "Count"} for metric in names.values()],
+                    "Metrics": [
+                        {"Name": metric, "Unit": "Count"} for metric in (*names.values(), OVER_BUDGET_METRIC)
+                    ],
                 }
             ],
         },
@@ -72,16 +90,42 @@ def emf_document(namespace: str, stage: str, counts: Counts, extra: Mapping[str,
     counts_by_name = asdict(counts)
     for field, metric in names.items():
         document[metric] = counts_by_name[field]
+    document[OVER_BUDGET_METRIC] = over_budget
     document.update(extra)
     return document
 
 
 def log_invocation(
-    namespace: str, stage: str, counts: Counts, extra: Mapping[str, Any], stream: TextIO | None = None
+    namespace: str,
+    stage: str,
+    counts: Counts,
+    extra: Mapping[str, Any],
+    stream: TextIO | None = None,
+    over_budget: int = 0,
 ) -> None:
     """Print the invocation's single log line (Lambda sends stdout to CloudWatch Logs)."""
-    line = json.dumps(emf_document(namespace, stage, counts, extra), separators=(",", ":"), default=str)
-    print(line, file=stream or sys.stdout, flush=True)
+    document = emf_document(namespace, stage, counts, extra, over_budget)
+    print(json.dumps(document, separators=(",", ":"), default=str), file=stream or sys.stdout, flush=True)
+
+
+def memory_mb(environ: Mapping[str, str]) -> int | None:
+    """The function's memory as Lambda sets it (``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``); None if unset or not a
+    number. Read on each invocation, not once: the local run calls every stage in one process, each with
+    its own memory."""
+    try:
+        return int(environ[LAMBDA_MEMORY_VARIABLE])
+    except (KeyError, ValueError):
+        return None
+
+
+def invocation_budget(
+    stage: str, context: Any, clock: deadline.Clock = time.monotonic
+) -> deadline.Budget | None:
+    """The time this invocation has for its objects, from its Lambda context; None (no guard) without one."""
+    remaining = deadline.remaining_seconds(context)
+    if remaining is None:
+        return None
+    return deadline.Budget.start(stage, memory_mb(os.environ), PLANNING_RATES.get(stage, 0), remaining, clock)
 
 
 def handle_objects(
@@ -94,12 +138,32 @@ def handle_objects(
     """Every stage's handler body: ``process`` each S3 object of the event, then log one line with the totals.
 
     ``process`` returns the object's counts and what to say about it (the keys it wrote, ...). An error
-    propagates before the line is logged, so Lambda retries the whole event.
+    propagates before the line is logged, so Lambda retries the whole event. An object the stage cannot
+    finish before its timeout (``handlers.deadline``: checked before it is read, and while it is read) is
+    the exception: the line is logged with the error's reason and ``ObjectsOverBudget`` 1, then the error
+    propagates.
     """
+    budget = invocation_budget(stage, context)
     total = Counts()
     objects = []
     for ref in object_refs(event):
-        counts, details = process(ref)
+        try:
+            with deadline.guarding(budget):
+                deadline.check_fits(budget, ref.size)
+                counts, details = process(ref)
+        except DeadlineError as error:
+            failed = {
+                "bucket": ref.bucket,
+                "key": ref.key,
+                "error": error.reason,
+                "size": error.size,
+                "predictedSeconds": round(error.predicted_seconds, 1),
+                "remainingSeconds": round(error.remaining_seconds, 1),
+                "message": str(error),
+            }
+            extra = {"requestId": getattr(context, "aws_request_id", None), "objects": [*objects, failed]}
+            log_invocation(namespace, stage, total, extra, over_budget=1)
+            raise
         total += counts
         objects.append({"bucket": ref.bucket, "key": ref.key, **details})
     log_invocation(

@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from handlers.deadline import watched
 from handlers.events import ObjectRef
 from handlers.framing import CHUNK_BYTES, Read
 
@@ -75,7 +76,8 @@ class LineSpool:
 
 
 def open_object(s3: Any, ref: ObjectRef) -> Read:
-    """A ``read(n)`` over the object version the event names (errors, 5xx included, propagate)."""
+    """A ``read(n)`` over the object version the event names (errors, 5xx included, propagate), held to the
+    invocation's deadline when there is one (``handlers.deadline.watched``)."""
     return open_object_with_metadata(s3, ref)[0]
 
 
@@ -86,7 +88,10 @@ def open_object_with_metadata(s3: Any, ref: ObjectRef) -> tuple[Read, dict[str, 
     if ref.version_id:
         kwargs["VersionId"] = ref.version_id
     response = s3.get_object(**kwargs)
-    return response["Body"].read, dict(response.get("Metadata") or {})
+    # Held to the invocation's time (handlers.deadline): an object that is read too slowly to finish
+    # before the timeout fails early, with its reason, instead of at the timeout on every retry.
+    read = watched(response["Body"].read, response.get("ContentLength"))
+    return read, dict(response.get("Metadata") or {})
 
 
 def hashed(read: Read) -> tuple[Read, Callable[[], str]]:

@@ -15,11 +15,19 @@ from components.observability import (
     dashboard_body,
 )
 from devtools import harness
-from handlers.contract import METRIC_NAMES, METRICS_NAMESPACE, STAGE_METRIC_NAMES
+from handlers.contract import (
+    METRIC_NAMES,
+    METRICS_NAMESPACE,
+    OVER_BUDGET_METRIC,
+    OVER_BUDGET_REASON,
+    STAGE_DIMENSION,
+    STAGE_METRIC_NAMES,
+)
 
 STAGES = ("ingestion", "processing", "analytics")
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 REGION = "eu-west-1"
+ALARMS_PER_STAGE = len(alarm_specs(MonitoredStage("ingestion", "fn", "queue"), 3600))
 
 
 @pytest.fixture(params=["dev_stack", "prod_stack"])
@@ -49,13 +57,14 @@ def topic(stack):
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_each_stage_has_the_five_alarms(stack, stage):
+def test_each_stage_has_the_six_alarms(stack, stage):
     assert set(alarms_of(stack, stage)) == {
         "errors",
         "throttles",
         "delivery-failures",
         "failures-visible",
         "failures-age",
+        "over-budget",
     }
 
 
@@ -91,10 +100,35 @@ def test_alarm_watches_the_stage_metric_with_its_threshold(
 def test_every_alarm_notifies_the_topic_on_alarm_and_on_ok(stack):
     topic_arn = topic(stack).outputs["arn"]
     alarms = stack.by_type(ALARM)
-    assert len(alarms) == 15
+    assert len(alarms) == ALARMS_PER_STAGE * len(STAGES)
     for alarm in alarms:
         assert alarm.inputs["alarmActions"] == [topic_arn], alarm.name
         assert alarm.inputs["okActions"] == [topic_arn], alarm.name
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_over_budget_alarm_watches_the_stages_emf_metric(stack, stage):
+    alarm = alarms_of(stack, stage)["over-budget"].inputs
+    assert (alarm["namespace"], alarm["metricName"], alarm["statistic"]) == (
+        METRICS_NAMESPACE,
+        OVER_BUDGET_METRIC,
+        "Sum",
+    )
+    assert alarm["dimensions"] == {STAGE_DIMENSION: stage}
+    assert (alarm["threshold"], alarm["comparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert alarm["treatMissingData"] == "notBreaching"
+    assert OVER_BUDGET_REASON in alarm["alarmDescription"]
+    assert "README.md#objects-over-budget" in alarm["alarmDescription"]
+
+
+def test_over_budget_alarm_takes_the_handlers_namespace():
+    stage = MonitoredStage("processing", "fn", "queue")
+    [spec] = [s for s in alarm_specs(stage, 900, "Custom/Pipeline") if s.key == "over-budget"]
+    assert (spec.namespace, spec.metric_name, dict(spec.dimensions)) == (
+        "Custom/Pipeline",
+        OVER_BUDGET_METRIC,
+        {STAGE_DIMENSION: "processing"},
+    )
 
 
 def test_age_threshold_comes_from_the_arguments():
@@ -136,7 +170,7 @@ def test_alarm_email_subscribes_to_the_topic(prod_stack):
 def test_no_subscription_without_alarm_email(dev_stack):
     assert "data-pipeline:alarmEmail" not in dev_stack.config
     assert dev_stack.by_type("aws:sns/topicSubscription:TopicSubscription") == []
-    assert len(dev_stack.by_type(ALARM)) == 15
+    assert len(dev_stack.by_type(ALARM)) == ALARMS_PER_STAGE * len(STAGES)
 
 
 def dashboard(stack):

@@ -204,6 +204,7 @@ def test_invocation_logs_one_emf_line(ingestion_env: Any, capsys: pytest.Capture
         "RecordsQuarantined",
         "BlankLines",
         "ObjectsWritten",
+        "ObjectsOverBudget",  # 0 here: handlers.deadline
     }
     assert (document["Stage"], document["RecordsRead"], document["RecordsValid"]) == ("ingestion", 2, 1)
     assert (document["RecordsQuarantined"], document["ObjectsWritten"]) == (1, 2)

@@ -1,0 +1,239 @@
+"""handlers.deadline: the prediction before reading, the watchdog while reading, and a stage that fails
+early on an object it cannot finish, with the reason and the metric."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from handler_support import PROCESSED, RAW, event_of, jsonl, keys, put, record
+from hypothesis import given
+from hypothesis import strategies as st
+
+from handlers import contract, deadline
+from handlers import ingestion_handler as ingestion
+from handlers.contract import FULL_VCPU_MEMORY_MB, OVER_BUDGET_METRIC, OVER_BUDGET_REASON, Stage
+from handlers.deadline import Budget, Watchdog, check_fits, cpu_share, largest_object, predicted_seconds
+from handlers.errors import DeadlineError
+
+sizes = st.integers(min_value=0, max_value=5 << 30)
+memories = st.integers(min_value=128, max_value=10240)
+rates = st.floats(min_value=1e3, max_value=1e9)
+
+
+class FakeClock:
+    """A clock the test moves: ``advance`` per read stands for the time a read and its processing take."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+        self.readings = 0
+
+    def __call__(self) -> float:
+        self.readings += 1
+        return self.now
+
+
+def budget(
+    remaining: float, memory_mb: int | None = FULL_VCPU_MEMORY_MB, rate: float = 1e6, clock: Any = None
+) -> Budget:
+    return Budget.start(Stage.INGESTION, memory_mb, rate, remaining, clock or FakeClock())
+
+
+@given(smaller=sizes, larger=sizes, rate=rates, memory=memories)
+def test_prediction_grows_with_size(smaller: int, larger: int, rate: float, memory: int) -> None:
+    smaller, larger = sorted((smaller, larger))
+    assert predicted_seconds(smaller, rate, memory) <= predicted_seconds(larger, rate, memory)
+
+
+@given(size=sizes, rate=rates, less=memories, more=memories)
+def test_more_memory_never_predicts_more_time(size: int, rate: float, less: int, more: int) -> None:
+    less, more = sorted((less, more))
+    assert predicted_seconds(size, rate, more) <= predicted_seconds(size, rate, less)
+
+
+@pytest.mark.parametrize(
+    ("memory", "share"), [(128, 128 / 1769), (1769, 1.0), (3008, 1.0), (10240, 1.0), (None, 1.0)]
+)
+def test_cpu_share_is_proportional_up_to_one_vcpu(memory: int | None, share: float) -> None:
+    assert cpu_share(memory) == pytest.approx(share)
+
+
+@given(size=sizes, rate=rates, memory=memories, spare=st.floats(min_value=0, max_value=1e6))
+def test_never_raises_when_the_budget_is_ample(size: int, rate: float, memory: int, spare: float) -> None:
+    needed = predicted_seconds(size, rate, memory)
+    # enough for the object, the margin kept back (at most DEADLINE_MARGIN_SECONDS) and some to spare
+    ample = (needed + contract.DEADLINE_MARGIN_SECONDS) * (1 + 1e-9) + spare  # past float rounding
+    check_fits(budget(ample, memory, rate), size)
+
+
+@given(rate=rates, memory=memories, timeout=st.integers(min_value=1, max_value=900))
+def test_largest_object_is_where_a_fresh_invocation_stops_starting(
+    rate: float, memory: int, timeout: int
+) -> None:
+    largest = largest_object(rate, memory, timeout)
+    check_fits(budget(timeout, memory, rate), int(largest * 0.999))
+    with pytest.raises(DeadlineError):
+        check_fits(budget(timeout, memory, rate), int(largest * 1.001) + 1)
+
+
+def test_an_object_that_cannot_fit_fails_with_its_reason_and_figures() -> None:
+    # 100 MB at 1 MB per vCPU-second and half a vCPU: 200 s, with 60 s left
+    with pytest.raises(DeadlineError) as caught:
+        check_fits(budget(60, FULL_VCPU_MEMORY_MB // 2, 1e6), 100_000_000)
+    error = caught.value
+    assert error.reason == OVER_BUDGET_REASON
+    assert (error.size, round(error.remaining_seconds)) == (100_000_000, 60)
+    assert error.predicted_seconds == pytest.approx(100 / (884 / 1769))
+    assert "100,000,000 bytes" in str(error)
+    assert "60.0 s remain" in str(error)
+
+
+@pytest.mark.parametrize("size", [None, 10**12])
+def test_without_a_budget_nothing_is_checked(size: int | None) -> None:
+    check_fits(None, size)
+    check_fits(budget(0.001), None)
+
+
+def stream(size: int, clock: FakeClock, seconds_per_mb: float) -> Any:
+    """A read over ``size`` bytes during which the clock moves ``seconds_per_mb`` for each MiB read."""
+    body = io.BytesIO(b"x" * size)
+
+    def read(n: int) -> bytes:
+        chunk = body.read(n)
+        clock.now += len(chunk) / (1 << 20) * seconds_per_mb
+        return chunk
+
+    return read
+
+
+def drain(read: Any) -> int:
+    total = 0
+    while chunk := read(1 << 20):
+        total += len(chunk)
+    return total
+
+
+def test_watchdog_lets_a_read_that_keeps_pace_finish() -> None:
+    clock = FakeClock()
+    size = 64 << 20
+    # 64 MiB at 1 s per MiB with 100 s left: done at 64 s, well before 100 s less the margin
+    watched = Watchdog(stream(size, clock, 1.0), size, budget(100, clock=clock), every=4 << 20)
+    assert drain(watched.read) == size
+
+
+def test_watchdog_stops_a_read_too_slow_to_finish_at_its_first_look() -> None:
+    clock = FakeClock()
+    size = 64 << 20
+    # 64 MiB at 2 s per MiB with 100 s left: 128 s; the first look, after 4 MiB (8 s), sees it
+    read = stream(size, clock, 2.0)
+    watched = Watchdog(read, size, budget(100, clock=clock), every=4 << 20)
+    with pytest.raises(DeadlineError) as caught:
+        drain(watched.read)
+    error = caught.value
+    assert error.reason == OVER_BUDGET_REASON
+    assert error.predicted_seconds == pytest.approx(128)
+    assert error.remaining_seconds == pytest.approx(100)
+    assert clock.now - 1000.0 == pytest.approx(8.0)  # it gave up after 8 s, not at the timeout
+
+
+def test_watchdog_looks_at_the_clock_only_every_few_megabytes() -> None:
+    clock = FakeClock()
+    size = 16 << 20
+    watched = Watchdog(stream(size, clock, 0.0), size, budget(100, clock=clock), every=4 << 20)
+    before = clock.readings
+    drain(watched.read)
+    assert clock.readings - before == 4  # 16 reads of 1 MiB, one look per 4 MiB
+
+
+def test_watchdog_keeps_the_margin_back() -> None:
+    clock = FakeClock()
+    size = 40 << 20
+    # 40 s of reading with 42 s left: it would end inside the 4.2 s margin (10% of 42 s), so it stops
+    watched = Watchdog(stream(size, clock, 1.0), size, budget(42, clock=clock), every=4 << 20)
+    with pytest.raises(DeadlineError):
+        drain(watched.read)
+
+
+def test_watched_is_the_plain_read_without_a_budget() -> None:
+    read = io.BytesIO(b"abc").read
+    assert deadline.watched(read, 3) is read
+    with deadline.guarding(budget(100)):
+        assert deadline.watched(read, None) is read
+        assert deadline.watched(read, 3) is not read
+    assert deadline.watched(read, 3) is read
+
+
+@dataclass
+class LambdaContext:
+    """The part of Lambda's context object the handlers use."""
+
+    remaining_ms: int
+    aws_request_id: str = "c0ffee00-0000-4000-8000-000000000000"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def test_remaining_seconds_come_from_the_context() -> None:
+    assert deadline.remaining_seconds(LambdaContext(12_500)) == 12.5
+    assert deadline.remaining_seconds(None) is None
+
+
+def log_line(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert len(lines) == 1
+    return json.loads(lines[0])
+
+
+def test_ingestion_fails_early_on_an_object_it_cannot_finish(
+    ingestion_env: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a 128 MB function with 3 s left, and an event for an object the planning rate needs far longer for
+    monkeypatch.setenv(contract.LAMBDA_MEMORY_VARIABLE, "128")
+    ref = put(ingestion_env, RAW, "incoming/big.jsonl", jsonl(record(1)))
+    ref["s3"]["object"]["size"] = 5 << 30  # as the event of a 5 GB upload says
+    # WHEN the handler runs
+    with pytest.raises(DeadlineError) as caught:
+        ingestion.handler(event_of(ref), LambdaContext(3_000))
+    # THEN it fails before reading or writing anything, with the reason, and logs the metric
+    assert caught.value.reason == OVER_BUDGET_REASON
+    assert keys(ingestion_env, PROCESSED) == []
+    line = log_line(capsys)
+    assert line[OVER_BUDGET_METRIC] == 1
+    assert OVER_BUDGET_METRIC in {m["Name"] for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    failed = line["objects"][-1]
+    assert (failed["key"], failed["error"], failed["size"]) == (
+        "incoming/big.jsonl",
+        OVER_BUDGET_REASON,
+        5 << 30,
+    )
+
+
+def test_ingestion_stops_reading_once_the_rest_cannot_be_read_in_time(
+    ingestion_env: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an event that understates its object (as a gzip's size understates its work) and no time left
+    body = jsonl(*(record(n) for n in range(1000))) * 100
+    assert len(body) > 2 * deadline.WATCH_BYTES
+    ref = put(ingestion_env, RAW, "incoming/slow.jsonl", body)
+    ref["s3"]["object"]["size"] = 1
+    # WHEN the handler runs with a few milliseconds left
+    with pytest.raises(DeadlineError) as caught:
+        ingestion.handler(event_of(ref), LambdaContext(5))
+    # THEN the watchdog stops it on the stream, with the reason and the metric, and nothing is written
+    assert caught.value.size == len(body)  # the read's own length, not the event's
+    assert "measured rate" in str(caught.value)
+    assert keys(ingestion_env, PROCESSED) == []
+    assert log_line(capsys)[OVER_BUDGET_METRIC] == 1
+
+
+def test_ingestion_with_time_to_spare_reports_no_object_over_budget(
+    ingestion_env: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ref = put(ingestion_env, RAW, "incoming/small.jsonl", jsonl(record(1), record(2)))
+    ingestion.handler(event_of(ref), LambdaContext(60_000))
+    line = log_line(capsys)
+    assert (line[OVER_BUDGET_METRIC], line["RecordsValid"]) == (0, 2)
