@@ -3,6 +3,7 @@
 `pulumi.runtime.set_mocks` is process-global, so every evaluation goes through
 `devtools.harness.evaluate_stack` (which resets the runtime each time) from the fixtures below. The layer
 zip is a tiny stub made here: building the real layer needs PyPI, and tests/layer tests the layer itself.
+Every tier's throwaway PostgreSQL databases come from the `postgres` plugin (tests/postgres.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from devtools.harness import DeclaredStack, evaluate_stack, make_stub_layer  # noqa: E402
+
+pytest_plugins = ("postgres",)
 
 Evaluate = Callable[..., DeclaredStack]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from devtools.harness import DeclaredResource, DeclaredStack
 
 STAGE = "data-pipeline:stage:PipelineStage"
@@ -13,6 +15,11 @@ def child(stack: DeclaredStack, component: str, component_type: str, type_: str)
     parent = stack.get(component, component_type)
     (found,) = [r for r in stack.children(parent) if r.type == type_]
     return found
+
+
+def child_types(stack: DeclaredStack, component: str, component_type: str) -> Counter[str]:
+    """How many children of each type the component `component` (of type `component_type`) has."""
+    return Counter(r.type for r in stack.children(stack.get(component, component_type)))
 
 
 def stage_child(stack: DeclaredStack, stage: str, type_: str) -> DeclaredResource:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from component_support import bucket_child
+from component_support import BUCKET, bucket_child, child_types
 
 NOTIFICATION = "aws:s3/bucketNotification:BucketNotification"
 INVOKE_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
@@ -124,10 +124,8 @@ def test_permissions_name_the_source_bucket_and_account(request, stack_name):
 def test_each_bucket_has_exactly_its_secure_defaults(request, stack_name, role):
     # GIVEN the evaluated stack
     stack = request.getfixturevalue(f"{stack_name}_stack")
-    # WHEN the DataBucket's children are listed
-    component = stack.get(role, "data-pipeline:bucket:DataBucket")
-    # THEN it holds exactly the bucket and its six configuration resources
-    assert Counter(r.type for r in stack.children(component)) == BUCKET_CHILDREN
+    # WHEN the DataBucket's children are counted THEN they are the bucket and its six configuration resources
+    assert child_types(stack, role, BUCKET) == BUCKET_CHILDREN
 
 
 def test_dev_buckets_are_force_destroyed_and_not_retained(dev_stack):

@@ -37,6 +37,10 @@ def policy(stage: str, g: StageGrants, provided: Provided | None = None) -> Poli
     return stage_policy(describe(stage), GRAPH.node(stage), g, provided)
 
 
+# What every stage's policy holds after its data path: its logs, its failure queue, listing its source.
+EVERY_STAGE_SIDS = ("WriteOwnLogs", "SendToOwnFailureQueue", "ListSourceBucket")
+
+
 def by_sid(doc: dict) -> dict[str, dict]:
     return {s["Sid"]: s for s in doc["Statement"]}
 
@@ -44,24 +48,19 @@ def by_sid(doc: dict) -> dict[str, dict]:
 # --- the typed objects --------------------------------------------------------------------------------
 
 
-def test_an_allow_with_a_wildcard_action_is_refused_when_built():
-    with pytest.raises(PolicyError, match="wildcard action 's3:\\*'"):
-        Statement(sid="TooBroad", actions=("s3:*",), resources=("arn:aws:s3:::b/*",))
+REFUSED_STATEMENTS = {
+    "an allow with a wildcard action": ("TooBroad", "s3:*", "arn:aws:s3:::b/*", "wildcard action 's3:\\*'"),
+    "a partial wildcard action": ("TooBroad", "s3:Get*", "arn:aws:s3:::b/*", "wildcard action 's3:Get\\*'"),
+    "a star resource without the explicit exception": ("Anything", "s3:GetObject", "*", "resource '\\*'"),
+    "a statement without sid": ("", "s3:GetObject", "arn:aws:s3:::b/*", "Sid '' must be alphanumeric"),
+}
 
 
-def test_a_partial_wildcard_action_is_refused_too():
-    with pytest.raises(PolicyError, match="wildcard action 's3:Get\\*'"):
-        Statement(sid="TooBroad", actions=("s3:Get*",), resources=("arn:aws:s3:::b/*",))
-
-
-def test_a_star_resource_needs_the_explicit_exception():
-    with pytest.raises(PolicyError, match="resource '\\*'"):
-        Statement(sid="Anything", actions=("s3:GetObject",), resources=("*",))
-
-
-def test_a_statement_without_sid_is_refused():
-    with pytest.raises(PolicyError, match="Sid '' must be alphanumeric"):
-        Statement(sid="", actions=("s3:GetObject",), resources=("arn:aws:s3:::b/*",))
+@pytest.mark.parametrize("case", list(REFUSED_STATEMENTS))
+def test_a_statement_breaking_a_rule_is_refused_when_built(case):
+    sid, action, resource, refusal = REFUSED_STATEMENTS[case]
+    with pytest.raises(PolicyError, match=refusal):
+        Statement(sid=sid, actions=(action,), resources=(resource,))
 
 
 def test_duplicate_sids_are_refused():
@@ -133,9 +132,7 @@ def test_processing_policy_is_exact():
     assert list(statements) == [
         "ReadProcessedRecords",
         "WriteAnalyticsAggregates",
-        "WriteOwnLogs",
-        "SendToOwnFailureQueue",
-        "ListSourceBucket",
+        *EVERY_STAGE_SIDS,
     ]
     assert statements["ReadProcessedRecords"]["Resource"] == ["arn:aws:s3:::p/records/*.jsonl.gz"]
     assert statements["WriteAnalyticsAggregates"]["Resource"] == ["arn:aws:s3:::a/aggregates/*.json"]
@@ -161,9 +158,7 @@ def test_analytics_policy_adds_only_the_secret_topic_and_network_it_uses():
     assert list(statements) == [
         "ReadAnalyticsAggregates",
         "WriteAnalyticsReports",
-        "WriteOwnLogs",
-        "SendToOwnFailureQueue",
-        "ListSourceBucket",
+        *EVERY_STAGE_SIDS,
         "UseDataKey",
         "ReadDatabaseSecret",
         "PublishSummary",
@@ -216,9 +211,7 @@ def test_analytics_without_extras_has_only_the_data_path():
     assert list(statements) == [
         "ReadAnalyticsAggregates",
         "WriteAnalyticsReports",
-        "WriteOwnLogs",
-        "SendToOwnFailureQueue",
-        "ListSourceBucket",
+        *EVERY_STAGE_SIDS,
     ]
 
 

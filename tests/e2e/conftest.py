@@ -7,13 +7,12 @@ each scenario then points the declared secret at its own fresh database.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from postgres import NewDatabase, required_in_ci
 
 from devtools.harness import Secret
 from devtools.localrun.command import WORK_ROOT, build_local_layer, stack_runtime
@@ -28,18 +27,11 @@ PLACEHOLDER_URL = "sqlite:////placeholder/replaced-per-run.sqlite"
 Run = Callable[..., RunResult]
 
 
-def _required() -> bool:
-    """True in CI: either flag makes a missing interpreter or database a failure, as in the other tiers."""
-    return any(
-        os.environ.get(flag, "").lower() in ("1", "true", "yes") for flag in ("CI", "REQUIRE_ALL_RUNTIMES")
-    )
-
-
 @pytest.fixture(scope="session")
 def interpreter() -> Interpreter:
     runtime, _ = stack_runtime("dev")
     found = find_interpreter(runtime)
-    if not found.matches_runtime and _required():
+    if not found.matches_runtime and required_in_ci():
         pytest.fail(f"CI/REQUIRE_ALL_RUNTIMES set but no {runtime} interpreter was found (pyenv or PATH)")
     return found
 
@@ -100,26 +92,7 @@ def run_pipeline(
 
 
 @pytest.fixture
-def postgres_database() -> Iterator[str]:
-    """A fresh database on the throwaway server (TEST_DATABASE_URL), dropped afterwards."""
-    admin_url = os.environ.get("TEST_DATABASE_URL")
-    if not admin_url:
-        if _required():
-            pytest.fail(
-                "CI/REQUIRE_ALL_RUNTIMES set but TEST_DATABASE_URL is not set "
-                "(run under scripts/with-throwaway-postgres)"
-            )
-        pytest.skip("TEST_DATABASE_URL not set: run under scripts/with-throwaway-postgres")
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"e2e_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+def postgres_database(new_postgres_database: NewDatabase) -> Iterator[str]:
+    """A fresh database on the throwaway server (tests/postgres.py), dropped afterwards."""
+    with new_postgres_database("e2e") as url:
+        yield url

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
 import pytest
 from handler_support import ANALYTICS, PROCESSED, RAW, REGION
 from moto import mock_aws
+from postgres import NewDatabase
 
 from handlers import analytics_handler as analytics
 from handlers import contract
@@ -30,23 +32,30 @@ def _shared_client(service: str, *args: Any, **kwargs: Any) -> Any:
     return _CLIENTS[key]
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+@contextmanager
+def _moto_buckets(patch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """moto's AWS with the three buckets (raw versioned); yields the S3 client."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": REGION,
     }.items():
-        monkeypatch.setenv(name, value)
+        patch.setenv(name, value)
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(boto3, "client", _shared_client)
+        patch.delenv(name, raising=False)
+    patch.setattr(boto3, "client", _shared_client)
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         for bucket in (RAW, PROCESSED, ANALYTICS):
             s3.create_bucket(Bucket=bucket)
         s3.put_bucket_versioning(Bucket=RAW, VersioningConfiguration={"Status": "Enabled"})
+        yield s3
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    with _moto_buckets(monkeypatch) as s3:
         yield s3
 
 
@@ -57,72 +66,90 @@ def _clear_runtimes() -> None:
         module.runtime.cache_clear()
 
 
-@pytest.fixture
-def stage_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """Clears the per-container runtimes before and after, so each test is a cold start."""
+@contextmanager
+def _cold_stage(patch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """No stage's optional variables, and the per-container runtimes cleared before and after."""
     for name in list(os.environ):
         if name in ("DATABASE_SECRET_ARN", "SUMMARY_TOPIC_ARN", "RECORD_SCHEMA") or name.startswith(
             "AGGREGATION_"
         ):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv(Env.METRICS_NAMESPACE, contract.METRICS_NAMESPACE)
+            patch.delenv(name)
+    patch.setenv(Env.METRICS_NAMESPACE, contract.METRICS_NAMESPACE)
     _clear_runtimes()
-    yield monkeypatch
+    yield patch
     _clear_runtimes()
+
+
+@pytest.fixture
+def stage_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Clears the per-container runtimes before and after, so each test is a cold start."""
+    with _cold_stage(monkeypatch) as patch:
+        yield patch
+
+
+# Each stage's function environment in these tests (the program's defaults, but smaller limits).
+STAGE_ENVIRONMENTS: dict[Stage, dict[str, str]] = {
+    Stage.INGESTION: {
+        Env.DEST_BUCKET: PROCESSED,
+        Env.RECORDS_PREFIX: contract.RECORDS_PREFIX,
+        Env.QUARANTINE_PREFIX: contract.QUARANTINE_PREFIX,
+        Env.INPUT_PREFIX: contract.INPUT_PREFIX,
+        Env.INPUT_SUFFIXES: ",".join(contract.INPUT_SUFFIXES),
+        Env.MAX_RECORD_BYTES: "4096",
+    },
+    Stage.PROCESSING: {
+        Env.DEST_BUCKET: ANALYTICS,
+        Env.AGGREGATES_PREFIX: contract.AGGREGATES_PREFIX,
+        Env.AGGREGATION_WINDOW: contract.DEFAULT_WINDOW,
+        Env.AGGREGATION_DIMENSIONS: ",".join(contract.DEFAULT_DIMENSIONS),
+        Env.AGGREGATION_METRICS: ",".join(contract.DEFAULT_METRICS),
+    },
+    Stage.ANALYTICS: {
+        Env.DEST_BUCKET: ANALYTICS,
+        Env.REPORTS_PREFIX: contract.REPORTS_PREFIX,
+        Env.REPORT_TOP_GROUPS: "3",
+    },
+}
+
+
+def _as_stage(stage: Stage, stage_env: pytest.MonkeyPatch) -> None:
+    stage_env.setenv(Env.PIPELINE_STAGE, stage)
+    for name, value in STAGE_ENVIRONMENTS[stage].items():
+        stage_env.setenv(name, value)
 
 
 @pytest.fixture
 def ingestion_env(aws: Any, stage_env: pytest.MonkeyPatch) -> Any:
-    stage_env.setenv(Env.PIPELINE_STAGE, Stage.INGESTION)
-    stage_env.setenv(Env.DEST_BUCKET, PROCESSED)
-    stage_env.setenv(Env.RECORDS_PREFIX, contract.RECORDS_PREFIX)
-    stage_env.setenv(Env.QUARANTINE_PREFIX, contract.QUARANTINE_PREFIX)
-    stage_env.setenv(Env.INPUT_PREFIX, contract.INPUT_PREFIX)
-    stage_env.setenv(Env.INPUT_SUFFIXES, ",".join(contract.INPUT_SUFFIXES))
-    stage_env.setenv(Env.MAX_RECORD_BYTES, "4096")
+    _as_stage(Stage.INGESTION, stage_env)
     return aws
+
+
+@pytest.fixture(scope="module")
+def module_ingestion_env() -> Iterator[Any]:
+    """``ingestion_env`` shared by a whole module: one moto world and one warm runtime for a corpus of
+    cases, each of which writes under its own keys."""
+    with pytest.MonkeyPatch.context() as patch, _moto_buckets(patch) as s3, _cold_stage(patch):
+        _as_stage(Stage.INGESTION, patch)
+        yield s3
 
 
 @pytest.fixture
 def processing_env(aws: Any, stage_env: pytest.MonkeyPatch) -> Any:
-    stage_env.setenv(Env.PIPELINE_STAGE, Stage.PROCESSING)
-    stage_env.setenv(Env.DEST_BUCKET, ANALYTICS)
-    stage_env.setenv(Env.AGGREGATES_PREFIX, contract.AGGREGATES_PREFIX)
-    stage_env.setenv(Env.AGGREGATION_WINDOW, "1h")
-    stage_env.setenv(Env.AGGREGATION_DIMENSIONS, "type,source")
-    stage_env.setenv(Env.AGGREGATION_METRICS, "value")
+    _as_stage(Stage.PROCESSING, stage_env)
     return aws
 
 
 @pytest.fixture
 def analytics_env(aws: Any, stage_env: pytest.MonkeyPatch) -> Any:
-    stage_env.setenv(Env.PIPELINE_STAGE, Stage.ANALYTICS)
-    stage_env.setenv(Env.DEST_BUCKET, ANALYTICS)
-    stage_env.setenv(Env.REPORTS_PREFIX, contract.REPORTS_PREFIX)
-    stage_env.setenv(Env.REPORT_TOP_GROUPS, "3")
+    _as_stage(Stage.ANALYTICS, stage_env)
     return aws
 
 
 @pytest.fixture(scope="module")
-def postgres_database() -> Iterator[str]:
-    """A database of its own on the throwaway server (TEST_DATABASE_URL), dropped afterwards."""
-    import uuid
-
-    from handler_support import must_have
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    server = os.environ.get("TEST_DATABASE_URL")
-    if not server:
-        must_have("TEST_DATABASE_URL (run under scripts/with-throwaway-postgres)")
-    name = f"handlers_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+def postgres_database(new_postgres_database: NewDatabase) -> Iterator[str]:
+    """A database of the module's own on the throwaway server (tests/postgres.py)."""
+    with new_postgres_database("handlers") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -10,30 +10,14 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-import boto3
 import pytest
-from handler_support import (
-    PROCESSED,
-    RAW,
-    REGION,
-    event_of,
-    get_lines,
-    gz,
-    jsonl,
-    keys,
-    output_of,
-    put,
-    record,
-)
-from moto import mock_aws
+from handler_support import PROCESSED, RAW, event_of, get_lines, gz, jsonl, keys, output_of, put, record
 
 from handlers import ingestion_handler as ingestion
 
 GOOD = json.dumps(record(1)).encode()
-MAX_RECORD_BYTES = 4096
 
 
 class Case(NamedTuple):
@@ -46,6 +30,11 @@ class Case(NamedTuple):
 
 def lines(*parts: bytes) -> bytes:
     return b"\n".join(parts) + b"\n"
+
+
+def line_with(fields: bytes) -> bytes:
+    """One line of a record with a valid id, timestamp and type, then ``fields``."""
+    return lines(b'{"id":"a","timestamp":"2024-05-01T00:00:00Z","type":"t",' + fields + b"}")
 
 
 def deep(levels: int) -> bytes:
@@ -87,35 +76,12 @@ CASES: dict[str, Case] = {
     "epoch as string": Case(
         "es.jsonl", jsonl(record(1, timestamp="1714566896")), 0, [(1, "invalid_timestamp")]
     ),
-    "NaN": Case(
-        "nan.jsonl",
-        lines(b'{"id":"a","timestamp":"2024-05-01T00:00:00Z","type":"t","value":NaN}'),
-        0,
-        [(1, "invalid_json")],
-    ),
-    "Infinity": Case(
-        "inf.jsonl",
-        lines(b'{"id":"a","timestamp":"2024-05-01T00:00:00Z","type":"t","value":Infinity}'),
-        0,
-        [(1, "invalid_json")],
-    ),
-    "-Infinity": Case(
-        "ninf.jsonl",
-        lines(b'{"id":"a","timestamp":"2024-05-01T00:00:00Z","type":"t","value":-Infinity}'),
-        0,
-        [(1, "invalid_json")],
-    ),
-    "number beyond float range is an exact decimal": Case(
-        "big.jsonl",
-        lines(b'{"id":"a","timestamp":"2024-05-01T00:00:00Z","type":"t","value":1e400}'),
-        1,
-        [],
-    ),
+    "NaN": Case("nan.jsonl", line_with(b'"value":NaN'), 0, [(1, "invalid_json")]),
+    "Infinity": Case("inf.jsonl", line_with(b'"value":Infinity'), 0, [(1, "invalid_json")]),
+    "-Infinity": Case("ninf.jsonl", line_with(b'"value":-Infinity'), 0, [(1, "invalid_json")]),
+    "number beyond float range is an exact decimal": Case("big.jsonl", line_with(b'"value":1e400'), 1, []),
     "exponent beyond any decimal": Case(
-        "bigexp.jsonl",
-        lines(b'{"id":"a","timestamp":"2024-05-01T00:00:00Z","type":"t","value":1e1000000000000000000}'),
-        0,
-        [(1, "invalid_json")],
+        "bigexp.jsonl", line_with(b'"value":1e1000000000000000000'), 0, [(1, "invalid_json")]
     ),
     "integer timestamp of 400 digits": Case(
         "bigts.jsonl",
@@ -147,10 +113,7 @@ CASES: dict[str, Case] = {
         [(1, "duplicate_key")],
     ),
     "duplicate nested key": Case(
-        "dup2.jsonl",
-        lines(b'{"id":"a","timestamp":"2024-05-01T00:00:00Z","type":"t","attributes":{"k":1,"k":2}}'),
-        0,
-        [(1, "duplicate_key")],
+        "dup2.jsonl", line_with(b'"attributes":{"k":1,"k":2}'), 0, [(1, "duplicate_key")]
     ),
     "duplicate key with spaces": Case(
         "dup3.jsonl",
@@ -229,27 +192,8 @@ CASES: dict[str, Case] = {
 
 
 @pytest.fixture(scope="module")
-def s3() -> Iterator[Any]:
-    with pytest.MonkeyPatch.context() as mp, mock_aws():
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-            "PIPELINE_STAGE": "ingestion",
-            "DEST_BUCKET": PROCESSED,
-            "METRICS_NAMESPACE": "DataPipeline",
-            "MAX_RECORD_BYTES": str(MAX_RECORD_BYTES),
-        }.items():
-            mp.setenv(name, value)
-        for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "RECORD_SCHEMA", "INPUT_PREFIX", "INPUT_SUFFIXES"):
-            mp.delenv(name, raising=False)
-        ingestion.runtime.cache_clear()
-        client = boto3.client("s3", region_name=REGION)
-        client.create_bucket(Bucket=RAW)
-        client.put_bucket_versioning(Bucket=RAW, VersioningConfiguration={"Status": "Enabled"})
-        client.create_bucket(Bucket=PROCESSED)
-        yield client
-        ingestion.runtime.cache_clear()
+def s3(module_ingestion_env: Any) -> Any:
+    return module_ingestion_env
 
 
 def test_corpus_has_at_least_thirty_bad_cases() -> None:

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from layer.build import RUNNING_RUNTIME, LayerSpec, find_interpreter, run_command
+from layer.build import (
+    RUNNING_RUNTIME,
+    LayerSpec,
+    PackageIndexError,
+    Runner,
+    build_layer,
+    find_interpreter,
+    run_command,
+)
 
 HOST_ARCHITECTURE = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(
     platform.machine().lower(), "x86_64"
@@ -78,6 +86,13 @@ class FakePip:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)
         return subprocess.CompletedProcess(argv, self.returncode, "", self.stderr)
+
+
+def refused_build(spec: LayerSpec, cache: Path, runner: Runner = run_command) -> str:
+    """The message of the PackageIndexError that building ``spec`` must raise (``runner`` runs pip)."""
+    with pytest.raises(PackageIndexError) as error:
+        build_layer(spec, cache_dir=cache, runner=runner, progress=lambda _m: None)
+    return str(error.value)
 
 
 # -- network: real builds, one per distinct layer, concurrently -------------------------------------

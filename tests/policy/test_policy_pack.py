@@ -5,6 +5,7 @@ import runpy
 from pathlib import Path
 
 import pytest
+from pack_support import BRIEF_POLICIES
 from pulumi_policy import (
     PolicyResource,
     PolicyResourceOptions,
@@ -44,16 +45,7 @@ def run(policy, args) -> list[tuple[str, str | None]]:
 
 
 def test_pack_declares_every_policy_of_the_brief():
-    assert set(POLICIES) == {
-        "s3-bucket-public-access-blocked",
-        "s3-bucket-encrypted",
-        "s3-bucket-tls-only",
-        "iam-no-wildcard-action",
-        "lambda-log-retention",
-        "lambda-failure-destination",
-        "lambda-runtime-supported",
-        "s3-notification-no-self-trigger",
-    }
+    assert set(POLICIES) == BRIEF_POLICIES
     assert isinstance(POLICIES["iam-no-wildcard-action"], ResourceValidationPolicy)
     assert isinstance(POLICIES["s3-notification-no-self-trigger"], StackValidationPolicy)
 

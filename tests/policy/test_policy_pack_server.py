@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import empty_pb2, json_format, struct_pb2
+from pack_support import BRIEF_POLICIES
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
@@ -62,16 +63,7 @@ def stack_request(resources) -> analyzer_pb2.AnalyzeStackRequest:
 def test_pack_announces_its_policies_as_mandatory(analyzer):
     info = analyzer.GetAnalyzerInfo(empty_pb2.Empty())
     assert info.name == "data-pipeline"
-    assert {p.name for p in info.policies} == {
-        "s3-bucket-public-access-blocked",
-        "s3-bucket-encrypted",
-        "s3-bucket-tls-only",
-        "iam-no-wildcard-action",
-        "lambda-log-retention",
-        "lambda-failure-destination",
-        "lambda-runtime-supported",
-        "s3-notification-no-self-trigger",
-    }
+    assert {p.name for p in info.policies} == BRIEF_POLICIES
     assert {p.enforcementLevel for p in info.policies} == {MANDATORY}
 
 

@@ -32,6 +32,13 @@ def config(**raw: Any):
     return parse_config(raw, project="data-pipeline", stack="prod", region=REGION)
 
 
+def findings_of(check: Any, *args: Any) -> Any:
+    """What one of preflight's checks finds, given its arguments (the findings come last)."""
+    out = pf._Findings()
+    check(*args, out)
+    return out
+
+
 def failures(findings, key: str) -> list[str]:
     return [f.message for f in findings if not f.ok and f.key == f"data-pipeline:{key}"]
 
@@ -93,8 +100,7 @@ def test_a_name_another_account_owns_fails_with_the_fix():
     stub.add_client_error("head_bucket", "404", http_status_code=404)
     stub.add_client_error("head_bucket", "404", http_status_code=404)
     stub.activate()
-    out = pf._Findings()
-    pf.check_buckets(cfg, s3, out)
+    out = findings_of(pf.check_buckets, cfg, s3)
     (message,) = failures(out, "buckets.raw")
     assert "another AWS account owns this name" in message
     assert "BucketAlreadyExists" in message
@@ -114,9 +120,7 @@ def test_suffixed_names_are_not_checked():
 def test_reservations_a_new_account_cannot_hold_fail_with_the_quota_to_request():
     cfg = config(stages={"analytics": {"reservedConcurrency": 5}, "ingestion": {"reservedConcurrency": 50}})
     lambda_ = stubbed_lambda(10, 10, {"data-pipeline-prod-ingestion": 0, "data-pipeline-prod-analytics": 0})
-    out = pf._Findings()
-    pf.check_concurrency(cfg, lambda_, out)
-    (message,) = failures(out, "stages")
+    (message,) = failures(findings_of(pf.check_concurrency, cfg, lambda_), "stages")
     assert "stages.ingestion.reservedConcurrency=50" in message
     assert "Lambda keeps at least 100" in message
     assert "L-B99A9384" in message

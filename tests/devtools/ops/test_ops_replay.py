@@ -8,8 +8,6 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import os
-import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -129,30 +127,14 @@ def notification(bucket: str, key: str, size: int, version: str | None = None) -
 
 @pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    """SQLite by default; ``indirect`` "postgresql" gives a fresh database on TEST_DATABASE_URL's server."""
+    """SQLite by default; ``indirect`` "postgresql" gives a fresh database on the throwaway server."""
     if getattr(request, "param", "sqlite") == "sqlite":
         yield f"sqlite:///{tmp_path / 'replay.sqlite'}"
         return
-    admin_url = os.environ.get("TEST_DATABASE_URL")
-    if not admin_url:
-        if os.environ.get("CI") or os.environ.get("REQUIRE_ALL_RUNTIMES"):
-            pytest.fail("TEST_DATABASE_URL is required in CI (run under scripts/with-throwaway-postgres)")
-        pytest.skip("TEST_DATABASE_URL not set: run under scripts/with-throwaway-postgres")
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"replay_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    with request.getfixturevalue("new_postgres_database")("replay") as url:
+        yield url
         if analytics.runtime.cache_info().currsize and analytics.runtime()._engine is not None:
             analytics.runtime()._engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 BOTH_DATABASES = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
