@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_aws import ec2, rds, secretsmanager, vpc
 
+from handlers import contract
+
 
 @dataclass(frozen=True)
 class DatabaseSecretArgs:
@@ -54,6 +56,8 @@ class DatabaseSecret(pulumi.ComponentResource):
 
 POSTGRES_PORT = 5432
 MASTER_USERNAME = "pipeline_admin"
+# The role loads sign in as with IAM tokens; the schema migration creates it (handlers/app_user.py).
+APP_USER = contract.APP_USER
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,9 @@ class ManagedDatabaseArgs:
 
 class ManagedDatabase(pulumi.ComponentResource):
     """RDS for PostgreSQL in the configured subnets, admitting only the analytics function, its master
-    password managed by RDS in Secrets Manager (`secret_arn`, holding `{"username", "password"}`)."""
+    password managed by RDS in Secrets Manager (`secret_arn`, holding `{"username", "password"}`) for the
+    schema migration, and IAM database authentication on for the application user loads sign in as
+    (`app_user`, `app_user_arn`)."""
 
     subnet_group: rds.SubnetGroup
     security_group: ec2.SecurityGroup
@@ -104,6 +110,8 @@ class ManagedDatabase(pulumi.ComponentResource):
     instance: rds.Instance
     secret_arn: pulumi.Output[str]
     endpoint: pulumi.Output[str]
+    resource_id: pulumi.Output[str]
+    app_user: str
 
     def __init__(
         self, name: str, args: ManagedDatabaseArgs, opts: pulumi.ResourceOptions | None = None
@@ -153,6 +161,9 @@ class ManagedDatabase(pulumi.ComponentResource):
             # RDS generates the password, keeps it in Secrets Manager and rotates it: no hand-made secret.
             manage_master_user_password=True,
             master_user_secret_kms_key_id=args.kms_key_arn,
+            # Loads sign in as APP_USER with a token per connection, so no second password exists
+            # (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.IAMDBAuth.html).
+            iam_database_authentication_enabled=True,
             db_subnet_group_name=self.subnet_group.name,
             vpc_security_group_ids=[self.security_group.id],
             publicly_accessible=False,
@@ -168,4 +179,18 @@ class ManagedDatabase(pulumi.ComponentResource):
         self.endpoint = pulumi.Output.format(
             "{0}:{1}/{2}", self.instance.address, self.instance.port, args.db_name
         )
-        self.register_outputs({"secret_arn": self.secret_arn, "endpoint": self.endpoint})
+        # The DbiResourceId, which names the instance in an rds-db:connect grant.
+        self.resource_id = self.instance.resource_id
+        self.app_user = APP_USER
+        self.register_outputs(
+            {"secret_arn": self.secret_arn, "endpoint": self.endpoint, "resource_id": self.resource_id}
+        )
+
+    def app_user_arn(
+        self, partition: pulumi.Input[str], region: pulumi.Input[str], account_id: pulumi.Input[str]
+    ) -> pulumi.Output[str]:
+        """What `rds-db:connect` names to let a role sign in as `app_user`:
+        `arn:${Partition}:rds-db:${Region}:${Account}:dbuser:${DbiResourceId}/${DbUserName}` (Service
+        Authorization Reference, Amazon RDS IAM Authentication, resource type db-user)."""
+        template = "arn:{0}:rds-db:{1}:{2}:dbuser:{3}/{4}"
+        return pulumi.Output.format(template, partition, region, account_id, self.resource_id, self.app_user)

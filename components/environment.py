@@ -18,7 +18,7 @@ from components.stage_table import (
     StageDescription,
     describe,
 )
-from handlers.contract import METRICS_NAMESPACE, Env
+from handlers.contract import APP_USER, METRICS_NAMESPACE, Env
 
 if TYPE_CHECKING:
     from components.config import PipelineConfig
@@ -56,6 +56,8 @@ def stage_environment(
         env[DATABASE_SECRET_VARIABLE] = provided.database_secret_arn
         if database_endpoint is not None:
             env[DATABASE_ENDPOINT_VARIABLE] = database_endpoint
+            # A database the stack owns: loads sign in as its application user (handlers/app_user.py).
+            env[Env.DATABASE_APP_USER] = APP_USER
     if provided.summary_topic_arn is not None:
         env[SUMMARY_TOPIC_VARIABLE] = provided.summary_topic_arn
     return env

@@ -192,6 +192,10 @@ class StageGrants:
     partition: Any = "aws"
     """The ARN partition."""
 
+    database_user_arn: Any = None
+    """The `rds-db:connect` resource of the application user of a database the stack owns (`database.create`);
+    granted to the stage that needs the database."""
+
 
 def _join(arn: Any, suffix: str) -> Any:
     if isinstance(arn, str):
@@ -296,6 +300,15 @@ def stage_policy(
                 sid="ReadDatabaseSecret",
                 actions=("secretsmanager:GetSecretValue",),
                 resources=(needed.database_secret_arn,),
+            )
+        )
+    if needed.database_secret_arn is not None and grants.database_user_arn is not None:
+        statements.append(
+            Statement(
+                sid="ConnectAsAppUser",
+                # The IAM authentication token of the one database user loads sign in as.
+                actions=("rds-db:connect",),
+                resources=(grants.database_user_arn,),
             )
         )
     if needed.summary_topic_arn is not None:

@@ -23,6 +23,7 @@ from pulumi_aws import lambda_
 from handlers import contract
 
 MIGRATE_EVENT = contract.MIGRATE_EVENT
+APP_USER_MODULE = Path(contract.__file__).with_name("app_user.py")
 
 
 def revisions_digest(migrations_dir: Path) -> str:
@@ -34,6 +35,11 @@ def revisions_digest(migrations_dir: Path) -> str:
         digest.update(path.relative_to(migrations_dir).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def app_user_digest(module: Path = APP_USER_MODULE) -> str:
+    """SHA-256 of the code that sets the application user's privileges: a change migrates again."""
+    return hashlib.sha256(module.read_bytes()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,10 @@ class SchemaMigrationArgs:
     depends_on: tuple[pulumi.Resource, ...] = ()
     """Resources the invocation needs in place: the function's policy, network and async settings."""
 
+    app_user: str | None = None
+    """The application user the migration creates (`database.create`); None: none. Its name, and the code
+    that sets its privileges (`handlers/app_user.py`), invoke the migration again when they change."""
+
 
 class SchemaMigration(pulumi.ComponentResource):
     """One synchronous invocation of the analytics function that upgrades the database schema."""
@@ -68,7 +78,11 @@ class SchemaMigration(pulumi.ComponentResource):
             f"{name}-invoke",
             function_name=args.function_name,
             input=json.dumps(MIGRATE_EVENT),
-            triggers={"revisions": args.revisions_digest, "database": args.database},
+            triggers={
+                "revisions": args.revisions_digest,
+                "database": args.database,
+                **({"appUser": f"{args.app_user}#{app_user_digest()}"} if args.app_user else {}),
+            },
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         self.result = self.invocation.result

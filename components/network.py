@@ -2,10 +2,11 @@
 
 A Lambda function placed in a VPC has no route to the internet: without a NAT gateway or VPC endpoints, its
 calls to S3, Secrets Manager and SNS hang until the function times out. With `vpc.serviceAccess: endpoints`
-the stack creates, in `vpc.vpcId`:
+the stack creates, in `vpc.vpcId` (unset: the subnets' VPC, looked up with `subnet_vpc`):
 
-- an S3 *gateway* endpoint added to `vpc.routeTableIds` (the subnets' route tables; gateway endpoints are
-  free and are reached through a prefix-list route, so no security group is involved);
+- an S3 *gateway* endpoint added to `vpc.routeTableIds` (the subnets' route tables, looked up with
+  `subnet_route_tables` when unset; gateway endpoints are free and are reached through a prefix-list route,
+  so no security group is involved);
 - one *interface* endpoint per other service the stages in the VPC use (Secrets Manager for the database
   secret, SNS for the summary topic), in `vpc.subnetIds`, with private DNS so the SDK's default endpoint
   names resolve to them;
@@ -20,7 +21,9 @@ default egress rule does), and an interface endpoint takes one subnet per availa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 from pulumi_aws import ec2, vpc
@@ -36,14 +39,15 @@ HTTPS = 443
 class ServiceEndpointsArgs:
     """Inputs of a `ServiceEndpoints`."""
 
-    vpc_id: str
-    """The VPC of the subnets (`vpc.vpcId`)."""
+    vpc_id: pulumi.Input[str]
+    """The VPC of the subnets (`vpc.vpcId`, or `subnet_vpc`)."""
 
     subnet_ids: tuple[str, ...]
     """Where the interface endpoints' network interfaces go (`vpc.subnetIds`), one per availability zone."""
 
-    route_table_ids: tuple[str, ...]
-    """The subnets' route tables, which get the S3 gateway endpoint's route (`vpc.routeTableIds`)."""
+    route_table_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    """The subnets' route tables, which get the S3 gateway endpoint's route (`vpc.routeTableIds`, or
+    `subnet_route_tables`)."""
 
     client_security_group_ids: tuple[str, ...]
     """The functions' security groups (`vpc.securityGroupIds`): the only sources the endpoints admit."""
@@ -73,6 +77,32 @@ def service_name(service: str, region: str) -> str:
     return f"com.amazonaws.{region}.{service}"
 
 
+def subnet_vpc(subnet_id: str) -> pulumi.Output[str]:
+    """The VPC of `subnet_id` (`vpc.vpcId` left unset): pulumi-aws's `ec2.getSubnet` invoke."""
+    return ec2.get_subnet_output(id=subnet_id).vpc_id
+
+
+def subnet_route_tables(vpc_id: pulumi.Input[str], subnet_ids: Sequence[str]) -> pulumi.Output[list[str]]:
+    """The route tables `subnet_ids` use (`vpc.routeTableIds` left unset), in subnet order without repeats:
+    each subnet's explicitly associated table, else the VPC's main table, which "implicitly" serves every
+    subnet without an association of its own (DescribeRouteTables filters `association.subnet-id` and
+    `association.main`). pulumi-aws's `ec2.getRouteTables` returns no IDs, rather than failing, for a
+    subnet without an explicit association; its singular `ec2.getRouteTable(subnet_id=...)` would fail."""
+    main = ec2.get_route_table_output(
+        vpc_id=vpc_id, filters=[{"name": "association.main", "values": ["true"]}]
+    ).route_table_id
+    explicit = [
+        ec2.get_route_tables_output(filters=[{"name": "association.subnet-id", "values": [subnet]}]).ids
+        for subnet in subnet_ids
+    ]
+
+    def tables(found: list[Any]) -> list[str]:
+        main_table, *per_subnet = found
+        return list(dict.fromkeys(table for ids in per_subnet for table in (ids or [main_table])))
+
+    return pulumi.Output.all(main, *explicit).apply(tables)
+
+
 class ServiceEndpoints(pulumi.ComponentResource):
     """S3 gateway endpoint, interface endpoints with private DNS, and their HTTPS-only security group."""
 
@@ -95,7 +125,9 @@ class ServiceEndpoints(pulumi.ComponentResource):
                 vpc_id=args.vpc_id,
                 service_name=region.apply(lambda r: service_name(S3, r)),
                 vpc_endpoint_type="Gateway",
-                route_table_ids=list(args.route_table_ids),
+                route_table_ids=list(args.route_table_ids)
+                if isinstance(args.route_table_ids, list | tuple)
+                else args.route_table_ids,
                 tags={"Name": f"{args.name_prefix}-s3"},
                 opts=child,
             )

@@ -36,6 +36,8 @@ from components.network import (
     ServiceEndpoints,
     ServiceEndpointsArgs,
     services_used,
+    subnet_route_tables,
+    subnet_vpc,
 )
 from components.observability import MonitoredStage, Observability, ObservabilityArgs
 from components.stage import FunctionPackage, PipelineStage, PipelineStageArgs
@@ -202,6 +204,19 @@ class DataPipeline(pulumi.ComponentResource):
                 route_table_ids=(self.network.route_table.id,),
             )
 
+        # Unset vpc.vpcId and vpc.routeTableIds are the subnets' own, looked up (docs/configuration.md).
+        in_vpc = [stage for stage in descriptions.values() if stage.needs.vpc]
+        creates_endpoints = (
+            vpc_cfg is not None and vpc_cfg.service_access == config.SERVICE_ACCESS_ENDPOINTS and bool(in_vpc)
+        )
+        creates_database = cfg.database is not None and cfg.database.create is not None
+        if vpc_cfg is not None and vpc_cfg.vpc_id is None and (creates_endpoints or creates_database):
+            vpc_cfg = dataclasses.replace(vpc_cfg, vpc_id=subnet_vpc(vpc_cfg.subnet_ids[0]))
+        if vpc_cfg is not None and creates_endpoints and not vpc_cfg.route_table_ids:
+            vpc_cfg = dataclasses.replace(
+                vpc_cfg, route_table_ids=subnet_route_tables(vpc_cfg.vpc_id, vpc_cfg.subnet_ids)
+            )
+
         self.managed_database = None
         database_endpoint: Any = None
         if cfg.database is not None and cfg.database.create is not None:
@@ -235,6 +250,9 @@ class DataPipeline(pulumi.ComponentResource):
             bucket_arns={role: bucket.arn for role, bucket in self.buckets.items()},
             kms_key_arn=cfg.kms_key_arn,
             partition=partition,
+            database_user_arn=self.managed_database.app_user_arn(partition, region, account_id)
+            if self.managed_database is not None
+            else None,
         )
         provided = Provided(
             database_secret_arn=secret_arn,
@@ -284,9 +302,8 @@ class DataPipeline(pulumi.ComponentResource):
         # (`vpc.serviceAccess`); with `endpoints` the stack creates them for the services those stages use,
         # and nothing invokes such a stage (its migration, its bucket's notification) before they exist.
         self.service_endpoints = None
-        in_vpc = [stage for stage in descriptions.values() if stage.needs.vpc]
-        if vpc_cfg is not None and vpc_cfg.service_access == config.SERVICE_ACCESS_ENDPOINTS and in_vpc:
-            assert vpc_cfg.vpc_id is not None  # parse_config requires it with `endpoints`
+        if vpc_cfg is not None and creates_endpoints:
+            assert vpc_cfg.vpc_id is not None  # configured, created or looked up above
             self.service_endpoints = ServiceEndpoints(
                 "service-endpoints",
                 ServiceEndpointsArgs(
@@ -324,6 +341,7 @@ class DataPipeline(pulumi.ComponentResource):
                     function_name=function.name,
                     revisions_digest=args.revisions_digest,
                     database=_database_identity(secret_arn, self.database_secret, self.managed_database),
+                    app_user=self.managed_database.app_user if self.managed_database is not None else None,
                     depends_on=(
                         *(
                             r

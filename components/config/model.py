@@ -95,10 +95,12 @@ class Vpc:
     """`vpc.serviceAccess`, one of SERVICE_ACCESS_MODES (parse_config requires it to be stated)."""
 
     vpc_id: str | None = None
-    """The VPC of the subnets: required to create endpoints (`endpoints`)."""
+    """The VPC of the subnets, where endpoints (`endpoints`) and a `database.create` security group go; None:
+    the program looks it up from the first subnet."""
 
     route_table_ids: tuple[str, ...] = ()
-    """The subnets' route tables, which the S3 gateway endpoint is added to (`endpoints`)."""
+    """The subnets' route tables, which the S3 gateway endpoint is added to (`endpoints`); empty: the program
+    looks them up (each subnet's explicit table, else the VPC's main table)."""
 
     create: VpcCreate | None = None
     """`vpc.create`: the stack builds the VPC (`components.network.PrivateNetwork`); the IDs above are then

@@ -23,17 +23,13 @@ from components.config.schema import (
 
 
 def _vpc(c: _Collector, value: Any, needs_vpc_id: bool = False) -> Vpc | None:
-    """`needs_vpc_id`: the stack creates a database in the VPC (database.create), whose security group needs
-    `vpc.vpcId` whatever `vpc.serviceAccess` is."""
+    """`needs_vpc_id`: the stack creates a database in the VPC (database.create), whose security group goes in
+    `vpc.vpcId` whatever `vpc.serviceAccess` is (the subnets' VPC when it is unset)."""
     raw = c.mapping("vpc", value)
     if not raw:
         return None
     if "create" in raw:
         return _vpc_create(c, raw)
-    if needs_vpc_id and "vpcId" not in raw and raw.get("serviceAccess") != SERVICE_ACCESS_ENDPOINTS:
-        c.fail(
-            "vpc.vpcId", "is required with database.create: the VPC of vpc.subnetIds, where the database goes"
-        )
     subnets = c.string_list(
         "vpc.subnetIds", raw.get("subnetIds"), _SUBNET_ID.match, "a subnet ID (subnet-...)"
     )
@@ -71,21 +67,9 @@ def _vpc(c: _Collector, value: Any, needs_vpc_id: bool = False) -> Vpc | None:
     route_tables = c.string_list(
         "vpc.routeTableIds", raw.get("routeTableIds"), _ROUTE_TABLE_ID.match, "a route table ID (rtb-...)"
     )
-    if access == SERVICE_ACCESS_ENDPOINTS:
-        if "vpcId" not in raw:
-            c.fail(
-                "vpc.vpcId",
-                f"is required when vpc.serviceAccess is '{SERVICE_ACCESS_ENDPOINTS}': the VPC of "
-                "vpc.subnetIds, where the interface endpoints and their security group are created",
-            )
-        if "routeTableIds" not in raw:
-            c.fail(
-                "vpc.routeTableIds",
-                f"is required when vpc.serviceAccess is '{SERVICE_ACCESS_ENDPOINTS}': the route tables of "
-                "vpc.subnetIds (a subnet without its own table uses the VPC's main table), which the S3 "
-                "gateway endpoint is added to; `python -m devtools preflight` checks them",
-            )
-    elif access is not None:
+    # With `endpoints`, an unset vpc.vpcId is the subnets' VPC and unset vpc.routeTableIds are the subnets'
+    # route tables, both looked up at deploy time (components.network.subnet_vpc, subnet_route_tables).
+    if access is not None and access != SERVICE_ACCESS_ENDPOINTS:
         for name in ("routeTableIds",) if "vpcId" in raw and needs_vpc_id else ("vpcId", "routeTableIds"):
             if name in raw:
                 c.fail(

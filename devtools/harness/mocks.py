@@ -106,6 +106,7 @@ def _computed(
             "address": address,
             "endpoint": f"{address}:5432",
             "port": 5432,
+            "resourceId": "db-" + _hex(stack, ident, length=26).upper(),
             "masterUserSecrets": [{"secretArn": secret, "secretStatus": "active"}]
             if inputs.get("manageMasterUserPassword")
             else [],
@@ -113,6 +114,53 @@ def _computed(
     if typ == "aws:lambda/permission:Permission":
         return inputs.get("statementId") or auto, {"statementId": inputs.get("statementId") or auto}
     return f"{name}-id", state
+
+
+def mock_vpc_id(stack: str) -> str:
+    """The VPC every configured subnet of `stack` is in, as `ec2.getSubnet` answers under the mocks."""
+    return f"vpc-{_hex(stack, 'vpc', length=17)}"
+
+
+def has_own_route_table(subnet_id: str) -> bool:
+    """Whether a subnet has a route table associated explicitly, under the mocks: one whose ID ends in an even
+    hex digit; any other uses its VPC's main table (both cases occur in real VPCs)."""
+    return int(subnet_id[-1], 16) % 2 == 0
+
+
+def own_route_table(subnet_id: str) -> str:
+    return f"rtb-{_hex(subnet_id, 'own', length=17)}"
+
+
+def main_route_table(vpc_id: str) -> str:
+    return f"rtb-{_hex(vpc_id, 'main', length=17)}"
+
+
+def _filter(args: dict[str, Any], name: str) -> list[str]:
+    return [v for f in args.get("filters") or [] if f.get("name") == name for v in f.get("values", [])]
+
+
+def _get_subnet(stack: str, args: dict[str, Any]) -> dict[str, Any]:
+    return {"id": args["id"], "vpcId": mock_vpc_id(stack)}
+
+
+def _get_route_tables(stack: str, args: dict[str, Any]) -> dict[str, Any]:
+    subnets = _filter(args, "association.subnet-id")
+    return {"id": "route-tables", "ids": [own_route_table(s) for s in subnets if has_own_route_table(s)]}
+
+
+def _get_route_table(stack: str, args: dict[str, Any]) -> dict[str, Any]:
+    if _filter(args, "association.main") != ["true"]:
+        raise NotImplementedError("the mocks look up a VPC's main route table only")
+    table = main_route_table(args["vpcId"])
+    return {"id": table, "routeTableId": table, "vpcId": args["vpcId"]}
+
+
+# The invokes behind an unset vpc.vpcId and vpc.routeTableIds (components.network).
+_NETWORK_LOOKUPS = {
+    "aws:ec2/getSubnet:getSubnet": _get_subnet,
+    "aws:ec2/getRouteTables:getRouteTables": _get_route_tables,
+    "aws:ec2/getRouteTable:getRouteTable": _get_route_table,
+}
 
 
 class RealisticMocks:
@@ -141,4 +189,6 @@ class RealisticMocks:
             return {"name": self.region, "region": self.region, "id": self.region}, []
         if function == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, []
+        if function in _NETWORK_LOOKUPS:
+            return _NETWORK_LOOKUPS[function](self.stack, dict(args.args)), []
         raise NotImplementedError(f"the mocks do not implement the call {args.token}")

@@ -10,7 +10,8 @@ would trip over halfway through an apply, and names the config key and the fix w
   it). A name with `bucketSuffix` (the default) gets a random suffix and is not checked.
 - `stages.<stage>.reservedConcurrency`: the account's concurrency covers the reservations plus the 100 Lambda
   keeps unreserved (GetAccountSettings; this stack's functions' current reservations count as available).
-- `vpc.*`: the subnets exist; their route tables are `vpc.routeTableIds` (`endpoints`); the VPC resolves
+- `vpc.*`: the subnets exist; their route tables are `vpc.routeTableIds` when it is set (`endpoints`;
+  unset, the stack looks up the same tables: each subnet's own, else the VPC's main one); the VPC resolves
   private DNS (`endpoints`); each subnet routes 0.0.0.0/0 to a NAT gateway (`nat`); the VPC has the
   endpoints of the services the stage uses (`existingEndpoints`); one subnet per availability zone
   (`endpoints`); two zones at least (`database.create`). Nothing to check with `vpc.create`.
@@ -196,10 +197,19 @@ def check_network(cfg: PipelineConfig, ec2: Any, out: _Findings) -> None:
         summary_topic=cfg.summary_topic_arn is not None and stage.needs.summary_topic,
     )
     if vpc.service_access == SERVICE_ACCESS_ENDPOINTS:
-        if vpc.vpc_id != vpc_id:
+        if vpc.vpc_id is None:
+            out.ok("vpc.vpcId", f"unset: the stack creates the endpoints in the subnets' VPC, {vpc_id}")
+        elif vpc.vpc_id != vpc_id:
             out.fail("vpc.vpcId", f"is {vpc.vpc_id} but the subnets are in {vpc_id}: set it to {vpc_id}")
         wanted = sorted({t["RouteTableId"] for t in tables.values()})
-        if sorted(vpc.route_table_ids) != wanted:
+        if not vpc.route_table_ids:
+            # The program looks up the same tables (components.network.subnet_route_tables).
+            out.ok(
+                "vpc.routeTableIds",
+                "unset: the stack adds the S3 gateway endpoint to the subnets' route tables, "
+                + ", ".join(wanted),
+            )
+        elif sorted(vpc.route_table_ids) != wanted:
             out.fail(
                 "vpc.routeTableIds",
                 f"the subnets use the route tables {', '.join(wanted)}: set exactly these, or the S3 gateway "

@@ -7,6 +7,7 @@ import pytest
 from component_support import stage_child
 
 from components.config import ConfigError, parse_config
+from devtools.harness.mocks import mock_vpc_id
 
 INSTANCE = "aws:rds/instance:Instance"
 SUBNET_GROUP = "aws:rds/subnetGroup:SubnetGroup"
@@ -113,15 +114,20 @@ def _problems(raw):
     return {p.key: p.message for p in raised.value.problems}
 
 
-def test_database_create_needs_a_vpc_with_its_id():
+def test_database_create_needs_a_vpc():
     assert "needs vpc" in _problems({"database": {"create": True}})["data-pipeline:database.create"]
-    problems = _problems(
+
+
+def test_without_vpc_id_the_database_goes_in_the_subnets_vpc(evaluate):
+    stack = evaluate(
+        "dev",
         {
             "database": {"create": True},
             "vpc": {"subnetIds": SUBNETS, "securityGroupIds": [FUNCTION_GROUP], "serviceAccess": "nat"},
-        }
+        },
     )
-    assert "required with database.create" in problems["data-pipeline:vpc.vpcId"]
+    (database_sg,) = [r for r in stack.by_type("aws:ec2/securityGroup:SecurityGroup") if "database" in r.name]
+    assert database_sg.inputs["vpcId"] == mock_vpc_id("dev")
 
 
 def test_database_sources_are_exclusive_and_create_is_checked():

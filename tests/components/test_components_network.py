@@ -9,6 +9,7 @@ from component_support import stage_child
 
 from components.config import ConfigError, parse_config
 from components.network import services_used
+from devtools.harness.mocks import has_own_route_table, main_route_table, mock_vpc_id, own_route_table
 
 ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
@@ -121,10 +122,47 @@ def test_an_unknown_service_access_is_refused():
     assert problems["data-pipeline:vpc.serviceAccess"].startswith("'internet' is not allowed")
 
 
-def test_endpoints_need_the_vpc_and_its_route_tables():
-    problems = _problems({"subnetIds": SUBNETS, "securityGroupIds": GROUPS, "serviceAccess": "endpoints"})
-    assert "the VPC of vpc.subnetIds" in problems["data-pipeline:vpc.vpcId"]
-    assert "S3 gateway endpoint" in problems["data-pipeline:vpc.routeTableIds"]
+def test_endpoints_may_leave_the_vpc_and_its_route_tables_to_the_program():
+    cfg = parse_config(
+        {"vpc": {"subnetIds": SUBNETS, "securityGroupIds": GROUPS, "serviceAccess": "endpoints"}},
+        project="data-pipeline",
+        stack="prod",
+        region="eu-west-1",
+    )
+    assert cfg.vpc is not None
+    assert (cfg.vpc.vpc_id, cfg.vpc.route_table_ids) == (None, ())
+
+
+@pytest.fixture(scope="module")
+def looked_up(evaluate):
+    """prod with endpoints, its VPC and route tables left unset: the program looks them up."""
+    return evaluate(
+        "prod", {"vpc": {"subnetIds": SUBNETS, "securityGroupIds": GROUPS, "serviceAccess": "endpoints"}}
+    )
+
+
+def test_an_unset_vpc_id_is_the_subnets_vpc(looked_up):
+    vpc = mock_vpc_id("prod")
+    assert _endpoints(looked_up)["s3"]["vpcId"] == vpc
+    (group,) = looked_up.by_type(SECURITY_GROUP)
+    assert group.inputs["vpcId"] == vpc
+
+
+def test_unset_route_tables_are_each_subnets_own_table_or_else_the_main_table(looked_up):
+    # under the mocks the first subnet has a table of its own and the second uses the VPC's main table
+    assert (has_own_route_table(SUBNETS[0]), has_own_route_table(SUBNETS[1])) == (True, False)
+    assert _endpoints(looked_up)["s3"]["routeTableIds"] == [
+        own_route_table(SUBNETS[0]),
+        main_route_table(mock_vpc_id("prod")),
+    ]
+
+
+def test_subnets_sharing_a_table_name_it_once(evaluate):
+    shared = ["subnet-0a1b2c3d4e5f60719", "subnet-0b2c3d4e5f6071829"]  # both on the main table
+    stack = evaluate(
+        "prod", {"vpc": {"subnetIds": shared, "securityGroupIds": GROUPS, "serviceAccess": "endpoints"}}
+    )
+    assert _endpoints(stack)["s3"]["routeTableIds"] == [main_route_table(mock_vpc_id("prod"))]
 
 
 def test_route_tables_and_vpc_id_only_with_endpoints():
