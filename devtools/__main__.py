@@ -16,7 +16,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from handlers.contract import STAGES
+from handlers.contract import FULL_VCPU_MEMORY_MB, STAGES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +40,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the result as one JSON document on stdout")
     run.add_argument(
         "--duplicate-deliveries", action="store_true", help="deliver every S3 event twice (at-least-once)"
+    )
+    run.add_argument(
+        "--no-cpu-scaling",
+        action="store_true",
+        help="run handlers at this machine's full CPU speed: by default each invocation's CPU time is "
+        f"scaled to the CPU share of its declared memory (one vCPU at {FULL_VCPU_MEMORY_MB:,} MB), "
+        "reported beside the wall time, and an invocation whose scaled time passes the declared timeout "
+        "fails with Sandbox.Timedout",
     )
 
     run.add_argument(

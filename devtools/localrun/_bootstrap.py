@@ -11,6 +11,13 @@ Each invocation's log lines are framed by ``START RequestId`` / ``END RequestId`
 merged into it, as CloudWatch merges them); the response goes to RESULT_FD as one JSON line, written
 after ``END`` so a large log never blocks on an unread result.
 
+CPU as on Lambda (devtools/localrun/cpu.py): a request with a ``cpuFactor`` runs its handler with a CPU
+budget of ``timeoutSeconds / cpuFactor`` seconds of this process (``ITIMER_PROF``: user and system time, all
+threads). When it is spent, the handler is stopped by an exception in the main thread (where Python runs
+signal handlers), derived from BaseException so that a handler's ``except Exception`` cannot swallow it,
+and the response says ``timedOut``; the runner turns that into Lambda's ``Sandbox.Timedout``. Every
+response carries the invocation's wall and CPU time and the process's peak resident memory.
+
 Only the standard library may be imported at module level: this file runs under every Lambda Python
 version (3.12, 3.13) and the test interpreter (3.11).
 """
@@ -19,6 +26,8 @@ import importlib
 import json
 import logging
 import os
+import resource
+import signal
 import sys
 import time
 import traceback
@@ -36,10 +45,41 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+class _CpuTimedOut(BaseException):
+    """The handler's scaled CPU time passed the timeout: Lambda would have stopped it."""
+
+
+def _on_cpu_budget_spent(signum, frame):
+    raise _CpuTimedOut()
+
+
+class _CpuClock:
+    """The invocation's times; its CPU time as Lambda would have spent it (this process's times the factor).
+
+    Both clocks restart once the handler is imported: Lambda reports the init phase apart."""
+
+    def __init__(self, factor):
+        self.factor = factor  # None: not scaled
+        self.restart()
+
+    def restart(self):
+        self.started = time.process_time()
+        self.wall_started = time.monotonic()
+
+    def used(self):
+        return time.process_time() - self.started
+
+    def wall(self):
+        return time.monotonic() - self.wall_started
+
+    def scaled(self):
+        return self.used() * (self.factor or 1.0)
+
+
 class LambdaContext:
     """The attributes of Lambda's context object that handlers use."""
 
-    def __init__(self, request, deadline):
+    def __init__(self, request, deadline, clock):
         env = os.environ
         self.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME", "")
         self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
@@ -49,9 +89,30 @@ class LambdaContext:
         self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME", "")
         self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
         self._deadline = deadline
+        self._timeout = request.get("timeoutSeconds", 900)
+        self._clock = clock
 
     def get_remaining_time_in_millis(self):
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+        remaining = self._deadline - time.monotonic()
+        if self._clock.factor:
+            remaining = min(remaining, self._timeout - self._clock.scaled())
+        return max(0, int(remaining * 1000))
+
+
+def _peak_memory_mb():
+    """This process's resident high-water mark, as Lambda's "Max Memory Used".
+
+    Linux's VmHWM belongs to the process's own address space; ``ru_maxrss`` would also hold the RSS of the
+    runner that forked it (it survives ``exec``), so it is only the fallback elsewhere."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform != "darwin" else peak // (1024 * 1024)
 
 
 def _error(error_type, message, tb=None):
@@ -97,13 +158,31 @@ class _InitError(Exception):
         self.payload = payload
 
 
-def _invoke(handler_string, state, request):
+def _call_within_cpu_budget(handler, request, clock):
+    """The handler's result; raises _CpuTimedOut when its scaled CPU time passes the timeout."""
+    timeout = request.get("timeoutSeconds", 900)
+    deadline = time.monotonic() + timeout
+    if not clock.factor:
+        return handler(request["event"], LambdaContext(request, deadline, clock))
+    previous = signal.signal(signal.SIGPROF, _on_cpu_budget_spent)
+    signal.setitimer(signal.ITIMER_PROF, timeout / clock.factor)
+    try:
+        result = handler(request["event"], LambdaContext(request, deadline, clock))
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
+    if clock.scaled() > timeout:  # the handler swallowed the stop, or finished just past the budget
+        raise _CpuTimedOut()
+    return result
+
+
+def _invoke(handler_string, state, request, clock):
     if state.get("handler") is None:
         # Lambda retries a failed init on the next invocation; so do we.
         state["handler"] = _load_handler(handler_string)
     # The timeout counts from here: the init phase (the import above) has its own budget in Lambda.
-    deadline = time.monotonic() + request.get("timeoutSeconds", 900)
-    result = state["handler"](request["event"], LambdaContext(request, deadline))
+    clock.restart()
+    result = _call_within_cpu_budget(state["handler"], request, clock)
     try:
         json.dumps(result)
     except (TypeError, ValueError) as exc:
@@ -137,22 +216,26 @@ def main(argv):
             request_id = request["requestId"]
             request_filter.request_id = request_id
             print(f"START RequestId: {request_id} Version: $LATEST", flush=True)
-            started = time.monotonic()
+            clock = _CpuClock(request.get("cpuFactor"))
             try:
-                response = _invoke(handler_string, state, request)
+                response = _invoke(handler_string, state, request, clock)
+            except _CpuTimedOut:
+                response = {"ok": False, "timedOut": True}
             except _InitError as exc:
                 response = {"ok": False, "error": exc.payload}
             except Exception as exc:
                 tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
                 response = {"ok": False, "error": _error(type(exc).__name__, str(exc), tb)}
-            if not response["ok"]:
+            if "error" in response:
                 error = response["error"]
                 print(f"[ERROR] {error['errorType']}: {error['errorMessage']}", flush=True)
                 for frame in error.get("stackTrace", []):
                     sys.stdout.write(frame)
             sys.stdout.flush()
             sys.stderr.flush()
-            response["durationMs"] = round((time.monotonic() - started) * 1000, 2)
+            response["durationMs"] = round(clock.wall() * 1000, 2)
+            response["cpuMs"] = round(clock.used() * 1000, 2)
+            response["maxMemoryMB"] = _peak_memory_mb()
             print(f"END RequestId: {request_id}", flush=True)
             results.write(json.dumps(response) + "\n")
             results.flush()

@@ -16,6 +16,12 @@ process-global, and the test suite also runs ``mock_aws`` in the same process):
 * :func:`decorate_s3_event_records`: S3 names the object's version in events from a versioned bucket and
   orders PUTs to a key by a growing ``sequencer``; moto's ``_get_s3_event`` sends neither. It is wrapped so
   each record can be completed with the object's version id.
+* :func:`one_event_per_multipart_upload`: S3 sends one event when a multipart upload completes,
+  ``s3:ObjectCreated:CompleteMultipartUpload``. moto's ``S3Backend.complete_multipart_upload`` stores the
+  object through ``put_object`` (which sends ``s3:ObjectCreated:Put``) and ``put_object_tagging`` (which sends
+  ``s3:ObjectTagging:Put``) before sending its own event, so an ``s3:ObjectCreated:*`` notification fired
+  twice for one object. While a completion runs (in its request's thread), ``notifications.send_event``
+  drops every event but the completion's.
 * :func:`authorise_by_resource_arn`: moto authorises a request against the resource its response class's
   ``_determine_resource()`` names, or ``*`` without one; its Secrets Manager and SNS responses have none, so
   a role granted ``GetSecretValue`` on its one secret, or ``Publish`` on its one topic, would be denied.
@@ -25,6 +31,7 @@ process-global, and the test suite also runs ``mock_aws`` in the same process):
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +47,11 @@ RecordDecorator = Callable[[dict[str, Any], str | None], None]
 PATCHED_FUNCTIONS = {
     "moto.s3.notifications._invoke_awslambda": ("account_id", "event_body", "fn_arn", "region_name"),
     "moto.s3.notifications._get_s3_event": ("event_name", "bucket", "key", "notification_id"),
+}
+# The methods wrapped so that a multipart upload sends one event (checked by the canary).
+WRAPPED_FOR_MULTIPART = {
+    "moto.s3.notifications.send_event": ("account_id", "event_name", "bucket", "key"),
+    "moto.s3.models.S3Backend.complete_multipart_upload": ("self", "bucket_name", "multipart_id", "body"),
 }
 # The method moto's BaseResponse.call_action asks for the resource a request is authorised against.
 RESOURCE_HOOK = "_determine_resource"
@@ -80,6 +92,37 @@ def decorate_s3_event_records(decorate: RecordDecorator) -> Undo:
 
     def undo() -> None:
         notifications._get_s3_event = original
+
+    return undo
+
+
+def one_event_per_multipart_upload() -> Undo:
+    """A completed multipart upload sends only ``s3:ObjectCreated:CompleteMultipartUpload``, as S3 does."""
+    from moto.s3 import notifications
+    from moto.s3.models import S3Backend
+
+    completing = threading.local()  # moto's server runs each request in a thread of its own
+    kept = notifications.S3NotificationEvent.OBJECT_CREATED_COMPLETE_MULTIPART_UPLOAD_EVENT
+    original_send, original_complete = notifications.send_event, S3Backend.complete_multipart_upload
+
+    def send_event(account_id: str, event_name: Any, bucket: Any, key: Any) -> None:
+        if getattr(completing, "active", False) and event_name != kept:
+            return
+        original_send(account_id, event_name, bucket, key)
+
+    def complete_multipart_upload(self: Any, bucket_name: str, multipart_id: str, body: Any) -> Any:
+        completing.active = True
+        try:
+            return original_complete(self, bucket_name, multipart_id, body)
+        finally:
+            completing.active = False
+
+    notifications.send_event = send_event
+    S3Backend.complete_multipart_upload = complete_multipart_upload  # type: ignore[method-assign]
+
+    def undo() -> None:
+        notifications.send_event = original_send
+        S3Backend.complete_multipart_upload = original_complete  # type: ignore[method-assign]
 
     return undo
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as dc_replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from devtools.localrun.errors import LocalRunError
 from devtools.localrun.graph import pipeline_spec
@@ -34,6 +34,7 @@ from devtools.localrun.spec import PipelineSpec
 from devtools.localrun.uploads import collect_uploads
 from handlers.contract import Env
 
+P = TypeVar("P", bound=LocalPipeline)
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 WORK_ROOT = PROJECT_DIR / ".local-run"
 _MACHINES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
@@ -93,6 +94,17 @@ class Prepared:
     layer_archive: Path
     database_url: str
     work_dir: Path
+
+    def pipeline(self, kind: type[P] = LocalPipeline, **options: Any) -> P:  # type: ignore[assignment]
+        """A ``kind`` (LocalPipeline or a subclass) of this run; ``options`` are its other keywords."""
+        return kind(
+            self.spec,
+            layer_archive=self.layer_archive,
+            interpreter=self.interpreter,
+            work_dir=self.work_dir,
+            database_url=self.database_url,
+            **options,
+        )
 
 
 def prepare(
@@ -243,18 +255,13 @@ def run(
     stack: str = "dev",
     database_url: str | None = None,
     duplicate_deliveries: bool = False,
+    cpu_scaling: bool = True,
     echo: Callable[[str], None] = lambda _: None,
 ) -> RunResult:
     collect_uploads(files)  # a wrong path is reported before any set-up work
     prepared = prepare(stack, database_url=database_url, echo=echo)
-    return LocalPipeline(
-        prepared.spec,
-        layer_archive=prepared.layer_archive,
-        interpreter=prepared.interpreter,
-        work_dir=prepared.work_dir,
-        database_url=prepared.database_url,
-        duplicate_deliveries=duplicate_deliveries,
-        echo=echo,
+    return prepared.pipeline(
+        duplicate_deliveries=duplicate_deliveries, cpu_scaling=cpu_scaling, echo=echo
     ).run(files)
 
 
@@ -271,6 +278,7 @@ def main(args: Any) -> int:
         stack=args.stack,
         database_url=args.database_url,
         duplicate_deliveries=args.duplicate_deliveries,
+        cpu_scaling=not args.no_cpu_scaling,
         echo=echo,
     )
     if args.json:
@@ -295,13 +303,10 @@ def _main_replay(args: Any, echo: Callable[[str], None]) -> int:
         )
         environment = dict(changed.stage(args.replay).environment)
         echo(f"replay: {args.replay} after {', '.join(args.replay_config)}")
-    outcome = ReplayingPipeline(
-        prepared.spec,
-        layer_archive=prepared.layer_archive,
-        interpreter=prepared.interpreter,
-        work_dir=prepared.work_dir,
-        database_url=prepared.database_url,
+    outcome = prepared.pipeline(
+        ReplayingPipeline,
         duplicate_deliveries=args.duplicate_deliveries,
+        cpu_scaling=not args.no_cpu_scaling,
         echo=echo,
     ).run_and_replay(files, ReplayStep(args.replay, environment, args.replay_quarantined))
     if args.json:

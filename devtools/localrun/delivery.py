@@ -27,7 +27,7 @@ from urllib.parse import unquote_plus
 
 from devtools.localrun.emulator import AwsEmulator
 from devtools.localrun.errors import LocalRunError
-from devtools.localrun.lambda_runtime import InvocationResult
+from devtools.localrun.lambda_runtime import TIMED_OUT, InvocationResult
 from devtools.localrun.provision import Deployment
 from devtools.localrun.results import Failure, StageStats, stage_metrics
 from devtools.localrun.spec import PipelineSpec, StageSpec
@@ -86,6 +86,10 @@ class Dispatcher:
     def start(self, deployment: Deployment, aws: AwsEmulator) -> None:
         self._deployment = deployment
         self._aws = aws
+        for stage, pool in deployment.pools.items():
+            stats = self.stats[stage]
+            stats.memory_mb, stats.timeout_seconds = pool.image.memory_mb, pool.image.timeout_seconds
+            stats.cpu_factor = pool.image.cpu_factor
         for i in range(self.concurrency):
             worker = threading.Thread(target=self._worker, name=f"lambda-worker-{i}", daemon=True)
             worker.start()
@@ -176,6 +180,8 @@ class Dispatcher:
                 stats.succeeded += 1
             else:
                 stats.errors += 1
+            stats.add_time(result.duration_ms, result.cpu_ms, result.lambda_ms, result.max_memory_mb)
+            stats.timed_out += (result.error or {}).get("errorType") == TIMED_OUT
             for doc in emf:
                 stats.emf_lines += 1
                 for metric in names.values():
@@ -194,9 +200,12 @@ class Dispatcher:
             error = result.error or {}
             message = (str(error.get("errorMessage", "")).splitlines() or [""])[0]
             detail = f"  {error.get('errorType')}: {message}"
+        scaled = ""
+        if result.lambda_ms is not None:
+            scaled = f", {result.lambda_ms:.0f} ms on Lambda at {stage.memory_mb} MB"
         self.echo(
             f"  {stage.stage:<10} {status} {delivery.key}{attempt}{counts}"
-            f"  {result.duration_ms:.0f} ms{detail}"
+            f"  {result.duration_ms:.0f} ms wall, {result.cpu_ms:.0f} ms CPU{scaled}{detail}"
         )
 
     def _send_to_failure_queue(self, stage: StageSpec, delivery: Delivery, result: InvocationResult) -> None:

@@ -1,6 +1,6 @@
 """moto as a local AWS: a server on loopback, an admin to set it up, IAM enforced for everything after.
 
-Two narrow extensions of moto, both undone by :meth:`AwsEmulator.stop` (moto's state is process-global and
+Three narrow extensions of moto, all undone by :meth:`AwsEmulator.stop` (moto's state is process-global and
 the test suite also uses ``mock_aws`` in the same process); the private moto functions they need, and why,
 are in :mod:`devtools.localrun._moto_internals`:
 
@@ -9,6 +9,8 @@ are in :mod:`devtools.localrun._moto_internals`:
   Docker) is routed to ``on_lambda_event`` instead, with moto's own event JSON, to which the object's
   ``versionId`` is added when the bucket is versioned, and a ``sequencer`` that grows with every PUT (S3
   sends both; moto neither), so a handler reads the exact version it was told about and can order it.
+* moto sends two ``s3:ObjectCreated`` events for a completed multipart upload (its ``Put`` and its
+  ``CompleteMultipartUpload``); S3 sends the second alone, and so does the emulator.
 * moto authorises Secrets Manager and SNS calls against resource ``*``, so a role granted ``GetSecretValue``
   on its one secret or ``Publish`` on its one topic (least privilege) would be denied. The response classes
   learn the secret's or topic's ARN, as moto already does for SQS queues, so the declared resource is what
@@ -63,6 +65,14 @@ class Credentials:
         if self.session_token:
             env["AWS_SESSION_TOKEN"] = self.session_token
         return env
+
+    def as_client_args(self) -> dict[str, str | None]:
+        """The keyword arguments a boto3 client takes for these credentials."""
+        return {
+            "aws_access_key_id": self.access_key_id,
+            "aws_secret_access_key": self.secret_access_key,
+            "aws_session_token": self.session_token,
+        }
 
 
 LambdaHandOff = Callable[[str, dict[str, Any]], None]
@@ -150,9 +160,7 @@ class AwsEmulator:
                     service,
                     region_name=self.region,
                     endpoint_url=self.endpoint,
-                    aws_access_key_id=creds.access_key_id,
-                    aws_secret_access_key=creds.secret_access_key,
-                    aws_session_token=creds.session_token,
+                    **creds.as_client_args(),
                     config=Config(
                         retries={"max_attempts": 2, "mode": "standard"}, s3={"addressing_style": "path"}
                     ),
@@ -190,6 +198,7 @@ class AwsEmulator:
     def _patch_moto(self) -> None:
         self._undo.append(_moto_internals.route_lambda_notifications(self._hand_off))
         self._undo.append(_moto_internals.decorate_s3_event_records(self._complete_record))
+        self._undo.append(_moto_internals.one_event_per_multipart_upload())
         self._undo.append(_moto_internals.authorise_by_resource_arn())
 
     def _unpatch_moto(self) -> None:

@@ -1,18 +1,16 @@
-"""A Lambda-like execution environment on this machine: layout, interpreter, warm containers.
+"""A Lambda-like execution environment on this machine: the interpreter and the warm containers.
 
-Each function gets the layout Lambda gives it: its code archive unpacked as the code root (``task/``),
-its layer unpacked as ``opt/`` (the zip's ``python/`` becomes ``opt/python``), and a ``runtime/`` directory
-holding boto3 and its dependencies, which Lambda's Python runtime provides and the layer leaves out. A
-container is one ``python -I -S`` process (no site-packages, no user site, no environment-driven paths)
-running :mod:`devtools.localrun._bootstrap`, with exactly the function's environment: what the stack declares,
-the variables Lambda reserves, the stage role's temporary credentials and the endpoint of the emulator.
+A container is one ``python -I -S`` process (no site-packages, no user site, no environment-driven paths)
+running :mod:`devtools.localrun._bootstrap` in the function's layout (:mod:`devtools.localrun.layout`), with
+exactly the function's environment: what the stack declares, the variables Lambda sets, the stage role's
+temporary credentials and the endpoint of the emulator. Its CPU time is scaled to the declared memory's
+CPU share (:mod:`devtools.localrun.cpu`) unless the image says otherwise, and a scaled time past the
+timeout stops the invocation as Lambda's wall clock would.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import importlib.metadata
 import itertools
 import json
 import os
@@ -24,14 +22,15 @@ import sys
 import threading
 import time
 import uuid
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devtools.localrun.cpu import cpu_factor, timed_out_message
+from handlers.contract import LAMBDA_MEMORY_VARIABLE
+
 BOOTSTRAP = Path(__file__).with_name("_bootstrap.py")
-BOTO3_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
-"""What Lambda's runtime ships for ``import boto3`` (the same versions as this virtualenv's pins)."""
+TIMED_OUT = "Sandbox.Timedout"  # Lambda's errorType of an invocation stopped at its timeout
 
 
 class LambdaRuntimeError(RuntimeError):
@@ -88,106 +87,6 @@ def find_interpreter(runtime: str) -> Interpreter:
     return Interpreter(Path(sys.executable), here, matches_runtime=False)
 
 
-def _copy_distribution_files(name: str, dest: Path) -> None:
-    dist = importlib.metadata.distribution(name)
-    for file in dist.files or []:
-        parts = Path(str(file)).parts
-        if parts[0] == ".." or "__pycache__" in parts or str(file).endswith(".pyc"):
-            continue  # console scripts and bytecode are host artefacts, not the library
-        source = Path(str(dist.locate_file(file)))
-        if source.is_file():
-            target = dest / Path(*parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
-
-
-def boto3_runtime_dir(cache_dir: Path) -> Path:
-    """A directory holding only boto3 and its dependencies, as Lambda's ``/var/runtime`` does.
-
-    Copied from this virtualenv's pinned distributions (pure Python, so valid for every runtime version),
-    so the local run needs no network and uses the same boto3 the tests pin.
-    """
-    versions = {name: importlib.metadata.version(name) for name in BOTO3_DISTRIBUTIONS}
-    key = hashlib.sha256(json.dumps(versions, sort_keys=True).encode()).hexdigest()[:16]
-    dest = cache_dir / f"boto3-{key}"
-    if (dest / ".complete").is_file():
-        return dest
-    tmp = cache_dir / f".boto3-{key}-{uuid.uuid4().hex}"
-    tmp.mkdir(parents=True)
-    try:
-        for name in BOTO3_DISTRIBUTIONS:
-            _copy_distribution_files(name, tmp)
-        (tmp / ".complete").write_text(json.dumps(versions, indent=2))
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return dest
-
-
-def precompile(directory: Path, interpreter: Interpreter) -> None:
-    """Byte-compile ``directory`` once for ``interpreter``, as Lambda's runtime ships compiled boto3.
-
-    Without it every cold start would compile boto3 (about a second); the containers run with ``-B``
-    and so never write bytecode themselves.
-    """
-    marker = directory / f".compiled-{interpreter.version}"
-    if marker.is_file():
-        return
-    subprocess.run(
-        [
-            str(interpreter.path),
-            "-I",
-            "-m",
-            "compileall",
-            "-q",
-            "-j",
-            "0",
-            "--invalidation-mode",
-            "unchecked-hash",
-            str(directory),
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        timeout=600,
-    )
-    marker.write_text(str(interpreter.path))
-
-
-def unpack_zip(archive: Path, dest: Path) -> Path:
-    """Unpack ``archive`` into ``dest`` (replacing it); refuses entries that would escape ``dest``."""
-    if not archive.is_file():
-        raise LambdaRuntimeError(f"declared archive {archive} does not exist")
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    root = dest.resolve()
-    with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            target = (dest / info.filename).resolve()
-            if not target.is_relative_to(root):
-                raise LambdaRuntimeError(f"{archive}: entry {info.filename!r} escapes the archive root")
-        zf.extractall(dest)
-    return dest
-
-
-def unpack_cached(archive: Path, cache_dir: Path) -> Path:
-    """``archive`` unpacked once under ``cache_dir``, keyed by content (a layer is read-only in Lambda)."""
-    if not archive.is_file():
-        raise LambdaRuntimeError(f"declared archive {archive} does not exist")
-    digest = hashlib.sha256(archive.read_bytes()).hexdigest()[:16]
-    dest = cache_dir / digest
-    if (dest / ".complete").is_file():
-        return dest
-    tmp = unpack_zip(archive, cache_dir / f".{digest}-{uuid.uuid4().hex}")
-    (tmp / ".complete").write_text(str(archive))
-    if dest.exists():
-        shutil.rmtree(dest)
-    tmp.rename(dest)
-    return dest
-
-
 @dataclass(frozen=True)
 class FunctionImage:
     """Everything needed to start a container of one function."""
@@ -203,18 +102,46 @@ class FunctionImage:
     timeout_seconds: int
     memory_mb: int
     log_group: str = ""
+    cpu_scaling: bool = True  # False: CPU time is measured, not scaled to the memory's share nor limited
+
+    @property
+    def cpu_factor(self) -> float | None:
+        """Seconds on Lambda per CPU second here (devtools/localrun/cpu.py), or None without scaling."""
+        return cpu_factor(self.memory_mb) if self.cpu_scaling else None
+
+    def lambda_environment(self) -> dict[str, str]:
+        """The declared environment over the variables Lambda sets on every function, as far as the image
+        knows them; the memory size is always the declared one (handlers read it to plan their time)."""
+        defaults = {
+            "AWS_LAMBDA_FUNCTION_NAME": self.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_LOG_GROUP_NAME": self.log_group or f"/aws/lambda/{self.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": f"local/{self.name}",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{self.interpreter.runtime}",
+            "LAMBDA_TASK_ROOT": str(self.task_root),
+            "LAMBDA_RUNTIME_DIR": str(self.runtime_dir),
+            "_HANDLER": self.handler,
+            "TZ": ":UTC",
+            "LANG": "en_US.UTF-8",
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "LD_LIBRARY_PATH": f"{self.opt_dir}/lib",
+        }
+        return {**defaults, **self.environment, LAMBDA_MEMORY_VARIABLE: str(self.memory_mb)}
 
 
 @dataclass(frozen=True)
 class InvocationResult:
-    """What one invocation returned: a payload or a Lambda-shaped error, and its log lines."""
+    """What one invocation returned: a payload or a Lambda-shaped error, its log lines and its times."""
 
     request_id: str
     ok: bool
     payload: object = None
     error: dict | None = None
     log_lines: tuple[str, ...] = ()
-    duration_ms: float = 0.0
+    duration_ms: float = 0.0  # wall time here
+    cpu_ms: float = 0.0  # CPU time here (the container process, every thread)
+    lambda_ms: float | None = None  # CPU time at the declared memory's CPU share; None without scaling
+    max_memory_mb: int = 0  # the container's peak resident memory so far
 
     @property
     def function_error(self) -> str:
@@ -254,18 +181,12 @@ class LambdaContainer:
             str(write_fd),
         ]
         try:
+            # stderr into stdout, as CloudWatch merges them; a log line that is not UTF-8 must not stop it.
             self._process = subprocess.Popen(
-                args,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                env=image.environment,
-                cwd=image.task_root,
-                pass_fds=(write_fd,),
-                text=True,
-                encoding="utf-8",
-                errors="replace",
-            )
+                args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                env=image.lambda_environment(), cwd=image.task_root, pass_fds=(write_fd,),
+                text=True, encoding="utf-8", errors="replace",
+            )  # fmt: skip
         finally:
             os.close(write_fd)
         self._results = os.fdopen(read_fd, "r", encoding="utf-8")
@@ -297,6 +218,7 @@ class LambdaContainer:
             "event": event,
             "timeoutSeconds": self.image.timeout_seconds,
             "invokedFunctionArn": self.image.arn,
+            "cpuFactor": self.image.cpu_factor,
         }
         started = time.monotonic()
         # Warm: the timeout plus a quarter second for the pipes between this process and the container.
@@ -309,15 +231,7 @@ class LambdaContainer:
             try:
                 line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                self.stop(kill=True)  # Lambda stops a timed-out sandbox; the next event gets a fresh one
-                lines.append(f"{request_id} Task timed out after {self.image.timeout_seconds:.2f} seconds")
-                return InvocationResult(
-                    request_id,
-                    ok=False,
-                    error={"errorType": "Sandbox.Timedout", "errorMessage": lines[-1]},
-                    log_lines=tuple(lines),
-                    duration_ms=(time.monotonic() - started) * 1000,
-                )
+                return self._timed_out(request_id, lines, {"durationMs": (time.monotonic() - started) * 1000})
             if line is None:
                 code = self._process.wait()
                 self._process = None
@@ -336,14 +250,48 @@ class LambdaContainer:
                 lines.append(line)
         response = json.loads(self._results.readline())  # type: ignore[attr-defined]
         self._initialised = True
+        if response.get("timedOut"):
+            return self._timed_out(request_id, lines, response)
+        return self._result(request_id, response, lines)
+
+    def _result(
+        self, request_id: str, response: dict[str, Any], lines: list[str], timed_out: bool = False
+    ) -> InvocationResult:
+        """The response with its times, and Lambda's REPORT line (with the CPU figures) closing its log."""
+        cpu_ms = float(response.get("cpuMs", 0.0))
+        factor = self.image.cpu_factor
+        timeout_ms = self.image.timeout_seconds * 1000.0
+        # A timed-out invocation lasted the timeout on Lambda, whatever CPU it had used when stopped.
+        lambda_ms = None
+        if factor is not None:
+            lambda_ms = timeout_ms if timed_out else min(cpu_ms * factor, timeout_ms)
+        memory = int(response.get("maxMemoryMB", 0))
+        scaled = "" if lambda_ms is None else f"\tScaled CPU Duration: {lambda_ms:.2f} ms"
+        lines.append(
+            f"REPORT RequestId: {request_id}\tDuration: {response.get('durationMs', 0.0):.2f} ms"
+            f"\tCPU Duration: {cpu_ms:.2f} ms{scaled}\tMemory Size: {self.image.memory_mb} MB"
+            f"\tMax Memory Used: {memory} MB"
+        )
         return InvocationResult(
             request_id,
             ok=response["ok"],
             payload=response.get("payload"),
             error=response.get("error"),
             log_lines=tuple(lines),
-            duration_ms=response.get("durationMs", 0.0),
+            duration_ms=float(response.get("durationMs", 0.0)),
+            cpu_ms=cpu_ms,
+            lambda_ms=lambda_ms,
+            max_memory_mb=memory,
         )
+
+    def _timed_out(self, request_id: str, lines: list[str], response: dict[str, Any]) -> InvocationResult:
+        """Lambda's timeout, on the wall clock or on the scaled CPU time: the sandbox is stopped (the next
+        event gets a fresh one) and the invocation fails with ``Sandbox.Timedout``."""
+        self.stop(kill=True)
+        timeout = self.image.timeout_seconds
+        lines.append(f"{request_id} Task timed out after {timeout:.2f} seconds")
+        error = {"errorType": TIMED_OUT, "errorMessage": timed_out_message(request_id, timeout)}
+        return self._result(request_id, {**response, "ok": False, "error": error}, lines, timed_out=True)
 
     def stop(self, kill: bool = False) -> None:
         process, self._process = self._process, None

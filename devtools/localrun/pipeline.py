@@ -56,6 +56,7 @@ class LocalPipeline:
         concurrency: int = 2,
         idle_timeout: float = 300.0,
         migrate_database: bool = True,
+        cpu_scaling: bool = True,
         echo: Printer = _quiet,
     ) -> None:
         self.spec = spec
@@ -69,6 +70,8 @@ class LocalPipeline:
         self.idle_timeout = idle_timeout
         # False plays a stack whose migration has not run: analytics then meets the database as it is.
         self.migrate_database = migrate_database
+        # False: CPU time is measured but neither scaled to the memory's CPU share nor held to the timeout.
+        self.cpu_scaling = cpu_scaling
         self.echo = echo
 
     def run(self, files: Sequence[Path]) -> RunResult:
@@ -100,6 +103,7 @@ class LocalPipeline:
                     interpreter=self.interpreter,
                     work_dir=self.work_dir,
                     cache_dir=self.cache_dir,
+                    cpu_scaling=self.cpu_scaling,
                 )
                 if self.migrate_database:
                     migrate(deployment, self.echo)

@@ -19,15 +19,8 @@ from typing import Any
 
 from devtools.localrun.emulator import AwsEmulator, Credentials
 from devtools.localrun.errors import LocalRunError
-from devtools.localrun.lambda_runtime import (
-    ContainerPool,
-    FunctionImage,
-    Interpreter,
-    boto3_runtime_dir,
-    precompile,
-    unpack_cached,
-    unpack_zip,
-)
+from devtools.localrun.lambda_runtime import ContainerPool, FunctionImage, Interpreter
+from devtools.localrun.layout import boto3_runtime_dir, precompile, unpack_cached, unpack_zip
 from devtools.localrun.spec import BucketSpec, PipelineSpec, StageSpec
 from handlers.contract import MIGRATE_EVENT, Env, Stage
 
@@ -166,13 +159,23 @@ def prepare_images(
     interpreter: Interpreter,
     work_dir: Path,
     cache_dir: Path,
+    cpu_scaling: bool = True,
 ) -> None:
-    """A warm-container pool per stage: its code, the layer, the runtime's boto3 and its environment."""
+    """A warm-container pool per stage: its code, the layer, the runtime's boto3 and its environment.
+
+    The declared timeout and memory come with it; with ``cpu_scaling`` each invocation's CPU time counts
+    at the memory's CPU share (devtools/localrun/cpu.py)."""
     spec = deployment.spec
     root = work_dir / "functions"
     runtime_dir = boto3_runtime_dir(cache_dir / "runtime")
     precompile(runtime_dir, interpreter)
-    opt = unpack_cached(layer_archive, cache_dir / "layers")
+    # What every stage's image shares: the layer (read-only, unpacked once), the runtime and the CPU rule.
+    shared = {
+        "opt_dir": unpack_cached(layer_archive, cache_dir / "layers"),
+        "runtime_dir": runtime_dir,
+        "interpreter": interpreter,
+        "cpu_scaling": cpu_scaling,
+    }
     for stage in spec.stages:
         if stage.layer_archives and layer_archive.resolve() not in {
             p.resolve() for p in stage.layer_archives
@@ -181,25 +184,13 @@ def prepare_images(
                 f"stage {stage.stage} declares the layer {', '.join(map(str, stage.layer_archives))}, "
                 f"but the run was given {layer_archive} (evaluate the stack with layer.archive = it)"
             )
-        task = unpack_zip(stage.code_archive, root / stage.stage / "task")
+        # The image adds what Lambda sets from the function itself (FunctionImage.lambda_environment).
         environment = {k: deployment.map(str(v)) for k, v in stage.environment.items()}
         environment.update(
             {
                 "AWS_REGION": spec.region,
                 "AWS_DEFAULT_REGION": spec.region,
-                "AWS_EXECUTION_ENV": f"AWS_Lambda_{interpreter.runtime}",
-                "AWS_LAMBDA_FUNCTION_NAME": stage.function_name,
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(stage.memory_mb),
-                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-                "AWS_LAMBDA_LOG_GROUP_NAME": stage.log_group or f"/aws/lambda/{stage.function_name}",
                 "AWS_LAMBDA_LOG_STREAM_NAME": f"local/{stage.stage}",
-                "LAMBDA_TASK_ROOT": str(task),
-                "LAMBDA_RUNTIME_DIR": str(runtime_dir),
-                "_HANDLER": stage.handler,
-                "TZ": ":UTC",
-                "LANG": "en_US.UTF-8",
-                "PATH": "/usr/local/bin:/usr/bin:/bin",
-                "LD_LIBRARY_PATH": f"{opt}/lib",
                 "AWS_ENDPOINT_URL": aws.endpoint,
                 # No host AWS configuration may leak in: the role's credentials are the only ones.
                 "AWS_CONFIG_FILE": os.devnull,
@@ -208,19 +199,19 @@ def prepare_images(
                 **deployment.credentials[stage.stage].as_env(),
             }
         )
-        image = FunctionImage(
-            name=stage.function_name,
-            arn=deployment.function_arn(stage),
-            handler=stage.handler,
-            task_root=task,
-            opt_dir=opt,
-            runtime_dir=runtime_dir,
-            interpreter=interpreter,
-            environment=environment,
-            timeout_seconds=stage.timeout_seconds,
-            memory_mb=stage.memory_mb,
+        deployment.pools[stage.stage] = ContainerPool(
+            FunctionImage(
+                name=stage.function_name,
+                arn=deployment.function_arn(stage),
+                handler=stage.handler,
+                task_root=unpack_zip(stage.code_archive, root / stage.stage / "task"),
+                environment=environment,
+                timeout_seconds=stage.timeout_seconds,
+                memory_mb=stage.memory_mb,
+                log_group=stage.log_group,
+                **shared,
+            )
         )
-        deployment.pools[stage.stage] = ContainerPool(image)
 
 
 def migrate(deployment: Deployment, echo: Callable[[str], None]) -> None:

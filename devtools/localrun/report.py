@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from devtools.localrun.results import RunResult, stage_metrics
-from handlers.contract import GROUP_METRIC_NAMES, RECORD_METRIC_NAMES
+from handlers.contract import FULL_VCPU_MEMORY_MB, GROUP_METRIC_NAMES, RECORD_METRIC_NAMES
 
 # (header, StageStats attribute or Counts field): a Counts field is shown under the EMF metric the stage
 # reports it as, so analytics shows groups where the other stages show records.
@@ -60,6 +60,46 @@ def _report_line(report: Any) -> str:
         return _short(report, 160)
 
 
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _time_rows(result: RunResult) -> list[list[str]]:
+    """Per stage: the declared memory and timeout, the CPU share, and the times (devtools/localrun/cpu.py)."""
+    rows = []
+    for stage, stats in result.stages.items():
+        fits = f"no ({stats.timed_out} timed out)" if stats.timed_out else "yes"
+        rows.append(
+            [
+                stage,
+                str(stats.memory_mb),
+                str(stats.timeout_seconds),
+                "-" if stats.cpu_factor is None else f"x{stats.cpu_factor:.2f}",
+                _seconds(stats.wall_seconds),
+                _seconds(stats.cpu_seconds),
+                _seconds(stats.lambda_seconds),
+                _seconds(stats.longest_lambda_seconds),
+                fits,
+                str(stats.peak_memory_mb),
+            ]
+        )
+    return rows
+
+
+_TIME_HEADER = [
+    "stage",
+    "memory MB",
+    "timeout s",
+    "CPU scale",
+    "wall s",
+    "CPU s",
+    "Lambda s",
+    "longest Lambda s",
+    "within timeout",
+    "peak MB",
+]
+
+
 def render_text(result: RunResult, max_rows: int = 10) -> str:
     out: list[str] = []
     interp = result.interpreter
@@ -88,6 +128,13 @@ def render_text(result: RunResult, max_rows: int = 10) -> str:
                 row.append(str(getattr(stats, attr)))
         rows.append(row)
     out += _table([c for c, _ in _COLUMNS], rows)
+    out.append("")
+    out.append(
+        f"Time per stage (Lambda s: CPU time at the declared memory's CPU share, 1 vCPU per "
+        f"{FULL_VCPU_MEMORY_MB:,} MB; "
+        "waits for S3 or the database not included)"
+    )
+    out += _table(_TIME_HEADER, _time_rows(result))
     out.append("")
     if result.failures:
         out.append(f"FAILED events ({len(result.failures)}):")

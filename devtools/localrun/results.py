@@ -29,6 +29,25 @@ class StageStats:
     cold_starts: int = 0  # containers started
     metrics: dict[str, int] = field(default_factory=dict)  # EMF totals, by the names the stage reports
     emf_lines: int = 0  # EMF documents seen in the logs
+    # Time (devtools/localrun/cpu.py): wall and CPU time here, and the CPU time at the declared memory's
+    # CPU share, summed over the invocations; the longest invocation at that share; the peak memory.
+    memory_mb: int = 0  # declared
+    timeout_seconds: int = 0  # declared
+    cpu_factor: float | None = None  # seconds on Lambda per CPU second here; None: --no-cpu-scaling
+    wall_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    lambda_seconds: float | None = None  # None without CPU scaling
+    longest_lambda_seconds: float | None = None  # the longest single invocation, at the CPU share
+    timed_out: int = 0  # invocations stopped at the timeout (Sandbox.Timedout)
+    peak_memory_mb: int = 0  # the largest resident memory of a container of the stage
+
+    def add_time(self, wall_ms: float, cpu_ms: float, lambda_ms: float | None, memory_mb: int) -> None:
+        self.wall_seconds += wall_ms / 1000
+        self.cpu_seconds += cpu_ms / 1000
+        self.peak_memory_mb = max(self.peak_memory_mb, memory_mb)
+        if lambda_ms is not None:
+            self.lambda_seconds = (self.lambda_seconds or 0.0) + lambda_ms / 1000
+            self.longest_lambda_seconds = max(self.longest_lambda_seconds or 0.0, lambda_ms / 1000)
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,8 @@ from pathlib import Path
 import pytest
 from e2e_expected import SAMPLES
 
-from devtools.localrun.lambda_runtime import (
-    ContainerPool,
-    FunctionImage,
-    Interpreter,
-    LambdaContainer,
-    boto3_runtime_dir,
-    precompile,
-)
+from devtools.localrun.lambda_runtime import ContainerPool, FunctionImage, Interpreter, LambdaContainer
+from devtools.localrun.layout import boto3_runtime_dir, precompile
 from devtools.localrun.results import RunResult
 from devtools.localrun.spec import PipelineSpec
 

@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from devtools.harness import Secret
 from devtools.localrun.command import ReplayingPipeline, ReplayStep, config_with
 from devtools.localrun.graph import pipeline_spec
+from devtools.localrun.results import read_database
+from devtools.localrun.spec import PipelineSpec
 
 pytestmark = pytest.mark.network  # the real layer is built from PyPI unless .build/layers already holds it
+
+Replaying = Callable[[PipelineSpec, str], ReplayingPipeline]
 
 RECORDS = [  # (timestamp, value): 1h windows 12:00 and 13:00; 5m windows 12:00, 12:05, 12:55, 13:00
     ("2026-11-24T12:01:00Z", "1.5"),
@@ -36,31 +40,43 @@ def expected(window_minutes: int) -> dict[tuple[str, str], tuple[int, Decimal]]:
     return {key: (len(values), sum(values, Decimal(0))) for key, values in found.items()}
 
 
+def table(url: str, name: str) -> list[dict[str, Any]]:
+    """Every row of table ``name``, read as the local run reads the database for its summary."""
+    return read_database(url, sample_rows=100_000)[name]["sample"]
+
+
 def rollups(url: str) -> dict[tuple[str, str], tuple[int, Decimal]]:
     """(window minutes, window start HH:MM) → (count, exact sum) of metric value."""
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT window_size, window_start, count, sum FROM pipeline_rollup_metrics"
-                    " WHERE metric = 'value'"
-                )
-            ).all()
-    finally:
-        engine.dispose()
     minutes = {"5m": "5", "1h": "60"}
     found: dict[tuple[str, str], tuple[int, Decimal]] = {}
-    for window, start, count, total in rows:
-        stamp = str(start)[11:16]
-        key = (minutes[str(window)], stamp)
+    for row in table(url, "pipeline_rollup_metrics"):
+        if row["metric"] != "value":
+            continue
+        key = (minutes[str(row["window_size"])], str(row["window_start"])[11:16])
         old = found.get(key, (0, Decimal(0)))
-        found[key] = (old[0] + count, old[1] + Decimal(str(total)))
+        found[key] = (old[0] + row["count"], old[1] + Decimal(str(row["sum"])))
     return found
 
 
+@pytest.fixture
+def replaying(interpreter: Any, local_layer: Path, runtime_cache: Path, tmp_path: Path) -> Replaying:
+    """replaying(spec, database_url): the dev stack's local run, to be replayed."""
+
+    def pipeline(spec: PipelineSpec, url: str) -> ReplayingPipeline:
+        return ReplayingPipeline(
+            spec,
+            layer_archive=local_layer,
+            interpreter=interpreter,
+            work_dir=tmp_path / "work" / "dev",
+            database_url=url,
+            cache_dir=runtime_cache,
+        )
+
+    return pipeline
+
+
 def test_changing_the_window_and_replaying_processing_keeps_both_settings(
-    evaluate: Any, interpreter: Any, local_layer: Path, runtime_cache: Path, tmp_path: Path
+    evaluate: Any, local_layer: Path, replaying: Replaying, tmp_path: Path
 ) -> None:
     # GIVEN the dev stack run locally on one file
     data = tmp_path / "input" / "readings.jsonl"
@@ -81,31 +97,18 @@ def test_changing_the_window_and_replaying_processing_keeps_both_settings(
     changed = pipeline_spec(evaluate("dev", {**config_with("dev", ["aggregation.window=5m"]), **base}))
     environment = changed.stage("processing").environment
     assert environment["AGGREGATION_WINDOW"] == "5m"
-    outcome = ReplayingPipeline(
-        spec,
-        layer_archive=local_layer,
-        interpreter=interpreter,
-        work_dir=tmp_path / "work" / "dev",
-        database_url=url,
-        cache_dir=runtime_cache,
-    ).run_and_replay([data], ReplayStep("processing", environment))
+    outcome = replaying(spec, url).run_and_replay([data], ReplayStep("processing", environment))
     # THEN the one records object was replayed, and the database holds both settings, each exact
     assert outcome.first.ok
     assert outcome.second.ok
     assert (outcome.summary.seen, outcome.summary.sent, outcome.summary.failed) == (1, 1, 0)
     assert rollups(url) == {**expected(60), **expected(5)}
     assert expected(60)[("60", "12:00")] == (3, Decimal("13.75"))
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            settings = sorted(r[0] for r in conn.execute(text("SELECT window_size FROM pipeline_settings")))
-    finally:
-        engine.dispose()
-    assert settings == ["1h", "5m"]
+    assert sorted(row["window_size"] for row in table(url, "pipeline_settings")) == ["1h", "5m"]
 
 
 def test_quarantined_records_are_taken_in_again_after_the_limit_is_raised(
-    evaluate: Any, interpreter: Any, local_layer: Path, runtime_cache: Path, tmp_path: Path
+    evaluate: Any, local_layer: Path, replaying: Replaying, tmp_path: Path
 ) -> None:
     # GIVEN a file with one record over a small maxRecordBytes (quarantined) and two that fit
     data = tmp_path / "input" / "mixed.jsonl"
@@ -121,14 +124,7 @@ def test_quarantined_records_are_taken_in_again_after_the_limit_is_raised(
     spec = pipeline_spec(evaluate("dev", {**base, "maxRecordBytes": 200}))
     # WHEN the limit is raised and ingestion is replayed for quarantined raw objects only
     changed = pipeline_spec(evaluate("dev", {**base, "maxRecordBytes": 4096}))
-    outcome = ReplayingPipeline(
-        spec,
-        layer_archive=local_layer,
-        interpreter=interpreter,
-        work_dir=tmp_path / "work" / "dev",
-        database_url=url,
-        cache_dir=runtime_cache,
-    ).run_and_replay(
+    outcome = replaying(spec, url).run_and_replay(
         [data], ReplayStep("ingestion", changed.stage("ingestion").environment, quarantined=True)
     )
     # THEN the first run quarantined one record, the replay sent that one raw object, and the database

@@ -29,15 +29,81 @@ def broken(what: str) -> str:
     )
 
 
-@pytest.mark.parametrize("dotted", sorted(internals.PATCHED_FUNCTIONS))
+def resolve(dotted: str) -> object:
+    """``package.module.name`` or ``package.module.Class.name``."""
+    parts = dotted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:]:
+            found = getattr(found, name, None)
+        return found
+    return None
+
+
+PATCHED = {**internals.PATCHED_FUNCTIONS, **internals.WRAPPED_FOR_MULTIPART}
+
+
+@pytest.mark.parametrize("dotted", sorted(PATCHED))
 def test_the_patched_functions_still_exist_with_the_same_parameters(dotted: str):
-    module_name, name = dotted.rsplit(".", 1)
-    function = getattr(importlib.import_module(module_name), name, None)
+    function = resolve(dotted)
     assert callable(function), broken(f"{dotted} is gone")
     parameters = tuple(inspect.signature(function).parameters)
-    assert parameters == internals.PATCHED_FUNCTIONS[dotted], broken(
-        f"{dotted} now takes {parameters}, not {internals.PATCHED_FUNCTIONS[dotted]}"
+    assert parameters == PATCHED[dotted], broken(f"{dotted} now takes {parameters}, not {PATCHED[dotted]}")
+
+
+def multipart_events(patched: bool) -> list[str]:
+    """The event names a notification of ``s3:ObjectCreated:*`` gets for one 2-part multipart upload."""
+    received: list[dict] = []
+    undo = [internals.route_lambda_notifications(lambda arn, event: received.append(event))]
+    if patched:
+        undo.append(internals.one_event_per_multipart_upload())
+    try:
+        with mock_aws():
+            s3 = boto3.client("s3", region_name=REGION)
+            s3.create_bucket(Bucket="probe", CreateBucketConfiguration={"LocationConstraint": REGION})
+            s3.put_bucket_notification_configuration(
+                Bucket="probe",
+                NotificationConfiguration={
+                    "LambdaFunctionConfigurations": [
+                        {"LambdaFunctionArn": FUNCTION_ARN, "Events": ["s3:ObjectCreated:*"]}
+                    ]
+                },
+            )
+            upload = s3.create_multipart_upload(Bucket="probe", Key="big.jsonl")["UploadId"]
+            part = {"Bucket": "probe", "Key": "big.jsonl", "UploadId": upload}
+            etags = [
+                s3.upload_part(**part, PartNumber=n, Body=body)["ETag"]
+                for n, body in ((1, b"x" * (5 * 1024 * 1024)), (2, b"y"))
+            ]
+            s3.complete_multipart_upload(
+                Bucket="probe",
+                Key="big.jsonl",
+                UploadId=upload,
+                MultipartUpload={"Parts": [{"ETag": e, "PartNumber": n} for n, e in enumerate(etags, 1)]},
+            )
+    finally:
+        for step in reversed(undo):
+            step()
+    return [event["Records"][0]["eventName"] for event in received]
+
+
+def test_moto_still_notifies_a_multipart_upload_twice_and_the_patch_makes_it_once():
+    from moto.s3 import notifications
+    from moto.s3.models import S3Backend
+
+    originals = (notifications.send_event, S3Backend.complete_multipart_upload)
+    twice = ["ObjectCreated:Put", "ObjectCreated:CompleteMultipartUpload"]
+    assert multipart_events(patched=False) == twice, broken(
+        "a multipart upload no longer sends ObjectCreated:Put then CompleteMultipartUpload: the "
+        "one_event_per_multipart_upload patch may be unneeded"
     )
+    assert multipart_events(patched=True) == ["ObjectCreated:CompleteMultipartUpload"], broken(
+        "the patched completion does not send exactly S3's one event"
+    )
+    assert (notifications.send_event, S3Backend.complete_multipart_upload) == originals
 
 
 def test_an_s3_notification_reaches_the_hand_off_with_the_records_completed():

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from devtools.localrun.report import _report_line
+from types import SimpleNamespace
+
+from devtools.localrun.cpu import cpu_factor
+from devtools.localrun.report import _report_line, _time_rows
+from devtools.localrun.results import StageStats
 
 
 def test_report_line_shows_float_sums_without_binary_noise():
@@ -21,3 +25,19 @@ def test_report_line_shows_float_sums_without_binary_noise():
         "database loaded, window 1h, 25 group(s), 70 record(s); "
         "value count=70 sum=8749.19 min=8.44 max=243.44"
     )
+
+
+def test_the_time_table_shows_the_scaled_time_beside_the_wall_time_and_the_timeouts():
+    # GIVEN a stage at 512 MB that timed out once, and one run without CPU scaling
+    scaled = StageStats(memory_mb=512, timeout_seconds=120, cpu_factor=cpu_factor(512), timed_out=1)
+    scaled.add_time(wall_ms=1500, cpu_ms=1000, lambda_ms=3455, memory_mb=80)
+    scaled.add_time(wall_ms=500, cpu_ms=200, lambda_ms=691, memory_mb=120)
+    unscaled = StageStats(memory_mb=512, timeout_seconds=120)
+    unscaled.add_time(wall_ms=1500, cpu_ms=1000, lambda_ms=None, memory_mb=80)
+    # WHEN their rows are rendered
+    result = SimpleNamespace(stages={"ingestion": scaled, "processing": unscaled})
+    rows = _time_rows(result)  # type: ignore[arg-type]
+    # THEN the times add up, the longest invocation and the peak memory show, and "-" marks no scaling
+    times = ["2.00", "1.20", "4.15", "3.46"]  # wall, CPU, Lambda, longest Lambda
+    assert rows[0] == ["ingestion", "512", "120", "x3.46", *times, "no (1 timed out)", "120"]
+    assert rows[1] == ["processing", "512", "120", "-", "1.50", "1.00", "-", "-", "yes", "80"]
