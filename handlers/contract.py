@@ -166,6 +166,8 @@ PLANNING_RATES: Final = {
     Stage.PROCESSING: 10_000_000,
     Stage.ANALYTICS: 900_000,
 }
+# Ingestion of a gzip raw object (a key ending in .gz), in compressed bytes: each holds several of JSON.
+GZIP_INPUT_PLANNING_RATE: Final = 4_000_000
 # Time kept back from the timeout to log the error and its metric: this many seconds, or this share of a
 # short timeout.
 DEADLINE_MARGIN_SECONDS: Final = 5.0

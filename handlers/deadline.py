@@ -5,8 +5,8 @@ the stage's memory and timeout would cost three full timeouts before its event r
 and say only "Task timed out". Instead, a stage gives up as soon as it can tell:
 
 - before reading, ``check_fits`` predicts the object's time from its size (the S3 event's) and the
-  stage's planning rate (``handlers.contract.PLANNING_RATES``: bytes per vCPU-second, measured by
-  benchmarks/capacity.py, docs/capacity.md) at the CPU share of the function's memory (one vCPU at
+  stage's planning rate (``planning_rate``: ``handlers.contract.PLANNING_RATES``, bytes per vCPU-second,
+  measured by benchmarks/capacity.py, docs/capacity.md) at the CPU share of the function's memory (one vCPU at
   ``FULL_VCPU_MEMORY_MB``, a proportional share below), and raises ``DeadlineError`` when it does not fit
   in the remaining time less a margin;
 - while reading, ``Watchdog`` measures the rate the stage actually consumes its input at, every
@@ -32,7 +32,10 @@ from handlers.contract import (
     DEADLINE_MARGIN_SECONDS,
     DEADLINE_MARGIN_SHARE,
     FULL_VCPU_MEMORY_MB,
+    GZIP_INPUT_PLANNING_RATE,
     OVER_BUDGET_REASON,
+    PLANNING_RATES,
+    Stage,
 )
 from handlers.errors import DeadlineError
 
@@ -59,6 +62,15 @@ def margin_seconds(budget_seconds: float) -> float:
     return min(DEADLINE_MARGIN_SECONDS, DEADLINE_MARGIN_SHARE * max(budget_seconds, 0.0))
 
 
+def planning_rate(stage: str, key: str) -> float:
+    """The stage's planning rate for the object at ``key``: a gzip raw object's size understates the
+    ingestion stage's work several times over, so it has a rate of its own; 0 (no check) for an unknown
+    stage."""
+    if stage == Stage.INGESTION and key.endswith(".gz"):
+        return GZIP_INPUT_PLANNING_RATE
+    return PLANNING_RATES.get(stage, 0)
+
+
 def largest_object(rate: float, memory_mb: int, timeout_seconds: float) -> float:
     """The largest object ``check_fits`` lets a fresh invocation of ``timeout_seconds`` start on."""
     return rate * cpu_share(memory_mb) * (timeout_seconds - margin_seconds(timeout_seconds))
@@ -70,24 +82,16 @@ class Budget:
 
     stage: str  # for the error message
     memory_mb: int | None  # the function's memory (AWS_LAMBDA_FUNCTION_MEMORY_SIZE); None: unknown
-    rate: float  # the stage's planning rate, bytes of input per vCPU-second
     deadline: float  # the clock's reading at which Lambda stops the invocation
     margin: float  # seconds kept back before the deadline
     clock: Clock = time.monotonic
 
     @classmethod
     def start(
-        cls,
-        stage: str,
-        memory_mb: int | None,
-        rate: float,
-        remaining_seconds: float,
-        clock: Clock = time.monotonic,
+        cls, stage: str, memory_mb: int | None, remaining_seconds: float, clock: Clock = time.monotonic
     ) -> Budget:
         """The budget of an invocation with ``remaining_seconds`` left now."""
-        return cls(
-            stage, memory_mb, rate, clock() + remaining_seconds, margin_seconds(remaining_seconds), clock
-        )
+        return cls(stage, memory_mb, clock() + remaining_seconds, margin_seconds(remaining_seconds), clock)
 
     def remaining(self) -> float:
         return self.deadline - self.clock()
@@ -106,12 +110,13 @@ def over_budget(budget: Budget, size: int, predicted: float, remaining: float, h
     )
 
 
-def check_fits(budget: Budget | None, size: int | None) -> None:
-    """Raise ``DeadlineError`` when ``size`` bytes cannot be done, at the planning rate, before the budget's
-    deadline less its margin. No budget or no size: nothing to check."""
-    if budget is None or size is None or budget.rate <= 0:
+def check_fits(budget: Budget | None, size: int | None, rate: float) -> None:
+    """Raise ``DeadlineError`` when ``size`` bytes cannot be done at ``rate`` (bytes per vCPU-second: the
+    stage's planning rate) before the budget's deadline less its margin. No budget, no size or no rate:
+    nothing to check."""
+    if budget is None or size is None or rate <= 0:
         return
-    predicted = predicted_seconds(size, budget.rate, budget.memory_mb)
+    predicted = predicted_seconds(size, rate, budget.memory_mb)
     remaining = budget.remaining()
     if predicted > remaining - budget.margin:
         raise over_budget(budget, size, predicted, remaining, "at the planned rate")

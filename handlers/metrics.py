@@ -21,7 +21,6 @@ from handlers import deadline
 from handlers.contract import (
     LAMBDA_MEMORY_VARIABLE,
     OVER_BUDGET_METRIC,
-    PLANNING_RATES,
     RECORD_METRIC_NAMES,
     STAGE_DIMENSION,
     STAGE_METRIC_NAMES,
@@ -125,7 +124,7 @@ def invocation_budget(
     remaining = deadline.remaining_seconds(context)
     if remaining is None:
         return None
-    return deadline.Budget.start(stage, memory_mb(os.environ), PLANNING_RATES.get(stage, 0), remaining, clock)
+    return deadline.Budget.start(stage, memory_mb(os.environ), remaining, clock)
 
 
 def handle_objects(
@@ -149,7 +148,7 @@ def handle_objects(
     for ref in object_refs(event):
         try:
             with deadline.guarding(budget):
-                deadline.check_fits(budget, ref.size)
+                deadline.check_fits(budget, ref.size, deadline.planning_rate(stage, ref.key))
                 counts, details = process(ref)
         except DeadlineError as error:
             failed = {

@@ -36,10 +36,8 @@ class FakeClock:
         return self.now
 
 
-def budget(
-    remaining: float, memory_mb: int | None = FULL_VCPU_MEMORY_MB, rate: float = 1e6, clock: Any = None
-) -> Budget:
-    return Budget.start(Stage.INGESTION, memory_mb, rate, remaining, clock or FakeClock())
+def budget(remaining: float, memory_mb: int | None = FULL_VCPU_MEMORY_MB, clock: Any = None) -> Budget:
+    return Budget.start(Stage.INGESTION, memory_mb, remaining, clock or FakeClock())
 
 
 @given(smaller=sizes, larger=sizes, rate=rates, memory=memories)
@@ -66,7 +64,7 @@ def test_never_raises_when_the_budget_is_ample(size: int, rate: float, memory: i
     needed = predicted_seconds(size, rate, memory)
     # enough for the object, the margin kept back (at most DEADLINE_MARGIN_SECONDS) and some to spare
     ample = (needed + contract.DEADLINE_MARGIN_SECONDS) * (1 + 1e-9) + spare  # past float rounding
-    check_fits(budget(ample, memory, rate), size)
+    check_fits(budget(ample, memory), size, rate)
 
 
 @given(rate=rates, memory=memories, timeout=st.integers(min_value=1, max_value=900))
@@ -74,15 +72,15 @@ def test_largest_object_is_where_a_fresh_invocation_stops_starting(
     rate: float, memory: int, timeout: int
 ) -> None:
     largest = largest_object(rate, memory, timeout)
-    check_fits(budget(timeout, memory, rate), int(largest * 0.999))
+    check_fits(budget(timeout, memory), int(largest * 0.999), rate)
     with pytest.raises(DeadlineError):
-        check_fits(budget(timeout, memory, rate), int(largest * 1.001) + 1)
+        check_fits(budget(timeout, memory), int(largest * 1.001) + 1, rate)
 
 
 def test_an_object_that_cannot_fit_fails_with_its_reason_and_figures() -> None:
     # 100 MB at 1 MB per vCPU-second and half a vCPU: 200 s, with 60 s left
     with pytest.raises(DeadlineError) as caught:
-        check_fits(budget(60, FULL_VCPU_MEMORY_MB // 2, 1e6), 100_000_000)
+        check_fits(budget(60, FULL_VCPU_MEMORY_MB // 2), 100_000_000, 1e6)
     error = caught.value
     assert error.reason == OVER_BUDGET_REASON
     assert (error.size, round(error.remaining_seconds)) == (100_000_000, 60)
@@ -91,10 +89,24 @@ def test_an_object_that_cannot_fit_fails_with_its_reason_and_figures() -> None:
     assert "60.0 s remain" in str(error)
 
 
+@pytest.mark.parametrize(
+    ("stage", "key", "rate"),
+    [
+        (Stage.INGESTION, "incoming/a.jsonl", contract.PLANNING_RATES[Stage.INGESTION]),
+        (Stage.INGESTION, "incoming/a.jsonl.gz", contract.GZIP_INPUT_PLANNING_RATE),
+        (Stage.PROCESSING, "records/a/1.jsonl.gz", contract.PLANNING_RATES[Stage.PROCESSING]),
+        ("another", "k", 0),
+    ],
+)
+def test_a_gzip_raw_object_is_planned_at_its_own_rate(stage: str, key: str, rate: float) -> None:
+    assert deadline.planning_rate(stage, key) == rate
+
+
 @pytest.mark.parametrize("size", [None, 10**12])
 def test_without_a_budget_nothing_is_checked(size: int | None) -> None:
-    check_fits(None, size)
-    check_fits(budget(0.001), None)
+    check_fits(None, size, 1e6)
+    check_fits(budget(0.001), None, 1e6)
+    check_fits(budget(0.001), 10**12, 0)  # a stage without a rate
 
 
 def stream(size: int, clock: FakeClock, seconds_per_mb: float) -> Any:

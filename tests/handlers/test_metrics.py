@@ -11,7 +11,7 @@ import pytest
 from handler_support import RAW, s3_record
 
 from handlers import contract
-from handlers.contract import OVER_BUDGET_METRIC, OVER_BUDGET_REASON, PLANNING_RATES, Stage
+from handlers.contract import OVER_BUDGET_METRIC, OVER_BUDGET_REASON, Stage
 from handlers.errors import DeadlineError
 from handlers.events import ObjectRef
 from handlers.metrics import (
@@ -71,11 +71,11 @@ def test_no_context_no_budget() -> None:
     assert invocation_budget(Stage.INGESTION, object()) is None
 
 
-def test_the_budget_takes_the_stage_rate_memory_and_remaining_time(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_budget_takes_the_memory_and_remaining_time(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(contract.LAMBDA_MEMORY_VARIABLE, "512")
     budget = invocation_budget(Stage.PROCESSING, Context(30_000), clock=lambda: 100.0)
     assert budget is not None
-    assert (budget.memory_mb, budget.rate, budget.deadline) == (512, PLANNING_RATES[Stage.PROCESSING], 130.0)
+    assert (budget.stage, budget.memory_mb, budget.deadline) == (Stage.PROCESSING, 512, 130.0)
 
 
 def test_an_object_over_budget_is_not_processed_and_the_line_says_why(
