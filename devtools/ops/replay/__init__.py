@@ -61,6 +61,7 @@ from devtools.ops.replay.command import (
     parse_rate,
     resolve_target,
 )
+from devtools.ops.replay.events import object_created_record, s3_event
 from devtools.ops.replay.listing import Output, ingestion_outputs, is_versioned, key_prefix, list_items
 from devtools.ops.replay.model import (
     DEFAULT_CONCURRENCY,
@@ -84,7 +85,6 @@ from devtools.ops.replay.sending import (
     RateLimiter,
     effective_limits,
     replay,
-    s3_event,
 )
 
 __all__ = [
@@ -113,6 +113,7 @@ __all__ = [
     "lambda_async_invoker",
     "list_items",
     "main",
+    "object_created_record",
     "parse_args",
     "parse_date",
     "parse_rate",

@@ -7,50 +7,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import quote_plus
 
-from devtools.ops.replay.model import Invoke, InvokeOutcome, Item, Options, ReplayError, ReplayTarget, Summary
+from devtools.ops.replay.events import s3_event
+from devtools.ops.replay.model import Invoke, InvokeOutcome, Options, ReplayError, ReplayTarget, Summary
 from devtools.ops.replay.planning import Planned, plan
-
-
-def s3_event(target: ReplayTarget, item: Item) -> dict[str, Any]:
-    """The notification S3 sends for a PUT of `item` (one record)."""
-    obj: dict[str, Any] = {
-        "key": quote_plus(item.key, safe="/"),
-        "size": item.size,
-        "eTag": item.etag,
-        "sequencer": item.tag,
-    }
-    if item.version_id:
-        obj["versionId"] = item.version_id
-    stamp = item.last_modified.astimezone(UTC)
-    return {
-        "Records": [
-            {
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "awsRegion": target.region,
-                "eventTime": stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z",
-                "eventName": "ObjectCreated:Put",
-                "userIdentity": {"principalId": "devtools-replay"},
-                "requestParameters": {"sourceIPAddress": "127.0.0.1"},
-                "responseElements": {"x-amz-request-id": "REPLAY", "x-amz-id-2": "REPLAY"},
-                "s3": {
-                    "s3SchemaVersion": "1.0",
-                    "configurationId": "devtools-replay",
-                    "bucket": {
-                        "name": target.bucket,
-                        "ownerIdentity": {"principalId": "devtools-replay"},
-                        "arn": f"arn:aws:s3:::{target.bucket}",
-                    },
-                    "object": obj,
-                },
-            }
-        ]
-    }
 
 
 class RateLimiter:
