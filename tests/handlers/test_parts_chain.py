@@ -7,6 +7,7 @@ The part size is tiny (``RECORDS_PART_BYTES``), so a handful of records make sev
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from decimal import Decimal
@@ -20,17 +21,27 @@ from handlers import contract, database
 from handlers import ingestion_handler as ingestion
 from handlers import processing_handler as processing
 from handlers.contract import Env, Stage
+from handlers.events import split_part
 
-VALUES = [Decimal(v) for v in ("0.1", "0.2", "5.7", "10.05", "19.95", "-3", "7.125", "1e2")]
+# Literals of one length, so that every records/ line of a version has the same length (line_bytes).
+VALUES = [Decimal(v) for v in ("0.125", "0.200", "5.700", "10.05", "19.95", "-3.50", "7.125", "100.0")]
+NEW_VALUES = [Decimal(v) for v in ("2.500", "-1.00", "40.00", "0.250")]
+RECORDS = (contract.RECORDS_PREFIX, contract.RECORDS_SUFFIX)
 PART_BYTES = 150  # two or so of these records' lines in records/: eight records make several parts
 
 
-def body(values: list[Decimal], group: str, start: int = 0) -> bytes:
+def body(values: list[Decimal], group: str) -> bytes:
     lines = [
-        f'{{"id": "e{start + n}", "timestamp": "2024-05-01T12:00:00Z", "type": "{group}", "value": {value}}}'
+        f'{{"id": "e{n}", "timestamp": "2024-05-01T12:00:00Z", "type": "{group}", "value": {value}}}'
         for n, value in enumerate(values)
     ]
     return ("\n".join(lines) + "\n").encode()
+
+
+def line_bytes(group: str) -> int:
+    """The length of each records/ line of ``body(VALUES or NEW_VALUES, group)``, its newline included."""
+    line = f'{{"id":"e0","timestamp":"2024-05-01T12:00:00Z","type":"{group}","value":0.125}}'
+    return len(line) + 1
 
 
 def expected(values: list[Decimal]) -> dict[str, Any]:
@@ -141,3 +152,141 @@ def test_a_version_in_parts_gives_the_totals_and_report_of_one_part(
     assert parted_report["counts"] == whole_report["counts"]
     assert parted_report["totals"]["metrics"] == whole_report["totals"]["metrics"]
     assert parted_report["totals"]["records"] == whole_report["totals"]["records"] == len(VALUES)
+
+
+def orders(parts: int, how_many: int, seed: int) -> list[list[str]]:
+    """A fixed sample of the orders of the parts' events that keep each part's P before its A."""
+    every = [
+        order
+        for order in itertools.permutations([f"{stage}{n}" for n in range(parts) for stage in "PA"])
+        if all(order.index(f"P{n}") < order.index(f"A{n}") for n in range(parts))
+    ]
+    return random.Random(seed).sample(every, min(how_many, len(every)))
+
+
+def deliver(order: list[str], events: list[dict[str, Any]], times: int = 2) -> list[dict[str, Any]]:
+    """Deliver the parts' events in ``order``, each ``times`` times; returns the analytics results."""
+    analytics_events: dict[str, dict[str, Any]] = {}
+    results = []
+    for step in order:
+        number = int(step[1:])
+        for _ in range(times):
+            if step[0] == "P":
+                analytics_events[step] = process(events[number])
+            else:
+                results.append(analytics.handler(analytics_events[f"P{number}"], None))
+    return results
+
+
+def version_reports(s3: Any, group: str) -> list[dict[str, Any]]:
+    return [report for key, report in reports(s3).items() if f"/{group}.jsonl/" in key]
+
+
+@pytest.mark.parametrize("mode", ["replace", "append"])
+def test_every_order_and_redelivery_of_the_parts_gives_the_same_totals_and_one_report(
+    aws: Any, chain: Any, empty_database: str, mode: str
+) -> None:
+    # GIVEN a version of three parts
+    for number, order in enumerate(orders(3, 8, seed=12)):
+        group = f"order{number}"
+        chain(3 * line_bytes(group), mode, database_url=empty_database)
+        events = ingest(aws, f"incoming/{group}.jsonl", body(VALUES, group))
+        assert len(events) == 3
+        # WHEN its parts' events arrive in this order, each twice, then all once more (a redrive)
+        results = deliver(order, events)
+        deliver(order, events, times=1)
+        # THEN the totals are the version's, and exactly one report names all three parts
+        assert totals(empty_database)[group] == expected(VALUES)
+        [report] = version_reports(aws, group)
+        assert (report["origin"]["parts"], report["database"]) == (3, "loaded")
+        assert report["totals"]["records"] == len(VALUES)
+        # AND no analytics delivery wrote a report before the version was complete: the last part's did
+        # (and its repeat, the same bytes)
+        assert [bool(r["objects"][0]["written"]) for r in results] == [False] * 4 + [True] * 2
+
+
+def test_without_a_database_the_report_is_written_once_every_part_document_exists(
+    aws: Any, chain: Any
+) -> None:
+    # GIVEN a version of three parts and no database
+    for number, order in enumerate(orders(3, 6, seed=7)):
+        group = f"nodb{number}"
+        chain(3 * line_bytes(group))
+        events = ingest(aws, f"incoming/{group}.jsonl", body(VALUES, group))
+        # WHEN the parts' events arrive in this order, twice each
+        results = deliver(order, events)
+        # THEN an analytics delivery writes the version's report exactly when every part's document exists
+        complete = [
+            all(order.index(f"P{n}") < position for n in range(3))
+            for position, step in enumerate(order)
+            if step[0] == "A"
+        ]
+        assert [bool(r["objects"][0]["written"]) for r in results] == [c for c in complete for _ in "12"]
+        [report] = version_reports(aws, group)
+        assert (report["database"], report["origin"]["parts"]) == ("not_configured", 3)
+        assert report["totals"]["metrics"]["value"]["sum"] == str(sum(VALUES, Decimal(0)).normalize())
+
+
+@pytest.mark.parametrize(
+    ("mode", "first_parts", "second_parts"), [("replace", 4, 2), ("replace", 2, 4), ("append", 4, 2)]
+)
+def test_an_overwrite_with_another_number_of_parts_replaces_every_old_part(
+    aws: Any, chain: Any, empty_database: str, mode: str, first_parts: int, second_parts: int
+) -> None:
+    # GIVEN two versions of one key cut into different numbers of parts
+    old, new = VALUES, NEW_VALUES
+    for number, interleave in enumerate(["old first", "new first", "mixed"]):
+        group = f"over{number}"
+        chain(len(old) // first_parts * line_bytes(group), mode, database_url=empty_database)
+        old_events = ingest(aws, f"incoming/{group}.jsonl", body(old, group))
+        chain(len(new) // second_parts * line_bytes(group), mode, database_url=empty_database)
+        new_events = ingest(aws, f"incoming/{group}.jsonl", body(new, group))
+        assert (len(old_events), len(new_events)) == (first_parts, second_parts)
+        # WHEN their parts are processed and loaded: the old version's first, the new one's, or alternately
+        documents = {"old": [process(e) for e in old_events], "new": [process(e) for e in new_events]}
+        if interleave == "old first":
+            sequence = documents["old"] + documents["new"]
+        elif interleave == "new first":
+            sequence = documents["new"] + documents["old"]
+        else:
+            sequence = [
+                e for pair in itertools.zip_longest(documents["old"], documents["new"]) for e in pair if e
+            ]
+        for event in sequence:
+            analytics.handler(event, None)
+        # THEN replace holds the new version alone, append both, and each version has one report
+        want = expected(new) if mode == "replace" else expected(old + new)
+        assert totals(empty_database)[group] == want
+        assert len(version_reports(aws, group)) == 2
+
+
+def test_parts_an_unreadable_end_left_behind_are_taken_out_in_either_order(
+    aws: Any, chain: Any, empty_database: str
+) -> None:
+    # GIVEN a key whose first version is loaded, and a new version that is a .json array cut off at its
+    # end: ingestion wrote parts of its first records before it found the end missing
+    for name, late_part_0 in (("cut-late", True), ("cut-early", False)):
+        records = ",".join(
+            f'{{"id": "u{n}", "timestamp": 0, "type": "{name}", "value": {n}}}' for n in range(8)
+        )
+        chain(PART_BYTES, database_url=empty_database)
+        first = [process(e) for e in ingest(aws, f"incoming/{name}.json", f"[{records}]".encode())]
+        for event in first:
+            analytics.handler(event, None)
+        assert totals(empty_database)[name]["count"] == 8
+        events = ingest(aws, f"incoming/{name}.json", f"[{records}".encode())
+        assert len(events) > 1  # left-over parts, then part 0 (empty: the version holds nothing)
+        documents = [process(e) for e in events]
+        left_over, part_0 = documents[:-1], documents[-1]
+        # WHEN part 0 is loaded after the left-over parts, or before them
+        for event in [*left_over, part_0] if late_part_0 else [part_0, *left_over]:
+            analytics.handler(event, None)
+        # THEN the key holds the new version, which holds nothing, and its report is the one-part one
+        assert name not in totals(empty_database)
+        tags = {split_part(e["Records"][0]["s3"]["object"]["key"], *RECORDS)[1] for e in events}
+        new = [r for r in version_reports_of(aws, name) if r["origin"]["sequencer"] in tags]
+        assert [(r["database"], "parts" in r["origin"]) for r in new] == [("loaded", False)]
+
+
+def version_reports_of(s3: Any, name: str) -> list[dict[str, Any]]:
+    return [report for key, report in reports(s3).items() if f"/{name}.json/" in key]
