@@ -18,6 +18,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from devtools.ops.replay.events import object_created_record
+from handlers import contract
 from handlers.config import default_record_schema
 from handlers.records import RecordChecker
 
@@ -64,7 +65,9 @@ def tag_of(record: dict[str, Any]) -> str:
     return record["s3"]["object"]["sequencer"]
 
 
-def output_of(prefix: str, ref: dict[str, Any], suffix: str, input_prefix: str = "incoming/") -> str:
+def output_of(
+    prefix: str, ref: dict[str, Any], suffix: str, input_prefix: str = contract.INPUT_PREFIX
+) -> str:
     """The key a stage writes under ``prefix`` for the raw object version ``ref`` names."""
     from urllib.parse import unquote_plus
 
@@ -72,6 +75,16 @@ def output_of(prefix: str, ref: dict[str, Any], suffix: str, input_prefix: str =
 
     rel = relative_key(unquote_plus(ref["s3"]["object"]["key"]), input_prefix)
     return versioned_key(prefix, rel, tag_of(ref), suffix)
+
+
+def records_of(ref: dict[str, Any]) -> str:
+    """The records/ key ingestion writes for the raw object version ``ref`` names."""
+    return output_of(contract.RECORDS_PREFIX, ref, contract.RECORDS_SUFFIX)
+
+
+def quarantine_of(ref: dict[str, Any]) -> str:
+    """The quarantine/ key ingestion writes for the raw object version ``ref`` names."""
+    return output_of(contract.QUARANTINE_PREFIX, ref, contract.QUARANTINE_SUFFIX)
 
 
 def get_bytes(s3: Any, bucket: str, key: str) -> bytes:

@@ -12,9 +12,11 @@ import io
 import json
 from typing import Any, NamedTuple
 
+import handler_support as support
 import pytest
-from handler_support import PROCESSED, RAW, event_of, get_lines, gz, jsonl, keys, output_of, put, record
+from handler_support import PROCESSED, RAW, event_of, get_lines, gz, jsonl, put, record
 
+from handlers import contract
 from handlers import ingestion_handler as ingestion
 
 GOOD = json.dumps(record(1)).encode()
@@ -203,7 +205,7 @@ def test_corpus_has_at_least_thirty_bad_cases() -> None:
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input_is_quarantined_with_its_reason(s3: Any, name: str) -> None:
     case = CASES[name]
-    key = f"incoming/{case.key}"
+    key = f"{contract.INPUT_PREFIX}{case.key}"
     # GIVEN the case's object in the raw bucket
     ref = put(s3, RAW, key, case.body)
     # WHEN the handler ingests it
@@ -215,12 +217,12 @@ def test_bad_input_is_quarantined_with_its_reason(s3: Any, name: str) -> None:
         == counts["records_valid"] + counts["records_quarantined"] + counts["blank_lines"]
     )
     assert (counts["records_valid"], counts["blank_lines"]) == (case.valid, case.blank)
-    written = set(keys(s3, PROCESSED))
-    quarantine_key = output_of("quarantine/", ref, ".jsonl")
+    written = set(support.keys(s3, PROCESSED))
+    quarantine_key = support.quarantine_of(ref)
     entries = get_lines(s3, PROCESSED, quarantine_key) if quarantine_key in written else []
     assert [(e["line"], e["reason"]) for e in entries] == case.quarantined
     assert all(e["source"]["version_id"] == ref["s3"]["object"]["versionId"] and e["detail"] for e in entries)
-    records_key = output_of("records/", ref, ".jsonl.gz")
+    records_key = support.records_of(ref)
     if case.quarantined[:1] and case.quarantined[0][0] == 0:
         # unreadable: an empty records object (the version replaces its key's earlier one), no partial data
         assert get_lines(s3, PROCESSED, records_key) == []
@@ -233,9 +235,9 @@ def test_bad_input_is_quarantined_with_its_reason(s3: Any, name: str) -> None:
 
 def test_oversize_entry_keeps_a_prefix_and_the_size(s3: Any) -> None:
     body = lines(b'{"id":"' + b"x" * 100_000 + b'"}')
-    ref = put(s3, RAW, "incoming/big-prefix.jsonl", body)
+    ref = put(s3, RAW, f"{contract.INPUT_PREFIX}big-prefix.jsonl", body)
     ingestion.handler(event_of(ref), None)
-    [entry] = get_lines(s3, PROCESSED, output_of("quarantine/", ref, ".jsonl"))
+    [entry] = get_lines(s3, PROCESSED, support.quarantine_of(ref))
     assert (entry["original_bytes"], entry["original_truncated"], len(entry["original"])) == (
         100_009,
         True,
@@ -244,9 +246,9 @@ def test_oversize_entry_keeps_a_prefix_and_the_size(s3: Any) -> None:
 
 
 def test_non_utf8_line_is_kept_as_base64(s3: Any) -> None:
-    ref = put(s3, RAW, "incoming/b64.jsonl", lines(GOOD, b"\xc3\x28"))
+    ref = put(s3, RAW, f"{contract.INPUT_PREFIX}b64.jsonl", lines(GOOD, b"\xc3\x28"))
     ingestion.handler(event_of(ref), None)
-    [entry] = get_lines(s3, PROCESSED, output_of("quarantine/", ref, ".jsonl"))
+    [entry] = get_lines(s3, PROCESSED, support.quarantine_of(ref))
     assert (entry["reason"], entry["original_base64"]) == ("invalid_utf8", "wyg=")
 
 
@@ -255,15 +257,15 @@ def test_unreadable_object_discards_partial_records(s3: Any) -> None:
     body = truncated_gzip()
     readable = gzip.GzipFile(fileobj=io.BytesIO(body)).read1(1 << 20)
     assert readable.count(b"\n") > 100
-    ref = put(s3, RAW, "incoming/partial.jsonl.gz", body)
+    ref = put(s3, RAW, f"{contract.INPUT_PREFIX}partial.jsonl.gz", body)
     result = ingestion.handler(event_of(ref), None)
     # THEN the records object holds none of them and the one quarantine entry names the object: whole or
     # nothing (the empty records object lets this version replace the key's earlier one in the totals)
-    assert get_lines(s3, PROCESSED, output_of("records/", ref, ".jsonl.gz")) == []
+    assert get_lines(s3, PROCESSED, support.records_of(ref)) == []
     assert result["counts"]["records_valid"] == 0
-    [entry] = get_lines(s3, PROCESSED, output_of("quarantine/", ref, ".jsonl"))
+    [entry] = get_lines(s3, PROCESSED, support.quarantine_of(ref))
     assert (entry["line"], entry["reason"], entry["source"]["key"]) == (
         0,
         "truncated_gzip",
-        "incoming/partial.jsonl.gz",
+        f"{contract.INPUT_PREFIX}partial.jsonl.gz",
     )
