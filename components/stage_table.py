@@ -216,6 +216,7 @@ STAGE_TABLE: tuple[StageDescription, ...] = (
             Env.INPUT_PREFIX: Setting("inputPrefix"),
             Env.INPUT_SUFFIXES: Setting("inputSuffixes"),
             Env.MAX_RECORD_BYTES: Setting("maxRecordBytes"),
+            Env.RECORDS_PART_BYTES: Setting("recordsPartBytes"),
             Env.RECORD_SCHEMA: Setting("recordSchema"),
         },
         size_hint=SizeHint(

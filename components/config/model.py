@@ -215,6 +215,11 @@ class PipelineConfig:
     overwrites: str = DEFAULT_OVERWRITE_MODE
     """What a new version of a raw key does: replace or append."""
 
+    records_part_bytes: int | None = None
+    """Uncompressed records/ bytes per part (`recordsPartBytes`, `RECORDS_PART_BYTES`): a larger raw object
+    is cut into parts, each one processing invocation (handlers/parts.py). None: the handler's default,
+    `DEFAULT_RECORDS_PART_BYTES`, and no variable (the environment's 4 KB stay the schema's)."""
+
     summary_topic_kms_key_arn: str | None = None
     """The customer managed key of an encrypted summary topic, when it is not `kmsKeyArn`: the stage that
     publishes is granted kms:GenerateDataKey and kms:Decrypt on it, through SNS only."""

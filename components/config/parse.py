@@ -287,6 +287,11 @@ def parse_config(
         layer=layer,
         alarm_email=alarm_email,
         overwrites=overwrites,
+        records_part_bytes=None
+        if values.get("recordsPartBytes") is None
+        else c.integer(
+            "recordsPartBytes", values["recordsPartBytes"], contract.DEFAULT_RECORDS_PART_BYTES, 1, None
+        ),
         adopted_buckets=_adopted_buckets(c, values.get("adoptBuckets")),
         summary_topic_kms_key_arn=summary_topic_kms_key_arn,
         region=region,

@@ -93,6 +93,7 @@ _TOP_LEVEL_KEYS = (
     "inputPrefix",
     "inputSuffixes",
     "maxRecordBytes",
+    "recordsPartBytes",
     "recordSchema",
     "aggregation",
     "database",
@@ -130,6 +131,7 @@ KEPT_SECRET_KEYS = (
     "recordSchema",
     "aggregation",
     "maxRecordBytes",
+    "recordsPartBytes",
     "overwrites",
 )
 _NOT_SECRET_REASONS = {
