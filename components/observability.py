@@ -224,18 +224,19 @@ def _throttles_alarm(stage: MonitoredStage, function: Mapping[str, Any], where: 
     """Uncapped, a throttle means the account's unreserved pool ran dry (every function in the account
     suffers): any throttle alarms. Capped, bursts are throttled by design: only sustained throttling does."""
     if stage.reserved_concurrency is None:
-        return AlarmSpec(
-            "throttles",
-            "AWS/Lambda",
-            "Throttles",
-            function,
-            "Sum",
-            0,
-            60,
+        minutes = 1
+        description = (
             f"Lambda refused to run the {where} function: the account's unreserved concurrency is used up. "
-            f"See {RUNBOOK}#throttles.",
+            f"See {RUNBOOK}#throttles."
         )
-    minutes = SUSTAINED_THROTTLE_MINUTES
+    else:
+        minutes = SUSTAINED_THROTTLE_MINUTES
+        description = (
+            f"The {where} function, capped at {stage.reserved_concurrency} concurrent executions, was "
+            f"throttled in each of the last {minutes} minutes: the cap does not keep up, and events wait "
+            f"in Lambda's retries until maxEventAgeSeconds, then go to the failure queue. "
+            f"See {RUNBOOK}#throttles."
+        )
     return AlarmSpec(
         "throttles",
         "AWS/Lambda",
@@ -244,9 +245,7 @@ def _throttles_alarm(stage: MonitoredStage, function: Mapping[str, Any], where: 
         "Sum",
         0,
         60,
-        f"The {where} function, capped at {stage.reserved_concurrency} concurrent executions, was throttled "
-        f"in each of the last {minutes} minutes: the cap does not keep up, and events wait in Lambda's "
-        f"retries until maxEventAgeSeconds, then go to the failure queue. See {RUNBOOK}#throttles.",
+        description,
         evaluation_periods=minutes,
         datapoints_to_alarm=minutes,
     )
