@@ -72,9 +72,21 @@ def services_used(*, database: bool, summary_topic: bool) -> tuple[str, ...]:
     return (S3,) + ((SECRETS_MANAGER,) if database else ()) + ((SNS,) if summary_topic else ())
 
 
+# The China regions (partition aws-cn) name some endpoint services `cn.com.amazonaws.<region>.<service>`; of
+# the services a stage here calls, S3 is one, Secrets Manager and SNS keep `com.amazonaws`. AWS lists a
+# region's names with `aws ec2 describe-vpc-endpoint-services`; this table follows the AWS CDK's, kept from
+# that listing (aws-cdk-lib/aws-ec2/lib/vpc-endpoint.ts, `getDefaultEndpointPrefix`).
+CHINA_PREFIXED: dict[str, frozenset[str]] = {
+    "cn-north-1": frozenset({S3}),
+    "cn-northwest-1": frozenset({S3}),
+}
+
+
 def service_name(service: str, region: str) -> str:
-    """The endpoint service name of `service` in `region` (com.amazonaws.<region>.<service>)."""
-    return f"com.amazonaws.{region}.{service}"
+    """The endpoint service name of `service` in `region`: `com.amazonaws.<region>.<service>`, or
+    `cn.com.amazonaws.<region>.<service>` where a China region names it so (`CHINA_PREFIXED`)."""
+    prefix = "cn.com.amazonaws" if service in CHINA_PREFIXED.get(region, frozenset()) else "com.amazonaws"
+    return f"{prefix}.{region}.{service}"
 
 
 def subnet_vpc(subnet_id: str) -> pulumi.Output[str]:

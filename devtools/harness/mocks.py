@@ -20,10 +20,41 @@ def _hex(*parts: str, length: int = 8) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
 
 
+def partition_of(region: str) -> tuple[str, str]:
+    """(partition, DNS suffix) of `region`, as `aws.getPartition` answers: aws-cn for the China regions,
+    aws-us-gov for GovCloud, aws elsewhere."""
+    if region.startswith("cn-"):
+        return "aws-cn", "amazonaws.com.cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov", "amazonaws.com"
+    return "aws", "amazonaws.com"
+
+
 def _computed(
     typ: str, name: str, inputs: dict[str, Any], stack: str, region: str
 ) -> tuple[str, dict[str, Any]]:
-    """The ID and computed outputs AWS (or random) would return for a created resource."""
+    """The ID and computed outputs AWS (or random) would return for a created resource, with ARNs in the
+    region's partition."""
+    ident, computed = _computed_in_aws(typ, name, inputs, stack, region)
+    partition, _ = partition_of(region)
+    if partition == "aws":
+        return ident, computed
+    return _repartition(ident, partition), {k: _repartition(v, partition) for k, v in computed.items()}
+
+
+def _repartition(value: Any, partition: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("arn:aws:", f"arn:{partition}:")
+    if isinstance(value, list):
+        return [_repartition(v, partition) for v in value]
+    if isinstance(value, dict):
+        return {k: _repartition(v, partition) for k, v in value.items()}
+    return value
+
+
+def _computed_in_aws(
+    typ: str, name: str, inputs: dict[str, Any], stack: str, region: str
+) -> tuple[str, dict[str, Any]]:
     acct = MOCK_ACCOUNT_ID
     # Pulumi auto-names resources without an explicit name: logical name + 7 random characters.
     auto = f"{name}-{_hex(stack, typ, name, length=7)}"
@@ -98,7 +129,7 @@ def _computed(
         return f"{inputs.get('secretId')}|{version}", {"versionId": version, "arn": inputs.get("secretId")}
     if typ == "aws:rds/instance:Instance":
         ident = inputs.get("identifier") or auto
-        address = f"{ident}.c{_hex(ident, length=11)}.{region}.rds.amazonaws.com"
+        address = f"{ident}.c{_hex(ident, length=11)}.{region}.rds.{partition_of(region)[1]}"
         secret = f"arn:aws:secretsmanager:{region}:{acct}:secret:rds!db-{_hex(ident, length=8)}-AbCdEf"
         return ident, {
             "identifier": ident,
@@ -181,14 +212,15 @@ class RealisticMocks:
         if function == "aws:index/getCallerIdentity:getCallerIdentity":
             return {
                 "accountId": MOCK_ACCOUNT_ID,
-                "arn": f"arn:aws:iam::{MOCK_ACCOUNT_ID}:user/preview",
+                "arn": f"arn:{partition_of(self.region)[0]}:iam::{MOCK_ACCOUNT_ID}:user/preview",
                 "userId": "AIDAPREVIEW",
                 "id": MOCK_ACCOUNT_ID,
             }, []
         if function == "aws:index/getRegion:getRegion":
             return {"name": self.region, "region": self.region, "id": self.region}, []
         if function == "aws:index/getPartition:getPartition":
-            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, []
+            partition, dns_suffix = partition_of(self.region)
+            return {"partition": partition, "dnsSuffix": dns_suffix, "id": partition}, []
         if function in _NETWORK_LOOKUPS:
             return _NETWORK_LOOKUPS[function](self.stack, dict(args.args)), []
         raise NotImplementedError(f"the mocks do not implement the call {args.token}")
