@@ -17,7 +17,8 @@ from handlers.contract import (
     Env,
     Stage,
 )
-from handlers.events import versioned_key
+from handlers.errors import EventError
+from handlers.events import split_part, versioned_key
 
 
 def _matches(key: str, target: ReplayTarget, key_prefix: str) -> bool:
@@ -90,6 +91,14 @@ def _output_dir(prefix: str, rel: str, suffix: str) -> str:
     return versioned_key(prefix, rel, "0", suffix)[: -len("/0" + suffix)]
 
 
+def _later_part(key: str, prefix: str, suffix: str) -> bool:
+    """Whether ``key`` is a records/ part k >= 1 (``handlers.events.part_key``)."""
+    try:
+        return split_part(key, prefix, suffix)[2] > 0
+    except EventError:
+        return False
+
+
 def ingestion_outputs(s3: Any, target: ReplayTarget, rels: Iterable[str]) -> dict[str, list[Output]]:
     """The ingestion outputs already written for each raw `rel`, with the raw version each names."""
     env = target.environment
@@ -108,6 +117,8 @@ def ingestion_outputs(s3: Any, target: ReplayTarget, rels: Iterable[str]) -> dic
                     name = o["Key"][len(directory) :]
                     if "/" in name or not name.endswith(suffix):
                         continue  # another rel that starts with this one
+                    if _later_part(o["Key"], prefix, suffix):
+                        continue  # only part 0, written last, says a version was ingested whole
                     head = s3.head_object(Bucket=target.dest_bucket, Key=o["Key"])
                     metadata = head.get("Metadata") or {}
                     tag = metadata.get("source-sequencer") or name[: -len(suffix)]

@@ -19,7 +19,7 @@ from handlers.contract import (
     Env,
     Stage,
 )
-from handlers.events import SEQUENCER_WIDTH, order_key, relative_key, split_versioned, versioned_key
+from handlers.events import SEQUENCER_WIDTH, order_key, part_key, relative_key, split_part
 
 
 def replay_tag(last_modified: datetime, rank: int) -> str:
@@ -120,13 +120,13 @@ def _plan_later_stage(s3: Any, target: ReplayTarget, options: Options, item: Ite
         return Planned(item, "send")
     suffix = target.suffixes[0] if target.suffixes else ""
     try:
-        rel, tag = split_versioned(item.key, target.prefix, suffix)
+        rel, tag, part = split_part(item.key, target.prefix, suffix)
     except Exception:  # not a key of this pipeline: the stage reports it; send it as S3 would
         return Planned(item, "send")
     env = target.environment
     if target.stage == Stage.PROCESSING:
-        out_key = versioned_key(
-            env.get(Env.AGGREGATES_PREFIX, AGGREGATES_PREFIX), rel, tag, AGGREGATES_SUFFIX
+        out_key = part_key(
+            env.get(Env.AGGREGATES_PREFIX, AGGREGATES_PREFIX), rel, tag, part, AGGREGATES_SUFFIX
         )
         document = _get_json(s3, target.dest_bucket, out_key)
         if document is None:
@@ -151,7 +151,8 @@ def _plan_later_stage(s3: Any, target: ReplayTarget, options: Options, item: Ite
         if done == current and source_key == item.key:
             return Planned(item, "skip", "aggregates computed with the current settings")
         return Planned(item, "send", "aggregates of other settings")
-    report_key = versioned_key(env.get(Env.REPORTS_PREFIX, REPORTS_PREFIX), rel, tag, AGGREGATES_SUFFIX)
+    # One report per raw version: a version of several parts lists each part's document in "parts".
+    report_key = part_key(env.get(Env.REPORTS_PREFIX, REPORTS_PREFIX), rel, tag, 0, AGGREGATES_SUFFIX)
     report = _get_json(s3, target.dest_bucket, report_key)
     if report is None or report.get("database") not in LOADED_STATES:
         return Planned(item, "send")
@@ -159,7 +160,8 @@ def _plan_later_stage(s3: Any, target: ReplayTarget, options: Options, item: Ite
         {"VersionId": item.version_id} if item.version_id else {}
     )
     digest = hashlib.sha256(s3.get_object(**kwargs)["Body"].read()).hexdigest()
-    if (report.get("source") or {}).get("sha256") == digest:
+    parts = report.get("parts") or [{"part": 0, **(report.get("source") or {})}]
+    if any(entry.get("part") == part and entry.get("sha256") == digest for entry in parts):
         return Planned(item, "skip", f"loaded ({report['database']})")
     return Planned(item, "send", "report of other bytes")
 
