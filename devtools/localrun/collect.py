@@ -22,6 +22,9 @@ from devtools.localrun.results import Failure, RunResult, Upload, hide_password,
 from devtools.localrun.spec import PipelineSpec
 from handlers import contract
 from handlers.contract import Env, Stage
+from handlers.errors import EventError
+from handlers.events import part_key, split_part
+from handlers.metrics import Counts
 
 
 def check_chain(
@@ -59,6 +62,50 @@ def check_chain(
                 )
                 echo(f"  {consumer:<10} NEVER INVOKED for {key} (written by {producer})")
     return failures
+
+
+def check_parts(
+    s3: Any, bucket: str, keys: list[str], prefix: str, echo: Callable[[str], None]
+) -> list[Failure]:
+    """Every raw version's ``records/`` parts add up (``handlers.parts``): part 0 exists, every part it
+    counts exists, and the parts' conservation counts (their user metadata) conserve together. A part past
+    the count part 0 names is not a failure: an unreadable end leaves the parts written before it, and
+    the analytics stage takes them out."""
+    versions: dict[tuple[str, str], dict[int, dict[str, str]]] = {}
+    for key in keys:
+        try:
+            rel, tag, part = split_part(key, prefix, contract.RECORDS_SUFFIX)
+        except EventError:
+            continue
+        metadata = s3.head_object(Bucket=bucket, Key=key).get("Metadata") or {}
+        versions.setdefault((rel, tag), {})[part] = metadata
+    failures = []
+    for (rel, tag), parts in sorted(versions.items()):
+        problem = None
+        if 0 not in parts:
+            problem = f"parts {sorted(parts)} without part 0, which is written last"
+        else:
+            count = int(parts[0].get(contract.PARTS_METADATA, "1"))
+            missing = [index for index in range(count) if index not in parts]
+            counted = [
+                Counts(**{name: int(m.get(name.replace("_", "-"), 0)) for name in _COUNTED})
+                for m in (parts[index] for index in range(count) if index in parts)
+            ]
+            total = sum(counted, Counts())
+            if missing:
+                problem = f"part 0 counts {count} parts, and {missing} are not there"
+            elif not total.conserved:
+                problem = f"the parts' counts do not add up: {total}"
+        if problem:
+            key = part_key(prefix, rel, tag, 0, contract.RECORDS_SUFFIX)
+            failures.append(
+                Failure(Stage.INGESTION, key, "LocalRunner.PartsIncomplete", problem, 0, "not sent")
+            )
+            echo(f"  {Stage.INGESTION:<10} PARTS for {key}: {problem}")
+    return failures
+
+
+_COUNTED = ("records_read", "records_valid", "records_quarantined", "blank_lines")
 
 
 def collect(
@@ -109,6 +156,13 @@ def collect(
         url = deployment.failure_queue_url(stage)
         queues[stage.stage] = _drain(sqs, url) if url else []
     dispatcher.failures += check_chain(spec, *dispatcher.snapshot(), dispatcher.echo)
+    ingestion = maybe_stage(spec, Stage.INGESTION)
+    if ingestion is not None:
+        processed = ingestion.environment.get(Env.DEST_BUCKET, "")
+        records_prefix = ingestion.environment.get(Env.RECORDS_PREFIX, contract.RECORDS_PREFIX)
+        dispatcher.failures += check_parts(
+            s3, processed, objects.get(processed, []), records_prefix, dispatcher.echo
+        )
     database, database_error = {}, None
     try:
         database = read_database(database_url)
