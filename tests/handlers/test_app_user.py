@@ -12,13 +12,14 @@ from typing import Any
 
 import boto3
 import pytest
-from handler_support import REGION
+from handler_support import REGION, event_of
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
+from test_analytics_handler import CLICK, put_document, record, rollup
 
 from handlers import analytics_handler as analytics
-from handlers import app_user, contract, database
+from handlers import app_user, connections, contract, database
 from handlers.contract import Env
 from handlers.errors import ConfigError
 from handlers.groups import GroupStats, Stats
@@ -191,3 +192,30 @@ def test_the_migrate_action_creates_the_app_user_named_by_the_stack(
     assert [r["revision"] for r in results] == [database.HEAD] * 2
     assert [r["appUser"]["created"] for r in results] == [True, False]
     assert scalar(postgres_database, "SELECT count(*) FROM pg_roles WHERE rolname = :n", n=role) == 1
+
+
+def test_loads_sign_in_as_the_app_user_with_a_token_and_never_read_the_secret(
+    analytics_env: Any, monkeypatch: pytest.MonkeyPatch, postgres_database: str, role: str
+) -> None:
+    # GIVEN a stack-owned database: the master URL in the secret, the endpoint and the app user named
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    arn = secrets.create_secret(Name=f"db-{uuid.uuid4().hex[:8]}", SecretString=postgres_database)["ARN"]
+    url = make_url(postgres_database)
+    monkeypatch.setenv(Env.DATABASE_SECRET_ARN, arn)
+    monkeypatch.setenv(Env.DATABASE_APP_USER, role)
+    monkeypatch.setenv(Env.DATABASE_ENDPOINT, f"{url.host}:{url.port}/{url.database}")
+    analytics.handler(contract.MIGRATE_EVENT, None)
+    analytics.runtime.cache_clear()  # a new container
+    # (the test server speaks no TLS; connections.iam_url's sslmode=require has a test of its own)
+    tls_url = connections.iam_url
+    monkeypatch.setattr(connections, "iam_url", lambda *args: tls_url(*args).replace("?sslmode=require", ""))
+    reads = []
+    monkeypatch.setattr(analytics.Runtime, "url", lambda self, refresh=False: reads.append(refresh))
+    # WHEN an aggregates object arrives
+    analytics.handler(event_of(put_document(analytics_env, record(3))), None)
+    # THEN it was loaded by the app user, signed in with a token, without reading the master secret
+    with analytics.runtime().engine().connect() as conn:
+        assert conn.execute(text("SELECT current_user")).scalar() == role
+    assert "Action=connect" in analytics.runtime().engine().url.password
+    assert reads == []
+    assert rollup(postgres_database) == [(CLICK, 1, 3, 3, 3)]
