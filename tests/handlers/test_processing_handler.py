@@ -10,21 +10,22 @@ from typing import Any
 import pytest
 from handler_support import ANALYTICS, PROCESSED, event_of, get_bytes, gz, jsonl, keys, put, record, s3_record
 
+from handlers import contract
 from handlers import processing_handler as processing
 from handlers.documents import groups_from_document, read_document
 from handlers.errors import EventError
-from handlers.events import versioned_key
+from handlers.events import part_key, versioned_key
 from handlers.groups import FORMAT
 
 TAG = "0065A1B2C3D4E5F6A7"
 
 
 def records_key(rel: str, tag: str = TAG) -> str:
-    return versioned_key("records/", rel, tag, ".jsonl.gz")
+    return versioned_key(contract.RECORDS_PREFIX, rel, tag, contract.RECORDS_SUFFIX)
 
 
 def aggregates_key(rel: str, tag: str = TAG) -> str:
-    return versioned_key("aggregates/", rel, tag, ".json")
+    return versioned_key(contract.AGGREGATES_PREFIX, rel, tag, contract.AGGREGATES_SUFFIX)
 
 
 def aggregates(s3: Any, key: str) -> dict[str, Any]:
@@ -43,7 +44,10 @@ def test_records_are_aggregated_per_window_and_dimensions(processing_env: Any) -
     # WHEN processed
     processing.handler(event_of(ref), None)
     # THEN one document per raw version lists the groups in order with count/sum/min/max
-    document = aggregates(processing_env, "aggregates/day one.jsonl/0065A1B2C3D4E5F6A7.json")
+    document = aggregates(
+        processing_env,
+        f"{contract.AGGREGATES_PREFIX}day one.jsonl/0065A1B2C3D4E5F6A7{contract.AGGREGATES_SUFFIX}",
+    )
     assert document["format"] == FORMAT
     assert [(g["window_start"], g["dimensions"], g["records"], g["metrics"]) for g in document["groups"]] == [
         (
@@ -134,9 +138,9 @@ def test_unreadable_records_object_is_one_rejection(processing_env: Any) -> None
 def test_configured_window_dimensions_and_metrics_are_used(
     processing_env: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AGGREGATION_WINDOW", "1d")
-    monkeypatch.setenv("AGGREGATION_DIMENSIONS", "source")
-    monkeypatch.setenv("AGGREGATION_METRICS", "value,latency")
+    monkeypatch.setenv(contract.Env.AGGREGATION_WINDOW, "1d")
+    monkeypatch.setenv(contract.Env.AGGREGATION_DIMENSIONS, "source")
+    monkeypatch.setenv(contract.Env.AGGREGATION_METRICS, "value,latency")
     body = jsonl(record(1, latency=10), record(2, timestamp="2024-05-01T23:00:00Z", type="view"))
     processing.handler(event_of(put(processing_env, PROCESSED, records_key("c"), gz(body))), None)
     [group] = aggregates(processing_env, aggregates_key("c"))["groups"]
@@ -245,7 +249,12 @@ def test_each_raw_version_gets_its_own_aggregates(processing_env: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "key", ["records/x.jsonl.gz", "records/x/not-hex.jsonl.gz", "records/0065A1.jsonl.gz"]
+    "key",
+    [
+        f"{contract.RECORDS_PREFIX}x{contract.RECORDS_SUFFIX}",
+        f"{contract.RECORDS_PREFIX}x/not-hex{contract.RECORDS_SUFFIX}",
+        f"{contract.RECORDS_PREFIX}0065A1{contract.RECORDS_SUFFIX}",
+    ],
 )
 def test_a_records_key_this_pipeline_did_not_write_fails_the_event(processing_env: Any, key: str) -> None:
     event = event_of(put(processing_env, PROCESSED, key, gz(jsonl(record(1)))))
@@ -283,3 +292,38 @@ def test_the_document_names_the_whole_records_object_even_when_reading_stopped_e
     document = aggregates(processing_env, aggregates_key("big"))
     assert [r["reason"] for r in document["rejected"]] == ["not_gzip"]
     assert document["source"]["sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def process_part(s3: Any, part: int, metadata: dict[str, str]) -> dict[str, Any]:
+    key = part_key(contract.RECORDS_PREFIX, "big.jsonl", TAG, part, contract.RECORDS_SUFFIX)
+    s3.put_object(Bucket=PROCESSED, Key=key, Body=gz(jsonl(record(part))), Metadata=metadata)
+    return processing.handler(event_of(s3_record(PROCESSED, key, 0, None, None)), None)
+
+
+def test_each_records_part_has_its_own_document_naming_the_part_and_part_0_their_number(
+    processing_env: Any,
+) -> None:
+    # GIVEN part 0 of three parts (its metadata says so) and part 2 of the same raw version
+    process_part(processing_env, 0, {contract.PART_METADATA: "0", contract.PARTS_METADATA: "3"})
+    result = process_part(processing_env, 2, {contract.PART_METADATA: "2"})
+    # THEN part 2's document is at its part's key and names its part, not their number (it cannot know it)
+    [written] = result["objects"][0]["written"]
+    assert written == part_key(contract.AGGREGATES_PREFIX, "big.jsonl", TAG, 2, contract.AGGREGATES_SUFFIX)
+    assert aggregates(processing_env, written)["origin"] == {
+        "rel": "big.jsonl",
+        "sequencer": TAG,
+        "version_id": None,
+        "part": 2,
+        "parts": None,
+    }
+    # AND part 0's document (at the version's key) names their number, in its body and its metadata
+    first = aggregates_key("big.jsonl")
+    assert aggregates(processing_env, first)["origin"]["parts"] == 3
+    assert "part" not in aggregates(processing_env, first)["origin"]
+    head = processing_env.head_object(Bucket=ANALYTICS, Key=first)
+    assert head["Metadata"][contract.PARTS_METADATA] == "3"
+
+
+def test_a_part_count_that_is_not_a_count_fails_the_event(processing_env: Any) -> None:
+    with pytest.raises(EventError, match=contract.PARTS_METADATA):
+        process_part(processing_env, 0, {contract.PARTS_METADATA: "0"})

@@ -1,0 +1,69 @@
+"""The ingestion handler on moto, writing records/ in parts (``RECORDS_PART_BYTES``): keys, bounds, order
+of the uploads, and each part's metadata."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from typing import Any
+
+import pytest
+from handler_support import PROCESSED, RAW, event_of, get_bytes, jsonl, put, record, records_of, tag_of
+
+from handlers import contract
+from handlers import ingestion_handler as ingestion
+from handlers.contract import Env
+from handlers.events import split_part
+
+PART_BYTES = 300
+
+
+@pytest.fixture
+def parted(ingestion_env: Any, stage_env: pytest.MonkeyPatch) -> Any:
+    stage_env.setenv(Env.RECORDS_PART_BYTES, str(PART_BYTES))
+    return ingestion_env
+
+
+def test_records_are_written_in_bounded_parts_and_part_0_last_with_their_number(parted: Any) -> None:
+    # GIVEN 20 valid records, a bad one and a blank line: more than one part's worth
+    body = jsonl(*(record(n) for n in range(20))) + b"{broken\n\n"
+    ref = put(parted, RAW, "incoming/big.jsonl", body)
+    # WHEN it is ingested
+    result = ingestion.handler(event_of(ref), None)
+    written = result["objects"][0]["written"]
+    records = [key for key in written if key.startswith(contract.RECORDS_PREFIX)]
+    # THEN the parts 1..N-1 came first, in order, then part 0 at the version's one-part key
+    parts = [split_part(key, contract.RECORDS_PREFIX, contract.RECORDS_SUFFIX)[2] for key in records]
+    assert parts == [*range(1, len(records)), 0]
+    assert records[-1] == records_of(ref)
+    assert len(records) > 2
+    # AND every part holds whole lines within the bound, and together every valid record once, in order
+    lines = [gzip.decompress(get_bytes(parted, PROCESSED, key)) for key in sorted(records, key=_part)]
+    assert all(len(data) <= PART_BYTES for data in lines)
+    ids = [json.loads(line)["id"] for data in lines for line in data.splitlines()]
+    assert ids == [record(n)["id"] for n in range(20)]
+    # AND each part's metadata carries its index and counts; part 0 the number of parts and the rest
+    heads = {_part(key): parted.head_object(Bucket=PROCESSED, Key=key)["Metadata"] for key in records}
+    assert heads[0][contract.PARTS_METADATA] == str(len(records))
+    assert {int(m[contract.PART_METADATA]) for m in heads.values()} == set(range(len(records)))
+    assert all(m[contract.SOURCE_SEQUENCER_METADATA] == tag_of(ref) for m in heads.values())
+    names = ("records-read", "records-valid", "records-quarantined", "blank-lines")
+    totals = {name: sum(int(m[name]) for m in heads.values()) for name in names}
+    assert totals == {"records-read": 22, "records-valid": 20, "records-quarantined": 1, "blank-lines": 1}
+    assert (heads[0]["records-quarantined"], heads[0]["blank-lines"]) == ("1", "1")
+    # AND the handler counts the object as a whole, and every object it wrote
+    assert result["counts"]["records_valid"] == 20
+    assert result["counts"]["objects_written"] == len(records) + 1  # and the quarantine object
+
+
+def test_a_version_within_one_part_is_written_as_before(parted: Any) -> None:
+    ref = put(parted, RAW, "incoming/small.jsonl", jsonl(record(1)))
+    result = ingestion.handler(event_of(ref), None)
+    assert result["objects"][0]["written"] == [records_of(ref)]
+    metadata = parted.head_object(Bucket=PROCESSED, Key=records_of(ref))["Metadata"]
+    assert contract.PARTS_METADATA not in metadata
+    assert contract.PART_METADATA not in metadata
+
+
+def _part(key: str) -> int:
+    return split_part(key, contract.RECORDS_PREFIX, contract.RECORDS_SUFFIX)[2]
