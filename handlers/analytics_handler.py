@@ -1,4 +1,10 @@
-"""Analytics stage: ``aggregates/<rel>/<TAG>.json`` → database, ``reports/<rel>/<TAG>.json``, SNS.
+"""Analytics stage: ``aggregates/<rel>/<TAG>[.pNNNNN].json`` → database, ``reports/<rel>/<TAG>.json``, SNS.
+
+A raw version of several ``records/`` parts comes as one document per part (``handlers.parts``), each
+loaded as a contribution of its own, in any order; the version has one report, written by the invocation
+that finds, after its own commit, every part in (``handlers.versions``), and built from all of them
+(``handlers.reports.build_version_report``). A part that completes nothing writes no report and says so
+in its log line (``report``). A version of one part is reported as below, exactly as before parts.
 
 Order matters for retries: everything the report says is computed before the database transaction,
 the transaction commits, then the report is written, then the summary is published; nothing between

@@ -1,13 +1,20 @@
-"""Ingestion stage: raw ``incoming/<rel>`` → ``records/<rel>/<TAG>.jsonl.gz`` and ``quarantine/…``.
+"""Ingestion stage: raw ``incoming/<rel>`` → ``records/<rel>/<TAG>[.pNNNNN].jsonl.gz`` and ``quarantine/…``.
 
 TAG is the raw version's S3 sequencer (``events.version_tag``): every version of a raw key has outputs
 of its own, so each later stage reads that version's bytes even when an overwrite and a late, retried
 or redriven event cross, and whatever the versioning of the processed bucket. ``records/`` is written
 for every object, empty when no record is valid or the object cannot be read at all, so that in replace
 mode every new version takes the place of the key's earlier one in the totals; ``quarantine/`` only
-when something was quarantined. Both
-carry the conservation counts and the raw version as user metadata. A key near S3's length limit is
-shortened (``events.versioned_key``). The core is ``handlers.ingestion_core``.
+when something was quarantined. Both carry the conservation counts and the raw version as user
+metadata. A key near S3's length limit is shortened (``events.versioned_key``). The core is
+``handlers.ingestion_core``.
+
+Valid records go into parts of at most ``RECORDS_PART_BYTES`` (``handlers.parts``; docs/architecture.md,
+"Parts"): part 0 at the version's key, written last with the number of parts (``records-parts``), parts
+k >= 1 at ``part_key``'s ``<TAG>.p<k>`` keys, each uploaded as soon as it is full. So the processing stage
+fans out over the parts, and this stage holds part 0 and one more part, whatever the object's size. A
+version within one part is written exactly as before parts existed. An object found unreadable after
+some parts were uploaded gets an empty part 0 of one part: the analytics stage takes the others out.
 """
 
 from __future__ import annotations
