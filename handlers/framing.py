@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from handlers.errors import UnreadableObjectError
 
 Read = Callable[[int], bytes]
+# A parser's split of array content (the text between "[" and "]") into its elements' exact spans, or
+# None if the content is not a valid sequence of JSON values (``_ArrayScanner``'s fast path).
+Elements = Callable[[bytes], list[bytes] | None]
 
 CHUNK_BYTES = 1 << 20
 PREFIX_BYTES = 1024
@@ -138,10 +141,21 @@ _OPENERS, _CLOSERS = (ord("["), ord("{")), (ord("]"), ord("}"))
 
 
 class _ArrayScanner:
-    """Splits a JSON array into its top-level elements' bytes without parsing them."""
+    """Splits a JSON array into its top-level elements' bytes without parsing them.
 
-    def __init__(self, max_bytes: int) -> None:
+    The reference is ``_scan``: a state machine over the structural characters, one Python step each.
+    With ``elements`` (a parser, ``Elements``) a chunk goes faster: from the start of the element in
+    progress to a comma that looks like a boundary between objects (``}``, a comma, ``{``, maybe with
+    whitespace), the parser checks the text is valid JSON values separated by commas and gives their
+    spans. Valid JSON is split the same by both, and a comma just after valid values is one the state
+    machine takes as a boundary, so the units are the reference's (property-tested); text the parser
+    refuses goes through ``_scan``, which frames it as before (a bad element among good ones is one
+    unit, quarantined by the checker).
+    """
+
+    def __init__(self, max_bytes: int, elements: Elements | None = None) -> None:
         self.max_bytes = max_bytes
+        self.split = elements
         self.depth = 0
         self.in_string = False
         self.skip_next = False  # a backslash ended the previous chunk inside a string
@@ -180,6 +194,42 @@ class _ArrayScanner:
             if chunk.strip(JSON_WHITESPACE):
                 raise UnreadableObjectError("invalid_json", "data after the top-level array")
             return
+        if self.depth == 0 and chunk[:1] == b"[":
+            self.depth, chunk = 1, chunk[1:]
+        if self.split is not None and self.depth and not self.oversize:
+            # pending starts where the element in progress starts, at depth 1 outside any string
+            text = bytes(self.pending) + chunk if self.pending else chunk
+            cut, units = self._fast(text)
+            if units:
+                self.elements += len(units)
+                yield from units
+                self.pending.clear()
+                self.depth, self.in_string, self.skip_next = 1, False, False
+                chunk = text[cut + 1 :]
+        yield from self._scan(chunk)
+
+    def _fast(self, text: bytes) -> tuple[int, list[bytes | Oversize]]:
+        """The elements of ``text`` before its last comma between objects, and that comma's index."""
+        assert self.split is not None
+        cut, tries = len(text), 0
+        # From the end: the last unfinished element may hold commas, even between nested objects;
+        # a text with no such comma near its end (elements that are not objects) is left to _scan.
+        for _ in range(_FAST_COMMAS):
+            cut = text.rfind(b",", 0, cut)
+            if cut <= 0 or tries == _FAST_TRIES:
+                break
+            if not _between_objects(text, cut):
+                continue
+            tries += 1
+            units = self.split(text[:cut])
+            if units:
+                max_bytes = self.max_bytes
+                if max(map(len, units)) > max_bytes:
+                    return cut, [_checked(unit, max_bytes) for unit in units]
+                return cut, units  # type: ignore[return-value]
+        return -1, []
+
+    def _scan(self, chunk: bytes) -> Iterator[bytes | Oversize]:
         pos = 0
         if self.skip_next:
             pos, self.skip_next = 1, False
@@ -229,15 +279,26 @@ class _ArrayScanner:
             raise UnreadableObjectError("invalid_json", "the JSON array is not closed (truncated document)")
 
 
-def iter_document(read: Read, max_bytes: int, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes | Oversize]:
-    """A ``.json`` payload's units: each element of a top-level array, else the whole document."""
+_FAST_COMMAS, _FAST_TRIES = 4096, 3
+
+
+def _between_objects(text: bytes, comma: int) -> bool:
+    before = text[max(0, comma - 64) : comma].rstrip(JSON_WHITESPACE)
+    return before.endswith(b"}") and text[comma + 1 : comma + 65].lstrip(JSON_WHITESPACE)[:1] == b"{"
+
+
+def iter_document(
+    read: Read, max_bytes: int, chunk_bytes: int = CHUNK_BYTES, elements: Elements | None = None
+) -> Iterator[bytes | Oversize]:
+    """A ``.json`` payload's units: each element of a top-level array, else the whole document.
+    ``elements``: a parser that speeds the array's framing up (``_ArrayScanner``)."""
     first = read(chunk_bytes)
     stripped = first.lstrip(JSON_WHITESPACE)
     while not stripped and first:
         first = read(chunk_bytes)
         stripped = first.lstrip(JSON_WHITESPACE)
     if stripped.startswith(b"["):
-        scanner = _ArrayScanner(max_bytes)
+        scanner = _ArrayScanner(max_bytes, elements)
         chunk = stripped
         while chunk:
             yield from scanner.feed(chunk)

@@ -11,7 +11,9 @@ a batch (flushed at ``BATCH_BYTES``), parsed ``BATCH_UNITS`` at a time, whatever
 Decisions about awkward input, each deliberate:
 
 * JSON is parsed and written with msgspec, chosen by measurement over orjson and the standard
-  library (docs/benchmarks.md); JSON Lines are parsed ``BATCH_UNITS`` lines per call.
+  library (docs/benchmarks.md); JSON Lines, and the elements of a ``.json`` array, are parsed
+  ``BATCH_UNITS`` units per call. An array is framed by msgspec where it can (``array_elements``,
+  the fast path of ``handlers.framing._ArrayScanner``), which frames it as the reference scanner does.
 * Units. JSON Lines (``.jsonl``, ``.ndjson``, and a bare ``.gz``) are read line by line; a ``.json``
   object is one document: an array is streamed element by element, an object is one unit, and
   anything else (a scalar such as ``42`` or ``"x"``) makes the object unreadable (``invalid_json``). The
@@ -81,6 +83,8 @@ import base64
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+import msgspec
+
 from handlers.errors import UnreadableObjectError
 from handlers.framing import (
     JSON_WHITESPACE,
@@ -105,6 +109,30 @@ class Sink(Protocol):
         """``count`` valid lines at once, each ending in a newline."""
 
     def quarantine(self, line: bytes) -> None: ...
+
+
+_ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def array_elements(content: bytes) -> list[bytes] | None:
+    """The elements of a JSON array's ``content`` (the text between its brackets), each with the
+    whitespace around it, as ``_ArrayScanner`` frames them; None if ``content`` is not JSON values
+    separated by commas (msgspec checks it in C, skipping what it does not keep)."""
+    try:
+        raws = _ELEMENTS.decode(b"[" + content + b"]")
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    units = list(map(bytes, raws))
+    if sum(map(len, units)) + len(units) - 1 == len(content):  # compact: no whitespace anywhere
+        return units
+    framed: list[bytes] = []
+    start = 0  # just after the previous comma
+    find, index = content.find, content.index
+    for unit in units:
+        comma = index(b",", find(unit, start) + len(unit)) if len(framed) < len(units) - 1 else len(content)
+        framed.append(content[start:comma])
+        start = comma + 1
+    return framed
 
 
 def output_bound(unit_bytes: int) -> int:
@@ -176,12 +204,18 @@ def ingest(
             else:
                 reject(number, result, unit)  # type: ignore[arg-type]
 
+    batch = _Batch(checker, sink, reject, counts)
     number = 0
     if fmt.document:
-        for number, unit in enumerate(iter_document(payload, max_record_bytes), start=1):
-            check_one(number, unit)
+        for number, unit in enumerate(iter_document(payload, max_record_bytes, elements=array_elements), 1):
+            if type(unit) is bytes and (unit[:1] == b"{" or unit.strip(JSON_WHITESPACE)):
+                batch.add(number, unit)
+            else:
+                batch.drain()  # keep quarantine entries in element order
+                check_one(number, unit)
+        batch.drain()
     else:
-        number = _ingest_lines(payload, checker, max_record_bytes, sink, reject, counts)
+        number = _ingest_lines(payload, max_record_bytes, batch, reject, counts)
     return Counts(
         records_read=number,
         records_valid=counts["valid"],
@@ -190,62 +224,86 @@ def ingest(
     )
 
 
-def _ingest_lines(
-    payload: Read,
-    checker: RecordChecker,
-    max_record_bytes: int,
-    sink: Sink,
-    reject: Callable[[int, Rejection, bytes | Oversize], None],
-    counts: dict[str, int],
-) -> int:
-    """JSON Lines through ``checker.check_lines`` in batches, in line order; returns the line count."""
-    batch: list[bytes] = []
-    numbers: list[int] = []  # each batched unit's line number
-    batch_bytes = 0
+class _Batch:
+    """Units waiting to be checked together (``RecordChecker._check_batch``) with their numbers; each
+    ``add`` or ``extend`` flushes full batches, so at most ``BATCH_UNITS`` units or ``BATCH_BYTES``
+    bytes wait."""
 
-    def flush(size: int) -> None:
-        nonlocal batch_bytes
-        units = batch[:size]
-        results, rejected = checker._check_batch(units)
+    def __init__(
+        self,
+        checker: RecordChecker,
+        sink: Sink,
+        reject: Callable[[int, Rejection, bytes | Oversize], None],
+        counts: dict[str, int],
+    ) -> None:
+        self.checker, self.sink, self.reject, self.counts = checker, sink, reject, counts
+        self.units: list[bytes] = []
+        self.numbers: list[int] = []  # each unit's line or element number
+        self.size = 0
+
+    def add(self, number: int, unit: bytes) -> None:
+        self.units.append(unit)
+        self.numbers.append(number)
+        self.size += len(unit)
+        if len(self.units) >= BATCH_UNITS or self.size >= BATCH_BYTES:
+            self.full()
+
+    def extend(self, first: int, units: list[bytes]) -> None:
+        self.units += units
+        self.numbers += range(first, first + len(units))
+        self.size += sum(map(len, units))
+        self.full()
+
+    def full(self) -> None:
+        while len(self.units) >= BATCH_UNITS or self.size >= BATCH_BYTES:
+            self._flush(BATCH_UNITS)
+
+    def drain(self) -> None:
+        while self.units:
+            self._flush(BATCH_UNITS)
+
+    def _flush(self, size: int) -> None:
+        units, numbers = self.units[:size], self.numbers[:size]
+        results, rejected = self.checker._check_batch(units)
         if type(results) is bytes:
-            sink.valid_lines(results, len(units))
+            self.sink.valid_lines(results, len(units))
         else:
             for index, result in enumerate(results):
                 if type(result) is bytes:
-                    sink.valid(result)
+                    self.sink.valid(result)
                 else:
-                    reject(numbers[index], result, units[index])
-        counts["valid"] += len(units) - rejected
-        batch_bytes -= sum(map(len, units))
-        del batch[:size], numbers[:size]
+                    self.reject(numbers[index], result, units[index])  # type: ignore[arg-type]
+        self.counts["valid"] += len(units) - rejected
+        self.size -= sum(map(len, units))
+        del self.units[:size], self.numbers[:size]
 
+
+def _ingest_lines(
+    payload: Read,
+    max_record_bytes: int,
+    batch: _Batch,
+    reject: Callable[[int, Rejection, bytes | Oversize], None],
+    counts: dict[str, int],
+) -> int:
+    """JSON Lines through ``batch`` (checked together), in line order; returns the line count."""
     number = 0
     for lines, plain in iter_line_blocks(payload, max_record_bytes):
         first, number = number + 1, number + len(lines)
         # bytes.isspace is wider than JSON's whitespace, so it only picks the lines to look at closer.
         if plain and b"" not in lines and not any(map(bytes.isspace, lines)):  # type: ignore[arg-type]
-            batch += lines  # type: ignore[arg-type]
-            numbers += range(first, number + 1)
-            batch_bytes += sum(map(len, lines))  # type: ignore[arg-type]
-        else:
-            for line_number, unit in enumerate(lines, start=first):
-                if type(unit) is bytes:
-                    if not unit.strip(JSON_WHITESPACE):  # a line of \v or \f is not blank but invalid JSON
-                        counts["blank"] += 1
-                    else:
-                        batch.append(unit)
-                        numbers.append(line_number)
-                        batch_bytes += len(unit)
-                    continue
-                while batch:  # keep quarantine entries in line order
-                    flush(BATCH_UNITS)
+            batch.extend(first, lines)  # type: ignore[arg-type]
+            continue
+        for line_number, unit in enumerate(lines, start=first):
+            if type(unit) is not bytes:
+                batch.drain()  # keep quarantine entries in line order
                 reject(
                     line_number,
                     Rejection("record_too_large", f"{unit.size} bytes > limit {max_record_bytes}"),  # type: ignore[union-attr]
                     unit,
                 )
-        while len(batch) >= BATCH_UNITS or batch_bytes >= BATCH_BYTES:
-            flush(BATCH_UNITS)
-    while batch:
-        flush(BATCH_UNITS)
+            elif not unit.strip(JSON_WHITESPACE):  # a line of \v or \f is not blank but invalid JSON
+                counts["blank"] += 1
+            else:
+                batch.add(line_number, unit)
+    batch.drain()
     return number

@@ -8,12 +8,13 @@ import json
 from typing import Any
 
 import pytest
-from handler_support import CHECKER, PROPERTY, json_values, reader
+from handler_support import CHECKER, PROPERTY, THOROUGH, json_values, reader
 from hypothesis import given
 from hypothesis import strategies as st
 
 from handlers.errors import UnreadableObjectError
 from handlers.framing import Oversize, detect_format, iter_document, iter_lines
+from handlers.ingestion_core import array_elements
 from handlers.records import Rejection
 
 
@@ -35,6 +36,71 @@ def test_array_elements_are_split_exactly_whatever_the_chunking(
     data = json.dumps(items, indent=indent).encode()
     units = list(iter_document(reader(data), 1 << 20, chunk))
     assert [json.loads(unit) for unit in units] == items
+
+
+# Pieces of arrays of objects, most of them valid, some hostile to a framing that looks for "},{":
+# braces, brackets, commas and escapes inside strings, nested objects in arrays, stray closers.
+_objects = st.dictionaries(st.text(max_size=6), json_values, max_size=4).map(
+    lambda value: json.dumps(value, separators=(",", ":"))
+)
+_hostile = st.sampled_from(
+    [
+        '{"s":"},{"}',
+        '{"s":"\\"},{"}',
+        '{"a":[{"b":1},{"c":2}]}',
+        '{"a":1}}',
+        '{"a":{"b":1},{"c":2}',
+        "{",
+        "}",
+        '"x"',
+        "42",
+        "",
+        " ",
+        '{"a":"\\u007d,{"}',
+        '{"a":1} {"b":2}',
+        "[1,{}]",
+        '{"a":"\x0b"}',
+        '{"\xff":1}',
+    ]
+)
+_separators = st.sampled_from([",", ",\n", " , ", "},{", ",\n  ", "\t,\r\n"])
+
+
+@THOROUGH
+@given(
+    st.lists(st.one_of(_objects, _objects, _objects, _hostile), max_size=12),
+    st.lists(_separators, min_size=1, max_size=3),
+    st.sampled_from(["]", "]\n", "", "] x", "},{}]"]),
+    st.sampled_from([1 << 20, 256]) | st.integers(1, 200),
+    st.sampled_from([1 << 20, 40]),
+)
+def test_array_framing_with_a_parser_equals_the_state_machine_on_any_input(
+    pieces: list[str], separators: list[str], end: str, chunk: int, max_bytes: int
+) -> None:
+    # GIVEN an array, maybe malformed, maybe truncated, read in chunks of any size
+    body = "".join(piece + separators[index % len(separators)] for index, piece in enumerate(pieces))
+    data = ("[" + body.removesuffix(separators[(len(pieces) - 1) % len(separators)]) + end).encode(
+        "utf-8", "surrogatepass"
+    )
+
+    def frame(elements: Any) -> tuple[Any, ...]:
+        units = []
+        try:
+            for unit in iter_document(reader(data), max_bytes, chunk, elements):
+                units.append(unit)
+        except UnreadableObjectError as error:
+            return (units, error.reason, error.detail)
+        return (units,)
+
+    # THEN the parser's fast path frames it exactly as the state machine alone does
+    assert frame(array_elements) == frame(None)
+
+
+def test_a_parser_frames_an_array_as_the_state_machine_does() -> None:
+    data = b'[ {"a":1} ,\n{"b":[{"c":2},{"d":3}]},{"e":"},{"}\n]'
+    expected = [b' {"a":1} ', b'\n{"b":[{"c":2},{"d":3}]}', b'{"e":"},{"}\n']
+    assert list(iter_document(reader(data), 1 << 20, 1 << 20, array_elements)) == expected
+    assert list(iter_document(reader(data), 1 << 20, 1 << 20)) == expected
 
 
 def test_truncated_array_is_unreadable() -> None:
