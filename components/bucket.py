@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_aws import lambda_, s3
 
+from components.component import Component, Opts
 from components.iam import deny_insecure_transport
 
 # Parts of a multipart upload that never completed are billed until removed.
@@ -47,8 +48,10 @@ class DataBucketArgs:
     created, writing the stack's setting over the bucket's."""
 
 
-class DataBucket(pulumi.ComponentResource):
+class DataBucket(Component):
     """A private, encrypted, TLS-only bucket whose owner owns every object."""
+
+    TYPE = "data-pipeline:bucket:DataBucket"
 
     bucket: s3.Bucket
     public_access_block: s3.BucketPublicAccessBlock
@@ -60,8 +63,8 @@ class DataBucket(pulumi.ComponentResource):
     name: pulumi.Output[str]
     arn: pulumi.Output[str]
 
-    def __init__(self, name: str, args: DataBucketArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("data-pipeline:bucket:DataBucket", name, None, opts)
+    def __init__(self, name: str, args: DataBucketArgs, opts: Opts = None) -> None:
+        super().__init__(name, opts)
 
         # A retained bucket keeps its settings too: deleting them on destroy would leave the kept data
         # without its public access block, TLS-only policy, key, versioning and lifecycle rules.
@@ -201,16 +204,16 @@ class BucketTriggersArgs:
     """Resources that must exist before the bucket notifies anyone (a target's schema migration, say)."""
 
 
-class BucketTriggers(pulumi.ComponentResource):
+class BucketTriggers(Component):
     """The one `s3.BucketNotification` of a bucket (a second one would silently replace the first)."""
+
+    TYPE = "data-pipeline:bucket:BucketTriggers"
 
     notification: s3.BucketNotification
     notification_id: pulumi.Output[str]
 
-    def __init__(
-        self, name: str, args: BucketTriggersArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("data-pipeline:bucket:BucketTriggers", name, None, opts)
+    def __init__(self, name: str, args: BucketTriggersArgs, opts: Opts = None) -> None:
+        super().__init__(name, opts)
         self.notification = s3.BucketNotification(
             f"{name}-notification",
             bucket=args.bucket.id,

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_aws import ec2, rds, secretsmanager, vpc
 
+from components.component import Component, Opts
+from components.network import ingress_from
 from handlers import contract
 
 
@@ -26,29 +28,29 @@ class DatabaseSecretArgs:
     """Days a deleted secret can be restored; 0 deletes it at once (dev stacks)."""
 
 
-class DatabaseSecret(pulumi.ComponentResource):
+class DatabaseSecret(Component):
     """A secret whose `SecretString` is the database URL (the analytics handler reads it once)."""
+
+    TYPE = "data-pipeline:database:DatabaseSecret"
 
     secret: secretsmanager.Secret
     version: secretsmanager.SecretVersion
     arn: pulumi.Output[str]
 
-    def __init__(
-        self, name: str, args: DatabaseSecretArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("data-pipeline:database:DatabaseSecret", name, None, opts)
+    def __init__(self, name: str, args: DatabaseSecretArgs, opts: Opts = None) -> None:
+        super().__init__(name, opts)
         self.secret = secretsmanager.Secret(
             name,
             description="SQLAlchemy URL of the data-pipeline analytics database",
             kms_key_id=args.kms_key_arn,
             recovery_window_in_days=args.recovery_window_days,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=self.child_opts,
         )
         self.version = secretsmanager.SecretVersion(
             f"{name}-version",
             secret_id=self.secret.id,
             secret_string=pulumi.Output.secret(args.url),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=self.child_opts,
         )
         self.arn = self.secret.arn
         self.register_outputs({"arn": self.arn})
@@ -98,11 +100,13 @@ class ManagedDatabaseArgs:
     """Backups kept 7 days, deletion protection and a final snapshot (every stack but a forceDestroy one)."""
 
 
-class ManagedDatabase(pulumi.ComponentResource):
+class ManagedDatabase(Component):
     """RDS for PostgreSQL in the configured subnets, admitting only the analytics function, its master
     password managed by RDS in Secrets Manager (`secret_arn`, holding `{"username", "password"}`) for the
     schema migration, and IAM database authentication on for the application user loads sign in as
     (`app_user`, `app_user_arn`)."""
+
+    TYPE = "data-pipeline:database:ManagedDatabase"
 
     subnet_group: rds.SubnetGroup
     security_group: ec2.SecurityGroup
@@ -113,38 +117,30 @@ class ManagedDatabase(pulumi.ComponentResource):
     resource_id: pulumi.Output[str]
     app_user: str
 
-    def __init__(
-        self, name: str, args: ManagedDatabaseArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("data-pipeline:database:ManagedDatabase", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+    def __init__(self, name: str, args: ManagedDatabaseArgs, opts: Opts = None) -> None:
+        super().__init__(name, opts)
         self.subnet_group = rds.SubnetGroup(
             f"{name}-subnets",
             name=f"{args.identifier}-database",
             description="The data-pipeline analytics database's private subnets",
             subnet_ids=list(args.subnet_ids),
-            opts=child,
+            opts=self.child_opts,
         )
         self.security_group = ec2.SecurityGroup(
             f"{name}-sg",
             name_prefix=f"{args.identifier}-database-",
             description="PostgreSQL from the data-pipeline analytics function only",
             vpc_id=args.vpc_id,
-            opts=child,
+            opts=self.child_opts,
         )
-        self.ingress = [
-            vpc.SecurityGroupIngressRule(
-                f"{name}-postgres-{index}",
-                security_group_id=self.security_group.id,
-                referenced_security_group_id=source,
-                ip_protocol="tcp",
-                from_port=POSTGRES_PORT,
-                to_port=POSTGRES_PORT,
-                description="PostgreSQL from the analytics function",
-                opts=child,
-            )
-            for index, source in enumerate(args.client_security_group_ids)
-        ]
+        self.ingress = ingress_from(
+            f"{name}-postgres",
+            self.security_group,
+            args.client_security_group_ids,
+            POSTGRES_PORT,
+            lambda _source: "PostgreSQL from the analytics function",
+            self.child_opts,
+        )
         self.instance = rds.Instance(
             f"{name}-instance",
             identifier=args.identifier,
@@ -173,7 +169,7 @@ class ManagedDatabase(pulumi.ComponentResource):
             deletion_protection=args.production,
             skip_final_snapshot=not args.production,
             final_snapshot_identifier=f"{args.identifier}-final" if args.production else None,
-            opts=child,
+            opts=self.child_opts,
         )
         self.secret_arn = self.instance.master_user_secrets.apply(lambda secrets: secrets[0].secret_arn)
         self.endpoint = pulumi.Output.format(

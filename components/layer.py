@@ -8,6 +8,8 @@ from pathlib import Path
 import pulumi
 from pulumi_aws import lambda_
 
+from components.component import Component, Opts
+
 
 @dataclass(frozen=True)
 class SharedLayerArgs:
@@ -26,14 +28,16 @@ class SharedLayerArgs:
     """The one architecture the functions use."""
 
 
-class SharedLayer(pulumi.ComponentResource):
+class SharedLayer(Component):
     """One `lambda_.LayerVersion`; a changed zip publishes a new version."""
+
+    TYPE = "data-pipeline:layer:SharedLayer"
 
     layer_version: lambda_.LayerVersion
     arn: pulumi.Output[str]
 
-    def __init__(self, name: str, args: SharedLayerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("data-pipeline:layer:SharedLayer", name, None, opts)
+    def __init__(self, name: str, args: SharedLayerArgs, opts: Opts = None) -> None:
+        super().__init__(name, opts)
         self.layer_version = lambda_.LayerVersion(
             f"{name}-version",
             layer_name=args.layer_name,
@@ -41,7 +45,7 @@ class SharedLayer(pulumi.ComponentResource):
             code=pulumi.FileArchive(str(args.archive)),
             compatible_runtimes=[args.runtime],
             compatible_architectures=[args.architecture],
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=self.child_opts,
         )
         self.arn = self.layer_version.arn
         self.register_outputs({"arn": self.arn})

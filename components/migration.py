@@ -20,6 +20,7 @@ from pathlib import Path
 import pulumi
 from pulumi_aws import lambda_
 
+from components.component import Component, Opts
 from handlers import contract
 
 MIGRATE_EVENT = contract.MIGRATE_EVENT
@@ -64,16 +65,16 @@ class SchemaMigrationArgs:
     that sets its privileges (`handlers/app_user.py`), invoke the migration again when they change."""
 
 
-class SchemaMigration(pulumi.ComponentResource):
+class SchemaMigration(Component):
     """One synchronous invocation of the analytics function that upgrades the database schema."""
+
+    TYPE = "data-pipeline:database:SchemaMigration"
 
     invocation: lambda_.Invocation
     result: pulumi.Output[str]
 
-    def __init__(
-        self, name: str, args: SchemaMigrationArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("data-pipeline:database:SchemaMigration", name, None, opts)
+    def __init__(self, name: str, args: SchemaMigrationArgs, opts: Opts = None) -> None:
+        super().__init__(name, opts)
         self.invocation = lambda_.Invocation(
             f"{name}-invoke",
             function_name=args.function_name,

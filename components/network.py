@@ -21,12 +21,14 @@ default egress rule does), and an interface endpoint takes one subnet per availa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 from pulumi_aws import ec2, vpc
+
+from components.component import Component, Opts
 
 # The services a stage may call, by the need that makes it call them (components.stage_table.Needs).
 S3 = "s3"
@@ -115,18 +117,42 @@ def subnet_route_tables(vpc_id: pulumi.Input[str], subnet_ids: Sequence[str]) ->
     return pulumi.Output.all(main, *explicit).apply(tables)
 
 
-class ServiceEndpoints(pulumi.ComponentResource):
+def ingress_from(
+    name: str,
+    security_group: ec2.SecurityGroup,
+    sources: Sequence[pulumi.Input[str]],
+    port: int,
+    description: Callable[[pulumi.Input[str]], str],
+    opts: pulumi.ResourceOptions,
+) -> list[vpc.SecurityGroupIngressRule]:
+    """The only way into `security_group`: TCP `port` from each of the `sources` security groups, one rule
+    each, named `<name>-<index>`."""
+    return [
+        vpc.SecurityGroupIngressRule(
+            f"{name}-{index}",
+            security_group_id=security_group.id,
+            referenced_security_group_id=source,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            description=description(source),
+            opts=opts,
+        )
+        for index, source in enumerate(sources)
+    ]
+
+
+class ServiceEndpoints(Component):
     """S3 gateway endpoint, interface endpoints with private DNS, and their HTTPS-only security group."""
+
+    TYPE = "data-pipeline:network:ServiceEndpoints"
 
     security_group: ec2.SecurityGroup | None
     ingress: list[vpc.SecurityGroupIngressRule]
     endpoints: dict[str, ec2.VpcEndpoint]
 
-    def __init__(
-        self, name: str, args: ServiceEndpointsArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("data-pipeline:network:ServiceEndpoints", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+    def __init__(self, name: str, args: ServiceEndpointsArgs, opts: Opts = None) -> None:
+        super().__init__(name, opts)
         region = pulumi.Output.from_input(args.region)
         self.endpoints = {}
         self.ingress = []
@@ -141,7 +167,7 @@ class ServiceEndpoints(pulumi.ComponentResource):
                 if isinstance(args.route_table_ids, list | tuple)
                 else args.route_table_ids,
                 tags={"Name": f"{args.name_prefix}-s3"},
-                opts=child,
+                opts=self.child_opts,
             )
         interfaces = [s for s in args.services if s != S3]
         if not interfaces:
@@ -153,21 +179,18 @@ class ServiceEndpoints(pulumi.ComponentResource):
             description="HTTPS to the pipeline's interface VPC endpoints, from its functions only",
             vpc_id=args.vpc_id,
             tags={"Name": f"{args.name_prefix}-endpoints"},
-            opts=child,
+            opts=self.child_opts,
         )
-        for index, source in enumerate(args.client_security_group_ids):
-            self.ingress.append(
-                vpc.SecurityGroupIngressRule(
-                    f"{name}-https-{index}",
-                    security_group_id=self.security_group.id,
-                    referenced_security_group_id=source,
-                    ip_protocol="tcp",
-                    from_port=HTTPS,
-                    to_port=HTTPS,
-                    description=f"HTTPS from the functions' security group {source}",
-                    opts=child,
-                )
+        self.ingress.extend(
+            ingress_from(
+                f"{name}-https",
+                self.security_group,
+                args.client_security_group_ids,
+                HTTPS,
+                lambda source: f"HTTPS from the functions' security group {source}",
+                self.child_opts,
             )
+        )
         for service in interfaces:
             self.endpoints[service] = ec2.VpcEndpoint(
                 f"{name}-{service}",
@@ -198,10 +221,12 @@ class PrivateNetworkArgs:
     """`<project>-<stack>`: the Name tags."""
 
 
-class PrivateNetwork(pulumi.ComponentResource):
+class PrivateNetwork(Component):
     """A minimal VPC: DNS on (private DNS endpoints need it), private subnets in two zones sharing one route
     table with no route out (no NAT, no internet gateway), and the functions' security group, which admits
     nothing and may send anywhere inside the VPC (the endpoints, the database) and to S3's gateway."""
+
+    TYPE = "data-pipeline:network:PrivateNetwork"
 
     vpc: ec2.Vpc
     subnets: list[ec2.Subnet]
@@ -209,21 +234,21 @@ class PrivateNetwork(pulumi.ComponentResource):
     associations: list[ec2.RouteTableAssociation]
     function_security_group: ec2.SecurityGroup
 
-    def __init__(
-        self, name: str, args: PrivateNetworkArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("data-pipeline:network:PrivateNetwork", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+    def __init__(self, name: str, args: PrivateNetworkArgs, opts: Opts = None) -> None:
+        super().__init__(name, opts)
         self.vpc = ec2.Vpc(
             f"{name}-vpc",
             cidr_block=args.cidr,
             enable_dns_support=True,
             enable_dns_hostnames=True,
             tags={"Name": args.name_prefix},
-            opts=child,
+            opts=self.child_opts,
         )
         self.route_table = ec2.RouteTable(
-            f"{name}-private", vpc_id=self.vpc.id, tags={"Name": f"{args.name_prefix}-private"}, opts=child
+            f"{name}-private",
+            vpc_id=self.vpc.id,
+            tags={"Name": f"{args.name_prefix}-private"},
+            opts=self.child_opts,
         )
         self.subnets = []
         self.associations = []
@@ -235,7 +260,7 @@ class PrivateNetwork(pulumi.ComponentResource):
                 cidr_block=cidr,
                 map_public_ip_on_launch=False,
                 tags={"Name": f"{args.name_prefix}-{zone}"},
-                opts=child,
+                opts=self.child_opts,
             )
             self.subnets.append(subnet)
             self.associations.append(
@@ -243,7 +268,7 @@ class PrivateNetwork(pulumi.ComponentResource):
                     f"{name}-{zone}-private",
                     subnet_id=subnet.id,
                     route_table_id=self.route_table.id,
-                    opts=child,
+                    opts=self.child_opts,
                 )
             )
         self.function_security_group = ec2.SecurityGroup(
@@ -260,6 +285,6 @@ class PrivateNetwork(pulumi.ComponentResource):
                     description="Nothing routes out of the VPC but the S3 gateway endpoint",
                 )
             ],
-            opts=child,
+            opts=self.child_opts,
         )
         self.register_outputs({"vpc_id": self.vpc.id})

@@ -27,6 +27,7 @@ from typing import Any
 import pulumi
 from pulumi_aws import cloudwatch, kms, sns
 
+from components.component import Component, Opts
 from components.iam import (
     PolicyDocument,
     Statement,
@@ -374,8 +375,10 @@ def alarm_topic_policy(topic_arn: pulumi.Input[str], cloudwatch_may_use: Mapping
     )
 
 
-class Observability(pulumi.ComponentResource):
+class Observability(Component):
     """Alarm topic (own KMS key, optional e-mail subscription), six alarms per stage, one dashboard."""
+
+    TYPE = "data-pipeline:observability:Observability"
 
     key: kms.Key
     topic: sns.Topic
@@ -386,11 +389,8 @@ class Observability(pulumi.ComponentResource):
     topic_arn: pulumi.Output[str]
     dashboard_name: pulumi.Output[str]
 
-    def __init__(
-        self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("data-pipeline:observability:Observability", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+    def __init__(self, name: str, args: ObservabilityArgs, opts: Opts = None) -> None:
+        super().__init__(name, opts)
         alarm_arn_pattern = pulumi.Output.format(
             "arn:{0}:cloudwatch:{1}:{2}:alarm:{3}-*",
             args.partition,
@@ -409,19 +409,19 @@ class Observability(pulumi.ComponentResource):
             enable_key_rotation=True,
             deletion_window_in_days=7,
             policy=alarm_key_policy(args.partition, args.account_id, cloudwatch_may_use).to_json(),
-            opts=child,
+            opts=self.child_opts,
         )
         self.topic = sns.Topic(
             f"{name}-alarms",
             name=f"{args.name_prefix}-alarms",
             kms_master_key_id=self.key.arn,
-            opts=child,
+            opts=self.child_opts,
         )
         self.topic_policy = sns.TopicPolicy(
             f"{name}-alarms-policy",
             arn=self.topic.arn,
             policy=alarm_topic_policy(self.topic.arn, cloudwatch_may_use).to_json(),
-            opts=child,
+            opts=self.child_opts,
         )
         self.subscription = None
         if args.alarm_email is not None:
@@ -431,7 +431,7 @@ class Observability(pulumi.ComponentResource):
                 topic=self.topic.arn,
                 protocol="email",
                 endpoint=args.alarm_email,
-                opts=child,
+                opts=self.child_opts,
             )
 
         self.alarms = {}
@@ -466,7 +466,7 @@ class Observability(pulumi.ComponentResource):
             dashboard_body=pulumi.Output.json_dumps(
                 dashboard_body(args.stages, args.region, all_alarms, args.metrics_namespace)
             ),
-            opts=child,
+            opts=self.child_opts,
         )
         self.topic_arn = self.topic.arn
         self.dashboard_name = self.dashboard.dashboard_name

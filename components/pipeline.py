@@ -24,6 +24,7 @@ import pulumi_random
 
 from components import chain, config, stage_table
 from components.bucket import BucketTriggers, BucketTriggersArgs, DataBucket, DataBucketArgs, Trigger
+from components.component import Component, Opts
 from components.config import PipelineConfig
 from components.database import DatabaseSecret, DatabaseSecretArgs, ManagedDatabase, ManagedDatabaseArgs
 from components.environment import secret_variables, stage_environment
@@ -95,8 +96,10 @@ def _moved_from_root(parent: pulumi.Resource) -> pulumi.ResourceOptions:
     return pulumi.ResourceOptions(parent=parent, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)])
 
 
-class DataPipeline(pulumi.ComponentResource):
+class DataPipeline(Component):
     """The pipeline of one stack: buckets, layer, stages, notifications, database, alarms and dashboard."""
+
+    TYPE = "data-pipeline:pipeline:DataPipeline"
 
     bucket_suffix: pulumi_random.RandomId | None
     buckets: dict[str, DataBucket]
@@ -116,14 +119,14 @@ class DataPipeline(pulumi.ComponentResource):
     dashboard_name: pulumi.Output[str]
     database_secret_arn: pulumi.Output[str] | None
 
-    def __init__(self, name: str, args: DataPipelineArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: DataPipelineArgs, opts: Opts = None) -> None:
         cfg = args.config
         # Read at call time: the stage table is the one source (the tests replace it to break the chain).
         descriptions = {stage.name: stage for stage in stage_table.STAGE_TABLE}
         graph = chain.declared_chain(cfg.input_prefix, cfg.input_suffixes)
         # Before anything is declared: a recursive S3 -> Lambda loop costs real money.
         chain.check_loop_free(graph)
-        super().__init__("data-pipeline:pipeline:DataPipeline", name, None, opts)
+        super().__init__(name, opts)
 
         account_id = aws.get_caller_identity_output().account_id
         region = aws.get_region_output().region
@@ -194,7 +197,7 @@ class DataPipeline(pulumi.ComponentResource):
                     ),
                     name_prefix=cfg.resource_prefix,
                 ),
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=self.child_opts,
             )
             vpc_cfg = dataclasses.replace(
                 cfg.vpc,
@@ -238,7 +241,7 @@ class DataPipeline(pulumi.ComponentResource):
                     kms_key_arn=cfg.kms_key_arn,
                     production=not cfg.force_destroy,
                 ),
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=self.child_opts,
             )
             secret_arn = self.managed_database.secret_arn
             database_endpoint = self.managed_database.endpoint
@@ -319,7 +322,7 @@ class DataPipeline(pulumi.ComponentResource):
                     region=region,
                     name_prefix=cfg.resource_prefix,
                 ),
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=self.child_opts,
             )
         network_ready: tuple[pulumi.Resource, ...] = (
             (self.service_endpoints,) if self.service_endpoints is not None else ()

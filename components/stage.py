@@ -16,6 +16,7 @@ import pulumi
 from pulumi_aws import cloudwatch, iam, lambda_, sqs
 
 from components.chain import StageNode
+from components.component import Component, Opts
 from components.config import StageSettings
 from components.iam import PolicyDocument, StageGrants, lambda_trust_policy, stage_policy
 from components.stage_table import Provided, StageDescription
@@ -79,8 +80,10 @@ class PipelineStageArgs:
     """What the stack provides; the stage uses only what its description needs (database, topic, VPC)."""
 
 
-class PipelineStage(pulumi.ComponentResource):
+class PipelineStage(Component):
     """Role + inline policy, log group, function, failure queue, async-invoke config, S3 permission."""
+
+    TYPE = "data-pipeline:stage:PipelineStage"
 
     role: iam.Role
     log_group: cloudwatch.LogGroup
@@ -94,23 +97,20 @@ class PipelineStage(pulumi.ComponentResource):
     function_arn: pulumi.Output[str]
     failure_queue_url: pulumi.Output[str]
 
-    def __init__(
-        self, name: str, args: PipelineStageArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("data-pipeline:stage:PipelineStage", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+    def __init__(self, name: str, args: PipelineStageArgs, opts: Opts = None) -> None:
+        super().__init__(name, opts)
 
         self.role = iam.Role(
             f"{name}-role",
             description=f"Execution role of the Lambda function {args.function_name}",
             assume_role_policy=lambda_trust_policy().to_json(),
-            opts=child,
+            opts=self.child_opts,
         )
         self.log_group = cloudwatch.LogGroup(
             f"{name}-logs",
             name=f"/aws/lambda/{args.function_name}",
             retention_in_days=args.settings.log_retention_days,
-            opts=child,
+            opts=self.child_opts,
         )
         kms_key_arn = args.grants.kms_key_arn
         queue_encryption: dict[str, Any] = (
@@ -123,7 +123,7 @@ class PipelineStage(pulumi.ComponentResource):
             name=f"{args.function_name}-failures",
             message_retention_seconds=FAILURE_RETENTION_SECONDS,
             **queue_encryption,
-            opts=child,
+            opts=self.child_opts,
         )
         needed = args.stage.needs.select(args.provided)
         self.policy_document = stage_policy(
@@ -138,7 +138,7 @@ class PipelineStage(pulumi.ComponentResource):
             f"{name}-policy",
             role=self.role.id,
             policy=self.policy_document.to_json(),
-            opts=child,
+            opts=self.child_opts,
         )
         self.function = lambda_.Function(
             f"{name}-function",
@@ -192,7 +192,7 @@ class PipelineStage(pulumi.ComponentResource):
             principal="s3.amazonaws.com",
             source_arn=args.grants.bucket_arns[args.stage.source],
             source_account=args.account_id,
-            opts=child,
+            opts=self.child_opts,
         )
         self.function_name = self.function.name
         self.function_arn = self.function.arn
