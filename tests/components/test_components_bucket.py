@@ -9,6 +9,8 @@ from collections import Counter
 import pytest
 from component_support import BUCKET, bucket_child, child_types
 
+from handlers import contract
+
 NOTIFICATION = "aws:s3/bucketNotification:BucketNotification"
 INVOKE_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
 PERMISSION = "aws:lambda/permission:Permission"
@@ -49,11 +51,13 @@ def test_notification_filters_follow_the_chain(dev_stack):
     created = ("s3:ObjectCreated:*",)
     assert targets == {
         "raw": sorted(
-            (functions["ingestion"], "incoming/", suffix, created)
-            for suffix in (".json", ".jsonl", ".ndjson", ".gz")
+            (functions["ingestion"], contract.INPUT_PREFIX, suffix, created)
+            for suffix in contract.INPUT_SUFFIXES
         ),
-        "processed": [(functions["processing"], "records/", ".jsonl.gz", created)],
-        "analytics": [(functions["analytics"], "aggregates/", ".json", created)],
+        "processed": [(functions["processing"], contract.RECORDS_PREFIX, contract.RECORDS_SUFFIX, created)],
+        "analytics": [
+            (functions["analytics"], contract.AGGREGATES_PREFIX, contract.AGGREGATES_SUFFIX, created)
+        ],
     }
 
 
@@ -72,7 +76,7 @@ def test_custom_prefix_and_suffixes_reach_the_filters_and_the_policy(evaluate):
         f"arn:aws:s3:::{raw_bucket}/landing/*.csv.json",
         f"arn:aws:s3:::{raw_bucket}/landing/*.log",
     ]
-    assert stack.functions()["ingestion"]["environment"]["INPUT_PREFIX"] == "landing/"
+    assert stack.functions()["ingestion"]["environment"][contract.Env.INPUT_PREFIX] == "landing/"
 
 
 @pytest.mark.parametrize("stack_name", ["dev", "prod"])

@@ -18,20 +18,21 @@ from components.chain import (
 )
 from components.stage_table import Keys
 from devtools.harness import StackEvaluationError
+from handlers import contract
 
 
 def test_the_declared_chain_is_loop_free_and_linear():
-    graph = declared_chain("incoming/", (".json", ".jsonl", ".ndjson", ".gz"))
+    graph = declared_chain(contract.INPUT_PREFIX, contract.INPUT_SUFFIXES)
     assert loop_problems(graph) == []
     assert edges(graph) == {"ingestion": {"processing"}, "processing": {"analytics"}, "analytics": set()}
 
 
 def test_quarantine_and_reports_trigger_nothing():
-    graph = declared_chain("incoming/", (".json",))
+    graph = declared_chain(contract.INPUT_PREFIX, (".json",))
     triggered = [t for node in graph.nodes for t in node.triggers]
     for written in (
-        Location("processed", "quarantine/", ".jsonl"),
-        Location("analytics", "reports/", ".json"),
+        Location("processed", contract.QUARANTINE_PREFIX, contract.QUARANTINE_SUFFIX),
+        Location("analytics", contract.REPORTS_PREFIX, contract.REPORTS_SUFFIX),
     ):
         assert not any(written.overlaps(t) for t in triggered)
 
@@ -42,8 +43,8 @@ def test_a_stage_writing_where_it_is_triggered_is_a_loop():
         nodes=(
             StageNode(
                 "analytics",
-                triggers=(Location("analytics", "aggregates/", ".json"),),
-                writes=(Location("analytics", "aggregates/reports/", ".json"),),
+                triggers=(Location("analytics", contract.AGGREGATES_PREFIX, contract.AGGREGATES_SUFFIX),),
+                writes=(Location("analytics", f"{contract.AGGREGATES_PREFIX}reports/", ".json"),),
             ),
         )
     )
@@ -60,13 +61,13 @@ def test_a_stage_writing_where_an_earlier_stage_is_triggered_is_a_loop():
         nodes=(
             StageNode(
                 "ingestion",
-                (Location("raw", "incoming/", ".json"),),
-                (Location("processed", "records/", ".jsonl.gz"),),
+                (Location("raw", contract.INPUT_PREFIX, ".json"),),
+                (Location("processed", contract.RECORDS_PREFIX, contract.RECORDS_SUFFIX),),
             ),
             StageNode(
                 "processing",
-                (Location("processed", "records/", ".jsonl.gz"),),
-                (Location("processed", "records/rollups/", ".jsonl.gz"),),
+                (Location("processed", contract.RECORDS_PREFIX, contract.RECORDS_SUFFIX),),
+                (Location("processed", f"{contract.RECORDS_PREFIX}rollups/", ".jsonl.gz"),),
             ),
         )
     )
@@ -102,7 +103,9 @@ def test_the_program_checks_the_invariant_before_declaring_resources(evaluate, m
     import components.stage_table as stage_table
 
     broken = tuple(
-        replace(stage, writes=(Keys("aggregates/reports/", ".json"),)) if stage.name == "analytics" else stage
+        replace(stage, writes=(Keys(f"{contract.AGGREGATES_PREFIX}reports/", ".json"),))
+        if stage.name == "analytics"
+        else stage
         for stage in stage_table.STAGE_TABLE
     )
     monkeypatch.setattr(stage_table, "STAGE_TABLE", broken)

@@ -3,41 +3,43 @@
 
 from __future__ import annotations
 
+from handlers import contract
+
 
 def test_environment_follows_the_architecture_contract(dev_stack):
     env = {stage: f["environment"] for stage, f in dev_stack.functions().items()}
     buckets = dev_stack.buckets()
     assert env["ingestion"] == {
-        "PIPELINE_STAGE": "ingestion",
-        "DEST_BUCKET": buckets["processed"],
-        "METRICS_NAMESPACE": "DataPipeline",
-        "RECORDS_PREFIX": "records/",
-        "QUARANTINE_PREFIX": "quarantine/",
-        "INPUT_PREFIX": "incoming/",
-        "INPUT_SUFFIXES": ".json,.jsonl,.ndjson,.gz",
-        "MAX_RECORD_BYTES": "1048576",
+        contract.Env.PIPELINE_STAGE: contract.Stage.INGESTION,
+        contract.Env.DEST_BUCKET: buckets["processed"],
+        contract.Env.METRICS_NAMESPACE: contract.METRICS_NAMESPACE,
+        contract.Env.RECORDS_PREFIX: contract.RECORDS_PREFIX,
+        contract.Env.QUARANTINE_PREFIX: contract.QUARANTINE_PREFIX,
+        contract.Env.INPUT_PREFIX: contract.INPUT_PREFIX,
+        contract.Env.INPUT_SUFFIXES: ",".join(contract.INPUT_SUFFIXES),
+        contract.Env.MAX_RECORD_BYTES: str(contract.DEFAULT_MAX_RECORD_BYTES),
     }
     assert env["processing"] == {
-        "PIPELINE_STAGE": "processing",
-        "DEST_BUCKET": buckets["analytics"],
-        "METRICS_NAMESPACE": "DataPipeline",
-        "AGGREGATES_PREFIX": "aggregates/",
-        "AGGREGATION_WINDOW": "1h",
-        "AGGREGATION_DIMENSIONS": "type,source",
-        "AGGREGATION_METRICS": "value",
+        contract.Env.PIPELINE_STAGE: contract.Stage.PROCESSING,
+        contract.Env.DEST_BUCKET: buckets["analytics"],
+        contract.Env.METRICS_NAMESPACE: contract.METRICS_NAMESPACE,
+        contract.Env.AGGREGATES_PREFIX: contract.AGGREGATES_PREFIX,
+        contract.Env.AGGREGATION_WINDOW: contract.DEFAULT_WINDOW,
+        contract.Env.AGGREGATION_DIMENSIONS: ",".join(contract.DEFAULT_DIMENSIONS),
+        contract.Env.AGGREGATION_METRICS: ",".join(contract.DEFAULT_METRICS),
     }
     assert env["analytics"] == {
-        "PIPELINE_STAGE": "analytics",
-        "DEST_BUCKET": buckets["analytics"],
-        "METRICS_NAMESPACE": "DataPipeline",
-        "REPORTS_PREFIX": "reports/",
-        "REPORT_TOP_GROUPS": "10",
-        "OVERWRITE_MODE": "replace",
+        contract.Env.PIPELINE_STAGE: contract.Stage.ANALYTICS,
+        contract.Env.DEST_BUCKET: buckets["analytics"],
+        contract.Env.METRICS_NAMESPACE: contract.METRICS_NAMESPACE,
+        contract.Env.REPORTS_PREFIX: contract.REPORTS_PREFIX,
+        contract.Env.REPORT_TOP_GROUPS: str(contract.REPORT_TOP_GROUPS),
+        contract.Env.OVERWRITE_MODE: contract.DEFAULT_OVERWRITE_MODE,
     }
 
 
 def test_prod_analytics_gets_the_existing_secret_and_topic(prod_stack):
     env = prod_stack.functions()["analytics"]["environment"]
-    assert env["DATABASE_SECRET_ARN"] == prod_stack.config["data-pipeline:database"]["secretArn"]
-    assert env["SUMMARY_TOPIC_ARN"] == prod_stack.config["data-pipeline:summaryTopicArn"]
-    assert "RECORD_SCHEMA" not in prod_stack.functions()["ingestion"]["environment"]
+    assert env[contract.Env.DATABASE_SECRET_ARN] == prod_stack.config["data-pipeline:database"]["secretArn"]
+    assert env[contract.Env.SUMMARY_TOPIC_ARN] == prod_stack.config["data-pipeline:summaryTopicArn"]
+    assert contract.Env.RECORD_SCHEMA not in prod_stack.functions()["ingestion"]["environment"]

@@ -20,10 +20,11 @@ from components.iam import (
     stage_policy,
 )
 from components.stage_table import Provided, describe
+from handlers import contract
 
 STAGES = ("ingestion", "processing", "analytics")
 ARN = {"raw": "arn:aws:s3:::r", "processed": "arn:aws:s3:::p", "analytics": "arn:aws:s3:::a"}
-GRAPH = declared_chain("incoming/", (".json", ".gz"))
+GRAPH = declared_chain(contract.INPUT_PREFIX, (".json", ".gz"))
 LOGS = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/f"
 QUEUE = "arn:aws:sqs:eu-west-1:123456789012:f-failures"
 
@@ -357,7 +358,9 @@ def test_the_program_renders_exactly_the_builders_policy(dev_stack, stage):
         failure_queue_arn=outputs["stages"][stage]["failureQueueArn"],
     )
     expected = stage_policy(
-        describe(stage), declared_chain("incoming/", (".json", ".jsonl", ".ndjson", ".gz")).node(stage), arns
+        describe(stage),
+        declared_chain(contract.INPUT_PREFIX, contract.INPUT_SUFFIXES).node(stage),
+        arns,
     )
     # THEN the rendered inline policy is the pure builder's document, statement for statement
     assert dev_stack.role_policies()[stage] == expected.to_dict()

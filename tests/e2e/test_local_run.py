@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, text
 from devtools.localrun.errors import LocalRunError
 from devtools.localrun.results import RunResult
 from devtools.localrun.spec import PipelineSpec
+from handlers import contract
 
 Run = Callable[..., RunResult]
 pytestmark = pytest.mark.network  # the real layer is built from PyPI unless .build/layers already holds it
@@ -83,7 +84,7 @@ def test_chain_completes_on_the_samples_with_sqlite(samples_run: RunResult) -> N
         assert stats.errors == stats.retries, (stage, samples_run.logs[stage][-20:])
     # one report per input object, under its version's sequencer
     assert sorted(key.rsplit("/", 1)[0] for key in samples_run.reports) == sorted(
-        f"reports/{rel}" for rel in inputs
+        f"{contract.REPORTS_PREFIX}{rel}" for rel in inputs
     )
     assert all(report["database"] == "loaded" for report in samples_run.reports.values())
 
@@ -104,7 +105,7 @@ def test_database_totals_equal_the_sums_of_the_valid_input_records(
 
 def test_quarantined_records_are_exactly_the_known_bad_ones(samples_run: RunResult) -> None:
     expected = expected_from(input_files(SAMPLES))
-    prefix = "incoming/"
+    prefix = contract.INPUT_PREFIX
     quarantined = {
         (entry["source"]["key"].removeprefix(prefix), entry["line"]) for entry in samples_run.quarantine
     }
@@ -123,7 +124,7 @@ def test_key_with_spaces_plus_and_unicode_goes_through_every_stage(
     assert ODD_KEY in input_files(SAMPLES)
     raw, processed, analytics = (dev_spec.bucket(name).name for name in ("raw", "processed", "analytics"))
     # THEN each stage wrote its output under the same relative key
-    assert f"incoming/{ODD_KEY}" in samples_run.objects[raw]
+    assert f"{contract.INPUT_PREFIX}{ODD_KEY}" in samples_run.objects[raw]
 
     def versions(bucket: str, prefix: str, suffix: str) -> list[str]:
         return [
@@ -132,9 +133,9 @@ def test_key_with_spaces_plus_and_unicode_goes_through_every_stage(
             if key.startswith(prefix) and key.endswith(suffix)
         ]
 
-    [tag] = versions(processed, f"records/{ODD_KEY}/", ".jsonl.gz")
-    assert versions(analytics, f"aggregates/{ODD_KEY}/", ".json") == [tag]
-    assert versions(analytics, f"reports/{ODD_KEY}/", ".json") == [tag]
+    [tag] = versions(processed, f"{contract.RECORDS_PREFIX}{ODD_KEY}/", contract.RECORDS_SUFFIX)
+    assert versions(analytics, f"{contract.AGGREGATES_PREFIX}{ODD_KEY}/", contract.AGGREGATES_SUFFIX) == [tag]
+    assert versions(analytics, f"{contract.REPORTS_PREFIX}{ODD_KEY}/", contract.REPORTS_SUFFIX) == [tag]
     engine = create_engine(sqlite_url)
     with engine.connect() as conn:
         loaded = conn.execute(text("SELECT rel, sequencer FROM pipeline_contributions")).all()
@@ -226,7 +227,9 @@ def test_a_handler_that_keeps_failing_leaves_the_event_in_its_failure_queue_afte
     assert record["responseContext"]["functionError"] == "Unhandled"
     assert record["responsePayload"]["errorType"] == "DatabaseUnavailableError"
     key = unquote_plus(record["requestPayload"]["Records"][0]["s3"]["object"]["key"])
-    rel, _, tag = key.removeprefix("aggregates/").removesuffix(".json").rpartition("/")
+    rel, _, tag = (
+        key.removeprefix(contract.AGGREGATES_PREFIX).removesuffix(contract.AGGREGATES_SUFFIX).rpartition("/")
+    )
     assert (rel, bool(re.fullmatch("[0-9A-F]+", tag))) == ("late-order.json", True)
     assert result.failure_queue_messages["ingestion"] == []
     assert result.failure_queue_messages["processing"] == []
@@ -249,7 +252,7 @@ def test_a_notification_filter_that_misses_the_previous_stages_keys_fails_the_ru
     dev_spec: PipelineSpec, run_pipeline: Run
 ) -> None:
     # GIVEN the processed bucket's notification with a typo in its suffix (a negative control)
-    processed = dev_spec.bucket(dev_spec.stage("ingestion").environment["DEST_BUCKET"])
+    processed = dev_spec.bucket(dev_spec.stage("ingestion").environment[contract.Env.DEST_BUCKET])
     typo = tuple(replace(n, suffix=n.suffix + "z") for n in processed.notifications)
     broken = replace(
         dev_spec,
@@ -260,7 +263,7 @@ def test_a_notification_filter_that_misses_the_previous_stages_keys_fails_the_ru
     # THEN the run fails, naming the stage that was never invoked and the key it never got
     assert not result.ok
     assert [(f.stage, f.error_type) for f in result.failures] == [("processing", "LocalRunner.ChainStopped")]
-    assert result.failures[0].key.startswith("records/")
+    assert result.failures[0].key.startswith(contract.RECORDS_PREFIX)
     assert result.stages["processing"].invocations == 0
 
 

@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handlers import aggregation, exact
+from handlers import aggregation, contract, exact
 from handlers.aggregation import Aggregator, aggregate_records, aggregate_stream
 from handlers.config import RECORDS_LINE_LIMIT, WINDOWS
 from handlers.documents import Origin, groups_from_document, read_document, to_document
@@ -50,7 +50,7 @@ DIMENSIONS, METRICS = ("type", "source"), ("value", "latency")
 ORIGIN = Origin(rel="in/file.jsonl", sequencer="0065A1B2C3D4E5F6A7", version_id="v1")
 SOURCE = {
     "bucket": "processed",
-    "key": "records/in/file.jsonl/0065A1B2C3D4E5F6A7.jsonl.gz",
+    "key": f"{contract.RECORDS_PREFIX}in/file.jsonl/0065A1B2C3D4E5F6A7{contract.RECORDS_SUFFIX}",
     "sha256": "0" * 64,
 }
 REASONS = {

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.exc import OperationalError
 
 from handlers import analytics_handler as analytics
-from handlers import database, loading
+from handlers import contract, database, loading
 from handlers.aggregation import aggregate_records
 from handlers.documents import Origin, to_document
 from handlers.errors import ConfigError, DatabaseUnavailableError, EventError, LoadRejectedError
@@ -31,7 +31,11 @@ CLICK, VIEW = '{"source":"web","type":"click"}', '{"source":"web","type":"view"}
 def aggregates_document(*records: dict[str, Any], rel: str = "x", sequencer: str = "0065A1") -> bytes:
     groups = aggregate_records(records, 3600, DIMENSIONS, METRICS)
     result = AggregateResult(groups, Counts(len(records), len(records)), (), 0)
-    source = {"bucket": "processed", "key": f"records/{rel}/{sequencer}.jsonl.gz", "sha256": "0" * 64}
+    source = {
+        "bucket": "processed",
+        "key": f"{contract.RECORDS_PREFIX}{rel}/{sequencer}{contract.RECORDS_SUFFIX}",
+        "sha256": "0" * 64,
+    }
     origin = Origin(rel=rel, sequencer=sequencer, version_id=f"v-{sequencer}")
     return to_document(result, source, "1h", 3600, DIMENSIONS, METRICS, origin=origin)
 
@@ -41,18 +45,22 @@ def put_document(
 ) -> dict[str, Any]:
     """Write an aggregates document where the processing stage would, and return its event record."""
     body = aggregates_document(*records, rel=rel, sequencer=sequencer)
-    return put(s3, ANALYTICS, f"aggregates/{rel}/{sequencer}.json", body)
+    return put(
+        s3, ANALYTICS, f"{contract.AGGREGATES_PREFIX}{rel}/{sequencer}{contract.AGGREGATES_SUFFIX}", body
+    )
 
 
 def report_of(s3: Any, rel: str = "x", sequencer: str = "0065A1") -> dict[str, Any]:
-    return json.loads(get_bytes(s3, ANALYTICS, f"reports/{rel}/{sequencer}.json"))
+    return json.loads(
+        get_bytes(s3, ANALYTICS, f"{contract.REPORTS_PREFIX}{rel}/{sequencer}{contract.REPORTS_SUFFIX}")
+    )
 
 
 def use_database(monkeypatch: pytest.MonkeyPatch, url: str, as_json: bool = False) -> None:
     secrets = boto3.client("secretsmanager", region_name=REGION)
     secret = json.dumps({"url": url, "note": "extra members are ignored"}) if as_json else url
     arn = secrets.create_secret(Name=f"db-{uuid.uuid4().hex[:8]}", SecretString=secret)["ARN"]
-    monkeypatch.setenv("DATABASE_SECRET_ARN", arn)
+    monkeypatch.setenv(contract.Env.DATABASE_SECRET_ARN, arn)
 
 
 def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
@@ -94,9 +102,16 @@ def test_aggregates_are_loaded_from_the_secret_url(
     # THEN the rollup holds the groups, exactly, and the ledger the object
     assert rollup(migrated_database) == [(CLICK, 2, 6, 2, 4), (VIEW, 1, 9, 9, 9)]
     [ledger] = snapshot(migrated_database)["pipeline_ledger"]
-    body = get_bytes(analytics_env, ANALYTICS, "aggregates/x/0065A1.json")
+    body = get_bytes(
+        analytics_env, ANALYTICS, f"{contract.AGGREGATES_PREFIX}x/0065A1{contract.AGGREGATES_SUFFIX}"
+    )
     assert (ledger[:4], ledger[-1]) == (
-        ("aggregates/x/0065A1.json", hashlib.sha256(body).hexdigest(), 2, 3),
+        (
+            f"{contract.AGGREGATES_PREFIX}x/0065A1{contract.AGGREGATES_SUFFIX}",
+            hashlib.sha256(body).hexdigest(),
+            2,
+            3,
+        ),
         "loaded",
     )
 
@@ -108,12 +123,17 @@ def test_a_repeated_delivery_changes_no_table_and_writes_the_same_report_and_res
     event = event_of(put_document(analytics_env, record(1), record(5)))
     first = analytics.handler(event, None)
     before = snapshot(migrated_database)
-    report = get_bytes(analytics_env, ANALYTICS, "reports/x/0065A1.json")
+    report = get_bytes(
+        analytics_env, ANALYTICS, f"{contract.REPORTS_PREFIX}x/0065A1{contract.REPORTS_SUFFIX}"
+    )
     # WHEN the same event is delivered again
     again = analytics.handler(event, None)
     # THEN nothing in the database changed, and the report and the result are the same bytes and values
     assert snapshot(migrated_database) == before
-    assert get_bytes(analytics_env, ANALYTICS, "reports/x/0065A1.json") == report
+    assert (
+        get_bytes(analytics_env, ANALYTICS, f"{contract.REPORTS_PREFIX}x/0065A1{contract.REPORTS_SUFFIX}")
+        == report
+    )
     assert again == first
     assert json.loads(report)["database"] == "loaded"
 
@@ -178,7 +198,7 @@ def test_in_append_mode_every_version_adds(
     analytics_env: Any, monkeypatch: pytest.MonkeyPatch, migrated_database: str
 ) -> None:
     use_database(monkeypatch, migrated_database)
-    monkeypatch.setenv("OVERWRITE_MODE", "append")
+    monkeypatch.setenv(contract.Env.OVERWRITE_MODE, "append")
     older = put_document(analytics_env, record(1), record(2), sequencer="0065A1")
     newer = put_document(analytics_env, record(30), sequencer="0065A2")
     analytics.handler(event_of(newer, older), None)
@@ -194,7 +214,9 @@ def test_database_outage_raises_and_writes_no_report(
     # WHEN the handler runs THEN it raises so that Lambda retries, and writes nothing
     with pytest.raises(DatabaseUnavailableError, match="cannot reach the database"):
         analytics.handler(event, None)
-    assert keys(analytics_env, ANALYTICS) == ["aggregates/x/0065A1.json"]
+    assert keys(analytics_env, ANALYTICS) == [
+        f"{contract.AGGREGATES_PREFIX}x/0065A1{contract.AGGREGATES_SUFFIX}"
+    ]
 
 
 def test_failure_inside_the_transaction_loads_nothing(
@@ -254,7 +276,7 @@ def test_summary_is_published_to_the_topic(analytics_env: Any, monkeypatch: pyte
     sns.subscribe(
         TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
     )
-    monkeypatch.setenv("SUMMARY_TOPIC_ARN", topic)
+    monkeypatch.setenv(contract.Env.SUMMARY_TOPIC_ARN, topic)
     analytics.handler(event_of(put_document(analytics_env, record(1), rel="s")), None)
     [message] = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
     assert json.loads(message["Body"]) == {
@@ -268,7 +290,12 @@ def test_summary_is_published_to_the_topic(analytics_env: Any, monkeypatch: pyte
 
 
 def test_object_that_is_not_an_aggregates_document_is_reported_not_raised(analytics_env: Any) -> None:
-    ref = put(analytics_env, ANALYTICS, "aggregates/junk/0065A1.json", b'{"hello": 1}')
+    ref = put(
+        analytics_env,
+        ANALYTICS,
+        f"{contract.AGGREGATES_PREFIX}junk/0065A1{contract.AGGREGATES_SUFFIX}",
+        b'{"hello": 1}',
+    )
     result = analytics.handler(event_of(ref), None)
     report = report_of(analytics_env, rel="junk")
     assert (report["database"], report["reason"]) == ("rejected", "not_an_aggregates_document")
@@ -277,10 +304,17 @@ def test_object_that_is_not_an_aggregates_document_is_reported_not_raised(analyt
 
 def test_a_key_the_processing_stage_never_writes_is_reported_not_raised(analytics_env: Any) -> None:
     # GIVEN an aggregates document under a key without a version (not aggregates/<rel>/<sequencer>.json)
-    ref = put(analytics_env, ANALYTICS, "aggregates/by-hand.json", aggregates_document(record(1)))
+    ref = put(
+        analytics_env,
+        ANALYTICS,
+        f"{contract.AGGREGATES_PREFIX}by-hand{contract.AGGREGATES_SUFFIX}",
+        aggregates_document(record(1)),
+    )
     # WHEN the handler runs THEN the object is reported rejected next to where its key points
     result = analytics.handler(event_of(ref), None)
-    report = json.loads(get_bytes(analytics_env, ANALYTICS, "reports/by-hand.json"))
+    report = json.loads(
+        get_bytes(analytics_env, ANALYTICS, f"{contract.REPORTS_PREFIX}by-hand{contract.REPORTS_SUFFIX}")
+    )
     assert (report["database"], report["reason"]) == ("rejected", "not_a_versioned_key")
     assert result["counts"]["records_quarantined"] == 1
 
@@ -348,7 +382,12 @@ def test_a_malformed_aggregates_document_is_reported_not_raised(
 ) -> None:
     # GIVEN a database and an aggregates document with the right format but one bad field
     use_database(monkeypatch, migrated_database)
-    ref = put(analytics_env, ANALYTICS, "aggregates/bad/0065A1.json", _document_with(**changes))
+    ref = put(
+        analytics_env,
+        ANALYTICS,
+        f"{contract.AGGREGATES_PREFIX}bad/0065A1{contract.AGGREGATES_SUFFIX}",
+        _document_with(**changes),
+    )
     # WHEN the handler runs
     result = analytics.handler(event_of(ref), None)
     # THEN it is reported as rejected with the problem, counted, and nothing is loaded
@@ -407,7 +446,9 @@ def test_a_database_without_the_current_schema_fails_the_event_naming_how_to_upg
     event = event_of(put_document(analytics_env, record(1)))
     with pytest.raises(ConfigError, match=r"pulumi up.*python -m devtools migrate"):
         analytics.handler(event, None)
-    assert keys(analytics_env, ANALYTICS) == ["aggregates/x/0065A1.json"]
+    assert keys(analytics_env, ANALYTICS) == [
+        f"{contract.AGGREGATES_PREFIX}x/0065A1{contract.AGGREGATES_SUFFIX}"
+    ]
 
 
 def test_an_rds_managed_secret_with_the_endpoint_gives_a_tls_url() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from handlers import contract
 from handlers.config import load_analytics, load_ingestion, load_processing
 from handlers.errors import ConfigError
 from handlers.records import RecordChecker
@@ -11,10 +12,10 @@ from handlers.records import RecordChecker
 
 def test_processing_reports_every_bad_variable_at_once() -> None:
     environ = {
-        "PIPELINE_STAGE": "ingestion",
-        "AGGREGATION_WINDOW": "2h",
-        "AGGREGATION_DIMENSIONS": "type,,type",
-        "AGGREGATES_PREFIX": "/aggregates",
+        contract.Env.PIPELINE_STAGE: contract.Stage.INGESTION,
+        contract.Env.AGGREGATION_WINDOW: "2h",
+        contract.Env.AGGREGATION_DIMENSIONS: "type,,type",
+        contract.Env.AGGREGATES_PREFIX: "/aggregates",
     }
     with pytest.raises(ConfigError) as caught:
         load_processing(environ)
@@ -31,18 +32,24 @@ def test_processing_reports_every_bad_variable_at_once() -> None:
 
 
 def test_defaults_follow_the_architecture_contract() -> None:
-    config = load_processing({"PIPELINE_STAGE": "processing", "DEST_BUCKET": "b"})
+    config = load_processing(
+        {contract.Env.PIPELINE_STAGE: contract.Stage.PROCESSING, contract.Env.DEST_BUCKET: "b"}
+    )
     assert (config.window, config.dimensions, config.metrics, config.aggregates_prefix) == (
         "1h",
         ("type", "source"),
         ("value",),
-        "aggregates/",
+        contract.AGGREGATES_PREFIX,
     )
-    ingestion = load_ingestion({"PIPELINE_STAGE": "ingestion", "DEST_BUCKET": "b"})
-    assert ingestion.input_suffixes == (".json", ".jsonl", ".ndjson", ".gz")
+    ingestion = load_ingestion(
+        {contract.Env.PIPELINE_STAGE: contract.Stage.INGESTION, contract.Env.DEST_BUCKET: "b"}
+    )
+    assert ingestion.input_suffixes == contract.INPUT_SUFFIXES
     assert ingestion.max_record_bytes == 1_048_576
     assert ingestion.record_schema["required"] == ["id", "timestamp", "type"]
-    analytics = load_analytics({"PIPELINE_STAGE": "analytics", "DEST_BUCKET": "b"})
+    analytics = load_analytics(
+        {contract.Env.PIPELINE_STAGE: contract.Stage.ANALYTICS, contract.Env.DEST_BUCKET: "b"}
+    )
     assert (analytics.database_secret_arn, analytics.summary_topic_arn, analytics.report_top_groups) == (
         None,
         None,
@@ -55,7 +62,13 @@ def test_defaults_follow_the_architecture_contract() -> None:
 )
 def test_record_schema_must_be_a_json_object(value: str, fragment: str) -> None:
     with pytest.raises(ConfigError, match="RECORD_SCHEMA is invalid") as caught:
-        load_ingestion({"PIPELINE_STAGE": "ingestion", "DEST_BUCKET": "b", "RECORD_SCHEMA": value})
+        load_ingestion(
+            {
+                contract.Env.PIPELINE_STAGE: contract.Stage.INGESTION,
+                contract.Env.DEST_BUCKET: "b",
+                contract.Env.RECORD_SCHEMA: value,
+            }
+        )
     assert fragment in str(caught.value)
 
 
@@ -66,12 +79,22 @@ def test_schema_that_is_not_a_json_schema_is_a_config_error() -> None:
 
 def test_max_record_bytes_must_be_positive() -> None:
     with pytest.raises(ConfigError, match="MAX_RECORD_BYTES must be at least 1, got 0"):
-        load_ingestion({"PIPELINE_STAGE": "ingestion", "DEST_BUCKET": "b", "MAX_RECORD_BYTES": "0"})
+        load_ingestion(
+            {
+                contract.Env.PIPELINE_STAGE: contract.Stage.INGESTION,
+                contract.Env.DEST_BUCKET: "b",
+                contract.Env.MAX_RECORD_BYTES: "0",
+            }
+        )
 
 
 def test_a_metric_name_longer_than_the_database_column_is_a_config_error() -> None:
     # GIVEN a metric name of 257 characters, which analytics could not store
-    environ = {"PIPELINE_STAGE": "processing", "DEST_BUCKET": "b", "AGGREGATION_METRICS": "m" * 257}
+    environ = {
+        contract.Env.PIPELINE_STAGE: contract.Stage.PROCESSING,
+        contract.Env.DEST_BUCKET: "b",
+        contract.Env.AGGREGATION_METRICS: "m" * 257,
+    }
     # WHEN the processing config is read THEN it is refused at cold start
     with pytest.raises(ConfigError, match="AGGREGATION_METRICS has an item longer than 256 characters"):
         load_processing(environ)

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, delete, inspect, select, text
 
-from handlers import database, loading
+from handlers import contract, database, loading
 from handlers.errors import ConfigError
 from handlers.events import order_key
 from handlers.exact import exact_context
@@ -62,7 +62,7 @@ class Doc:
 
     @property
     def key(self) -> str:
-        return f"aggregates/{self.rel}/{self.sequencer}.json"
+        return f"{contract.AGGREGATES_PREFIX}{self.rel}/{self.sequencer}{contract.AGGREGATES_SUFFIX}"
 
     def stats(self) -> dict[tuple[str, str], GroupStats]:
         out = {}
@@ -315,7 +315,12 @@ def test_the_same_version_and_bytes_under_another_object_is_a_duplicate(migrated
         before = rollups(migrated_database)
         # WHEN the same document is loaded from another key (a copy: the ledger has not seen that object)
         result = database.load(
-            engine, "aggregates/copy/0065A1.json", A1.sha, SETTING, database.Origin("a", "0065A1"), A1.stats()
+            engine,
+            f"{contract.AGGREGATES_PREFIX}copy/0065A1{contract.AGGREGATES_SUFFIX}",
+            A1.sha,
+            SETTING,
+            database.Origin("a", "0065A1"),
+            A1.stats(),
         )
     finally:
         engine.dispose()
@@ -405,7 +410,12 @@ def test_a_group_counting_no_record_is_refused_and_loads_nothing(migrated_databa
     try:
         with pytest.raises(LoadRejectedError) as raised:
             database.load(
-                engine, "aggregates/z/0065A1.json", "z", SETTING, database.Origin("z", "0065A1"), groups
+                engine,
+                f"{contract.AGGREGATES_PREFIX}z/0065A1{contract.AGGREGATES_SUFFIX}",
+                "z",
+                SETTING,
+                database.Origin("z", "0065A1"),
+                groups,
             )
     finally:
         engine.dispose()
@@ -635,8 +645,8 @@ def test_a_database_of_todays_schema_without_revisions_upgrades_keeping_every_ro
     assert _table(
         empty_database, "pipeline_ledger", "object_key, content_sha256, groups, records, state"
     ) == [
-        ("aggregates/a.json", "sha-a", 2, 4, "loaded"),
-        ("aggregates/b.json", "sha-b", 1, 3, "loaded"),
+        (f"{contract.AGGREGATES_PREFIX}a{contract.AGGREGATES_SUFFIX}", "sha-a", 2, 4, "loaded"),
+        (f"{contract.AGGREGATES_PREFIX}b{contract.AGGREGATES_SUFFIX}", "sha-b", 1, 3, "loaded"),
     ]
     # AND each setting's old rows are one legacy contribution, which a later load adds to
     assert _table(empty_database, "pipeline_contributions", "rel, groups, records") == [
@@ -696,7 +706,7 @@ def test_tables_older_than_content_keys_upgrade_keeping_their_rows(postgres_data
     try:
         database.load(
             engine,
-            "aggregates/new/0065A1.json",
+            f"{contract.AGGREGATES_PREFIX}new/0065A1{contract.AGGREGATES_SUFFIX}",
             "n",
             setting,
             database.Origin("new", "0065A1"),
@@ -707,8 +717,8 @@ def test_tables_older_than_content_keys_upgrade_keeping_their_rows(postgres_data
     # THEN it added to the migrated row (the digest SQL computed is the one Python computes)
     assert rollups(postgres_database)["metrics"] == {(setting.key, H12, CLICK, "value"): (3, 11, 2, 5)}
     assert _table(postgres_database, "pipeline_ledger", "object_key, content_sha256, state") == [
-        ("aggregates/new/0065A1.json", "n", "loaded"),
-        ("aggregates/old.json", "abc", "loaded"),
+        (f"{contract.AGGREGATES_PREFIX}new/0065A1{contract.AGGREGATES_SUFFIX}", "n", "loaded"),
+        (f"{contract.AGGREGATES_PREFIX}old{contract.AGGREGATES_SUFFIX}", "abc", "loaded"),
     ]
 
 
@@ -725,7 +735,7 @@ def test_an_overwrite_of_a_key_loaded_before_the_upgrade_cannot_take_its_old_row
     try:
         database.load(
             engine,
-            "aggregates/a/0065A9.json",
+            f"{contract.AGGREGATES_PREFIX}a/0065A9{contract.AGGREGATES_SUFFIX}",
             "v9",
             hourly,
             database.Origin("a", "0065A9"),

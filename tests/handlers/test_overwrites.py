@@ -20,7 +20,7 @@ import pytest
 from handler_support import ANALYTICS, PROCESSED, RAW, event_of, put, rollup_totals, s3_record
 
 from handlers import analytics_handler as analytics
-from handlers import database
+from handlers import contract, database
 from handlers import ingestion_handler as ingestion
 from handlers import processing_handler as processing
 
@@ -70,19 +70,23 @@ def chain(aws: Any, stage_env: pytest.MonkeyPatch, database_url: str) -> Any:
     secret = boto3_client("secretsmanager").create_secret(Name="db", SecretString=database_url)["ARN"]
     environments = {
         "I": {
-            "PIPELINE_STAGE": "ingestion",
-            "DEST_BUCKET": PROCESSED,
-            "INPUT_PREFIX": "incoming/",
-            "MAX_RECORD_BYTES": "4096",
+            contract.Env.PIPELINE_STAGE: contract.Stage.INGESTION,
+            contract.Env.DEST_BUCKET: PROCESSED,
+            contract.Env.INPUT_PREFIX: contract.INPUT_PREFIX,
+            contract.Env.MAX_RECORD_BYTES: "4096",
         },
         "P": {
-            "PIPELINE_STAGE": "processing",
-            "DEST_BUCKET": ANALYTICS,
-            "AGGREGATION_WINDOW": "1h",
-            "AGGREGATION_DIMENSIONS": "type",
-            "AGGREGATION_METRICS": "value",
+            contract.Env.PIPELINE_STAGE: contract.Stage.PROCESSING,
+            contract.Env.DEST_BUCKET: ANALYTICS,
+            contract.Env.AGGREGATION_WINDOW: contract.DEFAULT_WINDOW,
+            contract.Env.AGGREGATION_DIMENSIONS: "type",
+            contract.Env.AGGREGATION_METRICS: ",".join(contract.DEFAULT_METRICS),
         },
-        "A": {"PIPELINE_STAGE": "analytics", "DEST_BUCKET": ANALYTICS, "DATABASE_SECRET_ARN": secret},
+        "A": {
+            contract.Env.PIPELINE_STAGE: contract.Stage.ANALYTICS,
+            contract.Env.DEST_BUCKET: ANALYTICS,
+            contract.Env.DATABASE_SECRET_ARN: secret,
+        },
     }
     database.migrate(database_url)
 
@@ -90,9 +94,9 @@ def chain(aws: Any, stage_env: pytest.MonkeyPatch, database_url: str) -> Any:
         for name, module in STAGES.items():
             module.runtime.cache_clear()
             with pytest.MonkeyPatch.context() as env:
-                settings = {**environments[name], "OVERWRITE_MODE": mode}
+                settings = {**environments[name], contract.Env.OVERWRITE_MODE: mode}
                 if name == "I":
-                    settings["MAX_RECORD_BYTES"] = str(max_record_bytes)
+                    settings[contract.Env.MAX_RECORD_BYTES] = str(max_record_bytes)
                 for key, value in settings.items():
                     env.setenv(key, value)
                 module.runtime()  # the container's cold start reads its environment once
@@ -114,7 +118,7 @@ def database_url(empty_database: str) -> str:
 
 def run_order(s3: Any, order: list[str], group: str) -> None:
     """Upload both versions, then deliver their events in ``order``, each twice, then redrive v1's."""
-    key = f"incoming/{group}.jsonl"
+    key = f"{contract.INPUT_PREFIX}{group}.jsonl"
     pending = {
         "I1": event_of(put(s3, RAW, key, body(V1, group))),
         "I2": event_of(put(s3, RAW, key, body(V2, group))),
@@ -129,7 +133,7 @@ def run_order(s3: Any, order: list[str], group: str) -> None:
         delivered.append((step, event))
         if stage in NEXT_BUCKET:
             [obj] = results[0]["objects"]
-            [written] = [k for k in obj["written"] if not k.startswith("quarantine/")]
+            [written] = [k for k in obj["written"] if not k.startswith(contract.QUARANTINE_PREFIX)]
             size = s3.head_object(Bucket=NEXT_BUCKET[stage], Key=written)["ContentLength"]
             following = "P" if stage == "I" else "A"
             pending[f"{following}{version}"] = event_of(
@@ -169,11 +173,13 @@ def test_retracting_a_key_in_replace_mode_is_a_new_version_without_records(
     run_order(aws, ["I1", "P1", "A1", "I2", "P2", "A2"], "retracted")
     assert totals(database_url)["retracted"]["count"] == 2
     # WHEN a new version holding an empty array goes through the chain
-    event = event_of(put(aws, RAW, "incoming/retracted.jsonl", b"[]"))
+    event = event_of(put(aws, RAW, f"{contract.INPUT_PREFIX}retracted.jsonl", b"[]"))
     for stage in "IPA":
         result = STAGES[stage].handler(event, None)
         if stage in NEXT_BUCKET:
-            [written] = [k for k in result["objects"][0]["written"] if not k.startswith("quarantine/")]
+            [written] = [
+                k for k in result["objects"][0]["written"] if not k.startswith(contract.QUARANTINE_PREFIX)
+            ]
             event = event_of(s3_record(NEXT_BUCKET[stage], written, 0, None, None))
     # THEN the key contributes nothing any more
     assert totals(database_url).get("retracted", {"count": 0})["count"] == 0
@@ -185,7 +191,7 @@ def test_deleting_a_raw_object_changes_no_total(aws: Any, chain: Any, database_u
     run_order(aws, ["I1", "P1", "A1", "I2", "P2", "A2"], "deleted")
     before = totals(database_url)
     # WHEN the raw object is deleted (S3 sends no ObjectCreated event: the stages are not invoked)
-    aws.delete_object(Bucket=RAW, Key="incoming/deleted.jsonl")
+    aws.delete_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}deleted.jsonl")
     # THEN the totals are what they were: the database keeps history, deletion is not retraction
     assert totals(database_url) == before == {"deleted": EXPECTED["replace"]}
 
@@ -196,7 +202,9 @@ def chain_through(s3: Any, event: dict[str, Any]) -> list[dict[str, Any]]:
     for stage in "IPA":
         result = STAGES[stage].handler(event, None)
         if stage in NEXT_BUCKET:
-            [written] = [k for k in result["objects"][0]["written"] if not k.startswith("quarantine/")]
+            [written] = [
+                k for k in result["objects"][0]["written"] if not k.startswith(contract.QUARANTINE_PREFIX)
+            ]
             head = s3.head_object(Bucket=NEXT_BUCKET[stage], Key=written)
             event = event_of(
                 s3_record(NEXT_BUCKET[stage], written, head["ContentLength"], None, head.get("VersionId"))
@@ -217,14 +225,14 @@ def test_an_unreadable_new_version_replaces_the_old_contribution(
             put(
                 aws,
                 RAW,
-                "incoming/broken.json",
+                f"{contract.INPUT_PREFIX}broken.json",
                 b'[{"id": "a", "timestamp": 0, "type": "broken", "value": 1.5}]',
             )
         ),
     )
     assert totals(database_url)["broken"]["sum"] == Decimal("1.5")
     # WHEN its new version cannot be read at all
-    chain_through(aws, event_of(put(aws, RAW, "incoming/broken.json", body)))
+    chain_through(aws, event_of(put(aws, RAW, f"{contract.INPUT_PREFIX}broken.json", body)))
     # THEN the key holds the latest version, which holds nothing (its quarantine entry says why)
     assert "broken" not in totals(database_url)
 
@@ -241,7 +249,7 @@ def test_a_late_event_for_an_earlier_processing_of_a_version_changes_nothing(
         put(
             aws,
             RAW,
-            "incoming/late.jsonl",
+            f"{contract.INPUT_PREFIX}late.jsonl",
             f'{big}\n{{"id": "s", "timestamp": 0, "type": "late", "value": 1}}\n'.encode(),
         )
     )

@@ -8,6 +8,8 @@ import pipeline_rules as rules
 import pytest
 from pipeline_rules import UNKNOWN, Resource
 
+from handlers import contract
+
 TODAY = dt.date(2026, 11, 25)
 
 
@@ -46,12 +48,25 @@ STAGES = {
     # stage: (source bucket, trigger prefix, destination bucket, env of written prefixes)
     "ingestion": (
         "raw",
-        "incoming/",
+        contract.INPUT_PREFIX,
         "processed",
-        {"RECORDS_PREFIX": "records/", "QUARANTINE_PREFIX": "quarantine/"},
+        {
+            contract.Env.RECORDS_PREFIX: contract.RECORDS_PREFIX,
+            contract.Env.QUARANTINE_PREFIX: contract.QUARANTINE_PREFIX,
+        },
     ),
-    "processing": ("processed", "records/", "analytics", {"AGGREGATES_PREFIX": "aggregates/"}),
-    "analytics": ("analytics", "aggregates/", "analytics", {"REPORTS_PREFIX": "reports/"}),
+    "processing": (
+        "processed",
+        contract.RECORDS_PREFIX,
+        "analytics",
+        {contract.Env.AGGREGATES_PREFIX: contract.AGGREGATES_PREFIX},
+    ),
+    "analytics": (
+        "analytics",
+        contract.AGGREGATES_PREFIX,
+        "analytics",
+        {contract.Env.REPORTS_PREFIX: contract.REPORTS_PREFIX},
+    ),
 }
 
 
@@ -66,7 +81,11 @@ def function(stage: str, dest: Resource, prefixes: dict[str, str]) -> Resource:
             "arn": f"arn:aws:lambda:eu-west-1:123456789012:function:{name}",
             "runtime": "python3.13",
             "environment": {
-                "variables": {"PIPELINE_STAGE": stage, "DEST_BUCKET": dest.props["bucket"], **prefixes}
+                "variables": {
+                    contract.Env.PIPELINE_STAGE: stage,
+                    contract.Env.DEST_BUCKET: dest.props["bucket"],
+                    **prefixes,
+                }
             },
             "loggingConfig": {"logFormat": "JSON", "logGroup": f"/aws/lambda/{name}"},
         },
@@ -361,7 +380,12 @@ def preview_chain(trigger: dict[str, object]) -> list[Resource]:
         "urn:fn",
         {
             "arn": UNKNOWN,
-            "environment": {"variables": {"DEST_BUCKET": UNKNOWN, "REPORTS_PREFIX": "reports/"}},
+            "environment": {
+                "variables": {
+                    contract.Env.DEST_BUCKET: UNKNOWN,
+                    contract.Env.REPORTS_PREFIX: contract.REPORTS_PREFIX,
+                }
+            },
         },
         deps={"environment": ("urn:bucket",)},
     )
@@ -377,7 +401,7 @@ def preview_chain(trigger: dict[str, object]) -> list[Resource]:
 
 def test_loop_is_found_during_preview_through_property_dependencies():
     # GIVEN a preview whose trigger is on the prefix the function writes
-    stack = preview_chain({"events": ["s3:ObjectCreated:*"], "filterPrefix": "reports/"})
+    stack = preview_chain({"events": ["s3:ObjectCreated:*"], "filterPrefix": contract.REPORTS_PREFIX})
     # WHEN the loop rule runs THEN the loop is reported as a definite violation
     [violation] = rules.check_no_self_trigger(stack)
     assert not violation.undetermined
@@ -386,7 +410,7 @@ def test_loop_is_found_during_preview_through_property_dependencies():
 
 def test_preview_of_the_real_chain_shape_reports_no_loop():
     # the same preview, the trigger on aggregates/: no overlap with reports/
-    assert rules.check_no_self_trigger(preview_chain({"filterPrefix": "aggregates/"})) == []
+    assert rules.check_no_self_trigger(preview_chain({"filterPrefix": contract.AGGREGATES_PREFIX})) == []
 
 
 def test_policy_that_is_not_json_is_reported_as_such():

@@ -12,6 +12,7 @@ from devtools.harness.plan import render_plan
 from devtools.localrun.graph import pipeline_spec
 from devtools.localrun.preflight import preflight
 from devtools.localrun.spec import NotificationSpec, PipelineSpec
+from handlers import contract
 from handlers.contract import STAGES
 
 
@@ -35,7 +36,7 @@ def test_spec_holds_the_three_stages_in_chain_order_with_their_handlers(spec: Pi
 
 def test_spec_uploads_go_to_the_raw_bucket_under_the_input_prefix(spec: PipelineSpec) -> None:
     assert spec.input_bucket == spec.bucket("raw").name
-    assert spec.input_prefix == "incoming/"
+    assert spec.input_prefix == contract.INPUT_PREFIX
 
 
 def test_the_declared_dev_stack_passes_the_deploy_time_checks(spec: PipelineSpec) -> None:

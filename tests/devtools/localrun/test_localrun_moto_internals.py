@@ -16,6 +16,7 @@ import pytest
 from moto import mock_aws
 
 from devtools.localrun import _moto_internals as internals
+from handlers import contract
 
 INSTALLED = version("moto")
 REGION = "eu-west-1"
@@ -135,13 +136,15 @@ def test_an_s3_notification_reaches_the_hand_off_with_the_records_completed():
                             "Id": "probe-notification",
                             "LambdaFunctionArn": FUNCTION_ARN,
                             "Events": ["s3:ObjectCreated:*"],
-                            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "incoming/"}]}},
+                            "Filter": {
+                                "Key": {"FilterRules": [{"Name": "prefix", "Value": contract.INPUT_PREFIX}]}
+                            },
                         }
                     ]
                 },
             )
             # WHEN one object is put under the prefix and one outside it
-            put = s3.put_object(Bucket="probe", Key="incoming/a b.json", Body=b"{}")
+            put = s3.put_object(Bucket="probe", Key=f"{contract.INPUT_PREFIX}a b.json", Body=b"{}")
             s3.put_object(Bucket="probe", Key="elsewhere/b.json", Body=b"{}")
     finally:
         for step in reversed(undo):

@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from devtools.ops import redrive as rd
+from handlers import contract
 
 REGION = "eu-west-1"
 
@@ -87,12 +88,14 @@ def keys(payloads):
 def test_succeeding_events_are_resent_with_their_original_payload_and_deleted(sqs, queue_url):
     # GIVEN two failed invocations in the queue
     for n in range(2):
-        sqs.send_message(QueueUrl=queue_url, MessageBody=invocation_record(f"incoming/{n}.json", f"req-{n}"))
+        sqs.send_message(
+            QueueUrl=queue_url, MessageBody=invocation_record(f"{contract.INPUT_PREFIX}{n}.json", f"req-{n}")
+        )
     invoke = Recorder()
     # WHEN they are redriven
     result = rd.redrive(sqs, queue_url, invoke, dry_run=False, wait_seconds=0)
     # THEN each original event was invoked once, and the queue is empty
-    assert keys(invoke.payloads) == ["incoming/0.json", "incoming/1.json"]
+    assert keys(invoke.payloads) == [f"{contract.INPUT_PREFIX}0.json", f"{contract.INPUT_PREFIX}1.json"]
     assert result.redriven == 2
     assert result.kept == 0
     assert remaining_bodies(sqs, queue_url) == []
@@ -100,22 +103,25 @@ def test_succeeding_events_are_resent_with_their_original_payload_and_deleted(sq
 
 def test_an_event_that_fails_again_stays_in_the_queue_and_visible(sqs, queue_url):
     # GIVEN one event that will succeed and one that still fails
-    good, bad = invocation_record("incoming/good.json", "r1"), invocation_record("incoming/bad.json", "r2")
+    good, bad = (
+        invocation_record(f"{contract.INPUT_PREFIX}good.json", "r1"),
+        invocation_record(f"{contract.INPUT_PREFIX}bad.json", "r2"),
+    )
     sqs.send_message(QueueUrl=queue_url, MessageBody=good)
     sqs.send_message(QueueUrl=queue_url, MessageBody=bad)
-    invoke = Recorder(failing_keys={"incoming/bad.json"})
+    invoke = Recorder(failing_keys={f"{contract.INPUT_PREFIX}bad.json"})
     # WHEN redriven
     result = rd.redrive(sqs, queue_url, invoke, dry_run=False, wait_seconds=0)
     # THEN the failing one is reported, invoked only once, and immediately receivable again
     assert [(m.request_id, m.action, m.detail) for m in result.messages if m.action == "failed"] == [
         ("r2", "failed", "Unhandled: still broken")
     ]
-    assert keys(invoke.payloads) == ["incoming/bad.json", "incoming/good.json"]
+    assert keys(invoke.payloads) == [f"{contract.INPUT_PREFIX}bad.json", f"{contract.INPUT_PREFIX}good.json"]
     assert remaining_bodies(sqs, queue_url) == [bad]
 
 
 def test_dry_run_invokes_nothing_and_keeps_every_message(sqs, queue_url):
-    body = invocation_record("incoming/a.json", "r1")
+    body = invocation_record(f"{contract.INPUT_PREFIX}a.json", "r1")
     sqs.send_message(QueueUrl=queue_url, MessageBody=body)
     invoke = Recorder()
     result = rd.redrive(sqs, queue_url, invoke, dry_run=True, wait_seconds=0)
@@ -126,7 +132,8 @@ def test_dry_run_invokes_nothing_and_keeps_every_message(sqs, queue_url):
 
 def test_dry_run_reports_each_events_objects_error_age_and_receives(sqs, queue_url):
     # GIVEN a failed invocation of a versioned object, already read once before
-    body = json.loads(invocation_record("incoming/a+b%2Bc.json", "r1"))  # URL-encoded, as S3 sends it
+    # URL-encoded, as S3 sends it
+    body = json.loads(invocation_record(f"{contract.INPUT_PREFIX}a+b%2Bc.json", "r1"))
     body["requestPayload"]["Records"][0]["s3"]["object"]["versionId"] = "v1"
     sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(body))
     sqs.receive_message(QueueUrl=queue_url, VisibilityTimeout=0)
@@ -165,8 +172,12 @@ def test_a_message_that_is_not_an_invocation_record_is_kept_with_a_reason(sqs, q
 
 def test_messages_are_released_even_when_invoke_raises(sqs, queue_url):
     # GIVEN an invoke that crashes (the tool itself failing mid-run)
-    sqs.send_message(QueueUrl=queue_url, MessageBody=invocation_record("incoming/b.json", "r0"))
-    sqs.send_message(QueueUrl=queue_url, MessageBody=invocation_record("incoming/a.json", "r1"))
+    sqs.send_message(
+        QueueUrl=queue_url, MessageBody=invocation_record(f"{contract.INPUT_PREFIX}b.json", "r0")
+    )
+    sqs.send_message(
+        QueueUrl=queue_url, MessageBody=invocation_record(f"{contract.INPUT_PREFIX}a.json", "r1")
+    )
     calls = []
 
     def crashing(payload):
@@ -205,7 +216,7 @@ def test_main_resolves_the_target_from_stack_outputs_and_keeps_events_of_a_missi
     sqs, queue_url, capsys
 ):
     # GIVEN stack outputs naming a queue holding one event, and a function that does not exist in moto
-    body = invocation_record("incoming/a.json", "r1")
+    body = invocation_record(f"{contract.INPUT_PREFIX}a.json", "r1")
     sqs.send_message(QueueUrl=queue_url, MessageBody=body)
     outputs = {"stages": {"ingestion": {"functionName": "missing-fn", "failureQueueUrl": queue_url}}}
     session = boto3.session.Session(region_name=REGION)

@@ -19,7 +19,7 @@ from moto import mock_aws
 
 from devtools.ops import replay as rp
 from handlers import analytics_handler as analytics
-from handlers import database
+from handlers import contract, database
 from handlers import ingestion_handler as ingestion
 from handlers import processing_handler as processing
 from handlers.events import object_refs, order_key
@@ -34,20 +34,24 @@ _LIVE = itertools.count(0x0065A1B2C3D4E5F6A7)  # what S3's sequencers look like:
 def environments(secret: str, window: str = "1h", dimensions: str = "type") -> dict[str, dict[str, str]]:
     return {
         "ingestion": {
-            "PIPELINE_STAGE": "ingestion",
-            "DEST_BUCKET": PROCESSED,
-            "INPUT_PREFIX": "incoming/",
-            "INPUT_SUFFIXES": ".json,.jsonl,.ndjson,.gz",
-            "MAX_RECORD_BYTES": "4096",
+            contract.Env.PIPELINE_STAGE: contract.Stage.INGESTION,
+            contract.Env.DEST_BUCKET: PROCESSED,
+            contract.Env.INPUT_PREFIX: contract.INPUT_PREFIX,
+            contract.Env.INPUT_SUFFIXES: ",".join(contract.INPUT_SUFFIXES),
+            contract.Env.MAX_RECORD_BYTES: "4096",
         },
         "processing": {
-            "PIPELINE_STAGE": "processing",
-            "DEST_BUCKET": ANALYTICS,
-            "AGGREGATION_WINDOW": window,
-            "AGGREGATION_DIMENSIONS": dimensions,
-            "AGGREGATION_METRICS": "value",
+            contract.Env.PIPELINE_STAGE: contract.Stage.PROCESSING,
+            contract.Env.DEST_BUCKET: ANALYTICS,
+            contract.Env.AGGREGATION_WINDOW: window,
+            contract.Env.AGGREGATION_DIMENSIONS: dimensions,
+            contract.Env.AGGREGATION_METRICS: ",".join(contract.DEFAULT_METRICS),
         },
-        "analytics": {"PIPELINE_STAGE": "analytics", "DEST_BUCKET": ANALYTICS, "DATABASE_SECRET_ARN": secret},
+        "analytics": {
+            contract.Env.PIPELINE_STAGE: contract.Stage.ANALYTICS,
+            contract.Env.DEST_BUCKET: ANALYTICS,
+            contract.Env.DATABASE_SECRET_ARN: secret,
+        },
     }
 
 
@@ -63,7 +67,7 @@ class Chain:
 
     def configure(self, mode: str = "replace", **settings: str) -> None:
         self.env = environments(self.secret, **settings)
-        self.env["analytics"]["OVERWRITE_MODE"] = mode
+        self.env["analytics"][contract.Env.OVERWRITE_MODE] = mode
         for stage, module in STAGE_MODULES.items():
             module.runtime.cache_clear()
             with pytest.MonkeyPatch.context() as env:
@@ -74,9 +78,9 @@ class Chain:
     def target(self, stage: str, reserved: int | None = None) -> rp.ReplayTarget:
         bucket = {"ingestion": RAW, "processing": PROCESSED, "analytics": ANALYTICS}[stage]
         prefix, suffixes = {
-            "ingestion": ("incoming/", (".json", ".jsonl", ".ndjson", ".gz")),
-            "processing": ("records/", (".jsonl.gz",)),
-            "analytics": ("aggregates/", (".json",)),
+            "ingestion": (contract.INPUT_PREFIX, contract.INPUT_SUFFIXES),
+            "processing": (contract.RECORDS_PREFIX, (contract.RECORDS_SUFFIX,)),
+            "analytics": (contract.AGGREGATES_PREFIX, (contract.AGGREGATES_SUFFIX,)),
         }[stage]
         return rp.ReplayTarget(
             stage,
@@ -84,7 +88,7 @@ class Chain:
             bucket,
             prefix,
             suffixes,
-            self.env[stage]["DEST_BUCKET"],
+            self.env[stage][contract.Env.DEST_BUCKET],
             self.env[stage],
             REGION,
             reserved,
@@ -107,7 +111,7 @@ class Chain:
                 following, bucket = NEXT[stage]
                 for obj in result["objects"]:
                     for key in obj["written"]:
-                        if key.startswith("quarantine/"):
+                        if key.startswith(contract.QUARANTINE_PREFIX):
                             continue
                         head = self.s3.head_object(Bucket=bucket, Key=key)
                         self.queue.append((following, notification(bucket, key, head["ContentLength"])))
@@ -147,7 +151,7 @@ def chain(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[Chain]
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": REGION,
-        "METRICS_NAMESPACE": "DataPipeline",
+        contract.Env.METRICS_NAMESPACE: contract.METRICS_NAMESPACE,
     }.items():
         monkeypatch.setenv(name, value)
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
@@ -228,10 +232,10 @@ def test_replaying_history_loads_each_version_once_and_a_second_replay_changes_n
 ) -> None:
     # GIVEN objects that were in the raw bucket before the stack: two versions of one key, one of another
     chain.configure(mode)
-    chain.s3.put_object(Bucket=RAW, Key="incoming/a.jsonl", Body=body("1.5", "2"))
-    chain.s3.put_object(Bucket=RAW, Key="incoming/a.jsonl", Body=body("10", "20.25"))
-    chain.s3.put_object(Bucket=RAW, Key="incoming/b c+é.jsonl", Body=body("7", group="b"))
-    chain.s3.put_object(Bucket=RAW, Key="incoming/ignored.txt", Body=b"not a trigger suffix")
+    chain.s3.put_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}a.jsonl", Body=body("1.5", "2"))
+    chain.s3.put_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}a.jsonl", Body=body("10", "20.25"))
+    chain.s3.put_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}b c+é.jsonl", Body=body("7", group="b"))
+    chain.s3.put_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}ignored.txt", Body=b"not a trigger suffix")
     # WHEN ingestion is replayed
     first = run(chain, "ingestion")
     # THEN every version was sent once, oldest first per key, and the totals are the mode's
@@ -262,12 +266,12 @@ def test_replaying_history_loads_each_version_once_and_a_second_replay_changes_n
 
 def test_a_live_put_after_a_replay_out_ranks_every_replayed_version(chain: Chain) -> None:
     # GIVEN a key replayed from history in replace mode
-    chain.s3.put_object(Bucket=RAW, Key="incoming/a.jsonl", Body=body("1"))
-    chain.s3.put_object(Bucket=RAW, Key="incoming/a.jsonl", Body=body("2"))
+    chain.s3.put_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}a.jsonl", Body=body("1"))
+    chain.s3.put_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}a.jsonl", Body=body("2"))
     run(chain, "ingestion")
     assert totals(chain.url)[("1h", "a")]["sum"] == Decimal("2")
     # WHEN a new version is uploaded live (S3's sequencer) and then the history is replayed again
-    chain.put_live("incoming/a.jsonl", body("100"))
+    chain.put_live(f"{contract.INPUT_PREFIX}a.jsonl", body("100"))
     run(chain, "ingestion", all=True)
     # THEN the live version holds the key's totals
     assert totals(chain.url)[("1h", "a")] == {"records": 1, "count": 1, "sum": Decimal("100")}
@@ -295,14 +299,17 @@ def test_replay_sequencers_follow_the_version_order_and_known_sequencers() -> No
 
 
 def test_events_are_shaped_as_s3s_and_decode_to_the_same_object(chain: Chain) -> None:
-    key = "incoming/week 48 + café résumé.ndjson"
+    key = f"{contract.INPUT_PREFIX}week 48 + café résumé.ndjson"
     version = chain.s3.put_object(Bucket=RAW, Key=key, Body=b"{}\n")["VersionId"]
     [entry] = rp.plan(chain.s3, chain.target("ingestion"), rp.Options())
     event = rp.s3_event(chain.target("ingestion"), entry.item)
     record = event["Records"][0]
     assert record["eventSource"] == "aws:s3"
     assert record["eventName"] == "ObjectCreated:Put"
-    assert record["s3"]["object"]["key"] == "incoming/week+48+%2B+caf%C3%A9+r%C3%A9sum%C3%A9.ndjson"
+    assert (
+        record["s3"]["object"]["key"]
+        == f"{contract.INPUT_PREFIX}week+48+%2B+caf%C3%A9+r%C3%A9sum%C3%A9.ndjson"
+    )
     [ref] = object_refs(event)
     assert (ref.bucket, ref.key, ref.version_id, ref.size) == (RAW, key, version, 3)
     assert record["eventTime"].endswith("Z")
@@ -310,12 +317,19 @@ def test_events_are_shaped_as_s3s_and_decode_to_the_same_object(chain: Chain) ->
 
 
 def test_prefix_since_and_until_select_objects(chain: Chain) -> None:
-    for key in ("incoming/2024/a.jsonl", "incoming/2024/b.jsonl", "incoming/2025/c.jsonl"):
+    for key in (
+        f"{contract.INPUT_PREFIX}2024/a.jsonl",
+        f"{contract.INPUT_PREFIX}2024/b.jsonl",
+        f"{contract.INPUT_PREFIX}2025/c.jsonl",
+    ):
         chain.s3.put_object(Bucket=RAW, Key=key, Body=body("1"))
     target = chain.target("ingestion")
     keys = lambda **o: sorted(p.item.key for p in rp.plan(chain.s3, target, rp.Options(**o)))  # noqa: E731
-    assert keys(prefix="2024/") == ["incoming/2024/a.jsonl", "incoming/2024/b.jsonl"]
-    assert keys(prefix="incoming/2025/") == ["incoming/2025/c.jsonl"]
+    assert keys(prefix="2024/") == [
+        f"{contract.INPUT_PREFIX}2024/a.jsonl",
+        f"{contract.INPUT_PREFIX}2024/b.jsonl",
+    ]
+    assert keys(prefix=f"{contract.INPUT_PREFIX}2025/") == [f"{contract.INPUT_PREFIX}2025/c.jsonl"]
     now = datetime.now(UTC)
     assert len(keys(since=now - timedelta(hours=1))) == 3
     assert keys(since=now + timedelta(hours=1)) == []
@@ -324,7 +338,7 @@ def test_prefix_since_and_until_select_objects(chain: Chain) -> None:
 
 
 def test_a_dry_run_sends_nothing_and_writes_no_checkpoint(chain: Chain, tmp_path: Any) -> None:
-    chain.s3.put_object(Bucket=RAW, Key="incoming/a.jsonl", Body=body("1"))
+    chain.s3.put_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}a.jsonl", Body=body("1"))
     checkpoint = rp.Checkpoint(tmp_path / "cp.jsonl")
     lines: list[str] = []
     summary = rp.replay(
@@ -338,13 +352,13 @@ def test_a_dry_run_sends_nothing_and_writes_no_checkpoint(chain: Chain, tmp_path
     assert (summary.seen, summary.would_send, summary.sent) == (1, 1, 0)
     assert chain.invocations == []
     assert not (tmp_path / "cp.jsonl").exists()
-    assert "incoming/a.jsonl" in lines[0]
+    assert f"{contract.INPUT_PREFIX}a.jsonl" in lines[0]
     assert "dry run: 1 object(s) seen, 1 would be sent" in summary.text(True)
 
 
 def test_the_rate_limit_spaces_sends_and_reserved_concurrency_caps_both(chain: Chain) -> None:
     for n in range(5):
-        chain.s3.put_object(Bucket=RAW, Key=f"incoming/{n}.jsonl", Body=body("1"))
+        chain.s3.put_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}{n}.jsonl", Body=body("1"))
     clock = [0.0]
     sent_at: list[float] = []
 
@@ -378,7 +392,7 @@ def test_concurrent_senders_never_exceed_the_concurrency(chain: Chain) -> None:
     import time
 
     for n in range(12):
-        chain.s3.put_object(Bucket=RAW, Key=f"incoming/{n}.jsonl", Body=body("1"))
+        chain.s3.put_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}{n}.jsonl", Body=body("1"))
     active, peak, lock = [0], [0], threading.Lock()
 
     def invoke(payload: Mapping[str, Any]) -> rp.InvokeOutcome:
@@ -397,7 +411,7 @@ def test_concurrent_senders_never_exceed_the_concurrency(chain: Chain) -> None:
 
 def test_an_interrupted_replay_resumes_where_it_stopped(chain: Chain, tmp_path: Any) -> None:
     for n in range(6):
-        chain.s3.put_object(Bucket=RAW, Key=f"incoming/{n}.jsonl", Body=body(str(n + 1)))
+        chain.s3.put_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}{n}.jsonl", Body=body(str(n + 1)))
     path = tmp_path / "cp.jsonl"
     sent: list[str] = []
 
@@ -427,13 +441,13 @@ def test_an_interrupted_replay_resumes_where_it_stopped(chain: Chain, tmp_path: 
         checkpoint=rp.Checkpoint(path),
     )
     assert (resumed.seen, resumed.resumed, resumed.sent) == (6, 3, 3)
-    assert sorted(sent) == [f"incoming/{n}.jsonl" for n in range(6)]  # each exactly once
+    assert sorted(sent) == [f"{contract.INPUT_PREFIX}{n}.jsonl" for n in range(6)]  # each exactly once
     chain.drain()
     assert totals(chain.url)[("1h", "a")]["sum"] == Decimal(21)
 
 
 def test_failures_are_counted_and_retried_on_resume(chain: Chain, tmp_path: Any) -> None:
-    chain.s3.put_object(Bucket=RAW, Key="incoming/a.jsonl", Body=body("1"))
+    chain.s3.put_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}a.jsonl", Body=body("1"))
     path = tmp_path / "cp.jsonl"
     failing = rp.replay(
         chain.s3,
@@ -457,7 +471,9 @@ def test_failures_are_counted_and_retried_on_resume(chain: Chain, tmp_path: Any)
 @BOTH_DATABASES
 def test_recompute_after_a_window_change_keeps_both_settings_apart(chain: Chain) -> None:
     # GIVEN history loaded with 1h windows
-    chain.s3.put_object(Bucket=RAW, Key="incoming/a.jsonl", Body=body("1", "2.5", "3", minute=10))
+    chain.s3.put_object(
+        Bucket=RAW, Key=f"{contract.INPUT_PREFIX}a.jsonl", Body=body("1", "2.5", "3", minute=10)
+    )
     run(chain, "ingestion")
     before = totals(chain.url)
     # WHEN the window becomes 5m and processing is replayed
@@ -479,8 +495,8 @@ def test_quarantined_versions_are_taken_in_again_after_a_fix(chain: Chain, mode:
     chain.configure(mode)
     set_ingestion_env(chain, MAX_RECORD_BYTES="200")
     big = '{"id": "%s", "timestamp": "2024-05-01T12:30:00Z", "type": "a", "value": 5}\n' % ("x" * 300)
-    chain.s3.put_object(Bucket=RAW, Key="incoming/q.jsonl", Body=body("1", "2") + big.encode())
-    chain.s3.put_object(Bucket=RAW, Key="incoming/clean.jsonl", Body=body("100", group="c"))
+    chain.s3.put_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}q.jsonl", Body=body("1", "2") + big.encode())
+    chain.s3.put_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}clean.jsonl", Body=body("100", group="c"))
     run(chain, "ingestion")
     assert totals(chain.url)[("1h", "a")]["count"] == 2
     # WHEN the limit is raised and only quarantined raw versions are replayed
@@ -517,7 +533,7 @@ def test_resolve_target_reads_the_function_and_caps_by_its_reservation() -> None
     target = rp.resolve_target(outputs, "ingestion", FakeLambda(), "eu-west-1")
     assert (target.bucket, target.prefix, target.dest_bucket, target.reserved_concurrency) == (
         RAW,
-        "incoming/",
+        contract.INPUT_PREFIX,
         PROCESSED,
         2,
     )
@@ -548,13 +564,13 @@ def test_later_stages_replay_only_the_current_version_of_a_versioned_bucket(chai
     # GIVEN a versioned processed bucket in which a raw version was ingested twice (before and after a
     # fix): its records/ key has two versions, the older one an outdated processing
     chain.s3.put_bucket_versioning(Bucket=PROCESSED, VersioningConfiguration={"Status": "Enabled"})
-    chain.s3.put_object(Bucket=RAW, Key="incoming/a.jsonl", Body=body("1"))
+    chain.s3.put_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}a.jsonl", Body=body("1"))
     run(chain, "ingestion")
     run(chain, "ingestion", all=True)
     [records_key] = [
         o["Key"]
         for o in chain.s3.list_objects_v2(Bucket=PROCESSED)["Contents"]
-        if o["Key"].startswith("records/")
+        if o["Key"].startswith(contract.RECORDS_PREFIX)
     ]
     versions = chain.s3.list_object_versions(Bucket=PROCESSED, Prefix=records_key)["Versions"]
     assert len(versions) == 2
@@ -571,7 +587,7 @@ def test_the_runbook_sql_drops_an_old_settings_rows_only(chain: Chain) -> None:
     from sqlalchemy import create_engine, text
 
     # GIVEN rollups of 1h and, after a replay of processing, of 5m
-    chain.s3.put_object(Bucket=RAW, Key="incoming/a.jsonl", Body=body("1", "2.5", minute=10))
+    chain.s3.put_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}a.jsonl", Body=body("1", "2.5", minute=10))
     run(chain, "ingestion")
     chain.configure(window="5m")
     run(chain, "processing")
@@ -619,7 +635,7 @@ def test_the_runbook_sql_drops_an_old_settings_rows_only(chain: Chain) -> None:
 def test_main_wires_the_stack_outputs_the_function_and_s3(
     chain: Chain, tmp_path: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    chain.s3.put_object(Bucket=RAW, Key="incoming/a.jsonl", Body=body("1"))
+    chain.s3.put_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}a.jsonl", Body=body("1"))
     sent: list[dict[str, Any]] = []
 
     class FakeLambda:
@@ -655,5 +671,7 @@ def test_main_wires_the_stack_outputs_the_function_and_s3(
     printed = capsys.readouterr().out
     assert "at most 2/s, 2 at a time (reserved concurrency 2)" in printed
     assert "1 object(s) seen, 1 sent, 0 skipped as already loaded, 0 failed" in printed
-    assert [r["s3"]["object"]["key"] for e in sent for r in e["Records"]] == ["incoming/a.jsonl"]
+    assert [r["s3"]["object"]["key"] for e in sent for r in e["Records"]] == [
+        f"{contract.INPUT_PREFIX}a.jsonl"
+    ]
     assert rp.main(["--stack", "dev", "--stage", "ingestion", "--outputs", str(tmp_path / "none.json")]) == 2
