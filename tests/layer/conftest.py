@@ -1,14 +1,18 @@
 """Shared pieces of the layer tests: a fake pip for the offline tests, real builds for the network ones.
 
 The real builds are the slow part (pip, then compileall, then a 30-50 MB zip), so each distinct layer
-is built once per session, all of them concurrently (pip mostly waits on the network), and every test
-that needs one waits only for its own. pip's own download cache (~/.cache/pip) is shared on purpose;
-each build gets its own cache directory, so no test can pass by hitting another test's cache entry.
+is built once per session, in the background from the moment collection shows that a selected test needs
+one (while the other tiers' tests run), a few at a time, and every test that needs one waits only for its
+own. pip's own download cache (~/.cache/pip) is shared on purpose; each build gets its own cache
+directory, so no test can pass by hitting another test's cache entry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,21 +35,50 @@ def demo_spec(demo_requirements: Path) -> LayerSpec:
     return LayerSpec(runtime=RUNNING_RUNTIME, architecture=HOST_ARCHITECTURE, requirements=demo_requirements)
 
 
-@pytest.fixture(scope="session")
-def real_layers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Path]]:
-    """real_layers(name) -> the zip of REAL_SPECS[name], each built in its own cache directory."""
-    root = tmp_path_factory.mktemp("real-layers")
-    quiet: Callable[[str], None] = lambda _message: None  # noqa: E731
-    with ThreadPoolExecutor(max_workers=len(REAL_SPECS)) as pool:
-        futures: dict[str, Future[Path]] = {
-            name: pool.submit(build_layer, spec, cache_dir=root / name, progress=quiet)
+class _RealBuilds:
+    """Every REAL_SPECS build, started at once on a small pool, each in its own cache directory."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="real-layers-"))
+        self.pool = ThreadPoolExecutor(max_workers=min(len(REAL_SPECS), os.cpu_count() or 2))
+        quiet: Callable[[str], None] = lambda _message: None  # noqa: E731
+        self.futures: dict[str, Future[Path]] = {
+            name: self.pool.submit(build_layer, spec, cache_dir=self.root / name, progress=quiet)
             for name, spec in REAL_SPECS.items()
         }
 
-        def get(name: str) -> Path:
-            return futures[name].result()
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(self.root, ignore_errors=True)
 
-        yield get
+
+_BUILDS = pytest.StashKey[_RealBuilds]()
+
+
+def _builds(config: pytest.Config) -> _RealBuilds:
+    if _BUILDS not in config.stash:
+        config.stash[_BUILDS] = _RealBuilds()
+    return config.stash[_BUILDS]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # pip mostly waits on the network and its subprocesses run beside the interpreter, so builds started
+    # now are done (or nearly) by the time the layer tests run.
+    if any("real_layers" in getattr(item, "fixturenames", ()) for item in session.items):
+        _builds(session.config)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    builds = session.config.stash.get(_BUILDS, None)
+    if builds is not None:
+        builds.close()
+
+
+@pytest.fixture(scope="session")
+def real_layers(pytestconfig: pytest.Config) -> Callable[[str], Path]:
+    """real_layers(name) -> the zip of REAL_SPECS[name], each built in its own cache directory."""
+    futures = _builds(pytestconfig).futures
+    return lambda name: futures[name].result()
 
 
 @pytest.fixture(scope="session")
