@@ -6,7 +6,7 @@ the program itself declares the secret, grants the analytics role ``GetSecretVal
 ``DATABASE_SECRET_ARN`` in the analytics environment. The URL is a SQLite file under ``.local-run/`` unless
 ``--database-url`` names another SQLAlchemy URL.
 
-``--replay STAGE`` demonstrates ``python -m devtools replay`` (devtools/ops/replay.py) on the same moto:
+``--replay STAGE`` demonstrates ``python -m devtools replay`` (devtools/ops/replay/) on the same moto:
 after the chain is idle, the stack is evaluated again with ``--replay-config`` changes (``pulumi config
 set`` then ``pulumi up``: only the stage's environment changes), the stage's warm containers are
 replaced by ones with the new environment (a configuration update starts new execution environments),
