@@ -20,7 +20,6 @@ from sqlalchemy import (
     bindparam,
     delete,
     select,
-    text,
     tuple_,
     update,
 )
@@ -29,7 +28,7 @@ from sqlalchemy.engine import Connection
 if TYPE_CHECKING:
     from handlers.loading import _Document
 
-from handlers.exact import Number, canonical, exact_context
+from handlers.exact import Number, exact_context
 from handlers.schema import (
     Exact,
     Setting,
@@ -105,50 +104,6 @@ class RollupStatements:
                 )
             ):
                 yield (_start_text(row.window_start), row.dimensions_key, row.metric, *row[3:])
-
-    def _recompute_in_sql(self, groups: list[tuple[Any, str]], extremes: list[tuple[Any, str, str]]) -> None:
-        """PostgreSQL: ``_recompute`` in set statements, on rollup rows this transaction holds already.
-
-        A rollup row at zero records or zero values has no contribution left (each contribution row
-        counts at least one) and goes; the metrics in ``extremes`` get their min and max from the
-        contributions that remain (MIN and MAX of NUMERIC are exact).
-        """
-        keys = {
-            "setting": self.setting.key,
-            "starts": [start for start, _key in groups],
-            "keys": [key for _start, key in groups],
-        }
-        for table, empty in (("pipeline_rollup_metrics", "count"), ("pipeline_rollup_groups", "records")):
-            self.conn.execute(
-                text(
-                    f"DELETE FROM {table} AS r USING unnest(CAST(:starts AS timestamptz[]), "
-                    "CAST(:keys AS varchar[])) AS t(s, k) WHERE r.setting_key = :setting "
-                    f"AND r.window_start = t.s AND r.dimensions_key = t.k AND r.{empty} = 0"
-                ),
-                keys,
-            )
-        if not extremes:
-            return
-        self.conn.execute(
-            text(
-                "UPDATE pipeline_rollup_metrics AS r SET min = e.low, max = e.high FROM ("
-                "SELECT t.s, t.k, t.m, MIN(m.min) AS low, MAX(m.max) AS high FROM unnest("
-                "CAST(:starts AS timestamptz[]), CAST(:keys AS varchar[]), CAST(:metrics AS varchar[])) "
-                "AS t(s, k, m) JOIN pipeline_contribution_groups AS g "
-                "ON g.setting_key = :setting AND g.window_start = t.s AND g.dimensions_key = t.k "
-                "JOIN pipeline_contribution_metrics AS m ON m.contribution_id = g.contribution_id "
-                "AND m.window_start = t.s AND m.dimensions_key = t.k AND m.metric = t.m "
-                "GROUP BY t.s, t.k, t.m) AS e "
-                "WHERE r.setting_key = :setting AND r.window_start = e.s AND r.dimensions_key = e.k "
-                "AND r.metric = e.m"
-            ),
-            {
-                "setting": self.setting.key,
-                "starts": [start for start, _key, _metric in extremes],
-                "keys": [key for _start, key, _metric in extremes],
-                "metrics": [metric for _start, _key, metric in extremes],
-            },
-        )
 
     def _recompute(self, group_keys: set[tuple[str, str]], metric_keys: set[tuple[str, str, str]]) -> None:
         """SQLite: min and max of the metrics a removed contribution had, from the contributions that
@@ -239,28 +194,3 @@ def _deltas(
         key=lambda row: (row[0], row[1], row[3]),
     )
     return group_rows, metric_rows
-
-
-def _group_arrays(rows: Sequence[GroupRow]) -> dict[str, list[Any]]:
-    arrays: dict[str, list[Any]] = {
-        "starts": [row[0] for row in rows],
-        "keys": [row[1] for row in rows],
-        "dimensions": [row[2] for row in rows],
-        "records": [row[3] for row in rows],
-    }
-    return arrays
-
-
-def _metric_arrays(rows: Sequence[MetricRow]) -> dict[str, list[Any]]:
-    # Canonical text, which PostgreSQL reads into NUMERIC exactly (a Decimal's str may use an exponent).
-    arrays: dict[str, list[Any]] = {
-        "starts": [row[0] for row in rows],
-        "keys": [row[1] for row in rows],
-        "metrics": [row[3] for row in rows],
-        "counts": [row[4] for row in rows],
-        "sums": [canonical(row[5]) for row in rows],
-        "mins": [canonical(row[6]) for row in rows],
-        "maxs": [canonical(row[7]) for row in rows],
-        "dimensions": [row[2] for row in rows],
-    }
-    return arrays
