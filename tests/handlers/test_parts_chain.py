@@ -260,20 +260,24 @@ def test_an_overwrite_with_another_number_of_parts_replaces_every_old_part(
         assert len(version_reports(aws, group)) == 2
 
 
+COUNT = 1000
+
+
 def test_parts_an_unreadable_end_left_behind_are_taken_out_in_either_order(
     aws: Any, chain: Any, empty_database: str
 ) -> None:
     # GIVEN a key whose first version is loaded, and a new version that is a .json array cut off at its
     # end: ingestion wrote parts of its first records before it found the end missing
     for name, late_part_0 in (("cut-late", True), ("cut-early", False)):
+        # Enough records for the ingestion core to hand whole batches over before it finds the end.
         records = ",".join(
-            f'{{"id": "u{n}", "timestamp": 0, "type": "{name}", "value": {n}}}' for n in range(8)
+            f'{{"id": "u{n}", "timestamp": 0, "type": "{name}", "value": {n}}}' for n in range(COUNT)
         )
-        chain(PART_BYTES, database_url=empty_database)
+        chain(16 << 10, database_url=empty_database)
         first = [process(e) for e in ingest(aws, f"incoming/{name}.json", f"[{records}]".encode())]
         for event in first:
             analytics.handler(event, None)
-        assert totals(empty_database)[name]["count"] == 8
+        assert totals(empty_database)[name]["count"] == COUNT
         events = ingest(aws, f"incoming/{name}.json", f"[{records}".encode())
         assert len(events) > 1  # left-over parts, then part 0 (empty: the version holds nothing)
         documents = [process(e) for e in events]
