@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from handlers import contract
-from handlers.contract import BucketRole, Env, Stage
+from handlers.contract import FULL_VCPU_MEMORY_MB, BucketRole, Env, Stage
 
 if TYPE_CHECKING:
     from components.config import Vpc
@@ -185,6 +185,12 @@ class StageDescription:
     size_hint: SizeHint
     """Which config keys to name when the stage's environment would pass Lambda's 4 KB."""
 
+    memory_mb: int
+    """The default of `stages.<stage>.memoryMb`: the function's memory, and with it its CPU share."""
+
+    timeout_seconds: int
+    """The default of `stages.<stage>.timeoutSeconds`."""
+
     multipart_writes: bool = False
     """The stage streams its output as multipart uploads, so its role may abort them."""
 
@@ -222,6 +228,10 @@ STAGE_TABLE: tuple[StageDescription, ...] = (
         size_hint=SizeHint(
             "recordSchema", "recordSchema (RECORD_SCHEMA holds it), inputPrefix or inputSuffixes"
         ),
+        # One whole vCPU (more buys nothing: the handler uses one core) costs the same per GB as less, and
+        # gets a 1 GB object through in a fraction of the timeout (docs/capacity.md).
+        memory_mb=FULL_VCPU_MEMORY_MB,
+        timeout_seconds=300,
     ),
     StageDescription(
         name=Stage.PROCESSING,
@@ -239,6 +249,8 @@ STAGE_TABLE: tuple[StageDescription, ...] = (
             Env.AGGREGATION_METRICS: Setting("aggregation.metrics"),
         },
         size_hint=SizeHint("aggregation", "aggregation.dimensions or aggregation.metrics"),
+        memory_mb=FULL_VCPU_MEMORY_MB,
+        timeout_seconds=300,
     ),
     StageDescription(
         name=Stage.ANALYTICS,
@@ -255,6 +267,10 @@ STAGE_TABLE: tuple[StageDescription, ...] = (
             Env.OVERWRITE_MODE: Setting("overwrites"),
         },
         size_hint=SizeHint("database", "database.secretArn or summaryTopicArn"),
+        # Its input is one document per raw object, sized by groups, and it waits on the database, which
+        # a larger memory would bill for (docs/capacity.md).
+        memory_mb=512,
+        timeout_seconds=120,
         needs=Needs(database=True, summary_topic=True, vpc=True),
     ),
 )

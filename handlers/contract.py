@@ -160,9 +160,9 @@ LAMBDA_MEMORY_VARIABLE: Final = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"  # Lambda sets
 FULL_VCPU_MEMORY_MB: Final = 1769
 # Bytes of each stage's input object (its size in the S3 event) a stage gets through per second of one
 # vCPU: ingestion's raw JSON Lines, processing's records/ gzip, analytics' aggregates JSON. Measured by
-# benchmarks/capacity.py (docs/capacity.md), rounded down.
+# benchmarks/capacity.py (docs/capacity.md): the lowest of its runs there, rounded down.
 PLANNING_RATES: Final = {
-    Stage.INGESTION: 40_000_000,
+    Stage.INGESTION: 30_000_000,
     Stage.PROCESSING: 10_000_000,
     Stage.ANALYTICS: 900_000,
 }
@@ -178,6 +178,6 @@ ACTION_FIELD: Final = "action"
 MIGRATE_ACTION: Final = "migrate"
 MIGRATE_EVENT: Final = {ACTION_FIELD: MIGRATE_ACTION}
 
-# The least-privilege role the schema migration creates in a database the stack owns (`database.create`): loads
-# sign in as it with RDS IAM tokens, and only the migration uses the master user (handlers/app_user.py).
+# The least-privilege role the schema migration creates in a database the stack owns (`database.create`):
+# loads sign in as it with RDS IAM tokens, and only the migration uses the master user (handlers/app_user.py).
 APP_USER: Final = "pipeline_app"

@@ -15,11 +15,11 @@ from handlers.contract import DEFAULT_OVERWRITE_MODE
 class StageSettings:
     """Size and limits of one Lambda stage."""
 
-    memory_mb: int = 512
-    """Lambda memory, 128-10240 MB."""
+    memory_mb: int
+    """Lambda memory, 128-10240 MB (default: the stage table's, `components.stage_table`)."""
 
-    timeout_seconds: int = 120
-    """Lambda timeout, 1-900 s."""
+    timeout_seconds: int
+    """Lambda timeout, 1-900 s (default: the stage table's)."""
 
     reserved_concurrency: int | None = None
     """Reserved concurrent executions; None: unreserved (the account pool)."""

@@ -39,7 +39,7 @@ from components.config.schema import (
     STAGES,
 )
 from components.config.vpc import _vpc
-from components.stage_table import STAGE_TABLE
+from components.stage_table import STAGE_TABLE, describe
 from handlers import contract
 from handlers.contract import DEFAULT_OVERWRITE_MODE, OVERWRITE_MODES, RECORDS_LINE_LIMIT
 
@@ -117,9 +117,12 @@ def parse_config(
             one = {}
         c.check_keys(key, one, _STAGE_KEYS)
         reserved = one.get("reservedConcurrency")
+        described = describe(stage)
         stages[stage] = StageSettings(
-            memory_mb=c.integer(f"{key}.memoryMb", one.get("memoryMb"), 512, 128, 10240),
-            timeout_seconds=c.integer(f"{key}.timeoutSeconds", one.get("timeoutSeconds"), 120, 1, 900),
+            memory_mb=c.integer(f"{key}.memoryMb", one.get("memoryMb"), described.memory_mb, 128, 10240),
+            timeout_seconds=c.integer(
+                f"{key}.timeoutSeconds", one.get("timeoutSeconds"), described.timeout_seconds, 1, 900
+            ),
             reserved_concurrency=None
             if reserved is None
             else c.integer(f"{key}.reservedConcurrency", reserved, 0, 0, None),

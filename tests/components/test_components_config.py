@@ -11,89 +11,66 @@ from components.config import (
     overlapping_suffixes,
     parse_config,
 )
+from components.stage_table import STAGE_TABLE
 from devtools.harness import Secret, StackEvaluationError
 
 BAD_CONFIGS = [
-    # (overrides, the full key that must be named, a phrase of the explanation)
-    ({"buckets": {"raw": "a" * 60}}, "data-pipeline:buckets.raw", "is 69 characters long; allowed: 3-63"),
-    (
-        {"buckets": {"raw": "Raw_Data"}},
-        "data-pipeline:buckets.raw",
-        "only lowercase letters, digits, hyphens and dots",
-    ),
-    ({"bucketSuffix": False, "buckets": {"raw": "192.168.10.20"}}, "data-pipeline:buckets.raw", "IP address"),
-    ({"buckets": {"processed": "xn--bucket"}}, "data-pipeline:buckets.processed", "reserved prefix 'xn--'"),
+    # (overrides, the key that must be named in full (data-pipeline:<key>), a phrase of the explanation)
+    ({"buckets": {"raw": "a" * 60}}, "buckets.raw", "is 69 characters long; allowed: 3-63"),
+    ({"buckets": {"raw": "Raw_Data"}}, "buckets.raw", "only lowercase letters, digits, hyphens and dots"),
+    ({"bucketSuffix": False, "buckets": {"raw": "192.168.10.20"}}, "buckets.raw", "IP address"),
+    ({"buckets": {"processed": "xn--bucket"}}, "buckets.processed", "reserved prefix 'xn--'"),
     (
         {"bucketSuffix": False, "buckets": {"analytics": "data-s3alias"}},
-        "data-pipeline:buckets.analytics",
+        "buckets.analytics",
         "reserved suffix '-s3alias'",
     ),
-    ({"bucketSufix": False}, "data-pipeline:bucketSufix", "did you mean 'bucketSuffix'?"),
-    ({"runtime": "python3.9"}, "data-pipeline:runtime", "allowed: python3.12, python3.13"),
-    ({"architecture": "arm"}, "data-pipeline:architecture", "allowed: x86_64, arm64"),
-    (
-        {"stages": {"ingestion": {"memoryMb": 64}}},
-        "data-pipeline:stages.ingestion.memoryMb",
-        "allowed: 128-10240",
-    ),
+    ({"bucketSufix": False}, "bucketSufix", "did you mean 'bucketSuffix'?"),
+    ({"runtime": "python3.9"}, "runtime", "allowed: python3.12, python3.13"),
+    ({"architecture": "arm"}, "architecture", "allowed: x86_64, arm64"),
+    ({"stages": {"ingestion": {"memoryMb": 64}}}, "stages.ingestion.memoryMb", "allowed: 128-10240"),
     (
         {"stages": {"processing": {"timeoutSeconds": 901}}},
-        "data-pipeline:stages.processing.timeoutSeconds",
+        "stages.processing.timeoutSeconds",
         "allowed: 1-900",
     ),
-    (
-        {"inputSuffixes": [".json", ".gz", ".jsonl.gz"]},
-        "data-pipeline:inputSuffixes",
-        "'.jsonl.gz' ends with '.gz'",
-    ),
-    ({"logRetentionDays": 10}, "data-pipeline:logRetentionDays", "allowed: 1, 3, 5, 7, 14, 30"),
+    ({"inputSuffixes": [".json", ".gz", ".jsonl.gz"]}, "inputSuffixes", "'.jsonl.gz' ends with '.gz'"),
+    ({"logRetentionDays": 10}, "logRetentionDays", "allowed: 1, 3, 5, 7, 14, 30"),
     (
         {"stages": {"analytics": {"logRetentionDays": 4}}},
-        "data-pipeline:stages.analytics.logRetentionDays",
+        "stages.analytics.logRetentionDays",
         "is not allowed",
     ),
-    ({"retryAttempts": 3}, "data-pipeline:retryAttempts", "allowed: 0-2"),
-    ({"maxEventAgeSeconds": 30}, "data-pipeline:maxEventAgeSeconds", "allowed: 60-21600"),
+    ({"retryAttempts": 3}, "retryAttempts", "allowed: 0-2"),
+    ({"maxEventAgeSeconds": 30}, "maxEventAgeSeconds", "allowed: 60-21600"),
     (
         {"stages": {"ingestion": {"reservedConcurrency": -1}}},
-        "data-pipeline:stages.ingestion.reservedConcurrency",
+        "stages.ingestion.reservedConcurrency",
         "allowed: >= 0",
     ),
-    ({"forceDestroy": "yes"}, "data-pipeline:forceDestroy", "is not a boolean"),
-    ({"kmsKeyArn": "alias/my-key"}, "data-pipeline:kmsKeyArn", "is not a KMS key ARN"),
-    ({"aggregation": {"window": "2h"}}, "data-pipeline:aggregation.window", "allowed: 1m, 5m, 15m, 1h, 1d"),
-    (
-        {"aggregation": {"metrics": ["m" * 257]}},
-        "data-pipeline:aggregation.metrics",
-        "at most 256 characters",
-    ),
-    (
-        {"stages": {"ingestion": {"memoryMB": 1024}}},
-        "data-pipeline:stages.ingestion.memoryMB",
-        "did you mean 'memoryMb'?",
-    ),
+    ({"forceDestroy": "yes"}, "forceDestroy", "is not a boolean"),
+    ({"kmsKeyArn": "alias/my-key"}, "kmsKeyArn", "is not a KMS key ARN"),
+    ({"aggregation": {"window": "2h"}}, "aggregation.window", "allowed: 1m, 5m, 15m, 1h, 1d"),
+    ({"aggregation": {"metrics": ["m" * 257]}}, "aggregation.metrics", "at most 256 characters"),
+    ({"stages": {"ingestion": {"memoryMB": 1024}}}, "stages.ingestion.memoryMB", "did you mean 'memoryMb'?"),
     (
         {"stages": {"ingestion": {"ephemeralStorageMb": 256}}},
-        "data-pipeline:stages.ingestion.ephemeralStorageMb",
+        "stages.ingestion.ephemeralStorageMb",
         "allowed: 512-10240",
     ),
-    (
-        {"vpc": {"subnetIds": ["subnet-0a1b2c3d"]}},
-        "data-pipeline:vpc.securityGroupIds",
-        "is required when vpc is set",
-    ),
-    ({"database": {"url": "postgresql://u:p@h/db"}}, "data-pipeline:database.url", "--secret"),
+    ({"vpc": {"subnetIds": ["subnet-0a1b2c3d"]}}, "vpc.securityGroupIds", "is required when vpc is set"),
+    ({"database": {"url": "postgresql://u:p@h/db"}}, "database.url", "--secret"),
     (
         {"database": {"secretArn": "arn:aws:secretsmanager:eu-west-1:1:secret:x"}},
-        "data-pipeline:database.secretArn",
+        "database.secretArn",
         "is not a full Secrets Manager secret ARN",
     ),
     (
         {"database": {"secretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db"}},
-        "data-pipeline:database.secretArn",
+        "database.secretArn",
         "ending in the six characters AWS adds",
     ),
-    ({"inputPrefix": "incoming"}, "data-pipeline:inputPrefix", "ending in '/'"),
+    ({"inputPrefix": "incoming"}, "inputPrefix", "ending in '/'"),
     (
         {
             # each value within its own limit, the schema under the 3 KB it was once allowed alone
@@ -101,29 +78,30 @@ BAD_CONFIGS = [
             "inputSuffixes": [f".{n:02d}" + "x" * 60 for n in range(8)],
             "recordSchema": {"type": "object", "description": "d" * 2950},
         },
-        "data-pipeline:recordSchema",
+        "recordSchema",
         "the ingestion function's environment would be",
     ),
-    ({"inputPrefix": "in*/"}, "data-pipeline:inputPrefix", "letters, digits and !_.'()/-"),
-    ({"layer": {"archive": "missing/layer.zip"}}, "data-pipeline:layer.archive", "does not exist"),
-    ({"summaryTopicArn": "my-topic"}, "data-pipeline:summaryTopicArn", "is not an SNS topic ARN"),
-    ({"overwrites": "merge"}, "data-pipeline:overwrites", "allowed: replace, append"),
-    ({"inputSuffixes": ["json"]}, "data-pipeline:inputSuffixes", "a key suffix starting with '.'"),
-    ({"maxRecordBytes": 16777216}, "data-pipeline:maxRecordBytes", "allowed: 1-9320660"),
+    ({"inputPrefix": "in*/"}, "inputPrefix", "letters, digits and !_.'()/-"),
+    ({"layer": {"archive": "missing/layer.zip"}}, "layer.archive", "does not exist"),
+    ({"summaryTopicArn": "my-topic"}, "summaryTopicArn", "is not an SNS topic ARN"),
+    ({"overwrites": "merge"}, "overwrites", "allowed: replace, append"),
+    ({"inputSuffixes": ["json"]}, "inputSuffixes", "a key suffix starting with '.'"),
+    ({"maxRecordBytes": 16777216}, "maxRecordBytes", "allowed: 1-9320660"),
 ]
 
 
 @pytest.mark.parametrize(
     ("overrides", "key", "phrase"),
     BAD_CONFIGS,
-    ids=[c[1].split(":")[1] + "-" + str(i) for i, c in enumerate(BAD_CONFIGS)],
+    ids=[c[1] + "-" + str(i) for i, c in enumerate(BAD_CONFIGS)],
 )
 def test_a_bad_config_stops_the_program_naming_the_key(evaluate, overrides, key, phrase):
     # GIVEN the dev stack with one bad value WHEN the program runs
     with pytest.raises(StackEvaluationError) as raised:
         evaluate("dev", overrides)
     # THEN the error names the full key and says what is allowed
-    lines = [line for line in str(raised.value).splitlines() if line.strip().startswith(f"- {key}:")]
+    full_key = f"data-pipeline:{key}"
+    lines = [line for line in str(raised.value).splitlines() if line.strip().startswith(f"- {full_key}:")]
     assert lines, str(raised.value)
     assert phrase in " ".join(lines)
 
@@ -250,7 +228,10 @@ def test_defaults_when_nothing_is_set():
         2,
         21600,
     )
-    assert {s.memory_mb for s in cfg.stages.values()} == {512}
+    # each stage's size comes from the stage table (docs/capacity.md says why)
+    assert {name: (s.memory_mb, s.timeout_seconds) for name, s in cfg.stages.items()} == {
+        stage.name: (stage.memory_mb, stage.timeout_seconds) for stage in STAGE_TABLE
+    }
     assert {s.log_retention_days for s in cfg.stages.values()} == {30}
     assert cfg.input_suffixes == (".json", ".jsonl", ".ndjson", ".gz")
     assert (cfg.database, cfg.vpc, cfg.kms_key_arn, cfg.layer.archive) == (None, None, None, None)

@@ -20,6 +20,8 @@ from components.stage_table import (
     Setting,
     describe,
 )
+from handlers.contract import PLANNING_RATES, Stage
+from handlers.deadline import largest_object
 
 ARN = {"raw": "arn:aws:s3:::r", "processed": "arn:aws:s3:::p", "analytics": "arn:aws:s3:::a"}
 SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf"
@@ -132,3 +134,16 @@ def test_the_program_follows_the_table(dev_stack):
         assert functions[stage.name]["environment"]["PIPELINE_STAGE"] == stage.name
         policy = {s["Sid"] for s in functions[stage.name]["policy"]["Statement"]}
         assert {stage.read_sid, stage.write_sid} <= policy
+
+
+GIGABYTE = 10**9
+
+
+@pytest.mark.parametrize("stage", [Stage.INGESTION, Stage.PROCESSING])
+def test_default_size_gets_a_gigabyte_through_with_room_to_spare(stage):
+    # A stage that reads a raw object's bytes (ingestion; processing its records/, a fifth of them) takes a
+    # 1 GB input object at its default memory and timeout in at most half the time, at the measured rate
+    # (handlers.contract.PLANNING_RATES, docs/capacity.md).
+    described = describe(stage)
+    largest = largest_object(PLANNING_RATES[stage], described.memory_mb, described.timeout_seconds)
+    assert largest >= 2 * GIGABYTE

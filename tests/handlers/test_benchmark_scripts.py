@@ -95,3 +95,17 @@ def test_the_processing_benchmark_measures_every_contender() -> None:
     assert all(float(rate) > 0 for _, _, rate in rates)
     for shape in ("int-1d", "dec-28d"):
         assert re.search(rf"^{shape}: new / old [\d.]+x, new / floor [\d.]+$", out, re.M)
+
+
+def test_the_capacity_benchmark_measures_every_stage_and_prices_every_memory_setting() -> None:
+    # GIVEN a tiny input WHEN the capacity benchmark runs once
+    out = run("capacity.py", "--size-mb", "0.5", "--repeats", "1")
+    # THEN each stage has a positive rate, a largest object per memory setting, and each memory setting a cost
+    rates = dict(re.findall(r"^\| ([a-z .]+?) \| [^|]+ \|(?:[^|]+\|){3} ([\d.]+) \|", out, re.M))
+    assert set(rates) == {"ingestion", "ingestion of .jsonl.gz", "processing", "analytics"}
+    assert all(float(rate) > 0 for rate in rates.values())
+    largest = re.findall(r"^\| ([a-z .]+?) \| (\d+) \|((?: [\d,]+ [MG]B \|){6})$", out, re.M)
+    assert {name for name, _, _ in largest} == set(rates)
+    costs = re.findall(r"^\| (\d+) MB \| [\d,]+ \| \$([\d.]+) \| \$([\d.]+) \|", out, re.M)
+    assert [int(memory) for memory, _, _ in costs] == [128, 512, 1024, 1769, 3008, 10240]
+    assert all(float(arm) < float(x86) for _, x86, arm in costs)
