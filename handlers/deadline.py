@@ -93,6 +93,15 @@ class Budget:
         """The budget of an invocation with ``remaining_seconds`` left now."""
         return cls(stage, memory_mb, clock() + remaining_seconds, margin_seconds(remaining_seconds), clock)
 
+    @classmethod
+    def of_context(cls, stage: str, memory_mb: int | None, context: Any) -> Budget | None:
+        """The budget of the invocation ``context`` belongs to, on its own clock (``context_clock``)."""
+        clock = context_clock(context)
+        if clock is None:
+            return None
+        now = clock()
+        return cls(stage, memory_mb, 0.0, margin_seconds(-now), clock)
+
     def remaining(self) -> float:
         return self.deadline - self.clock()
 
@@ -174,9 +183,11 @@ def watched(read: Read, size: int | None) -> Read:
     return Watchdog(read, size, budget).read
 
 
-def remaining_seconds(context: Any) -> float | None:
-    """What a Lambda context says is left of the invocation; None without one (the guard is then off)."""
+def context_clock(context: Any) -> Clock | None:
+    """A clock that reads the invocation's own: minus the seconds its Lambda context says remain, so that its
+    deadline is 0 and it runs at whatever pace the timeout does (wall time on Lambda; the local run's CPU
+    time scaled to the declared memory). None without a context: the guard is then off."""
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     if not callable(remaining):
         return None
-    return remaining() / 1000
+    return lambda: -remaining() / 1000

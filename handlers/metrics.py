@@ -117,14 +117,9 @@ def memory_mb(environ: Mapping[str, str]) -> int | None:
         return None
 
 
-def invocation_budget(
-    stage: str, context: Any, clock: deadline.Clock = time.monotonic
-) -> deadline.Budget | None:
+def invocation_budget(stage: str, context: Any) -> deadline.Budget | None:
     """The time this invocation has for its objects, from its Lambda context; None (no guard) without one."""
-    remaining = deadline.remaining_seconds(context)
-    if remaining is None:
-        return None
-    return deadline.Budget.start(stage, memory_mb(os.environ), remaining, clock)
+    return deadline.Budget.of_context(stage, memory_mb(os.environ), context)
 
 
 def handle_objects(

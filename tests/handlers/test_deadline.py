@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
+import time
 from typing import Any
 
 import pytest
@@ -178,20 +178,26 @@ def test_watched_is_the_plain_read_without_a_budget() -> None:
     assert deadline.watched(read, 3) is read
 
 
-@dataclass
 class LambdaContext:
-    """The part of Lambda's context object the handlers use."""
+    """The part of Lambda's context object the handlers use: the time left counts down as time passes."""
 
-    remaining_ms: int
-    aws_request_id: str = "c0ffee00-0000-4000-8000-000000000000"
+    def __init__(self, remaining_ms: int, clock: Any = time.monotonic) -> None:
+        self.deadline, self.clock = clock() + remaining_ms / 1000, clock
+        self.aws_request_id = "c0ffee00-0000-4000-8000-000000000000"
 
     def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+        return int((self.deadline - self.clock()) * 1000)
 
 
-def test_remaining_seconds_come_from_the_context() -> None:
-    assert deadline.remaining_seconds(LambdaContext(12_500)) == 12.5
-    assert deadline.remaining_seconds(None) is None
+def test_the_budget_runs_on_the_contexts_clock() -> None:
+    clock = FakeClock()
+    context = LambdaContext(12_500, clock)
+    budget = Budget.of_context(Stage.PROCESSING, 1024, context)
+    assert budget is not None
+    assert (budget.remaining(), budget.margin) == (12.5, pytest.approx(1.25))
+    clock.now += 2.5  # the context's time passes (on Lambda, the wall clock; locally, scaled CPU)
+    assert budget.remaining() == 10.0
+    assert Budget.of_context(Stage.PROCESSING, 1024, None) is None
 
 
 def log_line(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:

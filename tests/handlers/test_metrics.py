@@ -73,9 +73,9 @@ def test_no_context_no_budget() -> None:
 
 def test_the_budget_takes_the_memory_and_remaining_time(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(contract.LAMBDA_MEMORY_VARIABLE, "512")
-    budget = invocation_budget(Stage.PROCESSING, Context(30_000), clock=lambda: 100.0)
+    budget = invocation_budget(Stage.PROCESSING, Context(30_000))
     assert budget is not None
-    assert (budget.stage, budget.memory_mb, budget.deadline) == (Stage.PROCESSING, 512, 130.0)
+    assert (budget.stage, budget.memory_mb, budget.remaining()) == (Stage.PROCESSING, 512, 30.0)
 
 
 def test_an_object_over_budget_is_not_processed_and_the_line_says_why(
