@@ -28,9 +28,10 @@ def is_new(urn: str) -> bool:
     return "data-pipeline:network:ServiceEndpoints" in urn or urn.endswith("-over-budget")
 
 
-@pytest.fixture(params=sorted(VARIANTS))
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
 def variant(request, evaluate) -> tuple[str, str, DeclaredStack]:
-    """(variant, stack name, the stack as today's program declares it)."""
+    """(variant, stack name, the stack as today's program declares it): one evaluation per variant for the
+    module, which only reads it."""
     key = request.param
     stack, overrides = VARIANTS[key]
     if key == "dev":
