@@ -145,7 +145,7 @@ STAGE_METRIC_NAMES: Final = {
     Stage.ANALYTICS: GROUP_METRIC_NAMES,
 }
 METRIC_NAMES: Final = tuple(dict.fromkeys([*RECORD_METRIC_NAMES.values(), *GROUP_METRIC_NAMES.values()]))
-"""Every metric any stage reports."""
+"""Every count metric any stage reports; each line also carries OVER_BUDGET_METRIC."""
 
 STAGE_DIMENSION: Final = "Stage"
 
