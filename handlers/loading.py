@@ -25,13 +25,15 @@ other), then rollup rows in primary-key order (one ordered upsert per table, cov
 adds to or removes from), so concurrent loads wait for each other instead of deadlocking. On SQLite
 ``BEGIN IMMEDIATE`` serialises write transactions (SQLAlchemy's pysqlite recipe).
 
-The tables are ``handlers.schema``; engines and migrations ``handlers.database``.
+The writes below the decision: ``handlers.staging`` on PostgreSQL (COPY, then set statements),
+``handlers.rollups`` on SQLite. The tables are ``handlers.schema``; engines and migrations
+``handlers.database``.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,15 +51,15 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from handlers import staging
 from handlers.errors import DatabaseUnavailableError, LoadRejectedError
 from handlers.events import SEQUENCER_WIDTH, order_key
-from handlers.exact import Number, exact_context
 from handlers.groups import GroupKey, GroupStats
 from handlers.rollups import (
     GroupRow,
     MetricRow,
     RollupStatements,
     _deltas,
-    _start_text,
-    _start_time,
+)
+from handlers.rollups import (
+    _start_text as _start_text,  # a stored start's text, for the tests' readers
 )
 from handlers.schema import (
     _SOURCE_LOCKS,
@@ -70,14 +72,10 @@ from handlers.schema import (
     LoadResult,
     Origin,
     Setting,
-    contribution_groups,
-    contribution_metrics,
     contributions,
     dimensions_key,
     ledger,
     rel_key,
-    rollup_groups,
-    rollup_metrics,
     settings,
 )
 
@@ -253,116 +251,4 @@ class _Load(RollupStatements):
             self._recompute(
                 {(start, key) for start, key, _records in old_groups},
                 {(start, key, metric) for start, key, metric, *_ in old_metrics},
-            )
-
-    def _take_out(
-        self, removed: list[int]
-    ) -> tuple[list[tuple[str, str, int]], list[tuple[str, str, str, int, Number, Number, Number]]]:
-        """Delete the removed contributions' rows, returning them (SQLite)."""
-        g, m = contribution_groups.c, contribution_metrics.c
-        old_groups = [
-            (_start_text(row.window_start), row.dimensions_key, row.records)
-            for row in self.conn.execute(
-                delete(contribution_groups)
-                .where(g.contribution_id.in_(removed))
-                .returning(g.window_start, g.dimensions_key, g.records)
-            )
-        ]
-        old_metrics = [
-            (
-                _start_text(row.window_start),
-                row.dimensions_key,
-                row.metric,
-                row.count,
-                row.sum,
-                row.min,
-                row.max,
-            )
-            for row in self.conn.execute(
-                delete(contribution_metrics)
-                .where(m.contribution_id.in_(removed))
-                .returning(m.window_start, m.dimensions_key, m.metric, m.count, m.sum, m.min, m.max)
-            )
-        ]
-        return old_groups, old_metrics
-
-    def _put_in(self, new_id: int, document: _Document) -> None:
-        """The document's rows as contribution ``new_id`` (SQLite)."""
-        if document.groups:
-            self.conn.execute(
-                contribution_groups.insert(),
-                [
-                    {
-                        "contribution_id": new_id,
-                        "window_start": _start_time(start),
-                        "dimensions_key": key,
-                        "setting_key": self.setting.key,
-                        "records": records,
-                    }
-                    for start, key, _dimensions, records in document.groups
-                ],
-            )
-        if document.metrics:
-            self.conn.execute(
-                contribution_metrics.insert(),
-                [
-                    {
-                        "contribution_id": new_id,
-                        "window_start": _start_time(start),
-                        "dimensions_key": key,
-                        "metric": metric,
-                        "count": count,
-                        "sum": total,
-                        "min": low,
-                        "max": high,
-                    }
-                    for start, key, _dimensions, metric, count, total, low, high in document.metrics
-                ],
-            )
-
-    def _add_in_python(self, groups: Sequence[GroupRow], metrics: Sequence[MetricRow]) -> None:
-        """SQLite: read the rollups the deltas touch, add in Python, write the results (the write lock
-        is this transaction's since its BEGIN IMMEDIATE)."""
-        current_groups = {
-            (start, key): (dimensions, records)
-            for start, key, dimensions, records in self._rollup_groups(
-                {(start, key) for start, key, *_ in groups}
-            )
-        }
-        rows = []
-        for start, key, dimensions, records in groups:
-            dimensions, before = current_groups.get((start, key), (dimensions, 0))
-            rows.append(self._group_row(start, key, dimensions) | {"records": before + records})
-        if rows:
-            stmt = sqlite.insert(rollup_groups)
-            self.conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[c.name for c in rollup_groups.primary_key],
-                    set_={"records": stmt.excluded.records},
-                ),
-                rows,
-            )
-        current_metrics = {
-            (start, key, metric): values
-            for start, key, metric, *values in self._rollup_metrics(
-                {(start, key) for start, key, *_ in metrics}
-            )
-        }
-        rows = []
-        with exact_context():
-            for start, key, dimensions, metric, count, total, low, high in metrics:
-                before = current_metrics.get((start, key, metric))
-                if before is not None:
-                    count, total = before[0] + count, before[1] + total
-                    low, high = min(before[2], low), max(before[3], high)
-                row = self._group_row(start, key, dimensions)
-                rows.append(row | {"metric": metric, "count": count, "sum": total, "min": low, "max": high})
-        if rows:
-            stmt = sqlite.insert(rollup_metrics)
-            self.conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[c.name for c in rollup_metrics.primary_key],
-                    set_={name: stmt.excluded[name] for name in ("count", "sum", "min", "max")},
-                ),
-                rows,
             )

@@ -1,11 +1,12 @@
-"""Rollup statements of a load: reading rollup rows, recomputing extremes, and the per-table arrays of
-the PostgreSQL upserts.
+"""The SQLite write of a load: contribution rows in and out, rollups added in Python, extremes recomputed.
 
-``RollupStatements`` is the part of a load (``handlers.loading._Load``) that reads and rewrites rollup
-rows for the groups a load touched: the min and max of a group a removed contribution held are
-recomputed from the contributions that remain (an extreme cannot be subtracted), in SQL on PostgreSQL and
-in Python on SQLite. ``_deltas`` and the array builders turn a load's rows into the columns of one ordered
-upsert per table.
+SQLite cannot add decimal text exactly, so there ``RollupStatements``, the part of a load
+(``handlers.loading._Load``) below its decision, reads the rollup rows the load touches, adds in Python
+(``exact_context``) and writes the results, inside the transaction whose ``BEGIN IMMEDIATE`` holds the
+database's write lock. The min and max of a group a removed contribution held are recomputed from the
+contributions that remain (an extreme cannot be subtracted). ``_deltas`` nets a document's rows against
+the removed ones. The PostgreSQL write is ``handlers.staging``; the row shapes (``GroupRow``,
+``MetricRow``) and window start conversions here serve both.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
 if TYPE_CHECKING:
@@ -63,8 +65,8 @@ MetricRow = tuple[str, str, str, str, int, Number, Number, Number]  # + metric, 
 
 
 class RollupStatements:
-    """Methods of ``_Load`` that read and rewrite rollup rows; ``_Load`` sets ``conn``, ``setting``,
-    ``postgresql`` and ``insert``."""
+    """Methods of ``_Load`` that write contributions and rollups on SQLite; ``_Load`` sets ``conn``,
+    ``setting``, ``postgresql`` and ``insert``."""
 
     conn: Connection
     setting: Setting
@@ -158,6 +160,118 @@ class RollupStatements:
                     {"s": _start_time(s), "k": k, "m": x, "lo": low, "hi": high}
                     for (s, k, x), (low, high) in sorted(extremes.items())
                 ],
+            )
+
+    def _take_out(
+        self, removed: list[int]
+    ) -> tuple[list[tuple[str, str, int]], list[tuple[str, str, str, int, Number, Number, Number]]]:
+        """Delete the removed contributions' rows, returning them (SQLite)."""
+        g, m = contribution_groups.c, contribution_metrics.c
+        old_groups = [
+            (_start_text(row.window_start), row.dimensions_key, row.records)
+            for row in self.conn.execute(
+                delete(contribution_groups)
+                .where(g.contribution_id.in_(removed))
+                .returning(g.window_start, g.dimensions_key, g.records)
+            )
+        ]
+        old_metrics = [
+            (
+                _start_text(row.window_start),
+                row.dimensions_key,
+                row.metric,
+                row.count,
+                row.sum,
+                row.min,
+                row.max,
+            )
+            for row in self.conn.execute(
+                delete(contribution_metrics)
+                .where(m.contribution_id.in_(removed))
+                .returning(m.window_start, m.dimensions_key, m.metric, m.count, m.sum, m.min, m.max)
+            )
+        ]
+        return old_groups, old_metrics
+
+    def _put_in(self, new_id: int, document: _Document) -> None:
+        """The document's rows as contribution ``new_id`` (SQLite)."""
+        if document.groups:
+            self.conn.execute(
+                contribution_groups.insert(),
+                [
+                    {
+                        "contribution_id": new_id,
+                        "window_start": _start_time(start),
+                        "dimensions_key": key,
+                        "setting_key": self.setting.key,
+                        "records": records,
+                    }
+                    for start, key, _dimensions, records in document.groups
+                ],
+            )
+        if document.metrics:
+            self.conn.execute(
+                contribution_metrics.insert(),
+                [
+                    {
+                        "contribution_id": new_id,
+                        "window_start": _start_time(start),
+                        "dimensions_key": key,
+                        "metric": metric,
+                        "count": count,
+                        "sum": total,
+                        "min": low,
+                        "max": high,
+                    }
+                    for start, key, _dimensions, metric, count, total, low, high in document.metrics
+                ],
+            )
+
+    def _add_in_python(self, groups: Sequence[GroupRow], metrics: Sequence[MetricRow]) -> None:
+        """SQLite: read the rollups the deltas touch, add in Python, write the results (the write lock
+        is this transaction's since its BEGIN IMMEDIATE)."""
+        current_groups = {
+            (start, key): (dimensions, records)
+            for start, key, dimensions, records in self._rollup_groups(
+                {(start, key) for start, key, *_ in groups}
+            )
+        }
+        rows = []
+        for start, key, dimensions, records in groups:
+            dimensions, before = current_groups.get((start, key), (dimensions, 0))
+            rows.append(self._group_row(start, key, dimensions) | {"records": before + records})
+        if rows:
+            stmt = sqlite.insert(rollup_groups)
+            self.conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[c.name for c in rollup_groups.primary_key],
+                    set_={"records": stmt.excluded.records},
+                ),
+                rows,
+            )
+        current_metrics = {
+            (start, key, metric): values
+            for start, key, metric, *values in self._rollup_metrics(
+                {(start, key) for start, key, *_ in metrics}
+            )
+        }
+        rows = []
+        with exact_context():
+            for start, key, dimensions, metric, count, total, low, high in metrics:
+                before = current_metrics.get((start, key, metric))
+                if before is not None:
+                    count, total = before[0] + count, before[1] + total
+                    low, high = min(before[2], low), max(before[3], high)
+                row = self._group_row(start, key, dimensions)
+                rows.append(row | {"metric": metric, "count": count, "sum": total, "min": low, "max": high})
+        if rows:
+            stmt = sqlite.insert(rollup_metrics)
+            self.conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[c.name for c in rollup_metrics.primary_key],
+                    set_={name: stmt.excluded[name] for name in ("count", "sum", "min", "max")},
+                ),
+                rows,
             )
 
 

@@ -107,6 +107,27 @@ def _group_key_columns() -> list[Column[Any]]:
     ]
 
 
+def _metric_columns() -> list[Column[Any]]:
+    """A metric's name and exact count, sum, min and max, shared by the rollup and contribution rows."""
+    return [
+        Column("metric", String(256), primary_key=True),
+        Column("count", BigInteger, nullable=False),
+        Column("sum", Exact, nullable=False),
+        Column("min", Exact, nullable=False),
+        Column("max", Exact, nullable=False),
+    ]
+
+
+def _contribution_key_columns() -> list[Column[Any]]:
+    """A contribution's group: its id, window start and dimensions key, shared by both contribution
+    tables."""
+    return [
+        Column("contribution_id", BigInteger, primary_key=True),
+        Column("window_start", DateTime(timezone=True), primary_key=True),
+        Column("dimensions_key", String(64), primary_key=True),
+    ]
+
+
 settings = Table(
     "pipeline_settings",
     metadata,
@@ -127,11 +148,7 @@ rollup_metrics = Table(
     "pipeline_rollup_metrics",
     metadata,
     *_group_key_columns(),
-    Column("metric", String(256), primary_key=True),
-    Column("count", BigInteger, nullable=False),
-    Column("sum", Exact, nullable=False),
-    Column("min", Exact, nullable=False),
-    Column("max", Exact, nullable=False),
+    *_metric_columns(),
 )
 
 contributions = Table(
@@ -157,9 +174,7 @@ contributions = Table(
 contribution_groups = Table(
     "pipeline_contribution_groups",
     metadata,
-    Column("contribution_id", BigInteger, primary_key=True),
-    Column("window_start", DateTime(timezone=True), primary_key=True),
-    Column("dimensions_key", String(64), primary_key=True),
+    *_contribution_key_columns(),
     Column("setting_key", String(64), nullable=False),
     Column("records", BigInteger, nullable=False),
     # The contributions that remain in a group, found when another one leaves it.
@@ -169,14 +184,8 @@ contribution_groups = Table(
 contribution_metrics = Table(
     "pipeline_contribution_metrics",
     metadata,
-    Column("contribution_id", BigInteger, primary_key=True),
-    Column("window_start", DateTime(timezone=True), primary_key=True),
-    Column("dimensions_key", String(64), primary_key=True),
-    Column("metric", String(256), primary_key=True),
-    Column("count", BigInteger, nullable=False),
-    Column("sum", Exact, nullable=False),
-    Column("min", Exact, nullable=False),
-    Column("max", Exact, nullable=False),
+    *_contribution_key_columns(),
+    *_metric_columns(),
 )
 
 ledger = Table(

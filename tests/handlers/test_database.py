@@ -691,6 +691,24 @@ INSERT INTO pipeline_ledger (object_key, etag, groups, records) VALUES ('aggrega
 """
 
 
+def _load_one(
+    url: str, setting: database.Setting, rel: str, sequencer: str, sha: str, group: Any, value: int
+) -> None:
+    """One document of ``rel``'s version ``sequencer``: one group with one value of ``value``."""
+    engine = database.connect(url)
+    try:
+        database.load(
+            engine,
+            f"{contract.AGGREGATES_PREFIX}{rel}/{sequencer}{contract.AGGREGATES_SUFFIX}",
+            sha,
+            setting,
+            database.Origin(rel, sequencer),
+            {group: GroupStats(1, {"value": Stats(1, value, value, value)})},
+        )
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.postgres
 def test_tables_older_than_content_keys_upgrade_keeping_their_rows(postgres_database: str) -> None:
     # GIVEN the tables as the version before dimensions_key and content_sha256 created them
@@ -702,18 +720,7 @@ def test_tables_older_than_content_keys_upgrade_keeping_their_rows(postgres_data
     # WHEN they are migrated, and the current code loads a new object into the same group
     assert database.migrate(postgres_database) == database.HEAD
     setting = database.Setting("1h", ("source", "type"), ("value",))
-    engine = database.connect(postgres_database)
-    try:
-        database.load(
-            engine,
-            f"{contract.AGGREGATES_PREFIX}new/0065A1{contract.AGGREGATES_SUFFIX}",
-            "n",
-            setting,
-            database.Origin("new", "0065A1"),
-            {(H12, CLICK): GroupStats(1, {"value": Stats(1, 5, 5, 5)})},
-        )
-    finally:
-        engine.dispose()
+    _load_one(postgres_database, setting, "new", "0065A1", "n", (H12, CLICK), 5)
     # THEN it added to the migrated row (the digest SQL computed is the one Python computes)
     assert rollups(postgres_database)["metrics"] == {(setting.key, H12, CLICK, "value"): (3, 11, 2, 5)}
     assert _table(postgres_database, "pipeline_ledger", "object_key, content_sha256, state") == [
@@ -731,18 +738,7 @@ def test_an_overwrite_of_a_key_loaded_before_the_upgrade_cannot_take_its_old_row
     hourly = database.Setting("1h", ("source", "type"), ("value",))
     before = rollups(empty_database)["metrics"][(hourly.key, H12, VIEW, "value")]
     # WHEN a new version of the raw key behind those rows loads in replace mode
-    engine = database.connect(empty_database)
-    try:
-        database.load(
-            engine,
-            f"{contract.AGGREGATES_PREFIX}a/0065A9{contract.AGGREGATES_SUFFIX}",
-            "v9",
-            hourly,
-            database.Origin("a", "0065A9"),
-            {(H12, VIEW): GroupStats(1, {"value": Stats(1, 1, 1, 1)})},
-        )
-    finally:
-        engine.dispose()
+    _load_one(empty_database, hourly, "a", "0065A9", "v9", (H12, VIEW), 1)
     # THEN it adds to them: nothing names which old rows came from that key
     assert rollups(empty_database)["metrics"][(hourly.key, H12, VIEW, "value")] == (
         before[0] + 1,
