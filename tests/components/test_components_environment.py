@@ -4,42 +4,47 @@
 from __future__ import annotations
 
 from handlers import contract
+from handlers.contract import Env, Stage
+
+# Each stage's own variables, beside the ones every stage has (its name, its destination, the namespace).
+OWN_VARIABLES = {
+    Stage.INGESTION: {
+        Env.RECORDS_PREFIX: contract.RECORDS_PREFIX,
+        Env.QUARANTINE_PREFIX: contract.QUARANTINE_PREFIX,
+        Env.INPUT_PREFIX: contract.INPUT_PREFIX,
+        Env.INPUT_SUFFIXES: ",".join(contract.INPUT_SUFFIXES),
+        Env.MAX_RECORD_BYTES: str(contract.DEFAULT_MAX_RECORD_BYTES),
+    },
+    Stage.PROCESSING: {
+        Env.AGGREGATES_PREFIX: contract.AGGREGATES_PREFIX,
+        Env.AGGREGATION_WINDOW: contract.DEFAULT_WINDOW,
+        Env.AGGREGATION_DIMENSIONS: ",".join(contract.DEFAULT_DIMENSIONS),
+        Env.AGGREGATION_METRICS: ",".join(contract.DEFAULT_METRICS),
+    },
+    Stage.ANALYTICS: {
+        Env.REPORTS_PREFIX: contract.REPORTS_PREFIX,
+        Env.REPORT_TOP_GROUPS: str(contract.REPORT_TOP_GROUPS),
+        Env.OVERWRITE_MODE: contract.DEFAULT_OVERWRITE_MODE,
+    },
+}
+DESTINATION = {Stage.INGESTION: "processed", Stage.PROCESSING: "analytics", Stage.ANALYTICS: "analytics"}
 
 
 def test_environment_follows_the_architecture_contract(dev_stack):
     env = {stage: f["environment"] for stage, f in dev_stack.functions().items()}
     buckets = dev_stack.buckets()
-    assert env["ingestion"] == {
-        contract.Env.PIPELINE_STAGE: contract.Stage.INGESTION,
-        contract.Env.DEST_BUCKET: buckets["processed"],
-        contract.Env.METRICS_NAMESPACE: contract.METRICS_NAMESPACE,
-        contract.Env.RECORDS_PREFIX: contract.RECORDS_PREFIX,
-        contract.Env.QUARANTINE_PREFIX: contract.QUARANTINE_PREFIX,
-        contract.Env.INPUT_PREFIX: contract.INPUT_PREFIX,
-        contract.Env.INPUT_SUFFIXES: ",".join(contract.INPUT_SUFFIXES),
-        contract.Env.MAX_RECORD_BYTES: str(contract.DEFAULT_MAX_RECORD_BYTES),
-    }
-    assert env["processing"] == {
-        contract.Env.PIPELINE_STAGE: contract.Stage.PROCESSING,
-        contract.Env.DEST_BUCKET: buckets["analytics"],
-        contract.Env.METRICS_NAMESPACE: contract.METRICS_NAMESPACE,
-        contract.Env.AGGREGATES_PREFIX: contract.AGGREGATES_PREFIX,
-        contract.Env.AGGREGATION_WINDOW: contract.DEFAULT_WINDOW,
-        contract.Env.AGGREGATION_DIMENSIONS: ",".join(contract.DEFAULT_DIMENSIONS),
-        contract.Env.AGGREGATION_METRICS: ",".join(contract.DEFAULT_METRICS),
-    }
-    assert env["analytics"] == {
-        contract.Env.PIPELINE_STAGE: contract.Stage.ANALYTICS,
-        contract.Env.DEST_BUCKET: buckets["analytics"],
-        contract.Env.METRICS_NAMESPACE: contract.METRICS_NAMESPACE,
-        contract.Env.REPORTS_PREFIX: contract.REPORTS_PREFIX,
-        contract.Env.REPORT_TOP_GROUPS: str(contract.REPORT_TOP_GROUPS),
-        contract.Env.OVERWRITE_MODE: contract.DEFAULT_OVERWRITE_MODE,
-    }
+    assert set(env) == set(contract.STAGES)
+    for stage in contract.STAGES:
+        every_stage = {
+            Env.PIPELINE_STAGE: stage,
+            Env.DEST_BUCKET: buckets[DESTINATION[stage]],
+            Env.METRICS_NAMESPACE: contract.METRICS_NAMESPACE,
+        }
+        assert env[stage] == every_stage | OWN_VARIABLES[stage], stage
 
 
 def test_prod_analytics_gets_the_existing_secret_and_topic(prod_stack):
     env = prod_stack.functions()["analytics"]["environment"]
-    assert env[contract.Env.DATABASE_SECRET_ARN] == prod_stack.config["data-pipeline:database"]["secretArn"]
-    assert env[contract.Env.SUMMARY_TOPIC_ARN] == prod_stack.config["data-pipeline:summaryTopicArn"]
-    assert contract.Env.RECORD_SCHEMA not in prod_stack.functions()["ingestion"]["environment"]
+    assert env[Env.DATABASE_SECRET_ARN] == prod_stack.config["data-pipeline:database"]["secretArn"]
+    assert env[Env.SUMMARY_TOPIC_ARN] == prod_stack.config["data-pipeline:summaryTopicArn"]
+    assert Env.RECORD_SCHEMA not in prod_stack.functions()["ingestion"]["environment"]
