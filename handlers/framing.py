@@ -143,14 +143,10 @@ _OPENERS, _CLOSERS = (ord("["), ord("{")), (ord("]"), ord("}"))
 class _ArrayScanner:
     """Splits a JSON array into its top-level elements' bytes without parsing them.
 
-    The reference is ``_scan``: a state machine over the structural characters, one Python step each.
-    With ``elements`` (a parser, ``Elements``) a chunk goes faster: from the start of the element in
-    progress to a comma that looks like a boundary between objects (``}``, a comma, ``{``, maybe with
-    whitespace), the parser checks the text is valid JSON values separated by commas and gives their
-    spans. Valid JSON is split the same by both, and a comma just after valid values is one the state
-    machine takes as a boundary, so the units are the reference's (property-tested); text the parser
-    refuses goes through ``_scan``, which frames it as before (a bad element among good ones is one
-    unit, quarantined by the checker).
+    The reference is ``_scan``, a state machine stepping over structural characters. With a parser
+    (``elements``), the text from the element in progress to a comma between objects goes faster if
+    the parser finds it valid (it gives the spans): valid JSON splits the same in both, and that comma
+    is then one ``_scan`` takes as a boundary. Any other text goes through ``_scan`` (property-tested).
     """
 
     def __init__(self, max_bytes: int, elements: Elements | None = None) -> None:
@@ -189,7 +185,9 @@ class _ArrayScanner:
             self.oversize, self.prefix = len(self.pending), bytes(self.pending[:PREFIX_BYTES])
             self.pending.clear()
 
-    def feed(self, chunk: bytes) -> Iterator[bytes | Oversize]:
+    def feed(self, chunk: bytes) -> Iterator[bytes | Oversize | list[bytes]]:
+        """The units ``chunk`` completes; those of the fast path as one list (each unit holds a JSON
+        value, none is over the limit)."""
         if self.finished:
             if chunk.strip(JSON_WHITESPACE):
                 raise UnreadableObjectError("invalid_json", "data after the top-level array")
@@ -202,7 +200,10 @@ class _ArrayScanner:
             cut, units = self._fast(text)
             if units:
                 self.elements += len(units)
-                yield from units
+                if Oversize in set(map(type, units)):
+                    yield from units
+                else:
+                    yield units  # type: ignore[misc]
                 self.pending.clear()
                 self.depth, self.in_string, self.skip_next = 1, False, False
                 chunk = text[cut + 1 :]
@@ -292,6 +293,18 @@ def iter_document(
 ) -> Iterator[bytes | Oversize]:
     """A ``.json`` payload's units: each element of a top-level array, else the whole document.
     ``elements``: a parser that speeds the array's framing up (``_ArrayScanner``)."""
+    for unit in iter_document_blocks(read, max_bytes, chunk_bytes, elements):
+        if type(unit) is list:
+            yield from unit
+        else:
+            yield unit  # type: ignore[misc]
+
+
+def iter_document_blocks(
+    read: Read, max_bytes: int, chunk_bytes: int = CHUNK_BYTES, elements: Elements | None = None
+) -> Iterator[bytes | Oversize | list[bytes]]:
+    """``iter_document``, with runs of units that each hold a JSON value and are within the limit
+    (the array scanner's fast path) as one list."""
     first = read(chunk_bytes)
     stripped = first.lstrip(JSON_WHITESPACE)
     while not stripped and first:

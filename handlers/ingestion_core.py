@@ -81,6 +81,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Mapping
+from itertools import repeat
 from typing import Any, Protocol
 
 import msgspec
@@ -91,7 +92,7 @@ from handlers.framing import (
     InputFormat,
     Oversize,
     Read,
-    iter_document,
+    iter_document_blocks,
     iter_line_blocks,
     payload_reader,
     strip_bom,
@@ -125,6 +126,29 @@ def array_elements(content: bytes) -> list[bytes] | None:
     units = list(map(bytes, raws))
     if sum(map(len, units)) + len(units) - 1 == len(content):  # compact: no whitespace anywhere
         return units
+    return _spaced(content, units) or _found(content, units)
+
+
+def _spaced(content: bytes, units: list[bytes]) -> list[bytes] | None:
+    """``array_elements`` when every comma between elements has the same whitespace around it (as
+    in ``[{..},\n{..}]``): pieces split there that are the elements, give or take whitespace, are the
+    elements between their commas."""
+    if len(units) < 2:
+        return None
+    end = content.find(units[0]) + len(units[0])
+    separator = content[end : content.find(units[1], end)]
+    pieces = content.split(separator)
+    if len(pieces) != len(units) or list(map(bytes.strip, pieces, repeat(JSON_WHITESPACE))) != units:
+        return None
+    before, after = separator.split(b",")  # the whitespace before and after the comma
+    if not before:
+        return [pieces[0], *map(after.__add__, pieces[1:])]
+    framed = list(map(b"".join, zip(repeat(after), pieces, repeat(before))))
+    framed[0], framed[-1] = pieces[0] + before, after + pieces[-1]
+    return framed
+
+
+def _found(content: bytes, units: list[bytes]) -> list[bytes]:
     framed: list[bytes] = []
     start = 0  # just after the previous comma
     find, index = content.find, content.index
@@ -207,12 +231,17 @@ def ingest(
     batch = _Batch(checker, sink, reject, counts)
     number = 0
     if fmt.document:
-        for number, unit in enumerate(iter_document(payload, max_record_bytes, elements=array_elements), 1):
-            if type(unit) is bytes and (unit[:1] == b"{" or unit.strip(JSON_WHITESPACE)):
+        for unit in iter_document_blocks(payload, max_record_bytes, elements=array_elements):
+            if type(unit) is list:  # elements that each hold a JSON value
+                batch.extend(number + 1, unit)
+                number += len(unit)
+                continue
+            number += 1
+            if type(unit) is bytes and unit.strip(JSON_WHITESPACE):
                 batch.add(number, unit)
             else:
                 batch.drain()  # keep quarantine entries in element order
-                check_one(number, unit)
+                check_one(number, unit)  # type: ignore[arg-type]
         batch.drain()
     else:
         number = _ingest_lines(payload, max_record_bytes, batch, reject, counts)
