@@ -9,6 +9,7 @@ windows with ``datetime``: none of it shares code with ``handlers.aggregation``'
 
 from __future__ import annotations
 
+import gc
 import gzip
 import io
 import json
@@ -890,3 +891,18 @@ def test_a_huge_integer_dimension_reads_back_as_its_group() -> None:
     raw = to_document(result, SOURCE, "1h", 3600, DIMENSIONS, METRICS, origin=ORIGIN)
     assert set(groups_from_document(read_document(raw))) == set(result.groups)
     assert dimensions_text(("type",), [Decimal(big)]) == '{"type":' + big + "}"
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_aggregating_leaves_the_garbage_collector_as_it_found_it(enabled: bool) -> None:
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        good = stream(b'{"timestamp":"2024-05-01T12:00:00Z","type":"a","value":1}\n')
+        assert gc.isenabled() is enabled
+        bad = aggregate_stream(io.BytesIO(b"not gzip").read, 3600, DIMENSIONS, METRICS)
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert good.counts.records_valid == 1
+    assert [entry.reason for entry in bad.rejected] == ["not_gzip"]
