@@ -21,7 +21,7 @@ from handlers import contract, database
 from handlers import ingestion_handler as ingestion
 from handlers import processing_handler as processing
 from handlers.contract import Env, Stage
-from handlers.events import split_part
+from handlers.events import part_key, split_part
 
 # Literals of one length, so that every records/ line of a version has the same length (line_bytes).
 VALUES = [Decimal(v) for v in ("0.125", "0.200", "5.700", "10.05", "19.95", "-3.50", "7.125", "100.0")]
@@ -294,3 +294,16 @@ def test_parts_an_unreadable_end_left_behind_are_taken_out_in_either_order(
 
 def version_reports_of(s3: Any, name: str) -> list[dict[str, Any]]:
     return [report for key, report in reports(s3).items() if f"/{name}.json/" in key]
+
+
+def test_a_rejected_later_part_is_reported_at_its_own_key_and_the_version_waits(aws: Any, chain: Any) -> None:
+    # GIVEN part 1 of a version whose document is not an aggregates document
+    chain(3 * line_bytes("bad"))
+    key = part_key(contract.AGGREGATES_PREFIX, "bad.jsonl", "0065A1", 1, contract.AGGREGATES_SUFFIX)
+    aws.put_object(Bucket=ANALYTICS, Key=key, Body=b"{}")
+    # WHEN it is delivered
+    result = analytics.handler(event_of(s3_record(ANALYTICS, key, 2, None, None)), None)
+    # THEN its rejection is at the part's report key, not the version's
+    [written] = result["objects"][0]["written"]
+    assert written == part_key(contract.REPORTS_PREFIX, "bad.jsonl", "0065A1", 1, contract.REPORTS_SUFFIX)
+    assert reports(aws)[written]["database"] == "rejected"
