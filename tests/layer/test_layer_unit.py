@@ -31,6 +31,7 @@ from layer.build import (
     pip_install_command,
     platform_tags,
 )
+from layer.content import requirement_pins
 from tests.layer.support import DEMO_FILES, HOST_ARCHITECTURE, FakePip, refused_build
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,7 +143,7 @@ def test_the_running_interpreter_is_found_for_its_own_version() -> None:
 
 def test_boto3_switch_pins_the_same_boto3_as_the_tests() -> None:
     # GIVEN the layer's boto3 pins and the dev requirements
-    layer_pins = build._requirement_pins([build.BOTO3_REQUIREMENTS])
+    layer_pins = requirement_pins([build.BOTO3_REQUIREMENTS])
     dev = (ROOT / "requirements-dev.txt").read_text()
     # WHEN / THEN boto3 is pinned to the version the tests run against
     assert f"boto3=={layer_pins['boto3']}" in dev
