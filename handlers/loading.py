@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -90,20 +91,21 @@ class _Document:
 
 
 def _prepare(groups: Mapping[GroupKey, GroupStats]) -> _Document:
-    group_rows: list[GroupRow] = []
-    metric_rows: list[MetricRow] = []
+    keyed = []
     for (start, dimensions), stats in groups.items():
-        key = dimensions_key(dimensions)
         # Every contribution row counts at least one: a rollup row at zero then has none left.
         if stats.records < 1 or any(s.count < 1 for s in stats.metrics.values()):
             raise LoadRejectedError("empty_group", f"a group at {start[:20]} counts no record or no value")
-        group_rows.append((start, key, dimensions, stats.records))
-        for metric, s in stats.metrics.items():
-            metric_rows.append((start, key, dimensions, metric, s.count, s.sum, s.min, s.max))
+        keyed.append((start, dimensions_key(dimensions), dimensions, stats))
     # In key order, which is the tables' (hex digests and ISO starts sort alike in any collation): the
     # database's sorts find their input sorted, and its index insertions land side by side.
-    group_rows.sort(key=lambda row: row[:2])
-    metric_rows.sort(key=lambda row: (row[0], row[1], row[3]))
+    keyed.sort(key=itemgetter(0, 1))
+    group_rows: list[GroupRow] = [(start, key, d, stats.records) for start, key, d, stats in keyed]
+    metric_rows: list[MetricRow] = [
+        (start, key, d, metric, s.count, s.sum, s.min, s.max)
+        for start, key, d, stats in keyed
+        for metric, s in sorted(stats.metrics.items())
+    ]
     return _Document(group_rows, metric_rows, sum(row[3] for row in group_rows))
 
 

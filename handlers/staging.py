@@ -90,13 +90,16 @@ _PUT_IN_METRICS = (
     "max = GREATEST(pipeline_rollup_metrics.max, excluded.max)"
 )
 
-# A rollup row at zero has no contribution left: each contribution row counts at least one.
+# A rollup row at zero has no contribution left: each contribution row counts at least one. Only a row
+# the load took more from than it added can be at zero, so only those are looked up.
 _EMPTIED = (
-    "WITH m AS (DELETE FROM pipeline_rollup_metrics AS r USING load_metrics AS t WHERE t.gone "
-    "AND r.setting_key = :setting AND r.window_start = t.s AND r.dimensions_key = t.k AND r.metric = t.m "
-    "AND r.count = 0) "
-    "DELETE FROM pipeline_rollup_groups AS r USING load_groups AS t WHERE t.gone "
-    "AND r.setting_key = :setting AND r.window_start = t.s AND r.dimensions_key = t.k AND r.records = 0"
+    "WITH m AS (DELETE FROM pipeline_rollup_metrics AS r USING "
+    "(SELECT s, k, m FROM load_metrics GROUP BY s, k, m HAVING SUM(c) < 0) AS t "
+    "WHERE r.setting_key = :setting AND r.window_start = t.s AND r.dimensions_key = t.k "
+    "AND r.metric = t.m AND r.count = 0) "
+    "DELETE FROM pipeline_rollup_groups AS r USING "
+    "(SELECT s, k FROM load_groups GROUP BY s, k HAVING SUM(r) < 0) AS t "
+    "WHERE r.setting_key = :setting AND r.window_start = t.s AND r.dimensions_key = t.k AND r.records = 0"
 )
 # A removed row's extreme needs recomputing only where the rollup (as this load left it) still has
 # that value and the document does not bring it: otherwise another remaining contribution holds the

@@ -81,6 +81,8 @@ def test_the_analytics_benchmark_measures_every_load() -> None:
     assert all(float(rate.replace(",", "")) > 0 for rate in rates.values())
     assert re.search(r"^new / old: [\d.]+$", out, re.M)
     assert re.search(r"^new, replacing / old: [\d.]+$", out, re.M)
+    assert re.search(r"^new / COPY floor: [\d.]+$", out, re.M)
+    assert re.search(r"^new, replacing / COPY floor: [\d.]+$", out, re.M)
 
 
 def test_the_processing_benchmark_measures_every_contender() -> None:
