@@ -97,8 +97,8 @@ class Aggregator:
         self.dimensions = dimensions
         self.metrics = metrics
         self._layout = _layout(dimensions, metrics)
-        self._table = GroupTable(len(metrics))
         self._starts = _Starts(window_seconds)
+        self._table = GroupTable(len(metrics), self._starts)
         self._rejected: list[Rejected] = []
         self.rejected_total = 0
         self.valid = 0
@@ -258,12 +258,7 @@ class Aggregator:
         joined = "\n".join(timestamps)
         if not _STAMPS.fullmatch(joined) or joined.count("\n") != len(timestamps) - 1:
             return False
-        try:
-            columns: list[list[Any]] = [
-                list(map(self._starts.__getitem__, map(self._starts.head, timestamps)))
-            ]
-        except ValueError:
-            return False
+        columns: list[list[Any]] = [list(map(self._starts.head, timestamps))]
         for get in layout.dimensions:
             column = list(map(get, records))
             kinds = set(map(type, column))
@@ -272,7 +267,7 @@ class Aggregator:
                     return False
                 column = [(_TRUE if value else _FALSE) if type(value) is bool else value for value in column]
             columns.append(column)
-        ids = list(zip(*columns, strict=True))  # the group keys, until every check has passed
+        ids = list(zip(*columns, strict=True))  # the keys (timestamp heads first), until every check passed
         metrics = []
         for get in layout.metrics:
             column = list(map(get, records))
@@ -299,7 +294,10 @@ class Aggregator:
                     return False
             metrics.append((mask, present))
         table = self._table
-        ids = table.ids(ids)
+        try:
+            ids = table.ids(ids, heads=True)
+        except ValueError:  # a date that does not exist
+            return False
         for index, prepared in enumerate(metrics):
             if prepared is not None:
                 mask, present = prepared

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from handlers.exact import exact_context
-from handlers.groups import GroupKey, GroupStats, Stats, _Bool, dimensions_text
+from handlers.groups import GroupKey, GroupStats, Stats, _Bool, _Starts, dimensions_text
 
 
 class _Ids(dict[tuple[Any, ...], int]):
@@ -35,11 +35,28 @@ class _Ids(dict[tuple[Any, ...], int]):
         return number
 
 
-class GroupTable:
-    """Counts and metric statistics per group, for ``metrics`` metrics (by index)."""
+class _HeadIds(dict[tuple[Any, ...], int]):
+    """A key with its timestamp's head (``_Starts``) in place of its window start → its group id: the
+    block path then looks a record up once, without finding its window first. A head's window is
+    found once per key; a window holds at most 24 heads (a day of hours), so this grows with the
+    groups too."""
 
-    def __init__(self, metrics: int) -> None:
+    def __init__(self, ids: _Ids, starts: _Starts) -> None:
+        super().__init__()
+        self.ids, self.starts = ids, starts
+
+    def __missing__(self, key: tuple[Any, ...]) -> int:
+        number = self[key] = self.ids[(self.starts[key[0]], *key[1:])]  # ValueError: Feb 30
+        return number
+
+
+class GroupTable:
+    """Counts and metric statistics per group, for ``metrics`` metrics (by index); ``starts`` gives
+    the window of a timestamp's head."""
+
+    def __init__(self, metrics: int, starts: _Starts) -> None:
         self._ids = _Ids()
+        self._heads = _HeadIds(self._ids, starts)
         self._records: Counter[int] = Counter()
         self._stats: list[dict[int, list[Any]]] = [{} for _ in range(metrics)]  # [count, sum, min, max]
         self._pending: list[defaultdict[int, list[Any]]] = [defaultdict(list) for _ in range(metrics)]
@@ -53,9 +70,11 @@ class GroupTable:
             self._pending[index][group].append(value)
             self.pending_values += 1
 
-    def ids(self, keys: list[tuple[Any, ...]]) -> list[int]:
-        """Each key's group id; counts one record for each."""
-        ids = list(map(self._ids.__getitem__, keys))
+    def ids(self, keys: list[tuple[Any, ...]], heads: bool = False) -> list[int]:
+        """Each key's group id; counts one record for each. With ``heads`` the keys start with their
+        timestamp's head, and a head whose date does not exist is a ValueError, raised before anything
+        is counted."""
+        ids = list(map((self._heads if heads else self._ids).__getitem__, keys))
         self._records.update(ids)
         return ids
 
