@@ -12,7 +12,8 @@ measures each contender in a fresh subprocess so that every peak-RSS figure is i
                    line splitting, i.e. the ceiling for any parser-bound ingestion;
 * ``core@small`` — the core on the small input, to show memory does not grow with input size;
 * ``core:json``  — the core on the big input's records as one ``.json`` array (an element a line), to
-                   compare array framing with JSON Lines in the same rounds;
+                   compare array framing with JSON Lines in the same rounds (``core:json@small``: the
+                   small input's, for memory);
 * ``core@baseline`` — with ``--baseline PATH``, the core of another ingestion core module (an earlier
                    commit's: ``git show REV:handlers/ingest.py > PATH``) on the big input, so that a
                    change is compared with what it replaces in the same run, round by round;
@@ -180,12 +181,12 @@ def measure(kind: str, path: Path, baseline_core: Path | None = None) -> dict[st
     start, cpu_start = time.perf_counter(), time.process_time()
     records = 0
     with path.open("rb", buffering=0) as f:
-        if kind in ("core", "core@small", "core@baseline", "core:json") or kind.startswith("core+gzip"):
+        if kind in ("core", "core@small", "core@baseline") or kind.startswith(("core+gzip", "core:json")):
             if kind.startswith("core+gzip"):
                 sink: Any = _SpoolSink(LineSpool(compress=True, level=int(kind.removeprefix("core+gzip"))))
             else:
                 sink = Discard()
-            fmt = InputFormat(False, kind == "core:json")
+            fmt = InputFormat(False, kind.startswith("core:json"))
             counts = ingest(f.read, fmt, checker, 1 << 20, {"bucket": "b", "key": "k"}, sink)
             records = counts.records_read
             assert counts.records_valid == records, counts
@@ -337,9 +338,11 @@ def main() -> None:
         kinds += [f"core+gzip{level}" for level in args.gzip_levels.split(",")]
         kinds += ["naive", "parse:orjson", "parse:msgspec", "parse:json"]
         cost_kinds = ("encode:orjson", "encode:msgspec", "validate:fastjsonschema", "validate:jsonschema_rs")
-        array = Path(tmp, "big.json")
+        array, small_array = Path(tmp, "big.json"), Path(tmp, "small.json")
         as_array(big, array)
+        as_array(small, small_array)
         plan = [(kind, big) for kind in kinds] + [("core@small", small), ("core:json", array)]
+        plan.append(("core:json@small", small_array))
         measured = best_of(plan + [(kind, small) for kind in cost_kinds], args.repeats, baseline)
         results, costs = measured[: len(plan)], measured[len(plan) :]
     columns = ("kind", "mb", "records", "wall_s", "cpu_s", "mb_per_s", "records_per_s", "peak_rss_growth_mb")
@@ -367,11 +370,12 @@ def main() -> None:
         end=" ",
     )
     print(f"{core['peak_rss_growth_mb']} MB at {core['mb']} MB input")
-    array = by["core:json"]
+    array, small_array = by["core:json"], by["core:json@small"]
     print(
         f"core:json (the same records as one .json array) / core (.jsonl): "
         f"{array['mb_per_s'] / core['mb_per_s']:.2f} of the throughput (target >= 0.5), "
-        f"peak RSS growth {array['peak_rss_growth_mb']} MB at {array['mb']} MB input"
+        f"peak RSS growth {small_array['peak_rss_growth_mb']} MB at {small_array['mb']} MB input,"
+        f" {array['peak_rss_growth_mb']} MB at {array['mb']} MB input"
     )
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
 
