@@ -34,7 +34,7 @@ def config(**raw: Any):
 
 def findings_of(check: Any, *args: Any) -> Any:
     """What one of preflight's checks finds, given its arguments (the findings come last)."""
-    out = pf._Findings()
+    out = pf.Findings()
     check(*args, out)
     return out
 
@@ -84,7 +84,7 @@ def test_bucket_names_free_owned_or_taken_by_another_account(aws):
         buckets={"raw": "pipeline-raw", "processed": "pipeline-processed", "analytics": "pipeline-analytics"},
     )
     s3 = boto3.client("s3", region_name=REGION)
-    out = pf._Findings()
+    out = pf.Findings()
     pf.check_buckets(cfg, s3, out)
     by_key = {f.key: f for f in out}
     assert by_key["data-pipeline:buckets.raw"].ok
@@ -109,7 +109,7 @@ def test_a_name_another_account_owns_fails_with_the_fix():
 
 
 def test_suffixed_names_are_not_checked():
-    out = pf._Findings()
+    out = pf.Findings()
     pf.check_buckets(config(), None, out)
     assert [f.ok for f in out] == [True]
 
@@ -131,13 +131,13 @@ def test_reservations_that_fit_pass_and_the_stack_s_own_count_as_available():
     cfg = config(stages={"analytics": {"reservedConcurrency": 5}})
     # 1000 in all, 100 unreserved, of which the analytics function already holds 5
     lambda_ = stubbed_lambda(1000, 100, {"data-pipeline-prod-analytics": 5})
-    out = pf._Findings()
+    out = pf.Findings()
     pf.check_concurrency(cfg, lambda_, out)
     assert [f.ok for f in out] == [True]
 
 
 def test_no_reservations_need_nothing():
-    out = pf._Findings()
+    out = pf.Findings()
     pf.check_concurrency(config(), stubbed_lambda(10, 10), out)
     assert [f.ok for f in out] == [True]
 
@@ -171,7 +171,7 @@ def test_endpoints_need_the_subnets_route_tables_and_private_dns(aws):
     wrong = config(
         vpc=_vpc_config(net, "endpoints", vpcId=net["vpc"], routeTableIds=["rtb-0123456789abcdef0"])
     )
-    out = pf._Findings()
+    out = pf.Findings()
     pf.check_network(wrong, ec2, out)
     (tables,) = failures(out, "vpc.routeTableIds")
     assert f"the subnets use the route tables {net['table']}" in tables
@@ -181,7 +181,7 @@ def test_endpoints_need_the_subnets_route_tables_and_private_dns(aws):
 
     ec2.modify_vpc_attribute(VpcId=net["vpc"], EnableDnsHostnames={"Value": True})
     right = config(vpc=_vpc_config(net, "endpoints", vpcId=net["vpc"], routeTableIds=[net["table"]]))
-    out = pf._Findings()
+    out = pf.Findings()
     pf.check_network(right, ec2, out)
     assert all(f.ok for f in out), out
 
@@ -189,7 +189,7 @@ def test_endpoints_need_the_subnets_route_tables_and_private_dns(aws):
 def test_nat_needs_a_default_route_to_a_nat_gateway(aws):
     ec2 = boto3.client("ec2", region_name=REGION)
     net = _vpc(ec2)
-    out = pf._Findings()
+    out = pf.Findings()
     pf.check_network(config(vpc=_vpc_config(net, "nat")), ec2, out)
     messages = failures(out, "vpc.serviceAccess")
     assert len(messages) == 2
@@ -200,7 +200,7 @@ def test_nat_needs_a_default_route_to_a_nat_gateway(aws):
     allocation = ec2.allocate_address(Domain="vpc")["AllocationId"]
     nat = ec2.create_nat_gateway(SubnetId=public, AllocationId=allocation)["NatGateway"]["NatGatewayId"]
     ec2.create_route(RouteTableId=net["table"], DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
-    out = pf._Findings()
+    out = pf.Findings()
     pf.check_network(config(vpc=_vpc_config(net, "nat")), ec2, out)
     assert all(f.ok for f in out), out
 
@@ -215,7 +215,7 @@ def test_existing_endpoints_must_cover_the_services_the_stage_uses(aws):
         RouteTableIds=[net["table"]],
     )
     topic = f"arn:aws:sns:{REGION}:123456789012:summaries"
-    out = pf._Findings()
+    out = pf.Findings()
     pf.check_network(config(vpc=_vpc_config(net, "existingEndpoints"), summaryTopicArn=topic), ec2, out)
     (message,) = failures(out, "vpc.serviceAccess")
     assert (
@@ -230,7 +230,7 @@ def test_existing_endpoints_must_cover_the_services_the_stage_uses(aws):
         SubnetIds=net["subnets"],
         PrivateDnsEnabled=True,
     )
-    out = pf._Findings()
+    out = pf.Findings()
     pf.check_network(config(vpc=_vpc_config(net, "existingEndpoints"), summaryTopicArn=topic), ec2, out)
     assert all(f.ok for f in out), out
 
@@ -245,7 +245,7 @@ def test_keys_must_exist_be_enabled_and_symmetric(aws):
     kms.disable_key(KeyId=disabled_key["KeyId"])
     disabled = disabled_key["Arn"]
     topic = f"arn:aws:sns:{REGION}:123456789012:summaries"
-    out = pf._Findings()
+    out = pf.Findings()
     pf.check_keys(
         config(kmsKeyArn=good, summaryTopicArn=topic, summaryTopicKmsKeyArn=disabled), kms, REGION, out
     )
@@ -254,7 +254,7 @@ def test_keys_must_exist_be_enabled_and_symmetric(aws):
     assert "the key is Disabled" in message
 
     missing = good.rsplit("/", 1)[0] + "/00000000-0000-0000-0000-000000000000"
-    out = pf._Findings()
+    out = pf.Findings()
     pf.check_keys(config(kmsKeyArn=missing), kms, REGION, out)
     assert "DescribeKey failed" in failures(out, "kmsKeyArn")[0]
 
@@ -264,12 +264,12 @@ def test_the_secret_and_the_topic_must_exist(aws):
     sns = boto3.client("sns", region_name=REGION)
     arn = secrets.create_secret(Name="db", SecretString="postgresql://u:p@h/db")["ARN"]
     topic = sns.create_topic(Name="summaries")["TopicArn"]
-    out = pf._Findings()
+    out = pf.Findings()
     pf.check_secret_and_topic(config(database={"secretArn": arn}, summaryTopicArn=topic), secrets, sns, out)
     assert all(f.ok for f in out)
 
     gone = arn[:-6] + "zzzzzz"
-    out = pf._Findings()
+    out = pf.Findings()
     pf.check_secret_and_topic(
         config(database={"secretArn": gone}, summaryTopicArn=topic + "-gone"), secrets, sns, out
     )
@@ -279,10 +279,10 @@ def test_the_secret_and_the_topic_must_exist(aws):
 
 def test_the_runtime_is_offered_and_not_deprecated(aws):
     ssm = boto3.client("ssm", region_name=REGION)
-    out = pf._Findings()
+    out = pf.Findings()
     pf.check_runtime(config(runtime="python3.13"), ssm, REGION, TODAY, out)
     assert [f.ok for f in out] == [True]
-    out = pf._Findings()
+    out = pf.Findings()
     pf.check_runtime(config(runtime="python3.12"), ssm, REGION, dt.date(2029, 1, 1), out)
     assert "deprecated since 2028-10-31" in failures(out, "runtime")[0]
 
@@ -292,7 +292,7 @@ def test_a_region_without_lambda_fails():
     stub = Stubber(ssm)
     stub.add_client_error("get_parameter", "ParameterNotFound", http_status_code=400)
     stub.activate()
-    out = pf._Findings()
+    out = pf.Findings()
     pf.check_runtime(config(), ssm, REGION, TODAY, out)
     assert "Lambda is not offered" in failures(out, "runtime")[0]
 
@@ -319,7 +319,7 @@ def test_the_command_is_wired(monkeypatch, capsys):
 
 
 def test_a_vpc_the_stack_creates_needs_no_network_check():
-    out = pf._Findings()
+    out = pf.Findings()
     pf.check_network(config(vpc={"create": {"availabilityZones": ["eu-west-1a", "eu-west-1b"]}}), None, out)
     assert [(f.key, f.ok) for f in out] == [("data-pipeline:vpc.create", True)]
 
@@ -334,6 +334,6 @@ def test_database_create_needs_subnets_in_two_zones(aws):
         "serviceAccess": "nat",
         "vpcId": net["vpc"],
     }
-    out = pf._Findings()
+    out = pf.Findings()
     pf.check_network(config(vpc=vpc, database={"create": True}), ec2, out)
     assert "at least two availability zones" in failures(out, "vpc.subnetIds")[0]

@@ -37,7 +37,7 @@ def _endpoints(net: dict[str, Any], **extra: Any) -> Any:
 def test_unset_vpc_and_route_tables_pass_and_name_what_the_stack_will_use(aws):  # noqa: F811
     ec2 = boto3.client("ec2", region_name=REGION)
     net = _network(ec2)
-    out = pf._Findings()
+    out = pf.Findings()
     pf.check_network(_endpoints(net), ec2, out)
     assert all(f.ok for f in out), out
     found = {f.key.removeprefix("data-pipeline:"): f.message for f in out}
@@ -50,7 +50,7 @@ def test_unset_vpc_and_route_tables_pass_and_name_what_the_stack_will_use(aws): 
 def test_route_tables_set_without_the_main_table_of_a_subnet_on_it_fail(aws):  # noqa: F811
     ec2 = boto3.client("ec2", region_name=REGION)
     net = _network(ec2)
-    out = pf._Findings()
+    out = pf.Findings()
     pf.check_network(_endpoints(net, vpcId=net["vpc"], routeTableIds=[net["own"]]), ec2, out)
     (message,) = failures(out, "vpc.routeTableIds")
     assert net["main"] in message
