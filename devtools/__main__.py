@@ -5,7 +5,7 @@ plan     the declared resources as a tree, like a preview, without AWS
 redrive  re-invoke the events kept in a stage's failure queue (README.md, Operating)
 replay   send a stage's existing input objects through it again (README.md, Replaying history)
 preflight read-only checks of a stack's config against the real account, before `pulumi up`
-         (devtools/ops/preflight.py)
+         (devtools/ops/preflight/)
 migrate  upgrade an analytics database you can reach to the schema this code needs (pulumi up does it
          inside the stack: components/migration.py)
 """
