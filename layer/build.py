@@ -83,8 +83,8 @@ __all__ = [
 BUILDER_VERSION = "2"
 """Part of the cache key: bump it when a change to any ``layer/*.py`` module changes the zip's content.
 
-CI caches the layer under a hash of this file (``.github/workflows/pulumi.yml``), so the bump is also
-what makes CI build again after a change in one of the other modules.
+CI caches the layer under a hash of the requirements and of ``layer/*.py`` (``.github/workflows/pulumi.yml``),
+so it builds again after any change here; the local cache (``.build/layers``) has only this key to go by.
 """
 
 DEFAULT_CACHE_DIR = PROJECT_DIR / ".build" / "layers"
