@@ -12,7 +12,9 @@ metadata. A key near S3's length limit is shortened (``events.versioned_key``). 
 Valid records go into parts of at most ``RECORDS_PART_BYTES`` (``handlers.parts``; docs/architecture.md,
 "Parts"): part 0 at the version's key, written last with the number of parts (``records-parts``), parts
 k >= 1 at ``part_key``'s ``<TAG>.p<k>`` keys, each uploaded as soon as it is full. So the processing stage
-fans out over the parts, and this stage holds part 0 and one more part, whatever the object's size. A
+fans out over the parts, and this stage holds part 0 and one more part, whatever the object's size.
+Quarantine entries are cut the same way (``quarantine/<rel>/<TAG>.p<k>.jsonl``, part 0 last with the
+object's counts and the number of parts), so an object of bad records does not fill ``/tmp`` either. A
 version within one part is written exactly as before parts existed. An object found unreadable after
 some parts were uploaded gets an empty part 0 of one part: the analytics stage takes the others out.
 """
@@ -29,7 +31,7 @@ import boto3
 from handlers import contract
 from handlers.config import IngestionConfig, load_ingestion
 from handlers.errors import UnreadableObjectError
-from handlers.events import ObjectRef, part_key, relative_key, version_tag, versioned_key
+from handlers.events import ObjectRef, part_key, relative_key, version_tag
 from handlers.framing import detect_format
 from handlers.ingestion_core import ingest, unreadable_entry
 from handlers.metrics import Counts, handle_objects
@@ -39,6 +41,11 @@ from handlers.s3io import LineSpool, open_object, upload
 
 RECORDS_SUFFIX = contract.RECORDS_SUFFIX  # the processing stage's INPUT_SUFFIX, fixed by the chain
 QUARANTINE_SUFFIX = contract.QUARANTINE_SUFFIX
+RECORDS, QUARANTINE = "records", "quarantine"
+OUTPUTS = {  # kind -> the config field of its prefix, its suffix, its content type
+    RECORDS: ("records_prefix", RECORDS_SUFFIX, "application/gzip"),
+    QUARANTINE: ("quarantine_prefix", QUARANTINE_SUFFIX, "application/x-ndjson"),
+}
 
 
 @dataclass(frozen=True)
@@ -57,16 +64,19 @@ def runtime() -> Runtime:
 
 
 class _Spools:
-    """The ingestion core's ``Sink``: valid lines into ``records/`` parts, quarantine entries apart."""
+    """The ingestion core's ``Sink``: valid lines into ``records/`` parts, quarantine entries into
+    ``quarantine/`` parts (``handlers.parts``, both bounded by the part size)."""
 
-    def __init__(self, part_bytes: int, ship: Callable[[int, LineSpool, int], None]) -> None:
-        self.parts = Parts(part_bytes, functools.partial(LineSpool, compress=True), ship)
+    def __init__(self, part_bytes: int, ship: Callable[[str, int, LineSpool, int], None]) -> None:
+        self.parts = Parts(
+            part_bytes, functools.partial(LineSpool, compress=True), functools.partial(ship, RECORDS)
+        )
         self.valid = self.parts.valid
         self.valid_lines = self.parts.valid_lines
-        self.quarantined = LineSpool(compress=False)
-
-    def quarantine(self, line: bytes) -> None:
-        self.quarantined.write(line)
+        self.quarantined = Parts(
+            part_bytes, functools.partial(LineSpool, compress=False), functools.partial(ship, QUARANTINE)
+        )
+        self.quarantine = self.quarantined.valid
 
     def close(self) -> None:
         self.parts.close()
@@ -98,24 +108,27 @@ def ingest_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, list[str]]:
     """Ingest one raw object; returns its counts and the keys written (part 0 after the other parts)."""
     config, s3, bucket = rt.config, rt.s3, rt.config.common.dest_bucket
     rel, tag = relative_key(ref.key, config.input_prefix), version_tag(ref)
-    quarantine_key = versioned_key(config.quarantine_prefix, rel, tag, QUARANTINE_SUFFIX)
     source = {"bucket": ref.bucket, "key": ref.key, "version_id": ref.version_id, "sequencer": tag}
     common = {contract.SOURCE_SEQUENCER_METADATA: tag}
     if ref.version_id:
         common[contract.SOURCE_VERSION_METADATA] = ref.version_id
     written: list[str] = []
 
-    def records_key(part: int) -> str:
-        return part_key(config.records_prefix, rel, tag, part, RECORDS_SUFFIX)
+    def key(kind: str, part: int) -> str:
+        prefix, suffix, _ = OUTPUTS[kind]
+        return part_key(getattr(config, prefix), rel, tag, part, suffix)
 
-    def ship(part: int, spool: LineSpool, lines: int) -> None:
+    def ship(kind: str, part: int, spool: LineSpool, lines: int) -> None:
         # Counts this part alone knows; the other parts' lines are not known yet, nor needed.
-        metadata = part_metadata(Counts(), [0] * part + [lines], part, common)
+        if kind == RECORDS:
+            metadata = part_metadata(Counts(), [0] * part + [lines], part, common)
+        else:  # a quarantine part k >= 1: part 0 carries the object's counts, as before parts
+            metadata = common | {contract.PART_METADATA: str(part)}
         try:
-            upload(s3, spool.finish(), bucket, records_key(part), "application/gzip", metadata)
+            upload(s3, spool.finish(), bucket, key(kind, part), OUTPUTS[kind][2], metadata)
         finally:
             spool.close()
-        written.append(records_key(part))
+        written.append(key(kind, part))
 
     spools = _Spools(config.records_part_bytes, ship)
     try:
@@ -124,30 +137,36 @@ def ingest_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, list[str]]:
             counts = ingest(open_object(s3, ref), fmt, rt.checker, config.max_record_bytes, source, spools)
         except UnreadableObjectError as error:
             # Whole or nothing: drop what the readable part produced, keep one entry naming the object.
-            # Parts already written stay, but part 0 says this version has one part: the later stages
-            # take every other part of it out of the totals (handlers.loading).
+            # Parts already written stay, but each part 0 says this version has one part: the later
+            # stages take every other records/ part of it out of the totals (handlers.loading).
             spools.close()
             spools = _Spools(config.records_part_bytes, ship)
             spools.quarantine(unreadable_entry(source, error))
             counts = Counts(records_read=1, records_quarantined=1)
+        # Each part 0 last: once it exists, every part it counts does. records/ always (an empty part 0
+        # too: this version must take the place of the key's earlier version in replace mode even when it
+        # holds nothing); quarantine/ when something was quarantined.
         lines = spools.parts.lines
         spools.parts.finish()
-        # Part 0 last: once it exists, every part it counts does (an empty part 0 too: this version
-        # must take the place of the key's earlier version in replace mode even when it holds nothing).
         metadata = part_metadata(counts, lines, 0, common)
-        upload(s3, spools.parts.first.finish(), bucket, records_key(0), "application/gzip", metadata)
-        written.append(records_key(0))
+        upload(s3, spools.parts.first.finish(), bucket, key(RECORDS, 0), OUTPUTS[RECORDS][2], metadata)
+        written.append(key(RECORDS, 0))
         if counts.records_quarantined:
-            quarantine_metadata = counts.as_metadata() | common
+            metadata = counts.as_metadata() | common
+            if spools.quarantined.finish() > 1:
+                metadata |= {
+                    contract.PART_METADATA: "0",
+                    contract.PARTS_METADATA: str(len(spools.quarantined.lines)),
+                }
             upload(
                 s3,
-                spools.quarantined.finish(),
+                spools.quarantined.first.finish(),
                 bucket,
-                quarantine_key,
-                "application/x-ndjson",
-                quarantine_metadata,
+                key(QUARANTINE, 0),
+                OUTPUTS[QUARANTINE][2],
+                metadata,
             )
-            written.append(quarantine_key)
+            written.append(key(QUARANTINE, 0))
     finally:
         spools.close()
     return replace(counts, objects_written=len(written)), written

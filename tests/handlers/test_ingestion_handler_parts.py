@@ -8,7 +8,18 @@ import json
 from typing import Any
 
 import pytest
-from handler_support import PROCESSED, RAW, event_of, get_bytes, jsonl, put, record, records_of, tag_of
+from handler_support import (
+    PROCESSED,
+    RAW,
+    event_of,
+    get_bytes,
+    jsonl,
+    put,
+    quarantine_of,
+    record,
+    records_of,
+    tag_of,
+)
 
 from handlers import contract
 from handlers import ingestion_handler as ingestion
@@ -67,3 +78,27 @@ def test_a_version_within_one_part_is_written_as_before(parted: Any) -> None:
 
 def _part(key: str) -> int:
     return split_part(key, contract.RECORDS_PREFIX, contract.RECORDS_SUFFIX)[2]
+
+
+def test_quarantine_entries_are_written_in_bounded_parts_too(parted: Any) -> None:
+    # GIVEN 20 records that fail the schema: more than one part's worth of quarantine entries
+    body = b"".join(b'{"id": %d}\n' % n for n in range(20))
+    ref = put(parted, RAW, "incoming/bad.jsonl", body)
+    # WHEN it is ingested
+    written = ingestion.handler(event_of(ref), None)["objects"][0]["written"]
+    quarantine = [key for key in written if key.startswith(contract.QUARANTINE_PREFIX)]
+    # THEN the quarantine parts 1..N-1 came first and part 0 last, at the version's quarantine key
+    parts = [split_part(key, contract.QUARANTINE_PREFIX, contract.QUARANTINE_SUFFIX)[2] for key in quarantine]
+    assert parts == [*range(1, len(quarantine)), 0]
+    assert quarantine[-1] == quarantine_of(ref)
+    # AND every entry is in exactly one part, in order, each part within the bound but for a longer entry
+    ordered = sorted(
+        quarantine, key=lambda k: split_part(k, contract.QUARANTINE_PREFIX, contract.QUARANTINE_SUFFIX)[2]
+    )
+    data = [get_bytes(parted, PROCESSED, key) for key in ordered]
+    assert all(len(part) <= PART_BYTES or part.count(b"\n") == 1 for part in data)
+    assert [json.loads(line)["line"] for part in data for line in part.splitlines()] == list(range(1, 21))
+    # AND part 0 carries the object's counts and the number of parts
+    metadata = parted.head_object(Bucket=PROCESSED, Key=quarantine_of(ref))["Metadata"]
+    assert metadata["records-quarantined"] == "20"
+    assert metadata[contract.PARTS_METADATA] == str(len(quarantine))
