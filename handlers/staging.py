@@ -2,7 +2,8 @@
 
 ``write`` runs inside the load's transaction (``handlers.loading``), once the load has its contribution
 id. Every row of the document crosses the wire once, in ``COPY`` text format, into two temporary tables
-(``ON COMMIT DROP``); then a handful of statements, each a single pass over a whole table's rows:
+the session keeps (each commit empties them); then a handful of statements, each a single pass over a
+whole table's rows:
 
 1. the removed contributions' rows leave the contribution tables and join the staged rows, negated and
    marked ``gone`` (their counts and sums are subtracted by the same upsert that adds the document's);
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from handlers.exact import canonical
 from handlers.schema import Setting
@@ -41,8 +43,7 @@ _STAGE = (
     "r bigint NOT NULL, gone boolean NOT NULL DEFAULT false) ON COMMIT DELETE ROWS; "
     "CREATE TEMPORARY TABLE IF NOT EXISTS load_metrics (s timestamptz NOT NULL, k text NOT NULL, "
     "d text, m text NOT NULL, c bigint NOT NULL, su numeric NOT NULL, lo numeric NOT NULL, "
-    "hi numeric NOT NULL, "
-    "gone boolean NOT NULL DEFAULT false) ON COMMIT DELETE ROWS"
+    "hi numeric NOT NULL, gone boolean NOT NULL DEFAULT false) ON COMMIT DELETE ROWS"
 )
 _COPY_GROUPS = "COPY load_groups (s, k, d, r) FROM STDIN"
 _COPY_METRICS = "COPY load_metrics (s, k, d, m, c, su, lo, hi) FROM STDIN"
@@ -139,8 +140,8 @@ def copy_groups(rows: Sequence[GroupRow]) -> str:
 
 
 def copy_metrics(rows: Sequence[MetricRow]) -> str:
-    """The ``COPY`` text of a document's metric rows: start, dimensions key, metric, count, sum, min,
-    max (canonical decimals, which ``NUMERIC`` reads exactly)."""
+    """The ``COPY`` text of a document's metric rows: start, dimensions key, dimensions, metric, count,
+    sum, min, max (canonical decimals, which ``NUMERIC`` reads exactly)."""
     return "".join(
         [
             f"{s}\t{k}\t{copy_field(d)}\t{copy_field(m)}\t{c}\t{canonical(su)}\t{canonical(lo)}\t{canonical(hi)}\n"
@@ -160,11 +161,15 @@ def write(
     """Put the document's rows in as contribution ``new_id`` and take the ``removed`` contributions out,
     adjusting the rollups (see the module docstring)."""
     conn.exec_driver_sql(_STAGE)
+    dbapi_error = conn.dialect.loaded_dbapi.Error
     cursor = conn.connection.cursor()
     try:
         for sql, body in ((_COPY_GROUPS, copy_groups(groups)), (_COPY_METRICS, copy_metrics(metrics))):
             if body:
-                cursor.copy_expert(sql, io.StringIO(body), size=1 << 20)
+                try:
+                    cursor.copy_expert(sql, io.StringIO(body), size=1 << 20)
+                except dbapi_error as exc:  # the driver's own: wrapped as SQLAlchemy wraps a statement's
+                    raise DBAPIError.instance(sql, None, exc, dbapi_error) from exc
     finally:
         cursor.close()
     keys = {"setting": setting.key}

@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy.exc import DataError
 
 from handlers import database, staging
 from handlers.exact import exact_context
@@ -139,3 +140,22 @@ def test_a_replacement_of_decimals_keeps_them_exact(migrated_database: str) -> N
         engine.dispose()
     # THEN the rollup holds exactly version 2
     assert tuple(row) == (2, total, tiny, big)
+
+
+@pytest.mark.postgres
+@POSTGRESQL
+def test_a_row_copy_refuses_is_a_database_error_and_loads_nothing(migrated_database: str) -> None:
+    engine = database.connect(migrated_database)
+    try:
+        # WHEN a document's window start is no timestamp PostgreSQL reads
+        with pytest.raises(DataError):
+            _load(engine, "bad", "0065A1", {("2024-13-45T99:00:00Z", '{"type":"x"}'): _one(1)})
+        with engine.connect() as conn:
+            counts = [conn.execute(select(func.count()).select_from(t)).scalar() for t in TABLES]
+    finally:
+        engine.dispose()
+    # THEN SQLAlchemy's error came out (as for any statement), and the transaction left nothing behind
+    assert counts == [0] * len(TABLES)
+
+
+TABLES = (database.ledger, database.contributions, database.rollup_groups, database.rollup_metrics)
