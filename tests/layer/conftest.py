@@ -1,25 +1,26 @@
 """Shared pieces of the layer tests: a fake pip for the offline tests, real builds for the network ones.
 
-The real builds are the slow part (pip, then compileall, then a 30-50 MB zip), so each distinct layer
-is built once per session, in the background from the moment collection shows that a selected test needs
-one (while the other tiers' tests run), a few at a time, and every test that needs one waits only for its
-own. pip's own download cache (~/.cache/pip) is shared on purpose; each build gets its own cache
-directory, so no test can pass by hitting another test's cache entry.
+The real builds are the slow part (pip, then compileall, then a 30-50 MB zip), so each distinct layer is
+built once per session, in the background from the moment collection shows that a selected test needs
+one: worker processes at a lower priority, a few at a time, while the other tiers' tests run. Every test
+that needs a layer waits only for its own. pip's own download cache (~/.cache/pip) is shared on purpose;
+each build gets its own cache directory, so no test can pass by hitting another test's cache entry.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from layer.build import RUNNING_RUNTIME, LayerSpec, build_layer
-from tests.layer.support import HOST_ARCHITECTURE, REAL_SPECS
+from layer.build import RUNNING_RUNTIME, LayerSpec
+from tests.layer.support import HOST_ARCHITECTURE, REAL_SPECS, build_in_background
 
 
 @pytest.fixture
@@ -36,14 +37,17 @@ def demo_spec(demo_requirements: Path) -> LayerSpec:
 
 
 class _RealBuilds:
-    """Every REAL_SPECS build, started at once on a small pool, each in its own cache directory."""
+    """Every REAL_SPECS build, started at once on a small pool of worker processes, each in its own cache
+    directory."""
 
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="real-layers-"))
-        self.pool = ThreadPoolExecutor(max_workers=min(len(REAL_SPECS), os.cpu_count() or 2))
-        quiet: Callable[[str], None] = lambda _message: None  # noqa: E731
+        self.pool = ProcessPoolExecutor(
+            max_workers=min(len(REAL_SPECS), os.cpu_count() or 2),
+            mp_context=multiprocessing.get_context("spawn"),
+        )
         self.futures: dict[str, Future[Path]] = {
-            name: self.pool.submit(build_layer, spec, cache_dir=self.root / name, progress=quiet)
+            name: self.pool.submit(build_in_background, spec, self.root / name)
             for name, spec in REAL_SPECS.items()
         }
 
