@@ -74,21 +74,25 @@ def services_used(*, database: bool, summary_topic: bool) -> tuple[str, ...]:
     return (S3,) + ((SECRETS_MANAGER,) if database else ()) + ((SNS,) if summary_topic else ())
 
 
-# The China regions (partition aws-cn) name some endpoint services `cn.com.amazonaws.<region>.<service>`; of
-# the services a stage here calls, S3 is one, Secrets Manager and SNS keep `com.amazonaws`. AWS lists a
-# region's names with `aws ec2 describe-vpc-endpoint-services`; this table follows the AWS CDK's, kept from
-# that listing (aws-cdk-lib/aws-ec2/lib/vpc-endpoint.ts, `getDefaultEndpointPrefix`).
+# The China regions (partition aws-cn) name some *interface* endpoint services
+# `cn.com.amazonaws.<region>.<service>`; of the services a stage here calls, S3's interface service is one,
+# Secrets Manager and SNS keep `com.amazonaws`. AWS lists a region's names with
+# `aws ec2 describe-vpc-endpoint-services`; this table follows the AWS CDK's, kept from that listing
+# (aws-cdk-lib/aws-ec2/lib/vpc-endpoint.ts, `getDefaultEndpointPrefix`). A *gateway* endpoint is named
+# `com.amazonaws.<region>.<service>` in every partition (the CDK's `GatewayVpcEndpointAwsService` takes no
+# regional prefix): S3's gateway in cn-north-1 is `com.amazonaws.cn-north-1.s3`.
 CHINA_PREFIXED: dict[str, frozenset[str]] = {
     "cn-north-1": frozenset({S3}),
     "cn-northwest-1": frozenset({S3}),
 }
 
 
-def service_name(service: str, region: str) -> str:
-    """The endpoint service name of `service` in `region`: `com.amazonaws.<region>.<service>`, or
-    `cn.com.amazonaws.<region>.<service>` where a China region names it so (`CHINA_PREFIXED`)."""
-    prefix = "cn.com.amazonaws" if service in CHINA_PREFIXED.get(region, frozenset()) else "com.amazonaws"
-    return f"{prefix}.{region}.{service}"
+def service_name(service: str, region: str, *, gateway: bool = False) -> str:
+    """The endpoint service name of `service` in `region`: `com.amazonaws.<region>.<service>`, or for an
+    interface endpoint `cn.com.amazonaws.<region>.<service>` where a China region names it so
+    (`CHINA_PREFIXED`); a gateway endpoint keeps `com.amazonaws` everywhere."""
+    prefixed = not gateway and service in CHINA_PREFIXED.get(region, frozenset())
+    return f"{'cn.com.amazonaws' if prefixed else 'com.amazonaws'}.{region}.{service}"
 
 
 def subnet_vpc(subnet_id: str) -> pulumi.Output[str]:
@@ -161,7 +165,7 @@ class ServiceEndpoints(Component):
             self.endpoints[S3] = ec2.VpcEndpoint(
                 f"{name}-s3",
                 vpc_id=args.vpc_id,
-                service_name=region.apply(lambda r: service_name(S3, r)),
+                service_name=region.apply(lambda r: service_name(S3, r, gateway=True)),
                 vpc_endpoint_type="Gateway",
                 route_table_ids=list(args.route_table_ids)
                 if isinstance(args.route_table_ids, list | tuple)

@@ -1,6 +1,7 @@
 """A stack in cn-north-1 (partition aws-cn), under Pulumi's mocks: every ARN the program renders is in the
-aws-cn partition, and the endpoints carry the China regions' service names (S3's is
-`cn.com.amazonaws.cn-north-1.s3`, Secrets Manager's keeps `com.amazonaws`)."""
+aws-cn partition, and the endpoints carry the China regions' service names (S3's gateway is
+`com.amazonaws.cn-north-1.s3` as everywhere; only some interface services, S3's among them, are
+`cn.com.amazonaws.<region>.<service>`; Secrets Manager's keeps `com.amazonaws`)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def china(evaluate):
     )
 
 
-def test_the_china_regions_name_s3s_endpoint_service_their_own_way():
+def test_the_china_regions_name_s3s_interface_endpoint_service_their_own_way():
     assert service_name(S3, "cn-north-1") == "cn.com.amazonaws.cn-north-1.s3"
     assert service_name(S3, "cn-northwest-1") == "cn.com.amazonaws.cn-northwest-1.s3"
     assert service_name(SECRETS_MANAGER, "cn-north-1") == "com.amazonaws.cn-north-1.secretsmanager"
@@ -41,9 +42,21 @@ def test_the_china_regions_name_s3s_endpoint_service_their_own_way():
     assert service_name(S3, "eu-west-1") == "com.amazonaws.eu-west-1.s3"
 
 
+def test_a_gateway_endpoint_keeps_com_amazonaws_in_every_partition():
+    assert service_name(S3, "cn-north-1", gateway=True) == "com.amazonaws.cn-north-1.s3"
+    assert service_name(S3, "cn-northwest-1", gateway=True) == "com.amazonaws.cn-northwest-1.s3"
+    assert service_name(S3, "eu-west-1", gateway=True) == "com.amazonaws.eu-west-1.s3"
+
+
 def test_the_endpoints_use_the_china_service_names(china):
-    names = sorted(e.inputs["serviceName"] for e in china.by_type("aws:ec2/vpcEndpoint:VpcEndpoint"))
-    assert names == ["cn.com.amazonaws.cn-north-1.s3", "com.amazonaws.cn-north-1.secretsmanager"]
+    names = {
+        e.inputs["vpcEndpointType"]: e.inputs["serviceName"]
+        for e in china.by_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+    }
+    assert names == {
+        "Gateway": "com.amazonaws.cn-north-1.s3",
+        "Interface": "com.amazonaws.cn-north-1.secretsmanager",
+    }
 
 
 def test_every_rendered_policy_names_arns_of_the_aws_cn_partition(china):
