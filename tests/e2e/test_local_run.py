@@ -111,10 +111,11 @@ def test_quarantined_records_are_exactly_the_known_bad_ones(samples_run: RunResu
     }
     assert quarantined == expected.bad
     ingestion = samples_run.stages["ingestion"].metrics
-    assert ingestion["RecordsQuarantined"] == len(expected.bad)
-    assert ingestion["RecordsValid"] == expected.valid
-    assert ingestion["BlankLines"] == expected.blank_lines
-    assert ingestion["RecordsRead"] == expected.valid + len(expected.bad) + expected.blank_lines
+    names = contract.RECORD_METRIC_NAMES
+    assert ingestion[names["records_quarantined"]] == len(expected.bad)
+    assert ingestion[names["records_valid"]] == expected.valid
+    assert ingestion[names["blank_lines"]] == expected.blank_lines
+    assert ingestion[names["records_read"]] == expected.valid + len(expected.bad) + expected.blank_lines
 
 
 def test_key_with_spaces_plus_and_unicode_goes_through_every_stage(
@@ -287,6 +288,6 @@ def test_cli_json_prints_one_document_with_the_per_stage_summary(
         "processing": 1,
         "analytics": 1,
     }
-    assert document["stages"]["ingestion"]["metrics"]["RecordsValid"] == 1
+    assert document["stages"]["ingestion"]["metrics"][contract.RECORD_METRIC_NAMES["records_valid"]] == 1
     assert document["database"]["pipeline_contributions"]["rows"] == 1
     assert "uploaded s3://" in captured.err

@@ -70,7 +70,7 @@ def _clear_runtimes() -> None:
 def _cold_stage(patch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """No stage's optional variables, and the per-container runtimes cleared before and after."""
     for name in list(os.environ):
-        if name in ("DATABASE_SECRET_ARN", "SUMMARY_TOPIC_ARN", "RECORD_SCHEMA") or name.startswith(
+        if name in (Env.DATABASE_SECRET_ARN, Env.SUMMARY_TOPIC_ARN, Env.RECORD_SCHEMA) or name.startswith(
             "AGGREGATION_"
         ):
             patch.delenv(name)

@@ -48,4 +48,4 @@ def test_the_metric_names_of_each_stage() -> None:
     assert list(contract.STAGE_METRIC_NAMES[Stage.INGESTION].values()) == records
     assert list(contract.STAGE_METRIC_NAMES[Stage.PROCESSING].values()) == records
     assert list(contract.STAGE_METRIC_NAMES[Stage.ANALYTICS].values()) == groups
-    assert contract.STAGE_DIMENSION == "Stage"
+    assert (contract.OVER_BUDGET_METRIC, contract.STAGE_DIMENSION) == ("ObjectsOverBudget", "Stage")

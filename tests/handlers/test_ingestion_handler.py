@@ -27,6 +27,7 @@ from handler_support import (
 
 from handlers import contract
 from handlers import ingestion_handler as ingestion
+from handlers.contract import Stage
 from handlers.errors import ConfigError, EventError
 
 
@@ -198,17 +199,13 @@ def test_invocation_logs_one_emf_line(ingestion_env: Any, capsys: pytest.Capture
     document = json.loads(line)
     [directive] = document["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == contract.METRICS_NAMESPACE
-    assert directive["Dimensions"] == [["Stage"]]
-    assert {m["Name"] for m in directive["Metrics"]} == {
-        "RecordsRead",
-        "RecordsValid",
-        "RecordsQuarantined",
-        "BlankLines",
-        "ObjectsWritten",
-        "ObjectsOverBudget",  # 0 here: handlers.deadline
-    }
-    assert (document["Stage"], document["RecordsRead"], document["RecordsValid"]) == ("ingestion", 2, 1)
-    assert (document["RecordsQuarantined"], document["ObjectsWritten"]) == (1, 2)
+    assert directive["Dimensions"] == [[contract.STAGE_DIMENSION]]
+    names = contract.RECORD_METRIC_NAMES
+    # ObjectsOverBudget is 0 here (handlers.deadline)
+    assert {m["Name"] for m in directive["Metrics"]} == {*names.values(), contract.OVER_BUDGET_METRIC}
+    assert (document[contract.STAGE_DIMENSION], document[names["records_read"]]) == (Stage.INGESTION, 2)
+    assert (document[names["records_valid"]], document[names["records_quarantined"]]) == (1, 1)
+    assert document[names["objects_written"]] == 2
 
 
 def test_s3_server_error_raises_and_writes_nothing(ingestion_env: Any) -> None:
