@@ -13,6 +13,7 @@ from components.config import (
 )
 from components.stage_table import STAGE_TABLE
 from devtools.harness import Secret, StackEvaluationError
+from handlers import contract
 
 BAD_CONFIGS = [
     # (overrides, the key that must be named in full (data-pipeline:<key>), a phrase of the explanation)
@@ -203,7 +204,7 @@ def test_max_record_bytes_one_past_the_limit_is_refused_saying_why():
     assert problem.key == "data-pipeline:maxRecordBytes"
     allowed = f"{MAX_RECORD_BYTES_LIMIT + 1} is out of range; allowed: 1-{MAX_RECORD_BYTES_LIMIT}"
     assert allowed in problem.message
-    assert f"records/ lines of at most {RECORDS_LINE_LIMIT} bytes" in problem.message
+    assert f"{contract.RECORDS_PREFIX} lines of at most {RECORDS_LINE_LIMIT} bytes" in problem.message
 
 
 @pytest.mark.parametrize("value", [0, "lots", True])
@@ -233,7 +234,7 @@ def test_defaults_when_nothing_is_set():
         stage.name: (stage.memory_mb, stage.timeout_seconds) for stage in STAGE_TABLE
     }
     assert {s.log_retention_days for s in cfg.stages.values()} == {30}
-    assert cfg.input_suffixes == (".json", ".jsonl", ".ndjson", ".gz")
+    assert cfg.input_suffixes == contract.INPUT_SUFFIXES
     assert (cfg.database, cfg.vpc, cfg.kms_key_arn, cfg.layer.archive) == (None, None, None, None)
 
 

@@ -8,6 +8,7 @@ from component_support import stage_child
 
 from components.config import ConfigError, parse_config
 from devtools.harness.mocks import mock_vpc_id
+from handlers import contract
 
 INSTANCE = "aws:rds/instance:Instance"
 SUBNET_GROUP = "aws:rds/subnetGroup:SubnetGroup"
@@ -56,13 +57,13 @@ def test_the_master_password_is_managed_by_rds_and_analytics_reads_that_secret(o
     assert inputs["masterUserSecretKmsKeyId"] == KEY
     secret = _instance(owned).outputs["masterUserSecrets"][0]["secretArn"]
     env = owned.functions()["analytics"]["environment"]
-    assert env["DATABASE_SECRET_ARN"] == secret
+    assert env[contract.Env.DATABASE_SECRET_ARN] == secret
     address = _instance(owned).outputs["address"]
-    assert env["DATABASE_ENDPOINT"] == f"{address}:5432/pipeline"
+    assert env[contract.Env.DATABASE_ENDPOINT] == f"{address}:5432/pipeline"
     statements = {s["Sid"]: s for s in owned.role_policies()["analytics"]["Statement"]}
     assert statements["ReadDatabaseSecret"]["Resource"] == [secret]
     # no stage but analytics learns of the database
-    assert "DATABASE_ENDPOINT" not in owned.functions()["processing"]["environment"]
+    assert contract.Env.DATABASE_ENDPOINT not in owned.functions()["processing"]["environment"]
     # and no hand-made secret is created
     assert not owned.by_type("aws:secretsmanager/secret:Secret")
     assert owned.outputs["databaseSecretArn"] == secret

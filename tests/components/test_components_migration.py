@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from components.migration import MIGRATE_EVENT, revisions_digest
+from handlers import contract
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 MIGRATION = "data-pipeline:database:SchemaMigration"
@@ -68,7 +69,7 @@ def test_revisions_digest_changes_with_a_revision(tmp_path):
 
 def test_append_mode_reaches_the_analytics_function(evaluate):
     stack = evaluate("dev", {"overwrites": "append"})
-    assert stack.functions()["analytics"]["environment"]["OVERWRITE_MODE"] == "append"
+    assert stack.functions()["analytics"]["environment"][contract.Env.OVERWRITE_MODE] == "append"
 
 
 def test_a_new_database_url_behind_the_same_secret_is_migrated_again(evaluate):

@@ -13,6 +13,7 @@ import pytest
 from component_support import stage_child
 
 from devtools.harness import StackEvaluationError, evaluate_stack
+from handlers import contract
 
 STAGES = ("ingestion", "processing", "analytics")
 BUCKETS = ("raw", "processed", "analytics")
@@ -87,7 +88,10 @@ def test_database_url_becomes_a_stack_owned_secret_kept_secret(evaluate):
         "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",  # Pulumi's secret marker
         "value": "postgresql+psycopg2://app:pw@db.internal/pipeline",
     }
-    assert stack.functions()["analytics"]["environment"]["DATABASE_SECRET_ARN"] == secret.outputs["arn"]
+    assert (
+        stack.functions()["analytics"]["environment"][contract.Env.DATABASE_SECRET_ARN]
+        == secret.outputs["arn"]
+    )
     assert stack.outputs["databaseSecretArn"] == secret.outputs["arn"]
     # Forcing destruction (dev) deletes the secret at once instead of holding its name for 30 days.
     assert secret.inputs["recoveryWindowInDays"] == 0

@@ -12,6 +12,7 @@ from component_support import stage_child
 from components.config import KEPT_SECRET_KEYS, ConfigError, parse_config
 from devtools.harness import Secret, StackEvaluationError
 from devtools.harness.declared import is_secret, plain
+from handlers import contract
 
 TOPIC = "arn:aws:sns:eu-west-1:111122223333:data-pipeline-dev-summaries"
 SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:data-pipeline/dev/database-AbCdEf"
@@ -41,9 +42,12 @@ def test_environment_variables_from_secret_keys_are_secret(secret_stack):
     for stage in ("ingestion", "processing", "analytics"):
         assert is_secret(_environment(secret_stack, stage)), stage
     analytics = plain(_environment(secret_stack, "analytics"))["variables"]
-    assert analytics["SUMMARY_TOPIC_ARN"] == TOPIC
-    assert analytics["DATABASE_SECRET_ARN"] == SECRET_ARN
-    assert plain(_environment(secret_stack, "processing"))["variables"]["AGGREGATION_DIMENSIONS"] == "tenant"
+    assert analytics[contract.Env.SUMMARY_TOPIC_ARN] == TOPIC
+    assert analytics[contract.Env.DATABASE_SECRET_ARN] == SECRET_ARN
+    assert (
+        plain(_environment(secret_stack, "processing"))["variables"][contract.Env.AGGREGATION_DIMENSIONS]
+        == "tenant"
+    )
 
 
 def test_only_the_stages_a_secret_reaches_get_a_secret_environment(evaluate):

@@ -20,6 +20,7 @@ from components.stage_table import (
     Setting,
     describe,
 )
+from handlers import contract
 from handlers.contract import PLANNING_RATES, Stage
 from handlers.deadline import largest_object
 
@@ -82,11 +83,11 @@ def test_settings_are_rendered_as_lambda_needs_strings():
         project="data-pipeline",
         stack="dev",
     )
-    assert stage_environment("processing", cfg, "b")["AGGREGATION_DIMENSIONS"] == ""
-    assert stage_environment("processing", cfg, "b")["AGGREGATION_METRICS"] == "value,count"
-    assert stage_environment("ingestion", cfg, "b")["MAX_RECORD_BYTES"] == "2048"
+    assert stage_environment("processing", cfg, "b")[contract.Env.AGGREGATION_DIMENSIONS] == ""
+    assert stage_environment("processing", cfg, "b")[contract.Env.AGGREGATION_METRICS] == "value,count"
+    assert stage_environment("ingestion", cfg, "b")[contract.Env.MAX_RECORD_BYTES] == "2048"
     # an unset setting leaves its variable out
-    assert "RECORD_SCHEMA" not in stage_environment("ingestion", cfg, "b")
+    assert contract.Env.RECORD_SCHEMA not in stage_environment("ingestion", cfg, "b")
 
 
 @pytest.mark.parametrize("stage", [s.name for s in STAGE_TABLE])
@@ -103,8 +104,11 @@ def test_a_stage_uses_only_what_its_description_needs(stage):
     env = stage_environment(description, cfg, "b", SECRET)
     # THEN each need shows in both exactly when the table says the stage has it
     needs = description.needs
-    assert ("ReadDatabaseSecret" in sids, "DATABASE_SECRET_ARN" in env) == (needs.database, needs.database)
-    assert ("PublishSummary" in sids, "SUMMARY_TOPIC_ARN" in env) == (
+    assert ("ReadDatabaseSecret" in sids, contract.Env.DATABASE_SECRET_ARN in env) == (
+        needs.database,
+        needs.database,
+    )
+    assert ("PublishSummary" in sids, contract.Env.SUMMARY_TOPIC_ARN in env) == (
         needs.summary_topic,
         needs.summary_topic,
     )
@@ -121,8 +125,8 @@ def test_a_need_declared_in_the_table_reaches_that_stage():
     statements = {s.sid: s for s in stage_policy(processing, node, grants, EVERYTHING).statements}
     assert statements["PublishSummary"].resources == (TOPIC,)
     assert "ReadDatabaseSecret" not in statements
-    assert stage_environment(processing, cfg, "b", SECRET)["SUMMARY_TOPIC_ARN"] == TOPIC
-    assert "DATABASE_SECRET_ARN" not in stage_environment(processing, cfg, "b", SECRET)
+    assert stage_environment(processing, cfg, "b", SECRET)[contract.Env.SUMMARY_TOPIC_ARN] == TOPIC
+    assert contract.Env.DATABASE_SECRET_ARN not in stage_environment(processing, cfg, "b", SECRET)
 
 
 def test_the_program_follows_the_table(dev_stack):
@@ -130,8 +134,8 @@ def test_the_program_follows_the_table(dev_stack):
     buckets = dev_stack.buckets()
     for stage in STAGE_TABLE:
         assert functions[stage.name]["handler"] == stage.handler
-        assert functions[stage.name]["environment"]["DEST_BUCKET"] == buckets[stage.destination]
-        assert functions[stage.name]["environment"]["PIPELINE_STAGE"] == stage.name
+        assert functions[stage.name]["environment"][contract.Env.DEST_BUCKET] == buckets[stage.destination]
+        assert functions[stage.name]["environment"][contract.Env.PIPELINE_STAGE] == stage.name
         policy = {s["Sid"] for s in functions[stage.name]["policy"]["Statement"]}
         assert {stage.read_sid, stage.write_sid} <= policy
 

@@ -18,6 +18,7 @@ from devtools.localrun.command import ReplayingPipeline, ReplayStep, config_with
 from devtools.localrun.graph import pipeline_spec
 from devtools.localrun.results import read_database
 from devtools.localrun.spec import PipelineSpec
+from handlers import contract
 
 pytestmark = pytest.mark.network  # the real layer is built from PyPI unless .build/layers already holds it
 
@@ -96,7 +97,7 @@ def test_changing_the_window_and_replaying_processing_keeps_both_settings(
     # WHEN the window changes to 5m (the changed stack's processing environment) and processing is replayed
     changed = pipeline_spec(evaluate("dev", {**config_with("dev", ["aggregation.window=5m"]), **base}))
     environment = changed.stage("processing").environment
-    assert environment["AGGREGATION_WINDOW"] == "5m"
+    assert environment[contract.Env.AGGREGATION_WINDOW] == "5m"
     outcome = replaying(spec, url).run_and_replay([data], ReplayStep("processing", environment))
     # THEN the one records object was replayed, and the database holds both settings, each exact
     assert outcome.first.ok

@@ -96,7 +96,7 @@ def test_the_app_user_loads_and_passes_the_revision_check(migrated: str, role: s
     }
     result = database.load(
         engine,
-        "aggregates/x/0065A1.json",
+        f"{contract.AGGREGATES_PREFIX}x/0065A1{contract.AGGREGATES_SUFFIX}",
         "0" * 64,
         database.Setting("1h", ("type",), ("value",)),
         database.Origin("x", "0065A1"),

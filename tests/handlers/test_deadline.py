@@ -92,9 +92,13 @@ def test_an_object_that_cannot_fit_fails_with_its_reason_and_figures() -> None:
 @pytest.mark.parametrize(
     ("stage", "key", "rate"),
     [
-        (Stage.INGESTION, "incoming/a.jsonl", contract.PLANNING_RATES[Stage.INGESTION]),
-        (Stage.INGESTION, "incoming/a.jsonl.gz", contract.GZIP_INPUT_PLANNING_RATE),
-        (Stage.PROCESSING, "records/a/1.jsonl.gz", contract.PLANNING_RATES[Stage.PROCESSING]),
+        (Stage.INGESTION, f"{contract.INPUT_PREFIX}a.jsonl", contract.PLANNING_RATES[Stage.INGESTION]),
+        (Stage.INGESTION, f"{contract.INPUT_PREFIX}a.jsonl.gz", contract.GZIP_INPUT_PLANNING_RATE),
+        (
+            Stage.PROCESSING,
+            f"{contract.RECORDS_PREFIX}a/1{contract.RECORDS_SUFFIX}",
+            contract.PLANNING_RATES[Stage.PROCESSING],
+        ),
         ("another", "k", 0),
     ],
 )
@@ -211,7 +215,7 @@ def test_ingestion_fails_early_on_an_object_it_cannot_finish(
 ) -> None:
     # GIVEN a 128 MB function with 3 s left, and an event for an object the planning rate needs far longer for
     monkeypatch.setenv(contract.LAMBDA_MEMORY_VARIABLE, "128")
-    ref = put(ingestion_env, RAW, "incoming/big.jsonl", jsonl(record(1)))
+    ref = put(ingestion_env, RAW, f"{contract.INPUT_PREFIX}big.jsonl", jsonl(record(1)))
     ref["s3"]["object"]["size"] = 5 << 30  # as the event of a 5 GB upload says
     # WHEN the handler runs
     with pytest.raises(DeadlineError) as caught:
@@ -224,7 +228,7 @@ def test_ingestion_fails_early_on_an_object_it_cannot_finish(
     assert OVER_BUDGET_METRIC in {m["Name"] for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     failed = line["objects"][-1]
     assert (failed["key"], failed["error"], failed["size"]) == (
-        "incoming/big.jsonl",
+        f"{contract.INPUT_PREFIX}big.jsonl",
         OVER_BUDGET_REASON,
         5 << 30,
     )
@@ -236,7 +240,7 @@ def test_ingestion_stops_reading_once_the_rest_cannot_be_read_in_time(
     # GIVEN an event that understates its object (as a gzip's size understates its work) and no time left
     body = jsonl(*(record(n) for n in range(1000))) * 100
     assert len(body) > 2 * deadline.WATCH_BYTES
-    ref = put(ingestion_env, RAW, "incoming/slow.jsonl", body)
+    ref = put(ingestion_env, RAW, f"{contract.INPUT_PREFIX}slow.jsonl", body)
     ref["s3"]["object"]["size"] = 1
     # WHEN the handler runs with a few milliseconds left
     with pytest.raises(DeadlineError) as caught:
@@ -251,7 +255,7 @@ def test_ingestion_stops_reading_once_the_rest_cannot_be_read_in_time(
 def test_ingestion_with_time_to_spare_reports_no_object_over_budget(
     ingestion_env: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ref = put(ingestion_env, RAW, "incoming/small.jsonl", jsonl(record(1), record(2)))
+    ref = put(ingestion_env, RAW, f"{contract.INPUT_PREFIX}small.jsonl", jsonl(record(1), record(2)))
     ingestion.handler(event_of(ref), LambdaContext(60_000))
     line = log_line(capsys)
     assert (line[OVER_BUDGET_METRIC], line["RecordsValid"]) == (0, 2)

@@ -13,7 +13,10 @@ from handlers.events import MAX_KEY_BYTES, output_key, part_key, split_part, spl
 
 
 def test_an_output_key_within_the_limit_is_prefix_rel_suffix() -> None:
-    assert output_key("records/", "a/b c.jsonl", ".jsonl.gz") == "records/a/b c.jsonl.jsonl.gz"
+    assert (
+        output_key(contract.RECORDS_PREFIX, "a/b c.jsonl", contract.RECORDS_SUFFIX)
+        == f"{contract.RECORDS_PREFIX}a/b c.jsonl{contract.RECORDS_SUFFIX}"
+    )
 
 
 @PROPERTY
@@ -22,14 +25,14 @@ def test_an_output_key_past_the_limit_is_shortened_deterministically_and_distinc
     rel: str, tail: str
 ) -> None:
     # GIVEN a relative key that makes prefix + rel + suffix longer than S3 allows
-    key = output_key("quarantine/", rel + tail, ".jsonl")
+    key = output_key(contract.QUARANTINE_PREFIX, rel + tail, contract.QUARANTINE_SUFFIX)
     # THEN the key fits, keeps the prefix, suffix and the start of rel, and names this rel alone
     assert len(key.encode()) <= MAX_KEY_BYTES
-    assert key.startswith("quarantine/" + (rel + tail)[:100])
+    assert key.startswith(contract.QUARANTINE_PREFIX + (rel + tail)[:100])
     assert key.endswith(".jsonl")
-    assert output_key("quarantine/", rel + tail, ".jsonl") == key
-    if len(f"quarantine/{rel}{tail}.jsonl".encode()) > MAX_KEY_BYTES:
-        assert output_key("quarantine/", rel + tail + "x", ".jsonl") != key
+    assert output_key(contract.QUARANTINE_PREFIX, rel + tail, contract.QUARANTINE_SUFFIX) == key
+    if len(f"{contract.QUARANTINE_PREFIX}{rel}{tail}{contract.QUARANTINE_SUFFIX}".encode()) > MAX_KEY_BYTES:
+        assert output_key(contract.QUARANTINE_PREFIX, rel + tail + "x", contract.QUARANTINE_SUFFIX) != key
 
 
 @PROPERTY
@@ -56,9 +59,13 @@ def test_a_part_key_fits_and_splits_back_into_its_version_and_part(rel: str, tag
 )
 def test_a_part_marker_not_spelled_as_part_key_spells_it_is_refused(stem: str) -> None:
     with pytest.raises(EventError):
-        split_part(f"records/a.jsonl/{stem}.jsonl.gz", contract.RECORDS_PREFIX, contract.RECORDS_SUFFIX)
+        split_part(
+            f"{contract.RECORDS_PREFIX}a.jsonl/{stem}{contract.RECORDS_SUFFIX}",
+            contract.RECORDS_PREFIX,
+            contract.RECORDS_SUFFIX,
+        )
 
 
 def test_a_part_marker_in_the_name_is_not_a_part() -> None:
-    key = "records/x.p00001/ABC.jsonl.gz"
+    key = f"{contract.RECORDS_PREFIX}x.p00001/ABC{contract.RECORDS_SUFFIX}"
     assert split_part(key, contract.RECORDS_PREFIX, contract.RECORDS_SUFFIX) == ("x.p00001", "ABC", 0)

@@ -38,7 +38,7 @@ def parted(ingestion_env: Any, stage_env: pytest.MonkeyPatch) -> Any:
 def test_records_are_written_in_bounded_parts_and_part_0_last_with_their_number(parted: Any) -> None:
     # GIVEN 20 valid records, a bad one and a blank line: more than one part's worth
     body = jsonl(*(record(n) for n in range(20))) + b"{broken\n\n"
-    ref = put(parted, RAW, "incoming/big.jsonl", body)
+    ref = put(parted, RAW, f"{contract.INPUT_PREFIX}big.jsonl", body)
     # WHEN it is ingested
     result = ingestion.handler(event_of(ref), None)
     written = result["objects"][0]["written"]
@@ -68,7 +68,7 @@ def test_records_are_written_in_bounded_parts_and_part_0_last_with_their_number(
 
 
 def test_a_version_within_one_part_is_written_as_before(parted: Any) -> None:
-    ref = put(parted, RAW, "incoming/small.jsonl", jsonl(record(1)))
+    ref = put(parted, RAW, f"{contract.INPUT_PREFIX}small.jsonl", jsonl(record(1)))
     result = ingestion.handler(event_of(ref), None)
     assert result["objects"][0]["written"] == [records_of(ref)]
     metadata = parted.head_object(Bucket=PROCESSED, Key=records_of(ref))["Metadata"]
@@ -83,7 +83,7 @@ def _part(key: str) -> int:
 def test_quarantine_entries_are_written_in_bounded_parts_too(parted: Any) -> None:
     # GIVEN 20 records that fail the schema: more than one part's worth of quarantine entries
     body = b"".join(b'{"id": %d}\n' % n for n in range(20))
-    ref = put(parted, RAW, "incoming/bad.jsonl", body)
+    ref = put(parted, RAW, f"{contract.INPUT_PREFIX}bad.jsonl", body)
     # WHEN it is ingested
     written = ingestion.handler(event_of(ref), None)["objects"][0]["written"]
     quarantine = [key for key in written if key.startswith(contract.QUARANTINE_PREFIX)]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from handlers import database, loading
+from handlers import contract, database, loading
 from handlers.errors import LoadRejectedError
 from handlers.groups import GroupStats, Stats
 
@@ -89,7 +89,7 @@ def test_concurrent_loads_of_documents_sharing_every_group_neither_deadlock_nor_
         states = []
         for rel, sequencer, seed in order[:4]:
             origin = database.Origin(rel, sequencer)
-            key = f"aggregates/{rel}/{sequencer}.json"
+            key = f"{contract.AGGREGATES_PREFIX}{rel}/{sequencer}{contract.AGGREGATES_SUFFIX}"
             states.append(database.load(engine, key, str(seed), SETTING, origin, _document(seed), mode).state)
         return states
 
@@ -99,7 +99,7 @@ def test_concurrent_loads_of_documents_sharing_every_group_neither_deadlock_nor_
         # a second pass, one at a time, brings in the versions no worker's first four held
         for rel, sequencer, seed in VERSIONS:
             origin = database.Origin(rel, sequencer)
-            key = f"aggregates/{rel}/{sequencer}.json"
+            key = f"{contract.AGGREGATES_PREFIX}{rel}/{sequencer}{contract.AGGREGATES_SUFFIX}"
             database.load(engine, key, str(seed), SETTING, origin, _document(seed), mode)
         m = database.rollup_metrics.c
         with engine.connect() as conn:

@@ -34,7 +34,7 @@ class Context:
 
 
 def event(size: int) -> dict[str, Any]:
-    return {"Records": [s3_record(RAW, "incoming/a.jsonl", size, None, None)]}
+    return {"Records": [s3_record(RAW, f"{contract.INPUT_PREFIX}a.jsonl", size, None, None)]}
 
 
 def lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from handler_support import PROPERTY, record
 from hypothesis import given
 from hypothesis import strategies as st
 
+from handlers import contract
 from handlers.aggregation import aggregate_records
 from handlers.documents import Origin, read_document, to_document
 from handlers.groups import AggregateResult
@@ -22,14 +23,22 @@ DIMENSIONS, METRICS = ("type", "source"), ("value",)
 def document(records: list[dict[str, Any]], part: int, parts: int | None, window: str = "1h") -> Any:
     groups = aggregate_records(records, 3600 if window == "1h" else 86400, DIMENSIONS, METRICS)
     result = AggregateResult(groups, Counts(len(records), len(records)), (), 0)
-    source = {"bucket": "processed", "key": f"records/x/0065A1.p{part:05d}.jsonl.gz", "sha256": "0" * 64}
+    source = {
+        "bucket": "processed",
+        "key": f"{contract.RECORDS_PREFIX}x/0065A1.p{part:05d}{contract.RECORDS_SUFFIX}",
+        "sha256": "0" * 64,
+    }
     origin = Origin(rel="x", sequencer="0065A1", version_id=None, part=part, parts=parts)
     seconds = 3600 if window == "1h" else 86400
     return read_document(to_document(result, source, window, seconds, DIMENSIONS, METRICS, origin=origin))
 
 
 def source(part: int) -> dict[str, str]:
-    return {"bucket": "analytics", "key": f"aggregates/x/0065A1.p{part:05d}.json", "sha256": str(part) * 64}
+    return {
+        "bucket": "analytics",
+        "key": f"{contract.AGGREGATES_PREFIX}x/0065A1.p{part:05d}{contract.AGGREGATES_SUFFIX}",
+        "sha256": str(part) * 64,
+    }
 
 
 records = st.lists(

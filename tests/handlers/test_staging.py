@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.exc import DataError
 
-from handlers import database, staging
+from handlers import contract, database, staging
 from handlers.exact import exact_context
 from handlers.groups import GroupStats, Stats
 
@@ -43,7 +43,14 @@ POSTGRESQL = pytest.mark.parametrize("empty_database", ["postgresql"], indirect=
 
 def _load(engine: Engine, rel: str, sequencer: str, groups: dict[tuple[str, str], GroupStats]) -> None:
     origin = database.Origin(rel, sequencer)
-    database.load(engine, f"aggregates/{rel}/{sequencer}.json", f"{rel}{sequencer}", SETTING, origin, groups)
+    database.load(
+        engine,
+        f"{contract.AGGREGATES_PREFIX}{rel}/{sequencer}{contract.AGGREGATES_SUFFIX}",
+        f"{rel}{sequencer}",
+        SETTING,
+        origin,
+        groups,
+    )
 
 
 def _one(value: int) -> GroupStats:

@@ -12,6 +12,8 @@ import pipeline_rules as rules
 import pytest
 from pipeline_rules import Resource
 
+from handlers import contract
+
 TODAY = dt.date(2026, 11, 25)
 
 
@@ -107,7 +109,9 @@ def test_a_notification_widened_to_every_key_of_a_bucket_its_function_writes_is_
     # GIVEN the analytics bucket's notification, which invokes the analytics function (writer of reports/)
     functions = {f.props["arn"]: f for f in only(dev, rules.FUNCTION)}
     analytics_fn = next(
-        f for f in functions.values() if f.props["environment"]["variables"]["PIPELINE_STAGE"] == "analytics"
+        f
+        for f in functions.values()
+        if f.props["environment"]["variables"][contract.Env.PIPELINE_STAGE] == "analytics"
     )
     [notification] = [
         n
