@@ -2,9 +2,10 @@
 
 A raw version of several ``records/`` parts comes as one document per part (``handlers.parts``), each
 loaded as a contribution of its own, in any order; the version has one report, written by the invocation
-that finds, after its own commit, every part in (``handlers.versions``), and built from all of them
-(``handlers.reports.build_version_report``). A part that completes nothing writes no report and says so
-in its log line (``report``). A version of one part is reported as below, exactly as before parts.
+that finds, after its own commit, every part in (``handlers.versions``), and built from all of them, one
+document at a time (``handlers.reports.VersionTotals``) within the invocation's deadline. A part that
+completes nothing writes no report and says so in its log line (``report``). A version of one part is
+reported as below, exactly as before parts.
 
 Order matters for retries: everything the report says is computed before the database transaction,
 the transaction commits, then the report is written, then the summary is published; nothing between
@@ -49,10 +50,10 @@ from handlers import contract, versions
 from handlers.config import AnalyticsConfig, load_analytics
 from handlers.contract import ACTION_FIELD, Env, Stage
 from handlers.documents import groups_from_document, read_document
-from handlers.errors import ConfigError, EventError, LoadRejectedError
+from handlers.errors import ConfigError, DatabaseUnavailableError, EventError, LoadRejectedError
 from handlers.events import ObjectRef, output_key, part_key, relative_key, split_part
 from handlers.metrics import Counts, handle_objects
-from handlers.reports import build_report, build_version_report, rejected, summary
+from handlers.reports import build_report, rejected, summary
 
 INPUT_PREFIX = contract.AGGREGATES_PREFIX  # the processing stage's AGGREGATES_PREFIX, fixed by the chain
 INPUT_SUFFIX = contract.AGGREGATES_SUFFIX
@@ -120,12 +121,17 @@ class Runtime:
                 raise ConfigError("no database is configured (DATABASE_SECRET_ARN is not set)")
             from handlers import connections  # SQLAlchemy only when a database is configured
 
-            self._engine = connections.open_engine(
-                lambda refresh: self.url(refresh),
-                app_user=os.environ.get(Env.DATABASE_APP_USER) or None,
-                endpoint=os.environ.get(Env.DATABASE_ENDPOINT) or None,
-                rds=lambda: boto3.client("rds"),
-            )
+            try:
+                self._engine = connections.open_engine(
+                    lambda refresh: self.url(refresh),
+                    app_user=os.environ.get(Env.DATABASE_APP_USER) or None,
+                    endpoint=os.environ.get(Env.DATABASE_ENDPOINT) or None,
+                    rds=lambda: boto3.client("rds"),
+                )
+            except DatabaseUnavailableError:
+                # the secret read again may still have been the old version: the next invocation reads it anew
+                self._url = None
+                raise
         return self._engine
 
 
@@ -218,10 +224,10 @@ def analyse_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str | None, dic
     # One part of several: the version's report once every part is in (handlers.versions).
     fields: dict[str, Any] = {"database": report["database"], "part": part}
     engine = rt.engine() if config.database_secret_arn else None
-    found = versions.gather(rt.s3, ref.bucket, (source, document), engine)
+    found = versions.gather(rt.s3, ref.bucket, (source, document), engine, config.report_top_groups, groups)
     if isinstance(found, str):
         return counts, None, fields | {"report": found}
-    version_report = build_version_report(*found, config.report_top_groups)
+    version_report = found
     key = part_key(config.reports_prefix, rel, document.origin.sequencer, 0, INPUT_SUFFIX)
     _publish(rt, key, rel, version_report, counts, repeated)
     return replace(counts, objects_written=1), key, fields | {"report": "written for all parts"}

@@ -136,7 +136,8 @@ def open_engine(
 ) -> Engine:
     """The stage's engine, at the head revision (``database.connect``), whose new connections sign in
     afresh: as `app_user` with IAM tokens when the stack names one (with `endpoint` and `rds`, a factory of
-    the boto3 RDS client), else with the secret's credentials (`read_url(refresh)`)."""
+    the boto3 RDS client), else with the secret's credentials (`read_url(refresh)`). The sign-in hook is in
+    place before the revision check opens the first connection, so that one too retries a rotated password."""
     from handlers import database
 
     if app_user is not None:
@@ -144,11 +145,14 @@ def open_engine(
             raise ConfigError("DATABASE_APP_USER needs DATABASE_ENDPOINT (host:port/dbname)")
         host, port, _ = split_endpoint(endpoint)
         tokens = IamToken(rds(), host, port, app_user)
-        engine = database.connect(iam_url(endpoint, app_user, tokens.current()["password"]))
-        sign_in_per_connection(engine, tokens)
-        return engine
+        return database.connect(
+            iam_url(endpoint, app_user, tokens.current()["password"]),
+            lambda engine: sign_in_per_connection(engine, tokens),
+        )
     url = read_url(False)
-    engine = database.connect(url)
-    if engine.dialect.name == "postgresql":
-        sign_in_per_connection(engine, SecretPassword(read_url, make_url(url)))
-    return engine
+
+    def sign_in(engine: Engine) -> None:
+        if engine.dialect.name == "postgresql":
+            sign_in_per_connection(engine, SecretPassword(read_url, make_url(url)))
+
+    return database.connect(url, sign_in)

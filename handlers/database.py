@@ -10,6 +10,7 @@ re-exported here, so the stage and the tools use one module: ``connect``, ``migr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -139,10 +140,14 @@ HOW_TO_MIGRATE = (
 )
 
 
-def connect(url: str) -> Engine:
+def connect(url: str, prepare: Callable[[Engine], None] | None = None) -> Engine:
     """An engine for ``url`` once its schema is at ``HEAD``; ConfigError (naming how to upgrade) if it
-    is not, DatabaseUnavailableError if the database cannot be reached. Creates nothing."""
+    is not, DatabaseUnavailableError if the database cannot be reached. Creates nothing. ``prepare`` gets
+    the engine before its first connection (the revision check's), to register hooks that connection
+    needs, such as how it signs in."""
     engine = create(url)
+    if prepare is not None:
+        prepare(engine)
     try:
         with engine.connect() as conn:
             found = revision(conn)

@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from handlers import analytics_handler as analytics
 from handlers import connections, database
 from handlers.contract import Env
-from handlers.errors import ConfigError
+from handlers.errors import ConfigError, DatabaseUnavailableError
 
 REFUSED = 'connection to server failed: FATAL:  password authentication failed for user "pipeline_admin"'
 
@@ -145,46 +145,109 @@ def test_the_app_user_needs_the_endpoint() -> None:
         connections.open_engine(lambda _refresh: "unused", app_user="pipeline_app", rds=StubRds)
 
 
+def secret_with_password(migrated_database: str, password: str) -> tuple[Any, str, Any]:
+    """The database emptied and migrated, and a moto secret holding its URL with `password`: the Secrets
+    Manager client, the secret's ARN and the URL."""
+    engine = create_engine(migrated_database)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    engine.dispose()
+    database.migrate(migrated_database)
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    url = make_url(migrated_database).set(password=password)
+    arn = secrets.create_secret(
+        Name=f"db-{uuid.uuid4().hex[:8]}", SecretString=url.render_as_string(hide_password=False)
+    )["ARN"]
+    return secrets, arn, url
+
+
+def rotate(secrets: Any, arn: str, url: Any, password: str) -> None:
+    secrets.put_secret_value(
+        SecretId=arn, SecretString=url.set(password=password).render_as_string(hide_password=False)
+    )
+
+
+def accepting_only(password: str, seen: list[str], real: Any, on_refusal: Any = None) -> Any:
+    """A DBAPI connect that refuses every password but `password`, as PostgreSQL does, recording each; the
+    test server trusts local connections, so the accepted one connects without it."""
+
+    def connect(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs["password"])
+        if kwargs["password"] != password:
+            if on_refusal is not None:
+                on_refusal()
+            raise psycopg2.OperationalError(REFUSED)
+        return real(*args, **{**kwargs, "password": None})
+
+    return connect
+
+
 @pytest.mark.postgres
 def test_the_stage_keeps_loading_after_the_master_password_rotates(
     analytics_env: Any, monkeypatch: pytest.MonkeyPatch, postgres_database: str
 ) -> None:
-    migrated_database = postgres_database
-    engine = create_engine(postgres_database)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    engine.dispose()
-    database.migrate(postgres_database)
     # GIVEN a warm container whose engine signed in with the secret's password
-    secrets = boto3.client("secretsmanager", region_name=REGION)
-    old = make_url(migrated_database).set(password="before-rotation")
-    arn = secrets.create_secret(
-        Name=f"db-{uuid.uuid4().hex[:8]}", SecretString=old.render_as_string(hide_password=False)
-    )["ARN"]
+    secrets, arn, old = secret_with_password(postgres_database, "before-rotation")
     monkeypatch.setenv(Env.DATABASE_SECRET_ARN, arn)
     engine = analytics.runtime().engine()
     # WHEN RDS rotates the password, the pooled connections are gone, and the database refuses the old one
-    secrets.put_secret_value(
-        SecretId=arn,
-        SecretString=old.set(password="after-rotation").render_as_string(hide_password=False),
-    )
+    rotate(secrets, arn, old, "after-rotation")
     engine.dispose()
-    real = engine.dialect.connect
     seen: list[str] = []
-
-    def connect(*args: Any, **kwargs: Any) -> Any:
-        seen.append(kwargs["password"])
-        if kwargs["password"] != "after-rotation":
-            raise psycopg2.OperationalError(REFUSED)
-        return real(*args, **{**kwargs, "password": None})  # the test server trusts local connections
-
-    monkeypatch.setattr(engine.dialect, "connect", connect)
+    monkeypatch.setattr(
+        engine.dialect, "connect", accepting_only("after-rotation", seen, engine.dialect.connect)
+    )
     # THEN the next load reads the secret again, signs in with the new password and loads
     from test_analytics_handler import CLICK, put_document, record, rollup
 
     analytics.handler(event_of(put_document(analytics_env, record(3))), None)
     assert seen == ["before-rotation", "after-rotation"]
-    assert rollup(migrated_database) == [(CLICK, 1, 3, 3, 3)]
+    assert rollup(postgres_database) == [(CLICK, 1, 3, 3, 3)]
+
+
+def cold_container(
+    monkeypatch: pytest.MonkeyPatch, migrated_database: str, *, rotation_ends_at_refusal: bool
+) -> tuple[Any, str, Any, list[str]]:
+    """A container not yet connected, whose secret holds the password being rotated away; the database
+    accepts only the new one (and, with `rotation_ends_at_refusal`, the secret gets it at the first refusal).
+    Returns the Secrets Manager client, the secret's ARN, its URL and the passwords tried."""
+    secrets, arn, old = secret_with_password(migrated_database, "before-rotation")
+    monkeypatch.setenv(Env.DATABASE_SECRET_ARN, arn)
+    seen: list[str] = []
+    ends = (lambda: rotate(secrets, arn, old, "after-rotation")) if rotation_ends_at_refusal else None
+    monkeypatch.setattr(psycopg2, "connect", accepting_only("after-rotation", seen, psycopg2.connect, ends))
+    return secrets, arn, old, seen
+
+
+@pytest.mark.postgres
+def test_the_containers_first_connection_reads_a_rotated_password_again(
+    analytics_env: Any, monkeypatch: pytest.MonkeyPatch, postgres_database: str
+) -> None:
+    # GIVEN a cold container that reads the secret while RDS rotates it: the first read is the old version
+    *_, seen = cold_container(monkeypatch, postgres_database, rotation_ends_at_refusal=True)
+    # WHEN its first connection (the revision check's) is refused
+    engine = analytics.runtime().engine()
+    # THEN it read the secret again and signed in with the new password
+    assert seen == ["before-rotation", "after-rotation"]
+    with engine.connect() as conn:
+        assert database.revision(conn) == database.HEAD
+
+
+@pytest.mark.postgres
+def test_a_first_sign_in_refused_twice_leaves_no_cached_password_behind(
+    analytics_env: Any, monkeypatch: pytest.MonkeyPatch, postgres_database: str
+) -> None:
+    # GIVEN a cold container whose two reads of the secret both return the password being rotated away
+    secrets, arn, old, seen = cold_container(monkeypatch, postgres_database, rotation_ends_at_refusal=False)
+    with pytest.raises(DatabaseUnavailableError, match="password authentication failed"):
+        analytics.runtime().engine()
+    assert seen == ["before-rotation", "before-rotation"]
+    # WHEN the rotation finishes before Lambda retries the event in the same container
+    rotate(secrets, arn, old, "after-rotation")
+    seen.clear()
+    # THEN the retry reads the secret anew: its first sign-in uses the new password
+    analytics.runtime().engine()
+    assert seen == ["after-rotation"]
 
 
 def test_database_connect_errors_are_not_auth_failures() -> None:
