@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from handler_support import must_have
 
+from handlers import contract
 from layer.build import find_interpreter
 
 HANDLERS = Path(__file__).resolve().parents[2] / "handlers"
@@ -65,7 +66,7 @@ def test_handlers_compile_on_the_lambda_runtimes(version: str) -> None:
     ran = subprocess.run(
         [interpreter, "-c", SMOKE], capture_output=True, text=True, check=False, cwd=HANDLERS.parent
     )
-    assert (ran.returncode, ran.stdout.strip()) == (0, "incoming/a b+c.json True"), ran.stderr
+    assert (ran.returncode, ran.stdout.strip()) == (0, f"{contract.INPUT_PREFIX}a b+c.json True"), ran.stderr
 
 
 COMPILE = "import sys; [compile(open(f, encoding='utf-8').read(), f, 'exec') for f in sys.argv[1:]]"
@@ -73,10 +74,11 @@ SMOKE = """
 from handlers.config import load_processing, default_record_schema
 from handlers.events import object_refs
 from handlers.metrics import Counts, emf_document
-config = load_processing({"PIPELINE_STAGE": "processing", "DEST_BUCKET": "b"})
+from handlers.contract import Env, Stage, INPUT_PREFIX, RECORD_METRIC_NAMES
+config = load_processing({Env.PIPELINE_STAGE: Stage.PROCESSING, Env.DEST_BUCKET: "b"})
 event = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-          "s3": {"bucket": {"name": "b"}, "object": {"key": "incoming/a+b%2Bc.json"}}}]}
+          "s3": {"bucket": {"name": "b"}, "object": {"key": INPUT_PREFIX + "a+b%2Bc.json"}}}]}
 [ref] = object_refs(event)
-assert emf_document("N", "processing", Counts(1, 1), {})["RecordsRead"] == 1
+assert emf_document("N", Stage.PROCESSING, Counts(1, 1), {})[RECORD_METRIC_NAMES["records_read"]] == 1
 print(ref.key, config.window_seconds == 3600 and "id" in default_record_schema()["required"])
 """
