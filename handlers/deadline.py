@@ -11,7 +11,8 @@ and say only "Task timed out". Instead, a stage gives up as soon as it can tell:
   in the remaining time less a margin;
 - while reading, ``Watchdog`` measures the rate the stage actually consumes its input at, every
   ``WATCH_BYTES``, and raises the same error once the rest cannot be read before the deadline less the
-  margin (a slower CPU than planned, a compressed input whose size understates its work).
+  margin (a slower CPU than planned, a compressed input whose size understates its work); it judges from
+  its second look and a share of the object on, so an early stall is not projected over the whole object.
 
 The margin leaves time to log the error with its reason and the ``ObjectsOverBudget`` metric. Pure: the
 clock is passed in, and nothing here reads the environment or touches AWS. Without a budget (no Lambda
@@ -43,6 +44,8 @@ Clock = Callable[[], float]
 Read = Callable[[int], bytes]
 
 WATCH_BYTES = 4 << 20  # how often the watchdog looks at the rate: rare enough to cost nothing
+WATCH_MIN_LOOKS = 2  # the first decision has a window that excludes the first WATCH_BYTES
+WATCH_MIN_SHARE = 0.05  # ... and has seen this share of the object
 
 
 def cpu_share(memory_mb: int | None) -> float:
@@ -133,13 +136,22 @@ def check_fits(budget: Budget | None, size: int | None, rate: float) -> None:
 
 class Watchdog:
     """A ``read(n)`` that raises ``DeadlineError`` as soon as the rate it is consumed at shows that the
-    rest of ``size`` bytes cannot be read before the budget's deadline less its margin."""
+    rest of ``size`` bytes cannot be read before the budget's deadline less its margin.
+
+    The rate is the faster of the whole read's and the last window's (the bytes since the previous look),
+    and it decides nothing before ``WATCH_MIN_LOOKS`` looks and ``WATCH_MIN_SHARE`` of the object, unless
+    the time left is within the margin: a stall early in a large object (a slow first byte, a cold
+    connection) would otherwise be multiplied by the object's size over the bytes read so far. A stall
+    confined to the first window never counts: every later window measures the read's own pace.
+    """
 
     def __init__(self, read: Read, size: int, budget: Budget, every: int = WATCH_BYTES) -> None:
         self._read, self._size, self._budget, self._every = read, size, budget, every
         self._started = budget.clock()
         self._done = 0
         self._next_check = every
+        self._looks = 0
+        self._last = (0, self._started)  # bytes done and the clock at the previous look
 
     def read(self, n: int | None = None) -> bytes:
         chunk = self._read(n) if n is not None else self._read()  # type: ignore[call-arg]
@@ -151,12 +163,19 @@ class Watchdog:
 
     def _check(self) -> None:
         now = self._budget.clock()
+        self._looks += 1
+        (last_done, last_now), self._last = self._last, (self._done, now)
         elapsed = now - self._started
         if elapsed <= 0:
             return
-        rest = max(self._size - self._done, 0) * elapsed / self._done
+        seconds_per_byte = elapsed / self._done
+        if now > last_now and self._done > last_done:
+            seconds_per_byte = min(seconds_per_byte, (now - last_now) / (self._done - last_done))
+        rest = max(self._size - self._done, 0) * seconds_per_byte
         remaining = self._budget.deadline - now
-        if rest > remaining - self._budget.margin:
+        spent = remaining <= self._budget.margin and self._done < self._size
+        early = self._looks < WATCH_MIN_LOOKS or self._done < WATCH_MIN_SHARE * self._size
+        if spent or (not early and rest > remaining - self._budget.margin):
             raise over_budget(
                 self._budget, self._size, elapsed + rest, remaining + elapsed, "at the measured rate"
             )

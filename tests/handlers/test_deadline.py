@@ -140,10 +140,10 @@ def test_watchdog_lets_a_read_that_keeps_pace_finish() -> None:
     assert drain(watched.read) == size
 
 
-def test_watchdog_stops_a_read_too_slow_to_finish_at_its_first_look() -> None:
+def test_watchdog_stops_a_read_too_slow_to_finish_at_its_first_deciding_look() -> None:
     clock = FakeClock()
     size = 64 << 20
-    # 64 MiB at 2 s per MiB with 100 s left: 128 s; the first look, after 4 MiB (8 s), sees it
+    # 64 MiB at 2 s per MiB with 100 s left: 128 s; the second look, after 8 MiB (16 s), sees it
     read = stream(size, clock, 2.0)
     watched = Watchdog(read, size, budget(100, clock=clock), every=4 << 20)
     with pytest.raises(DeadlineError) as caught:
@@ -152,7 +152,72 @@ def test_watchdog_stops_a_read_too_slow_to_finish_at_its_first_look() -> None:
     assert error.reason == OVER_BUDGET_REASON
     assert error.predicted_seconds == pytest.approx(128)
     assert error.remaining_seconds == pytest.approx(100)
-    assert clock.now - 1000.0 == pytest.approx(8.0)  # it gave up after 8 s, not at the timeout
+    assert clock.now - 1000.0 == pytest.approx(16.0)  # it gave up after 16 s, not at the timeout
+
+
+MIB = 1 << 20
+_CHUNK = b"x" * MIB
+
+
+def paced(size: int, clock: FakeClock, seconds_per_mib: float, stall: float = 0.0, stall_at: int = 0) -> Any:
+    """A read of ``size`` bytes (1 MiB at a time is what ``drain`` asks) taking ``seconds_per_mib``, and
+    ``stall`` seconds more in the read that covers byte ``stall_at``; no body is held."""
+    done = 0
+
+    def read(n: int) -> bytes:
+        nonlocal done
+        chunk = _CHUNK[: min(n, size - done)]
+        if done <= stall_at < done + len(chunk):
+            clock.now += stall
+        done += len(chunk)
+        clock.now += len(chunk) / MIB * seconds_per_mib
+        return chunk
+
+    return read
+
+
+def time_for(need: float) -> float:
+    """A budget whose time less its margin exceeds ``need`` seconds, by a hair for the float sums."""
+    needed = need * (1 + 1e-9) + 1e-6
+    return max(needed + contract.DEADLINE_MARGIN_SECONDS, needed / (1 - contract.DEADLINE_MARGIN_SHARE))
+
+
+@given(
+    size=st.integers(min_value=0, max_value=5 << 30),
+    seconds_per_mib=st.floats(min_value=1e-4, max_value=1.0),
+    stall=st.floats(min_value=0.0, max_value=30.0),
+    stall_at=st.integers(min_value=0, max_value=deadline.WATCH_BYTES - 1),
+)
+def test_a_stall_in_the_first_window_never_refuses_an_object_that_fits_with_it(
+    size: int, seconds_per_mib: float, stall: float, stall_at: int
+) -> None:
+    clock = FakeClock()
+    left = time_for(size / MIB * seconds_per_mib + (stall if stall_at < size else 0.0))
+    read = paced(size, clock, seconds_per_mib, stall, stall_at)
+    assert drain(Watchdog(read, size, budget(left, clock=clock)).read) == size
+
+
+@given(
+    size=st.integers(min_value=2 * deadline.WATCH_BYTES, max_value=5 << 30),
+    seconds_per_mib=st.floats(min_value=1e-4, max_value=1.0),
+    short=st.floats(min_value=0.01, max_value=0.9),
+)
+def test_a_steady_read_that_cannot_finish_is_refused_before_its_end(
+    size: int, seconds_per_mib: float, short: float
+) -> None:
+    clock = FakeClock()
+    need = size / MIB * seconds_per_mib
+    watched = Watchdog(paced(size, clock, seconds_per_mib), size, budget(need * (1 - short), clock=clock))
+    with pytest.raises(DeadlineError):
+        drain(watched.read)
+    assert clock.now - 1000.0 < need
+
+
+def test_an_early_stall_is_not_projected_over_a_large_object() -> None:
+    # 5 GB at 170 s, with a 0.6 s stall in its first 4 MiB and 180 s left: it fits, and is read to the end
+    clock, size = FakeClock(), 5 * 10**9
+    read = paced(size, clock, 170 / (size / MIB), stall=0.6, stall_at=1 << 20)
+    assert drain(Watchdog(read, size, budget(180, clock=clock)).read) == size
 
 
 def test_watchdog_looks_at_the_clock_only_every_few_megabytes() -> None:
