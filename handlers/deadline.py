@@ -39,6 +39,7 @@ from handlers.contract import (
     Stage,
 )
 from handlers.errors import DeadlineError
+from handlers.framing import is_gzip
 
 Clock = Callable[[], float]
 Read = Callable[[int], bytes]
@@ -68,8 +69,8 @@ def margin_seconds(budget_seconds: float) -> float:
 def planning_rate(stage: str, key: str) -> float:
     """The stage's planning rate for the object at ``key``: a gzip raw object's size understates the
     ingestion stage's work several times over, so it has a rate of its own; 0 (no check) for an unknown
-    stage."""
-    if stage == Stage.INGESTION and key.endswith(".gz"):
+    stage. Compressed or not is ``handlers.framing``'s reading of the key, which the stage reads it by."""
+    if stage == Stage.INGESTION and is_gzip(key):
         return GZIP_INPUT_PLANNING_RATE
     return PLANNING_RATES.get(stage, 0)
 

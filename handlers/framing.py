@@ -49,12 +49,17 @@ class InputFormat:
     document: bool  # one JSON document (``.json``) rather than JSON Lines
 
 
+def is_gzip(key: str) -> bool:
+    """Whether ``key`` names a gzip-compressed object (``.gz``, in any case)."""
+    return key.lower().endswith(".gz")
+
+
 def detect_format(key: str, suffixes: tuple[str, ...]) -> InputFormat:
     """The format implied by ``key``; raises UnreadableObjectError for a suffix not configured."""
     lowered = key.lower()
     if not any(lowered.endswith(suffix.lower()) for suffix in suffixes):
         raise UnreadableObjectError("unsupported_suffix", f"key does not end in one of {', '.join(suffixes)}")
-    compressed = lowered.endswith(".gz")
+    compressed = is_gzip(key)
     inner = lowered[:-3] if compressed else lowered
     return InputFormat(compressed=compressed, document=inner.endswith(".json"))
 

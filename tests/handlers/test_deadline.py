@@ -94,6 +94,8 @@ def test_an_object_that_cannot_fit_fails_with_its_reason_and_figures() -> None:
     [
         (Stage.INGESTION, f"{contract.INPUT_PREFIX}a.jsonl", contract.PLANNING_RATES[Stage.INGESTION]),
         (Stage.INGESTION, f"{contract.INPUT_PREFIX}a.jsonl.gz", contract.GZIP_INPUT_PLANNING_RATE),
+        (Stage.INGESTION, f"{contract.INPUT_PREFIX}A.JSONL.GZ", contract.GZIP_INPUT_PLANNING_RATE),
+        (Stage.INGESTION, f"{contract.INPUT_PREFIX}a.Json.Gz", contract.GZIP_INPUT_PLANNING_RATE),
         (
             Stage.PROCESSING,
             f"{contract.RECORDS_PREFIX}a/1{contract.RECORDS_SUFFIX}",
@@ -198,7 +200,7 @@ def test_a_stall_in_the_first_window_never_refuses_an_object_that_fits_with_it(
 
 
 @given(
-    size=st.integers(min_value=2 * deadline.WATCH_BYTES, max_value=5 << 30),
+    size=st.integers(min_value=2 * deadline.WATCH_BYTES + 1, max_value=5 << 30),  # decides before the end
     seconds_per_mib=st.floats(min_value=1e-4, max_value=1.0),
     short=st.floats(min_value=0.01, max_value=0.9),
 )
