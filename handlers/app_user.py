@@ -7,7 +7,8 @@ what a load needs, in one transaction, however often it runs:
 
 - LOGIN, and none of SUPERUSER, CREATEDB, CREATEROLE, REPLICATION or BYPASSRLS (a role found with one of
   them is refused, not used);
-- CONNECT on the database and USAGE on the schema of the pipeline tables;
+- CONNECT and TEMPORARY on the database (a load stages its rows in temporary tables, ``handlers.staging``;
+  granted explicitly, not left to PUBLIC's default) and USAGE on the schema of the pipeline tables;
 - SELECT, INSERT, UPDATE and DELETE on the pipeline tables (``handlers.schema``), SELECT on
   ``alembic_version`` (the revision check of ``database.connect``), USAGE on the tables' sequences; every
   other table or sequence privilege it held in that schema is revoked first;
@@ -89,7 +90,9 @@ def ensure(conn: Connection, name: str) -> AppUser:
         conn.exec_driver_sql(f"GRANT {RDS_IAM} TO {name}")
     database, schema = conn.execute(text("SELECT current_database(), current_schema()")).one()
     quote = conn.dialect.identifier_preparer.quote
-    conn.exec_driver_sql(f"GRANT CONNECT ON DATABASE {quote(database)} TO {name}")
+    # TEMPORARY: a load stages its rows in session temporary tables (handlers.staging); PUBLIC has it by
+    # default, but a hardened server revokes that, and the loads must not depend on it.
+    conn.exec_driver_sql(f"GRANT CONNECT, TEMPORARY ON DATABASE {quote(database)} TO {name}")
     conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {quote(schema)} TO {name}")
     # Exactly the privileges below, whatever an earlier version of this code (or a person) granted.
     conn.exec_driver_sql(f"REVOKE ALL ON ALL TABLES IN SCHEMA {quote(schema)} FROM {name}")

@@ -86,9 +86,9 @@ def test_the_migration_creates_a_login_role_without_elevated_attributes(migrated
     assert attributes == [True, False, False, False, False, False]
 
 
-def test_the_app_user_loads_and_passes_the_revision_check(migrated: str, role: str) -> None:
-    app_user.apply(migrated, role)
-    engine = database.connect(as_user(migrated, role))  # reads alembic_version
+def load_as(url: str) -> Any:
+    """One contribution loaded through an engine for `url`, which must pass the revision check."""
+    engine = database.connect(url)  # reads alembic_version
     stats = {
         (datetime(2024, 5, 1, 12, tzinfo=UTC).isoformat(), '{"type":"click"}'): GroupStats(
             2, {"value": Stats(2, Decimal("3.5"), Decimal("1"), Decimal("2.5"))}
@@ -104,8 +104,38 @@ def test_the_app_user_loads_and_passes_the_revision_check(migrated: str, role: s
         contract.DEFAULT_OVERWRITE_MODE,
     )
     engine.dispose()
-    assert result.state == database.LOADED
+    return result
+
+
+def test_the_app_user_loads_and_passes_the_revision_check(migrated: str, role: str) -> None:
+    app_user.apply(migrated, role)
+    assert load_as(as_user(migrated, role)).state == database.LOADED
     assert scalar(migrated, "SELECT sum FROM pipeline_rollup_metrics") == Decimal("3.5")
+
+
+@pytest.fixture
+def no_public_temporary(migrated: str) -> Iterator[str]:
+    """The database with PUBLIC's default TEMPORARY privilege revoked (as a hardened server has it)."""
+    engine = create_engine(migrated, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        current = conn.execute(text("SELECT current_database()")).scalar()
+        name = conn.dialect.identifier_preparer.quote(current)
+        conn.exec_driver_sql(f"REVOKE TEMPORARY ON DATABASE {name} FROM PUBLIC")
+    try:
+        yield migrated
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"GRANT TEMPORARY ON DATABASE {name} TO PUBLIC")
+        engine.dispose()
+
+
+def test_the_app_user_stages_its_loads_without_publics_temporary_privilege(
+    no_public_temporary: str, role: str
+) -> None:
+    app_user.apply(no_public_temporary, role)
+    temporary = "SELECT has_database_privilege(:n, current_database(), 'TEMP')"
+    assert scalar(no_public_temporary, temporary, n=role)
+    assert load_as(as_user(no_public_temporary, role)).state == database.LOADED
 
 
 @pytest.mark.parametrize(
