@@ -906,3 +906,46 @@ def test_aggregating_leaves_the_garbage_collector_as_it_found_it(enabled: bool) 
         (gc.enable if was else gc.disable)()
     assert good.counts.records_valid == 1
     assert [entry.reason for entry in bad.rejected] == ["not_gzip"]
+
+
+@PROPERTY
+@given(
+    st.integers(1, 18).flatmap(
+        lambda digits: st.lists(
+            st.tuples(
+                st.integers(1_700_000_000, 1_700_400_000),
+                st.sampled_from(["click", "view"]),
+                st.integers(-(10**21), 10**21),
+            ).map(
+                lambda r, d=digits: (
+                    r[0],
+                    r[1],
+                    f"{'-' if r[2] < 0 else ''}{abs(r[2]) // 10**d}.{abs(r[2]) % 10**d:0{d}d}",
+                )
+            ),
+            min_size=1,
+            max_size=40,
+        )
+    )
+)
+def test_decimals_of_one_scale_give_the_reference_document(
+    rows: list[tuple[int, str, str]],
+) -> None:
+    # GIVEN blocks whose values all have the same number of fraction digits, up to the most supported
+    # (sums with up to 21 + 19 digits), and the same records decoded one at a time
+    stamps = [
+        datetime.fromtimestamp(second, UTC).replace(tzinfo=None).isoformat() + "Z" for second, *_ in rows
+    ]
+    lines = [
+        f'{{"timestamp":"{stamp}","type":"{kind}","value":{value}}}'
+        for stamp, (_, kind, value) in zip(stamps, rows, strict=True)
+    ]
+    records = [json.loads(line, parse_float=Decimal) for line in lines]
+    result = stream("\n".join(lines).encode())
+    reference = aggregate_records(records, 3600, DIMENSIONS, METRICS)
+    # THEN the sums, minima and maxima are exact, and the document is the same bytes
+    assert exact_groups(result.groups) == exact_groups(reference)
+    stats = AggregateResult(reference, result.counts, (), 0)
+    assert to_document(result, SOURCE, "1h", 3600, DIMENSIONS, METRICS, origin=ORIGIN) == to_document(
+        stats, SOURCE, "1h", 3600, DIMENSIONS, METRICS, origin=ORIGIN
+    )
