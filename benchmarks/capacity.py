@@ -219,7 +219,8 @@ def chain_cost(
     seconds = cpu_seconds / cpu_share(memory_mb) * objects
     part_gzip = records_gzip / parts
     part_puts = 1 if part_gzip <= MULTIPART_BYTES else math.ceil(part_gzip / MULTIPART_BYTES) + 2
-    puts = objects * (parts * part_puts + parts + 1)  # records/ parts, aggregates/ per part, one report
+    # records/ parts, each part k >= 1's release COPY (PUT-class), aggregates/ per part, one report
+    puts = objects * (parts * part_puts + parts - 1 + parts + 1)
     gets = objects * (1 + 2 * parts)  # the raw object, each part, each part's aggregates
     return {
         "seconds": seconds,

@@ -9,6 +9,7 @@ from pulumi_aws import lambda_, s3
 
 from components.component import Component, Opts
 from components.iam import deny_insecure_transport
+from handlers.contract import STAGING_EXPIRATION_DAYS
 
 # Parts of a multipart upload that never completed are billed until removed.
 ABORT_INCOMPLETE_UPLOAD_DAYS = 7
@@ -41,6 +42,11 @@ class DataBucketArgs:
     of creating it, keep it on destroy (`retain_on_delete`, whatever `retain_on_delete` says), never empty
     it, and declare no lifecycle configuration (its rules would expire the adopted bucket's existing
     noncurrent versions, and would replace the bucket's own rules)."""
+
+    staging_prefixes: tuple[str, ...] = ()
+    """Key prefixes where a stage holds objects only until it releases them (`StageDescription.staging`):
+    what a failed invocation leaves there expires after `STAGING_EXPIRATION_DAYS` (not on an adopted
+    bucket, which gets no lifecycle configuration)."""
 
     imported_settings: tuple[str, ...] = ()
     """For an adopted bucket, the settings resources imported with it (config names: publicAccessBlock,
@@ -161,6 +167,21 @@ class DataBucket(Component):
                         noncurrent_version_expiration=s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
                             noncurrent_days=args.noncurrent_version_expiration_days
                         ),
+                    ),
+                    *(
+                        s3.BucketLifecycleConfigurationRuleArgs(
+                            id=f"expire-staged-{index}",
+                            status="Enabled",
+                            filter=s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=prefix),
+                            expiration=s3.BucketLifecycleConfigurationRuleExpirationArgs(
+                                days=STAGING_EXPIRATION_DAYS
+                            ),
+                            # A released object's delete leaves a noncurrent version in a versioned bucket.
+                            noncurrent_version_expiration=s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                                noncurrent_days=STAGING_EXPIRATION_DAYS
+                            ),
+                        )
+                        for index, prefix in enumerate(args.staging_prefixes)
                     ),
                 ],
                 # AWS documents that lifecycle rules on versions should follow the versioning configuration.

@@ -251,6 +251,17 @@ def stage_policy(
             resources=(grants.failure_queue_arn,),
         ),
     ]
+    if stage.staging is not None:
+        if stage.staging not in stage.writes:
+            raise PolicyError(f"stage {stage.name} stages objects where it does not write")
+        statements.append(
+            Statement(
+                sid="ReleaseStagedObjects",
+                # Writing there is `write_sid`'s; a release copies (GetObject on the source) and deletes.
+                actions=("s3:GetObject", "s3:DeleteObject"),
+                resources=_objects(grants, (Location.of(stage.destination, stage.staging),)),
+            )
+        )
     # Without s3:ListBucket, S3 answers a read of a missing (deleted) object with 403 instead of 404, and the
     # runbook would send operators after an IAM problem that does not exist. No condition narrows it: the
     # s3:prefix key is present only in a listing request, so a conditioned grant would not reach GetObject.

@@ -153,6 +153,7 @@ class DataPipeline(Component):
                     versioning=cfg.versioning[role],
                     noncurrent_version_expiration_days=cfg.noncurrent_version_expiration_days,
                     kms_key_arn=cfg.kms_key_arn,
+                    staging_prefixes=stage_table.staging_prefixes(role),
                 )
                 if role not in cfg.adopted_buckets
                 else _adopted_bucket_args(cfg, role),

@@ -43,6 +43,8 @@ RECORDS = Keys(contract.RECORDS_PREFIX, contract.RECORDS_SUFFIX)
 QUARANTINE = Keys(contract.QUARANTINE_PREFIX, contract.QUARANTINE_SUFFIX)
 AGGREGATES = Keys(contract.AGGREGATES_PREFIX, contract.AGGREGATES_SUFFIX)
 REPORTS = Keys(contract.REPORTS_PREFIX, contract.REPORTS_SUFFIX)
+# Where ingestion holds records/ parts until the whole raw object is read; nothing triggers on it.
+STAGING = Keys(contract.STAGING_PREFIX)
 
 # How many groups the analytics report lists (REPORT_TOP_GROUPS).
 REPORT_TOP_GROUPS = contract.REPORT_TOP_GROUPS
@@ -194,6 +196,11 @@ class StageDescription:
     multipart_writes: bool = False
     """The stage streams its output as multipart uploads, so its role may abort them."""
 
+    staging: Keys | None = None
+    """One of `writes` where the stage holds objects before releasing them (a copy to their final key,
+    then a delete), so its role may read and delete there too; its bucket expires what a failed
+    invocation leaves there. None: the stage writes each object at its final key."""
+
     needs: Needs = field(default_factory=Needs)
     """What else the stage may use when the stack provides it."""
 
@@ -211,11 +218,13 @@ STAGE_TABLE: tuple[StageDescription, ...] = (
         source=BucketRole.RAW,
         triggers=CONFIGURED_INPUT,
         destination=BucketRole.PROCESSED,
-        writes=(RECORDS, QUARANTINE),
+        writes=(RECORDS, QUARANTINE, STAGING),
         read_sid="ReadRawInput",
         write_sid="WriteProcessedRecords",
         # Only ingestion streams its output; the other stages write each object in one PUT.
         multipart_writes=True,
+        # records/ parts k >= 1 wait here until the whole raw object is read (docs/architecture.md, "Parts").
+        staging=STAGING,
         environment={
             Env.RECORDS_PREFIX: RECORDS.prefix,
             Env.QUARANTINE_PREFIX: QUARANTINE.prefix,
@@ -279,6 +288,15 @@ STAGE_TABLE: tuple[StageDescription, ...] = (
 def stage_names() -> tuple[str, ...]:
     """The stages' names, in chain order."""
     return tuple(stage.name for stage in STAGE_TABLE)
+
+
+def staging_prefixes(bucket: str) -> tuple[str, ...]:
+    """The staging prefixes of the stages that write to the bucket with role `bucket`."""
+    return tuple(
+        stage.staging.prefix
+        for stage in STAGE_TABLE
+        if stage.staging is not None and stage.destination == bucket
+    )
 
 
 def describe(name: str) -> StageDescription:

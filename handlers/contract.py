@@ -65,6 +65,13 @@ PART_MARKER: Final = ".p"
 PART_DIGITS: Final = 5
 PART_METADATA: Final = "records-part"
 PARTS_METADATA: Final = "records-parts"
+# Where ingestion stages a version's records/ parts k >= 1 in the processed bucket while it reads the raw
+# object: nothing triggers on it. Once the whole object is read, each staged part is copied to its records/
+# key and deleted, and part 0 goes last, so no part of a version is processed before ingestion has read
+# all of it. An ingestion that fails leaves only staged objects, which the bucket expires after
+# STAGING_EXPIRATION_DAYS.
+STAGING_PREFIX: Final = "staging/"
+STAGING_EXPIRATION_DAYS: Final = 1
 
 
 class Env:

@@ -11,18 +11,24 @@ metadata. A key near S3's length limit is shortened (``events.versioned_key``). 
 
 Valid records go into parts of at most ``RECORDS_PART_BYTES`` (``handlers.parts``; docs/architecture.md,
 "Parts"): part 0 at the version's key, written last with the number of parts (``records-parts``), parts
-k >= 1 at ``part_key``'s ``<TAG>.p<k>`` keys, each uploaded as soon as it is full. So the processing stage
-fans out over the parts, and this stage holds part 0 and one more part, whatever the object's size.
+k >= 1 at ``part_key``'s ``<TAG>.p<k>`` keys. So the processing stage fans out over the parts, and this
+stage holds part 0 and one more part, whatever the object's size: each part k >= 1 is uploaded as soon
+as it is full, under ``STAGING_PREFIX`` (which triggers nothing), and released to its records/ key (a
+server-side copy, then the staged object's deletion) only once the whole object is read. So an attempt
+that fails part-way (the deadline's watchdog, a lost S3 connection) leaves nothing the later stages see.
 Quarantine entries are cut the same way (``quarantine/<rel>/<TAG>.p<k>.jsonl``, part 0 last with the
-object's counts and the number of parts), so an object of bad records does not fill ``/tmp`` either. A
-version within one part is written exactly as before parts existed. An object found unreadable after
-some parts were uploaded gets an empty part 0 of one part: the analytics stage takes the others out.
+object's counts and the number of parts; they are not staged, since no stage reads them), so an object
+of bad records does not fill ``/tmp`` either. A version within one part is written exactly as before parts
+existed, and stages nothing. An object found unreadable after some parts were staged gets an empty part 0
+of one part, and its staged parts are deleted unreleased.
 """
 
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -37,7 +43,7 @@ from handlers.ingestion_core import ingest, unreadable_entry
 from handlers.metrics import Counts, handle_objects
 from handlers.parts import Parts
 from handlers.records import RecordChecker
-from handlers.s3io import LineSpool, open_object, upload
+from handlers.s3io import LineSpool, copy, open_object, upload
 
 RECORDS_SUFFIX = contract.RECORDS_SUFFIX  # the processing stage's INPUT_SUFFIX, fixed by the chain
 QUARANTINE_SUFFIX = contract.QUARANTINE_SUFFIX
@@ -46,6 +52,9 @@ OUTPUTS = {  # kind -> the config field of its prefix, its suffix, its content t
     RECORDS: ("records_prefix", RECORDS_SUFFIX, "application/gzip"),
     QUARANTINE: ("quarantine_prefix", QUARANTINE_SUFFIX, "application/x-ndjson"),
 }
+# Staged parts are copied and deleted this many at a time: each is a request or two of a few milliseconds
+# on S3's side, whatever the part's size.
+RELEASE_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -104,6 +113,27 @@ def part_metadata(counts: Counts, lines: list[int], part: int, common: dict[str,
     return metadata
 
 
+def staged_key(attempt: str, part: int) -> str:
+    """Where ``attempt`` stages records/ part ``part`` (k >= 1) until the whole raw object is read. Short
+    whatever the raw key, and an attempt's own, so a concurrent attempt at the same version (a duplicate
+    event) never releases or deletes what this one staged."""
+    return f"{contract.STAGING_PREFIX}{attempt}/{part:0{contract.PART_DIGITS}d}{RECORDS_SUFFIX}"
+
+
+def release(s3: Any, bucket: str, staged: list[tuple[str, str]], keep: bool = True) -> None:
+    """Each staged part (staging key, records/ key) copied to its records/ key unless ``keep`` is false,
+    then deleted; any error raises, after the other parts' requests have ended."""
+
+    def one(pair: tuple[str, str]) -> None:
+        if keep:
+            copy(s3, bucket, pair[0], pair[1])
+        s3.delete_object(Bucket=bucket, Key=pair[0])
+
+    if staged:
+        with ThreadPoolExecutor(min(RELEASE_THREADS, len(staged))) as pool:
+            list(pool.map(one, staged))
+
+
 def ingest_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, list[str]]:
     """Ingest one raw object; returns its counts and the keys written (part 0 after the other parts)."""
     config, s3, bucket = rt.config, rt.s3, rt.config.common.dest_bucket
@@ -113,6 +143,8 @@ def ingest_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, list[str]]:
     if ref.version_id:
         common[contract.SOURCE_VERSION_METADATA] = ref.version_id
     written: list[str] = []
+    attempt = uuid.uuid4().hex
+    staged: list[tuple[str, str]] = []  # (staging key, records/ key) of the records/ parts k >= 1 so far
 
     def key(kind: str, part: int) -> str:
         prefix, suffix, _ = OUTPUTS[kind]
@@ -124,11 +156,16 @@ def ingest_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, list[str]]:
             metadata = part_metadata(Counts(), [0] * part + [lines], part, common)
         else:  # a quarantine part k >= 1: part 0 carries the object's counts, as before parts
             metadata = common | {contract.PART_METADATA: str(part)}
+        # records/ parts wait in staging until the whole object is read (the module docstring).
+        target = staged_key(attempt, part) if kind == RECORDS else key(kind, part)
         try:
-            upload(s3, spool.finish(), bucket, key(kind, part), OUTPUTS[kind][2], metadata)
+            upload(s3, spool.finish(), bucket, target, OUTPUTS[kind][2], metadata)
         finally:
             spool.close()
-        written.append(key(kind, part))
+        if kind == RECORDS:
+            staged.append((target, key(kind, part)))
+        else:
+            written.append(target)
 
     spools = _Spools(config.records_part_bytes, ship)
     try:
@@ -137,9 +174,11 @@ def ingest_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, list[str]]:
             counts = ingest(open_object(s3, ref), fmt, rt.checker, config.max_record_bytes, source, spools)
         except UnreadableObjectError as error:
             # Whole or nothing: drop what the readable part produced, keep one entry naming the object.
-            # Parts already written stay, but each part 0 says this version has one part: the later
-            # stages take every other records/ part of it out of the totals (handlers.loading).
+            # Staged records/ parts are deleted unreleased; quarantine parts already written stay, but
+            # part 0 says this version has one part.
             spools.close()
+            release(s3, bucket, staged, keep=False)
+            staged.clear()
             spools = _Spools(config.records_part_bytes, ship)
             spools.quarantine(unreadable_entry(source, error))
             counts = Counts(records_read=1, records_quarantined=1)
@@ -148,6 +187,9 @@ def ingest_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, list[str]]:
         # holds nothing); quarantine/ when something was quarantined.
         lines = spools.parts.lines
         spools.parts.finish()
+        # The whole object is read: the staged parts go to their records/ keys, and part 0 after them.
+        release(s3, bucket, staged)
+        written += [final for _, final in staged]
         metadata = part_metadata(counts, lines, 0, common)
         upload(s3, spools.parts.first.finish(), bucket, key(RECORDS, 0), OUTPUTS[RECORDS][2], metadata)
         written.append(key(RECORDS, 0))

@@ -119,3 +119,11 @@ def upload(
     s3.upload_fileobj(
         fileobj, bucket, key, ExtraArgs={"ContentType": content_type, "Metadata": dict(metadata)}
     )
+
+
+def copy(s3: Any, bucket: str, source: str, key: str) -> None:
+    """Copy ``source`` to ``key`` in ``bucket`` on the server side, bytes, content type and user metadata
+    as they are (one CopyObject request: a source of at most 5 GB)."""
+    s3.copy_object(
+        Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": source}, MetadataDirective="COPY"
+    )

@@ -222,3 +222,31 @@ def test_lifecycle_aborts_uploads_and_expires_noncurrent_versions(prod_stack):
     assert rules["expire-noncurrent-versions"]["noncurrentVersionExpiration"] == {"noncurrentDays": 90}
     versioning = bucket_child(prod_stack, "raw", "aws:s3/bucketVersioning:BucketVersioning")
     assert versioning.urn in lifecycle.depends_on
+
+
+@pytest.mark.parametrize("stack_name", ["dev", "prod"])
+def test_only_the_processed_bucket_expires_what_ingestion_left_staged(request, stack_name):
+    # GIVEN the evaluated stack (ingestion stages records/ parts in the processed bucket)
+    stack = request.getfixturevalue(f"{stack_name}_stack")
+    kind = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+    rules = {
+        role: bucket_child(stack, role, kind).inputs["rules"] for role in ("raw", "processed", "analytics")
+    }
+    # WHEN the lifecycle rules on a prefix are read
+    prefixed = {role: [r for r in found if r["filter"].get("prefix")] for role, found in rules.items()}
+    # THEN the processed bucket's staging prefix expires after a day, current and noncurrent versions
+    assert prefixed == {
+        "raw": [],
+        "analytics": [],
+        "processed": [
+            {
+                "id": "expire-staged-0",
+                "status": "Enabled",
+                "filter": {"prefix": contract.STAGING_PREFIX},
+                "expiration": {"days": contract.STAGING_EXPIRATION_DAYS},
+                "noncurrentVersionExpiration": {"noncurrentDays": contract.STAGING_EXPIRATION_DAYS},
+            }
+        ],
+    }
+    # AND every bucket still aborts incomplete multipart uploads, the staging prefix's included
+    assert all("abort-incomplete-multipart-uploads" in {r["id"] for r in found} for found in rules.values())

@@ -103,7 +103,11 @@ def test_ingestion_policy_is_exact():
             "Sid": "WriteProcessedRecords",
             "Effect": "Allow",
             "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
-            "Resource": ["arn:aws:s3:::p/records/*.jsonl.gz", "arn:aws:s3:::p/quarantine/*.jsonl"],
+            "Resource": [
+                "arn:aws:s3:::p/records/*.jsonl.gz",
+                "arn:aws:s3:::p/quarantine/*.jsonl",
+                f"arn:aws:s3:::p/{contract.STAGING_PREFIX}*",
+            ],
         },
         {
             "Sid": "WriteOwnLogs",
@@ -116,6 +120,15 @@ def test_ingestion_policy_is_exact():
             "Effect": "Allow",
             "Action": ["sqs:SendMessage"],
             "Resource": [QUEUE],
+        },
+        {
+            # records/ parts wait under the staging prefix until the whole raw object is read: the
+            # release copies each (GetObject on the source, PutObject above on the records/ key) and
+            # deletes it, on exactly that prefix
+            "Sid": "ReleaseStagedObjects",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:DeleteObject"],
+            "Resource": [f"arn:aws:s3:::p/{contract.STAGING_PREFIX}*"],
         },
         {
             # a deleted object reads as 404, not 403

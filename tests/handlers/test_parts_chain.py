@@ -21,6 +21,7 @@ from handlers import contract, database
 from handlers import ingestion_handler as ingestion
 from handlers import processing_handler as processing
 from handlers.contract import Env, Stage
+from handlers.errors import DeadlineError
 from handlers.events import part_key, split_part
 
 # Literals of one length, so that every records/ line of a version has the same length (line_bytes).
@@ -132,11 +133,16 @@ def test_a_version_in_parts_gives_the_totals_and_report_of_one_part(
 ) -> None:
     # GIVEN the same records once in one part and once (another key) in parts of two lines each
     chain(1 << 20, database_url=empty_database)
-    whole = [process(event) for event in ingest(aws, "incoming/whole.jsonl", body(VALUES, "whole"))]
+    whole = [
+        process(event) for event in ingest(aws, f"{contract.INPUT_PREFIX}whole.jsonl", body(VALUES, "whole"))
+    ]
     for event in whole:
         analytics.handler(event, None)
     chain(PART_BYTES, database_url=empty_database)
-    parted = [process(event) for event in ingest(aws, "incoming/parted.jsonl", body(VALUES, "parted"))]
+    parted = [
+        process(event)
+        for event in ingest(aws, f"{contract.INPUT_PREFIX}parted.jsonl", body(VALUES, "parted"))
+    ]
     results = [analytics.handler(event, None) for event in parted]
     # THEN the parted version has several parts, the same totals, and one report like the whole one's
     assert len(whole) == 1
@@ -190,7 +196,7 @@ def test_every_order_and_redelivery_of_the_parts_gives_the_same_totals_and_one_r
     for number, order in enumerate(orders(3, 8, seed=12)):
         group = f"order{number}"
         chain(3 * line_bytes(group), mode, database_url=empty_database)
-        events = ingest(aws, f"incoming/{group}.jsonl", body(VALUES, group))
+        events = ingest(aws, f"{contract.INPUT_PREFIX}{group}.jsonl", body(VALUES, group))
         assert len(events) == 3
         # WHEN its parts' events arrive in this order, each twice, then all once more (a redrive)
         results = deliver(order, events)
@@ -212,7 +218,7 @@ def test_without_a_database_the_report_is_written_once_every_part_document_exist
     for number, order in enumerate(orders(3, 6, seed=7)):
         group = f"nodb{number}"
         chain(3 * line_bytes(group))
-        events = ingest(aws, f"incoming/{group}.jsonl", body(VALUES, group))
+        events = ingest(aws, f"{contract.INPUT_PREFIX}{group}.jsonl", body(VALUES, group))
         # WHEN the parts' events arrive in this order, twice each
         results = deliver(order, events)
         # THEN an analytics delivery writes the version's report exactly when every part's document exists
@@ -238,9 +244,9 @@ def test_an_overwrite_with_another_number_of_parts_replaces_every_old_part(
     for number, interleave in enumerate(["old first", "new first", "mixed"]):
         group = f"over{number}"
         chain(len(old) // first_parts * line_bytes(group), mode, database_url=empty_database)
-        old_events = ingest(aws, f"incoming/{group}.jsonl", body(old, group))
+        old_events = ingest(aws, f"{contract.INPUT_PREFIX}{group}.jsonl", body(old, group))
         chain(len(new) // second_parts * line_bytes(group), mode, database_url=empty_database)
-        new_events = ingest(aws, f"incoming/{group}.jsonl", body(new, group))
+        new_events = ingest(aws, f"{contract.INPUT_PREFIX}{group}.jsonl", body(new, group))
         assert (len(old_events), len(new_events)) == (first_parts, second_parts)
         # WHEN their parts are processed and loaded: the old version's first, the new one's, or alternately
         documents = {"old": [process(e) for e in old_events], "new": [process(e) for e in new_events]}
@@ -263,37 +269,41 @@ def test_an_overwrite_with_another_number_of_parts_replaces_every_old_part(
 COUNT = 1000
 
 
-def test_parts_an_unreadable_end_left_behind_are_taken_out_in_either_order(
+def test_an_unreadable_end_releases_no_part_and_its_empty_version_replaces_the_old(
     aws: Any, chain: Any, empty_database: str
 ) -> None:
     # GIVEN a key whose first version is loaded, and a new version that is a .json array cut off at its
-    # end: ingestion wrote parts of its first records before it found the end missing
-    for name, late_part_0 in (("cut-late", True), ("cut-early", False)):
-        # Enough records for the ingestion core to hand whole batches over before it finds the end.
-        records = ",".join(
-            f'{{"id": "u{n}", "timestamp": 0, "type": "{name}", "value": {n}}}' for n in range(COUNT)
-        )
-        chain(16 << 10, database_url=empty_database)
-        first = [process(e) for e in ingest(aws, f"incoming/{name}.json", f"[{records}]".encode())]
-        for event in first:
-            analytics.handler(event, None)
-        assert totals(empty_database)[name]["count"] == COUNT
-        events = ingest(aws, f"incoming/{name}.json", f"[{records}".encode())
-        assert len(events) > 1  # left-over parts, then part 0 (empty: the version holds nothing)
-        documents = [process(e) for e in events]
-        left_over, part_0 = documents[:-1], documents[-1]
-        # WHEN part 0 is loaded after the left-over parts, or before them
-        for event in [*left_over, part_0] if late_part_0 else [part_0, *left_over]:
-            analytics.handler(event, None)
-        # THEN the key holds the new version, which holds nothing, and its report is the one-part one
-        assert name not in totals(empty_database)
-        tags = {split_part(e["Records"][0]["s3"]["object"]["key"], *RECORDS)[1] for e in events}
-        new = [r for r in version_reports_of(aws, name) if r["origin"]["sequencer"] in tags]
-        assert [(r["database"], "parts" in r["origin"]) for r in new] == [("loaded", False)]
+    # end: ingestion staged parts of its first records before it found the end missing
+    name = "cut"
+    # Enough records for the ingestion core to hand whole batches over before it finds the end.
+    records = ",".join(
+        f'{{"id": "u{n}", "timestamp": 0, "type": "{name}", "value": {n}}}' for n in range(COUNT)
+    )
+    chain(16 << 10, database_url=empty_database)
+    for event in ingest(aws, f"{contract.INPUT_PREFIX}{name}.json", f"[{records}]".encode()):
+        analytics.handler(process(event), None)
+    assert totals(empty_database)[name]["count"] == COUNT
+    # WHEN the cut-off version is ingested, processed and loaded
+    events = ingest(aws, f"{contract.INPUT_PREFIX}{name}.json", f"[{records}".encode())
+    # THEN only its part 0 was released (empty: the version holds nothing), and nothing stays staged
+    assert len(events) == 1
+    assert split_part(events[0]["Records"][0]["s3"]["object"]["key"], *RECORDS)[2] == 0
+    assert staged(aws) == []
+    analytics.handler(process(events[0]), None)
+    # AND the key holds the new version, which holds nothing, and its report is the one-part one
+    assert name not in totals(empty_database)
+    tag = split_part(events[0]["Records"][0]["s3"]["object"]["key"], *RECORDS)[1]
+    new = [r for r in version_reports_of(aws, name) if r["origin"]["sequencer"] == tag]
+    assert [(r["database"], "parts" in r["origin"]) for r in new] == [("loaded", False)]
 
 
 def version_reports_of(s3: Any, name: str) -> list[dict[str, Any]]:
     return [report for key, report in reports(s3).items() if f"/{name}.json/" in key]
+
+
+def staged(s3: Any) -> list[str]:
+    """What is left under the staging prefix of the processed bucket."""
+    return [key for key in keys(s3, PROCESSED) if key.startswith(contract.STAGING_PREFIX)]
 
 
 def test_a_rejected_later_part_is_reported_at_its_own_key_and_the_version_waits(aws: Any, chain: Any) -> None:
@@ -307,3 +317,60 @@ def test_a_rejected_later_part_is_reported_at_its_own_key_and_the_version_waits(
     [written] = result["objects"][0]["written"]
     assert written == part_key(contract.REPORTS_PREFIX, "bad.jsonl", "0065A1", 1, contract.REPORTS_SUFFIX)
     assert reports(aws)[written]["database"] == "rejected"
+
+
+def failing_open(after: int) -> Any:
+    """``open_object`` whose read returns 64 bytes at a time and stops the attempt, as the deadline's
+    watchdog does, once ``after`` bytes are read."""
+    real = ingestion.open_object
+
+    def open_object(s3: Any, ref: Any) -> Any:
+        read, seen = real(s3, ref), 0
+
+        def read_some(size: int) -> bytes:
+            nonlocal seen
+            if seen >= after:
+                raise DeadlineError(
+                    contract.OVER_BUDGET_REASON, "test", size=0, predicted_seconds=1.0, remaining_seconds=0.0
+                )
+            chunk = read(min(size, 64))
+            seen += len(chunk)
+            return chunk
+
+        return read_some
+
+    return open_object
+
+
+def test_an_ingestion_stopped_part_way_releases_nothing_and_its_retry_every_part_once(
+    aws: Any, chain: Any, empty_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a key whose first version is loaded (replace mode), and a new version of many parts
+    # Enough records for the ingestion core to hand whole batches over before the read stops.
+    group, new = "stopped", NEW_VALUES * 1000
+    chain(16 << 10, database_url=empty_database)
+    for event in ingest(aws, f"{contract.INPUT_PREFIX}{group}.jsonl", body(VALUES, group)):
+        analytics.handler(process(event), None)
+    assert totals(empty_database)[group] == expected(VALUES)
+    before = [key for key in keys(aws, PROCESSED) if key.startswith(contract.RECORDS_PREFIX)]
+    ref = put(aws, RAW, f"{contract.INPUT_PREFIX}{group}.jsonl", body(new, group))
+    # WHEN its ingestion is stopped after several parts' worth of its bytes
+    with monkeypatch.context() as patched:
+        patched.setattr(ingestion, "open_object", failing_open(len(body(new, group)) // 2))
+        with pytest.raises(DeadlineError):
+            ingestion.handler(event_of(ref), None)
+    # THEN its parts are staged only: no records/ object of the new version, and the totals unchanged
+    left = staged(aws)
+    assert len(left) > 1
+    assert [key for key in keys(aws, PROCESSED) if key.startswith(contract.RECORDS_PREFIX)] == before
+    assert totals(empty_database)[group] == expected(VALUES)
+    # AND its retry releases every part exactly once, part 0 last, and leaves nothing staged of its own
+    written = ingestion.handler(event_of(ref), None)["objects"][0]["written"]
+    parts = [split_part(key, *RECORDS)[2] for key in written if key.startswith(contract.RECORDS_PREFIX)]
+    assert parts == [*range(1, len(parts)), 0]
+    assert len(parts) > len(left)
+    assert staged(aws) == left  # the stopped attempt's own, which the bucket's lifecycle expires
+    for key in written:
+        analytics.handler(process(event_of(s3_record(PROCESSED, key, 0, None, None))), None)
+    assert totals(empty_database)[group] == expected(new)
+    assert len(version_reports(aws, group)) == 2
