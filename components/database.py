@@ -81,6 +81,10 @@ class ManagedDatabaseArgs:
     multi_az: bool
     """A standby in a second availability zone."""
 
+    apply_immediately: bool
+    """Modify an existing instance now rather than in its next maintenance window (RDS's ApplyImmediately):
+    needed for IAM database authentication to be on before this update's loads sign in as `app_user`."""
+
     db_name: str
     """The database created in the instance."""
 
@@ -164,6 +168,9 @@ class ManagedDatabase(Component):
             vpc_security_group_ids=[self.security_group.id],
             publicly_accessible=False,
             multi_az=args.multi_az,
+            # Without it, RDS queues a modification of an existing instance, IAM database authentication
+            # included, for the next maintenance window (docs/configuration.md, "database.create").
+            apply_immediately=args.apply_immediately,
             backup_retention_period=7 if args.production else 1,
             copy_tags_to_snapshot=True,
             deletion_protection=args.production,

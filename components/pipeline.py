@@ -235,6 +235,7 @@ class DataPipeline(Component):
                     instance_class=created.instance_class,
                     allocated_storage_gb=created.allocated_storage_gb,
                     multi_az=created.multi_az,
+                    apply_immediately=created.apply_immediately,
                     db_name=created.name,
                     vpc_id=vpc_cfg.vpc_id,
                     subnet_ids=vpc_cfg.subnet_ids,

@@ -87,4 +87,5 @@ def _database_create(c: _Collector, value: Any) -> ManagedDatabaseSettings | Non
         ),
         multi_az=c.boolean(f"{key}.multiAz", value.get("multiAz"), False),
         name=name or defaults.name,
+        apply_immediately=c.boolean(f"{key}.applyImmediately", value.get("applyImmediately"), False),
     )

@@ -62,6 +62,10 @@ class ManagedDatabaseSettings:
     name: str = "pipeline"
     """The database created in the instance."""
 
+    apply_immediately: bool = False
+    """Apply this `pulumi up`'s changes to an existing instance now, not in its next maintenance window
+    (RDS's ApplyImmediately; every pending modification goes with it, some of which restart the instance)."""
+
 
 @dataclass(frozen=True)
 class Database:

@@ -59,7 +59,7 @@ _RESOURCE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 POSTGRES_MAJOR_VERSION = "17"
 _DB_INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
 _DB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
-_DATABASE_CREATE_KEYS = ("instanceClass", "allocatedStorageGb", "multiAz", "name")
+_DATABASE_CREATE_KEYS = ("instanceClass", "allocatedStorageGb", "multiAz", "name", "applyImmediately")
 
 # How a function in the VPC reaches S3, Secrets Manager and SNS (`vpc.serviceAccess`).
 SERVICE_ACCESS_ENDPOINTS = "endpoints"  # the stack creates the endpoints (components/network.py)

@@ -100,6 +100,21 @@ def test_endpoints_of_the_example_stack(owned):
     assert services == {"s3", "secretsmanager"}
 
 
+def test_changes_to_an_existing_instance_wait_for_its_maintenance_window_by_default(owned):
+    assert _instance(owned).inputs["applyImmediately"] is False
+
+
+def test_apply_immediately_is_passed_to_rds(evaluate):
+    create = {"instanceClass": "db.t4g.small", "multiAz": True, "applyImmediately": True}
+    stack = evaluate("prod-owned", {"database": {"create": create}})
+    assert _instance(stack).inputs["applyImmediately"] is True
+
+
+def test_apply_immediately_is_a_boolean():
+    problems = _problems({"database": {"create": {"applyImmediately": "now"}}})
+    assert "data-pipeline:database.create.applyImmediately" in problems
+
+
 def test_a_dev_like_stack_keeps_one_day_of_backups_and_deletes_without_snapshot(evaluate):
     stack = evaluate("prod-owned", {"forceDestroy": True, "retainBucketsOnDelete": False})
     inputs = _instance(stack).inputs

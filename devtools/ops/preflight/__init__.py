@@ -19,6 +19,9 @@ would trip over halfway through an apply, and names the config key and the fix w
   and for encryption (DescribeKey).
 - `database.secretArn`, `summaryTopicArn`: the secret and the topic exist (DescribeSecret,
   GetTopicAttributes).
+- `database.create.applyImmediately`: an instance the stack already owns has IAM database authentication
+  on, or this `pulumi up` applies it at once (DescribeDBInstances); otherwise RDS would turn it on only in
+  the next maintenance window while the loads already sign in with IAM tokens.
 - `runtime`: Lambda is offered in the region (the public SSM parameter of AWS's global infrastructure) and
   the runtime is not past the date AWS deprecates it (Lambda has no API listing the runtimes of a region).
 
@@ -38,6 +41,7 @@ from devtools.ops.preflight.checks import (
     UNRESERVED_MINIMUM,
     check_buckets,
     check_concurrency,
+    check_database_auth,
     check_keys,
     check_runtime,
     check_secret_and_topic,
@@ -56,6 +60,7 @@ __all__ = [
     "Findings",
     "check_buckets",
     "check_concurrency",
+    "check_database_auth",
     "check_keys",
     "check_network",
     "check_runtime",

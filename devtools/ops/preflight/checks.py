@@ -1,4 +1,5 @@
-"""The account-side checks: bucket names, Lambda concurrency, KMS keys, the secret and topic, the runtime.
+"""The account-side checks: bucket names, Lambda concurrency, KMS keys, the secret and topic, the database's
+IAM authentication, the runtime.
 
 `preflight` runs them all, the VPC's (`network.py`) included, in the order they are reported.
 """
@@ -136,6 +137,38 @@ def check_secret_and_topic(cfg: PipelineConfig, secrets: Any, sns: Any, out: Fin
             )
 
 
+def check_database_auth(cfg: PipelineConfig, rds: Any, out: Findings) -> None:
+    """An instance `database.create` made before loads signed in with IAM tokens has IAM database
+    authentication off; RDS applies a modification of it in the next maintenance window unless
+    ApplyImmediately is set, while the same `pulumi up` switches the loads to the IAM-authenticated user."""
+    if cfg.database is None or cfg.database.create is None:
+        return
+    key, identifier = "database.create.applyImmediately", cfg.resource_prefix.lower()
+    try:
+        (instance,) = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
+    except ClientError as error:
+        if error_code(error) == "DBInstanceNotFound":
+            out.ok(key, f"{identifier}: not created yet; it is created with IAM database authentication on")
+        else:
+            out.fail(
+                key, f"{identifier}: DescribeDBInstances failed ({error_code(error)}); check the credentials"
+            )
+        return
+    if instance.get("IAMDatabaseAuthenticationEnabled"):
+        out.ok(key, f"{identifier}: IAM database authentication is on")
+    elif cfg.database.create.apply_immediately:
+        out.ok(key, f"{identifier}: IAM database authentication is off; this `pulumi up` turns it on at once")
+    else:
+        out.fail(
+            key,
+            f"{identifier}: IAM database authentication is off, and `pulumi up` would only queue turning it "
+            f"on for the next maintenance window while every load signs in with IAM tokens at once (and "
+            f"fails until then): set `pulumi config set --path {key} true` (every pending modification "
+            f"is applied with it), or first run `aws rds modify-db-instance --db-instance-identifier "
+            f"{identifier} --enable-iam-database-authentication --apply-immediately`",
+        )
+
+
 def check_runtime(cfg: PipelineConfig, ssm: Any, region: str, today: dt.date, out: Findings) -> None:
     try:
         ssm.get_parameter(Name=f"/aws/service/global-infrastructure/regions/{region}/services/lambda")
@@ -163,5 +196,6 @@ def preflight(
     check_network(cfg, client("ec2"), out)
     check_keys(cfg, client("kms"), region, out)
     check_secret_and_topic(cfg, client("secretsmanager"), client("sns"), out)
+    check_database_auth(cfg, client("rds"), out)
     check_runtime(cfg, client("ssm"), region, today or dt.date.today(), out)
     return list(out)

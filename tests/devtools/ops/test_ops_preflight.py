@@ -337,3 +337,49 @@ def test_database_create_needs_subnets_in_two_zones(aws):
     out = pf.Findings()
     pf.check_network(config(vpc=vpc, database={"create": True}), ec2, out)
     assert "at least two availability zones" in failures(out, "vpc.subnetIds")[0]
+
+
+# --- the database's IAM authentication -------------------------------------------------------------------
+
+
+def _owned(**create: Any):
+    net = {
+        "subnetIds": ["subnet-0a1b2c3d4e5f60718", "subnet-0b2c3d4e5f6071829"],
+        "securityGroupIds": ["sg-0c3d4e5f607182930"],
+        "serviceAccess": "nat",
+        "vpcId": "vpc-0d4e5f60718293a4b",
+    }
+    return config(vpc=net, database={"create": create or True})
+
+
+def _instance(rds: Any, identifier: str, *, iam: bool) -> None:
+    rds.create_db_instance(
+        DBInstanceIdentifier=identifier,
+        DBInstanceClass="db.t4g.micro",
+        Engine="postgres",
+        MasterUsername="pipeline_admin",
+        MasterUserPassword="not-a-real-one",
+        AllocatedStorage=20,
+        EnableIAMDatabaseAuthentication=iam,
+    )
+
+
+def test_an_existing_instance_without_iam_auth_fails_unless_applied_immediately(aws):
+    rds = boto3.client("rds", region_name=REGION)
+    cfg = _owned()
+    _instance(rds, cfg.resource_prefix.lower(), iam=False)
+    (message,) = failures(findings_of(pf.check_database_auth, cfg, rds), "database.create.applyImmediately")
+    assert "next maintenance window" in message
+    assert "--enable-iam-database-authentication --apply-immediately" in message
+    now = findings_of(pf.check_database_auth, _owned(applyImmediately=True), rds)
+    assert [f.ok for f in now] == [True]
+
+
+def test_an_instance_with_iam_auth_or_none_yet_passes(aws):
+    rds = boto3.client("rds", region_name=REGION)
+    cfg = _owned()
+    assert [f.ok for f in findings_of(pf.check_database_auth, cfg, rds)] == [True]  # created by this up
+    _instance(rds, cfg.resource_prefix.lower(), iam=True)
+    (found,) = findings_of(pf.check_database_auth, cfg, rds)
+    assert found.ok
+    assert "is on" in found.message
