@@ -49,7 +49,7 @@ import msgspec
 from handlers import contract, versions
 from handlers.config import AnalyticsConfig, load_analytics
 from handlers.contract import ACTION_FIELD, Env, Stage
-from handlers.documents import groups_from_document, read_document
+from handlers.documents import read_groups
 from handlers.errors import ConfigError, DatabaseUnavailableError, EventError, LoadRejectedError
 from handlers.events import ObjectRef, output_key, part_key, relative_key, split_part
 from handlers.metrics import Counts, handle_objects
@@ -195,12 +195,11 @@ def analyse_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str | None, dic
         _publish(rt, key, rel, report, counts, repeated)
         return replace(counts, objects_written=1), key, {"database": report["database"]}
     try:
-        document = read_document(raw)
+        document, groups = read_groups(raw)
     except ValueError as exc:
         report, counts = rejected(source, "not_an_aggregates_document", str(exc))
         _publish(rt, key, rel, report, counts, repeated)
         return replace(counts, objects_written=1), key, {"database": report["database"]}
-    groups = groups_from_document(document)
     report = build_report(source, document, groups, "not_configured", config.report_top_groups)
     counts = Counts(records_read=len(groups), records_valid=len(groups))
     if config.database_secret_arn:

@@ -175,6 +175,9 @@ PLANNING_RATES: Final = {
 }
 # Ingestion of a gzip raw object (a key ending in .gz), in compressed bytes: each holds several of JSON.
 GZIP_INPUT_PLANNING_RATE: Final = 4_000_000
+# The analytics invocation that completes a raw version of several parts reads and merges the other
+# parts' aggregates documents (handlers/versions.py): bytes of those documents per vCPU-second.
+GATHER_PLANNING_RATE: Final = 2_000_000
 # Time kept back from the timeout to log the error and its metric: this many seconds, or this share of a
 # short timeout.
 DEADLINE_MARGIN_SECONDS: Final = 5.0

@@ -195,6 +195,11 @@ def guarding(budget: Budget | None) -> Iterator[None]:
         _current.reset(token)
 
 
+def current() -> Budget | None:
+    """The budget ``guarding`` holds this object's work to (None: no guard)."""
+    return _current.get()
+
+
 def watched(read: Read, size: int | None) -> Read:
     """``read`` held to the current budget, if there is one and the size is known; else ``read`` itself."""
     budget = _current.get()

@@ -168,7 +168,14 @@ _read = msgspec.json.Decoder(AggregatesDocument).decode
 
 
 def read_document(raw: bytes) -> AggregatesDocument:
-    """An aggregates document's bytes, checked; ValueError naming the first problem if it is not one.
+    """An aggregates document's bytes, checked; ValueError naming the first problem if it is not one
+    (``read_groups`` checks the same and returns the groups it builds on the way)."""
+    return read_groups(raw)[0]
+
+
+def read_groups(raw: bytes) -> tuple[AggregatesDocument, dict[GroupKey, GroupStats]]:
+    """An aggregates document's bytes, checked, and its groups (``groups_from_document``'s, built once);
+    ValueError naming the first problem if it is not one.
 
     Everything analytics loads into the database is checked here, so a bad document is reported
     rather than failing each retry in the middle of a load: the format, types and required fields, a
@@ -206,7 +213,7 @@ def read_document(raw: bytes) -> AggregatesDocument:
     groups = _groups(document)
     if sum(stats.records for stats in groups.values()) != counts["records_valid"]:
         raise ValueError("$.groups: their records do not add up to counts.records_valid")
-    return document
+    return document, groups
 
 
 def groups_from_document(document: AggregatesDocument) -> dict[GroupKey, GroupStats]:

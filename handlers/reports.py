@@ -15,15 +15,16 @@ find the version complete write the same bytes. A version of one part has today'
 
 from __future__ import annotations
 
+import heapq
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
-from handlers.documents import COUNT_NAMES, AggregatesDocument, groups_from_document
-from handlers.exact import Number, canonical, exact_context
-from handlers.groups import GroupKey, GroupStats
+from handlers.documents import COUNT_NAMES, AggregatesDocument, MetricDocument, groups_from_document
+from handlers.exact import Number, canonical, exact_context, parse
+from handlers.groups import GroupKey, GroupStats, Stats
 from handlers.metrics import Counts
 
 REPORT_FORMAT = "data-pipeline/report@2"
@@ -33,24 +34,38 @@ def _stats_json(count: int, total: Number, low: Number, high: Number) -> dict[st
     return {"count": count, "sum": canonical(total), "min": canonical(low), "max": canonical(high)}
 
 
-def build_report(
-    source: Mapping[str, Any],
-    document: AggregatesDocument,
-    groups: Mapping[GroupKey, GroupStats],
-    database: str,
-    top: int,
-) -> dict[str, Any]:
-    """The report: what was loaded, exact totals, and the ``top`` groups by record count (pure)."""
-    totals: dict[str, list[Any]] = {}
+def _add_totals(totals: dict[str, list[Any]], groups: Iterable[GroupStats]) -> None:
+    """Add ``groups``' metric stats into ``totals`` (name → [count, sum, min, max]), exactly."""
     with exact_context():
-        for stats in groups.values():
+        for stats in groups:
             for name, s in stats.metrics.items():
                 if name in totals:
                     count, total, low, high = totals[name]
                     totals[name] = [count + s.count, total + s.sum, min(low, s.min), max(high, s.max)]
                 else:
                     totals[name] = [s.count, s.sum, s.min, s.max]
-    ranked = sorted(groups.items(), key=lambda item: (-item[1].records, item[0][0], item[0][1]))
+
+
+def _rank(item: tuple[GroupKey, GroupStats]) -> tuple[int, str, str]:
+    """The report's order of groups: most records first, then window start and dimensions (unique)."""
+    (start, dimensions), stats = item
+    return (-stats.records, start, dimensions)
+
+
+def _rank_kept(item: tuple[GroupKey, tuple[int, bytes]]) -> tuple[int, str, str]:
+    (start, dimensions), (records, _) = item
+    return (-records, start, dimensions)
+
+
+def _report(
+    source: Mapping[str, Any],
+    document: AggregatesDocument,
+    database: str,
+    size: tuple[int, int],
+    totals: Mapping[str, list[Any]],
+    top: Iterable[tuple[GroupKey, GroupStats]],
+) -> dict[str, Any]:
+    """The report's fields; ``size`` is (groups, records), ``top`` the listed groups in order."""
     origin = document.origin
     return {
         "format": REPORT_FORMAT,
@@ -63,8 +78,8 @@ def build_report(
         "counts": dict(document.counts),
         "rejected_total": document.rejected_total,
         "totals": {
-            "groups": len(groups),
-            "records": sum(stats.records for stats in groups.values()),
+            "groups": size[0],
+            "records": size[1],
             "metrics": {name: _stats_json(*values) for name, values in sorted(totals.items())},
         },
         "top_groups": [
@@ -77,9 +92,23 @@ def build_report(
                     for name, s in sorted(stats.metrics.items())
                 },
             }
-            for (start, dimensions), stats in ranked[:top]
+            for (start, dimensions), stats in top
         ],
     }
+
+
+def build_report(
+    source: Mapping[str, Any],
+    document: AggregatesDocument,
+    groups: Mapping[GroupKey, GroupStats],
+    database: str,
+    top: int,
+) -> dict[str, Any]:
+    """The report: what was loaded, exact totals, and the ``top`` groups by record count (pure)."""
+    totals: dict[str, list[Any]] = {}
+    _add_totals(totals, groups.values())
+    size = (len(groups), sum(stats.records for stats in groups.values()))
+    return _report(source, document, database, size, totals, heapq.nsmallest(top, groups.items(), key=_rank))
 
 
 def version_state(states: Sequence[str]) -> str:
@@ -92,41 +121,117 @@ def version_state(states: Sequence[str]) -> str:
     return "superseded" if "superseded" in distinct else "loaded"
 
 
+class VersionTotals:
+    """A version's report built part by part (``add`` each part's document in part order, then
+    ``report``): what it keeps grows with the version's distinct groups, never with its documents.
+
+    Each group is kept as its record count and its metrics' canonical JSON (what the document says,
+    re-encoded only when a later part has the same group and the two are merged, exactly); the metric
+    totals are added up as each part comes. The report is the one ``build_report`` would write over the
+    merged groups: same totals, same top groups in the same order."""
+
+    def __init__(self) -> None:
+        self.first: tuple[Mapping[str, Any], AggregatesDocument] | None = None
+        self.disagree = False  # a part aggregated with other settings than part 0's
+        self.counts = dict.fromkeys(COUNT_NAMES, 0)
+        self.rejected_total = 0
+        self.totals: dict[str, list[Any]] = {}
+        self.groups: dict[GroupKey, tuple[int, bytes]] = {}
+        self.parts: list[dict[str, Any]] = []
+        self._texts: dict[str, str] = {}  # one copy of each window start and dimensions text
+
+    def add(
+        self,
+        source: Mapping[str, Any],
+        document: AggregatesDocument,
+        groups: Mapping[GroupKey, GroupStats],
+        state: str,
+    ) -> None:
+        """Count in the next part: its checked document, its groups (``groups_from_document``), and
+        what loading it did."""
+        if self.first is None:  # part 0's fields, without its groups, name the version's setting
+            self.first = (dict(source), msgspec.structs.replace(document, groups=[]))
+        first = self.first[1]
+        if (document.window, document.dimensions, document.metrics) != (
+            first.window,
+            first.dimensions,
+            first.metrics,
+        ):
+            self.disagree = True
+        self.parts.append(
+            {
+                "part": len(self.parts),
+                "key": source["key"],
+                "sha256": source["sha256"],
+                "database": state,
+                "groups": len(document.groups),
+                "records": document.counts["records_valid"],
+            }
+        )
+        for name in COUNT_NAMES:
+            self.counts[name] += document.counts[name]
+        self.rejected_total += document.rejected_total
+        if self.disagree:
+            return
+        _add_totals(self.totals, groups.values())
+        kept, texts = self.groups, self._texts
+        for group, ((start, dimensions), stats) in zip(document.groups, groups.items(), strict=True):
+            key = (texts.setdefault(start, start), texts.setdefault(dimensions, dimensions))
+            if key in kept:
+                records, metrics = kept[key]
+                merged = GroupStats(records, _unpack(metrics)).merge(stats)
+                kept[key] = (merged.records, _pack(merged.metrics))
+            else:  # the document's own canonical strings, as they are
+                kept[key] = (stats.records, _encode(group.metrics))
+
+    def report(self, states: Sequence[str], top: int) -> dict[str, Any]:
+        """The version's report (see the module docstring); ``states`` each part's, in part order."""
+        assert self.first is not None, "no part was added"
+        first_source, first = self.first
+        if self.disagree:
+            report, _ = rejected(
+                first_source, "parts_disagree", "the parts were aggregated with different settings"
+            )
+            return report
+        whole = msgspec.structs.replace(first, counts=dict(self.counts), rejected_total=self.rejected_total)
+        ranked = heapq.nsmallest(top, self.groups.items(), key=_rank_kept)
+        size = (len(self.groups), sum(records for records, _ in self.groups.values()))
+        listed = [(key, GroupStats(records, _unpack(metrics))) for key, (records, metrics) in ranked]
+        report = _report(first_source, whole, version_state(states), size, self.totals, listed)
+        report["origin"]["parts"] = len(self.parts)
+        report["parts"] = self.parts
+        return report
+
+
+_encode = msgspec.json.Encoder().encode
+_decode_metrics = msgspec.json.Decoder(dict[str, MetricDocument]).decode
+
+
+def _pack(metrics: Mapping[str, Stats]) -> bytes:
+    return _encode(
+        {
+            name: MetricDocument(s.count, canonical(s.sum), canonical(s.min), canonical(s.max))
+            for name, s in metrics.items()
+        }
+    )
+
+
+def _unpack(raw: bytes) -> dict[str, Stats]:
+    return {
+        name: Stats(m.count, parse(m.sum), parse(m.min), parse(m.max))
+        for name, m in _decode_metrics(raw).items()
+    }
+
+
 def build_version_report(
     parts: Sequence[tuple[Mapping[str, Any], AggregatesDocument]], states: Sequence[str], top: int
 ) -> dict[str, Any]:
     """The report of a version of several parts: ``parts`` is each part's (source, document) in part
     order, ``states`` what loading each did (pure; see the module docstring)."""
-    first_source, first = parts[0]
-    setting = (first.window, first.dimensions, first.metrics)
-    if any((d.window, d.dimensions, d.metrics) != setting for _, d in parts):
-        report, _ = rejected(
-            first_source, "parts_disagree", "the parts were aggregated with different settings"
-        )
-        return report
-    groups: dict[GroupKey, GroupStats] = {}
-    for _, document in parts:
-        for key, stats in groups_from_document(document).items():
-            groups[key] = groups[key].merge(stats) if key in groups else stats
-    whole = msgspec.structs.replace(
-        first,
-        counts={name: sum(d.counts[name] for _, d in parts) for name in COUNT_NAMES},
-        rejected_total=sum(d.rejected_total for _, d in parts),
-    )
-    report = build_report(first_source, whole, groups, version_state(states), top)
-    report["origin"]["parts"] = len(parts)
-    report["parts"] = [
-        {
-            "part": index,
-            "key": source["key"],
-            "sha256": source["sha256"],
-            "database": state,
-            "groups": len(document.groups),
-            "records": document.counts["records_valid"],
-        }
-        for index, ((source, document), state) in enumerate(zip(parts, states, strict=True))
-    ]
-    return report
+    version = VersionTotals()
+    for (source, document), state in zip(parts, states, strict=True):
+        version.add(source, document, groups_from_document(document), state)
+    return version.report(states, top)
 
 
 def summary(report: Mapping[str, Any], rel: str, repeated: bool) -> tuple[str, str]:

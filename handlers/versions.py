@@ -29,13 +29,15 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from handlers import contract
-from handlers.documents import AggregatesDocument, read_document
+from handlers import contract, deadline, reports
+from handlers.documents import AggregatesDocument, groups_from_document, read_groups
 from handlers.events import part_key, split_part
+from handlers.groups import Groups
 
 PREFIX, SUFFIX = contract.AGGREGATES_PREFIX, contract.AGGREGATES_SUFFIX
 Part = tuple[dict[str, Any], AggregatesDocument]  # (source: bucket, key, sha256; document)
 _MISSING = ("404", "NoSuchKey", "NotFound")
+READ_BYTES = 1 << 20  # a part document is read in pieces of this size, for the watchdog to look in between
 
 
 def parts_of(metadata: Mapping[str, str]) -> int:
@@ -54,16 +56,16 @@ def _count(s3: Any, bucket: str, rel: str, tag: str) -> int | None:
     return parts_of(head.get("Metadata") or {})
 
 
-def _listed(s3: Any, bucket: str, rel: str, tag: str) -> set[str]:
-    """The keys of this version's documents in the bucket (a tag that merely starts alike is not it)."""
+def _listed(s3: Any, bucket: str, rel: str, tag: str) -> dict[str, int]:
+    """This version's documents in the bucket and their sizes (a tag that merely starts alike is not it)."""
     stem = part_key(PREFIX, rel, tag, 0, SUFFIX)[: -len(SUFFIX)]
-    found = set()
+    found = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=stem):
         for item in page.get("Contents", []):
             key = item["Key"]
             try:
                 if split_part(key, PREFIX, SUFFIX)[1] == tag:
-                    found.add(key)
+                    found[key] = int(item.get("Size", 0))
             except ValueError:  # EventError: not a key of this pipeline
                 continue
     return found
@@ -84,9 +86,27 @@ def _ledger(engine: Any, keys: list[str]) -> dict[tuple[str, str], str]:
     return {(row.object_key, row.content_sha256): row.state for row in rows}
 
 
-def gather(s3: Any, bucket: str, own: Part, engine: Any | None) -> tuple[list[Part], list[str]] | str:
-    """Every part of ``own``'s version and each one's state, once all are in; else why not (a phrase
-    for the log). ``own`` is the document this invocation loaded; ``engine`` None without a database."""
+class _Bodies:
+    """One ``read`` over the parts' bodies in turn, so that one watchdog holds the whole gather, its
+    decoding and merging included, to the deadline."""
+
+    body: Any = None
+
+    def read(self, n: int) -> bytes:
+        return bytes(self.body.read(n))
+
+
+def gather(
+    s3: Any, bucket: str, own: Part, engine: Any | None, top: int, own_groups: Groups | None = None
+) -> dict[str, Any] | str:
+    """The report of ``own``'s version once every part is in (``reports.VersionTotals``); else why not
+    (a phrase for the log). ``own`` is the document this invocation loaded (``own_groups`` its groups,
+    if at hand); ``engine`` None without a database; ``top`` the groups the report lists.
+
+    The other parts' documents are read one at a time and merged into the running totals, so memory
+    grows with the version's groups, not its parts. Their bytes (the listing's sizes) are held to the
+    invocation's deadline like its own document: refused before reading when they cannot be gathered
+    at ``GATHER_PLANNING_RATE``, and watched while read (``handlers.deadline``; DeadlineError)."""
     source, document = own
     rel, tag, part = split_part(source["key"], PREFIX, SUFFIX)
     count = document.origin.parts if part == 0 else _count(s3, bucket, rel, tag)
@@ -96,29 +116,43 @@ def gather(s3: Any, bucket: str, own: Part, engine: Any | None) -> tuple[list[Pa
         return f"left over: part 0 names {count} parts"
     keys = [part_key(PREFIX, rel, tag, index, SUFFIX) for index in range(count)]
     states = _ledger(engine, keys) if engine is not None else {}
-    have = {key for key, _ in states} if engine is not None else _listed(s3, bucket, rel, tag)
+    listed = _listed(s3, bucket, rel, tag) if engine is None else {}
+    have = {key for key, _ in states} if engine is not None else set(listed)
     missing = sum(key not in have for key in keys)
     if missing:
         return f"waiting for {missing} of {count} parts"
-    parts: list[Part] = []
+    if engine is not None:
+        listed = _listed(s3, bucket, rel, tag)
+    size = sum(listed.get(key, 0) for index, key in enumerate(keys) if index != part)
+    deadline.check_fits(deadline.current(), size, contract.GATHER_PLANNING_RATE)
+    bodies = _Bodies()
+    read = deadline.watched(bodies.read, size)
+    version = reports.VersionTotals()
+    found: list[str] = []
+    pending = 0
     for index, key in enumerate(keys):
+        raw: bytes | None = None
         if index == part:
-            parts.append(own)
+            part_source = source
+        else:
+            bodies.body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+            raw = b"".join(iter(lambda: read(READ_BYTES), b""))
+            part_source = {"bucket": bucket, "key": key, "sha256": hashlib.sha256(raw).hexdigest()}
+        state = states.get((key, part_source["sha256"])) if engine is not None else "not_configured"
+        if state is None or pending:  # not loaded yet: the rest is only counted, not decoded
+            pending += state is None
             continue
-        raw = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        try:
-            parts.append(
-                (
-                    {"bucket": bucket, "key": key, "sha256": hashlib.sha256(raw).hexdigest()},
-                    read_document(raw),
-                )
-            )
-        except ValueError:
-            return f"part {index} is not an aggregates document (its own report says why)"
-    if engine is None:
-        return parts, ["not_configured"] * count
-    found = [states.get((s["key"], s["sha256"])) for s, _ in parts]
-    pending = sum(state is None for state in found)
+        if raw is None:
+            part_document = document
+            groups = own_groups if own_groups is not None else groups_from_document(document)
+        else:
+            try:
+                part_document, groups = read_groups(raw)
+            except ValueError:
+                return f"part {index} is not an aggregates document (its own report says why)"
+        version.add(part_source, part_document, groups, state)
+        found.append(state)
+        del raw, part_document, groups  # gone before the next part is read: one part decoded at a time
     if pending:
         return f"waiting for {pending} of {count} parts processed again"
-    return parts, [state for state in found if state is not None]
+    return version.report(found, top)

@@ -16,6 +16,7 @@ from handlers.metrics import Counts
 from handlers.versions import gather
 
 DIMENSIONS, METRICS = ("type", "source"), ("value",)
+TOP = 3
 
 
 def put_part(s3: Any, tag: str, part: int, parts: int | None, value: int = 1) -> tuple[dict[str, str], Any]:
@@ -40,13 +41,13 @@ def put_part(s3: Any, tag: str, part: int, parts: int | None, value: int = 1) ->
 
 def test_without_part_0_a_later_part_waits(aws: Any) -> None:
     own = put_part(aws, "00AB", 1, None)
-    assert gather(aws, ANALYTICS, own, None) == "waiting for part 0"
+    assert gather(aws, ANALYTICS, own, None, TOP) == "waiting for part 0"
 
 
 def test_a_part_past_the_number_part_0_names_is_left_over(aws: Any) -> None:
     put_part(aws, "00AB", 0, 2)
     own = put_part(aws, "00AB", 2, None)
-    assert gather(aws, ANALYTICS, own, None) == "left over: part 0 names 2 parts"
+    assert gather(aws, ANALYTICS, own, None, TOP) == "left over: part 0 names 2 parts"
 
 
 def test_without_a_database_a_version_is_complete_when_every_document_exists(aws: Any) -> None:
@@ -55,13 +56,13 @@ def test_without_a_database_a_version_is_complete_when_every_document_exists(aws
     put_part(aws, "00AB", 2, None)
     put_part(aws, "00ABC", 1, None)
     # THEN it waits for its own part 1, and is complete once it is there
-    assert gather(aws, ANALYTICS, own, None) == "waiting for 1 of 3 parts"
+    assert gather(aws, ANALYTICS, own, None, TOP) == "waiting for 1 of 3 parts"
     put_part(aws, "00AB", 1, None)
-    parts, states = gather(aws, ANALYTICS, own, None)
-    assert [s["key"] for s, _ in parts] == [
-        part_key(contract.AGGREGATES_PREFIX, "x", "00AB", n, contract.AGGREGATES_SUFFIX) for n in range(3)
+    report = gather(aws, ANALYTICS, own, None, TOP)
+    assert [(p["key"], p["database"]) for p in report["parts"]] == [
+        (part_key(contract.AGGREGATES_PREFIX, "x", "00AB", n, contract.AGGREGATES_SUFFIX), "not_configured")
+        for n in range(3)
     ]
-    assert states == ["not_configured"] * 3
 
 
 def test_with_a_database_a_part_processed_again_and_not_loaded_yet_keeps_the_version_waiting(
@@ -77,8 +78,8 @@ def test_with_a_database_a_part_processed_again_and_not_loaded_yet_keeps_the_ver
         database.load(
             engine, source["key"], source["sha256"], setting, origin, groups_from_document(document)
         )
-    assert gather(aws, ANALYTICS, own, engine)[1] == ["loaded", "loaded"]
+    assert [p["database"] for p in gather(aws, ANALYTICS, own, engine, TOP)["parts"]] == ["loaded", "loaded"]
     put_part(aws, "00AB", 1, None, value=2)
     # THEN the version waits for that load
-    assert gather(aws, ANALYTICS, own, engine) == "waiting for 1 of 2 parts processed again"
+    assert gather(aws, ANALYTICS, own, engine, TOP) == "waiting for 1 of 2 parts processed again"
     engine.dispose()
