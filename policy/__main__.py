@@ -83,6 +83,7 @@ POLICIES = [
     stack_policy("lambda-log-retention", rules.check_functions_log_retention),
     stack_policy("lambda-failure-destination", rules.check_functions_failure_destination),
     stack_policy("s3-notification-no-self-trigger", rules.check_no_self_trigger),
+    stack_policy("s3-staging-triggers-nothing", rules.check_staging_triggers_nothing),
     ResourceValidationPolicy(
         name="iam-no-wildcard-action",
         description=rules.check_iam_no_wildcard_action.__doc__.strip(),

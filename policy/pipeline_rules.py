@@ -48,7 +48,12 @@ from resource_types import (
     ROLE_POLICY,
 )
 from rule_model import UNKNOWN, Resource, Violation
-from trigger_rules import DEST_BUCKET_VAR, WRITE_PREFIX_VARS, check_no_self_trigger
+from trigger_rules import (
+    DEST_BUCKET_VAR,
+    WRITE_PREFIX_VARS,
+    check_no_self_trigger,
+    check_staging_triggers_nothing,
+)
 
 __all__ = [
     "BUCKET",
@@ -80,6 +85,7 @@ __all__ = [
     "check_no_self_trigger",
     "check_runtime_supported",
     "check_stack",
+    "check_staging_triggers_nothing",
     "wildcard_actions",
 ]
 
@@ -90,6 +96,7 @@ STACK_RULES: Final = (
     check_functions_log_retention,
     check_functions_failure_destination,
     check_no_self_trigger,
+    check_staging_triggers_nothing,
 )
 
 

@@ -1,4 +1,5 @@
-"""The stack rule over the S3 trigger chain: no function is invoked by what it writes itself."""
+"""The stack rules over the S3 trigger chain: no function is invoked by what it writes itself, and nothing
+is invoked by the records/ parts ingestion stages before it has read their raw object whole."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ _REPOSITORY = str(Path(__file__).resolve().parent.parent)
 if _REPOSITORY not in sys.path:
     sys.path.append(_REPOSITORY)
 
-from handlers.contract import WRITE_PREFIX_VARIABLES, Env  # noqa: E402
+from handlers.contract import STAGING_PREFIX, WRITE_PREFIX_VARIABLES, Env  # noqa: E402
 
 # Environment variables through which a stage is told where it writes (docs/architecture.md).
 DEST_BUCKET_VAR: Final = Env.DEST_BUCKET
@@ -86,4 +87,41 @@ def check_no_self_trigger(resources: Sequence[Resource]) -> list[Violation]:
                                     notification.urn,
                                 )
                             )
+    return violations
+
+
+def check_staging_triggers_nothing(resources: Sequence[Resource]) -> list[Violation]:
+    """No bucket notification invokes a function on a key under the staging prefix of a bucket that a
+    function writes records/ to: those are parts of a raw version not yet read whole."""
+    violations = []
+    buckets = of_type(resources, BUCKET)
+    stagers = [
+        f
+        for f in of_type(resources, FUNCTION)
+        if lookup(f.props, "environment", "variables") is UNKNOWN
+        or lookup(f.props, "environment", "variables", Env.RECORDS_PREFIX) is not None
+    ]
+    for notification in of_type(resources, NOTIFICATION):
+        bucket_value = notification.props.get("bucket")
+        targets = [b for b in buckets if refers_to(notification, "bucket", bucket_value, b)]
+        staged_in = [_function_writes_to(f, b) for f in stagers for b in targets]
+        if (not targets and bucket_value is UNKNOWN) or None in staged_in:
+            violations.append(Violation(f"{notification.name}: bucket", notification.urn, undetermined=True))
+            continue
+        if not any(staged_in):
+            continue
+        for entry in _triggers(notification):
+            prefix = entry.get("filterPrefix") or ""
+            if prefix is UNKNOWN:
+                message = f"{notification.name}: trigger prefix"
+                violations.append(Violation(message, notification.urn, undetermined=True))
+            elif _overlaps(prefix, STAGING_PREFIX):
+                violations.append(
+                    Violation(
+                        f"{notification.name}: invokes a function on prefix {prefix!r}, which takes in "
+                        f"{STAGING_PREFIX!r}, where ingestion stages records/ parts before it has read their "
+                        "raw object whole",
+                        notification.urn,
+                    )
+                )
     return violations

@@ -10,5 +10,6 @@ BRIEF_POLICIES = frozenset(
         "lambda-failure-destination",
         "lambda-runtime-supported",
         "s3-notification-no-self-trigger",
+        "s3-staging-triggers-nothing",
     }
 )

@@ -104,5 +104,5 @@ def test_every_stack_policy_passes_the_declared_dev_stack_through_the_sdk(dev_st
     stack_policies = [p for p in POLICIES.values() if isinstance(p, StackValidationPolicy)]
     reported = [v for policy in stack_policies for v in run(policy, StackValidationArgs(resources))]
     # THEN none reports anything
-    assert len(stack_policies) == 6
+    assert len(stack_policies) == 7
     assert reported == []

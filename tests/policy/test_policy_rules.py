@@ -423,3 +423,22 @@ def test_policy_that_is_not_json_is_reported_as_such():
 def test_bucket_policy_that_is_not_json_has_no_tls_deny():
     stack = replace(compliant_stack(), "raw-policy", policy="{not json")
     assert [v.urn for v in rules.check_buckets_deny_insecure_transport(stack)] == [urn(rules.BUCKET, "raw")]
+
+
+def test_a_notification_on_the_staging_prefix_of_the_records_bucket_is_reported():
+    # GIVEN the processed bucket (ingestion writes records/ there) notifying processing on every key
+    stack = compliant_stack()
+    fn = next(r for r in stack if r.name == "processing-fn")
+    entry = {"lambdaFunctionArn": fn.props["arn"], "events": ["s3:ObjectCreated:*"], "filterPrefix": ""}
+    stack = replace(stack, "processed-notification", lambdaFunctions=[entry])
+    # WHEN the staging rule runs
+    [violation] = rules.check_staging_triggers_nothing(stack)
+    # THEN the notification is reported, naming the staging prefix
+    assert f"'{contract.STAGING_PREFIX}'" in violation.message
+    assert violation.urn == urn(rules.NOTIFICATION, "processed")
+    assert not violation.undetermined
+
+
+def test_the_chain_s_notifications_leave_the_staging_prefix_alone():
+    # records/ on processed, aggregates/ on analytics, and the raw input where ingestion writes nothing
+    assert rules.check_staging_triggers_nothing(compliant_stack()) == []
