@@ -143,6 +143,7 @@ def iter_line_blocks(
 _STRUCTURAL = re.compile(rb'[\\"\[\]{},]')
 _BACKSLASH, _QUOTE, _COMMA = ord("\\"), ord('"'), ord(",")
 _OPENERS, _CLOSERS = (ord("["), ord("{")), (ord("]"), ord("}"))
+_FAST_COMMAS, _FAST_TRIES = 4096, 3  # commas looked at, and parses tried, per chunk on the fast path
 
 
 class _ArrayScanner:
@@ -229,9 +230,8 @@ class _ArrayScanner:
             tries += 1
             units = self.split(text[:cut])
             if units:
-                max_bytes = self.max_bytes
-                if max(map(len, units)) > max_bytes:
-                    return cut, [_checked(unit, max_bytes) for unit in units]
+                if max(map(len, units)) > self.max_bytes:
+                    return cut, [_checked(unit, self.max_bytes) for unit in units]
                 return cut, units  # type: ignore[return-value]
         return -1, []
 
@@ -285,9 +285,6 @@ class _ArrayScanner:
             raise UnreadableObjectError("invalid_json", "the JSON array is not closed (truncated document)")
 
 
-_FAST_COMMAS, _FAST_TRIES = 4096, 3
-
-
 def _between_objects(text: bytes, comma: int) -> bool:
     before = text[max(0, comma - 64) : comma].rstrip(JSON_WHITESPACE)
     return before.endswith(b"}") and text[comma + 1 : comma + 65].lstrip(JSON_WHITESPACE)[:1] == b"{"
@@ -299,10 +296,7 @@ def iter_document(
     """A ``.json`` payload's units: each element of a top-level array, else the whole document.
     ``elements``: a parser that speeds the array's framing up (``_ArrayScanner``)."""
     for unit in iter_document_blocks(read, max_bytes, chunk_bytes, elements):
-        if type(unit) is list:
-            yield from unit
-        else:
-            yield unit  # type: ignore[misc]
+        yield from unit if type(unit) is list else (unit,)  # type: ignore[misc]
 
 
 def iter_document_blocks(
