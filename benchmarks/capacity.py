@@ -34,11 +34,16 @@ is not a test.
 from __future__ import annotations
 
 import argparse
+import calendar
+import contextlib
 import gzip
+import hashlib
 import io
+import json
 import math
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,13 +52,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.ingestion import _SpoolSink, generate  # noqa: E402
 from handlers import contract  # noqa: E402
 from handlers.contract import Stage  # noqa: E402
-from handlers.deadline import cpu_share, largest_object, margin_seconds  # noqa: E402
+from handlers.deadline import cpu_share, largest_object, margin_seconds, planning_rate  # noqa: E402
 
 MEMORY_SETTINGS_MB = (128, 512, 1024, 1769, 3008, 10240)
 LAMBDA_MAX_TIMEOUT_SECONDS = 900
@@ -69,7 +76,11 @@ PRICES = {
     "s3_put": 0.005 / 1000,  # PUT, COPY, POST, LIST; each multipart part is one
     "s3_get": 0.0004 / 1000,  # GET, SELECT and all other requests
 }
-MULTIPART_BYTES = 8 << 20  # boto3's upload_fileobj: multipart above 8 MiB, in 8 MiB parts
+MULTIPART_BYTES = 8 << 20
+GATHER_REL, GATHER_TAG = (
+    "capacity/version.jsonl",
+    "0065A1B2C3",
+)  # boto3's upload_fileobj: multipart above 8 MiB, in 8 MiB parts
 
 
 GZ = "ingestion of .jsonl.gz"  # the ingestion stage again, on gzip raw input (its event size is compressed)
@@ -85,7 +96,7 @@ def measure_stages(size_mb: float, repeats: int, database_url: str | None) -> di
     """CPU seconds of each stage on its chained input, best of ``repeats`` rounds, and the sizes."""
     from handlers.aggregation import aggregate_stream
     from handlers.config import default_record_schema
-    from handlers.documents import Origin, groups_from_document, read_document, to_document
+    from handlers.documents import Origin, read_groups, to_document
     from handlers.framing import detect_format
     from handlers.ingestion_core import ingest
     from handlers.records import RecordChecker
@@ -131,8 +142,7 @@ def measure_stages(size_mb: float, repeats: int, database_url: str | None) -> di
     def analytics() -> None:
         from handlers import database
 
-        document = read_document(outputs["aggregates"])
-        groups = groups_from_document(document)
+        _, groups = read_groups(outputs["aggregates"])  # as the handler reads it
         n = next(loads)
         origin = database.Origin("capacity", f"{n:X}", None)
         database.load(engine, f"aggregates/capacity/{n:X}.json", f"{n:064x}", setting, origin, groups)
@@ -180,6 +190,7 @@ def measure_stages(size_mb: float, repeats: int, database_url: str | None) -> di
         "records_ratio": len(outputs["records"]) / raw_size,  # records/ gzip bytes per raw byte
         "plain_ratio": len(plain) / raw_size,  # records/ lines per raw byte
         "database": engine.url.get_backend_name(),
+        "document": outputs["aggregates"],
     }
 
 
@@ -189,6 +200,120 @@ def _database(url: str | None, workdir: Path, window: str, dimensions: Any, metr
     url = url or f"sqlite:///{workdir / 'capacity.db'}"
     database.migrate(url)
     return database.connect(url), database.Setting(window, tuple(dimensions), tuple(metrics))
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self._file = io.BytesIO(data)
+
+    def read(self, n: int = -1) -> bytes:
+        return self._file.read(n)
+
+
+class _Bucket:
+    """The few S3 calls ``handlers.versions.gather`` makes, over documents held in memory."""
+
+    def __init__(self, objects: dict[str, bytes]) -> None:
+        self.objects = objects
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        return {"Body": _Body(self.objects[Key]), "ContentLength": len(self.objects[Key])}
+
+    def get_paginator(self, _name: str) -> Any:
+        objects = self.objects
+
+        class Pages:
+            def paginate(self, Bucket: str, Prefix: str) -> Any:
+                items = [
+                    {"Key": k, "Size": len(v)} for k, v in sorted(objects.items()) if k.startswith(Prefix)
+                ]
+                return iter([{"Contents": items}])
+
+        return Pages()
+
+
+def version_parts(document: bytes, parts: int, disjoint: bool) -> dict[str, bytes]:
+    """``parts`` aggregates documents of one raw version, each the benchmark's part document renumbered;
+    ``disjoint``: each part's groups moved to a year of its own (another leap year, so every window start
+    stays a real date), as if the parts covered different hours; else every part has the same groups."""
+    from handlers.events import part_key
+
+    base = msgspec.json.decode(document)
+    leap_years = [year for year in range(2024, 9999, 4) if calendar.isleap(year)]
+    out = {}
+    for k in range(parts):
+        d = dict(base, origin=dict(base["origin"], rel=GATHER_REL, sequencer=GATHER_TAG, part=k))
+        d["origin"]["parts"] = parts if k == 0 else None
+        if disjoint and k:
+            year = str(leap_years[k])
+            d["groups"] = sorted(
+                (dict(g, window_start=year + g["window_start"][4:]) for g in d["groups"]),
+                key=lambda g: g["window_start"],
+            )
+        key = part_key(contract.AGGREGATES_PREFIX, GATHER_REL, GATHER_TAG, k, contract.AGGREGATES_SUFFIX)
+        out[key] = msgspec.json.encode(d, order="sorted")
+    return out
+
+
+def _status_bytes(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _in_child(document: Path, parts: int, disjoint: bool) -> dict[str, float]:
+    """CPU seconds of gathering a version of ``parts`` and the peak resident memory that added, in a fresh
+    interpreter (``--gather-child``): this process's heap, grown by the stages, would hide it."""
+    command = [sys.executable, __file__, "--gather-child", f"{document},{parts},{int(disjoint)}"]
+    return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+
+
+def gather_child(spec: str) -> None:
+    """The child's side of ``_in_child``: build the version's documents, then gather them, measured."""
+    path, parts, disjoint = spec.split(",")
+    objects = version_parts(Path(path).read_bytes(), int(parts), disjoint == "1")
+    key = next(iter(objects))
+    import handlers.versions  # noqa: F401 (imported before the measurement starts)
+
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM, the peak, to the RSS now
+    start = _status_bytes("VmRSS")
+    started = time.process_time()
+    groups = _gather(objects, key)
+    cpu = time.process_time() - started
+    print(json.dumps({"cpu": cpu, "peak": _status_bytes("VmHWM") - start, "groups": groups}))
+
+
+def _gather(objects: dict[str, bytes], key: str) -> int:
+    """What the completing invocation does once its own part (``key``) is loaded; the version's groups."""
+    from handlers import versions
+    from handlers.documents import read_groups
+
+    source = {"bucket": "b", "key": key, "sha256": hashlib.sha256(objects[key]).hexdigest()}
+    document, groups = read_groups(objects[key])
+    report = versions.gather(_Bucket(objects), "b", (source, document), None, 10, groups)
+    if isinstance(report, str):
+        raise SystemExit(f"the version is not complete: {report}")
+    return int(report["totals"]["groups"])
+
+
+def measure_gather(document: bytes, counts: tuple[int, ...]) -> list[dict[str, Any]]:
+    """What the analytics invocation that completes a version spends on ``handlers.versions.gather``
+    (read, check and merge every other part's document, build the report) at each number of parts."""
+    path = Path(tempfile.mkdtemp(prefix="capacity-")) / "part.json"
+    path.write_bytes(document)
+    results = []
+    for disjoint in (False, True):
+        for parts in counts:
+            objects = version_parts(document, parts, disjoint)
+            key = next(iter(objects))
+
+            size = sum(len(v) for k, v in objects.items() if k != key)
+            results.append(
+                {"parts": parts, "disjoint": disjoint, "bytes": size, **_in_child(path, parts, disjoint)}
+            )
+    return results
 
 
 def default_timeouts() -> dict[str, int]:
@@ -207,7 +332,8 @@ def chain_cost(
 
     Ingestion reads the object and writes its records/ in parts; processing and analytics run once per part
     (analytics' input, an aggregates document, grows with the part's groups, not its records), and the
-    version's one report is written once."""
+    version's one report is written once, by the invocation that reads every other part's document again
+    (``measured["gather_rate"]``, bytes of them per CPU second)."""
     objects = GB / object_bytes
     parts = max(1, math.ceil(measured["plain_ratio"] * object_bytes / contract.DEFAULT_RECORDS_PART_BYTES))
     records_gzip = measured["records_ratio"] * object_bytes
@@ -215,6 +341,7 @@ def chain_cost(
         object_bytes / rates[Stage.INGESTION]
         + records_gzip / rates[Stage.PROCESSING]
         + parts * measured["sizes"][Stage.ANALYTICS] / rates[Stage.ANALYTICS]
+        + (parts - 1) * measured["sizes"][Stage.ANALYTICS] / measured["gather_rate"]  # the version's report
     )
     seconds = cpu_seconds / cpu_share(memory_mb) * objects
     part_gzip = records_gzip / parts
@@ -240,7 +367,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rounds; each figure is the best round")
     parser.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL"))
     parser.add_argument("--object-mb", type=float, default=1024.0, help="raw object size for the cost, MiB")
+    parser.add_argument(
+        "--gather-parts",
+        type=lambda text: tuple(int(n) for n in text.split(",")),
+        default=(17, 80),
+        help="numbers of parts of a version to gather (17: 1 GiB raw, 80: 5 GB), comma-separated",
+    )
+    parser.add_argument("--gather-child", help=argparse.SUPPRESS)  # measure_gather's fresh interpreter
     args = parser.parse_args()
+    if args.gather_child:
+        gather_child(args.gather_child)
+        return
     measured = measure_stages(args.size_mb, args.repeats, args.database_url)
     cpu, sizes = measured["cpu"], measured["sizes"]
     rates = {stage: sizes[stage] / cpu[stage] for stage in WHAT}
@@ -279,6 +416,20 @@ def main() -> None:
             cells = [_mb(largest_object(rates[stage], m, timeout)) for m in MEMORY_SETTINGS_MB]
             print(f"| {stage} | {timeout} | " + " | ".join(cells) + " |")
     print(f"\n(margin: {margin_seconds(LAMBDA_MAX_TIMEOUT_SECONDS):.0f} s of 900 s)")
+    print(
+        "\nThe limit the deadline guard enforces: it refuses before reading above the planning rate"
+        " (handlers.contract.PLANNING_RATES, GZIP_INPUT_PLANNING_RATE) at the same share and margin:\n"
+    )
+    print("| stage | timeout s | " + " | ".join(f"{m} MB" for m in MEMORY_SETTINGS_MB) + " |")
+    print("| --- | ---: |" + " ---: |" * len(MEMORY_SETTINGS_MB))
+    for stage in WHAT:
+        planned = planning_rate(Stage.INGESTION if stage == GZ else stage, "x.gz" if stage == GZ else "x")
+        for timeout in sorted({timeouts[stage], LAMBDA_MAX_TIMEOUT_SECONDS}):
+            cells = [_mb(largest_object(planned, m, timeout)) for m in MEMORY_SETTINGS_MB]
+            print(f"| {stage} | {timeout} | " + " | ".join(cells) + " |")
+    gathered = measure_gather(measured["document"], args.gather_parts)
+    print_gather(gathered, timeouts[Stage.ANALYTICS])
+    measured["gather_rate"] = min(r["bytes"] / r["cpu"] for r in gathered)
     part_seconds = [
         sizes[Stage.PROCESSING] / rates[Stage.PROCESSING] / cpu_share(m) for m in MEMORY_SETTINGS_MB
     ]
@@ -309,6 +460,36 @@ def main() -> None:
         "\nAssumed: a Lambda vCPU-second does what a CPU second does here, on arm64 as on x86_64 (no"
         " documented per-vCPU figure); the handlers use one core, so memory above 1769 MB buys no speed."
     )
+
+
+def print_gather(results: list[dict[str, Any]], timeout: int) -> None:
+    print(
+        "\nThe analytics invocation that completes a version reads and merges every other part's document"
+        " (handlers.versions.gather), in a fresh interpreter (CPU s; peak: the resident memory it added):\n"
+    )
+    print(
+        "| parts | groups | documents MB | CPU s | peak MB | MB per CPU s | "
+        + " | ".join(f"s at {m} MB" for m in MEMORY_SETTINGS_MB[:4])
+        + f" | guard's limit at {timeout} s, 512 / 1024 / 1769 MB |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: |" + " ---: |" * 5)
+    for r in results:
+        seconds = [r["cpu"] / cpu_share(m) for m in MEMORY_SETTINGS_MB[:4]]
+        per_part = r["bytes"] / max(r["parts"] - 1, 1)  # the other parts' documents, each
+        limits = [
+            1 + largest_object(contract.GATHER_PLANNING_RATE, m, timeout) / per_part
+            for m in (512, 1024, 1769)
+        ]
+        groups = "disjoint" if r["disjoint"] else "the same"
+        print(
+            f"| {r['parts']} | {groups} ({r['groups']:,}) | {r['bytes'] / 1e6:.1f} | {r['cpu']:.2f} | "
+            f"{r['peak'] / 1e6:.0f} | {r['bytes'] / r['cpu'] / 1e6:.2f} | "
+            + " | ".join(f"{x:.1f}" for x in seconds)
+            + " | "
+            + " / ".join(f"{x:,.0f}" for x in limits)
+            + " parts |"
+        )
+    print(f"(planning rate GATHER_PLANNING_RATE: {contract.GATHER_PLANNING_RATE / 1e6:.2f} MB per CPU s)")
 
 
 def _cpu_model() -> str:

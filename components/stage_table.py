@@ -276,10 +276,12 @@ STAGE_TABLE: tuple[StageDescription, ...] = (
             Env.OVERWRITE_MODE: Setting("overwrites"),
         },
         size_hint=SizeHint("database", "database.secretArn or summaryTopicArn"),
-        # Its input is one document per raw object, sized by groups, and it waits on the database, which
-        # a larger memory would bill for (docs/capacity.md).
-        memory_mb=512,
-        timeout_seconds=120,
+        # Its input is one document per records/ part, sized by groups, but the invocation that completes
+        # a raw version reads every part's document again for the version's report: 80 parts (a 5 GB
+        # object) take about 30 CPU s, which at 1024 MB (0.58 vCPU) and 300 s leave the deadline guard's
+        # planning rate room, and memory several times the merged groups' (docs/capacity.md).
+        memory_mb=1024,
+        timeout_seconds=300,
         needs=Needs(database=True, summary_topic=True, vpc=True),
     ),
 )

@@ -74,7 +74,7 @@ def test_prod_function_settings_follow_the_stack_config(prod_stack):
     assert {s: (f["memory_mb"], f["timeout_seconds"]) for s, f in functions.items()} == {
         "ingestion": (1769, 900),
         "processing": (1769, 300),
-        "analytics": (512, 120),
+        "analytics": (1024, 300),
     }
     reserved = {
         s: stage_child(prod_stack, s, "aws:lambda/function:Function").inputs.get(

@@ -108,6 +108,17 @@ def test_the_capacity_benchmark_measures_every_stage_and_prices_every_memory_set
     assert all(float(rate) > 0 for rate in rates.values())
     largest = re.findall(r"^\| ([a-z .]+?) \| (\d+) \|((?: [\d,]+ [MG]B \|){6})$", out, re.M)
     assert {name for name, _, _ in largest} == set(rates)
+    # ... twice: at the measured rates and at the planning rates the deadline guard enforces
+    assert len(largest) == 2 * len({(name, timeout) for name, timeout, _ in largest})
+    # AND the invocation that completes a version gathers 17 and 80 parts, each way, with a measured cost
+    gathers = re.findall(r"^\| (\d+) \| (the same|disjoint) \([\d,]+\) \| [\d.]+ \| ([\d.]+) \|", out, re.M)
+    assert sorted((int(parts), how) for parts, how, _ in gathers) == [
+        (17, "disjoint"),
+        (17, "the same"),
+        (80, "disjoint"),
+        (80, "the same"),
+    ]
+    assert all(float(cpu) > 0 for _, _, cpu in gathers)
     costs = re.findall(r"^\| (\d+) MB \| [\d,]+ \| \$([\d.]+) \| \$([\d.]+) \|", out, re.M)
     assert [int(memory) for memory, _, _ in costs] == [128, 512, 1024, 1769, 3008, 10240]
     assert all(float(arm) < float(x86) for _, x86, arm in costs)

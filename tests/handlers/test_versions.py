@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import pytest
 from handler_support import ANALYTICS, record
 
-from handlers import contract, database
+from handlers import contract, database, deadline
 from handlers.aggregation import aggregate_records
+from handlers.contract import Stage
 from handlers.documents import Origin, groups_from_document, read_document, to_document
+from handlers.errors import DeadlineError
 from handlers.events import part_key
 from handlers.groups import AggregateResult
 from handlers.metrics import Counts
@@ -83,3 +86,25 @@ def test_with_a_database_a_part_processed_again_and_not_loaded_yet_keeps_the_ver
     # THEN the version waits for that load
     assert gather(aws, ANALYTICS, own, engine, TOP) == "waiting for 1 of 2 parts processed again"
     engine.dispose()
+
+
+def test_a_version_whose_parts_cannot_be_gathered_in_time_fails_early_with_the_reason(aws: Any) -> None:
+    # GIVEN a complete version of two parts and an invocation with a millisecond left at 128 MB
+    own = put_part(aws, "00AB", 0, 2)
+    put_part(aws, "00AB", 1, None)
+    budget = deadline.Budget.start(Stage.ANALYTICS, 128, 0.001, clock=lambda: 0.0)
+    # WHEN it gathers THEN it refuses before reading, at the planning rate for the other part's bytes
+    with deadline.guarding(budget), pytest.raises(DeadlineError) as raised:
+        gather(aws, ANALYTICS, own, None, TOP)
+    assert raised.value.reason == contract.OVER_BUDGET_REASON
+    other = part_key(contract.AGGREGATES_PREFIX, "x", "00AB", 1, contract.AGGREGATES_SUFFIX)
+    assert raised.value.size == aws.head_object(Bucket=ANALYTICS, Key=other)["ContentLength"]
+
+
+def test_a_version_gathered_within_its_budget_is_reported(aws: Any) -> None:
+    own = put_part(aws, "00AB", 0, 2)
+    put_part(aws, "00AB", 1, None)
+    budget = deadline.Budget.start(Stage.ANALYTICS, 1769, 60.0)
+    with deadline.guarding(budget):
+        report = gather(aws, ANALYTICS, own, None, TOP)
+    assert report["totals"]["records"] == 2
