@@ -22,6 +22,11 @@ process-global, and the test suite also runs ``mock_aws`` in the same process):
   ``s3:ObjectTagging:Put``) before sending its own event, so an ``s3:ObjectCreated:*`` notification fired
   twice for one object. While a completion runs (in its request's thread), ``notifications.send_event``
   drops every event but the completion's.
+* :func:`copies_get_a_full_object_checksum`: a CopyObject writes a new single-part object, whose checksum
+  S3 computes over the copy's bytes. moto's ``S3Backend.copy_object`` copies the source's checksum value
+  but not its type, so the copy of a multipart object carried the parts' composite checksum as if it were
+  the object's, and every GET of it failed boto3's checksum validation (``FlexibleChecksumError``). The
+  copy's checksum is computed over its bytes, as a full-object checksum.
 * :func:`authorise_by_resource_arn`: moto authorises a request against the resource its response class's
   ``_determine_resource()`` names, or ``*`` without one; its Secrets Manager and SNS responses have none, so
   a role granted ``GetSecretValue`` on its one secret, or ``Publish`` on its one topic, would be denied.
@@ -53,6 +58,11 @@ WRAPPED_FOR_MULTIPART = {
     "moto.s3.notifications.send_event": ("account_id", "event_name", "bucket", "key"),
     "moto.s3.models.S3Backend.complete_multipart_upload": ("self", "bucket_name", "multipart_id", "body"),
 }
+# The method wrapped so that a copy gets its own checksum (the canary checks its first parameters).
+COPY_OBJECT = (
+    "moto.s3.models.S3Backend.copy_object",
+    ("self", "src_key", "dest_bucket_name", "dest_key_name"),
+)
 # The method moto's BaseResponse.call_action asks for the resource a request is authorised against.
 RESOURCE_HOOK = "_determine_resource"
 
@@ -123,6 +133,32 @@ def one_event_per_multipart_upload() -> Undo:
     def undo() -> None:
         notifications.send_event = original_send
         S3Backend.complete_multipart_upload = original_complete  # type: ignore[method-assign]
+
+    return undo
+
+
+def copies_get_a_full_object_checksum() -> Undo:
+    """The copy of an object with a checksum gets the checksum of its own bytes, of the full object."""
+    from moto.s3.models import S3Backend
+    from moto.s3.utils import compute_checksum
+
+    original = S3Backend.copy_object
+
+    def copy_object(
+        self: Any, src_key: Any, dest_bucket_name: str, dest_key_name: str, *args: Any, **kwargs: Any
+    ) -> Any:
+        result = original(self, src_key, dest_bucket_name, dest_key_name, *args, **kwargs)
+        if src_key.checksum_value and src_key.checksum_algorithm:
+            copied = self.get_object(dest_bucket_name, dest_key_name)
+            algorithm = src_key.checksum_algorithm.upper()
+            copied.checksum_value = compute_checksum(copied.value, algorithm).decode("ascii")
+            copied.checksum_type, copied.checksum_parts = "FULL_OBJECT", None
+        return result
+
+    S3Backend.copy_object = copy_object  # type: ignore[method-assign]
+
+    def undo() -> None:
+        S3Backend.copy_object = original  # type: ignore[method-assign]
 
     return undo
 

@@ -1,6 +1,6 @@
 """moto as a local AWS: a server on loopback, an admin to set it up, IAM enforced for everything after.
 
-Three narrow extensions of moto, all undone by :meth:`AwsEmulator.stop` (moto's state is process-global and
+Narrow extensions of moto, all undone by :meth:`AwsEmulator.stop` (moto's state is process-global and
 the test suite also uses ``mock_aws`` in the same process); the private moto functions they need, and why,
 are in :mod:`devtools.localrun._moto_internals`:
 
@@ -10,7 +10,8 @@ are in :mod:`devtools.localrun._moto_internals`:
   ``versionId`` is added when the bucket is versioned, and a ``sequencer`` that grows with every PUT (S3
   sends both; moto neither), so a handler reads the exact version it was told about and can order it.
 * moto sends two ``s3:ObjectCreated`` events for a completed multipart upload (its ``Put`` and its
-  ``CompleteMultipartUpload``); S3 sends the second alone, and so does the emulator.
+  ``CompleteMultipartUpload``); S3 sends the second alone, and so does the emulator. Its copy of a
+  multipart object kept the parts' composite checksum as the copy's; the copy gets its own.
 * moto authorises Secrets Manager and SNS calls against resource ``*``, so a role granted ``GetSecretValue``
   on its one secret or ``Publish`` on its one topic (least privilege) would be denied. The response classes
   learn the secret's or topic's ARN, as moto already does for SQS queues, so the declared resource is what
@@ -199,6 +200,7 @@ class AwsEmulator:
         self._undo.append(_moto_internals.route_lambda_notifications(self._hand_off))
         self._undo.append(_moto_internals.decorate_s3_event_records(self._complete_record))
         self._undo.append(_moto_internals.one_event_per_multipart_upload())
+        self._undo.append(_moto_internals.copies_get_a_full_object_checksum())
         self._undo.append(_moto_internals.authorise_by_resource_arn())
 
     def _unpatch_moto(self) -> None:

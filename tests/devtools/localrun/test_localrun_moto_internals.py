@@ -206,3 +206,49 @@ def test_the_secrets_store_still_finds_a_secret_by_name_and_by_arn():
     assert by_name is not None, broken("the backend's secrets.get(name) no longer finds a secret")
     assert by_arn is not None, broken("the backend's secrets.get(arn) no longer finds a secret")
     assert by_name.arn == created["ARN"], broken("a stored secret no longer carries its ARN as .arn")
+
+
+def test_the_copy_method_still_takes_the_same_first_parameters():
+    dotted, expected = internals.COPY_OBJECT
+    function = resolve(dotted)
+    assert callable(function), broken(f"{dotted} is gone")
+    parameters = tuple(inspect.signature(function).parameters)[: len(expected)]
+    assert parameters == expected, broken(f"{dotted} now starts with {parameters}, not {expected}")
+
+
+def read_copy_of_a_multipart_object(patched: bool) -> str:
+    """ "ok", or the error boto3 raises reading the copy of a multipart object back."""
+    import io
+
+    from boto3.s3.transfer import TransferConfig
+
+    undo = internals.copies_get_a_full_object_checksum() if patched else None
+    try:
+        with mock_aws():
+            s3 = boto3.client("s3", region_name=REGION)
+            s3.create_bucket(Bucket="probe", CreateBucketConfiguration={"LocationConstraint": REGION})
+            parts = TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+            s3.upload_fileobj(io.BytesIO(b"x" * (6 * 1024 * 1024)), "probe", "staged", Config=parts)
+            s3.copy_object(Bucket="probe", Key="copy", CopySource={"Bucket": "probe", "Key": "staged"})
+            try:
+                s3.get_object(Bucket="probe", Key="copy")["Body"].read()
+            except Exception as exc:  # the canary reports what boto3 raised
+                return type(exc).__name__
+            return "ok"
+    finally:
+        if undo is not None:
+            undo()
+
+
+def test_moto_still_gives_a_copy_the_composite_checksum_and_the_patch_its_own():
+    from moto.s3.models import S3Backend
+
+    original = S3Backend.copy_object
+    assert read_copy_of_a_multipart_object(patched=False) == "FlexibleChecksumError", broken(
+        "the copy of a multipart object reads back without a checksum error: the "
+        "copies_get_a_full_object_checksum patch may be unneeded"
+    )
+    assert read_copy_of_a_multipart_object(patched=True) == "ok", broken(
+        "the patched copy still fails boto3's checksum validation"
+    )
+    assert original == S3Backend.copy_object
