@@ -10,7 +10,9 @@ part is loaded (``build_version_report``): the same fields over all its parts' d
 totals added up, groups merged across parts), ``origin.parts`` their number, ``database`` one state for
 the version (``version_state``), and ``parts`` listing each part's document, state, groups and records.
 It is a function of the parts' documents and their ledger states alone, so two invocations that both
-find the version complete write the same bytes. A version of one part has today's report, unchanged.
+find the version complete write the same bytes. ``VersionTotals`` builds it one part at a time, keeping
+each merged group compactly (its records and its metrics' JSON) rather than every part's document. A
+version of one part has today's report, unchanged.
 """
 
 from __future__ import annotations

@@ -18,7 +18,10 @@ is written by an invocation that, after its own load committed, finds every part
 Each invocation checks after its own commit, so whichever commits last sees every part: at least one
 invocation writes the report, and two that both do write the same bytes (``handlers.reports``).
 Checking costs one HEAD and one ledger query (or listing) per part delivered; reading the N documents
-happens only once all are in.
+happens only once all are in, one at a time, each merged into the running totals and dropped before the
+next is read (``reports.VersionTotals``), so memory follows the version's groups, not its parts. That
+reading is held to the invocation's deadline as its own document is (``handlers.deadline``): refused at
+once when the listed bytes cannot be gathered at ``GATHER_PLANNING_RATE``, and watched while read.
 """
 
 from __future__ import annotations
