@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from handlers import contract
 from handlers.aggregation import aggregate_records
-from handlers.documents import Origin, read_document, to_document
+from handlers.documents import Origin, groups_from_document, read_document, read_groups, to_document
 from handlers.groups import AggregateResult
 from handlers.metrics import Counts
 from handlers.reports import build_report, build_version_report, version_state
@@ -116,3 +116,11 @@ def _groups(doc: Any) -> Any:
 
 def _plain(value: Any) -> Any:
     return msgspec.json.decode(msgspec.json.encode(value))
+
+
+def test_a_document_read_with_its_groups_has_the_groups_read_from_it_afterwards() -> None:
+    raw = msgspec.json.encode(document([record(1), record(2, type="view"), record(3)], 0, 1))
+    read, groups = read_groups(raw)
+    assert read == read_document(raw)
+    assert groups == groups_from_document(read)
+    assert len(groups) == 2
