@@ -7,15 +7,15 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
-from components.config.collector import _Collector
+from components.config.collector import Collector
 from components.config.model import AdoptedBucket
 from components.config.schema import (
-    _ADOPT_KEYS,
-    _BUCKET_CHARS,
-    _BUCKET_RESERVED_PREFIXES,
-    _BUCKET_RESERVED_SUFFIXES,
+    ADOPT_KEYS,
     ADOPTABLE_SETTINGS,
+    BUCKET_CHARS,
     BUCKET_NAME_MAX,
+    BUCKET_RESERVED_PREFIXES,
+    BUCKET_RESERVED_SUFFIXES,
     BUCKET_ROLES,
     DEFAULT_IMPORTED_SETTINGS,
     NAMESPACE,
@@ -29,7 +29,7 @@ def bucket_name_problems(name: str) -> list[str]:
     problems = []
     if not 3 <= len(name) <= BUCKET_NAME_MAX:
         problems.append(f"is {len(name)} characters long; allowed: 3-{BUCKET_NAME_MAX}")
-    if not _BUCKET_CHARS.match(name):
+    if not BUCKET_CHARS.match(name):
         problems.append("may contain only lowercase letters, digits, hyphens and dots")
     if name and not (name[0].isalnum() and name[-1].isalnum()):
         problems.append("must begin and end with a lowercase letter or digit")
@@ -40,17 +40,17 @@ def bucket_name_problems(name: str) -> list[str]:
         problems.append("must not be formatted as an IP address")
     except ValueError:
         pass
-    for prefix in _BUCKET_RESERVED_PREFIXES:
+    for prefix in BUCKET_RESERVED_PREFIXES:
         if name.startswith(prefix):
             problems.append(f"must not start with the reserved prefix '{prefix}'")
-    for suffix in _BUCKET_RESERVED_SUFFIXES:
+    for suffix in BUCKET_RESERVED_SUFFIXES:
         if name.endswith(suffix):
             problems.append(f"must not end with the reserved suffix '{suffix}'")
     return problems
 
 
-def _bucket_names(
-    c: _Collector, value: Any, *, project: str, stack: str, bucket_suffix: bool
+def bucket_names(
+    c: Collector, value: Any, *, project: str, stack: str, bucket_suffix: bool
 ) -> dict[str, str]:
     """`buckets.<role>`: each bucket's name without the suffix (default `<project>-<stack>-<role>`)."""
     buckets_raw = c.mapping("buckets", value)
@@ -76,7 +76,7 @@ def _bucket_names(
     return base_names
 
 
-def _adopted_buckets(c: _Collector, value: Any) -> dict[str, AdoptedBucket]:
+def adopted_buckets(c: Collector, value: Any) -> dict[str, AdoptedBucket]:
     """`adoptBuckets.<role>`: a bucket name, or `{name, import: [settings]}`."""
     raw = c.mapping("adoptBuckets", value)
     adopted: dict[str, AdoptedBucket] = {}
@@ -86,7 +86,7 @@ def _adopted_buckets(c: _Collector, value: Any) -> dict[str, AdoptedBucket]:
             continue  # reported by mapping()
         settings: Any = DEFAULT_IMPORTED_SETTINGS
         if isinstance(entry, Mapping):
-            c.check_keys(key, entry, _ADOPT_KEYS)
+            c.check_keys(key, entry, ADOPT_KEYS)
             name, settings = entry.get("name"), entry.get("import", DEFAULT_IMPORTED_SETTINGS)
         else:
             name = entry

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components.config.schema import _NESTED_KEYS, NAMESPACE
+from components.config.schema import NAMESPACE, NESTED_KEYS
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class ConfigError(ValueError):
         super().__init__(f"invalid stack configuration ({count} problem{'s' * (count != 1)}):\n{lines}")
 
 
-class _Collector:
+class Collector:
     """Reads typed values out of the raw mapping, recording problems instead of stopping at the first."""
 
     def __init__(self, secret_keys: frozenset[str] = frozenset()) -> None:
@@ -72,10 +72,10 @@ class _Collector:
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(key, f"{self.show(key, value)} is not an integer; allowed: {_range(low, high)}")
+            self.fail(key, f"{self.show(key, value)} is not an integer; allowed: {allowed_range(low, high)}")
             return default
         if value < low or (high is not None and value > high):
-            self.fail(key, f"{self.show(key, value)} is out of range; allowed: {_range(low, high)}")
+            self.fail(key, f"{self.show(key, value)} is out of range; allowed: {allowed_range(low, high)}")
             return default
         return value
 
@@ -101,10 +101,10 @@ class _Collector:
             return {}
         if not isinstance(value, Mapping):
             self.fail(
-                key, f"{self.show(key, value)} is not an object; allowed keys: {', '.join(_NESTED_KEYS[key])}"
+                key, f"{self.show(key, value)} is not an object; allowed keys: {', '.join(NESTED_KEYS[key])}"
             )
             return {}
-        self.check_keys(key, value, _NESTED_KEYS[key])
+        self.check_keys(key, value, NESTED_KEYS[key])
         return value
 
     def string_list(
@@ -133,11 +133,12 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _range(low: int, high: int | None) -> str:
+def allowed_range(low: int, high: int | None) -> str:
+    """An integer range as the error messages show it: `1-10`, or `>= 1` without an upper bound."""
     return f"{low}-{high}" if high is not None else f">= {low}"
 
 
-def _coerce(raw: Any) -> Any:
+def coerce(raw: Any) -> Any:
     """Pulumi hands config values over as strings; structured values and scalars arrive JSON-encoded."""
     if not isinstance(raw, str):
         return raw

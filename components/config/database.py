@@ -5,33 +5,34 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from components.config.collector import _Collector
+from components.config.collector import Collector
 from components.config.model import Database, ManagedDatabaseSettings
 from components.config.schema import (
-    _DATABASE_CREATE_KEYS,
-    _DB_INSTANCE_CLASS,
-    _DB_NAME,
-    _DB_URL,
-    _KMS_KEY_ARN,
-    _SECRET_ARN,
+    DATABASE_CREATE_KEYS,
+    DB_INSTANCE_CLASS,
+    DB_NAME,
+    DB_URL,
+    KMS_KEY_ARN,
+    SECRET_ARN,
 )
 
 
-def _database(c: _Collector, value: Any, is_secret: bool) -> Database | None:
+def database_settings(c: Collector, value: Any, is_secret: bool) -> Database | None:
+    """`database`: a secret ARN, a URL or `create` (exactly one), and its key; None when unset."""
     raw = c.mapping("database", value)
     if not raw:
         return None
     secret_arn = c.string(
         "database.secretArn",
         raw.get("secretArn"),
-        _SECRET_ARN,
+        SECRET_ARN,
         "a full Secrets Manager secret ARN, ending in the six characters AWS adds to the name "
         "(arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf)",
     )
     kms_key_arn = c.string(
         "database.kmsKeyArn",
         raw.get("kmsKeyArn"),
-        _KMS_KEY_ARN,
+        KMS_KEY_ARN,
         "a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)",
     )
     if kms_key_arn is not None and "secretArn" not in raw:
@@ -42,7 +43,7 @@ def _database(c: _Collector, value: Any, is_secret: bool) -> Database | None:
         )
     url = raw.get("url")
     if url is not None:
-        if not isinstance(url, str) or not _DB_URL.match(url):
+        if not isinstance(url, str) or not DB_URL.match(url):
             # Never echo the value: it holds a password.
             c.fail("database.url", "is not a database URL such as postgresql+psycopg2://user:pass@host/db")
             url = None
@@ -62,23 +63,23 @@ def _database(c: _Collector, value: Any, is_secret: bool) -> Database | None:
     return Database(secret_arn=secret_arn, url=url, kms_key_arn=kms_key_arn, create=create)
 
 
-def _database_create(c: _Collector, value: Any) -> ManagedDatabaseSettings | None:
+def _database_create(c: Collector, value: Any) -> ManagedDatabaseSettings | None:
     key = "database.create"
     if value is True:
         return ManagedDatabaseSettings()
     if not isinstance(value, Mapping):
-        c.fail(key, f"is true or an object with {', '.join(_DATABASE_CREATE_KEYS)}")
+        c.fail(key, f"is true or an object with {', '.join(DATABASE_CREATE_KEYS)}")
         return None
-    c.check_keys(key, value, _DATABASE_CREATE_KEYS)
+    c.check_keys(key, value, DATABASE_CREATE_KEYS)
     defaults = ManagedDatabaseSettings()
     instance_class = c.string(
         f"{key}.instanceClass",
         value.get("instanceClass"),
-        _DB_INSTANCE_CLASS,
+        DB_INSTANCE_CLASS,
         "an RDS instance class (db.t4g.micro)",
     )
     name = c.string(
-        f"{key}.name", value.get("name"), _DB_NAME, "a database name (a letter, then letters, digits or _)"
+        f"{key}.name", value.get("name"), DB_NAME, "a database name (a letter, then letters, digits or _)"
     )
     return ManagedDatabaseSettings(
         instance_class=instance_class or defaults.instance_class,

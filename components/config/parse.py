@@ -13,32 +13,32 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from components.config.buckets import _adopted_buckets, _bucket_names
-from components.config.collector import ConfigError, Problem, _coerce, _Collector, _range
-from components.config.database import _database
+from components.config.buckets import adopted_buckets, bucket_names
+from components.config.collector import Collector, ConfigError, Problem, allowed_range, coerce
+from components.config.database import database_settings
 from components.config.model import Aggregation, LayerSettings, PipelineConfig, StageSettings
 from components.config.schema import (
-    _EMAIL,
-    _KMS_KEY_ARN,
-    _NAME_TOKEN,
-    _NOT_SECRET_REASONS,
-    _RESOURCE_NAME,
-    _STAGE_KEYS,
-    _TOP_LEVEL_KEYS,
-    _TOPIC_ARN,
     AGGREGATION_WINDOWS,
     ARCHITECTURES,
     BUCKET_NAME_MAX,
     BUCKET_ROLES,
+    EMAIL,
     FUNCTION_NAME_MAX,
     KEPT_SECRET_KEYS,
+    KMS_KEY_ARN,
     LAMBDA_ENV_MAX_BYTES,
     LOG_RETENTION_DAYS,
     MAX_RECORD_BYTES_LIMIT,
+    NAME_TOKEN,
+    NOT_SECRET_REASONS,
+    RESOURCE_NAME,
     RUNTIMES,
+    STAGE_KEYS,
     STAGES,
+    TOP_LEVEL_KEYS,
+    TOPIC_ARN,
 )
-from components.config.vpc import _vpc
+from components.config.vpc import vpc_settings
 from components.stage_table import STAGE_TABLE, describe
 from handlers import contract
 from handlers.contract import DEFAULT_OVERWRITE_MODE, OVERWRITE_MODES, RECORDS_LINE_LIMIT
@@ -64,13 +64,13 @@ def parse_config(
     relative `layer.archive`; `region` (`aws:region`), when given, must be the region of every configured
     KMS key, secret and topic. Raises `ConfigError` with every problem found.
     """
-    c = _Collector(secret_keys)
-    values = {k: _coerce(v) for k, v in raw.items()}
+    c = Collector(secret_keys)
+    values = {k: coerce(v) for k, v in raw.items()}
     for name in values:
-        if name not in _TOP_LEVEL_KEYS:
-            c.unknown(name, name, _TOP_LEVEL_KEYS)
+        if name not in TOP_LEVEL_KEYS:
+            c.unknown(name, name, TOP_LEVEL_KEYS)
         elif name in secret_keys and name not in KEPT_SECRET_KEYS:
-            reason = _NOT_SECRET_REASONS.get(name, "it is a setting of the stack, not a secret")
+            reason = NOT_SECRET_REASONS.get(name, "it is a setting of the stack, not a secret")
             c.fail(
                 name,
                 f"is set with --secret, but the stack cannot keep it secret: {reason}; set it in plain text "
@@ -82,7 +82,7 @@ def parse_config(
     retain = c.boolean("retainBucketsOnDelete", values.get("retainBucketsOnDelete"), not force_destroy)
     bucket_suffix = c.boolean("bucketSuffix", values.get("bucketSuffix"), True)
 
-    base_names = _bucket_names(
+    base_names = bucket_names(
         c, values.get("buckets"), project=project, stack=stack, bucket_suffix=bucket_suffix
     )
 
@@ -97,7 +97,7 @@ def parse_config(
     kms_key_arn = c.string(
         "kmsKeyArn",
         values.get("kmsKeyArn"),
-        _KMS_KEY_ARN,
+        KMS_KEY_ARN,
         "a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)",
     )
 
@@ -113,9 +113,9 @@ def parse_config(
         key = f"stages.{stage}"
         one = stages_raw.get(stage) or {}
         if not isinstance(one, Mapping):
-            c.fail(key, f"{c.show(key, one)} is not an object; allowed keys: {', '.join(_STAGE_KEYS)}")
+            c.fail(key, f"{c.show(key, one)} is not an object; allowed keys: {', '.join(STAGE_KEYS)}")
             one = {}
-        c.check_keys(key, one, _STAGE_KEYS)
+        c.check_keys(key, one, STAGE_KEYS)
         reserved = one.get("reservedConcurrency")
         described = describe(stage)
         stages[stage] = StageSettings(
@@ -170,8 +170,9 @@ def parse_config(
         c.fail(
             "maxRecordBytes",
             f"{c.show('maxRecordBytes', raw_max_record_bytes)} is out of range; allowed: "
-            f"{_range(1, MAX_RECORD_BYTES_LIMIT)} (ingestion may write a record as 9/5 of its size plus 28 "
-            f"bytes, and the processing stage reads records/ lines of at most {RECORDS_LINE_LIMIT} bytes)",
+            f"{allowed_range(1, MAX_RECORD_BYTES_LIMIT)} (ingestion may write a record as 9/5 of its size "
+            "plus 28 bytes, and the processing stage reads records/ lines of at most "
+            f"{RECORDS_LINE_LIMIT} bytes)",
         )
         max_record_bytes = contract.DEFAULT_MAX_RECORD_BYTES
     else:
@@ -194,9 +195,9 @@ def parse_config(
     agg_raw = c.mapping("aggregation", values.get("aggregation"))
     field_name = "a field name (letters, digits, underscores; at most 256 characters)"
     dimensions = c.string_list(
-        "aggregation.dimensions", agg_raw.get("dimensions"), _NAME_TOKEN.match, field_name, allow_empty=True
+        "aggregation.dimensions", agg_raw.get("dimensions"), NAME_TOKEN.match, field_name, allow_empty=True
     )
-    metrics = c.string_list("aggregation.metrics", agg_raw.get("metrics"), _NAME_TOKEN.match, field_name)
+    metrics = c.string_list("aggregation.metrics", agg_raw.get("metrics"), NAME_TOKEN.match, field_name)
     aggregation = Aggregation(
         window=c.choice(
             "aggregation.window", agg_raw.get("window"), contract.DEFAULT_WINDOW, AGGREGATION_WINDOWS
@@ -209,14 +210,14 @@ def parse_config(
         shown = ", ".join(c.show("aggregation", name) for name in sorted(both))
         c.fail("aggregation", f"{shown} cannot be both a dimension and a metric")
 
-    database = _database(c, values.get("database"), "database" in secret_keys)
+    database = database_settings(c, values.get("database"), "database" in secret_keys)
     summary_topic_arn = c.string(
-        "summaryTopicArn", values.get("summaryTopicArn"), _TOPIC_ARN, "an SNS topic ARN (standard topic)"
+        "summaryTopicArn", values.get("summaryTopicArn"), TOPIC_ARN, "an SNS topic ARN (standard topic)"
     )
     summary_topic_kms_key_arn = c.string(
         "summaryTopicKmsKeyArn",
         values.get("summaryTopicKmsKeyArn"),
-        _KMS_KEY_ARN,
+        KMS_KEY_ARN,
         "a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)",
     )
     if summary_topic_kms_key_arn is not None and summary_topic_arn is None:
@@ -236,7 +237,7 @@ def parse_config(
             },
         )
     creates_database = database is not None and database.create is not None
-    vpc = _vpc(c, values.get("vpc"), needs_vpc_id=creates_database)
+    vpc = vpc_settings(c, values.get("vpc"), needs_vpc_id=creates_database)
     if creates_database and vpc is None and "vpc" not in values:
         c.fail(
             "database.create",
@@ -244,12 +245,12 @@ def parse_config(
             "function, vpc.vpcId and vpc.serviceAccess): the database lives in private subnets",
         )
     layer = _layer(c, values.get("layer"), project_dir)
-    alarm_email = c.string("alarmEmail", values.get("alarmEmail"), _EMAIL, "an email address")
+    alarm_email = c.string("alarmEmail", values.get("alarmEmail"), EMAIL, "an email address")
     overwrites = c.choice("overwrites", values.get("overwrites"), DEFAULT_OVERWRITE_MODE, OVERWRITE_MODES)
 
     # Function, queue and layer names derive from project and stack: no config key can fix them.
     prefix = f"{project}-{stack}".replace(".", "-")
-    if not _RESOURCE_NAME.match(prefix):
+    if not RESOURCE_NAME.match(prefix):
         c.problems.append(
             Problem(f"stack {stack!r}", f"'{prefix}' may contain only letters, digits, '-', '_' and '.'")
         )
@@ -295,7 +296,7 @@ def parse_config(
         else c.integer(
             "recordsPartBytes", values["recordsPartBytes"], contract.DEFAULT_RECORDS_PART_BYTES, 1, None
         ),
-        adopted_buckets=_adopted_buckets(c, values.get("adoptBuckets")),
+        adopted_buckets=adopted_buckets(c, values.get("adoptBuckets")),
         summary_topic_kms_key_arn=summary_topic_kms_key_arn,
         region=region,
         secret_keys=frozenset(k for k in secret_keys if k in values),
@@ -306,7 +307,7 @@ def parse_config(
     return cfg
 
 
-def _check_environment_size(c: _Collector, cfg: PipelineConfig) -> None:
+def _check_environment_size(c: Collector, cfg: PipelineConfig) -> None:
     """Lambda refuses a function whose environment passes 4 KB: measure each stage's real one.
 
     The bucket name and secret ARN are counted at their longest, since they are not known yet.
@@ -330,7 +331,7 @@ def _check_environment_size(c: _Collector, cfg: PipelineConfig) -> None:
             )
 
 
-def _check_regions(c: _Collector, region: str, arns: Mapping[str, str | None]) -> None:
+def _check_regions(c: Collector, region: str, arns: Mapping[str, str | None]) -> None:
     """A key, secret or topic in another region is not usable from the stack's functions and resources:
     SSE-KMS, SQS and Secrets Manager accept only a key of their own region, and the SDK calls the function's
     region."""
@@ -346,7 +347,7 @@ def _check_regions(c: _Collector, region: str, arns: Mapping[str, str | None]) -
             )
 
 
-def _layer(c: _Collector, value: Any, project_dir: Path | None) -> LayerSettings:
+def _layer(c: Collector, value: Any, project_dir: Path | None) -> LayerSettings:
     raw = c.mapping("layer", value)
     include_boto3 = c.boolean("layer.includeBoto3", raw.get("includeBoto3"), False)
     archive = raw.get("archive")

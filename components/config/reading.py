@@ -9,7 +9,7 @@ from typing import Any
 
 from components.config.model import PipelineConfig
 from components.config.parse import parse_config
-from components.config.schema import _TOP_LEVEL_KEYS, NAMESPACE
+from components.config.schema import NAMESPACE, TOP_LEVEL_KEYS
 
 
 def load_stack_config(project_dir: Path) -> PipelineConfig:
@@ -42,7 +42,7 @@ def read_stack_config(project_dir: Path | None = None) -> tuple[dict[str, Any], 
     from pulumi import runtime
 
     config = pulumi.Config(NAMESPACE)
-    names = _config_names(project_dir) | set(_TOP_LEVEL_KEYS)
+    names = _config_names(project_dir) | set(TOP_LEVEL_KEYS)
     raw = {name: value for name in sorted(names) if (value := config.get(name)) is not None}
     secret_full_keys = set(runtime.get_config_secret_keys_env())
     secrets = frozenset(

@@ -31,35 +31,35 @@ LAMBDA_ENV_MAX_BYTES = 4096
 # write a record longer than its input (handlers/contract.py, handlers.ingestion_core.output_bound).
 MAX_RECORD_BYTES_LIMIT = contract.MAX_RECORD_BYTES_LIMIT
 
-_BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
-_BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
-_BUCKET_CHARS = re.compile(r"^[a-z0-9.-]+$")
+BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+BUCKET_CHARS = re.compile(r"^[a-z0-9.-]+$")
 _ARN_PARTITION = r"arn:aws(?:-cn|-us-gov|-iso|-iso-b|-iso-e|-iso-f|-eusc)?"
 _REGION = r"[a-z]{2}(?:-[a-z]+)+-\d"
-_KMS_KEY_ARN = re.compile(
+KMS_KEY_ARN = re.compile(
     rf"^{_ARN_PARTITION}:kms:{_REGION}:\d{{12}}:key/(?:mrk-[0-9a-f]{{32}}|[0-9a-f]{{8}}(?:-[0-9a-f]{{4}}){{3}}-[0-9a-f]{{12}})$"
 )
 # The full ARN, with the six characters Secrets Manager appends to the name: IAM matches a policy's
 # Resource against the full ARN, so a grant naming a partial ARN would never apply.
-_SECRET_ARN = re.compile(
+SECRET_ARN = re.compile(
     rf"^{_ARN_PARTITION}:secretsmanager:{_REGION}:\d{{12}}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{{6}}$"
 )
-_TOPIC_ARN = re.compile(rf"^{_ARN_PARTITION}:sns:{_REGION}:\d{{12}}:[A-Za-z0-9_-]{{1,256}}$")
-_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
-_SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
-_VPC_ID = re.compile(r"^vpc-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
-_ROUTE_TABLE_ID = re.compile(r"^rtb-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+TOPIC_ARN = re.compile(rf"^{_ARN_PARTITION}:sns:{_REGION}:\d{{12}}:[A-Za-z0-9_-]{{1,256}}$")
+SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
+SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
+VPC_ID = re.compile(r"^vpc-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
+ROUTE_TABLE_ID = re.compile(r"^rtb-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # A field name: the analytics database keeps metric names in a 256-character column.
-_NAME_TOKEN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,255}$")
-_DB_URL = re.compile(r"^[a-z][a-z0-9+]*://\S+$")
-_RESOURCE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+NAME_TOKEN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,255}$")
+DB_URL = re.compile(r"^[a-z][a-z0-9+]*://\S+$")
+RESOURCE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 # RDS for PostgreSQL, current major version (database.create).
 POSTGRES_MAJOR_VERSION = "17"
-_DB_INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
-_DB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
-_DATABASE_CREATE_KEYS = ("instanceClass", "allocatedStorageGb", "multiAz", "name", "applyImmediately")
+DB_INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+DB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+DATABASE_CREATE_KEYS = ("instanceClass", "allocatedStorageGb", "multiAz", "name", "applyImmediately")
 
 # How a function in the VPC reaches S3, Secrets Manager and SNS (`vpc.serviceAccess`).
 SERVICE_ACCESS_ENDPOINTS = "endpoints"  # the stack creates the endpoints (components/network.py)
@@ -74,9 +74,9 @@ ADOPTABLE_SETTINGS = ("publicAccessBlock", "ownershipControls", "encryption", "v
 # What every bucket created since April 2023 has (S3's defaults: all four public access flags on,
 # BucketOwnerEnforced, SSE-S3), so an import of it cannot fail for want of the setting.
 DEFAULT_IMPORTED_SETTINGS = ("publicAccessBlock", "ownershipControls", "encryption")
-_ADOPT_KEYS = ("name", "import")
+ADOPT_KEYS = ("name", "import")
 
-_TOP_LEVEL_KEYS = (
+TOP_LEVEL_KEYS = (
     "buckets",
     "bucketSuffix",
     "forceDestroy",
@@ -105,8 +105,8 @@ _TOP_LEVEL_KEYS = (
     "overwrites",
     "adoptBuckets",
 )
-_STAGE_KEYS = ("memoryMb", "timeoutSeconds", "reservedConcurrency", "logRetentionDays", "ephemeralStorageMb")
-_NESTED_KEYS: dict[str, tuple[str, ...]] = {
+STAGE_KEYS = ("memoryMb", "timeoutSeconds", "reservedConcurrency", "logRetentionDays", "ephemeralStorageMb")
+NESTED_KEYS: dict[str, tuple[str, ...]] = {
     "buckets": BUCKET_ROLES,
     "adoptBuckets": BUCKET_ROLES,
     "versioning": BUCKET_ROLES,
@@ -116,13 +116,13 @@ _NESTED_KEYS: dict[str, tuple[str, ...]] = {
     "vpc": ("subnetIds", "securityGroupIds", "serviceAccess", "vpcId", "routeTableIds", "create"),
     "layer": ("archive", "includeBoto3"),
 }
-KNOWN_KEYS = _TOP_LEVEL_KEYS
+KNOWN_KEYS = TOP_LEVEL_KEYS
 
 # The keys a stack may set with `--secret`: their values reach only the function environment, the role
 # policy, the migration's triggers and the alarm subscription, where the program keeps them secret
 # (`PipelineConfig.secret_keys`). Every other key becomes a name, ID or filter that AWS shows to anyone who
 # can read the resource (and Pulumi in its URNs and outputs), so `--secret` on it would be a false promise:
-# refused, with the reason (`_NOT_SECRET_REASONS`).
+# refused, with the reason (`NOT_SECRET_REASONS`).
 KEPT_SECRET_KEYS = (
     "database",
     "summaryTopicArn",
@@ -134,7 +134,7 @@ KEPT_SECRET_KEYS = (
     "recordsPartBytes",
     "overwrites",
 )
-_NOT_SECRET_REASONS = {
+NOT_SECRET_REASONS = {
     "buckets": "bucket names are public: they are in every ARN, stack output and S3 event",
     "kmsKeyArn": "the key ARN is part of every bucket's encryption settings and every queue's attributes",
     "vpc": "the subnet, security group, VPC and route table IDs are part of the function's VpcConfig and "

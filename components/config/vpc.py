@@ -8,21 +8,21 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from components.config.collector import _Collector
+from components.config.collector import Collector
 from components.config.model import Vpc, VpcCreate
 from components.config.schema import (
-    _ROUTE_TABLE_ID,
-    _SECURITY_GROUP_ID,
-    _SUBNET_ID,
-    _VPC_ID,
+    ROUTE_TABLE_ID,
+    SECURITY_GROUP_ID,
     SERVICE_ACCESS_ENDPOINTS,
     SERVICE_ACCESS_EXISTING,
     SERVICE_ACCESS_MODES,
     SERVICE_ACCESS_NAT,
+    SUBNET_ID,
+    VPC_ID,
 )
 
 
-def _vpc(c: _Collector, value: Any, needs_vpc_id: bool = False) -> Vpc | None:
+def vpc_settings(c: Collector, value: Any, needs_vpc_id: bool = False) -> Vpc | None:
     """`needs_vpc_id`: the stack creates a database in the VPC (database.create), whose security group goes in
     `vpc.vpcId` whatever `vpc.serviceAccess` is (the subnets' VPC when it is unset)."""
     raw = c.mapping("vpc", value)
@@ -31,12 +31,12 @@ def _vpc(c: _Collector, value: Any, needs_vpc_id: bool = False) -> Vpc | None:
     if "create" in raw:
         return _vpc_create(c, raw)
     subnets = c.string_list(
-        "vpc.subnetIds", raw.get("subnetIds"), _SUBNET_ID.match, "a subnet ID (subnet-...)"
+        "vpc.subnetIds", raw.get("subnetIds"), SUBNET_ID.match, "a subnet ID (subnet-...)"
     )
     groups = c.string_list(
         "vpc.securityGroupIds",
         raw.get("securityGroupIds"),
-        _SECURITY_GROUP_ID.match,
+        SECURITY_GROUP_ID.match,
         "a security group ID (sg-...)",
     )
     for name, got in (("subnetIds", subnets), ("securityGroupIds", groups)):
@@ -63,9 +63,9 @@ def _vpc(c: _Collector, value: Any, needs_vpc_id: bool = False) -> Vpc | None:
     elif access not in SERVICE_ACCESS_MODES:
         c.fail("vpc.serviceAccess", f"{c.show('vpc.serviceAccess', access)} is not allowed; set it to {how}")
         access = None
-    vpc_id = c.string("vpc.vpcId", raw.get("vpcId"), _VPC_ID, "a VPC ID (vpc-...)")
+    vpc_id = c.string("vpc.vpcId", raw.get("vpcId"), VPC_ID, "a VPC ID (vpc-...)")
     route_tables = c.string_list(
-        "vpc.routeTableIds", raw.get("routeTableIds"), _ROUTE_TABLE_ID.match, "a route table ID (rtb-...)"
+        "vpc.routeTableIds", raw.get("routeTableIds"), ROUTE_TABLE_ID.match, "a route table ID (rtb-...)"
     )
     # With `endpoints`, an unset vpc.vpcId is the subnets' VPC and unset vpc.routeTableIds are the subnets'
     # route tables, both looked up at deploy time (components.network.subnet_vpc, subnet_route_tables).
@@ -87,7 +87,7 @@ def _vpc(c: _Collector, value: Any, needs_vpc_id: bool = False) -> Vpc | None:
     )
 
 
-def _vpc_create(c: _Collector, raw: Mapping[str, Any]) -> Vpc | None:
+def _vpc_create(c: Collector, raw: Mapping[str, Any]) -> Vpc | None:
     """`vpc.create`: `{availabilityZones: [two zones], cidr}`; the stack owns the VPC and its endpoints."""
     given = [name for name in ("subnetIds", "securityGroupIds", "vpcId", "routeTableIds") if name in raw]
     for name in given:
