@@ -70,7 +70,6 @@ from handlers.groups import (
     _PLAIN_DIMENSIONS,
     _RAW,
     _SCALAR_DIMENSIONS,
-    _STAMPS,
     _TRUE,
     MAX_REJECTED_DETAILS,
     PENDING_VALUES,
@@ -256,7 +255,7 @@ class Aggregator:
         # One regular-expression pass over the block's timestamps; a newline inside one would make
         # more parts than records.
         joined = "\n".join(timestamps)
-        if not _STAMPS.fullmatch(joined) or joined.count("\n") != len(timestamps) - 1:
+        if not self._starts.stamps.fullmatch(joined) or joined.count("\n") != len(timestamps) - 1:
             return False
         columns: list[list[Any]] = [list(map(self._starts.head, timestamps))]
         for get in layout.dimensions:

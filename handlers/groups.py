@@ -35,9 +35,10 @@ _TEXT = msgspec.json.Encoder(decimal_format="number", order="sorted")
 _SCALAR = msgspec.json.Decoder(float_hook=Decimal)
 _RAW = msgspec.json.Decoder(msgspec.Raw)
 # A normalised timestamp, hours and minutes in range: only the date is left to check (_Starts).
-_STAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?Z"
+_HEAD_13 = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3])"
+_HEAD_16 = _HEAD_13 + ":[0-5][0-9]"
+_STAMP = _HEAD_16 + r":[0-5][0-9](?:\.[0-9]{1,6})?Z"
 _NORMALISED = re.compile(_STAMP)
-_STAMPS = re.compile(f"(?:{_STAMP}\n)*{_STAMP}")  # a block's timestamps, joined by newlines
 _BLANK = b" \t\r"  # JSON whitespace; bytes.isspace would also take \v and \f, which are not JSON
 _LIMIT = 10**exact.MAX_INTEGER_DIGITS
 _NONE = type(None)
@@ -200,7 +201,8 @@ def _json_type(value: object) -> str:
 class _Starts(dict[str, str]):
     """The start of the window of a timestamp's first ``length`` characters: up to the hour when the
     window is whole hours, else up to the minute, so that a few thousand entries serve days of records.
-    Only for timestamps ``_NORMALISED`` has matched; ValueError for a date that does not exist.
+    ValueError for a head no normalised timestamp has (hour 24) or whose date does not exist; ``stamps``
+    checks the rest of a block's timestamps.
 
     Equal to ``window_start`` (property-tested): every window divides a day and UTC days start on a
     multiple of it, so the start is the date and the minute of the day rounded down, with no epoch
@@ -212,8 +214,16 @@ class _Starts(dict[str, str]):
         self.window_minutes = window_seconds // 60
         self.length = 13 if window_seconds % 3600 == 0 else 16
         self.head = itemgetter(slice(None, self.length))
+        # A block's timestamps joined by newlines, each head left to __missing__ (checked once a head,
+        # not once a record): the rest is as _NORMALISED has it.
+        tail = _STAMP[len(_HEAD_13) :] if self.length == 13 else _STAMP[len(_HEAD_16) :]
+        stamp = f"[^\n]{{{self.length}}}{tail}"
+        self.stamps = re.compile(f"(?:{stamp}\n)*{stamp}")
+        self.heads = re.compile(_HEAD_13 if self.length == 13 else _HEAD_16)
 
     def __missing__(self, head: str) -> str:
+        if not self.heads.fullmatch(head):
+            raise ValueError(f"timestamp is not normalised RFC 3339 UTC: {head!r}...")
         day = head[:10]
         try:
             date.fromisoformat(day)

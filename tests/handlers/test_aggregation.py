@@ -949,3 +949,12 @@ def test_decimals_of_one_scale_give_the_reference_document(
     assert to_document(result, SOURCE, "1h", 3600, DIMENSIONS, METRICS, origin=ORIGIN) == to_document(
         stats, SOURCE, "1h", 3600, DIMENSIONS, METRICS, origin=ORIGIN
     )
+
+
+@pytest.mark.parametrize("head", ["2024-05-01T24", "2024-02-30T10", "2024-05-01 10", "2024-05-01T1a"])
+def test_a_timestamp_whose_head_is_not_normalised_is_rejected_in_a_block_of_good_ones(head: str) -> None:
+    good = b'{"timestamp":"2024-05-01T10:00:00Z","type":"a","value":1}'
+    bad = f'{{"timestamp":"{head}:00:00Z","type":"a","value":1}}'.encode()
+    result = stream(b"\n".join([good] * 100 + [bad] + [good] * 100))
+    assert [(entry.line, entry.reason) for entry in result.rejected] == [(101, "invalid_timestamp")]
+    assert result.counts.records_valid == 200
