@@ -178,6 +178,10 @@ GZIP_INPUT_PLANNING_RATE: Final = 4_000_000
 # The analytics invocation that completes a raw version of several parts reads and merges the other
 # parts' aggregates documents (handlers/versions.py): bytes of those documents per vCPU-second.
 GATHER_PLANNING_RATE: Final = 2_000_000
+# Ingestion's release of a version's staged records/ parts (a CopyObject and a delete each, in parallel
+# threads): seconds planned per round of parallel releases. S3's time, not ours, so not scaled by memory;
+# a planning assumption (the local run cannot measure S3), generous for parts of at most 64 MiB.
+RELEASE_PLANNING_SECONDS: Final = 2.0
 # Time kept back from the timeout to log the error and its metric: this many seconds, or this share of a
 # short timeout.
 DEADLINE_MARGIN_SECONDS: Final = 5.0

@@ -39,7 +39,7 @@ from handlers.contract import (
     Stage,
 )
 from handlers.errors import DeadlineError
-from handlers.framing import is_gzip
+from handlers.events import is_gzip
 
 Clock = Callable[[], float]
 Read = Callable[[int], bytes]
@@ -133,6 +133,16 @@ def check_fits(budget: Budget | None, size: int | None, rate: float) -> None:
     remaining = budget.remaining()
     if predicted > remaining - budget.margin:
         raise over_budget(budget, size, predicted, remaining, "at the planned rate")
+
+
+def check_seconds(budget: Budget | None, size: int, needed: float, how: str) -> None:
+    """Raise ``DeadlineError`` when ``needed`` seconds of work that CPU does not govern (S3's own, say)
+    cannot be done before the budget's deadline less its margin. No budget: nothing to check."""
+    if budget is None:
+        return
+    remaining = budget.remaining()
+    if needed > remaining - budget.margin:
+        raise over_budget(budget, size, needed, remaining, how)
 
 
 class Watchdog:

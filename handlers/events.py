@@ -172,3 +172,12 @@ def split_part(key: str, prefix: str, suffix: str) -> tuple[str, str, int]:
         part, key = int(digits), head + suffix
     rel, tag = split_versioned(key, prefix, suffix)
     return rel, tag, part
+
+
+def is_gzip(key: str) -> bool:
+    """Whether ``key`` names a gzip-compressed object (``.gz``, in any case).
+
+    Here rather than in ``handlers.framing``: the deadline guard of every stage asks it, and analytics'
+    cold start should not import the framing module for one suffix test.
+    """
+    return key.lower().endswith(".gz")

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from handlers.errors import UnreadableObjectError
+from handlers.events import is_gzip
 
 Read = Callable[[int], bytes]
 # A parser's split of array content (the text between "[" and "]") into its elements' exact spans, or
@@ -47,11 +48,6 @@ class InputFormat:
 
     compressed: bool  # gzip-compressed (``.gz``)
     document: bool  # one JSON document (``.json``) rather than JSON Lines
-
-
-def is_gzip(key: str) -> bool:
-    """Whether ``key`` names a gzip-compressed object (``.gz``, in any case)."""
-    return key.lower().endswith(".gz")
 
 
 def detect_format(key: str, suffixes: tuple[str, ...]) -> InputFormat:

@@ -34,7 +34,7 @@ from typing import Any
 
 import boto3
 
-from handlers import contract
+from handlers import contract, deadline
 from handlers.config import IngestionConfig, load_ingestion
 from handlers.errors import UnreadableObjectError
 from handlers.events import ObjectRef, part_key, relative_key, version_tag
@@ -188,6 +188,12 @@ def ingest_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, list[str]]:
         lines = spools.parts.lines
         spools.parts.finish()
         # The whole object is read: the staged parts go to their records/ keys, and part 0 after them.
+        # An attempt that could not finish the release in time must fail before its first copy: parts
+        # out without part 0 would take the key's earlier version out of the totals (replace mode),
+        # and every retry, at the same pace, would stop at the same place.
+        rounds = -(-len(staged) // RELEASE_THREADS)
+        needed = rounds * contract.RELEASE_PLANNING_SECONDS
+        deadline.check_seconds(deadline.current(), ref.size or 0, needed, "to release its parts")
         release(s3, bucket, staged)
         written += [final for _, final in staged]
         metadata = part_metadata(counts, lines, 0, common)

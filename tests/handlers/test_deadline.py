@@ -89,6 +89,20 @@ def test_an_object_that_cannot_fit_fails_with_its_reason_and_figures() -> None:
     assert "60.0 s remain" in str(error)
 
 
+def test_seconds_of_s3_work_are_not_scaled_by_memory() -> None:
+    # 10 s of S3's work fits 60 s at any memory, and 70 s does not, with the reason and the figures
+    deadline.check_seconds(budget(60, 128), 1, 10.0, "to release its parts")
+    with pytest.raises(DeadlineError) as caught:
+        deadline.check_seconds(budget(60, FULL_VCPU_MEMORY_MB), 1, 70.0, "to release its parts")
+    assert caught.value.reason == OVER_BUDGET_REASON
+    assert caught.value.predicted_seconds == 70.0
+    assert "to release its parts" in str(caught.value)
+
+
+def test_seconds_are_not_checked_without_a_budget() -> None:
+    deadline.check_seconds(None, 1, 1e9, "to release its parts")
+
+
 @pytest.mark.parametrize(
     ("stage", "key", "rate"),
     [

@@ -46,6 +46,13 @@ def test_analytics_imports_sqlalchemy_only_when_a_database_is_used() -> None:
     assert "sqlalchemy" not in modules
 
 
+def test_analytics_does_not_import_the_raw_framing() -> None:
+    # the deadline guard every stage loads asks only whether a key is gzip (handlers.events.is_gzip)
+    modules = imported_modules("handlers.analytics_handler")
+    assert "handlers.deadline" in modules
+    assert "handlers.framing" not in modules
+
+
 def test_package_ships_its_default_schema() -> None:
     assert (HANDLERS / "record.schema.json").is_file()
 

@@ -374,3 +374,32 @@ def test_an_ingestion_stopped_part_way_releases_nothing_and_its_retry_every_part
         analytics.handler(process(event_of(s3_record(PROCESSED, key, 0, None, None))), None)
     assert totals(empty_database)[group] == expected(new)
     assert len(version_reports(aws, group)) == 2
+
+
+class _FrozenContext:
+    """A Lambda context whose clock stands still with ``seconds`` left: the read always fits."""
+
+    aws_request_id = "test-request"
+
+    def __init__(self, seconds: float) -> None:
+        self.millis = int(seconds * 1000)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.millis
+
+
+def test_an_ingestion_without_time_to_release_its_parts_fails_before_the_first_copy(
+    aws: Any, chain: Any
+) -> None:
+    # GIVEN a version of more parts than one round of parallel releases, and time for less than two rounds
+    group, new = "late", NEW_VALUES * 1000
+    chain(16 << 10)
+    ref = put(aws, RAW, f"{contract.INPUT_PREFIX}{group}.jsonl", body(new, group))
+    seconds = 2 * contract.RELEASE_PLANNING_SECONDS
+    # WHEN it is ingested
+    with pytest.raises(DeadlineError) as raised:
+        ingestion.handler(event_of(ref), _FrozenContext(seconds))
+    # THEN it fails with the named reason, its parts staged only: no records/ object at all
+    assert raised.value.reason == contract.OVER_BUDGET_REASON
+    assert len(staged(aws)) > ingestion.RELEASE_THREADS
+    assert not [key for key in keys(aws, PROCESSED) if key.startswith(contract.RECORDS_PREFIX)]
