@@ -57,7 +57,7 @@ import msgspec
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.ingestion import _SpoolSink, generate  # noqa: E402
+from benchmarks.ingestion import SpoolSink, generate  # noqa: E402
 from handlers import contract  # noqa: E402
 from handlers.contract import Stage  # noqa: E402
 from handlers.deadline import cpu_share, largest_object, margin_seconds, planning_rate  # noqa: E402
@@ -121,7 +121,7 @@ def measure_stages(size_mb: float, repeats: int, database_url: str | None) -> di
 
         def run() -> None:
             with path.open("rb") as raw, LineSpool(compress=True) as spool:
-                sink = _SpoolSink(spool)  # the production spool, as the handler writes it
+                sink = SpoolSink(spool)  # the production spool, as the handler writes it
                 counts = ingest(raw.read, fmt, checker, contract.DEFAULT_MAX_RECORD_BYTES, {"key": "k"}, sink)
                 if counts.records_quarantined:
                     raise SystemExit(f"the generated input has bad records: {counts}")

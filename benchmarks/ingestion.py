@@ -183,14 +183,14 @@ def measure(kind: str, path: Path, baseline_core: Path | None = None) -> dict[st
     with path.open("rb", buffering=0) as f:
         if kind in ("core", "core@small", "core@baseline") or kind.startswith(("core+gzip", "core:json")):
             if kind.startswith("core+gzip"):
-                sink: Any = _SpoolSink(LineSpool(compress=True, level=int(kind.removeprefix("core+gzip"))))
+                sink: Any = SpoolSink(LineSpool(compress=True, level=int(kind.removeprefix("core+gzip"))))
             else:
                 sink = Discard()
             fmt = InputFormat(False, kind.startswith("core:json"))
             counts = ingest(f.read, fmt, checker, 1 << 20, {"bucket": "b", "key": "k"}, sink)
             records = counts.records_read
             assert counts.records_valid == records, counts
-            if isinstance(sink, _SpoolSink):
+            if isinstance(sink, SpoolSink):
                 output = sink.spool.finish()
                 output.seek(0, 2)
                 extra = {"output_mb": round(output.tell() / 1e6, 2)}
@@ -270,7 +270,9 @@ def _per_record(action: str, library: str, parsed: list[Any]) -> float | str:
     return round((time.process_time() - start) / len(parsed) * 1e6, 2)
 
 
-class _SpoolSink:
+class SpoolSink:
+    """An ingestion sink writing every line, valid or quarantined, into one ``LineSpool``."""
+
     def __init__(self, spool: Any) -> None:
         self.spool = spool
 

@@ -47,6 +47,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
+from functools import partial
 from itertools import compress, repeat
 from operator import is_not
 from typing import Any
@@ -60,32 +61,32 @@ from handlers.exact import MetricValueError, exact_context, metric_value
 from handlers.framing import Read, payload_reader, records_line_blocks
 from handlers.group_table import GroupTable
 from handlers.groups import (
-    _BLANK,
-    _FALSE,
-    _INTS,
-    _LIMIT,
-    _NONE,
-    _NORMALISED,
-    _NUMBERS,
-    _PLAIN_DIMENSIONS,
-    _RAW,
-    _SCALAR_DIMENSIONS,
-    _TRUE,
     MAX_REJECTED_DETAILS,
+    NORMALISED,
     PENDING_VALUES,
     RETRY_LINES,
     AggregateResult,
+    Bool,
     GroupKey,
     GroupStats,
     Rejected,
-    _json_type,
-    _layout,
-    _present,
-    _scalar,
-    _Starts,
-    _Unrepresentable,
+    Starts,
+    Unrepresentable,
+    json_type,
+    layout,
+    scalar,
 )
 from handlers.metrics import Counts
+
+_RAW = msgspec.json.Decoder(msgspec.Raw)
+_BLANK = b" \t\r"  # JSON whitespace; bytes.isspace would also take \v and \f, which are not JSON
+_LIMIT = 10**exact.MAX_INTEGER_DIGITS
+_NONE = type(None)
+_PLAIN_DIMENSIONS = frozenset({str, _NONE, int, Decimal})
+_SCALAR_DIMENSIONS = _PLAIN_DIMENSIONS | {bool}
+_INTS, _NUMBERS = frozenset({int}), frozenset({int, Decimal})
+_present = partial(is_not, None)
+_TRUE, _FALSE = Bool(True), Bool(False)
 
 
 class Aggregator:
@@ -95,8 +96,8 @@ class Aggregator:
         self.window_seconds = window_seconds
         self.dimensions = dimensions
         self.metrics = metrics
-        self._layout = _layout(dimensions, metrics)
-        self._starts = _Starts(window_seconds)
+        self._layout = layout(dimensions, metrics)
+        self._starts = Starts(window_seconds)
         self._table = GroupTable(len(metrics), self._starts)
         self._rejected: list[Rejected] = []
         self.rejected_total = 0
@@ -110,8 +111,8 @@ class Aggregator:
 
     def _window(self, timestamp: object) -> str:
         if type(timestamp) is not str:
-            raise ValueError(f"timestamp is a {_json_type(timestamp)}, not an RFC 3339 UTC string")
-        if not _NORMALISED.fullmatch(timestamp):
+            raise ValueError(f"timestamp is a {json_type(timestamp)}, not an RFC 3339 UTC string")
+        if not NORMALISED.fullmatch(timestamp):
             raise ValueError(f"timestamp is not normalised RFC 3339 UTC: {timestamp[:64]!r}")
         return self._starts[timestamp[: self._starts.length]]
 
@@ -120,7 +121,7 @@ class Aggregator:
     def add_record(self, line: int, record: object) -> None:
         """One already-decoded record (numbers as ``int``/``Decimal``, as ``float_hook=Decimal`` gives)."""
         if not isinstance(record, Mapping):
-            self.reject(line, "not_an_object", f"got {_json_type(record)}")
+            self.reject(line, "not_an_object", f"got {json_type(record)}")
             return
         with exact_context():
             self._add_values(
@@ -145,19 +146,19 @@ class Aggregator:
                 key.append(_TRUE if value else _FALSE)
             elif kind is Decimal and value.is_finite():
                 key.append(value)
-            elif kind is _Unrepresentable and value.zero:
+            elif kind is Unrepresentable and value.zero:
                 key.append(0)
-            elif kind is Decimal or kind is _Unrepresentable:
+            elif kind is Decimal or kind is Unrepresentable:
                 self.reject(line, "dimension_out_of_range", f"{name[:64]} is a number no decimal holds")
                 return
             else:
-                self.reject(line, "dimension_not_scalar", f"{name[:64]}: {_json_type(value)}, not a scalar")
+                self.reject(line, "dimension_not_scalar", f"{name[:64]}: {json_type(value)}, not a scalar")
                 return
         values = []
         for index, (name, value) in enumerate(zip(self.metrics, metrics, strict=True)):
             if value is None:
                 continue
-            if type(value) is _Unrepresentable:
+            if type(value) is Unrepresentable:
                 if not value.zero:
                     reason = "metric_too_precise" if value.negative_exponent else "metric_out_of_range"
                     self.reject(line, reason, f"{name[:64]}: an exponent no decimal holds")
@@ -218,7 +219,7 @@ class Aggregator:
             except (msgspec.DecodeError, RecursionError) as exc:
                 self.reject(number, "invalid_json", str(exc) or "nesting too deep")
             else:
-                self.reject(number, "not_an_object", f"got {_json_type(_scalar(value))}")
+                self.reject(number, "not_an_object", f"got {json_type(scalar(value))}")
             return
         except (msgspec.DecodeError, RecursionError) as exc:
             self.reject(number, "invalid_json", str(exc) or "nesting too deep")
@@ -226,9 +227,9 @@ class Aggregator:
         layout = self._layout
         self._add_values(
             number,
-            _scalar(layout.timestamp(record)),
-            [_scalar(get(record)) for get in layout.dimensions],
-            [_scalar(get(record)) for get in layout.metrics],
+            scalar(layout.timestamp(record)),
+            [scalar(get(record)) for get in layout.dimensions],
+            [scalar(get(record)) for get in layout.metrics],
         )
 
     def _add_block(self, data: bytes, count: int) -> bool:

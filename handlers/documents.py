@@ -47,15 +47,15 @@ from handlers import exact
 from handlers.config import MAX_FIELD_NAME, WINDOWS
 from handlers.exact import MetricValueError, Number, metric_value
 from handlers.groups import (
-    _TEXT,
     FORMAT,
+    TEXT,
     AggregateResult,
     GroupKey,
     GroupStats,
     Stats,
-    _scalar,
-    _Unrepresentable,
+    Unrepresentable,
     dimensions_text,
+    scalar,
 )
 
 
@@ -119,7 +119,7 @@ def to_document(
         "rejected": [{"line": r.line, "reason": r.reason, "detail": r.detail} for r in result.rejected],
         "rejected_total": result.rejected_total,
     }
-    return _TEXT.encode(document)
+    return TEXT.encode(document)
 
 
 FieldName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_FIELD_NAME)]
@@ -289,16 +289,16 @@ def _sum(where: str, text: str) -> Number:
 
 def _dimension(where: str, raw: msgspec.Raw) -> object:
     try:
-        value = _scalar(raw)
+        value = scalar(raw)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # not checked when the document was read
         raise ValueError(f"{where}: {exc}") from None
     if isinstance(value, dict | list):
         raise ValueError(f"{where}: not a JSON scalar")
-    if type(value) is _Unrepresentable:
+    if type(value) is Unrepresentable:
         raise ValueError(f"{where}: a number no decimal holds")
     canonical = exact.dimension_value(value)
-    if type(value) in (int, Decimal) and _TEXT.encode(canonical) != bytes(raw):
+    if type(value) in (int, Decimal) and TEXT.encode(canonical) != bytes(raw):
         raise ValueError(
-            f"{where}: {bytes(raw)[:64]!r} is not the canonical number {_TEXT.encode(canonical)[:64]!r}"
+            f"{where}: {bytes(raw)[:64]!r} is not the canonical number {TEXT.encode(canonical)[:64]!r}"
         )
     return canonical

@@ -1,7 +1,7 @@
 """The processing stage's groups as they fill: record counts and exact metric statistics per group.
 
 A group (a window start and the dimension values as decoded: numerically equal numbers already share
-a key, ``1 == Decimal("1.0")`` with equal hashes; booleans are ``groups._Bool``) gets a small integer id
+a key, ``1 == Decimal("1.0")`` with equal hashes; booleans are ``groups.Bool``) gets a small integer id
 the first time it is seen, so a record's key tuple is hashed once, and its count and metric values are
 kept under an ``int``. Metric values wait, gathered per group, until ``flush`` takes each group's in
 four C calls (``len``, ``sum``, ``min``, ``max``): with a few values a group that beats a Python step
@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from handlers.exact import exact_context
-from handlers.groups import GroupKey, GroupStats, Stats, _Bool, _Starts, dimensions_text
+from handlers.groups import Bool, GroupKey, GroupStats, Starts, Stats, dimensions_text
 
 
 class _Ids(dict[tuple[Any, ...], int]):
@@ -36,12 +36,12 @@ class _Ids(dict[tuple[Any, ...], int]):
 
 
 class _HeadIds(dict[tuple[Any, ...], int]):
-    """A key with its timestamp's head (``_Starts``) in place of its window start → its group id: the
+    """A key with its timestamp's head (``Starts``) in place of its window start → its group id: the
     block path then looks a record up once, without finding its window first. A head's window is
     found once per key; a window holds at most 24 heads (a day of hours), so this grows with the
     groups too."""
 
-    def __init__(self, ids: _Ids, starts: _Starts) -> None:
+    def __init__(self, ids: _Ids, starts: Starts) -> None:
         super().__init__()
         self.ids, self.starts = ids, starts
 
@@ -60,7 +60,7 @@ class GroupTable:
     """Counts and metric statistics per group, for ``metrics`` metrics (by index); ``starts`` gives
     the window of a timestamp's head."""
 
-    def __init__(self, metrics: int, starts: _Starts) -> None:
+    def __init__(self, metrics: int, starts: Starts) -> None:
         self._ids = _Ids()
         self._heads = _HeadIds(self._ids, starts)
         self._records: Counter[int] = Counter()
@@ -122,7 +122,7 @@ class GroupTable:
             text = texts.get(values)
             if text is None:
                 text = texts[values] = dimensions_text(
-                    dimensions, [value.value if type(value) is _Bool else value for value in values]
+                    dimensions, [value.value if type(value) is Bool else value for value in values]
                 )
             found = GroupStats(
                 records, {name: Stats(*stats[group]) for name, stats in named if group in stats}

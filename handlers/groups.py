@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import lru_cache, partial
-from operator import attrgetter, is_not, itemgetter
+from functools import lru_cache
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import msgspec
@@ -31,27 +31,20 @@ PENDING_VALUES = 1 << 16  # metric values gathered per group before they are sum
 
 GroupKey = tuple[str, str]  # (window start "YYYY-MM-DDTHH:MM:SSZ", canonical dimensions JSON text)
 
-_TEXT = msgspec.json.Encoder(decimal_format="number", order="sorted")
+# Canonical JSON text: keys sorted, compact, decimals as JSON numbers (dimensions and documents).
+TEXT = msgspec.json.Encoder(decimal_format="number", order="sorted")
 _SCALAR = msgspec.json.Decoder(float_hook=Decimal)
-_RAW = msgspec.json.Decoder(msgspec.Raw)
-# A normalised timestamp, hours and minutes in range: only the date is left to check (_Starts).
+# A normalised timestamp, hours and minutes in range: only the date is left to check (Starts).
 _HEAD_13 = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3])"
 _HEAD_16 = _HEAD_13 + ":[0-5][0-9]"
 _STAMP = _HEAD_16 + r":[0-5][0-9](?:\.[0-9]{1,6})?Z"
-_NORMALISED = re.compile(_STAMP)
-_BLANK = b" \t\r"  # JSON whitespace; bytes.isspace would also take \v and \f, which are not JSON
-_LIMIT = 10**exact.MAX_INTEGER_DIGITS
-_NONE = type(None)
-_PLAIN_DIMENSIONS = frozenset({str, _NONE, int, Decimal})
-_SCALAR_DIMENSIONS = _PLAIN_DIMENSIONS | {bool}
-_INTS, _NUMBERS = frozenset({int}), frozenset({int, Decimal})
-_present = partial(is_not, None)
+NORMALISED = re.compile(_STAMP)
 
 
 def dimensions_text(names: Iterable[str], values: Iterable[object]) -> str:
     """The canonical JSON text of a group's dimensions: ``{name: exact.dimension_value(value)}``,
     keys sorted, compact, decimals as JSON numbers. ValueError for a value that is not a JSON scalar."""
-    return _TEXT.encode(
+    return TEXT.encode(
         {name: exact.dimension_value(value) for name, value in zip(names, values, strict=True)}
     ).decode()
 
@@ -59,8 +52,8 @@ def dimensions_text(names: Iterable[str], values: Iterable[object]) -> str:
 def window_start(timestamp: object, window_seconds: int) -> str:
     """The start of the window holding a normalised ``...Z`` timestamp; ValueError otherwise."""
     if type(timestamp) is not str:
-        raise ValueError(f"timestamp is a {_json_type(timestamp)}, not an RFC 3339 UTC string")
-    if not _NORMALISED.fullmatch(timestamp):
+        raise ValueError(f"timestamp is a {json_type(timestamp)}, not an RFC 3339 UTC string")
+    if not NORMALISED.fullmatch(timestamp):
         raise ValueError(f"timestamp is not normalised RFC 3339 UTC: {timestamp[:64]!r}")
     return _minute_window(timestamp[:16], window_seconds)  # ValueError for Feb 30
 
@@ -134,7 +127,7 @@ class AggregateResult:
     rejected_total: int  # all rejections
 
 
-class _Bool:
+class Bool:
     """A boolean dimension value inside the aggregator: ``True == 1`` and ``hash(True) == hash(1)``, so
     a plain ``True`` in a group tuple would join the group of the number 1."""
 
@@ -144,10 +137,7 @@ class _Bool:
         self.value = value
 
 
-_TRUE, _FALSE = _Bool(True), _Bool(False)
-
-
-class _Unrepresentable:
+class Unrepresentable:
     """A number literal whose exponent no ``Decimal`` holds (``1e99999999999999999999``)."""
 
     __slots__ = ("negative_exponent", "zero")
@@ -161,7 +151,7 @@ class _Unrepresentable:
 _CONTAINERS = {ord("{"): "object", ord("["): "array"}
 
 
-def _scalar(raw: msgspec.Raw | None) -> object:
+def scalar(raw: msgspec.Raw | None) -> object:
     """A configured field's value from its raw JSON: scalars decoded exactly, a container as an empty
     ``dict``/``list`` (never decoded: it is rejected whatever it holds)."""
     if raw is None:
@@ -178,11 +168,12 @@ def _scalar(raw: msgspec.Raw | None) -> object:
         try:
             value = Decimal(literal)
         except ArithmeticError:
-            return _Unrepresentable(literal)
-        return value if value.is_finite() else _Unrepresentable(literal)
+            return Unrepresentable(literal)
+        return value if value.is_finite() else Unrepresentable(literal)
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
+    """The JSON type name of a decoded value, for rejection details."""
     if isinstance(value, str):
         return "string"
     if isinstance(value, bool):
@@ -193,12 +184,12 @@ def _json_type(value: object) -> str:
         return "object"
     if isinstance(value, list):
         return "array"
-    if isinstance(value, int | Decimal | _Unrepresentable):
+    if isinstance(value, int | Decimal | Unrepresentable):
         return "number"
     return type(value).__name__
 
 
-class _Starts(dict[str, str]):
+class Starts(dict[str, str]):
     """The start of the window of a timestamp's first ``length`` characters: up to the hour when the
     window is whole hours, else up to the minute, so that a few thousand entries serve days of records.
     ValueError for a head no normalised timestamp has (hour 24) or whose date does not exist; ``stamps``
@@ -215,7 +206,7 @@ class _Starts(dict[str, str]):
         self.length = 13 if window_seconds % 3600 == 0 else 16
         self.head = itemgetter(slice(None, self.length))
         # A block's timestamps joined by newlines, each head left to __missing__ (checked once a head,
-        # not once a record): the rest is as _NORMALISED has it.
+        # not once a record): the rest is as NORMALISED has it.
         tail = _STAMP[len(_HEAD_13) :] if self.length == 13 else _STAMP[len(_HEAD_16) :]
         stamp = f"[^\n]{{{self.length}}}{tail}"
         self.stamps = re.compile(f"(?:{stamp}\n)*{stamp}")
@@ -250,7 +241,8 @@ class _Layout:
 
 
 @lru_cache(maxsize=16)
-def _layout(dimensions: tuple[str, ...], metrics: tuple[str, ...]) -> _Layout:
+def layout(dimensions: tuple[str, ...], metrics: tuple[str, ...]) -> _Layout:
+    """The decoders of a record's configured fields (a block's and one line's) and their getters."""
     names = list(dict.fromkeys(("timestamp", *dimensions, *metrics)))
     attribute = {name: f"f{index}" for index, name in enumerate(names)}
     rename = {attribute[name]: name for name in names}  # any JSON key, whatever Python allows in names

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
@@ -54,21 +53,19 @@ from handlers.errors import DatabaseUnavailableError, LoadRejectedError
 from handlers.events import SEQUENCER_WIDTH, order_key
 from handlers.groups import GroupKey, GroupStats
 from handlers.rollups import (
+    Document,
     GroupRow,
     MetricRow,
     RollupStatements,
-    _deltas,
-)
-from handlers.rollups import (
-    _start_text as _start_text,  # a stored start's text, for the tests' readers
+    deltas,
 )
 from handlers.schema import (
-    _SOURCE_LOCKS,
     APPEND,
     DUPLICATE,
     LOADED,
     MODES,
     REPLACE,
+    SOURCE_LOCKS,
     SUPERSEDED,
     LoadResult,
     Origin,
@@ -81,16 +78,7 @@ from handlers.schema import (
 )
 
 
-@dataclass(frozen=True)
-class _Document:
-    """A document's rows, prepared before the transaction."""
-
-    groups: list[GroupRow]
-    metrics: list[MetricRow]
-    records: int
-
-
-def _prepare(groups: Mapping[GroupKey, GroupStats]) -> _Document:
+def _prepare(groups: Mapping[GroupKey, GroupStats]) -> Document:
     keyed = []
     for (start, dimensions), stats in groups.items():
         # Every contribution row counts at least one: a rollup row at zero then has none left.
@@ -106,7 +94,7 @@ def _prepare(groups: Mapping[GroupKey, GroupStats]) -> _Document:
         for start, key, d, stats in keyed
         for metric, s in sorted(stats.metrics.items())
     ]
-    return _Document(group_rows, metric_rows, sum(row[3] for row in group_rows))
+    return Document(group_rows, metric_rows, sum(row[3] for row in group_rows))
 
 
 def load(
@@ -149,7 +137,7 @@ class _Load(RollupStatements):
         self.insert = postgresql.insert if self.postgresql else sqlite.insert
 
     def run(
-        self, object_key: str, content_sha256: str, origin: Origin, sequencer: str, document: _Document
+        self, object_key: str, content_sha256: str, origin: Origin, sequencer: str, document: Document
     ) -> LoadResult:
         conn, ledger_key = self.conn, {"object_key": object_key, "content_sha256": content_sha256}
         claim = self.insert(ledger).values(
@@ -167,7 +155,7 @@ class _Load(RollupStatements):
                 hashlib.sha256(f"{self.setting.key}/{source}".encode()).digest()[:4], signed=True
             )
             conn.execute(
-                text("SELECT pg_advisory_xact_lock(:space, :key)"), {"space": _SOURCE_LOCKS, "key": lock}
+                text("SELECT pg_advisory_xact_lock(:space, :key)"), {"space": SOURCE_LOCKS, "key": lock}
             )
         state, removed = self._decide(source, order_key(sequencer), content_sha256, origin)
         if state == LOADED:
@@ -232,7 +220,7 @@ class _Load(RollupStatements):
             return SUPERSEDED, []
         return LOADED, same + [row.contribution_id for row in existing if row.sequence_key < sequence]
 
-    def _replace(self, removed: list[int], contribution: dict[str, Any], document: _Document) -> None:
+    def _replace(self, removed: list[int], contribution: dict[str, Any], document: Document) -> None:
         """Take the ``removed`` contributions out of the rollups and put ``document`` in."""
         if removed:  # first: the document may be the same version again, under the same unique key
             self.conn.execute(delete(contributions).where(contributions.c.contribution_id.in_(removed)))
@@ -247,7 +235,7 @@ class _Load(RollupStatements):
         if not removed:
             groups, metrics = document.groups, document.metrics
         else:
-            groups, metrics = _deltas(document, old_groups, old_metrics)
+            groups, metrics = deltas(document, old_groups, old_metrics)
         self._add_in_python(groups, metrics)
         if removed:
             self._recompute(

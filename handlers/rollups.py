@@ -4,17 +4,18 @@ SQLite cannot add decimal text exactly, so there ``RollupStatements``, the part 
 (``handlers.loading._Load``) below its decision, reads the rollup rows the load touches, adds in Python
 (``exact_context``) and writes the results, inside the transaction whose ``BEGIN IMMEDIATE`` holds the
 database's write lock. The min and max of a group a removed contribution held are recomputed from the
-contributions that remain (an extreme cannot be subtracted). ``_deltas`` nets a document's rows against
-the removed ones. The PostgreSQL write is ``handlers.staging``; the row shapes (``GroupRow``,
-``MetricRow``) and window start conversions here serve both.
+contributions that remain (an extreme cannot be subtracted). ``deltas`` nets a document's rows against
+the removed ones. The PostgreSQL write is ``handlers.staging``; the row shapes (``GroupRow``, ``MetricRow``,
+a load's ``Document``) and window start conversions here serve both.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import (
     Table,
@@ -26,9 +27,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
-
-if TYPE_CHECKING:
-    from handlers.loading import _Document
 
 from handlers.exact import Number, exact_context
 from handlers.schema import (
@@ -46,7 +44,7 @@ def _start_time(start: str) -> datetime:
     return datetime.fromisoformat(start.replace("Z", "+00:00"))
 
 
-def _start_text(value: datetime) -> str:
+def start_text(value: datetime) -> str:
     """A stored window start as a GroupKey's text (PostgreSQL answers in the session's time zone,
     SQLite without one)."""
     if value.tzinfo is not None:
@@ -62,6 +60,15 @@ def _chunks(items: Sequence[Any], size: int = 400) -> Iterator[Sequence[Any]]:
 
 GroupRow = tuple[str, str, str, int]  # window start, dimensions_key, dimensions, records
 MetricRow = tuple[str, str, str, str, int, Number, Number, Number]  # + metric, count, sum, min, max
+
+
+@dataclass(frozen=True)
+class Document:
+    """A document's rows, prepared before the transaction (``handlers.loading``)."""
+
+    groups: list[GroupRow]
+    metrics: list[MetricRow]
+    records: int
 
 
 class RollupStatements:
@@ -95,7 +102,7 @@ class RollupStatements:
                     self._group_filter(rollup_groups, chunk)
                 )
             ):
-                yield _start_text(row.window_start), row.dimensions_key, row.dimensions, row.records
+                yield start_text(row.window_start), row.dimensions_key, row.dimensions, row.records
 
     def _rollup_metrics(self, keys: set[tuple[str, str]]) -> Iterator[tuple[Any, ...]]:
         m = rollup_metrics.c
@@ -105,7 +112,7 @@ class RollupStatements:
                     self._group_filter(rollup_metrics, chunk)
                 )
             ):
-                yield (_start_text(row.window_start), row.dimensions_key, row.metric, *row[3:])
+                yield (start_text(row.window_start), row.dimensions_key, row.metric, *row[3:])
 
     def _recompute(self, group_keys: set[tuple[str, str]], metric_keys: set[tuple[str, str, str]]) -> None:
         """SQLite: min and max of the metrics a removed contribution had, from the contributions that
@@ -123,7 +130,7 @@ class RollupStatements:
         for chunk in _chunks(sorted(group_keys)):
             query = select(g.window_start, g.dimensions_key, m.metric, m.min, m.max).select_from(joined)
             for row in self.conn.execute(query.where(self._group_filter(contribution_groups, chunk))):
-                group = (_start_text(row.window_start), row.dimensions_key)
+                group = (start_text(row.window_start), row.dimensions_key)
                 remaining.add(group)
                 key = (*group, row.metric)
                 if row.metric is None or key not in metric_keys:
@@ -168,7 +175,7 @@ class RollupStatements:
         """Delete the removed contributions' rows, returning them (SQLite)."""
         g, m = contribution_groups.c, contribution_metrics.c
         old_groups = [
-            (_start_text(row.window_start), row.dimensions_key, row.records)
+            (start_text(row.window_start), row.dimensions_key, row.records)
             for row in self.conn.execute(
                 delete(contribution_groups)
                 .where(g.contribution_id.in_(removed))
@@ -177,7 +184,7 @@ class RollupStatements:
         ]
         old_metrics = [
             (
-                _start_text(row.window_start),
+                start_text(row.window_start),
                 row.dimensions_key,
                 row.metric,
                 row.count,
@@ -193,7 +200,7 @@ class RollupStatements:
         ]
         return old_groups, old_metrics
 
-    def _put_in(self, new_id: int, document: _Document) -> None:
+    def _put_in(self, new_id: int, document: Document) -> None:
         """The document's rows as contribution ``new_id`` (SQLite)."""
         if document.groups:
             self.conn.execute(
@@ -275,8 +282,8 @@ class RollupStatements:
             )
 
 
-def _deltas(
-    document: _Document,
+def deltas(
+    document: Document,
     old_groups: Iterable[tuple[str, str, int]],
     old_metrics: Iterable[tuple[str, str, str, int, Number, Number, Number]],
 ) -> tuple[list[GroupRow], list[MetricRow]]:

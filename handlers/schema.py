@@ -67,7 +67,7 @@ MODES = (REPLACE, APPEND)
 LOADED, DUPLICATE, SUPERSEDED = "loaded", "duplicate", "superseded"
 
 LEGACY_REL = ""  # the source of rollups loaded before contributions were kept (revision 0002)
-_SOURCE_LOCKS = 0x64617461  # pg_advisory_xact_lock(int, int) namespace of the per-source locks
+SOURCE_LOCKS = 0x64617461  # pg_advisory_xact_lock(int, int) namespace of the per-source locks
 
 
 class Exact(TypeDecorator[Number]):

@@ -23,11 +23,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, delete, inspect, select, text
 
-from handlers import contract, database, loading
+from handlers import contract, database
 from handlers.errors import ConfigError
 from handlers.events import order_key
 from handlers.exact import exact_context
 from handlers.groups import GroupStats, Stats
+from handlers.rollups import start_text
 
 H12, H13, H14 = "2024-05-01T12:00:00Z", "2024-05-01T13:00:00Z", "2024-05-01T14:00:00Z"
 SETTING = database.Setting("1h", ("type",), ("value", "other"))
@@ -127,7 +128,7 @@ def rollups(url: str) -> dict[str, Any]:
     try:
         with engine.connect() as conn:
             groups = {
-                (row.setting_key, loading._start_text(row.window_start), row.dimensions): row.records
+                (row.setting_key, start_text(row.window_start), row.dimensions): row.records
                 for row in conn.execute(select(g.setting_key, g.window_start, g.dimensions, g.records))
             }
             metrics = {}
@@ -136,7 +137,7 @@ def rollups(url: str) -> dict[str, Any]:
             ):
                 values = (row.sum, row.min, row.max)
                 assert all(type(v) in (int, Decimal) for v in values), values
-                key = (row.setting_key, loading._start_text(row.window_start), row.dimensions, row.metric)
+                key = (row.setting_key, start_text(row.window_start), row.dimensions, row.metric)
                 metrics[key] = (row.count, *(Fraction(v) for v in values))
     finally:
         engine.dispose()

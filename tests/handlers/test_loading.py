@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from handlers import contract, database, loading
+from handlers import contract, database, loading, rollups
 from handlers.errors import LoadRejectedError
 from handlers.groups import GroupStats, Stats
 
@@ -108,5 +108,5 @@ def test_concurrent_loads_of_documents_sharing_every_group_neither_deadlock_nor_
         engine.dispose()
     # THEN every load ended without an error (a deadlock would have raised), and the totals are exact
     assert len(states) == 4 * len(deliveries)
-    got = {(loading._start_text(row[0]), row[1]): tuple(row[2:]) for row in rows}
+    got = {(rollups.start_text(row[0]), row[1]): tuple(row[2:]) for row in rows}
     assert got == _expected(mode)

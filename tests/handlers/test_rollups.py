@@ -1,5 +1,5 @@
 """The rollup statements' pure parts (handlers/rollups.py): window start texts, and the per-row
-difference SQLite's load writes (``_deltas``)."""
+difference SQLite's load writes (``deltas``)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ KEYS = [("2024-05-01T12:00:00Z", '{"type":"a"}'), ("2024-05-01T13:00:00Z", '{"ty
 def test_a_start_reads_back_as_its_text_whatever_the_sessions_time_zone() -> None:
     start = rollups._start_time("2024-05-01T12:00:00Z")
     assert start == datetime(2024, 5, 1, 12, tzinfo=UTC)
-    assert rollups._start_text(start.astimezone(timezone(timedelta(hours=-7)))) == "2024-05-01T12:00:00Z"
-    assert rollups._start_text(datetime(2024, 5, 1, 12)) == "2024-05-01T12:00:00Z"  # SQLite's
+    assert rollups.start_text(start.astimezone(timezone(timedelta(hours=-7)))) == "2024-05-01T12:00:00Z"
+    assert rollups.start_text(datetime(2024, 5, 1, 12)) == "2024-05-01T12:00:00Z"  # SQLite's
 
 
 VALUES = st.one_of(st.integers(-(10**6), 10**6), st.decimals(-1000, 1000, places=3).map(Decimal))
@@ -45,7 +45,7 @@ def test_deltas_are_the_document_minus_the_removed_rows_per_rollup_row(
         for (start, d), (n, a, b) in old.items()
     ]
     # WHEN their difference is taken
-    groups, metrics = rollups._deltas(document, old_groups, old_metrics)
+    groups, metrics = rollups.deltas(document, old_groups, old_metrics)
     # THEN each rollup row gets the document's counts and sums less the removed ones, and a row only the
     # removed side had keeps the removed min and max (within the rollup's, so the rollup's stay)
     expected_records = {digests[k]: new.get(k, (0,))[0] - old.get(k, (0,))[0] for k in set(new) | set(old)}

@@ -21,7 +21,7 @@ from devtools.ops.replay.model import (
     Options,
     ReplayError,
     ReplayTarget,
-    _utc,
+    utc,
 )
 from devtools.ops.replay.sending import Checkpoint, effective_limits, replay
 from handlers.contract import (
@@ -101,7 +101,7 @@ def parse_date(text: str) -> datetime:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 date: {text!r}") from exc
-    return _utc(value)
+    return utc(value)
 
 
 def parse_rate(text: str) -> float:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from devtools.ops.replay.model import Item, ReplayTarget, _utc
+from devtools.ops.replay.model import Item, ReplayTarget, utc
 from handlers import contract
 from handlers.contract import (
     QUARANTINE_PREFIX,
@@ -56,7 +56,7 @@ def list_items(s3: Any, target: ReplayTarget, prefix: str) -> dict[str, list[Ite
                         None if version in (None, "null") else version,
                         int(v.get("Size", 0)),
                         str(v.get("ETag", "")).strip('"'),
-                        _utc(v["LastModified"]),
+                        utc(v["LastModified"]),
                     )
                 )
         return {key: versions[::-1] for key, versions in found.items()}
@@ -69,7 +69,7 @@ def list_items(s3: Any, target: ReplayTarget, prefix: str) -> dict[str, list[Ite
                         None,
                         int(o.get("Size", 0)),
                         str(o.get("ETag", "")).strip('"'),
-                        _utc(o["LastModified"]),
+                        utc(o["LastModified"]),
                     )
                 ]
     return found
@@ -127,7 +127,7 @@ def ingestion_outputs(s3: Any, target: ReplayTarget, rels: Iterable[str]) -> dic
                         Output(
                             tag.upper(),
                             metadata.get(contract.SOURCE_VERSION_METADATA),
-                            _utc(o["LastModified"]),
+                            utc(o["LastModified"]),
                             kind,
                             int(count) if count.isdigit() else None,
                         )

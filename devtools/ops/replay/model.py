@@ -120,5 +120,6 @@ class Summary:
         return line + (f" ({self.resumed} done in an earlier run)" if self.resumed else "")
 
 
-def _utc(value: datetime) -> datetime:
+def utc(value: datetime) -> datetime:
+    """The datetime in UTC; a naive one is taken to be UTC already."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
