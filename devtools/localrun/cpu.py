@@ -13,14 +13,15 @@ only) stops a handler whose scaled CPU time passes the declared timeout, and the
 
 from __future__ import annotations
 
-from handlers.contract import FULL_VCPU_MEMORY_MB
+from handlers.deadline import cpu_share
 
 
 def cpu_factor(memory_mb: int) -> float:
-    """Seconds on Lambda per CPU second here, for a function of ``memory_mb`` (at least 1)."""
+    """Seconds on Lambda per CPU second here, for a function of ``memory_mb`` (at least 1): the inverse of
+    the CPU share the handlers' deadline guard plans with (``handlers.deadline.cpu_share``)."""
     if memory_mb <= 0:
         raise ValueError(f"a function's memory is a positive number of MB, not {memory_mb}")
-    return max(1.0, FULL_VCPU_MEMORY_MB / memory_mb)
+    return 1 / cpu_share(memory_mb)
 
 
 def timed_out_message(request_id: str, timeout_seconds: float) -> str:

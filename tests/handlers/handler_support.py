@@ -10,6 +10,8 @@ import io
 import itertools
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -192,3 +194,32 @@ def rollup_totals(url: str) -> dict[str, dict[str, Any]]:
         }
         for dimensions, count, total, low, high in rows
     }
+
+
+def alembic_config() -> Any:
+    """Alembic's configuration of the shipped revisions (``handlers/migrations``)."""
+    from alembic.config import Config
+
+    from handlers import database
+
+    config = Config()
+    config.set_main_option("script_location", str(database.MIGRATIONS))
+    return config
+
+
+@contextmanager
+def at_revision(url: str, revision: str) -> Iterator[Any]:
+    """A connection to the database at ``url``, upgraded to ``revision`` (not the head) in its transaction,
+    which commits when the block ends: for tests of what later revisions do to older schemas."""
+    from alembic import command
+
+    from handlers import database
+
+    engine, config = database.create(url), alembic_config()
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+            yield conn
+    finally:
+        engine.dispose()

@@ -19,6 +19,7 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
+from handler_support import alembic_config, at_revision
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, delete, inspect, select, text
@@ -481,12 +482,9 @@ def test_random_documents_in_random_order_with_duplicates_give_the_exact_totals(
 
 
 def test_head_is_the_last_shipped_revision() -> None:
-    from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    config = Config()
-    config.set_main_option("script_location", str(database.MIGRATIONS))
-    assert ScriptDirectory.from_config(config).get_current_head() == database.HEAD
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == database.HEAD
 
 
 def test_migrate_builds_the_schema_the_code_uses_and_again_changes_nothing(empty_database: str) -> None:
@@ -530,16 +528,8 @@ def test_the_runtime_refuses_a_database_without_the_schema(empty_database: str) 
 
 
 def test_the_runtime_refuses_a_database_at_an_older_revision(empty_database: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    engine = database.create(empty_database)
-    config = Config()
-    config.set_main_option("script_location", str(database.MIGRATIONS))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0001")
-    engine.dispose()
+    with at_revision(empty_database, "0001"):
+        pass
     with pytest.raises(
         ConfigError,
         match=rf"is at schema revision 0001, this version needs revision {database.HEAD}: .*pulumi up",

@@ -4,8 +4,7 @@ contributions' source key holds the part."""
 from __future__ import annotations
 
 import pytest
-from alembic import command
-from alembic.config import Config
+from handler_support import at_revision
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError
 
@@ -22,12 +21,7 @@ def test_revision_0003_makes_every_contribution_part_0_of_1_and_keys_sources_by_
     empty_database: str,
 ) -> None:
     # GIVEN a database at revision 0002 holding one contribution
-    engine = database.create(empty_database)
-    config = Config()
-    config.set_main_option("script_location", str(database.MIGRATIONS))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0002")
+    with at_revision(empty_database, "0002") as conn:
         conn.execute(
             text(
                 "INSERT INTO pipeline_contributions (setting_key, rel_key, sequence_key, rel, sequencer,"
@@ -35,7 +29,6 @@ def test_revision_0003_makes_every_contribution_part_0_of_1_and_keys_sources_by_
                 " ('s', 'r', 'q', 'x', '0065A1', 'aggregates/x/0065A1.json', 'h', 1, 1)"
             )
         )
-    engine.dispose()
     # WHEN it is migrated to the head
     assert database.migrate(empty_database) == database.HEAD
     # THEN the contribution is part 0 of 1, and another part of the same version can be stored beside it
