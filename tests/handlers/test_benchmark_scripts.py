@@ -46,6 +46,24 @@ def test_the_ingestion_benchmark_measures_every_contender() -> None:
     assert re.search(r"core peak RSS growth: [\d.]+ MB at 0.2 MB input, [\d.]+ MB at 0.5 MB input", out)
 
 
+def test_the_handler_benchmark_measures_the_handler_and_the_naive_handlers_on_the_same_records() -> None:
+    # GIVEN a tiny input with a bad record every 20 lines WHEN the handler benchmark runs once
+    out = run("ingestion_handler.py", "--size-mb", "0.05", "--repeats", "1", "--bad-every", "20")
+    # THEN each contender has a row with a positive rate, and all wrote the same valid and quarantined lines
+    rows = re.findall(
+        r"^\| (handler|naive|naive:rs) \| [\d.]+ \| (\d+) \| (\d+) \|(?:[^|]+\|){2} ([\d.]+) \|", out, re.M
+    )
+    assert [kind for kind, *_ in rows] == ["handler", "naive", "naive:rs"]
+    assert len({(valid, quarantined) for _, valid, quarantined, _ in rows}) == 1
+    assert int(rows[0][2]) > 0
+    assert all(float(rate) > 0 for *_, rate in rows)
+    # AND the ratios are printed
+    for naive in ("naive", "naive:rs"):
+        ratio = re.search(rf"^handler / {naive} throughput: ([\d.]+)x", out, re.M)
+        assert ratio is not None
+        assert float(ratio.group(1)) > 0
+
+
 def test_the_steps_benchmark_measures_every_step() -> None:
     # GIVEN a tiny input WHEN the step-by-step breakdown runs once
     out = run("ingestion_steps.py", "--size-mb", "0.2", "--repeats", "1")
