@@ -10,6 +10,7 @@ import pytest
 from component_support import BUCKET, bucket_child, child_types
 
 from handlers import contract
+from handlers.contract import Stage
 
 NOTIFICATION = "aws:s3/bucketNotification:BucketNotification"
 INVOKE_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
@@ -51,12 +52,14 @@ def test_notification_filters_follow_the_chain(dev_stack):
     created = ("s3:ObjectCreated:*",)
     assert targets == {
         "raw": sorted(
-            (functions["ingestion"], contract.INPUT_PREFIX, suffix, created)
+            (functions[Stage.INGESTION], contract.INPUT_PREFIX, suffix, created)
             for suffix in contract.INPUT_SUFFIXES
         ),
-        "processed": [(functions["processing"], contract.RECORDS_PREFIX, contract.RECORDS_SUFFIX, created)],
+        "processed": [
+            (functions[Stage.PROCESSING], contract.RECORDS_PREFIX, contract.RECORDS_SUFFIX, created)
+        ],
         "analytics": [
-            (functions["analytics"], contract.AGGREGATES_PREFIX, contract.AGGREGATES_SUFFIX, created)
+            (functions[Stage.ANALYTICS], contract.AGGREGATES_PREFIX, contract.AGGREGATES_SUFFIX, created)
         ],
     }
 
@@ -70,20 +73,20 @@ def test_custom_prefix_and_suffixes_reach_the_filters_and_the_policy(evaluate):
         ("landing/", ".csv.json"),
         ("landing/", ".log"),
     ]
-    read = stack.role_policies()["ingestion"]["Statement"][0]
+    read = stack.role_policies()[Stage.INGESTION]["Statement"][0]
     raw_bucket = stack.buckets()["raw"]
     assert read["Resource"] == [
         f"arn:aws:s3:::{raw_bucket}/landing/*.csv.json",
         f"arn:aws:s3:::{raw_bucket}/landing/*.log",
     ]
-    assert stack.functions()["ingestion"]["environment"][contract.Env.INPUT_PREFIX] == "landing/"
+    assert stack.functions()[Stage.INGESTION]["environment"][contract.Env.INPUT_PREFIX] == "landing/"
 
 
 @pytest.mark.parametrize("stack_name", ["dev", "prod"])
 def test_each_notification_depends_on_its_lambda_permissions(request, stack_name):
     # GIVEN every notification and the permission of the stage it targets
     stack = request.getfixturevalue(stack_name + "_stack")
-    stage_of_bucket = {"raw": "ingestion", "processed": "processing", "analytics": "analytics"}
+    stage_of_bucket = {"raw": Stage.INGESTION, "processed": Stage.PROCESSING, "analytics": Stage.ANALYTICS}
     names = {v: k for k, v in stack.buckets().items()}
     for notification in stack.by_type(NOTIFICATION):
         stage = stage_of_bucket[names[notification.inputs["bucket"]]]
@@ -96,12 +99,12 @@ def test_each_notification_depends_on_its_lambda_permissions(request, stack_name
         # (the analytics bucket's also waits for the schema migration, where the stack has a database, and
         # for the VPC endpoints the stack creates, where the function is in a VPC)
         migrations = tuple(
-            r.urn for r in stack.by_type("aws:lambda/invocation:Invocation") if stage == "analytics"
+            r.urn for r in stack.by_type("aws:lambda/invocation:Invocation") if stage == Stage.ANALYTICS
         )
         endpoints = tuple(
             r.urn
             for r in stack.resources
-            if stage == "analytics" and r.custom and "data-pipeline:network:ServiceEndpoints" in r.urn
+            if stage == Stage.ANALYTICS and r.custom and "data-pipeline:network:ServiceEndpoints" in r.urn
         )
         # (the SDK sends a resource's dependencies as a set: their order means nothing)
         assert sorted(notification.depends_on) == sorted(
@@ -112,7 +115,7 @@ def test_each_notification_depends_on_its_lambda_permissions(request, stack_name
 @pytest.mark.parametrize("stack_name", ["dev", "prod"])
 def test_permissions_name_the_source_bucket_and_account(request, stack_name):
     stack = request.getfixturevalue(stack_name + "_stack")
-    source = {"ingestion": "raw", "processing": "processed", "analytics": "analytics"}
+    source = {Stage.INGESTION: "raw", Stage.PROCESSING: "processed", Stage.ANALYTICS: "analytics"}
     buckets = stack.buckets()
     for permission in stack.by_type(PERMISSION):
         stage = permission.parent.rsplit("::", 1)[1]

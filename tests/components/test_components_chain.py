@@ -19,12 +19,17 @@ from components.chain import (
 from components.stage_table import Keys
 from devtools.harness import StackEvaluationError
 from handlers import contract
+from handlers.contract import Stage
 
 
 def test_the_declared_chain_is_loop_free_and_linear():
     graph = declared_chain(contract.INPUT_PREFIX, contract.INPUT_SUFFIXES)
     assert loop_problems(graph) == []
-    assert edges(graph) == {"ingestion": {"processing"}, "processing": {"analytics"}, "analytics": set()}
+    assert edges(graph) == {
+        Stage.INGESTION: {Stage.PROCESSING},
+        Stage.PROCESSING: {Stage.ANALYTICS},
+        Stage.ANALYTICS: set(),
+    }
 
 
 def test_quarantine_and_reports_trigger_nothing():
@@ -42,7 +47,7 @@ def test_a_stage_writing_where_it_is_triggered_is_a_loop():
     graph = ChainGraph(
         nodes=(
             StageNode(
-                "analytics",
+                Stage.ANALYTICS,
                 triggers=(Location("analytics", contract.AGGREGATES_PREFIX, contract.AGGREGATES_SUFFIX),),
                 writes=(Location("analytics", f"{contract.AGGREGATES_PREFIX}reports/", ".json"),),
             ),
@@ -60,12 +65,12 @@ def test_a_stage_writing_where_an_earlier_stage_is_triggered_is_a_loop():
     graph = ChainGraph(
         nodes=(
             StageNode(
-                "ingestion",
+                Stage.INGESTION,
                 (Location("raw", contract.INPUT_PREFIX, ".json"),),
                 (Location("processed", contract.RECORDS_PREFIX, contract.RECORDS_SUFFIX),),
             ),
             StageNode(
-                "processing",
+                Stage.PROCESSING,
                 (Location("processed", contract.RECORDS_PREFIX, contract.RECORDS_SUFFIX),),
                 (Location("processed", f"{contract.RECORDS_PREFIX}rollups/", ".jsonl.gz"),),
             ),
@@ -104,7 +109,7 @@ def test_the_program_checks_the_invariant_before_declaring_resources(evaluate, m
 
     broken = tuple(
         replace(stage, writes=(Keys(f"{contract.AGGREGATES_PREFIX}reports/", ".json"),))
-        if stage.name == "analytics"
+        if stage.name == Stage.ANALYTICS
         else stage
         for stage in stage_table.STAGE_TABLE
     )

@@ -12,6 +12,7 @@ import pytest
 
 from components.network import S3, SECRETS_MANAGER, SNS, service_name
 from handlers import contract
+from handlers.contract import Stage
 
 REGION = "cn-north-1"
 SUBNETS = ["subnet-0a1b2c3d4e5f60718", "subnet-0b2c3d4e5f6071829"]
@@ -64,7 +65,7 @@ def test_every_rendered_policy_names_arns_of_the_aws_cn_partition(china):
     arns = ARN.findall(rendered)
     assert arns  # the buckets, queues, log groups, subnets, the database user...
     assert {arn.split(":")[1] for arn in arns} == {"aws-cn"}
-    grant = {s["Sid"]: s for s in china.role_policies()["analytics"]["Statement"]}["ConnectAsAppUser"]
+    grant = {s["Sid"]: s for s in china.role_policies()[Stage.ANALYTICS]["Statement"]}["ConnectAsAppUser"]
     assert grant["Resource"][0].startswith(f"arn:aws-cn:rds-db:{REGION}:")
     assert grant["Resource"][0].endswith(f"/{contract.APP_USER}")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from components.config import (
@@ -14,6 +16,7 @@ from components.config import (
 from components.stage_table import STAGE_TABLE
 from devtools.harness import Secret, StackEvaluationError
 from handlers import contract
+from handlers.contract import Stage
 
 BAD_CONFIGS = [
     # (overrides, the key that must be named in full (data-pipeline:<key>), a phrase of the explanation)
@@ -29,23 +32,23 @@ BAD_CONFIGS = [
     ({"bucketSufix": False}, "bucketSufix", "did you mean 'bucketSuffix'?"),
     ({"runtime": "python3.9"}, "runtime", "allowed: python3.12, python3.13"),
     ({"architecture": "arm"}, "architecture", "allowed: x86_64, arm64"),
-    ({"stages": {"ingestion": {"memoryMb": 64}}}, "stages.ingestion.memoryMb", "allowed: 128-10240"),
+    ({"stages": {Stage.INGESTION: {"memoryMb": 64}}}, "stages.ingestion.memoryMb", "allowed: 128-10240"),
     (
-        {"stages": {"processing": {"timeoutSeconds": 901}}},
+        {"stages": {Stage.PROCESSING: {"timeoutSeconds": 901}}},
         "stages.processing.timeoutSeconds",
         "allowed: 1-900",
     ),
     ({"inputSuffixes": [".json", ".gz", ".jsonl.gz"]}, "inputSuffixes", "'.jsonl.gz' ends with '.gz'"),
     ({"logRetentionDays": 10}, "logRetentionDays", "allowed: 1, 3, 5, 7, 14, 30"),
     (
-        {"stages": {"analytics": {"logRetentionDays": 4}}},
+        {"stages": {Stage.ANALYTICS: {"logRetentionDays": 4}}},
         "stages.analytics.logRetentionDays",
         "is not allowed",
     ),
     ({"retryAttempts": 3}, "retryAttempts", "allowed: 0-2"),
     ({"maxEventAgeSeconds": 30}, "maxEventAgeSeconds", "allowed: 60-21600"),
     (
-        {"stages": {"ingestion": {"reservedConcurrency": -1}}},
+        {"stages": {Stage.INGESTION: {"reservedConcurrency": -1}}},
         "stages.ingestion.reservedConcurrency",
         "allowed: >= 0",
     ),
@@ -53,9 +56,13 @@ BAD_CONFIGS = [
     ({"kmsKeyArn": "alias/my-key"}, "kmsKeyArn", "is not a KMS key ARN"),
     ({"aggregation": {"window": "2h"}}, "aggregation.window", "allowed: 1m, 5m, 15m, 1h, 1d"),
     ({"aggregation": {"metrics": ["m" * 257]}}, "aggregation.metrics", "at most 256 characters"),
-    ({"stages": {"ingestion": {"memoryMB": 1024}}}, "stages.ingestion.memoryMB", "did you mean 'memoryMb'?"),
     (
-        {"stages": {"ingestion": {"ephemeralStorageMb": 256}}},
+        {"stages": {Stage.INGESTION: {"memoryMB": 1024}}},
+        "stages.ingestion.memoryMB",
+        "did you mean 'memoryMb'?",
+    ),
+    (
+        {"stages": {Stage.INGESTION: {"ephemeralStorageMb": 256}}},
         "stages.ingestion.ephemeralStorageMb",
         "allowed: 512-10240",
     ),
@@ -163,7 +170,7 @@ def test_the_largest_environment_the_config_allows_is_exactly_lambdas_limit():
     # GIVEN an ingestion config whose environment, with the longest bucket name, is 4 096 bytes as
     # Lambda measures it (compact JSON), with a long prefix and two suffixes beside the schema
     cfg = parse_config(with_schema(3348), project="data-pipeline", stack="dev")
-    assert environment_bytes(stage_environment("ingestion", cfg, "x" * 63)) == 4096
+    assert environment_bytes(stage_environment(Stage.INGESTION, cfg, "x" * 63)) == 4096
     # WHEN the schema grows by one character THEN it is refused, naming the keys to shorten
     with pytest.raises(ConfigError, match=r"environment would be 4097 bytes and Lambda allows 4096"):
         parse_config(with_schema(3349), project="data-pipeline", stack="dev")
@@ -240,14 +247,18 @@ def test_defaults_when_nothing_is_set():
 
 def test_values_arrive_as_strings_from_pulumi_and_are_typed():
     cfg = parse_config(
-        {"forceDestroy": "true", "logRetentionDays": "14", "stages": '{"analytics": {"memoryMb": 1024}}'},
+        {
+            "forceDestroy": "true",
+            "logRetentionDays": "14",
+            "stages": json.dumps({Stage.ANALYTICS: {"memoryMb": 1024}}),
+        },
         project="p",
         stack="s",
     )
     assert cfg.force_destroy is True
     assert cfg.retain_buckets_on_delete is False
-    assert cfg.stages["analytics"].memory_mb == 1024
-    assert cfg.stages["analytics"].log_retention_days == 14
+    assert cfg.stages[Stage.ANALYTICS].memory_mb == 1024
+    assert cfg.stages[Stage.ANALYTICS].log_retention_days == 14
 
 
 def test_a_default_bucket_name_broken_by_the_stack_name_says_which_key_to_set():

@@ -44,7 +44,7 @@ def test_environment_follows_the_architecture_contract(dev_stack):
 
 
 def test_prod_analytics_gets_the_existing_secret_and_topic(prod_stack):
-    env = prod_stack.functions()["analytics"]["environment"]
+    env = prod_stack.functions()[Stage.ANALYTICS]["environment"]
     assert env[Env.DATABASE_SECRET_ARN] == prod_stack.config["data-pipeline:database"]["secretArn"]
     assert env[Env.SUMMARY_TOPIC_ARN] == prod_stack.config["data-pipeline:summaryTopicArn"]
-    assert Env.RECORD_SCHEMA not in prod_stack.functions()["ingestion"]["environment"]
+    assert Env.RECORD_SCHEMA not in prod_stack.functions()[Stage.INGESTION]["environment"]

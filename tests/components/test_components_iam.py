@@ -21,8 +21,8 @@ from components.iam import (
 )
 from components.stage_table import Provided, describe
 from handlers import contract
+from handlers.contract import STAGES, Stage
 
-STAGES = ("ingestion", "processing", "analytics")
 ARN = {"raw": "arn:aws:s3:::r", "processed": "arn:aws:s3:::p", "analytics": "arn:aws:s3:::a"}
 GRAPH = declared_chain(contract.INPUT_PREFIX, (".json", ".gz"))
 LOGS = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/f"
@@ -91,7 +91,7 @@ def test_a_deny_may_name_every_action_of_a_service():
 
 
 def test_ingestion_policy_is_exact():
-    doc = policy("ingestion", grants()).to_dict()
+    doc = policy(Stage.INGESTION, grants()).to_dict()
     assert doc["Statement"] == [
         {
             "Sid": "ReadRawInput",
@@ -141,7 +141,7 @@ def test_ingestion_policy_is_exact():
 
 
 def test_processing_policy_is_exact():
-    doc = policy("processing", grants()).to_dict()
+    doc = policy(Stage.PROCESSING, grants()).to_dict()
     statements = by_sid(doc)
     assert list(statements) == [
         "ReadProcessedRecords",
@@ -167,7 +167,7 @@ def test_analytics_policy_adds_only_the_secret_topic_and_network_it_uses():
         region="eu-west-1",
     )
     # WHEN the analytics policy is built
-    statements = by_sid(policy("analytics", g, provided).to_dict())
+    statements = by_sid(policy(Stage.ANALYTICS, g, provided).to_dict())
     # THEN it holds these statements and no others, and each extra grant names exactly its one resource
     assert list(statements) == [
         "ReadAnalyticsAggregates",
@@ -221,7 +221,7 @@ def test_analytics_policy_adds_only_the_secret_topic_and_network_it_uses():
 
 
 def test_analytics_without_extras_has_only_the_data_path():
-    statements = by_sid(policy("analytics", grants()).to_dict())
+    statements = by_sid(policy(Stage.ANALYTICS, grants()).to_dict())
     assert list(statements) == [
         "ReadAnalyticsAggregates",
         "WriteAnalyticsReports",
@@ -265,9 +265,9 @@ def test_no_stage_may_read_or_write_another_stage_s_input(request, stack_name):
     stack = request.getfixturevalue(stack_name + "_stack")
     buckets = stack.buckets()
     triggers = {
-        "ingestion": [f"arn:aws:s3:::{buckets['raw']}/incoming/*"],
-        "processing": [f"arn:aws:s3:::{buckets['processed']}/records/*"],
-        "analytics": [f"arn:aws:s3:::{buckets['analytics']}/aggregates/*"],
+        Stage.INGESTION: [f"arn:aws:s3:::{buckets['raw']}/incoming/*"],
+        Stage.PROCESSING: [f"arn:aws:s3:::{buckets['processed']}/records/*"],
+        Stage.ANALYTICS: [f"arn:aws:s3:::{buckets['analytics']}/aggregates/*"],
     }
     policies = stack.role_policies()
     for stage, doc in policies.items():
@@ -289,7 +289,7 @@ def test_no_stage_may_read_or_write_another_stage_s_input(request, stack_name):
                 if fnmatch.fnmatchcase(p, r) or fnmatch.fnmatchcase(r, p)
             ]
             # THEN a stage's only access to another stage's input is writing it as that stage's producer
-            producer = {"processing": "ingestion", "analytics": "processing"}.get(other)
+            producer = {Stage.PROCESSING: Stage.INGESTION, Stage.ANALYTICS: Stage.PROCESSING}.get(other)
             if stage == producer:
                 assert touching, (stage, other)
                 assert all(set(actions) <= WRITE_ACTIONS for _, actions, _ in touching), (stage, other)
@@ -310,12 +310,12 @@ def test_each_stage_writes_only_its_own_log_group_and_queue(request, stack_name)
 
 
 def test_prod_analytics_reads_only_the_configured_secret(prod_stack):
-    statements = by_sid(prod_stack.role_policies()["analytics"])
+    statements = by_sid(prod_stack.role_policies()[Stage.ANALYTICS])
     configured = prod_stack.config["data-pipeline:database"]["secretArn"]
     assert statements["ReadDatabaseSecret"]["Resource"] == [configured]
     assert all(
         "secretsmanager:GetSecretValue" not in s["Action"]
-        for s in prod_stack.role_policies()["ingestion"]["Statement"]
+        for s in prod_stack.role_policies()[Stage.INGESTION]["Statement"]
     )
 
 
@@ -412,7 +412,7 @@ def test_a_secret_and_a_topic_under_their_own_keys_are_usable_through_their_serv
         database_kms_key_arn=secret_key,
         summary_topic_kms_key_arn=topic_key,
     )
-    statements = by_sid(policy("analytics", grants(kms_key_arn=kms), provided).to_dict())
+    statements = by_sid(policy(Stage.ANALYTICS, grants(kms_key_arn=kms), provided).to_dict())
     # THEN analytics may decrypt the secret through Secrets Manager, and encrypt messages through SNS
     assert statements["DecryptDatabaseSecret"] == {
         "Sid": "DecryptDatabaseSecret",
@@ -427,7 +427,7 @@ def test_a_secret_and_a_topic_under_their_own_keys_are_usable_through_their_serv
         "StringEquals": {"kms:ViaService": "sns.eu-west-1.amazonaws.com"}
     }
     # AND the other stages get neither key
-    for stage in ("ingestion", "processing"):
+    for stage in (Stage.INGESTION, Stage.PROCESSING):
         other = by_sid(policy(stage, grants(kms_key_arn=kms), provided).to_dict())
         assert not {"DecryptDatabaseSecret", "EncryptSummaryMessages"} & set(other)
 
@@ -439,7 +439,7 @@ def test_a_secret_under_the_stack_key_needs_no_second_grant():
         region="eu-west-1",
         database_kms_key_arn=kms,
     )
-    statements = by_sid(policy("analytics", grants(kms_key_arn=kms), provided).to_dict())
+    statements = by_sid(policy(Stage.ANALYTICS, grants(kms_key_arn=kms), provided).to_dict())
     assert "DecryptDatabaseSecret" not in statements
     assert "UseDataKey" in statements
 
@@ -460,6 +460,6 @@ def test_the_declared_analytics_policy_names_the_secret_and_topic_keys(evaluate)
             "summaryTopicKmsKeyArn": topic_key,
         },
     )
-    statements = by_sid(stack.role_policies()["analytics"])
+    statements = by_sid(stack.role_policies()[Stage.ANALYTICS])
     assert statements["DecryptDatabaseSecret"]["Resource"] == [secret_key]
     assert statements["EncryptSummaryMessages"]["Resource"] == [topic_key]

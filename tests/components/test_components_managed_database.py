@@ -9,6 +9,7 @@ from component_support import stage_child
 from components.config import ConfigError, parse_config
 from devtools.harness.mocks import mock_vpc_id
 from handlers import contract
+from handlers.contract import Stage
 
 INSTANCE = "aws:rds/instance:Instance"
 SUBNET_GROUP = "aws:rds/subnetGroup:SubnetGroup"
@@ -56,14 +57,14 @@ def test_the_master_password_is_managed_by_rds_and_analytics_reads_that_secret(o
     assert "password" not in inputs
     assert inputs["masterUserSecretKmsKeyId"] == KEY
     secret = _instance(owned).outputs["masterUserSecrets"][0]["secretArn"]
-    env = owned.functions()["analytics"]["environment"]
+    env = owned.functions()[Stage.ANALYTICS]["environment"]
     assert env[contract.Env.DATABASE_SECRET_ARN] == secret
     address = _instance(owned).outputs["address"]
     assert env[contract.Env.DATABASE_ENDPOINT] == f"{address}:5432/pipeline"
-    statements = {s["Sid"]: s for s in owned.role_policies()["analytics"]["Statement"]}
+    statements = {s["Sid"]: s for s in owned.role_policies()[Stage.ANALYTICS]["Statement"]}
     assert statements["ReadDatabaseSecret"]["Resource"] == [secret]
     # no stage but analytics learns of the database
-    assert contract.Env.DATABASE_ENDPOINT not in owned.functions()["processing"]["environment"]
+    assert contract.Env.DATABASE_ENDPOINT not in owned.functions()[Stage.PROCESSING]["environment"]
     # and no hand-made secret is created
     assert not owned.by_type("aws:secretsmanager/secret:Secret")
     assert owned.outputs["databaseSecretArn"] == secret
@@ -81,7 +82,7 @@ def test_subnet_group_in_the_configured_subnets_and_only_the_function_admitted(o
     assert [
         (r.inputs["referencedSecurityGroupId"], r.inputs["fromPort"], r.inputs["toPort"]) for r in rules
     ] == [(FUNCTION_GROUP, 5432, 5432)]
-    function = stage_child(owned, "analytics", "aws:lambda/function:Function")
+    function = stage_child(owned, Stage.ANALYTICS, "aws:lambda/function:Function")
     assert function.inputs["vpcConfig"]["securityGroupIds"] == [FUNCTION_GROUP]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from components.migration import MIGRATE_EVENT, revisions_digest
 from handlers import contract
+from handlers.contract import Stage
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 MIGRATION = "data-pipeline:database:SchemaMigration"
@@ -19,7 +20,7 @@ def test_prod_invokes_the_analytics_function_with_the_migrate_event(prod_stack):
     component = prod_stack.get("schema-migration", MIGRATION)
     [invocation] = [r for r in prod_stack.children(component) if r.type == INVOCATION]
     assert json.loads(invocation["input"]) == MIGRATE_EVENT == {"action": "migrate"}
-    assert invocation["functionName"] == prod_stack.functions()["analytics"]["name"]
+    assert invocation["functionName"] == prod_stack.functions()[Stage.ANALYTICS]["name"]
 
 
 def test_the_migration_runs_again_when_a_revision_or_the_database_changes(prod_stack):
@@ -69,7 +70,7 @@ def test_revisions_digest_changes_with_a_revision(tmp_path):
 
 def test_append_mode_reaches_the_analytics_function(evaluate):
     stack = evaluate("dev", {"overwrites": "append"})
-    assert stack.functions()["analytics"]["environment"][contract.Env.OVERWRITE_MODE] == "append"
+    assert stack.functions()[Stage.ANALYTICS]["environment"][contract.Env.OVERWRITE_MODE] == "append"
 
 
 def test_a_new_database_url_behind_the_same_secret_is_migrated_again(evaluate):

@@ -6,6 +6,8 @@ import re
 
 import pytest
 
+from handlers.contract import Stage
+
 RANDOM_ID = "random:index/randomId:RandomId"
 
 
@@ -24,7 +26,7 @@ def test_the_suffix_is_stable_across_config_changes(dev_stack, evaluate):
         "dev",
         {
             "buckets": {"raw": "acme-landing", "processed": "acme-clean", "analytics": "acme-marts"},
-            "stages": {"ingestion": {"memoryMb": 2048}},
+            "stages": {Stage.INGESTION: {"memoryMb": 2048}},
         },
     )
     (before,) = dev_stack.by_type(RANDOM_ID)

@@ -10,6 +10,7 @@ from component_support import stage_child
 from components.config import ConfigError, parse_config
 from components.network import services_used
 from devtools.harness.mocks import has_own_route_table, main_route_table, mock_vpc_id, own_route_table
+from handlers.contract import Stage
 
 ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
@@ -66,7 +67,7 @@ def test_nothing_invokes_analytics_before_its_endpoints_exist(prod_stack):
     endpoint_urns = {r.urn for r in prod_stack.by_type(ENDPOINT)}
     (migration,) = prod_stack.by_type("aws:lambda/invocation:Invocation")
     assert endpoint_urns <= set(migration.depends_on)
-    function = stage_child(prod_stack, "analytics", "aws:lambda/function:Function")
+    function = stage_child(prod_stack, Stage.ANALYTICS, "aws:lambda/function:Function")
     assert migration.inputs["functionName"] == function.outputs["name"]
 
 
@@ -82,7 +83,7 @@ def test_a_stated_nat_or_existing_endpoints_creates_none(evaluate, access):
     )
     assert not stack.by_type(ENDPOINT)
     assert not stack.by_type(SECURITY_GROUP)
-    vpc = stage_child(stack, "analytics", "aws:lambda/function:Function").inputs["vpcConfig"]
+    vpc = stage_child(stack, Stage.ANALYTICS, "aws:lambda/function:Function").inputs["vpcConfig"]
     assert vpc == {"subnetIds": SUBNETS, "securityGroupIds": GROUPS}
 
 

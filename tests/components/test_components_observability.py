@@ -22,12 +22,13 @@ from handlers.contract import (
     OVER_BUDGET_REASON,
     STAGE_DIMENSION,
     STAGE_METRIC_NAMES,
+    STAGES,
+    Stage,
 )
 
-STAGES = ("ingestion", "processing", "analytics")
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 REGION = "eu-west-1"
-ALARMS_PER_STAGE = len(alarm_specs(MonitoredStage("ingestion", "fn", "queue"), 3600))
+ALARMS_PER_STAGE = len(alarm_specs(MonitoredStage(Stage.INGESTION, "fn", "queue"), 3600))
 
 
 @pytest.fixture(params=["dev_stack", "prod_stack"])
@@ -122,17 +123,17 @@ def test_over_budget_alarm_watches_the_stages_emf_metric(stack, stage):
 
 
 def test_over_budget_alarm_takes_the_handlers_namespace():
-    stage = MonitoredStage("processing", "fn", "queue")
+    stage = MonitoredStage(Stage.PROCESSING, "fn", "queue")
     [spec] = [s for s in alarm_specs(stage, 900, "Custom/Pipeline") if s.key == "over-budget"]
     assert (spec.namespace, spec.metric_name, dict(spec.dimensions)) == (
         "Custom/Pipeline",
         OVER_BUDGET_METRIC,
-        {STAGE_DIMENSION: "processing"},
+        {STAGE_DIMENSION: Stage.PROCESSING},
     )
 
 
 def test_age_threshold_comes_from_the_arguments():
-    stage = MonitoredStage("ingestion", "fn", "queue")
+    stage = MonitoredStage(Stage.INGESTION, "fn", "queue")
     [age] = [s for s in alarm_specs(stage, 900) if s.key == "failures-age"]
     assert age.threshold == 900
 
@@ -282,7 +283,7 @@ def test_the_topic_refuses_insecure_transport_with_the_statement_the_buckets_use
 def test_an_uncapped_stage_alarms_on_any_throttle():
     # GIVEN a stage in the account's pool: a throttle means the unreserved concurrency is used up
     [throttles] = [
-        s for s in alarm_specs(MonitoredStage("analytics", "fn", "q"), 900) if s.key == "throttles"
+        s for s in alarm_specs(MonitoredStage(Stage.ANALYTICS, "fn", "q"), 900) if s.key == "throttles"
     ]
     assert (throttles.evaluation_periods, throttles.datapoints_to_alarm, throttles.period_seconds) == (
         1,
@@ -294,7 +295,7 @@ def test_an_uncapped_stage_alarms_on_any_throttle():
 
 def test_a_capped_stage_alarms_only_on_sustained_throttling():
     # GIVEN analytics capped at 5: a burst is throttled by design and Lambda retries its async events
-    stage = MonitoredStage("analytics", "fn", "q", reserved_concurrency=5)
+    stage = MonitoredStage(Stage.ANALYTICS, "fn", "q", reserved_concurrency=5)
     [throttles] = [s for s in alarm_specs(stage, 900) if s.key == "throttles"]
     # THEN only throttling in each of 15 consecutive minutes alarms
     assert (throttles.evaluation_periods, throttles.datapoints_to_alarm, throttles.period_seconds) == (
@@ -306,8 +307,8 @@ def test_a_capped_stage_alarms_only_on_sustained_throttling():
 
 
 def test_the_declared_throttles_alarm_follows_the_stage_cap(evaluate):
-    stack = evaluate("dev", {"stages": {"analytics": {"reservedConcurrency": 5}}})
-    capped = alarms_of(stack, "analytics")["throttles"].inputs
+    stack = evaluate("dev", {"stages": {Stage.ANALYTICS: {"reservedConcurrency": 5}}})
+    capped = alarms_of(stack, Stage.ANALYTICS)["throttles"].inputs
     assert (capped["evaluationPeriods"], capped["datapointsToAlarm"]) == (15, 15)
-    uncapped = alarms_of(stack, "processing")["throttles"].inputs
+    uncapped = alarms_of(stack, Stage.PROCESSING)["throttles"].inputs
     assert (uncapped["evaluationPeriods"], uncapped["datapointsToAlarm"]) == (1, 1)

@@ -17,7 +17,8 @@ def test_the_part_size_reaches_the_ingestion_function_alone_and_the_handler_read
     env = stage_environment(Stage.INGESTION, cfg, "bucket")
     assert env[Env.RECORDS_PART_BYTES] == str(16 << 20)
     assert all(
-        Env.RECORDS_PART_BYTES not in stage_environment(s, cfg, "b") for s in ("processing", "analytics")
+        Env.RECORDS_PART_BYTES not in stage_environment(s, cfg, "b")
+        for s in (Stage.PROCESSING, Stage.ANALYTICS)
     )
     # AND the handler parses that environment to the same size
     assert load_ingestion({k: str(v) for k, v in env.items()}).records_part_bytes == 16 << 20

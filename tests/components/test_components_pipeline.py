@@ -14,8 +14,8 @@ from component_support import stage_child
 
 from devtools.harness import StackEvaluationError, evaluate_stack
 from handlers import contract
+from handlers.contract import STAGES, Stage
 
-STAGES = ("ingestion", "processing", "analytics")
 BUCKETS = ("raw", "processed", "analytics")
 
 
@@ -89,7 +89,7 @@ def test_database_url_becomes_a_stack_owned_secret_kept_secret(evaluate):
         "value": "postgresql+psycopg2://app:pw@db.internal/pipeline",
     }
     assert (
-        stack.functions()["analytics"]["environment"][contract.Env.DATABASE_SECRET_ARN]
+        stack.functions()[Stage.ANALYTICS]["environment"][contract.Env.DATABASE_SECRET_ARN]
         == secret.outputs["arn"]
     )
     assert stack.outputs["databaseSecretArn"] == secret.outputs["arn"]

@@ -7,6 +7,7 @@ import pytest
 from component_support import stage_child
 
 from components.config import ConfigError, parse_config
+from handlers.contract import Stage
 
 ZONES = ["eu-west-1a", "eu-west-1b"]
 CREATE = {"create": {"availabilityZones": ZONES}}
@@ -46,7 +47,7 @@ def test_the_function_database_and_endpoints_use_the_created_network(created):
     (functions_sg,) = [
         g for g in created.by_type("aws:ec2/securityGroup:SecurityGroup") if "functions" in g.name
     ]
-    function = stage_child(created, "analytics", "aws:lambda/function:Function")
+    function = stage_child(created, Stage.ANALYTICS, "aws:lambda/function:Function")
     assert function.inputs["vpcConfig"] == {"subnetIds": subnets, "securityGroupIds": [functions_sg.id]}
     (gateway,) = [
         e
@@ -59,7 +60,7 @@ def test_the_function_database_and_endpoints_use_the_created_network(created):
     rules = created.by_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
     assert {r.inputs["referencedSecurityGroupId"] for r in rules} == {functions_sg.id}
     # the role may place the function in exactly those subnets and that group
-    statements = {s["Sid"]: s for s in created.role_policies()["analytics"]["Statement"]}
+    statements = {s["Sid"]: s for s in created.role_policies()[Stage.ANALYTICS]["Statement"]}
     resources = statements["CreateNetworkInterfaces"]["Resource"]
     assert resources[1:] == [
         *(f"arn:aws:ec2:eu-west-1:*:subnet/{s}" for s in subnets),

@@ -13,6 +13,7 @@ from components.config import KEPT_SECRET_KEYS, ConfigError, parse_config
 from devtools.harness import Secret, StackEvaluationError
 from devtools.harness.declared import is_secret, plain
 from handlers import contract
+from handlers.contract import Stage
 
 TOPIC = "arn:aws:sns:eu-west-1:111122223333:data-pipeline-dev-summaries"
 SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:data-pipeline/dev/database-AbCdEf"
@@ -39,31 +40,31 @@ def _environment(stack, stage):
 
 def test_environment_variables_from_secret_keys_are_secret(secret_stack):
     # (the SDK sends a function's whole environment as one secret when any variable in it is one)
-    for stage in ("ingestion", "processing", "analytics"):
+    for stage in (Stage.INGESTION, Stage.PROCESSING, Stage.ANALYTICS):
         assert is_secret(_environment(secret_stack, stage)), stage
-    analytics = plain(_environment(secret_stack, "analytics"))["variables"]
+    analytics = plain(_environment(secret_stack, Stage.ANALYTICS))["variables"]
     assert analytics[contract.Env.SUMMARY_TOPIC_ARN] == TOPIC
     assert analytics[contract.Env.DATABASE_SECRET_ARN] == SECRET_ARN
     assert (
-        plain(_environment(secret_stack, "processing"))["variables"][contract.Env.AGGREGATION_DIMENSIONS]
+        plain(_environment(secret_stack, Stage.PROCESSING))["variables"][contract.Env.AGGREGATION_DIMENSIONS]
         == "tenant"
     )
 
 
 def test_only_the_stages_a_secret_reaches_get_a_secret_environment(evaluate):
     stack = evaluate("dev", {"summaryTopicArn": Secret(TOPIC)})
-    assert is_secret(_environment(stack, "analytics"))
-    assert not is_secret(_environment(stack, "ingestion"))
-    assert not is_secret(_environment(stack, "processing"))
+    assert is_secret(_environment(stack, Stage.ANALYTICS))
+    assert not is_secret(_environment(stack, Stage.INGESTION))
+    assert not is_secret(_environment(stack, Stage.PROCESSING))
 
 
 def test_the_policy_naming_a_secret_topic_or_secret_is_secret(secret_stack):
-    policy = stage_child(secret_stack, "analytics", "aws:iam/rolePolicy:RolePolicy").inputs["policy"]
+    policy = stage_child(secret_stack, Stage.ANALYTICS, "aws:iam/rolePolicy:RolePolicy").inputs["policy"]
     assert is_secret(policy)
     statements = {s["Sid"]: s for s in json.loads(plain(policy))["Statement"]}
     assert statements["PublishSummary"]["Resource"] == [TOPIC]
     # the stages that do not use them keep a plain policy
-    ingestion = stage_child(secret_stack, "ingestion", "aws:iam/rolePolicy:RolePolicy").inputs["policy"]
+    ingestion = stage_child(secret_stack, Stage.INGESTION, "aws:iam/rolePolicy:RolePolicy").inputs["policy"]
     assert not is_secret(ingestion)
 
 
@@ -75,7 +76,7 @@ def test_the_migration_and_the_subscription_keep_them_secret(secret_stack):
 
 
 def test_without_secret_nothing_is_wrapped(prod_stack):
-    assert not is_secret(_environment(prod_stack, "analytics"))
+    assert not is_secret(_environment(prod_stack, Stage.ANALYTICS))
 
 
 @pytest.mark.parametrize(

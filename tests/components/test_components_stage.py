@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from component_support import STAGE, child_types, stage_child
 
-STAGES = ("ingestion", "processing", "analytics")
+from handlers.contract import STAGES, Stage
 
 # One child of each of these types.
 STAGE_CHILDREN = Counter(
@@ -32,9 +32,9 @@ def test_each_stage_has_exactly_what_it_needs(request, stack_name, stage):
 
 
 def test_failure_queues_are_encrypted_and_keep_messages_14_days(dev_stack, prod_stack):
-    dev_queue = stage_child(dev_stack, "ingestion", "aws:sqs/queue:Queue")
+    dev_queue = stage_child(dev_stack, Stage.INGESTION, "aws:sqs/queue:Queue")
     assert dev_queue.inputs["sqsManagedSseEnabled"] is True
-    prod_queue = stage_child(prod_stack, "ingestion", "aws:sqs/queue:Queue")
+    prod_queue = stage_child(prod_stack, Stage.INGESTION, "aws:sqs/queue:Queue")
     assert prod_queue.inputs["kmsMasterKeyId"] == prod_stack.config["data-pipeline:kmsKeyArn"]
     assert dev_queue.inputs["messageRetentionSeconds"] == 14 * 24 * 3600
 
@@ -58,7 +58,7 @@ def test_function_logs_json_to_its_own_log_group(prod_stack, stage):
     assert function.inputs["loggingConfig"]["logFormat"] == "JSON"
     assert function.inputs["loggingConfig"]["logGroup"] == log_group.outputs["name"]
     assert log_group.inputs["name"] == f"/aws/lambda/{function.inputs['name']}"
-    expected = 365 if stage == "analytics" else 90
+    expected = 365 if stage == Stage.ANALYTICS else 90
     assert log_group.inputs["retentionInDays"] == expected
 
 
@@ -72,9 +72,9 @@ def test_function_waits_for_its_policy(dev_stack, stage):
 def test_prod_function_settings_follow_the_stack_config(prod_stack):
     functions = prod_stack.functions()
     assert {s: (f["memory_mb"], f["timeout_seconds"]) for s, f in functions.items()} == {
-        "ingestion": (1769, 900),
-        "processing": (1769, 300),
-        "analytics": (1024, 300),
+        Stage.INGESTION: (1769, 900),
+        Stage.PROCESSING: (1769, 300),
+        Stage.ANALYTICS: (1024, 300),
     }
     reserved = {
         s: stage_child(prod_stack, s, "aws:lambda/function:Function").inputs.get(
@@ -83,12 +83,12 @@ def test_prod_function_settings_follow_the_stack_config(prod_stack):
         for s in STAGES
     }
     # None reserved: a new account's concurrency quota (often 10) could not hold any reservation
-    assert reserved == {"ingestion": None, "processing": None, "analytics": None}
+    assert reserved == {Stage.INGESTION: None, Stage.PROCESSING: None, Stage.ANALYTICS: None}
     storage = {
         s: stage_child(prod_stack, s, "aws:lambda/function:Function").inputs["ephemeralStorage"]["size"]
         for s in STAGES
     }
-    assert storage == {"ingestion": 2048, "processing": 512, "analytics": 512}
+    assert storage == {Stage.INGESTION: 2048, Stage.PROCESSING: 512, Stage.ANALYTICS: 512}
     assert {f["runtime"] for f in functions.values()} == {"python3.13"}
     assert {tuple(f["architectures"]) for f in functions.values()} == {("arm64",)}
     layer = prod_stack.by_type("aws:lambda/layerVersion:LayerVersion")[0]
@@ -100,8 +100,8 @@ def test_only_the_analytics_function_is_in_the_vpc(prod_stack):
     in_vpc = {
         s: "vpcConfig" in stage_child(prod_stack, s, "aws:lambda/function:Function").inputs for s in STAGES
     }
-    assert in_vpc == {"ingestion": False, "processing": False, "analytics": True}
-    vpc = stage_child(prod_stack, "analytics", "aws:lambda/function:Function").inputs["vpcConfig"]
+    assert in_vpc == {Stage.INGESTION: False, Stage.PROCESSING: False, Stage.ANALYTICS: True}
+    vpc = stage_child(prod_stack, Stage.ANALYTICS, "aws:lambda/function:Function").inputs["vpcConfig"]
     assert vpc == {
         "subnetIds": ["subnet-0a1b2c3d4e5f60718", "subnet-0b2c3d4e5f6071829"],
         "securityGroupIds": ["sg-0c3d4e5f607182930"],
@@ -132,9 +132,9 @@ def test_system_logs_keep_the_report_lines(prod_stack, stage):
 
 
 def test_ephemeral_storage_is_a_stage_setting(evaluate):
-    stack = evaluate("dev", {"stages": {"processing": {"ephemeralStorageMb": 10240}}})
-    function = stage_child(stack, "processing", "aws:lambda/function:Function")
+    stack = evaluate("dev", {"stages": {Stage.PROCESSING: {"ephemeralStorageMb": 10240}}})
+    function = stage_child(stack, Stage.PROCESSING, "aws:lambda/function:Function")
     assert function.inputs["ephemeralStorage"] == {"size": 10240}
-    assert stage_child(stack, "ingestion", "aws:lambda/function:Function").inputs["ephemeralStorage"] == {
+    assert stage_child(stack, Stage.INGESTION, "aws:lambda/function:Function").inputs["ephemeralStorage"] == {
         "size": 512
     }

@@ -36,9 +36,9 @@ EVERYTHING = Provided(
 
 
 def test_the_table_holds_the_three_stages_in_chain_order():
-    assert [s.name for s in STAGE_TABLE] == ["ingestion", "processing", "analytics"]
-    assert config.STAGES == ("ingestion", "processing", "analytics")
-    assert describe("processing") is STAGE_TABLE[1]
+    assert [s.name for s in STAGE_TABLE] == [Stage.INGESTION, Stage.PROCESSING, Stage.ANALYTICS]
+    assert config.STAGES == (Stage.INGESTION, Stage.PROCESSING, Stage.ANALYTICS)
+    assert describe(Stage.PROCESSING) is STAGE_TABLE[1]
     with pytest.raises(KeyError):
         describe("reporting")
 
@@ -57,7 +57,7 @@ def test_the_graph_is_the_table_with_the_configured_input():
         node = graph.node(stage.name)
         assert {t.bucket for t in node.triggers} == {stage.source}
         assert {w.bucket for w in node.writes} == {stage.destination}
-    assert [(t.prefix, t.suffix) for t in graph.node("ingestion").triggers] == [
+    assert [(t.prefix, t.suffix) for t in graph.node(Stage.INGESTION).triggers] == [
         ("landing/", ".json"),
         ("landing/", ".gz"),
     ]
@@ -83,11 +83,11 @@ def test_settings_are_rendered_as_lambda_needs_strings():
         project="data-pipeline",
         stack="dev",
     )
-    assert stage_environment("processing", cfg, "b")[contract.Env.AGGREGATION_DIMENSIONS] == ""
-    assert stage_environment("processing", cfg, "b")[contract.Env.AGGREGATION_METRICS] == "value,count"
-    assert stage_environment("ingestion", cfg, "b")[contract.Env.MAX_RECORD_BYTES] == "2048"
+    assert stage_environment(Stage.PROCESSING, cfg, "b")[contract.Env.AGGREGATION_DIMENSIONS] == ""
+    assert stage_environment(Stage.PROCESSING, cfg, "b")[contract.Env.AGGREGATION_METRICS] == "value,count"
+    assert stage_environment(Stage.INGESTION, cfg, "b")[contract.Env.MAX_RECORD_BYTES] == "2048"
     # an unset setting leaves its variable out
-    assert contract.Env.RECORD_SCHEMA not in stage_environment("ingestion", cfg, "b")
+    assert contract.Env.RECORD_SCHEMA not in stage_environment(Stage.INGESTION, cfg, "b")
 
 
 @pytest.mark.parametrize("stage", [s.name for s in STAGE_TABLE])
@@ -117,9 +117,9 @@ def test_a_stage_uses_only_what_its_description_needs(stage):
 
 def test_a_need_declared_in_the_table_reaches_that_stage():
     # GIVEN processing described as needing the summary topic
-    processing = dataclasses.replace(describe("processing"), needs=Needs(summary_topic=True))
+    processing = dataclasses.replace(describe(Stage.PROCESSING), needs=Needs(summary_topic=True))
     cfg = parse_config({"summaryTopicArn": TOPIC}, project="data-pipeline", stack="dev")
-    node = declared_chain(cfg.input_prefix, cfg.input_suffixes).node("processing")
+    node = declared_chain(cfg.input_prefix, cfg.input_suffixes).node(Stage.PROCESSING)
     grants = StageGrants(bucket_arns=ARN, log_group_arn="arn:aws:logs:x", failure_queue_arn="arn:aws:sqs:x")
     # THEN its policy and environment follow, with nothing else the stack provides
     statements = {s.sid: s for s in stage_policy(processing, node, grants, EVERYTHING).statements}

@@ -13,6 +13,7 @@ import pytest
 from pipeline_rules import Resource
 
 from handlers import contract
+from handlers.contract import Stage
 
 TODAY = dt.date(2026, 11, 25)
 
@@ -111,7 +112,7 @@ def test_a_notification_widened_to_every_key_of_a_bucket_its_function_writes_is_
     analytics_fn = next(
         f
         for f in functions.values()
-        if f.props["environment"]["variables"][contract.Env.PIPELINE_STAGE] == "analytics"
+        if f.props["environment"]["variables"][contract.Env.PIPELINE_STAGE] == Stage.ANALYTICS
     )
     [notification] = [
         n

@@ -9,6 +9,7 @@ import pytest
 from pipeline_rules import UNKNOWN, Resource
 
 from handlers import contract
+from handlers.contract import Stage
 
 TODAY = dt.date(2026, 11, 25)
 
@@ -46,7 +47,7 @@ def tls_policy(bucket_name: str) -> str:
 
 STAGES = {
     # stage: (source bucket, trigger prefix, destination bucket, env of written prefixes)
-    "ingestion": (
+    Stage.INGESTION: (
         "raw",
         contract.INPUT_PREFIX,
         "processed",
@@ -55,13 +56,13 @@ STAGES = {
             contract.Env.QUARANTINE_PREFIX: contract.QUARANTINE_PREFIX,
         },
     ),
-    "processing": (
+    Stage.PROCESSING: (
         "processed",
         contract.RECORDS_PREFIX,
         "analytics",
         {contract.Env.AGGREGATES_PREFIX: contract.AGGREGATES_PREFIX},
     ),
-    "analytics": (
+    Stage.ANALYTICS: (
         "analytics",
         contract.AGGREGATES_PREFIX,
         "analytics",
@@ -299,37 +300,37 @@ def test_runtime_is_judged_on_the_given_day():
 
 
 def test_function_without_log_group_is_reported():
-    stack = without(compliant_stack(), "processing-logs")
+    stack = without(compliant_stack(), f"{Stage.PROCESSING}-logs")
     violations = rules.check_functions_log_retention(stack)
-    assert [v.urn for v in violations] == [urn(rules.FUNCTION, "processing")]
+    assert [v.urn for v in violations] == [urn(rules.FUNCTION, Stage.PROCESSING)]
 
 
 def test_log_group_without_retention_is_reported():
-    stack = replace(compliant_stack(), "ingestion-logs", retentionInDays=None)
+    stack = replace(compliant_stack(), f"{Stage.INGESTION}-logs", retentionInDays=None)
     violations = rules.check_functions_log_retention(stack)
     assert "keeps logs forever" in violations[0].message
 
 
 def test_retention_given_as_a_json_number_counts():
     # the engine (and the mocks) deliver numbers through protobuf Struct, i.e. as floats
-    stack = replace(compliant_stack(), "ingestion-logs", retentionInDays=30.0)
+    stack = replace(compliant_stack(), f"{Stage.INGESTION}-logs", retentionInDays=30.0)
     assert rules.check_functions_log_retention(stack) == []
 
 
 def test_default_log_group_name_counts_without_logging_config():
-    stack = replace(compliant_stack(), "analytics-fn", loggingConfig=None)
+    stack = replace(compliant_stack(), f"{Stage.ANALYTICS}-fn", loggingConfig=None)
     assert rules.check_functions_log_retention(stack) == []
 
 
 def test_function_without_failure_destination_is_reported():
-    stack = without(compliant_stack(), "analytics-invoke")
+    stack = without(compliant_stack(), f"{Stage.ANALYTICS}-invoke")
     violations = rules.check_functions_failure_destination(stack)
-    assert [v.urn for v in violations] == [urn(rules.FUNCTION, "analytics")]
+    assert [v.urn for v in violations] == [urn(rules.FUNCTION, Stage.ANALYTICS)]
 
 
 def test_invoke_config_without_on_failure_is_reported():
     stack = replace(
-        compliant_stack(), "ingestion-invoke", destinationConfig={"onSuccess": {"destination": "x"}}
+        compliant_stack(), f"{Stage.INGESTION}-invoke", destinationConfig={"onSuccess": {"destination": "x"}}
     )
     assert len(rules.check_functions_failure_destination(stack)) == 1
 
@@ -337,7 +338,7 @@ def test_invoke_config_without_on_failure_is_reported():
 def test_notification_on_a_prefix_the_function_writes_is_reported():
     # GIVEN the analytics bucket notifies the analytics function for every key, reports/ included
     stack = compliant_stack()
-    fn = next(r for r in stack if r.name == "analytics-fn")
+    fn = next(r for r in stack if r.name == f"{Stage.ANALYTICS}-fn")
     entry = {"lambdaFunctionArn": fn.props["arn"], "events": ["s3:ObjectCreated:*"], "filterPrefix": ""}
     stack = replace(stack, "analytics-notification", lambdaFunctions=[entry])
     # WHEN the loop rule runs
@@ -376,7 +377,7 @@ def preview_chain(trigger: dict[str, object]) -> list[Resource]:
     bucket = Resource(rules.BUCKET, "analytics", "urn:bucket", {"bucket": UNKNOWN})
     fn = Resource(
         rules.FUNCTION,
-        "analytics-fn",
+        f"{Stage.ANALYTICS}-fn",
         "urn:fn",
         {
             "arn": UNKNOWN,
@@ -428,7 +429,7 @@ def test_bucket_policy_that_is_not_json_has_no_tls_deny():
 def test_a_notification_on_the_staging_prefix_of_the_records_bucket_is_reported():
     # GIVEN the processed bucket (ingestion writes records/ there) notifying processing on every key
     stack = compliant_stack()
-    fn = next(r for r in stack if r.name == "processing-fn")
+    fn = next(r for r in stack if r.name == f"{Stage.PROCESSING}-fn")
     entry = {"lambdaFunctionArn": fn.props["arn"], "events": ["s3:ObjectCreated:*"], "filterPrefix": ""}
     stack = replace(stack, "processed-notification", lambdaFunctions=[entry])
     # WHEN the staging rule runs
