@@ -13,7 +13,7 @@ from devtools.localrun.graph import pipeline_spec
 from devtools.localrun.preflight import preflight
 from devtools.localrun.spec import NotificationSpec, PipelineSpec
 from handlers import contract
-from handlers.contract import STAGES
+from handlers.contract import STAGES, Stage
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def spec(dev_stack: DeclaredStack) -> PipelineSpec:
 
 
 def test_spec_holds_the_three_stages_in_chain_order_with_their_handlers(spec: PipelineSpec) -> None:
-    assert [s.stage for s in spec.stages] == ["ingestion", "processing", "analytics"]
+    assert [s.stage for s in spec.stages] == [Stage.INGESTION, Stage.PROCESSING, Stage.ANALYTICS]
     assert [s.handler for s in spec.stages] == [
         "handlers.ingestion_handler.handler",
         "handlers.processing_handler.handler",
@@ -45,7 +45,7 @@ def test_the_declared_dev_stack_passes_the_deploy_time_checks(spec: PipelineSpec
 
 def test_a_notification_without_an_invoke_permission_is_refused(spec: PipelineSpec) -> None:
     # GIVEN the processing function without its lambda Permission for S3
-    processing = replace(spec.stage("processing"), s3_invoke_sources=())
+    processing = replace(spec.stage(Stage.PROCESSING), s3_invoke_sources=())
     # THEN the check names the bucket and the function, as S3 would refuse the notification
     [problem] = preflight(spec.with_stage(processing))
     assert spec.bucket("processed").name in problem
@@ -66,7 +66,7 @@ def test_overlapping_notifications_on_one_bucket_are_refused(spec: PipelineSpec)
 
 
 def test_a_role_that_does_not_trust_lambda_is_refused(spec: PipelineSpec) -> None:
-    analytics = spec.stage("analytics")
+    analytics = spec.stage(Stage.ANALYTICS)
     untrusting = replace(
         analytics,
         assume_role_policy={
@@ -82,7 +82,7 @@ def test_a_role_that_does_not_trust_lambda_is_refused(spec: PipelineSpec) -> Non
 
 
 def test_a_reserved_environment_key_is_refused(spec: PipelineSpec) -> None:
-    ingestion = spec.stage("ingestion")
+    ingestion = spec.stage(Stage.INGESTION)
     bad = replace(ingestion, environment={**ingestion.environment, "AWS_REGION": "us-east-1"})
     [problem] = preflight(spec.with_stage(bad))
     assert "AWS_REGION" in problem

@@ -8,14 +8,15 @@ from devtools.__main__ import _parser
 from devtools.harness import load_stack_config
 from devtools.localrun.command import config_with
 from devtools.localrun.errors import LocalRunError
+from handlers.contract import Stage
 
 
 def test_the_run_subcommand_takes_the_replay_options() -> None:
     args = _parser().parse_args(
-        ["run", "samples/", "--replay", "processing", "--replay-config", "aggregation.window=5m"]
+        ["run", "samples/", "--replay", str(Stage.PROCESSING), "--replay-config", "aggregation.window=5m"]
     )
     assert (args.replay, args.replay_config, args.replay_quarantined) == (
-        "processing",
+        Stage.PROCESSING,
         ["aggregation.window=5m"],
         False,
     )

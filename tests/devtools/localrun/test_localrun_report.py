@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from devtools.localrun.cpu import cpu_factor
 from devtools.localrun.report import _report_line, _time_rows
 from devtools.localrun.results import StageStats
+from handlers.contract import Stage
 
 
 def test_report_line_shows_float_sums_without_binary_noise():
@@ -35,9 +36,9 @@ def test_the_time_table_shows_the_scaled_time_beside_the_wall_time_and_the_timeo
     unscaled = StageStats(memory_mb=512, timeout_seconds=120)
     unscaled.add_time(wall_ms=1500, cpu_ms=1000, lambda_ms=None, memory_mb=80)
     # WHEN their rows are rendered
-    result = SimpleNamespace(stages={"ingestion": scaled, "processing": unscaled})
+    result = SimpleNamespace(stages={Stage.INGESTION: scaled, Stage.PROCESSING: unscaled})
     rows = _time_rows(result)  # type: ignore[arg-type]
     # THEN the times add up, the longest invocation and the peak memory show, and "-" marks no scaling
     times = ["2.00", "1.20", "4.15", "3.46"]  # wall, CPU, Lambda, longest Lambda
-    assert rows[0] == ["ingestion", "512", "120", "x3.46", *times, "no (1 timed out)", "120"]
-    assert rows[1] == ["processing", "512", "120", "-", "1.50", "1.00", "-", "-", "yes", "80"]
+    assert rows[0] == [Stage.INGESTION, "512", "120", "x3.46", *times, "no (1 timed out)", "120"]
+    assert rows[1] == [Stage.PROCESSING, "512", "120", "-", "1.50", "1.00", "-", "-", "yes", "80"]

@@ -13,6 +13,7 @@ from moto import mock_aws
 
 from components.config import parse_config
 from devtools.ops import preflight as pf
+from handlers.contract import Stage
 
 REGION = "eu-west-1"
 TODAY = dt.date(2026, 12, 3)
@@ -118,8 +119,12 @@ def test_suffixed_names_are_not_checked():
 
 
 def test_reservations_a_new_account_cannot_hold_fail_with_the_quota_to_request():
-    cfg = config(stages={"analytics": {"reservedConcurrency": 5}, "ingestion": {"reservedConcurrency": 50}})
-    lambda_ = stubbed_lambda(10, 10, {"data-pipeline-prod-ingestion": 0, "data-pipeline-prod-analytics": 0})
+    cfg = config(
+        stages={Stage.ANALYTICS: {"reservedConcurrency": 5}, Stage.INGESTION: {"reservedConcurrency": 50}}
+    )
+    lambda_ = stubbed_lambda(
+        10, 10, {f"data-pipeline-prod-{Stage.INGESTION}": 0, f"data-pipeline-prod-{Stage.ANALYTICS}": 0}
+    )
     (message,) = failures(findings_of(pf.check_concurrency, cfg, lambda_), "stages")
     assert "stages.ingestion.reservedConcurrency=50" in message
     assert "Lambda keeps at least 100" in message
@@ -128,9 +133,9 @@ def test_reservations_a_new_account_cannot_hold_fail_with_the_quota_to_request()
 
 
 def test_reservations_that_fit_pass_and_the_stack_s_own_count_as_available():
-    cfg = config(stages={"analytics": {"reservedConcurrency": 5}})
+    cfg = config(stages={Stage.ANALYTICS: {"reservedConcurrency": 5}})
     # 1000 in all, 100 unreserved, of which the analytics function already holds 5
-    lambda_ = stubbed_lambda(1000, 100, {"data-pipeline-prod-analytics": 5})
+    lambda_ = stubbed_lambda(1000, 100, {f"data-pipeline-prod-{Stage.ANALYTICS}": 5})
     out = pf.Findings()
     pf.check_concurrency(cfg, lambda_, out)
     assert [f.ok for f in out] == [True]

@@ -10,6 +10,7 @@ from moto import mock_aws
 
 from devtools.ops import redrive as rd
 from handlers import contract
+from handlers.contract import Stage
 
 REGION = "eu-west-1"
 
@@ -218,10 +219,12 @@ def test_main_resolves_the_target_from_stack_outputs_and_keeps_events_of_a_missi
     # GIVEN stack outputs naming a queue holding one event, and a function that does not exist in moto
     body = invocation_record(f"{contract.INPUT_PREFIX}a.json", "r1")
     sqs.send_message(QueueUrl=queue_url, MessageBody=body)
-    outputs = {"stages": {"ingestion": {"functionName": "missing-fn", "failureQueueUrl": queue_url}}}
+    outputs = {"stages": {Stage.INGESTION: {"functionName": "missing-fn", "failureQueueUrl": queue_url}}}
     session = boto3.session.Session(region_name=REGION)
     # WHEN redriven through main (boto3 Lambda client, RequestResponse)
-    code = rd.main(["--stack", "dev", "--stage", "ingestion"], outputs=lambda stack: outputs, session=session)
+    code = rd.main(
+        ["--stack", "dev", "--stage", str(Stage.INGESTION)], outputs=lambda stack: outputs, session=session
+    )
     # THEN the invoke failed with Lambda's error code and the event stayed queued
     assert code == 1
     assert "ResourceNotFoundException" in capsys.readouterr().out
@@ -243,12 +246,12 @@ def test_invoke_of_a_missing_function_reports_lambdas_error_code():
     ("outputs", "message"),
     [
         ({}, "the stack has no `stages` output"),
-        ({"stages": {"processing": {}}}, "has no stage 'ingestion'"),
-        ({"stages": {"ingestion": {"functionName": "f"}}}, "stages.ingestion lacks failureQueueUrl"),
+        ({"stages": {Stage.PROCESSING: {}}}, "has no stage 'ingestion'"),
+        ({"stages": {Stage.INGESTION: {"functionName": "f"}}}, "stages.ingestion lacks failureQueueUrl"),
     ],
 )
 def test_main_explains_outputs_it_cannot_use(outputs, message, capsys):
-    code = rd.main(["--stack", "dev", "--stage", "ingestion"], outputs=lambda stack: outputs)
+    code = rd.main(["--stack", "dev", "--stage", str(Stage.INGESTION)], outputs=lambda stack: outputs)
     assert code == 2
     assert message in capsys.readouterr().err
 
@@ -256,10 +259,12 @@ def test_main_explains_outputs_it_cannot_use(outputs, message, capsys):
 def test_main_reports_sqs_refusal_with_its_error_code(sqs, capsys):
     # GIVEN outputs naming a queue that does not exist (deleted, or the wrong account's credentials)
     url = f"https://sqs.{REGION}.amazonaws.com/123456789012/gone"
-    outputs = {"stages": {"ingestion": {"functionName": "fn", "failureQueueUrl": url}}}
+    outputs = {"stages": {Stage.INGESTION: {"functionName": "fn", "failureQueueUrl": url}}}
     session = boto3.session.Session(region_name=REGION)
     # WHEN redriven
-    code = rd.main(["--stack", "dev", "--stage", "ingestion"], outputs=lambda stack: outputs, session=session)
+    code = rd.main(
+        ["--stack", "dev", "--stage", str(Stage.INGESTION)], outputs=lambda stack: outputs, session=session
+    )
     # THEN it stops with SQS's error code, not a traceback
     assert code == 2
     assert "AWS.SimpleQueueService.NonExistentQueue" in capsys.readouterr().err

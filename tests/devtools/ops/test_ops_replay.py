@@ -22,32 +22,33 @@ from handlers import analytics_handler as analytics
 from handlers import contract, database
 from handlers import ingestion_handler as ingestion
 from handlers import processing_handler as processing
+from handlers.contract import Stage
 from handlers.events import object_refs, order_key
 
 REGION = "us-east-1"
 RAW, PROCESSED, ANALYTICS = "replay-raw", "replay-processed", "replay-analytics"
-STAGE_MODULES = {"ingestion": ingestion, "processing": processing, "analytics": analytics}
-NEXT = {"ingestion": ("processing", PROCESSED), "processing": ("analytics", ANALYTICS)}
+STAGE_MODULES = {Stage.INGESTION: ingestion, Stage.PROCESSING: processing, Stage.ANALYTICS: analytics}
+NEXT = {Stage.INGESTION: (Stage.PROCESSING, PROCESSED), Stage.PROCESSING: (Stage.ANALYTICS, ANALYTICS)}
 _LIVE = itertools.count(0x0065A1B2C3D4E5F6A7)  # what S3's sequencers look like: 00 + epoch seconds + ...
 
 
 def environments(secret: str, window: str = "1h", dimensions: str = "type") -> dict[str, dict[str, str]]:
     return {
-        "ingestion": {
+        Stage.INGESTION: {
             contract.Env.PIPELINE_STAGE: contract.Stage.INGESTION,
             contract.Env.DEST_BUCKET: PROCESSED,
             contract.Env.INPUT_PREFIX: contract.INPUT_PREFIX,
             contract.Env.INPUT_SUFFIXES: ",".join(contract.INPUT_SUFFIXES),
             contract.Env.MAX_RECORD_BYTES: "4096",
         },
-        "processing": {
+        Stage.PROCESSING: {
             contract.Env.PIPELINE_STAGE: contract.Stage.PROCESSING,
             contract.Env.DEST_BUCKET: ANALYTICS,
             contract.Env.AGGREGATION_WINDOW: window,
             contract.Env.AGGREGATION_DIMENSIONS: dimensions,
             contract.Env.AGGREGATION_METRICS: ",".join(contract.DEFAULT_METRICS),
         },
-        "analytics": {
+        Stage.ANALYTICS: {
             contract.Env.PIPELINE_STAGE: contract.Stage.ANALYTICS,
             contract.Env.DEST_BUCKET: ANALYTICS,
             contract.Env.DATABASE_SECRET_ARN: secret,
@@ -67,7 +68,7 @@ class Chain:
 
     def configure(self, mode: str = "replace", **settings: str) -> None:
         self.env = environments(self.secret, **settings)
-        self.env["analytics"][contract.Env.OVERWRITE_MODE] = mode
+        self.env[Stage.ANALYTICS][contract.Env.OVERWRITE_MODE] = mode
         for stage, module in STAGE_MODULES.items():
             module.runtime.cache_clear()
             with pytest.MonkeyPatch.context() as env:
@@ -76,11 +77,11 @@ class Chain:
                 module.runtime()  # a cold start reads the environment once
 
     def target(self, stage: str, reserved: int | None = None) -> rp.ReplayTarget:
-        bucket = {"ingestion": RAW, "processing": PROCESSED, "analytics": ANALYTICS}[stage]
+        bucket = {Stage.INGESTION: RAW, Stage.PROCESSING: PROCESSED, Stage.ANALYTICS: ANALYTICS}[stage]
         prefix, suffixes = {
-            "ingestion": (contract.INPUT_PREFIX, contract.INPUT_SUFFIXES),
-            "processing": (contract.RECORDS_PREFIX, (contract.RECORDS_SUFFIX,)),
-            "analytics": (contract.AGGREGATES_PREFIX, (contract.AGGREGATES_SUFFIX,)),
+            Stage.INGESTION: (contract.INPUT_PREFIX, contract.INPUT_SUFFIXES),
+            Stage.PROCESSING: (contract.RECORDS_PREFIX, (contract.RECORDS_SUFFIX,)),
+            Stage.ANALYTICS: (contract.AGGREGATES_PREFIX, (contract.AGGREGATES_SUFFIX,)),
         }[stage]
         return rp.ReplayTarget(
             stage,
@@ -119,7 +120,7 @@ class Chain:
     def put_live(self, key: str, body: bytes) -> None:
         """An upload the stack sees: S3's event, with a live sequencer, through the whole chain."""
         response = self.s3.put_object(Bucket=RAW, Key=key, Body=body)
-        self.queue.append(("ingestion", notification(RAW, key, len(body), response.get("VersionId"))))
+        self.queue.append((Stage.INGESTION, notification(RAW, key, len(body), response.get("VersionId"))))
         self.drain()
 
 
@@ -237,7 +238,7 @@ def test_replaying_history_loads_each_version_once_and_a_second_replay_changes_n
     chain.s3.put_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}b c+é.jsonl", Body=body("7", group="b"))
     chain.s3.put_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}ignored.txt", Body=b"not a trigger suffix")
     # WHEN ingestion is replayed
-    first = run(chain, "ingestion")
+    first = run(chain, Stage.INGESTION)
     # THEN every version was sent once, oldest first per key, and the totals are the mode's
     assert (first.seen, first.sent, first.skipped, first.failed) == (3, 3, 0, 0)
     expected_a = (
@@ -251,13 +252,13 @@ def test_replaying_history_loads_each_version_once_and_a_second_replay_changes_n
         ("1h", "b"): {"records": 1, "count": 1, "sum": Decimal("7")},
     }
     # AND a second replay sends nothing (already ingested), a forced one changes no total
-    second = run(chain, "ingestion")
+    second = run(chain, Stage.INGESTION)
     assert (second.seen, second.sent, second.skipped) == (3, 0, 3)
-    forced = run(chain, "ingestion", all=True)
+    forced = run(chain, Stage.INGESTION, all=True)
     assert forced.sent == 3
     assert totals(chain.url) == after_first
     # AND so do replays of the later stages
-    for stage in ("processing", "analytics"):
+    for stage in (Stage.PROCESSING, Stage.ANALYTICS):
         again = run(chain, stage)
         assert (again.sent, again.skipped) == (0, again.seen)
         assert run(chain, stage, all=True).sent == again.seen
@@ -268,11 +269,11 @@ def test_a_live_put_after_a_replay_out_ranks_every_replayed_version(chain: Chain
     # GIVEN a key replayed from history in replace mode
     chain.s3.put_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}a.jsonl", Body=body("1"))
     chain.s3.put_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}a.jsonl", Body=body("2"))
-    run(chain, "ingestion")
+    run(chain, Stage.INGESTION)
     assert totals(chain.url)[("1h", "a")]["sum"] == Decimal("2")
     # WHEN a new version is uploaded live (S3's sequencer) and then the history is replayed again
     chain.put_live(f"{contract.INPUT_PREFIX}a.jsonl", body("100"))
-    run(chain, "ingestion", all=True)
+    run(chain, Stage.INGESTION, all=True)
     # THEN the live version holds the key's totals
     assert totals(chain.url)[("1h", "a")] == {"records": 1, "count": 1, "sum": Decimal("100")}
 
@@ -301,8 +302,8 @@ def test_replay_sequencers_follow_the_version_order_and_known_sequencers() -> No
 def test_events_are_shaped_as_s3s_and_decode_to_the_same_object(chain: Chain) -> None:
     key = f"{contract.INPUT_PREFIX}week 48 + café résumé.ndjson"
     version = chain.s3.put_object(Bucket=RAW, Key=key, Body=b"{}\n")["VersionId"]
-    [entry] = rp.plan(chain.s3, chain.target("ingestion"), rp.Options())
-    event = rp.s3_event(chain.target("ingestion"), entry.item)
+    [entry] = rp.plan(chain.s3, chain.target(Stage.INGESTION), rp.Options())
+    event = rp.s3_event(chain.target(Stage.INGESTION), entry.item)
     record = event["Records"][0]
     assert record["eventSource"] == "aws:s3"
     assert record["eventName"] == "ObjectCreated:Put"
@@ -323,7 +324,7 @@ def test_prefix_since_and_until_select_objects(chain: Chain) -> None:
         f"{contract.INPUT_PREFIX}2025/c.jsonl",
     ):
         chain.s3.put_object(Bucket=RAW, Key=key, Body=body("1"))
-    target = chain.target("ingestion")
+    target = chain.target(Stage.INGESTION)
     keys = lambda **o: sorted(p.item.key for p in rp.plan(chain.s3, target, rp.Options(**o)))  # noqa: E731
     assert keys(prefix="2024/") == [
         f"{contract.INPUT_PREFIX}2024/a.jsonl",
@@ -343,8 +344,8 @@ def test_a_dry_run_sends_nothing_and_writes_no_checkpoint(chain: Chain, tmp_path
     lines: list[str] = []
     summary = rp.replay(
         chain.s3,
-        chain.target("ingestion"),
-        chain.invoker("ingestion"),
+        chain.target(Stage.INGESTION),
+        chain.invoker(Stage.INGESTION),
         rp.Options(dry_run=True),
         checkpoint=checkpoint,
         echo=lines.append,
@@ -371,7 +372,7 @@ def test_the_rate_limit_spaces_sends_and_reserved_concurrency_caps_both(chain: C
 
     rp.replay(
         chain.s3,
-        chain.target("ingestion"),
+        chain.target(Stage.INGESTION),
         invoke,
         rp.Options(rate=2, concurrency=1),
         limiter=rp.RateLimiter(2, now=lambda: clock[0], sleep=sleep),
@@ -379,12 +380,15 @@ def test_the_rate_limit_spaces_sends_and_reserved_concurrency_caps_both(chain: C
     assert sent_at == [0.0, 0.5, 1.0, 1.5, 2.0]
     # the function's reservation caps the rate and the senders
     assert rp.effective_limits(
-        chain.target("ingestion", reserved=3), rp.Options(rate=50, concurrency=10)
+        chain.target(Stage.INGESTION, reserved=3), rp.Options(rate=50, concurrency=10)
     ) == (
         3.0,
         3,
     )
-    assert rp.effective_limits(chain.target("ingestion"), rp.Options(rate=50, concurrency=10)) == (50.0, 10)
+    assert rp.effective_limits(chain.target(Stage.INGESTION), rp.Options(rate=50, concurrency=10)) == (
+        50.0,
+        10,
+    )
 
 
 def test_concurrent_senders_never_exceed_the_concurrency(chain: Chain) -> None:
@@ -404,7 +408,7 @@ def test_concurrent_senders_never_exceed_the_concurrency(chain: Chain) -> None:
             active[0] -= 1
         return rp.InvokeOutcome(True)
 
-    summary = rp.replay(chain.s3, chain.target("ingestion"), invoke, rp.Options(rate=1000, concurrency=3))
+    summary = rp.replay(chain.s3, chain.target(Stage.INGESTION), invoke, rp.Options(rate=1000, concurrency=3))
     assert summary.sent == 12
     assert 1 < peak[0] <= 3
 
@@ -419,24 +423,26 @@ def test_an_interrupted_replay_resumes_where_it_stopped(chain: Chain, tmp_path: 
         if len(sent) == 3:
             raise KeyboardInterrupt
         sent.append(payload["Records"][0]["s3"]["object"]["key"])
-        return chain.invoker("ingestion")(payload)
+        return chain.invoker(Stage.INGESTION)(payload)
 
     options = rp.Options(rate=1000, concurrency=1)
     with pytest.raises(KeyboardInterrupt):
-        rp.replay(chain.s3, chain.target("ingestion"), interrupted, options, checkpoint=rp.Checkpoint(path))
+        rp.replay(
+            chain.s3, chain.target(Stage.INGESTION), interrupted, options, checkpoint=rp.Checkpoint(path)
+        )
     # a resume with other options is refused
     with pytest.raises(rp.ReplayError):
         rp.replay(
             chain.s3,
-            chain.target("ingestion"),
-            chain.invoker("ingestion"),
+            chain.target(Stage.INGESTION),
+            chain.invoker(Stage.INGESTION),
             rp.Options(prefix="1", resume=True),
             checkpoint=rp.Checkpoint(path),
         )
     resumed = rp.replay(
         chain.s3,
-        chain.target("ingestion"),
-        lambda p: (sent.append(p["Records"][0]["s3"]["object"]["key"]), chain.invoker("ingestion")(p))[1],
+        chain.target(Stage.INGESTION),
+        lambda p: (sent.append(p["Records"][0]["s3"]["object"]["key"]), chain.invoker(Stage.INGESTION)(p))[1],
         rp.Options(rate=1000, concurrency=1, resume=True),
         checkpoint=rp.Checkpoint(path),
     )
@@ -451,7 +457,7 @@ def test_failures_are_counted_and_retried_on_resume(chain: Chain, tmp_path: Any)
     path = tmp_path / "cp.jsonl"
     failing = rp.replay(
         chain.s3,
-        chain.target("ingestion"),
+        chain.target(Stage.INGESTION),
         lambda p: rp.InvokeOutcome(False, "TooManyRequestsException"),
         rp.Options(concurrency=1),
         checkpoint=rp.Checkpoint(path),
@@ -460,8 +466,8 @@ def test_failures_are_counted_and_retried_on_resume(chain: Chain, tmp_path: Any)
     assert "TooManyRequests" in failing.failures[0]
     again = rp.replay(
         chain.s3,
-        chain.target("ingestion"),
-        chain.invoker("ingestion"),
+        chain.target(Stage.INGESTION),
+        chain.invoker(Stage.INGESTION),
         rp.Options(concurrency=1, resume=True),
         checkpoint=rp.Checkpoint(path),
     )
@@ -474,18 +480,18 @@ def test_recompute_after_a_window_change_keeps_both_settings_apart(chain: Chain)
     chain.s3.put_object(
         Bucket=RAW, Key=f"{contract.INPUT_PREFIX}a.jsonl", Body=body("1", "2.5", "3", minute=10)
     )
-    run(chain, "ingestion")
+    run(chain, Stage.INGESTION)
     before = totals(chain.url)
     # WHEN the window becomes 5m and processing is replayed
     chain.configure(window="5m")
-    summary = run(chain, "processing")
+    summary = run(chain, Stage.PROCESSING)
     # THEN the new setting's rollups exist beside the old ones, each with the exact totals
     assert summary.sent == 1
     after = totals(chain.url)
     assert after[("1h", "a")] == before[("1h", "a")] == {"records": 3, "count": 3, "sum": Decimal("6.5")}
     assert after[("5m", "a")] == {"records": 3, "count": 3, "sum": Decimal("6.5")}
     # AND replaying processing again with the same setting sends nothing
-    assert run(chain, "processing").sent == 0
+    assert run(chain, Stage.PROCESSING).sent == 0
 
 
 @BOTH_DATABASES
@@ -497,11 +503,11 @@ def test_quarantined_versions_are_taken_in_again_after_a_fix(chain: Chain, mode:
     big = '{"id": "%s", "timestamp": "2024-05-01T12:30:00Z", "type": "a", "value": 5}\n' % ("x" * 300)
     chain.s3.put_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}q.jsonl", Body=body("1", "2") + big.encode())
     chain.s3.put_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}clean.jsonl", Body=body("100", group="c"))
-    run(chain, "ingestion")
+    run(chain, Stage.INGESTION)
     assert totals(chain.url)[("1h", "a")]["count"] == 2
     # WHEN the limit is raised and only quarantined raw versions are replayed
     set_ingestion_env(chain, MAX_RECORD_BYTES="4096")
-    summary = run(chain, "ingestion", quarantined=True)
+    summary = run(chain, Stage.INGESTION, quarantined=True)
     # THEN only that version was sent, under its own sequencer, and its contribution is replaced (not
     # added to) in both modes: the same raw version is one source
     assert (summary.seen, summary.sent) == (1, 1)
@@ -509,14 +515,14 @@ def test_quarantined_versions_are_taken_in_again_after_a_fix(chain: Chain, mode:
     assert totals(chain.url)[("1h", "c")]["count"] == 1
     # AND the stale quarantine entry (ingestion leaves it when nothing is quarantined any more) is not
     # selected again
-    assert run(chain, "ingestion", quarantined=True).sent == 0
+    assert run(chain, Stage.INGESTION, quarantined=True).sent == 0
 
 
 def set_ingestion_env(chain: Chain, **values: str) -> None:
-    chain.env["ingestion"].update(values)
+    chain.env[Stage.INGESTION].update(values)
     ingestion.runtime.cache_clear()
     with pytest.MonkeyPatch.context() as env:
-        for key, value in chain.env["ingestion"].items():
+        for key, value in chain.env[Stage.INGESTION].items():
             env.setenv(key, value)
         ingestion.runtime()
 
@@ -524,13 +530,13 @@ def set_ingestion_env(chain: Chain, **values: str) -> None:
 def test_resolve_target_reads_the_function_and_caps_by_its_reservation() -> None:
     class FakeLambda:
         def get_function_configuration(self, FunctionName: str) -> dict[str, Any]:
-            return {"Environment": {"Variables": environments("arn")["ingestion"]}}
+            return {"Environment": {"Variables": environments("arn")[Stage.INGESTION]}}
 
         def get_function_concurrency(self, FunctionName: str) -> dict[str, Any]:
             return {"ReservedConcurrentExecutions": 2}
 
-    outputs = {"stages": {"ingestion": {"functionName": "fn"}}, "buckets": {"raw": {"name": RAW}}}
-    target = rp.resolve_target(outputs, "ingestion", FakeLambda(), "eu-west-1")
+    outputs = {"stages": {Stage.INGESTION: {"functionName": "fn"}}, "buckets": {"raw": {"name": RAW}}}
+    target = rp.resolve_target(outputs, Stage.INGESTION, FakeLambda(), "eu-west-1")
     assert (target.bucket, target.prefix, target.dest_bucket, target.reserved_concurrency) == (
         RAW,
         contract.INPUT_PREFIX,
@@ -538,20 +544,30 @@ def test_resolve_target_reads_the_function_and_caps_by_its_reservation() -> None
         2,
     )
     with pytest.raises(rp.ReplayError):
-        rp.resolve_target({}, "ingestion", FakeLambda(), "eu-west-1")
+        rp.resolve_target({}, Stage.INGESTION, FakeLambda(), "eu-west-1")
 
 
 def test_the_subcommand_parses_its_options(capsys: pytest.CaptureFixture[str]) -> None:
     args = rp.parse_args(
-        ["--stack", "dev", "--stage", "processing", "--rate", "10/s", "--since", "2026-01-01", "--dry-run"]
+        [
+            "--stack",
+            "dev",
+            "--stage",
+            str(Stage.PROCESSING),
+            "--rate",
+            "10/s",
+            "--since",
+            "2026-01-01",
+            "--dry-run",
+        ]
     )
     assert args.rate == 10.0
     assert args.since == datetime(2026, 1, 1, tzinfo=UTC)
     assert args.dry_run
     with pytest.raises(SystemExit):
-        rp.parse_args(["--stack", "dev", "--stage", "processing", "--quarantined"])
+        rp.parse_args(["--stack", "dev", "--stage", str(Stage.PROCESSING), "--quarantined"])
     with pytest.raises(SystemExit):
-        rp.parse_args(["--stack", "dev", "--stage", "ingestion", "--rate", "0"])
+        rp.parse_args(["--stack", "dev", "--stage", str(Stage.INGESTION), "--rate", "0"])
     progress = io.StringIO()
     bar = rp.Progress(2, progress)
     bar.step(rp.Summary(sent=1))
@@ -565,8 +581,8 @@ def test_later_stages_replay_only_the_current_version_of_a_versioned_bucket(chai
     # fix): its records/ key has two versions, the older one an outdated processing
     chain.s3.put_bucket_versioning(Bucket=PROCESSED, VersioningConfiguration={"Status": "Enabled"})
     chain.s3.put_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}a.jsonl", Body=body("1"))
-    run(chain, "ingestion")
-    run(chain, "ingestion", all=True)
+    run(chain, Stage.INGESTION)
+    run(chain, Stage.INGESTION, all=True)
     [records_key] = [
         o["Key"]
         for o in chain.s3.list_objects_v2(Bucket=PROCESSED)["Contents"]
@@ -575,7 +591,7 @@ def test_later_stages_replay_only_the_current_version_of_a_versioned_bucket(chai
     versions = chain.s3.list_object_versions(Bucket=PROCESSED, Prefix=records_key)["Versions"]
     assert len(versions) == 2
     # WHEN processing is replayed
-    planned = rp.plan(chain.s3, chain.target("processing"), rp.Options(all=True))
+    planned = rp.plan(chain.s3, chain.target(Stage.PROCESSING), rp.Options(all=True))
     # THEN only the current version is sent, with its version id
     [current] = [v["VersionId"] for v in versions if v["IsLatest"]]
     assert [(p.item.key, p.item.version_id) for p in planned] == [(records_key, current)]
@@ -588,9 +604,9 @@ def test_the_runbook_sql_drops_an_old_settings_rows_only(chain: Chain) -> None:
 
     # GIVEN rollups of 1h and, after a replay of processing, of 5m
     chain.s3.put_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}a.jsonl", Body=body("1", "2.5", minute=10))
-    run(chain, "ingestion")
+    run(chain, Stage.INGESTION)
     chain.configure(window="5m")
-    run(chain, "processing")
+    run(chain, Stage.PROCESSING)
     # WHEN the README's statements run for the 1h setting
     readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
     block = readme.split("DELETE FROM pipeline_contribution_metrics", 1)[1].split("COMMIT;", 1)[0]
@@ -641,7 +657,7 @@ def test_main_wires_the_stack_outputs_the_function_and_s3(
     class FakeLambda:
         def get_function_configuration(self, FunctionName: str) -> dict[str, Any]:
             assert FunctionName == "dev-ingestion"
-            return {"Environment": {"Variables": chain.env["ingestion"]}}
+            return {"Environment": {"Variables": chain.env[Stage.INGESTION]}}
 
         def get_function_concurrency(self, FunctionName: str) -> dict[str, Any]:
             return {"ReservedConcurrentExecutions": 2}
@@ -660,10 +676,13 @@ def test_main_wires_the_stack_outputs_the_function_and_s3(
     outputs = tmp_path / "outputs.json"
     outputs.write_text(
         json.dumps(
-            {"stages": {"ingestion": {"functionName": "dev-ingestion"}}, "buckets": {"raw": {"name": RAW}}}
+            {
+                "stages": {Stage.INGESTION: {"functionName": "dev-ingestion"}},
+                "buckets": {"raw": {"name": RAW}},
+            }
         )
     )
-    common = ["--stack", "dev", "--stage", "ingestion", "--outputs", str(outputs)]
+    common = ["--stack", "dev", "--stage", str(Stage.INGESTION), "--outputs", str(outputs)]
     common += ["--checkpoint", str(tmp_path / "cp.jsonl")]
     assert rp.main([*common, "--dry-run"], session=Session()) == 0
     assert sent == []
@@ -674,4 +693,7 @@ def test_main_wires_the_stack_outputs_the_function_and_s3(
     assert [r["s3"]["object"]["key"] for e in sent for r in e["Records"]] == [
         f"{contract.INPUT_PREFIX}a.jsonl"
     ]
-    assert rp.main(["--stack", "dev", "--stage", "ingestion", "--outputs", str(tmp_path / "none.json")]) == 2
+    assert (
+        rp.main(["--stack", "dev", "--stage", str(Stage.INGESTION), "--outputs", str(tmp_path / "none.json")])
+        == 2
+    )
