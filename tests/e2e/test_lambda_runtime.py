@@ -13,6 +13,7 @@ from devtools.localrun.lambda_runtime import ContainerPool, FunctionImage, Inter
 from devtools.localrun.layout import boto3_runtime_dir, precompile
 from devtools.localrun.results import RunResult
 from devtools.localrun.spec import PipelineSpec
+from handlers.contract import Stage
 
 HANDLER = """
 import json, sys, time
@@ -130,11 +131,13 @@ def test_a_wrong_declared_handler_string_fails_the_stage_in_the_run(
     dev_spec: PipelineSpec, run_pipeline: Callable[..., RunResult]
 ) -> None:
     # GIVEN the ingestion function declared with a handler its archive does not define
-    ingestion = replace(dev_spec.stage("ingestion"), handler="handlers.ingestion_handler.handle")
+    ingestion = replace(dev_spec.stage(Stage.INGESTION), handler="handlers.ingestion_handler.handle")
     result = run_pipeline(dev_spec.with_stage(ingestion), [SAMPLES / "orders" / "late-order.json"])
     # THEN the event fails in ingestion as in AWS and nothing downstream runs
-    assert [(f.stage, f.error_type) for f in result.failures] == [("ingestion", "Runtime.HandlerNotFound")]
-    assert result.stages["processing"].invocations == 0
+    assert [(f.stage, f.error_type) for f in result.failures] == [
+        (Stage.INGESTION, "Runtime.HandlerNotFound")
+    ]
+    assert result.stages[Stage.PROCESSING].invocations == 0
 
 
 def test_a_timed_out_invocation_is_killed_and_the_next_gets_a_fresh_container(

@@ -19,6 +19,7 @@ from devtools.localrun.graph import pipeline_spec
 from devtools.localrun.results import read_database
 from devtools.localrun.spec import PipelineSpec
 from handlers import contract
+from handlers.contract import Stage
 
 pytestmark = pytest.mark.network  # the real layer is built from PyPI unless .build/layers already holds it
 
@@ -96,9 +97,9 @@ def test_changing_the_window_and_replaying_processing_keeps_both_settings(
     spec = pipeline_spec(evaluate("dev", base))
     # WHEN the window changes to 5m (the changed stack's processing environment) and processing is replayed
     changed = pipeline_spec(evaluate("dev", {**config_with("dev", ["aggregation.window=5m"]), **base}))
-    environment = changed.stage("processing").environment
+    environment = changed.stage(Stage.PROCESSING).environment
     assert environment[contract.Env.AGGREGATION_WINDOW] == "5m"
-    outcome = replaying(spec, url).run_and_replay([data], ReplayStep("processing", environment))
+    outcome = replaying(spec, url).run_and_replay([data], ReplayStep(Stage.PROCESSING, environment))
     # THEN the one records object was replayed, and the database holds both settings, each exact
     assert outcome.first.ok
     assert outcome.second.ok
@@ -126,7 +127,7 @@ def test_quarantined_records_are_taken_in_again_after_the_limit_is_raised(
     # WHEN the limit is raised and ingestion is replayed for quarantined raw objects only
     changed = pipeline_spec(evaluate("dev", {**base, "maxRecordBytes": 4096}))
     outcome = replaying(spec, url).run_and_replay(
-        [data], ReplayStep("ingestion", changed.stage("ingestion").environment, quarantined=True)
+        [data], ReplayStep(Stage.INGESTION, changed.stage(Stage.INGESTION).environment, quarantined=True)
     )
     # THEN the first run quarantined one record, the replay sent that one raw object, and the database
     # holds the three records once each (the version's contribution replaced, not added to)

@@ -20,6 +20,7 @@ from devtools.localrun.errors import LocalRunError
 from devtools.localrun.results import RunResult
 from devtools.localrun.spec import PipelineSpec
 from handlers import contract
+from handlers.contract import Stage
 
 Run = Callable[..., RunResult]
 pytestmark = pytest.mark.network  # the real layer is built from PyPI unless .build/layers already holds it
@@ -110,7 +111,7 @@ def test_quarantined_records_are_exactly_the_known_bad_ones(samples_run: RunResu
         (entry["source"]["key"].removeprefix(prefix), entry["line"]) for entry in samples_run.quarantine
     }
     assert quarantined == expected.bad
-    ingestion = samples_run.stages["ingestion"].metrics
+    ingestion = samples_run.stages[Stage.INGESTION].metrics
     names = contract.RECORD_METRIC_NAMES
     assert ingestion[names["records_quarantined"]] == len(expected.bad)
     assert ingestion[names["records_valid"]] == expected.valid
@@ -158,9 +159,9 @@ def test_duplicate_deliveries_leave_every_database_total_unchanged(
     # notifies again, later stages saw more; nothing failed and the database totals match the single run
     assert duplicated.ok, duplicated.failures
     inputs = len(input_files(SAMPLES))
-    assert duplicated.stages["ingestion"].events == 2 * inputs
-    assert duplicated.stages["processing"].events >= 2 * inputs
-    assert duplicated.stages["analytics"].events >= 2 * inputs
+    assert duplicated.stages[Stage.INGESTION].events == 2 * inputs
+    assert duplicated.stages[Stage.PROCESSING].events >= 2 * inputs
+    assert duplicated.stages[Stage.ANALYTICS].events >= 2 * inputs
     assert db_totals(dup_url) == db_totals(sqlite_url)
 
 
@@ -180,9 +181,9 @@ def test_chain_completes_on_the_samples_with_postgresql(
 @pytest.mark.parametrize(
     ("stage", "action"),
     [
-        ("processing", "s3:PutObject"),
+        (Stage.PROCESSING, "s3:PutObject"),
         # the raw bucket is versioned, so ingestion reads the exact version its event names
-        ("ingestion", "s3:GetObjectVersion"),
+        (Stage.INGESTION, "s3:GetObjectVersion"),
     ],
 )
 def test_removing_one_needed_action_fails_the_run_with_access_denied_naming_the_stage(
@@ -199,7 +200,7 @@ def test_removing_one_needed_action_fails_the_run_with_access_denied_naming_the_
     assert [f.stage for f in result.failures] == [stage]
     assert "AccessDenied" in result.failures[0].error_message
     assert result.failures[0].destination == "failure-queue"
-    later = ["ingestion", "processing", "analytics"]
+    later = [Stage.INGESTION, Stage.PROCESSING, Stage.ANALYTICS]
     for other in later[: later.index(stage)]:
         assert result.stages[other].errors == 0, other
     for other in later[later.index(stage) + 1 :]:
@@ -214,15 +215,15 @@ def test_a_handler_that_keeps_failing_leaves_the_event_in_its_failure_queue_afte
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     unreachable = f"postgresql+psycopg2://nobody@127.0.0.1:{port}/nowhere"
-    analytics = dev_spec.stage("analytics")
+    analytics = dev_spec.stage(Stage.ANALYTICS)
     # WHEN one file runs
     result = run_pipeline(dev_spec, [ONE_FILE], database_url=unreachable, migrate_database=False)
     # THEN the event was tried 1 + maximum_retry_attempts times, then kept as Lambda's on-failure record
-    stats = result.stages["analytics"]
+    stats = result.stages[Stage.ANALYTICS]
     assert stats.invocations == analytics.max_retry_attempts + 1
     assert stats.retries == analytics.max_retry_attempts
     assert stats.failure_queue == 1
-    [record] = result.failure_queue_messages["analytics"]
+    [record] = result.failure_queue_messages[Stage.ANALYTICS]
     assert record["requestContext"]["condition"] == "RetriesExhausted"
     assert record["requestContext"]["approximateInvokeCount"] == analytics.max_retry_attempts + 1
     assert record["responseContext"]["functionError"] == "Unhandled"
@@ -232,8 +233,8 @@ def test_a_handler_that_keeps_failing_leaves_the_event_in_its_failure_queue_afte
         key.removeprefix(contract.AGGREGATES_PREFIX).removesuffix(contract.AGGREGATES_SUFFIX).rpartition("/")
     )
     assert (rel, bool(re.fullmatch("[0-9A-F]+", tag))) == ("late-order.json", True)
-    assert result.failure_queue_messages["ingestion"] == []
-    assert result.failure_queue_messages["processing"] == []
+    assert result.failure_queue_messages[Stage.INGESTION] == []
+    assert result.failure_queue_messages[Stage.PROCESSING] == []
 
 
 def test_a_database_the_migration_cannot_reach_stops_the_run_before_any_upload(
@@ -253,7 +254,7 @@ def test_a_notification_filter_that_misses_the_previous_stages_keys_fails_the_ru
     dev_spec: PipelineSpec, run_pipeline: Run
 ) -> None:
     # GIVEN the processed bucket's notification with a typo in its suffix (a negative control)
-    processed = dev_spec.bucket(dev_spec.stage("ingestion").environment[contract.Env.DEST_BUCKET])
+    processed = dev_spec.bucket(dev_spec.stage(Stage.INGESTION).environment[contract.Env.DEST_BUCKET])
     typo = tuple(replace(n, suffix=n.suffix + "z") for n in processed.notifications)
     broken = replace(
         dev_spec,
@@ -263,9 +264,11 @@ def test_a_notification_filter_that_misses_the_previous_stages_keys_fails_the_ru
     result = run_pipeline(broken, [ONE_FILE])
     # THEN the run fails, naming the stage that was never invoked and the key it never got
     assert not result.ok
-    assert [(f.stage, f.error_type) for f in result.failures] == [("processing", "LocalRunner.ChainStopped")]
+    assert [(f.stage, f.error_type) for f in result.failures] == [
+        (Stage.PROCESSING, "LocalRunner.ChainStopped")
+    ]
     assert result.failures[0].key.startswith(contract.RECORDS_PREFIX)
-    assert result.stages["processing"].invocations == 0
+    assert result.stages[Stage.PROCESSING].invocations == 0
 
 
 def test_cli_json_prints_one_document_with_the_per_stage_summary(
@@ -284,10 +287,10 @@ def test_cli_json_prints_one_document_with_the_per_stage_summary(
     assert document["ok"] is True
     assert document["stack"] == "dev"
     assert {stage: s["invocations"] for stage, s in document["stages"].items()} == {
-        "ingestion": 1,
-        "processing": 1,
-        "analytics": 1,
+        Stage.INGESTION: 1,
+        Stage.PROCESSING: 1,
+        Stage.ANALYTICS: 1,
     }
-    assert document["stages"]["ingestion"]["metrics"][contract.RECORD_METRIC_NAMES["records_valid"]] == 1
+    assert document["stages"][Stage.INGESTION]["metrics"][contract.RECORD_METRIC_NAMES["records_valid"]] == 1
     assert document["database"]["pipeline_contributions"]["rows"] == 1
     assert "uploaded s3://" in captured.err
