@@ -13,6 +13,8 @@ from handlers import contract
 from handlers.contract import Stage
 
 REGION = "eu-west-1"
+# The command line redrives the ingestion stage of dev (a shell passes plain strings).
+INGESTION_ARGV = ["--stack", "dev", "--stage", str(Stage.INGESTION)]
 
 
 def invocation_record(key: str, request_id: str) -> str:
@@ -222,9 +224,7 @@ def test_main_resolves_the_target_from_stack_outputs_and_keeps_events_of_a_missi
     outputs = {"stages": {Stage.INGESTION: {"functionName": "missing-fn", "failureQueueUrl": queue_url}}}
     session = boto3.session.Session(region_name=REGION)
     # WHEN redriven through main (boto3 Lambda client, RequestResponse)
-    code = rd.main(
-        ["--stack", "dev", "--stage", str(Stage.INGESTION)], outputs=lambda stack: outputs, session=session
-    )
+    code = rd.main(INGESTION_ARGV, outputs=lambda stack: outputs, session=session)
     # THEN the invoke failed with Lambda's error code and the event stayed queued
     assert code == 1
     assert "ResourceNotFoundException" in capsys.readouterr().out
@@ -251,7 +251,7 @@ def test_invoke_of_a_missing_function_reports_lambdas_error_code():
     ],
 )
 def test_main_explains_outputs_it_cannot_use(outputs, message, capsys):
-    code = rd.main(["--stack", "dev", "--stage", str(Stage.INGESTION)], outputs=lambda stack: outputs)
+    code = rd.main(INGESTION_ARGV, outputs=lambda stack: outputs)
     assert code == 2
     assert message in capsys.readouterr().err
 
@@ -262,9 +262,7 @@ def test_main_reports_sqs_refusal_with_its_error_code(sqs, capsys):
     outputs = {"stages": {Stage.INGESTION: {"functionName": "fn", "failureQueueUrl": url}}}
     session = boto3.session.Session(region_name=REGION)
     # WHEN redriven
-    code = rd.main(
-        ["--stack", "dev", "--stage", str(Stage.INGESTION)], outputs=lambda stack: outputs, session=session
-    )
+    code = rd.main(INGESTION_ARGV, outputs=lambda stack: outputs, session=session)
     # THEN it stops with SQS's error code, not a traceback
     assert code == 2
     assert "AWS.SimpleQueueService.NonExistentQueue" in capsys.readouterr().err
