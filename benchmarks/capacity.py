@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import calendar
 import contextlib
+import datetime
 import gzip
 import hashlib
 import io
@@ -210,6 +211,9 @@ class _Body:
         return self._file.read(n)
 
 
+WRITTEN = datetime.datetime(2024, 5, 1, tzinfo=datetime.UTC)  # every part's LastModified
+
+
 class _Bucket:
     """The few S3 calls ``handlers.versions.gather`` makes, over documents held in memory."""
 
@@ -219,13 +223,18 @@ class _Bucket:
     def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
         return {"Body": _Body(self.objects[Key]), "ContentLength": len(self.objects[Key])}
 
+    def list_objects_v2(self, **_: Any) -> dict[str, Any]:
+        return {}  # no report yet: part 0, not the newest part, gathers (handlers.versions)
+
     def get_paginator(self, _name: str) -> Any:
         objects = self.objects
 
         class Pages:
             def paginate(self, Bucket: str, Prefix: str) -> Any:
                 items = [
-                    {"Key": k, "Size": len(v)} for k, v in sorted(objects.items()) if k.startswith(Prefix)
+                    {"Key": k, "Size": len(v), "LastModified": WRITTEN}
+                    for k, v in sorted(objects.items())
+                    if k.startswith(Prefix)
                 ]
                 return iter([{"Contents": items}])
 
@@ -292,7 +301,7 @@ def _gather(objects: dict[str, bytes], key: str) -> int:
 
     source = {"bucket": "b", "key": key, "sha256": hashlib.sha256(objects[key]).hexdigest()}
     document, groups = read_groups(objects[key])
-    report = versions.gather(_Bucket(objects), "b", (source, document), None, 10, groups)
+    report = versions.gather(_Bucket(objects), "b", (source, document), None, 10, groups, report=("b", "r"))
     if isinstance(report, str):
         raise SystemExit(f"the version is not complete: {report}")
     return int(report["totals"]["groups"])

@@ -200,7 +200,11 @@ def analyse_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str | None, dic
         report, counts = rejected(source, "not_an_aggregates_document", str(exc))
         _publish(rt, key, rel, report, counts, repeated)
         return replace(counts, objects_written=1), key, {"database": report["database"]}
-    report = build_report(source, document, groups, "not_configured", config.report_top_groups)
+    # A version of one part is reported here; a part of several only counts towards its version's report.
+    single = None
+    if (part, document.origin.parts) == (0, 1):
+        single = build_report(source, document, groups, "not_configured", config.report_top_groups)
+    state = "not_configured"
     counts = Counts(records_read=len(groups), records_valid=len(groups))
     if config.database_secret_arn:
         from handlers import database
@@ -216,19 +220,27 @@ def analyse_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str | None, dic
             report, counts = rejected(source, exc.reason, exc.detail)
             _publish(rt, key, rel, report, counts, repeated)
             return replace(counts, objects_written=1), key, {"database": report["database"]}
-        report["database"], repeated = loaded.state, loaded.repeated
-    if (part, document.origin.parts) == (0, 1):  # a version of one part: its report is this one's
-        _publish(rt, key, rel, report, counts, repeated)
-        return replace(counts, objects_written=1), key, {"database": report["database"]}
+        state, repeated = loaded.state, loaded.repeated
+    if single is not None:
+        single["database"] = state
+        _publish(rt, key, rel, single, counts, repeated)
+        return replace(counts, objects_written=1), key, {"database": state}
     # One part of several: the version's report once every part is in (handlers.versions).
-    fields: dict[str, Any] = {"database": report["database"], "part": part}
+    fields: dict[str, Any] = {"database": state, "part": part}
     engine = rt.engine() if config.database_secret_arn else None
-    found = versions.gather(rt.s3, ref.bucket, (source, document), engine, config.report_top_groups, groups)
+    key = part_key(config.reports_prefix, rel, document.origin.sequencer, 0, INPUT_SUFFIX)
+    found = versions.gather(
+        rt.s3,
+        ref.bucket,
+        (source, document),
+        engine,
+        config.report_top_groups,
+        groups,
+        report=(config.common.dest_bucket, key),
+    )
     if isinstance(found, str):
         return counts, None, fields | {"report": found}
-    version_report = found
-    key = part_key(config.reports_prefix, rel, document.origin.sequencer, 0, INPUT_SUFFIX)
-    _publish(rt, key, rel, version_report, counts, repeated)
+    _publish(rt, key, rel, found, counts, repeated)
     return replace(counts, objects_written=1), key, fields | {"report": "written for all parts"}
 
 

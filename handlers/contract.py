@@ -65,6 +65,10 @@ PART_MARKER: Final = ".p"
 PART_DIGITS: Final = 5
 PART_METADATA: Final = "records-part"
 PARTS_METADATA: Final = "records-parts"
+# The SHA-256 of an aggregates document of a version of several parts, as its user metadata: analytics
+# HEADs the other parts' documents, so a version with a part processed again and not loaded yet waits
+# without reading any document's body.
+DOCUMENT_SHA256_METADATA: Final = "document-sha256"
 # Where ingestion stages a version's records/ parts k >= 1 in the processed bucket while it reads the raw
 # object: nothing triggers on it. Once the whole object is read, each staged part is copied to its records/
 # key and deleted, and part 0 goes last, so no part of a version is processed before ingestion has read

@@ -35,6 +35,7 @@ for that metric; a group lists only metrics it has seen. ``rejected`` keeps the 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -45,6 +46,7 @@ import msgspec
 
 from handlers import exact
 from handlers.config import MAX_FIELD_NAME, WINDOWS
+from handlers.contract import DOCUMENT_SHA256_METADATA, PARTS_METADATA
 from handlers.exact import MetricValueError, Number, metric_value
 from handlers.groups import (
     FORMAT,
@@ -70,15 +72,6 @@ class Origin(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defau
     version_id: str | None  # the raw version's id; None when the raw bucket is not versioned
     part: Annotated[int, msgspec.Meta(ge=0)] = 0  # which records/ part of the version (handlers.parts)
     parts: Annotated[int, msgspec.Meta(ge=1)] | None = 1  # how many: part 0 knows, later parts None
-
-
-def _stats_document(stats: Stats) -> dict[str, Any]:
-    return {
-        "count": stats.count,
-        "sum": exact.canonical(stats.sum),
-        "min": exact.canonical(stats.min),
-        "max": exact.canonical(stats.max),
-    }
 
 
 def to_document(
@@ -112,7 +105,7 @@ def to_document(
                 "window_start": start,
                 "dimensions": msgspec.Raw(text.encode()),  # already canonical JSON, keys sorted
                 "records": stats.records,
-                "metrics": {name: _stats_document(s) for name, s in stats.metrics.items()},
+                "metrics": {name: metric_document(s) for name, s in stats.metrics.items()},
             }
             for (start, text), stats in sorted(result.groups.items())
         ],
@@ -134,6 +127,25 @@ class MetricDocument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sum: str  # their exact sum, canonical (exact.canonical)
     min: str  # smallest value, canonical
     max: str  # largest value, canonical
+
+
+def metric_document(stats: Stats) -> MetricDocument:
+    """One metric's stats as a document (and a report) writes them, exactly."""
+    return MetricDocument(
+        stats.count, exact.canonical(stats.sum), exact.canonical(stats.min), exact.canonical(stats.max)
+    )
+
+
+def head_metadata(origin: Origin, raw: bytes) -> dict[str, str]:
+    """The user metadata a document of a version of several parts carries for analytics' HEADs
+    (``handlers.versions``): part 0 the number of parts, every part its bytes' SHA-256. None on the
+    document of a version of one part, which stays what it was before parts existed."""
+    if origin.part == 0 and origin.parts in (None, 1):
+        return {}
+    metadata = {DOCUMENT_SHA256_METADATA: hashlib.sha256(raw).hexdigest()}
+    if origin.part == 0:
+        metadata[PARTS_METADATA] = str(origin.parts)
+    return metadata
 
 
 class GroupDocument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -15,8 +15,21 @@ stage's work per invocation is bounded by ``limit`` instead of growing with the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
+
+from handlers.contract import PARTS_METADATA
+from handlers.errors import EventError
+
+
+def parts_of(metadata: Mapping[str, str]) -> int:
+    """How many parts part 0's user metadata says its version has (``PARTS_METADATA``; 1 without it: a
+    version of one part, or one ingested before parts existed), on its records/ object or its aggregates
+    document. The pipeline's own metadata: anything but a count is an EventError."""
+    text = metadata.get(PARTS_METADATA, "1")
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise EventError(f"part 0 has {PARTS_METADATA} {text[:32]!r}, not a count")
+    return int(text)
 
 
 class PartSpool(Protocol):

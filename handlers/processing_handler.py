@@ -7,7 +7,8 @@ invocation's work is bounded by the part size ingestion uses, whatever the raw o
 document (format in ``handlers.documents``) names its raw version and part as its ``origin``: ``rel``,
 ``TAG`` and the part from the key, the raw version id from the records object's ``source-version-id``
 metadata, and on part 0 the number of parts from its ``records-parts`` metadata (1 without it). It
-carries the conservation counts as user metadata too. Bad lines never raise: they are listed as
+carries the conservation counts as user metadata too, and a part of a version of several parts what
+analytics' HEADs read (``handlers.documents.head_metadata``). Bad lines never raise: they are listed as
 ``rejected``.
 """
 
@@ -22,10 +23,10 @@ import boto3
 from handlers import contract
 from handlers.aggregation import aggregate_stream
 from handlers.config import ProcessingConfig, load_processing
-from handlers.documents import Origin, to_document
-from handlers.errors import EventError
+from handlers.documents import Origin, head_metadata, to_document
 from handlers.events import ObjectRef, part_key, split_part
 from handlers.metrics import Counts, handle_objects
+from handlers.parts import parts_of
 from handlers.s3io import hashed, open_object_with_metadata
 
 INPUT_PREFIX = contract.RECORDS_PREFIX  # the ingestion stage's RECORDS_PREFIX, fixed by the chain
@@ -44,20 +45,6 @@ class Runtime:
 @functools.cache
 def runtime() -> Runtime:
     return Runtime(config=load_processing(), s3=boto3.client("s3"))
-
-
-def _parts(metadata: dict[str, str]) -> int:
-    """How many parts part 0's metadata says its version has (1 without the metadata: a version of one
-    part, or one ingested before parts existed). Our own metadata: a bad value is an error (EventError)."""
-    text = metadata.get(contract.PARTS_METADATA, "1")
-    if not text.isascii() or not text.isdigit() or int(text) < 1:
-        raise EventError(f"records/ part 0 has {contract.PARTS_METADATA} {text[:32]!r}, not a count")
-    return int(text)
-
-
-def _count_metadata(origin: Origin) -> dict[str, str]:
-    """Part 0 of several parts names their number on its document too, for analytics to HEAD."""
-    return {contract.PARTS_METADATA: str(origin.parts)} if origin.parts not in (None, 1) else {}
 
 
 def process_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str]:
@@ -80,7 +67,7 @@ def process_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str]:
         sequencer=tag,
         version_id=metadata.get(SOURCE_VERSION_METADATA) or None,
         part=part,
-        parts=_parts(metadata) if part == 0 else None,
+        parts=parts_of(metadata) if part == 0 else None,
     )
     body = to_document(
         result, source, config.window, config.window_seconds, config.dimensions, config.metrics, origin=origin
@@ -94,7 +81,7 @@ def process_object(rt: Runtime, ref: ObjectRef) -> tuple[Counts, str]:
         Metadata={
             **result.counts.as_metadata(),
             "groups": str(len(result.groups)),
-            **_count_metadata(origin),
+            **head_metadata(origin, body),
         },
     )
     return replace(result.counts, objects_written=1), key

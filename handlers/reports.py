@@ -19,21 +19,25 @@ from __future__ import annotations
 
 import heapq
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import attrgetter, itemgetter
+from typing import Any, TypeVar
 
 import msgspec
 
-from handlers.documents import COUNT_NAMES, AggregatesDocument, MetricDocument, groups_from_document
-from handlers.exact import Number, canonical, exact_context, parse
+from handlers.documents import (
+    COUNT_NAMES,
+    AggregatesDocument,
+    MetricDocument,
+    groups_from_document,
+    metric_document,
+)
+from handlers.exact import exact_context, parse
 from handlers.groups import GroupKey, GroupStats, Stats
 from handlers.metrics import Counts
 
 REPORT_FORMAT = "data-pipeline/report@2"
-
-
-def _stats_json(count: int, total: Number, low: Number, high: Number) -> dict[str, Any]:
-    return {"count": count, "sum": canonical(total), "min": canonical(low), "max": canonical(high)}
+_Group = TypeVar("_Group")  # a group as kept: GroupStats, or VersionTotals' (records, metrics' JSON)
 
 
 def _add_totals(totals: dict[str, list[Any]], groups: Iterable[GroupStats]) -> None:
@@ -48,15 +52,12 @@ def _add_totals(totals: dict[str, list[Any]], groups: Iterable[GroupStats]) -> N
                     totals[name] = [s.count, s.sum, s.min, s.max]
 
 
-def _rank(item: tuple[GroupKey, GroupStats]) -> tuple[int, str, str]:
-    """The report's order of groups: most records first, then window start and dimensions (unique)."""
-    (start, dimensions), stats = item
-    return (-stats.records, start, dimensions)
-
-
-def _rank_kept(item: tuple[GroupKey, tuple[int, bytes]]) -> tuple[int, str, str]:
-    (start, dimensions), (records, _) = item
-    return (-records, start, dimensions)
+def _top(
+    groups: Mapping[GroupKey, _Group], records: Callable[[_Group], int], top: int
+) -> list[tuple[GroupKey, _Group]]:
+    """The ``top`` groups in the report's order: most records (``records`` of a group) first, then window
+    start and dimensions (unique)."""
+    return heapq.nsmallest(top, groups.items(), key=lambda item: (-records(item[1]), *item[0]))
 
 
 def _report(
@@ -82,17 +83,14 @@ def _report(
         "totals": {
             "groups": size[0],
             "records": size[1],
-            "metrics": {name: _stats_json(*values) for name, values in sorted(totals.items())},
+            "metrics": {name: metric_document(Stats(*values)) for name, values in sorted(totals.items())},
         },
         "top_groups": [
             {
                 "window_start": start,
                 "dimensions": msgspec.Raw(dimensions.encode()),  # canonical already: kept as it is
                 "records": stats.records,
-                "metrics": {
-                    name: _stats_json(s.count, s.sum, s.min, s.max)
-                    for name, s in sorted(stats.metrics.items())
-                },
+                "metrics": {name: metric_document(s) for name, s in sorted(stats.metrics.items())},
             }
             for (start, dimensions), stats in top
         ],
@@ -110,7 +108,7 @@ def build_report(
     totals: dict[str, list[Any]] = {}
     _add_totals(totals, groups.values())
     size = (len(groups), sum(stats.records for stats in groups.values()))
-    return _report(source, document, database, size, totals, heapq.nsmallest(top, groups.items(), key=_rank))
+    return _report(source, document, database, size, totals, _top(groups, attrgetter("records"), top))
 
 
 def version_state(states: Sequence[str]) -> str:
@@ -196,7 +194,7 @@ class VersionTotals:
             )
             return report
         whole = msgspec.structs.replace(first, counts=dict(self.counts), rejected_total=self.rejected_total)
-        ranked = heapq.nsmallest(top, self.groups.items(), key=_rank_kept)
+        ranked = _top(self.groups, itemgetter(0), top)
         size = (len(self.groups), sum(records for records, _ in self.groups.values()))
         listed = [(key, GroupStats(records, _unpack(metrics))) for key, (records, metrics) in ranked]
         report = _report(first_source, whole, version_state(states), size, self.totals, listed)
@@ -210,12 +208,7 @@ _decode_metrics = msgspec.json.Decoder(dict[str, MetricDocument]).decode
 
 
 def _pack(metrics: Mapping[str, Stats]) -> bytes:
-    return _encode(
-        {
-            name: MetricDocument(s.count, canonical(s.sum), canonical(s.min), canonical(s.max))
-            for name, s in metrics.items()
-        }
-    )
+    return _encode({name: metric_document(s) for name, s in metrics.items()})
 
 
 def _unpack(raw: bytes) -> dict[str, Stats]:

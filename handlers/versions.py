@@ -11,23 +11,31 @@ is written by an invocation that, after its own load committed, finds every part
    ingestion part 0's replaced: it completes nothing.
 2. Every part 0..N-1 is in: with a database, each has a ledger row (it was loaded, or found a duplicate
    or superseded); without one, each document exists (one listing of the version's keys).
-3. Every part's current document is read and checked, and with a database its ledger row for those
-   exact bytes gives its state (a part processed again and not yet loaded makes it not complete: its
-   load will complete it).
+3. Who gathers, still before any document's body is read. Without a database: the invocation of the
+   newest document in that listing (LastModified, then key), and any other only while the version has
+   no report yet (one more listing), since the newest's own listing may have missed a document that
+   came in after it: whichever document comes in last finds every part, so some invocation always
+   gathers, and late or repeated deliveries of the others read nothing. With a database: each other
+   part's document is HEADed, and a part whose current bytes (their SHA-256, ``head_metadata``) have
+   no ledger row is processed again and not loaded yet, so the version waits for that load.
+4. Every part's current document is read and checked, and with a database its ledger row for those
+   exact bytes gives its state (bytes changed since their HEAD, or a document without the SHA-256
+   metadata that has no row, keep the version waiting as in 3).
 
 Each invocation checks after its own commit, so whichever commits last sees every part: at least one
 invocation writes the report, and two that both do write the same bytes (``handlers.reports``).
-Checking costs one HEAD and one ledger query (or listing) per part delivered; reading the N documents
-happens only once all are in, one at a time, each merged into the running totals and dropped before the
-next is read (``reports.VersionTotals``), so memory follows the version's groups, not its parts. That
-reading is held to the invocation's deadline as its own document is (``handlers.deadline``): refused at
-once when the listed bytes cannot be gathered at ``GATHER_PLANNING_RATE``, and watched while read.
+Checking costs one HEAD and one ledger query (or listing) per part delivered, and HEADs of the other
+parts once the ledger has them all; reading the N documents happens only once all are in, one at a
+time, each merged into the running totals and dropped before the next is read
+(``reports.VersionTotals``), so memory follows the version's groups, not its parts. That reading is
+held to the invocation's deadline as its own document is (``handlers.deadline``): refused at once when
+the listed (or HEAD) bytes cannot be gathered at ``GATHER_PLANNING_RATE``, and watched while read.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -36,17 +44,12 @@ from handlers import contract, deadline, reports
 from handlers.documents import AggregatesDocument, groups_from_document, read_groups
 from handlers.events import part_key, split_part
 from handlers.groups import Groups
+from handlers.parts import parts_of
 
 PREFIX, SUFFIX = contract.AGGREGATES_PREFIX, contract.AGGREGATES_SUFFIX
 Part = tuple[dict[str, Any], AggregatesDocument]  # (source: bucket, key, sha256; document)
 _MISSING = ("404", "NoSuchKey", "NotFound")
 READ_BYTES = 1 << 20  # a part document is read in pieces of this size, for the watchdog to look in between
-
-
-def parts_of(metadata: Mapping[str, str]) -> int:
-    """How many parts a part 0's ``records-parts`` metadata names (1 without it)."""
-    text = metadata.get(contract.PARTS_METADATA, "1")
-    return int(text) if text.isascii() and text.isdigit() and int(text) >= 1 else 1
 
 
 def _count(s3: Any, bucket: str, rel: str, tag: str) -> int | None:
@@ -59,19 +62,26 @@ def _count(s3: Any, bucket: str, rel: str, tag: str) -> int | None:
     return parts_of(head.get("Metadata") or {})
 
 
-def _listed(s3: Any, bucket: str, rel: str, tag: str) -> dict[str, int]:
-    """This version's documents in the bucket and their sizes (a tag that merely starts alike is not it)."""
-    stem = part_key(PREFIX, rel, tag, 0, SUFFIX)[: -len(SUFFIX)]
+def _listed(s3: Any, bucket: str, first: str) -> dict[str, tuple[int, datetime]]:
+    """The documents in the bucket of the version whose part 0 is ``first``: key → (size,
+    LastModified); a tag that merely starts alike is not it."""
+    tag = split_part(first, PREFIX, SUFFIX)[1]
     found = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=stem):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=first[: -len(SUFFIX)]):
         for item in page.get("Contents", []):
             key = item["Key"]
             try:
                 if split_part(key, PREFIX, SUFFIX)[1] == tag:
-                    found[key] = int(item.get("Size", 0))
+                    found[key] = (int(item.get("Size", 0)), item["LastModified"])
             except ValueError:  # EventError: not a key of this pipeline
                 continue
     return found
+
+
+def _exists(s3: Any, bucket: str, key: str) -> bool:
+    """Whether ``key`` exists, by a listing: analytics may list its bucket but not read its reports."""
+    page = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    return any(item["Key"] == key for item in page.get("Contents", []))
 
 
 def _ledger(engine: Any, keys: list[str]) -> dict[tuple[str, str], str]:
@@ -99,15 +109,58 @@ class _Bodies:
         return bytes(self.body.read(n))
 
 
+def _complete(
+    s3: Any, bucket: str, keys: list[str], own: str, engine: Any | None, report: tuple[str, str]
+) -> tuple[dict[str, int], dict[tuple[str, str], str]] | str:
+    """Whether this invocation gathers the version of ``keys`` (its own document ``own``), decided before
+    any document's body is read: the other parts' sizes and, with a database, the ledger's states; else
+    why not. ``report`` is where the version's report goes (bucket, key)."""
+    count = len(keys)
+    if engine is None:
+        listed = _listed(s3, bucket, keys[0])
+        missing = sum(key not in listed for key in keys)
+        if missing:
+            return f"waiting for {missing} of {count} parts"
+        # The invocation of the newest document gathers (S3 stamps whole seconds: the key breaks ties).
+        # Another one gathers too if no report exists yet, in case the newest's listing missed a document
+        # that came in after it: the last document to come in always sees every part.
+        newest = max(keys, key=lambda key: (listed[key][1], key))
+        if newest != own and _exists(s3, *report):
+            return f"reported: part {keys.index(newest)}'s document is the newest"
+        return {key: listed[key][0] for key in keys if key != own}, {}
+    states = _ledger(engine, keys)
+    have = {key for key, _ in states}
+    missing = sum(key not in have for key in keys)
+    if missing:
+        return f"waiting for {missing} of {count} parts"
+    heads = {key: s3.head_object(Bucket=bucket, Key=key) for key in keys if key != own}
+    pending = sum(
+        (key, sha) not in states
+        for key, head in heads.items()
+        if (sha := (head.get("Metadata") or {}).get(contract.DOCUMENT_SHA256_METADATA)) is not None
+    )
+    if pending:
+        return f"waiting for {pending} of {count} parts processed again"
+    return {key: int(head["ContentLength"]) for key, head in heads.items()}, states
+
+
 def gather(
-    s3: Any, bucket: str, own: Part, engine: Any | None, top: int, own_groups: Groups | None = None
+    s3: Any,
+    bucket: str,
+    own: Part,
+    engine: Any | None,
+    top: int,
+    own_groups: Groups | None = None,
+    *,
+    report: tuple[str, str],
 ) -> dict[str, Any] | str:
-    """The report of ``own``'s version once every part is in (``reports.VersionTotals``); else why not
-    (a phrase for the log). ``own`` is the document this invocation loaded (``own_groups`` its groups,
-    if at hand); ``engine`` None without a database; ``top`` the groups the report lists.
+    """The report of ``own``'s version once every part is in and this invocation gathers it
+    (``reports.VersionTotals``); else why not (a phrase for the log). ``own`` is the document this
+    invocation loaded (``own_groups`` its groups, if at hand); ``engine`` None without a database;
+    ``top`` the groups the report lists; ``report`` the report's (bucket, key).
 
     The other parts' documents are read one at a time and merged into the running totals, so memory
-    grows with the version's groups, not its parts. Their bytes (the listing's sizes) are held to the
+    grows with the version's groups, not its parts. Their bytes (listed or HEAD sizes) are held to the
     invocation's deadline like its own document: refused before reading when they cannot be gathered
     at ``GATHER_PLANNING_RATE``, and watched while read (``handlers.deadline``; DeadlineError)."""
     source, document = own
@@ -118,33 +171,25 @@ def gather(
     if part >= count:
         return f"left over: part 0 names {count} parts"
     keys = [part_key(PREFIX, rel, tag, index, SUFFIX) for index in range(count)]
-    states = _ledger(engine, keys) if engine is not None else {}
-    listed = _listed(s3, bucket, rel, tag) if engine is None else {}
-    have = {key for key, _ in states} if engine is not None else set(listed)
-    missing = sum(key not in have for key in keys)
-    if missing:
-        return f"waiting for {missing} of {count} parts"
-    if engine is not None:
-        listed = _listed(s3, bucket, rel, tag)
-    size = sum(listed.get(key, 0) for index, key in enumerate(keys) if index != part)
-    deadline.check_fits(deadline.current(), size, contract.GATHER_PLANNING_RATE)
+    decided = _complete(s3, bucket, keys, source["key"], engine, report)
+    if isinstance(decided, str):
+        return decided
+    sizes, states = decided
+    deadline.check_fits(deadline.current(), sum(sizes.values()), contract.GATHER_PLANNING_RATE)
     bodies = _Bodies()
-    read = deadline.watched(bodies.read, size)
+    read = deadline.watched(bodies.read, sum(sizes.values()))
     version = reports.VersionTotals()
     found: list[str] = []
-    pending = 0
     for index, key in enumerate(keys):
-        raw: bytes | None = None
         if index == part:
-            part_source = source
+            part_source, raw = source, None
         else:
             bodies.body = s3.get_object(Bucket=bucket, Key=key)["Body"]
             raw = b"".join(iter(lambda: read(READ_BYTES), b""))
             part_source = {"bucket": bucket, "key": key, "sha256": hashlib.sha256(raw).hexdigest()}
         state = states.get((key, part_source["sha256"])) if engine is not None else "not_configured"
-        if state is None or pending:  # not loaded yet: the rest is only counted, not decoded
-            pending += state is None
-            continue
+        if state is None:  # processed again since its HEAD, or before documents named their SHA-256
+            return f"waiting for part {index}, processed again"
         if raw is None:
             part_document = document
             groups = own_groups if own_groups is not None else groups_from_document(document)
@@ -156,6 +201,4 @@ def gather(
         version.add(part_source, part_document, groups, state)
         found.append(state)
         del raw, part_document, groups  # gone before the next part is read: one part decoded at a time
-    if pending:
-        return f"waiting for {pending} of {count} parts processed again"
     return version.report(found, top)

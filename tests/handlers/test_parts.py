@@ -10,7 +10,9 @@ from handler_support import PROPERTY
 from hypothesis import given
 from hypothesis import strategies as st
 
-from handlers.parts import Parts
+from handlers import contract
+from handlers.errors import EventError
+from handlers.parts import Parts, parts_of
 
 
 class Spool:
@@ -114,3 +116,13 @@ def test_nothing_written_is_one_empty_part() -> None:
 def test_a_bound_below_one_byte_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one byte"):
         Parts(0, Spool, lambda *args: None)
+
+
+def test_a_version_without_a_part_count_has_one_part() -> None:
+    assert parts_of({}) == 1
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "two", "\uff13"])
+def test_a_part_count_that_is_not_a_count_is_an_event_error(text: str) -> None:
+    with pytest.raises(EventError, match=contract.PARTS_METADATA):
+        parts_of({contract.PARTS_METADATA: text})

@@ -327,3 +327,21 @@ def test_each_records_part_has_its_own_document_naming_the_part_and_part_0_their
 def test_a_part_count_that_is_not_a_count_fails_the_event(processing_env: Any) -> None:
     with pytest.raises(EventError, match=contract.PARTS_METADATA):
         process_part(processing_env, 0, {contract.PARTS_METADATA: "0"})
+
+
+def test_each_document_of_a_version_of_several_parts_names_its_sha256_for_analytics_heads(
+    processing_env: Any,
+) -> None:
+    # GIVEN part 2 of a version of several parts, and a version of one part
+    [later] = process_part(processing_env, 2, {contract.PART_METADATA: "2"})["objects"][0]["written"]
+    [single] = processing.handler(
+        event_of(put(processing_env, PROCESSED, records_key("one"), gz(jsonl(record(1))))), None
+    )["objects"][0]["written"]
+    # THEN the part's document carries its bytes' SHA-256 as metadata; the one part's stays as it was
+    body = get_bytes(processing_env, ANALYTICS, later)
+    head = processing_env.head_object(Bucket=ANALYTICS, Key=later)["Metadata"]
+    assert head[contract.DOCUMENT_SHA256_METADATA] == hashlib.sha256(body).hexdigest()
+    assert (
+        contract.DOCUMENT_SHA256_METADATA
+        not in processing_env.head_object(Bucket=ANALYTICS, Key=single)["Metadata"]
+    )

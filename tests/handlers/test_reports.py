@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -12,8 +13,16 @@ from hypothesis import strategies as st
 
 from handlers import contract
 from handlers.aggregation import aggregate_records
-from handlers.documents import Origin, groups_from_document, read_document, read_groups, to_document
-from handlers.groups import AggregateResult
+from handlers.documents import (
+    MetricDocument,
+    Origin,
+    groups_from_document,
+    metric_document,
+    read_document,
+    read_groups,
+    to_document,
+)
+from handlers.groups import AggregateResult, Stats
 from handlers.metrics import Counts
 from handlers.reports import build_report, build_version_report, version_state
 
@@ -124,3 +133,8 @@ def test_a_document_read_with_its_groups_has_the_groups_read_from_it_afterwards(
     assert read == read_document(raw)
     assert groups == groups_from_document(read)
     assert len(groups) == 2
+
+
+def test_a_metric_is_written_in_canonical_decimals_in_documents_and_reports() -> None:
+    stats = Stats(2, Decimal("1.50"), Decimal("-0.0"), Decimal("1.00"))
+    assert metric_document(stats) == MetricDocument(2, "1.5", "0", "1")

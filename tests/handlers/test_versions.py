@@ -11,7 +11,7 @@ from handler_support import ANALYTICS, record
 from handlers import contract, database, deadline
 from handlers.aggregation import aggregate_records
 from handlers.contract import Stage
-from handlers.documents import Origin, groups_from_document, read_document, to_document
+from handlers.documents import Origin, groups_from_document, head_metadata, read_document, to_document
 from handlers.errors import DeadlineError
 from handlers.events import part_key
 from handlers.groups import AggregateResult
@@ -20,6 +20,7 @@ from handlers.versions import gather
 
 DIMENSIONS, METRICS = ("type", "source"), ("value",)
 TOP = 3
+REPORT = (ANALYTICS, part_key(contract.REPORTS_PREFIX, "x", "00AB", 0, contract.REPORTS_SUFFIX))
 
 
 def put_part(s3: Any, tag: str, part: int, parts: int | None, value: int = 1) -> tuple[dict[str, str], Any]:
@@ -37,20 +38,19 @@ def put_part(s3: Any, tag: str, part: int, parts: int | None, value: int = 1) ->
         origin=origin,
     )
     key = part_key(contract.AGGREGATES_PREFIX, "x", tag, part, contract.AGGREGATES_SUFFIX)
-    metadata = {contract.PARTS_METADATA: str(parts)} if part == 0 and parts != 1 else {}
-    s3.put_object(Bucket=ANALYTICS, Key=key, Body=raw, Metadata=metadata)
+    s3.put_object(Bucket=ANALYTICS, Key=key, Body=raw, Metadata=head_metadata(origin, raw))
     return {"bucket": ANALYTICS, "key": key, "sha256": hashlib.sha256(raw).hexdigest()}, read_document(raw)
 
 
 def test_without_part_0_a_later_part_waits(aws: Any) -> None:
     own = put_part(aws, "00AB", 1, None)
-    assert gather(aws, ANALYTICS, own, None, TOP) == "waiting for part 0"
+    assert gather(aws, ANALYTICS, own, None, TOP, report=REPORT) == "waiting for part 0"
 
 
 def test_a_part_past_the_number_part_0_names_is_left_over(aws: Any) -> None:
     put_part(aws, "00AB", 0, 2)
     own = put_part(aws, "00AB", 2, None)
-    assert gather(aws, ANALYTICS, own, None, TOP) == "left over: part 0 names 2 parts"
+    assert gather(aws, ANALYTICS, own, None, TOP, report=REPORT) == "left over: part 0 names 2 parts"
 
 
 def test_without_a_database_a_version_is_complete_when_every_document_exists(aws: Any) -> None:
@@ -59,13 +59,25 @@ def test_without_a_database_a_version_is_complete_when_every_document_exists(aws
     put_part(aws, "00AB", 2, None)
     put_part(aws, "00ABC", 1, None)
     # THEN it waits for its own part 1, and is complete once it is there
-    assert gather(aws, ANALYTICS, own, None, TOP) == "waiting for 1 of 3 parts"
+    assert gather(aws, ANALYTICS, own, None, TOP, report=REPORT) == "waiting for 1 of 3 parts"
     put_part(aws, "00AB", 1, None)
-    report = gather(aws, ANALYTICS, own, None, TOP)
+    report = gather(aws, ANALYTICS, own, None, TOP, report=REPORT)
     assert [(p["key"], p["database"]) for p in report["parts"]] == [
         (part_key(contract.AGGREGATES_PREFIX, "x", "00AB", n, contract.AGGREGATES_SUFFIX), "not_configured")
         for n in range(3)
     ]
+
+
+def load_parts(engine: Any, parts: list[tuple[dict[str, str], Any]]) -> list[tuple[dict[str, str], Any]]:
+    """Load each (source, document) as analytics would; returns ``parts``."""
+    setting = database.Setting("1h", DIMENSIONS, METRICS)
+    for source, document in parts:
+        o = document.origin
+        origin = database.Origin(o.rel, o.sequencer, o.version_id, o.part, o.parts)
+        database.load(
+            engine, source["key"], source["sha256"], setting, origin, groups_from_document(document)
+        )
+    return parts
 
 
 def test_with_a_database_a_part_processed_again_and_not_loaded_yet_keeps_the_version_waiting(
@@ -73,18 +85,16 @@ def test_with_a_database_a_part_processed_again_and_not_loaded_yet_keeps_the_ver
 ) -> None:
     # GIVEN both parts of a version loaded, then part 1 processed again into other bytes
     engine = database.connect(migrated_database)
-    setting = database.Setting("1h", DIMENSIONS, METRICS)
-    own = put_part(aws, "00AB", 0, 2)
-    loaded = [own, put_part(aws, "00AB", 1, None)]
-    for (source, document), part in zip(loaded, (0, 1), strict=True):
-        origin = database.Origin("x", "00AB", None, part, document.origin.parts)
-        database.load(
-            engine, source["key"], source["sha256"], setting, origin, groups_from_document(document)
-        )
-    assert [p["database"] for p in gather(aws, ANALYTICS, own, engine, TOP)["parts"]] == ["loaded", "loaded"]
+    own = load_parts(engine, [put_part(aws, "00AB", 0, 2), put_part(aws, "00AB", 1, None)])[0]
+    assert [p["database"] for p in gather(aws, ANALYTICS, own, engine, TOP, report=REPORT)["parts"]] == [
+        "loaded",
+        "loaded",
+    ]
     put_part(aws, "00AB", 1, None, value=2)
     # THEN the version waits for that load
-    assert gather(aws, ANALYTICS, own, engine, TOP) == "waiting for 1 of 2 parts processed again"
+    assert (
+        gather(aws, ANALYTICS, own, engine, TOP, report=REPORT) == "waiting for 1 of 2 parts processed again"
+    )
     engine.dispose()
 
 
@@ -95,7 +105,7 @@ def test_a_version_whose_parts_cannot_be_gathered_in_time_fails_early_with_the_r
     budget = deadline.Budget.start(Stage.ANALYTICS, 128, 0.001, clock=lambda: 0.0)
     # WHEN it gathers THEN it refuses before reading, at the planning rate for the other part's bytes
     with deadline.guarding(budget), pytest.raises(DeadlineError) as raised:
-        gather(aws, ANALYTICS, own, None, TOP)
+        gather(aws, ANALYTICS, own, None, TOP, report=REPORT)
     assert raised.value.reason == contract.OVER_BUDGET_REASON
     other = part_key(contract.AGGREGATES_PREFIX, "x", "00AB", 1, contract.AGGREGATES_SUFFIX)
     assert raised.value.size == aws.head_object(Bucket=ANALYTICS, Key=other)["ContentLength"]
@@ -106,5 +116,59 @@ def test_a_version_gathered_within_its_budget_is_reported(aws: Any) -> None:
     put_part(aws, "00AB", 1, None)
     budget = deadline.Budget.start(Stage.ANALYTICS, 1769, 60.0)
     with deadline.guarding(budget):
-        report = gather(aws, ANALYTICS, own, None, TOP)
+        report = gather(aws, ANALYTICS, own, None, TOP, report=REPORT)
     assert report["totals"]["records"] == 2
+
+
+class CountingReads:
+    """An S3 client that counts the document bodies read through it (``get_object``)."""
+
+    def __init__(self, s3: Any) -> None:
+        self.s3, self.reads = s3, 0
+
+    def get_object(self, **kwargs: Any) -> Any:
+        self.reads += 1
+        return self.s3.get_object(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.s3, name)
+
+
+def test_without_a_database_a_part_not_the_newest_reads_nothing_once_the_report_exists(aws: Any) -> None:
+    # GIVEN every part of a version, part 2's document written last, and the version's report
+    own = put_part(aws, "00AB", 0, 3)
+    put_part(aws, "00AB", 1, None)
+    put_part(aws, "00AB", 2, None)
+    aws.put_object(Bucket=REPORT[0], Key=REPORT[1], Body=b"{}")
+    # WHEN part 0's invocation (a late delivery) checks the version
+    s3 = CountingReads(aws)
+    # THEN it leaves the version to the newest part's invocation, and reads no document
+    left = gather(s3, ANALYTICS, own, None, TOP, report=REPORT)
+    assert (left, s3.reads) == ("reported: part 2's document is the newest", 0)
+
+
+def test_without_a_database_the_newest_part_gathers_again_when_the_report_exists(aws: Any) -> None:
+    # GIVEN every part of a version, part 2's document written last, and the version's report
+    put_part(aws, "00AB", 0, 3)
+    put_part(aws, "00AB", 1, None)
+    own = put_part(aws, "00AB", 2, None)
+    aws.put_object(Bucket=REPORT[0], Key=REPORT[1], Body=b"{}")
+    # WHEN part 2's event is delivered again THEN its invocation gathers the version once more
+    report = gather(aws, ANALYTICS, own, None, TOP, report=REPORT)
+    assert [p["part"] for p in report["parts"]] == [0, 1, 2]
+
+
+def test_with_a_database_a_version_waiting_for_a_part_processed_again_reads_no_document(
+    aws: Any, migrated_database: str
+) -> None:
+    # GIVEN the three parts of a version loaded, then part 1 processed again into other bytes
+    engine = database.connect(migrated_database)
+    own = load_parts(engine, [put_part(aws, "00AB", 0, 3), put_part(aws, "00AB", 1, None)])[0]
+    load_parts(engine, [put_part(aws, "00AB", 2, None)])
+    put_part(aws, "00AB", 1, None, value=2)
+    # WHEN part 0's invocation checks the version
+    s3 = CountingReads(aws)
+    # THEN it waits for that load without reading any other part's document
+    waiting = gather(s3, ANALYTICS, own, engine, TOP, report=REPORT)
+    assert (waiting, s3.reads) == ("waiting for 1 of 3 parts processed again", 0)
+    engine.dispose()
