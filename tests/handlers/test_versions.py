@@ -23,8 +23,11 @@ TOP = 3
 REPORT = (ANALYTICS, part_key(contract.REPORTS_PREFIX, "x", "00AB", 0, contract.REPORTS_SUFFIX))
 
 
-def put_part(s3: Any, tag: str, part: int, parts: int | None, value: int = 1) -> tuple[dict[str, str], Any]:
-    """Write part ``part`` of version ``tag`` of ``x`` as processing would; returns (source, document)."""
+def put_part(
+    s3: Any, tag: str, part: int, parts: int | None, value: int = 1, heads: bool = True
+) -> tuple[dict[str, str], Any]:
+    """Write part ``part`` of version ``tag`` of ``x`` as processing would (``heads``: with the metadata
+    for analytics' HEADs, as processing has written since it had them); returns (source, document)."""
     records = [record(value)]
     result = AggregateResult(aggregate_records(records, 3600, DIMENSIONS, METRICS), Counts(1, 1), (), 0)
     origin = Origin(rel="x", sequencer=tag, version_id=None, part=part, parts=parts)
@@ -38,7 +41,8 @@ def put_part(s3: Any, tag: str, part: int, parts: int | None, value: int = 1) ->
         origin=origin,
     )
     key = part_key(contract.AGGREGATES_PREFIX, "x", tag, part, contract.AGGREGATES_SUFFIX)
-    s3.put_object(Bucket=ANALYTICS, Key=key, Body=raw, Metadata=head_metadata(origin, raw))
+    metadata = head_metadata(origin, raw) if heads else {}
+    s3.put_object(Bucket=ANALYTICS, Key=key, Body=raw, Metadata=metadata)
     return {"bucket": ANALYTICS, "key": key, "sha256": hashlib.sha256(raw).hexdigest()}, read_document(raw)
 
 
@@ -171,4 +175,18 @@ def test_with_a_database_a_version_waiting_for_a_part_processed_again_reads_no_d
     # THEN it waits for that load without reading any other part's document
     waiting = gather(s3, ANALYTICS, own, engine, TOP, report=REPORT)
     assert (waiting, s3.reads) == ("waiting for 1 of 3 parts processed again", 0)
+    engine.dispose()
+
+
+def test_with_a_database_a_part_processed_again_without_its_sha256_metadata_is_found_when_read(
+    aws: Any, migrated_database: str
+) -> None:
+    # GIVEN both parts of a version loaded, then part 1 processed again into other bytes by a processing
+    # stage that did not name a document's SHA-256 in its metadata yet
+    engine = database.connect(migrated_database)
+    own = load_parts(engine, [put_part(aws, "00AB", 0, 2), put_part(aws, "00AB", 1, None)])[0]
+    put_part(aws, "00AB", 1, None, value=2, heads=False)
+    # THEN the version waits for that load, found once part 1's document is read
+    waiting = gather(aws, ANALYTICS, own, engine, TOP, report=REPORT)
+    assert waiting == "waiting for part 1, processed again"
     engine.dispose()
