@@ -2,10 +2,11 @@
 
 A raw version of several ``records/`` parts comes as one document per part (``handlers.parts``), each
 loaded as a contribution of its own, in any order; the version has one report, written by the invocation
-that finds, after its own commit, every part in (``handlers.versions``), and built from all of them, one
-document at a time (``handlers.reports.VersionTotals``) within the invocation's deadline. A part that
-completes nothing writes no report and says so in its log line (``report``). A version of one part is
-reported as below, exactly as before parts.
+that finds, after its own commit, every part in (``handlers.versions``; without a database, the newest
+part's, or one that finds no report yet), and built from all of them, one document at a time
+(``handlers.reports.VersionTotals``) within the invocation's deadline. A part of several builds no
+report of its own; one that completes nothing writes none and says why in its log line (``report``). A
+version of one part is reported as below, exactly as before parts.
 
 Order matters for retries: everything the report says is computed before the database transaction,
 the transaction commits, then the report is written, then the summary is published; nothing between
