@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 from typing import Any
 
+import moto.s3.models
 import pytest
 from handler_support import ANALYTICS, record
 
@@ -190,3 +192,18 @@ def test_with_a_database_a_part_processed_again_without_its_sha256_metadata_is_f
     waiting = gather(aws, ANALYTICS, own, engine, TOP, report=REPORT)
     assert waiting == "waiting for part 1, processed again"
     engine.dispose()
+
+
+def test_without_a_database_a_document_stamped_before_the_newest_but_listed_after_its_check_is_gathered(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN parts 0 and 2 of three, part 2's invocation already waiting for part 1
+    put_part(aws, "00AB", 0, 3)
+    newest = put_part(aws, "00AB", 2, None)
+    assert gather(aws, ANALYTICS, newest, None, TOP, report=REPORT) == "waiting for 1 of 3 parts"
+    # WHEN part 1's document comes in stamped earlier (S3 may stamp a PUT when it starts), and no report
+    with monkeypatch.context() as patched:
+        patched.setattr(moto.s3.models, "utcnow", lambda: datetime.datetime(2024, 5, 1))
+        late = put_part(aws, "00AB", 1, None)
+    # THEN its own invocation gathers the version, although its document is not the newest
+    assert gather(aws, ANALYTICS, late, None, TOP, report=REPORT)["origin"]["parts"] == 3
