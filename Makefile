@@ -25,5 +25,7 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# One pytest worker per core (pytest-xdist); each module's tests stay in one worker, so module-scoped
+# fixtures are set up once (tests/parallel.py).
 test: lint
-	scripts/with-throwaway-postgres $(PY) -m pytest
+	scripts/with-throwaway-postgres $(PY) -m pytest -n auto --dist loadscope

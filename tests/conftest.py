@@ -21,7 +21,7 @@ if str(ROOT) not in sys.path:
 
 from devtools.harness import DeclaredStack, evaluate_stack, make_stub_layer  # noqa: E402
 
-pytest_plugins = ("postgres",)
+pytest_plugins = ("postgres", "parallel")
 
 Evaluate = Callable[..., DeclaredStack]
 

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from parallel import one_worker_at_a_time
 from postgres import NewDatabase, required_in_ci
 
 from devtools.harness import Secret
@@ -37,9 +38,10 @@ def interpreter() -> Interpreter:
 
 
 @pytest.fixture(scope="session")
-def local_layer(interpreter: Interpreter) -> Path:
+def local_layer(interpreter: Interpreter, pytestconfig: pytest.Config) -> Path:
     """The real layer for the interpreter that plays Lambda (cached in .build/layers once built)."""
-    return build_local_layer(interpreter.runtime, lambda _: None)
+    with one_worker_at_a_time(pytestconfig, "local-layer"):
+        return build_local_layer(interpreter.runtime, lambda _: None)
 
 
 @pytest.fixture(scope="session")
