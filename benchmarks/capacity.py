@@ -357,7 +357,9 @@ def chain_cost(
     part_puts = 1 if part_gzip <= MULTIPART_BYTES else math.ceil(part_gzip / MULTIPART_BYTES) + 2
     # records/ parts, each part k >= 1's release COPY (PUT-class), aggregates/ per part, one report
     puts = objects * (parts * part_puts + parts - 1 + parts + 1)
-    gets = objects * (1 + 2 * parts)  # the raw object, each part, each part's aggregates
+    # The raw object, each part, each part's aggregates; each analytics invocation's HEAD of part 0; the
+    # completing invocation's HEAD and GET of every other part's aggregates (GET-class: HEAD is billed so).
+    gets = objects * (1 + 2 * parts + parts + 2 * (parts - 1))
     return {
         "seconds": seconds,
         "compute": seconds * memory_mb / 1024 * PRICES["lambda_gb_second"][architecture],
