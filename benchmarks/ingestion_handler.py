@@ -70,11 +70,13 @@ from handlers.contract import Stage  # noqa: E402
 STACK = "dev"
 RAW_BUCKET, PROCESSED_BUCKET = "benchmark-raw", "benchmark-processed"
 KEY = f"{contract.INPUT_PREFIX}benchmark/events.jsonl"
-WARM_KEY, WARM_BYTES = f"{contract.INPUT_PREFIX}warm-up/events.jsonl", 256 << 10  # the first invocation's
+# The untimed first invocation's object: the input's first WARM_BYTES.
+WARM_KEY, WARM_BYTES = f"{contract.INPUT_PREFIX}warm-up/events.jsonl", 256 << 10
 SEQUENCER = "0065A1B2C3D4E5F601"
 REGION = "us-east-1"
 KINDS = ("handler", "naive", "naive:rs")
-# One of each a line is replaced by, in turn: each is rejected by the handler and by the naive handler.
+# The bad lines, used in turn (a truncated object, a missing field, a string metric, a timestamp without
+# offset, an array): the handler and the naive handlers each reject every one.
 BAD_RECORDS = (
     b'{"id":"bad-json","timestamp":"2024-05-01T10:00:00Z","type":"click","value":1\n',
     b'{"id":"bad-no-type","timestamp":"2024-05-01T10:00:00Z","value":1}\n',
