@@ -221,10 +221,11 @@ class _Bucket:
         self.objects = objects
 
     def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
-        return {"Body": _Body(self.objects[Key]), "ContentLength": len(self.objects[Key])}
+        if Key not in self.objects:  # the version's report: none yet, so part 0, not the newest, gathers
+            from botocore.exceptions import ClientError
 
-    def list_objects_v2(self, **_: Any) -> dict[str, Any]:
-        return {}  # no report yet: part 0, not the newest part, gathers (handlers.versions)
+            raise ClientError({"Error": {"Code": "NoSuchKey"}}, "GetObject")
+        return {"Body": _Body(self.objects[Key]), "ContentLength": len(self.objects[Key])}
 
     def get_paginator(self, _name: str) -> Any:
         objects = self.objects

@@ -262,6 +262,16 @@ def stage_policy(
                 resources=_objects(grants, (Location.of(stage.destination, stage.staging),)),
             )
         )
+    if stage.reads_back is not None:
+        if stage.reads_back not in stage.writes:
+            raise PolicyError(f"stage {stage.name} reads back objects where it does not write")
+        statements.append(
+            Statement(
+                sid="ReadOwnOutput",
+                actions=("s3:GetObject",),
+                resources=_objects(grants, (Location.of(stage.destination, stage.reads_back),)),
+            )
+        )
     # Without s3:ListBucket, S3 answers a read of a missing (deleted) object with 403 instead of 404, and the
     # runbook would send operators after an IAM problem that does not exist. No condition narrows it: the
     # s3:prefix key is present only in a listing request, so a conditioned grant would not reach GetObject.

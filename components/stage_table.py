@@ -201,6 +201,11 @@ class StageDescription:
     then a delete), so its role may read and delete there too; its bucket expires what a failed
     invocation leaves there. None: the stage writes each object at its final key."""
 
+    reads_back: Keys | None = None
+    """One of `writes` the stage reads again, so its role may get objects there too (analytics reads a
+    version's report to tell whether it holds the invoking part's current document). None: it never
+    reads what it wrote."""
+
     needs: Needs = field(default_factory=Needs)
     """What else the stage may use when the stack provides it."""
 
@@ -270,6 +275,7 @@ STAGE_TABLE: tuple[StageDescription, ...] = (
         writes=(REPORTS,),
         read_sid="ReadAnalyticsAggregates",
         write_sid="WriteAnalyticsReports",
+        reads_back=REPORTS,
         environment={
             Env.REPORTS_PREFIX: REPORTS.prefix,
             Env.REPORT_TOP_GROUPS: str(REPORT_TOP_GROUPS),

@@ -3,7 +3,7 @@
 A raw version of several ``records/`` parts comes as one document per part (``handlers.parts``), each
 loaded as a contribution of its own, in any order; the version has one report, written by the invocation
 that finds, after its own commit, every part in (``handlers.versions``; without a database, the newest
-part's, or one that finds no report yet), and built from all of them, one document at a time
+part's, or one whose current document the report lacks), and built from all of them, one document at a time
 (``handlers.reports.VersionTotals``) within the invocation's deadline. A part of several builds no
 report of its own; one that completes nothing writes none and says why in its log line (``report``). A
 version of one part is reported as below, exactly as before parts.

@@ -12,10 +12,12 @@ is written by an invocation that, after its own load committed, finds every part
 2. Every part 0..N-1 is in: with a database, each has a ledger row (it was loaded, or found a duplicate
    or superseded); without one, each document exists (one listing of the version's keys).
 3. Who gathers, still before any document's body is read. Without a database: the invocation of the
-   newest document in that listing (LastModified, then key), and any other only while the version has
-   no report yet (one more listing), since the newest's own listing may have missed a document that
-   came in after it: whichever document comes in last finds every part, so some invocation always
-   gathers, and late or repeated deliveries of the others read nothing. With a database: each other
+   newest document in that listing (LastModified, then key), and any other unless the version's report
+   already holds its own current document (that part's SHA-256, and as many parts): the newest's own
+   listing may have missed a document that came in after it, or listed a document's earlier bytes when
+   the parts were processed again; so whichever document comes in last finds every part and either
+   gathers or finds its bytes reported, and late or repeated deliveries of the others read only the
+   report. With a database: each other
    part's document is HEADed, and a part whose current bytes (their SHA-256, ``head_metadata``) have
    no ledger row is processed again and not loaded yet, so the version waits for that load.
 4. Every part's current document is read and checked, and with a database its ledger row for those
@@ -38,6 +40,7 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from botocore.exceptions import ClientError
 
 from handlers import contract, deadline, reports
@@ -78,10 +81,21 @@ def _listed(s3: Any, bucket: str, first: str) -> dict[str, tuple[int, datetime]]
     return found
 
 
-def _exists(s3: Any, bucket: str, key: str) -> bool:
-    """Whether ``key`` exists, by a listing: analytics may list its bucket but not read its reports."""
-    page = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
-    return any(item["Key"] == key for item in page.get("Contents", []))
+def _reported(s3: Any, bucket: str, key: str, part: int, sha256: str, count: int) -> bool:
+    """Whether the version's report at ``key`` was built from part ``part``'s current document (its
+    ``sha256``) and ``count`` parts; an existing report alone says neither (the parts may have been
+    processed again since, or cut anew)."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        if str(exc.response.get("Error", {}).get("Code")) in _MISSING:
+            return False
+        raise
+    try:
+        report = msgspec.json.decode(body)
+        return bool(report["origin"]["parts"] == count and report["parts"][part]["sha256"] == sha256)
+    except (msgspec.DecodeError, KeyError, IndexError, TypeError):  # a rejection, or not a report
+        return False
 
 
 def _ledger(engine: Any, keys: list[str]) -> dict[tuple[str, str], str]:
@@ -110,11 +124,12 @@ class _Bodies:
 
 
 def _complete(
-    s3: Any, bucket: str, keys: list[str], own: str, engine: Any | None, report: tuple[str, str]
+    s3: Any, bucket: str, keys: list[str], own: dict[str, Any], engine: Any | None, report: tuple[str, str]
 ) -> tuple[dict[str, int], dict[tuple[str, str], str]] | str:
-    """Whether this invocation gathers the version of ``keys`` (its own document ``own``), decided before
-    any document's body is read: the other parts' sizes and, with a database, the ledger's states; else
-    why not. ``report`` is where the version's report goes (bucket, key)."""
+    """Whether this invocation gathers the version of ``keys`` (its own document's ``own`` source: key and
+    SHA-256), decided before any document's body is read: the other parts' sizes and, with a database,
+    the ledger's states; else why not. ``report`` is where the version's report goes (bucket, key)."""
+    own_key = own["key"]
     count = len(keys)
     if engine is None:
         listed = _listed(s3, bucket, keys[0])
@@ -122,18 +137,18 @@ def _complete(
         if missing:
             return f"waiting for {missing} of {count} parts"
         # The invocation of the newest document gathers (S3 stamps whole seconds: the key breaks ties).
-        # Another one gathers too if no report exists yet, in case the newest's listing missed a document
-        # that came in after it: the last document to come in always sees every part.
+        # Another one gathers too unless the report holds its current document, in case the newest's
+        # listing missed it or saw its earlier bytes: the last document to come in always sees every part.
         newest = max(keys, key=lambda key: (listed[key][1], key))
-        if newest != own and _exists(s3, *report):
+        if newest != own_key and _reported(s3, *report, keys.index(own_key), own["sha256"], count):
             return f"reported: part {keys.index(newest)}'s document is the newest"
-        return {key: listed[key][0] for key in keys if key != own}, {}
+        return {key: listed[key][0] for key in keys if key != own_key}, {}
     states = _ledger(engine, keys)
     have = {key for key, _ in states}
     missing = sum(key not in have for key in keys)
     if missing:
         return f"waiting for {missing} of {count} parts"
-    heads = {key: s3.head_object(Bucket=bucket, Key=key) for key in keys if key != own}
+    heads = {key: s3.head_object(Bucket=bucket, Key=key) for key in keys if key != own_key}
     pending = sum(
         (key, sha) not in states
         for key, head in heads.items()
@@ -171,7 +186,7 @@ def gather(
     if part >= count:
         return f"left over: part 0 names {count} parts"
     keys = [part_key(PREFIX, rel, tag, index, SUFFIX) for index in range(count)]
-    decided = _complete(s3, bucket, keys, source["key"], engine, report)
+    decided = _complete(s3, bucket, keys, source, engine, report)
     if isinstance(decided, str):
         return decided
     sizes, states = decided

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 
@@ -19,7 +20,7 @@ from components.iam import (
     lambda_trust_policy,
     stage_policy,
 )
-from components.stage_table import Provided, describe
+from components.stage_table import Keys, Provided, describe
 from handlers import contract
 from handlers.contract import STAGES, Stage
 
@@ -172,7 +173,10 @@ def test_analytics_policy_adds_only_the_secret_topic_and_network_it_uses():
     assert list(statements) == [
         "ReadAnalyticsAggregates",
         "WriteAnalyticsReports",
-        *EVERY_STAGE_SIDS,
+        "WriteOwnLogs",
+        "SendToOwnFailureQueue",
+        "ReadOwnOutput",
+        "ListSourceBucket",
         "UseDataKey",
         "ReadDatabaseSecret",
         "PublishSummary",
@@ -183,6 +187,9 @@ def test_analytics_policy_adds_only_the_secret_topic_and_network_it_uses():
     assert statements["ReadAnalyticsAggregates"]["Resource"] == ["arn:aws:s3:::a/aggregates/*.json"]
     assert statements["WriteAnalyticsReports"]["Resource"] == ["arn:aws:s3:::a/reports/*.json"]
     assert statements["WriteAnalyticsReports"]["Action"] == ["s3:PutObject"]
+    # a version's report is read back to tell whether it holds the invoking part's current document
+    assert statements["ReadOwnOutput"]["Action"] == ["s3:GetObject"]
+    assert statements["ReadOwnOutput"]["Resource"] == ["arn:aws:s3:::a/reports/*.json"]
     assert statements["UseDataKey"] == {
         "Sid": "UseDataKey",
         "Effect": "Allow",
@@ -220,12 +227,23 @@ def test_analytics_policy_adds_only_the_secret_topic_and_network_it_uses():
     }
 
 
+def test_a_stage_reading_back_keys_it_does_not_write_is_refused():
+    # GIVEN analytics described as reading back a prefix it never writes
+    stage = dataclasses.replace(describe(Stage.ANALYTICS), reads_back=Keys("elsewhere/", ".json"))
+    # WHEN its policy is built THEN it is refused rather than granting reads beyond its own output
+    with pytest.raises(PolicyError, match="reads back objects where it does not write"):
+        stage_policy(stage, GRAPH.node(Stage.ANALYTICS), grants())
+
+
 def test_analytics_without_extras_has_only_the_data_path():
     statements = by_sid(policy(Stage.ANALYTICS, grants()).to_dict())
     assert list(statements) == [
         "ReadAnalyticsAggregates",
         "WriteAnalyticsReports",
-        *EVERY_STAGE_SIDS,
+        "WriteOwnLogs",
+        "SendToOwnFailureQueue",
+        "ReadOwnOutput",
+        "ListSourceBucket",
     ]
 
 

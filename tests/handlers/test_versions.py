@@ -7,6 +7,7 @@ import hashlib
 from typing import Any
 
 import moto.s3.models
+import msgspec
 import pytest
 from handler_support import ANALYTICS, record
 
@@ -133,35 +134,70 @@ class CountingReads:
         self.s3, self.reads = s3, 0
 
     def get_object(self, **kwargs: Any) -> Any:
-        self.reads += 1
+        self.reads += kwargs["Key"].startswith(contract.AGGREGATES_PREFIX)
         return self.s3.get_object(**kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.s3, name)
 
 
+def write_report(s3: Any, own: tuple[dict[str, str], Any]) -> None:
+    """The version's report as ``own``'s invocation gathers and writes it."""
+    report = gather(s3, ANALYTICS, own, None, TOP, report=REPORT)
+    assert not isinstance(report, str), report
+    s3.put_object(Bucket=REPORT[0], Key=REPORT[1], Body=msgspec.json.encode(report))
+
+
 def test_without_a_database_a_part_not_the_newest_reads_nothing_once_the_report_exists(aws: Any) -> None:
     # GIVEN every part of a version, part 2's document written last, and the version's report
     own = put_part(aws, "00AB", 0, 3)
     put_part(aws, "00AB", 1, None)
-    put_part(aws, "00AB", 2, None)
-    aws.put_object(Bucket=REPORT[0], Key=REPORT[1], Body=b"{}")
+    write_report(aws, put_part(aws, "00AB", 2, None))
     # WHEN part 0's invocation (a late delivery) checks the version
     s3 = CountingReads(aws)
-    # THEN it leaves the version to the newest part's invocation, and reads no document
+    # THEN it finds its document in the report, leaves the version to the newest part's invocation, and
+    # reads no document
     left = gather(s3, ANALYTICS, own, None, TOP, report=REPORT)
     assert (left, s3.reads) == ("reported: part 2's document is the newest", 0)
 
 
-def test_without_a_database_the_newest_part_gathers_again_when_the_report_exists(aws: Any) -> None:
-    # GIVEN every part of a version, part 2's document written last, and the version's report
+def test_without_a_database_a_part_whose_earlier_bytes_are_in_the_report_gathers_again(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a reported version of two parts, processed again (another window, say) in one second: part 1's
+    # document first, and its invocation, the newest by key, reported part 0's earlier bytes
+    put_part(aws, "00AB", 0, 2)
+    write_report(aws, put_part(aws, "00AB", 1, None))
+    with monkeypatch.context() as patched:
+        patched.setattr(moto.s3.models, "utcnow", lambda: datetime.datetime(2030, 1, 1, 0, 0, 0, 100000))
+        write_report(aws, put_part(aws, "00AB", 1, None, value=5))
+        patched.setattr(moto.s3.models, "utcnow", lambda: datetime.datetime(2030, 1, 1, 0, 0, 0, 700000))
+        own = put_part(aws, "00AB", 0, 2, value=5)
+    # WHEN part 0's invocation checks the version
+    report = gather(aws, ANALYTICS, own, None, TOP, report=REPORT)
+    # THEN it gathers it again, from both parts' current documents
+    assert report["parts"][0]["sha256"] == own[0]["sha256"]
+    assert report["totals"]["metrics"]["value"].sum == "10"
+
+
+def test_without_a_database_a_version_cut_into_fewer_parts_than_its_report_names_is_gathered_again(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a reported version of three parts, then cut anew into two in one second: part 1's document
+    # first, and its invocation, the newest by key, reported the three parts part 0 still named
     put_part(aws, "00AB", 0, 3)
     put_part(aws, "00AB", 1, None)
-    own = put_part(aws, "00AB", 2, None)
-    aws.put_object(Bucket=REPORT[0], Key=REPORT[1], Body=b"{}")
-    # WHEN part 2's event is delivered again THEN its invocation gathers the version once more
+    write_report(aws, put_part(aws, "00AB", 2, None))
+    with monkeypatch.context() as patched:
+        patched.setattr(moto.s3.models, "utcnow", lambda: datetime.datetime(2030, 1, 1, 0, 0, 0, 100000))
+        write_report(aws, put_part(aws, "00AB", 1, None, value=5))
+        patched.setattr(moto.s3.models, "utcnow", lambda: datetime.datetime(2030, 1, 1, 0, 0, 0, 700000))
+        own = put_part(aws, "00AB", 0, 2, value=5)
+    # WHEN part 0's invocation checks the version
     report = gather(aws, ANALYTICS, own, None, TOP, report=REPORT)
-    assert [p["part"] for p in report["parts"]] == [0, 1, 2]
+    # THEN it gathers the two parts it names
+    assert (report["origin"]["parts"], [p["part"] for p in report["parts"]]) == (2, [0, 1])
+    assert report["totals"]["metrics"]["value"].sum == "10"
 
 
 def test_with_a_database_a_version_waiting_for_a_part_processed_again_reads_no_document(
