@@ -293,15 +293,18 @@ class _Batch:
 
     def _flush(self, size: int) -> None:
         units, numbers = self.units[:size], self.numbers[:size]
-        results, rejected = self.checker._check_batch(units)
-        if type(results) is bytes:
-            self.sink.valid_lines(results, len(units))
-        else:
-            for index, result in enumerate(results):
-                if type(result) is bytes:
-                    self.sink.valid(result)
-                else:
-                    self.reject(numbers[index], result, units[index])  # type: ignore[arg-type]
+        segments, rejected = self.checker._check_batch(units)
+        index = 0  # of the segment's first unit
+        for segment in segments:
+            if type(segment) is tuple:  # a block of valid lines
+                self.sink.valid_lines(*segment)
+                index += segment[1]
+                continue
+            if type(segment) is bytes:
+                self.sink.valid(segment)
+            else:
+                self.reject(numbers[index], segment, units[index])  # type: ignore[arg-type]
+            index += 1
         self.counts["valid"] += len(units) - rejected
         self.size -= sum(map(len, units))
         del self.units[:size], self.numbers[:size]

@@ -21,6 +21,7 @@ from typing import Any
 import jsonschema_rs
 import msgspec
 
+from handlers.duplicate_keys import duplicate_key, may_repeat_a_key, no_duplicate_keys
 from handlers.errors import ConfigError
 from handlers.framing import JSON_WHITESPACE
 from handlers.timestamps import normalise_timestamp
@@ -32,80 +33,6 @@ class Rejection:
 
     reason: str  # machine-readable code (see the module docstring)
     detail: str  # human-readable explanation
-
-
-_KEY_TOKEN = re.compile(rb'"[ \t\r\n]*:')
-
-
-def _key_tokens(unit: bytes) -> int:
-    """An upper bound of the number of object keys written in ``unit``."""
-    if b'" ' in unit or b'"\t' in unit or b'"\r' in unit or b'"\n' in unit:
-        return len(_KEY_TOKEN.findall(unit))
-    return unit.count(b'":')
-
-
-def _parsed_keys(record: dict[str, Any]) -> int:
-    """The number of keys in ``record`` and every object inside it."""
-    total = len(record)
-    for value in record.values():  # the common shape, objects of scalars one level down, without a stack
-        kind = type(value)
-        if kind is dict:
-            total += len(value)
-            for inner in value.values():
-                if type(inner) in _CONTAINERS:
-                    return _walk_keys(record)
-        elif kind is list:
-            return _walk_keys(record)
-    return total
-
-
-_CONTAINERS = (dict, list)
-
-
-def _walk_keys(value: object) -> int:
-    total, stack = 0, [value]
-    while stack:
-        item = stack.pop()
-        values = item.values() if type(item) is dict else item
-        if type(item) is dict:
-            total += len(item)
-        for inner in values:  # only containers are pushed: strings and numbers hold no keys
-            if type(inner) in _CONTAINERS:
-                stack.append(inner)
-    return total
-
-
-def _duplicate_key(unit: bytes, record: dict[str, Any]) -> str | None:
-    tokens = _key_tokens(unit)
-    if tokens <= len(record) or tokens <= _parsed_keys(record):
-        return None
-    return _repeated_key(unit)
-
-
-# A string (group 1), and the colon that makes it a key (group 2); or a brace.
-_STRING_OR_BRACE = re.compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")([ \t\r\n]*:)?|[{}]', re.DOTALL)
-
-
-def _repeated_key(unit: bytes) -> str | None:
-    """The first key written twice in one object of ``unit`` (valid JSON), or None.
-
-    A scan with a stack of its own rather than a parse with an ``object_pairs_hook``: the standard
-    library's parser recurses, and raised RecursionError on deep records the core had accepted.
-    """
-    objects: list[set[str]] = []
-    for match in _STRING_OR_BRACE.finditer(unit):
-        string, colon = match.groups()
-        if string is None:
-            if match.group() == b"{":
-                objects.append(set())
-            else:
-                objects.pop()
-        elif colon is not None:
-            key = _decode(string) if b"\\" in string else string[1:-1].decode()
-            if key in objects[-1]:
-                return key  # type: ignore[no-any-return]
-            objects[-1].add(key)
-    return None
 
 
 # msgspec stops at Python's recursion limit, so how deep it gets depends on the interpreter (3.11
@@ -166,21 +93,15 @@ class RecordChecker:
         """The record's output line, or why it is rejected (the reference path, one unit at a time)."""
         try:
             record = _decode(unit)
-        except UnicodeDecodeError as exc:
-            return Rejection("invalid_utf8", str(exc))
-        except msgspec.DecodeError as exc:  # ValidationError too: an integer of over 4300 digits
-            try:
-                unit.decode("utf-8")
-            except UnicodeDecodeError as utf8:
-                return Rejection("invalid_utf8", str(utf8))
-            return Rejection("invalid_json", str(exc))
-        except RecursionError:
-            return _TOO_DEEP
-        except InvalidOperation:
-            return Rejection("invalid_json", "a number with an exponent beyond what a decimal can hold")
+        except _PARSE_ERRORS as exc:  # msgspec's ValidationError too: an integer of over 4300 digits
+            return _unparsed(unit, exc)
+        return self._parsed(unit, record)
+
+    def _parsed(self, unit: bytes, record: Any) -> bytes | Rejection:
+        """``check`` of ``unit``, parsed as ``record``."""
         if type(record) is not dict:
             return Rejection("not_an_object", f"a record must be a JSON object, got {type(record).__name__}")
-        duplicate = _duplicate_key(unit, record)
+        duplicate = duplicate_key(unit, record)
         if duplicate is not None:
             return Rejection("duplicate_key", f"key {duplicate!r} appears more than once")
         return self._finish(record)
@@ -201,37 +122,81 @@ class RecordChecker:
 
     def check_lines(self, units: list[bytes]) -> list[bytes | Rejection]:
         """``check`` of each unit (single-line, non-blank), amortised over the batch."""
-        results = self._check_batch(units)[0]
-        if type(results) is bytes:
-            return results.split(b"\n")[:-1]  # type: ignore[return-value]
-        return results  # type: ignore[return-value]
+        results: list[bytes | Rejection] = []
+        for segment in self._check_batch(units)[0]:
+            if type(segment) is tuple:
+                results += segment[0].split(b"\n")[:-1]
+            else:
+                results.append(segment)  # type: ignore[arg-type]
+        return results
 
-    def _check_batch(self, units: list[bytes]) -> tuple[bytes | list[bytes | Rejection], int]:
-        """``check_lines`` and the number of rejections among the results.
+    def _check_batch(self, units: list[bytes]) -> tuple[list[Segment], int]:
+        """``check_lines`` as segments in unit order, and the number of rejections among them.
 
-        A batch with only valid units comes back as one block of newline-terminated lines: the
-        sink takes it in one call, and the encoder's output needs no splitting.
+        A segment is a block of valid lines ``(lines, count)``, each line ending in a newline (the sink
+        takes it in one call, and the encoder's output needs no splitting), one valid line, or a
+        Rejection. A batch with only valid units is one block.
 
-        One ``decode_lines`` call parses the batch and one ``encode_lines`` call writes it back;
-        duplicate keys are ruled out by comparing counts (``_no_duplicate_keys``). Any irregularity
-        (a parse error, a unit that is not ``{...}``, a possible duplicate) sends the batch through
-        ``check`` one unit at a time, so both paths give identical results.
+        One ``decode_lines`` call parses a piece of the batch and one ``encode_lines`` call writes it
+        back; duplicate keys are ruled out by comparing counts (``no_duplicate_keys``). A piece with
+        an irregularity (a parse error, a unit that is not ``{...}``, a possible duplicate) is retried
+        split: the units the irregularity points at alone (the line a parse error stopped at, the
+        units that are not braced, those that may repeat a key), the runs between them as pieces, or
+        two halves when nothing points anywhere; a piece of one unit gets ``check``'s verdict. So a bad
+        line costs about one more parse of the lines before it, not its whole batch one unit at a time,
+        and any split gives ``check``'s verdicts (each piece is a batch of its own).
+
+        Every parse, of a piece or of one unit, is one call below this frame, so how deep a unit may
+        nest (msgspec stops at the interpreter's recursion limit) does not depend on the piece it is
+        parsed in, that is on its neighbours (a test holds this at the limit).
         """
-        joined = b"\n".join(units)
-        try:
-            records = _decode_lines(joined)
-        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, InvalidOperation):
-            return self._check_each(units)
+        segments: list[Segment] = []
+        rejected = 0
+        pieces = [(0, len(units))]  # ranges of units still to check, the next one last
+        while pieces:
+            start, end = pieces.pop()
+            if end - start == 1:
+                unit = units[start]
+                try:
+                    record = _decode(unit)
+                except _PARSE_ERRORS as exc:
+                    result = _unparsed(unit, exc)
+                else:
+                    result = self._parsed(unit, record)
+                segments.append(result)
+                rejected += type(result) is Rejection
+                continue
+            piece = units if end - start == len(units) else units[start:end]
+            joined = b"\n".join(piece)
+            try:
+                records = _decode_lines(joined)
+            except _PARSE_ERRORS as exc:
+                outcome: tuple[list[Segment], int] | list[int] = _stopped_at(joined, exc, len(piece))
+            else:
+                outcome = self._check_piece(piece, records, joined)
+            if type(outcome) is tuple:
+                segments += outcome[0]
+                rejected += outcome[1]
+            else:
+                pieces += _split(start, end, outcome)  # type: ignore[arg-type]
+        return segments, rejected
+
+    def _check_piece(
+        self, units: list[bytes], records: list[Any], joined: bytes
+    ) -> tuple[list[Segment], int] | list[int]:
+        """``_check_batch`` of ``units``, parsed as ``records``; or the indices of the units to retry
+        alone (none: retry in halves) when the batch cannot vouch for its results."""
         # Each unit must be "{...}", maybe padded with whitespace: a unit ending in "}" cannot be
         # continued by a next one starting with "{", so then each unit held exactly one record.
         # Comparing each unit's first and last byte costs the same for any record size; scanning
         # ``joined`` for "}\n{" grows with it (docs/benchmarks.md, "Figures behind the code").
         if not _braced(units):
             stripped = [unit.strip(JSON_WHITESPACE) for unit in units]
-            if not all(unit[:1] == b"{" and unit[-1:] == b"}" for unit in stripped):
-                return self._check_each(units)
+            unbraced = [i for i, unit in enumerate(stripped) if unit[:1] != b"{" or unit[-1:] != b"}"]
+            if unbraced:
+                return self._around(units, records, unbraced)
         if len(records) != len(units):
-            return self._check_each(units)
+            return []
         if not self._all_valid(records):
             return self._check_mixed(units, records, joined)
         # The common batch, all valid: C-level loops (map) around the one Python call per record.
@@ -244,20 +209,45 @@ class RecordChecker:
         try:
             encoded = _encode_lines(records)
         except RecursionError:
-            return self._check_each(units)
+            return []
         became_strings = len(timestamps) - list(map(type, timestamps)).count(str)
-        if not _no_duplicate_keys(joined, records, encoded, became_strings):
-            return self._check_each(units)
-        return encoded, 0
+        if not no_duplicate_keys(joined, records, encoded, became_strings):
+            return may_repeat_a_key(units, records)
+        return [(encoded, len(units))], 0
+
+    def _around(
+        self, units: list[bytes], records: list[Any], unbraced: list[int]
+    ) -> tuple[list[Segment], int] | list[int]:
+        """``_check_piece`` when the units at ``unbraced`` are not ``{...}``: with as many records as
+        units, each unit held one, and an unbraced one is no object: it is rejected as it is, and the
+        runs between are checked with the records parsed already. Else those units go alone."""
+        if len(records) != len(units):
+            return unbraced
+        segments: list[Segment] = []
+        rejected, at = 0, 0
+        for index in [*unbraced, len(units)]:
+            if at < index:
+                run = units[at:index]
+                outcome = self._check_piece(run, records[at:index], b"\n".join(run))
+                if type(outcome) is not tuple:  # retry the run's suspects alone too
+                    return sorted({*unbraced, *(at + offset for offset in outcome)})  # type: ignore[union-attr]
+                segments += outcome[0]
+                rejected += outcome[1]
+            if index < len(units):
+                result = self._parsed(units[index], records[index])
+                segments.append(result)
+                rejected += type(result) is Rejection
+            at = index + 1
+        return segments, rejected
 
     def _check_mixed(
         self, units: list[bytes], records: list[dict[str, Any]], joined: bytes
-    ) -> tuple[list[bytes | Rejection], int]:
-        """``_check_batch`` record by record, for a batch with rejections."""
+    ) -> tuple[list[Segment], int] | list[int]:
+        """``_check_piece`` record by record, for a batch with rejections."""
         results: list[bytes | Rejection | None] = []
         append = results.append
         is_valid = self._is_valid
-        rejected = became_strings = 0  # numeric timestamps replaced by strings (for _no_duplicate_keys)
+        rejected = became_strings = 0  # numeric timestamps replaced by strings (for no_duplicate_keys)
         for record in records:
             if not is_valid(record):
                 append(self._violation(record))
@@ -277,15 +267,11 @@ class RecordChecker:
         try:
             encoded = _encode_lines(records)
         except RecursionError:
-            return self._check_each(units)
-        if not _no_duplicate_keys(joined, records, encoded, became_strings):
-            return self._check_each(units)
+            return []
+        if not no_duplicate_keys(joined, records, encoded, became_strings):
+            return may_repeat_a_key(units, records)
         lines = encoded.split(b"\n")
         return [lines[index] if result is None else result for index, result in enumerate(results)], rejected
-
-    def _check_each(self, units: list[bytes]) -> tuple[list[bytes | Rejection], int]:
-        results = [self.check(unit) for unit in units]
-        return results, sum(type(result) is Rejection for result in results)
 
     def _violation(self, record: dict[str, Any]) -> Rejection:
         try:
@@ -298,21 +284,67 @@ class RecordChecker:
         return Rejection("schema_violation", f"/{where}: {error.message}")
 
 
-def _no_duplicate_keys(joined: bytes, records: list[Any], encoded: bytes, became_strings: int) -> bool:
-    """True when no object in ``joined`` (parsed into ``records``, re-encoded as ``encoded``) repeats a key.
+Segment = tuple[bytes, int] | bytes | Rejection  # see RecordChecker._check_batch
+_PARSE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError, InvalidOperation)
 
-    Without any backslash in the input a string cannot hold a quote, so the input's quote count is
-    twice its number of strings; msgspec writes such strings back verbatim between two quotes.
-    Parsing keeps every string but a duplicate key (and its value), so the counts agree exactly when
-    nothing was dropped, once the timestamps that went from a number to a string are accounted for.
-    With backslashes, the reference bound: '":' tokens (at least one per key written) against the
-    parsed key count.
-    """
-    if b"\\" not in joined:
-        return joined.count(b'"') + 2 * became_strings == encoded.count(b'"')
-    if _SPACED_COLON.search(joined) is not None:
-        return False
-    return joined.count(b'":') == sum(_parsed_keys(record) for record in records)
+
+def _unparsed(unit: bytes, error: Exception) -> Rejection:
+    """Why ``unit`` is rejected when parsing it raised ``error``."""
+    if isinstance(error, UnicodeDecodeError):
+        return Rejection("invalid_utf8", str(error))
+    if isinstance(error, RecursionError):
+        return _TOO_DEEP
+    if isinstance(error, InvalidOperation):
+        return Rejection("invalid_json", "a number with an exponent beyond what a decimal can hold")
+    try:
+        unit.decode("utf-8")
+    except UnicodeDecodeError as utf8:
+        return Rejection("invalid_utf8", str(utf8))
+    return Rejection("invalid_json", str(error))
+
+
+# Where msgspec says a parse of lines failed: a byte offset for malformed JSON, the value's path
+# (which starts with its line's index) for a value it refuses, such as an integer of 4301 digits.
+_AT_BYTE = re.compile(r"\(byte ([0-9]+)\)")
+_AT_LINE = re.compile(r"`\$\[([0-9]+)\]")
+
+
+def _stopped_at(joined: bytes, error: Exception, lines: int) -> list[int]:
+    """The index of the line whose parse raised ``error`` in ``joined``, as a list; empty if unknown.
+
+    A pointer, not a verdict: the line may be fine and an earlier one unclosed; the retry checks the
+    units pointed at alone and their neighbours as pieces, which finds the bad one either way."""
+    message = str(error)
+    match = _AT_BYTE.search(message)
+    if match is not None:
+        at = int(match[1])
+        line = joined.count(b"\n", 0, at)
+        # At a line's first value the line before may be the bad one, an object it did not close.
+        if line and not joined[joined.rfind(b"\n", 0, at) + 1 : at].strip(JSON_WHITESPACE):
+            return [line - 1, line] if line < lines else []
+    elif (match := _AT_LINE.search(message)) is not None:
+        line = int(match[1])
+    else:
+        return []
+    return [line] if line < lines else []
+
+
+def _split(start: int, end: int, alone: list[int]) -> list[tuple[int, int]]:
+    """The pieces ``[start, end)`` is retried in, the first one last: the units at the offsets
+    ``alone`` one by one and the runs between them, or two halves when ``alone`` is empty."""
+    if not alone:
+        middle = (start + end) // 2
+        return [(middle, end), (start, middle)]
+    pieces, at = [], start
+    for offset in alone:
+        if at < start + offset:
+            pieces.append((at, start + offset))
+        pieces.append((start + offset, start + offset + 1))
+        at = start + offset + 1
+    if at < end:
+        pieces.append((at, end))
+    pieces.reverse()
+    return pieces
 
 
 _OPEN_BRACE, _CLOSE_BRACE = ord("{"), ord("}")
@@ -328,7 +360,6 @@ def _braced(units: list[bytes]) -> bool:
     return firsts.count(_OPEN_BRACE) == len(units) and lasts.count(_CLOSE_BRACE) == len(units)
 
 
-_SPACED_COLON = re.compile(rb'"[ \t\r\n]+:')
 # Numbers with a fraction or an exponent become Decimals, written back as the same number: a metric
 # keeps the exact value of its literal all the way to the database (a float would round 0.1).
 _decoder = msgspec.json.Decoder(float_hook=Decimal)

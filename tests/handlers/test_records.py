@@ -15,7 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from handlers.config import default_record_schema
-from handlers.records import RecordChecker, Rejection, _batch_validator, _braced, _repeated_key
+from handlers.duplicate_keys import repeated_key
+from handlers.records import RecordChecker, Rejection, _batch_validator, _braced
 
 unit_strategy = st.one_of(
     st.builds(
@@ -198,6 +199,55 @@ def test_an_integer_timestamp_of_hundreds_of_digits_is_an_invalid_timestamp(digi
 @given(st.lists(unit_strategy, min_size=1, max_size=12))
 def test_batched_checking_equals_checking_one_unit_at_a_time(units: list[bytes]) -> None:
     assert CHECKER.check_lines(units) == [CHECKER.check(unit) for unit in units]
+
+
+GOOD_LINE = b'{"id":"g","timestamp":"2024-05-01T00:00:00Z","type":"t","value":1.50}'
+# Bad lines of each kind a batch retries around, several written to mislead where a parse stops: an
+# unclosed object or array makes the next line the one the parser complains about.
+BAD_LINES = {
+    "invalid_json": [
+        b"{oops",
+        b'{"id":"a","timestamp":0,"type":"t","value":1',
+        b'{"id":"a","attributes":[',
+        b'{"id":"a",',
+        b"}",
+        b'{"id":"a\xff"}',
+        b'{"id":"a","timestamp":0,"type":"t"} {"id":"b","timestamp":0,"type":"t"}',
+        b'{"id":"a","timestamp":0,"type":"t","value":1e1000000000000000000}',
+        b'{"id":"a","timestamp":0,"type":"t","value":' + b"9" * 4301 + b"}",
+        b"\xc3\x28",
+    ],
+    "not_an_object": [b'["a","2024-05-01T00:00:00Z"]', b"42", b' "x" ', b"[{}]", b"null"],
+    "schema_violation": [b'{"id":"a","timestamp":0}', b'{"id":"a","timestamp":0,"type":"t","value":"1"}'],
+    "other": [
+        b'{"id":"a","id":"b","timestamp":0,"type":"t"}',
+        b'{"id":"a","timestamp":"2024-02-30T00:00:00Z","type":"t"}',
+        b'{"id" : "a", "timestamp" : 0, "type" : "t"}',
+        b'  {"id":"a\\":","timestamp":0,"type":"t"}\r',
+    ],
+}
+bad_lines = st.sampled_from([line for lines in BAD_LINES.values() for line in lines])
+
+
+@PROPERTY
+@given(st.lists(st.tuples(st.integers(0, 40), bad_lines), max_size=6), st.integers(0, 40))
+def test_batches_with_bad_lines_of_every_kind_equal_checking_one_unit_at_a_time(
+    runs: list[tuple[int, bytes]], tail: int
+) -> None:
+    # GIVEN runs of good lines, each followed by a bad line of any kind
+    units = [line for good, bad in runs for line in [GOOD_LINE] * good + [bad]] + [GOOD_LINE] * tail
+    # WHEN checked as one batch, which is retried in pieces around the bad lines
+    # THEN every verdict is the one the unit gets alone
+    assert CHECKER.check_lines(units) == [CHECKER.check(unit) for unit in units]
+
+
+@pytest.mark.parametrize("bad", [b"{oops", b"[1]", b'{"id":"a","id":"b","timestamp":0,"type":"t"}'])
+def test_a_bad_line_does_not_change_how_deep_its_batch_mates_may_nest(bad: bytes) -> None:
+    # GIVEN records nested around the parser's limit, in a batch alone and beside a bad line
+    for levels in range(850, 1100):
+        deep = nested_record(levels)
+        # WHEN checked THEN the deep record's verdict is the same either way
+        assert CHECKER.check_lines([GOOD_LINE, deep])[1] == CHECKER.check_lines([GOOD_LINE, deep, bad])[1]
 
 
 class Literal(str):
@@ -404,14 +454,14 @@ def test_the_duplicate_key_scan_finds_what_a_parser_finds(unit: bytes) -> None:
     # GIVEN a record, maybe with a key written twice at any level, in any escaping
     duplicates = duplicated_keys(unit)
     # WHEN scanned without recursion THEN it names a duplicated key exactly when there is one
-    key = _repeated_key(unit)
+    key = repeated_key(unit)
     assert (key is None) == (not duplicates)
     assert key is None or key in duplicates
 
 
 def test_a_duplicate_key_in_a_record_nested_5000_levels_deep_is_found_without_recursion() -> None:
     unit = b'{"a":' * 5000 + b'{"k":1,"k":2}' + b"}" * 5000
-    assert _repeated_key(unit) == "k"
+    assert repeated_key(unit) == "k"
 
 
 def test_duplicate_hidden_by_a_spaced_colon_is_found() -> None:
