@@ -15,8 +15,10 @@ measures each contender in a fresh subprocess so that every peak-RSS figure is i
                    compare array framing with JSON Lines in the same rounds (``core:json@small``: the
                    small input's, for memory);
 * ``core@baseline`` — with ``--baseline PATH``, the core of another ingestion core module (an earlier
-                   commit's: ``git show REV:handlers/ingest.py > PATH``) on the big input, so that a
-                   change is compared with what it replaces in the same run, round by round;
+                   commit's: ``git show REV:handlers/ingest.py > PATH``), or of another tree's
+                   ``handlers`` package (a directory: ``git archive REV handlers | tar -x -C PATH``) on
+                   the big input, so that a change is compared with what it replaces in the same run,
+                   round by round;
 * ``encode:X`` / ``validate:X`` — CPU per record to serialise (orjson, msgspec) or schema-check
                    (fastjsonschema if installed, jsonschema-rs) records parsed beforehand.
 
@@ -25,6 +27,10 @@ wall-clock time mostly measures the neighbours; both are printed), best of ``--r
 (each round runs every measurement once), and peak RSS growth during the measurement (the
 kernel's high-water mark, reset through /proc/self/clear_refs once the imports are done).
 Numbers go to docs/benchmarks.md; this is not run by the test suite.
+
+With ``--bad-every N`` it measures only ``core`` (and ``core@baseline``), on the big input as it is and
+with every N-th line replaced by a bad line of each kind in ``BAD_LINES`` (one input per kind, all in
+the same rounds), and prints MB/s per kind: what bad lines cost the batched checks.
 """
 
 from __future__ import annotations
@@ -46,12 +52,40 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+# The bad lines of --bad-every: a truncated object (invalid JSON), an array (not an object), a record
+# without its "type" field (a schema violation).
+BAD_LINES = {
+    "invalid_json": b'{"id":"bad-json","timestamp":"2024-05-01T10:00:00Z","type":"click","value":1\n',
+    "not_an_object": b'["bad-array","2024-05-01T10:00:00Z"]\n',
+    "schema_violation": b'{"id":"bad-no-type","timestamp":"2024-05-01T10:00:00Z","value":1}\n',
+}
+
+
+def with_bad_lines(source: Path, target: Path, every: int, bad: bytes) -> int:
+    """``source`` with every ``every``-th line replaced by ``bad``; returns how many were replaced."""
+    replaced = 0
+    with source.open("rb") as lines, target.open("wb") as out:
+        for number, line in enumerate(lines, start=1):
+            if number % every:
+                out.write(line)
+            else:
+                out.write(bad)
+                replaced += 1
+    return replaced
+
+
 def load_core(path: Path | None) -> ModuleType:
     """Today's ingestion core, or the module at ``path``: an earlier single-module core
     (``git show REV:handlers/ingest.py``), loaded under its own name.
 
     Today's core is four modules (framing, timestamps, record checks, the driver); it is returned as one
-    namespace holding all their names, as the earlier single module did."""
+    namespace holding all their names, as the earlier single module did. A directory ``path`` holds
+    another tree's ``handlers`` package, imported instead of today's."""
+    if path is not None and path.is_dir():
+        for name in [name for name in sys.modules if name.split(".")[0] == "handlers"]:
+            del sys.modules[name]
+        sys.path.insert(0, str(path))
+        path = None
     if path is None:
         from handlers import framing, ingestion_core, records, timestamps
 
@@ -189,7 +223,8 @@ def measure(kind: str, path: Path, baseline_core: Path | None = None) -> dict[st
             fmt = InputFormat(False, kind.startswith("core:json"))
             counts = ingest(f.read, fmt, checker, 1 << 20, {"bucket": "b", "key": "k"}, sink)
             records = counts.records_read
-            assert counts.records_valid == records, counts
+            assert counts.records_valid == records or ".bad-" in path.name, counts
+            assert counts.conserved, counts
             if isinstance(sink, SpoolSink):
                 output = sink.spool.finish()
                 output.seek(0, 2)
@@ -319,14 +354,19 @@ def main() -> None:
     parser.add_argument(
         "--baseline",
         type=Path,
-        help="an earlier handlers/ingest.py (one module), measured as core@baseline in the same rounds",
+        help="an earlier handlers/ingest.py (one module) or a directory holding an earlier handlers/"
+        " package, measured as core@baseline in the same rounds",
     )
+    parser.add_argument("--bad-every", type=int, default=0, help="measure bad lines: every n-th line bad")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     baseline = args.baseline.resolve() if args.baseline else None
     if args.measure:
         print(json.dumps(measure(args.measure, args.input, baseline)))
+        return
+    if args.bad_every:
+        bad_lines(args, baseline)
         return
     with tempfile.TemporaryDirectory(prefix="ingestion-bench-") as tmp:
         big, small = Path(tmp, "big.jsonl"), Path(tmp, "small.jsonl")
@@ -380,6 +420,27 @@ def main() -> None:
         f" {array['peak_rss_growth_mb']} MB at {array['mb']} MB input"
     )
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+
+
+def bad_lines(args: argparse.Namespace, baseline: Path | None) -> None:
+    """``--bad-every``: the core's MB/s on the big input as it is and with each kind of bad line."""
+    with tempfile.TemporaryDirectory(prefix="ingestion-bench-") as tmp:
+        clean = Path(tmp, "big.jsonl")
+        count = generate(clean, int(args.size_mb * 1e6), args.records == "rich")
+        inputs = {"none": clean}
+        for kind, line in BAD_LINES.items():
+            inputs[kind] = Path(tmp, f"big.bad-{kind}.jsonl")
+            replaced = with_bad_lines(clean, inputs[kind], args.bad_every, line)
+        print(f"{clean.stat().st_size / 1e6:.1f} MB, {count} lines, {replaced} bad in each bad input")
+        cores = ["core", *(["core@baseline"] if baseline else [])]
+        plan = [(core, path) for path in inputs.values() for core in cores]
+        results = best_of(plan, args.repeats, baseline)
+    print(f"| bad lines (every {args.bad_every}th) | " + " | ".join(f"{core} MB/s" for core in cores) + " |")
+    print("|---|" + "---|" * len(cores))
+    for at, kind in enumerate(inputs):
+        row = results[at * len(cores) : (at + 1) * len(cores)]
+        print(f"| {kind} | " + " | ".join(str(r["mb_per_s"]) for r in row) + " |")
+    print(f"CPU time, best of {args.repeats}; python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":
