@@ -12,7 +12,7 @@ from __future__ import annotations
 import operator
 import re
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from itertools import repeat
@@ -191,8 +191,7 @@ class RecordChecker:
         # Comparing each unit's first and last byte costs the same for any record size; scanning
         # ``joined`` for "}\n{" grows with it (docs/benchmarks.md, "Figures behind the code").
         if not _braced(units):
-            stripped = [unit.strip(JSON_WHITESPACE) for unit in units]
-            unbraced = [i for i, unit in enumerate(stripped) if unit[:1] != b"{" or unit[-1:] != b"}"]
+            unbraced = _unbraced(units)
             if unbraced:
                 return self._around(units, records, unbraced)
         if len(records) != len(units):
@@ -307,26 +306,57 @@ def _unparsed(unit: bytes, error: Exception) -> Rejection:
 # (which starts with its line's index) for a value it refuses, such as an integer of 4301 digits.
 _AT_BYTE = re.compile(r"\(byte ([0-9]+)\)")
 _AT_LINE = re.compile(r"`\$\[([0-9]+)\]")
+# Syntax only: skipping values without building them is about 7 times cheaper than parsing them.
+_scan_lines = msgspec.json.Decoder(msgspec.Raw).decode_lines
 
 
 def _stopped_at(joined: bytes, error: Exception, lines: int) -> list[int]:
-    """The index of the line whose parse raised ``error`` in ``joined``, as a list; empty if unknown.
+    """The indices of the lines of ``joined`` to check alone after its parse raised ``error``: the
+    line the error points at, and each line a syntax-only scan of the lines after it stops at; empty
+    if the error points nowhere.
 
-    A pointer, not a verdict: the line may be fine and an earlier one unclosed; the retry checks the
-    units pointed at alone and their neighbours as pieces, which finds the bad one either way."""
-    message = str(error)
-    match = _AT_BYTE.search(message)
-    if match is not None:
-        at = int(match[1])
+    Pointers, not verdicts: a line pointed at may be fine and an earlier one unclosed (at a line's
+    first value the line before is taken too); the retry checks the lines pointed at alone and the
+    runs between them as pieces, which finds the bad ones either way. Scanning for all of them first
+    spares parsing the lines between them more than once."""
+    found: list[int] = []
+    start = 0  # the byte where the text that ``error`` comes from starts
+    while True:
+        if isinstance(error, UnicodeDecodeError):  # its position is within a string, not ``joined``
+            try:
+                joined[start:].decode("utf-8")
+            except UnicodeDecodeError as utf8:
+                at = start + utf8.start
+            else:
+                break
+        elif (match := _AT_BYTE.search(str(error))) is not None:
+            at = start + int(match[1])
+        else:
+            match = _AT_LINE.search(str(error))
+            if match is not None and not start and int(match[1]) < lines:
+                found.append(int(match[1]))
+            break
         line = joined.count(b"\n", 0, at)
-        # At a line's first value the line before may be the bad one, an object it did not close.
-        if line and not joined[joined.rfind(b"\n", 0, at) + 1 : at].strip(JSON_WHITESPACE):
-            return [line - 1, line] if line < lines else []
-    elif (match := _AT_LINE.search(message)) is not None:
-        line = int(match[1])
-    else:
-        return []
-    return [line] if line < lines else []
+        if line >= lines:
+            break
+        line_start = joined.rfind(b"\n", 0, at) + 1
+        # At a line's first value the line before is the likely culprit, an object it did not close:
+        # it is taken, and the scan goes on from the line pointed at, which is taken if it fails too.
+        if line and line - 1 not in found[-1:] and not joined[line_start:at].strip(JSON_WHITESPACE):
+            found.append(line - 1)
+            start = line_start
+        else:
+            found.append(line)
+            start = joined.find(b"\n", at) + 1
+        if not start:
+            break
+        try:
+            _scan_lines(memoryview(joined)[start:])
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            error = exc
+        else:
+            break
+    return found
 
 
 def _split(start: int, end: int, alone: list[int]) -> list[tuple[int, int]]:
@@ -358,6 +388,31 @@ def _braced(units: list[bytes]) -> bool:
     except IndexError:  # an empty unit
         return False
     return firsts.count(_OPEN_BRACE) == len(units) and lasts.count(_CLOSE_BRACE) == len(units)
+
+
+_NOT_OPEN, _NOT_CLOSE = re.compile(rb"[^{]"), re.compile(rb"[^}]")
+
+
+def _unbraced(units: list[bytes]) -> list[int]:
+    """The indices of the units that are not ``{...}``, whitespace around allowed; the few candidates
+    are found in the units' first and last bytes, in C."""
+    try:
+        firsts, lasts = bytes(map(_first_byte, units)), bytes(map(_last_byte, units))
+    except IndexError:  # an empty unit
+        candidates: Iterable[int] = range(len(units))
+    else:
+        candidates = sorted(
+            {
+                *(m.start() for m in _NOT_OPEN.finditer(firsts)),
+                *(m.start() for m in _NOT_CLOSE.finditer(lasts)),
+            }
+        )
+    unbraced = []
+    for index in candidates:
+        unit = units[index].strip(JSON_WHITESPACE)
+        if unit[:1] != b"{" or unit[-1:] != b"}":
+            unbraced.append(index)
+    return unbraced
 
 
 # Numbers with a fraction or an exponent become Decimals, written back as the same number: a metric
