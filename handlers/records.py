@@ -10,9 +10,8 @@ tests/handlers/test_records.py). The rules and reasons are in ``handlers.ingesti
 from __future__ import annotations
 
 import operator
-import re
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from itertools import repeat
@@ -21,9 +20,9 @@ from typing import Any
 import jsonschema_rs
 import msgspec
 
+from handlers.bad_lines import split_around, stopped_at, unbraced_units
 from handlers.duplicate_keys import duplicate_key, may_repeat_a_key, no_duplicate_keys
 from handlers.errors import ConfigError
-from handlers.framing import JSON_WHITESPACE
 from handlers.timestamps import normalise_timestamp
 
 
@@ -171,14 +170,14 @@ class RecordChecker:
             try:
                 records = _decode_lines(joined)
             except _PARSE_ERRORS as exc:
-                outcome: tuple[list[Segment], int] | list[int] = _stopped_at(joined, exc, len(piece))
+                outcome: tuple[list[Segment], int] | list[int] = stopped_at(joined, exc, len(piece))
             else:
                 outcome = self._check_piece(piece, records, joined)
             if type(outcome) is tuple:
                 segments += outcome[0]
                 rejected += outcome[1]
             else:
-                pieces += _split(start, end, outcome)  # type: ignore[arg-type]
+                pieces += split_around(start, end, outcome)  # type: ignore[arg-type]
         return segments, rejected
 
     def _check_piece(
@@ -191,7 +190,7 @@ class RecordChecker:
         # Comparing each unit's first and last byte costs the same for any record size; scanning
         # ``joined`` for "}\n{" grows with it (docs/benchmarks.md, "Figures behind the code").
         if not _braced(units):
-            unbraced = _unbraced(units)
+            unbraced = unbraced_units(units)
             if unbraced:
                 return self._around(units, records, unbraced)
         if len(records) != len(units):
@@ -302,81 +301,6 @@ def _unparsed(unit: bytes, error: Exception) -> Rejection:
     return Rejection("invalid_json", str(error))
 
 
-# Where msgspec says a parse of lines failed: a byte offset for malformed JSON, the value's path
-# (which starts with its line's index) for a value it refuses, such as an integer of 4301 digits.
-_AT_BYTE = re.compile(r"\(byte ([0-9]+)\)")
-_AT_LINE = re.compile(r"`\$\[([0-9]+)\]")
-# Syntax only: skipping values without building them is about 7 times cheaper than parsing them.
-_scan_lines = msgspec.json.Decoder(msgspec.Raw).decode_lines
-
-
-def _stopped_at(joined: bytes, error: Exception, lines: int) -> list[int]:
-    """The indices of the lines of ``joined`` to check alone after its parse raised ``error``: the
-    line the error points at, and each line a syntax-only scan of the lines after it stops at; empty
-    if the error points nowhere.
-
-    Pointers, not verdicts: a line pointed at may be fine and an earlier one unclosed (at a line's
-    first value the line before is taken too); the retry checks the lines pointed at alone and the
-    runs between them as pieces, which finds the bad ones either way. Scanning for all of them first
-    spares parsing the lines between them more than once."""
-    found: list[int] = []
-    start = 0  # the byte where the text that ``error`` comes from starts
-    while True:
-        if isinstance(error, UnicodeDecodeError):  # its position is within a string, not ``joined``
-            try:
-                joined[start:].decode("utf-8")
-            except UnicodeDecodeError as utf8:
-                at = start + utf8.start
-            else:
-                break
-        elif (match := _AT_BYTE.search(str(error))) is not None:
-            at = start + int(match[1])
-        else:
-            match = _AT_LINE.search(str(error))
-            if match is not None and not start and int(match[1]) < lines:
-                found.append(int(match[1]))
-            break
-        line = joined.count(b"\n", 0, at)
-        if line >= lines:
-            break
-        line_start = joined.rfind(b"\n", 0, at) + 1
-        # At a line's first value the line before is the likely culprit, an object it did not close:
-        # it is taken, and the scan goes on from the line pointed at, which is taken if it fails too.
-        if line and line - 1 not in found[-1:] and not joined[line_start:at].strip(JSON_WHITESPACE):
-            found.append(line - 1)
-            start = line_start
-        else:
-            found.append(line)
-            start = joined.find(b"\n", at) + 1
-        if not start:
-            break
-        try:
-            _scan_lines(memoryview(joined)[start:])
-        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-            error = exc
-        else:
-            break
-    return found
-
-
-def _split(start: int, end: int, alone: list[int]) -> list[tuple[int, int]]:
-    """The pieces ``[start, end)`` is retried in, the first one last: the units at the offsets
-    ``alone`` one by one and the runs between them, or two halves when ``alone`` is empty."""
-    if not alone:
-        middle = (start + end) // 2
-        return [(middle, end), (start, middle)]
-    pieces, at = [], start
-    for offset in alone:
-        if at < start + offset:
-            pieces.append((at, start + offset))
-        pieces.append((start + offset, start + offset + 1))
-        at = start + offset + 1
-    if at < end:
-        pieces.append((at, end))
-    pieces.reverse()
-    return pieces
-
-
 _OPEN_BRACE, _CLOSE_BRACE = ord("{"), ord("}")
 _first_byte, _last_byte = operator.itemgetter(0), operator.itemgetter(-1)
 
@@ -388,31 +312,6 @@ def _braced(units: list[bytes]) -> bool:
     except IndexError:  # an empty unit
         return False
     return firsts.count(_OPEN_BRACE) == len(units) and lasts.count(_CLOSE_BRACE) == len(units)
-
-
-_NOT_OPEN, _NOT_CLOSE = re.compile(rb"[^{]"), re.compile(rb"[^}]")
-
-
-def _unbraced(units: list[bytes]) -> list[int]:
-    """The indices of the units that are not ``{...}``, whitespace around allowed; the few candidates
-    are found in the units' first and last bytes, in C."""
-    try:
-        firsts, lasts = bytes(map(_first_byte, units)), bytes(map(_last_byte, units))
-    except IndexError:  # an empty unit
-        candidates: Iterable[int] = range(len(units))
-    else:
-        candidates = sorted(
-            {
-                *(m.start() for m in _NOT_OPEN.finditer(firsts)),
-                *(m.start() for m in _NOT_CLOSE.finditer(lasts)),
-            }
-        )
-    unbraced = []
-    for index in candidates:
-        unit = units[index].strip(JSON_WHITESPACE)
-        if unit[:1] != b"{" or unit[-1:] != b"}":
-            unbraced.append(index)
-    return unbraced
 
 
 # Numbers with a fraction or an exponent become Decimals, written back as the same number: a metric
