@@ -4,9 +4,10 @@ Memory grows with the number of groups (windows times dimension values), never w
 records: each block of lines updates its groups' counters (``handlers.group_table``) and is dropped (at
 most ``PENDING_VALUES`` metric values, and one block's, wait, gathered per group, to be summed together).
 
-Numbers are exact (``handlers.exact``): lines are decoded with ``float_hook=Decimal``, so a metric is
-the decimal its literal states and an integer stays an ``int``; sums are taken inside
-``exact.exact_context()``, where a sum that would round raises instead. Aggregates form a commutative
+Numbers are exact (``handlers.exact``): lines are decoded with ``float_hook=Decimal`` (a block with
+``exact.literal``, which raises where it would have to round, sending the block down the line-by-line
+path), so a metric is the decimal its literal states and an integer stays an ``int``; sums are taken
+inside ``exact.exact_context()``, where a sum that would round raises instead. Aggregates form a commutative
 monoid under ``merge`` (counts and sums add, min and max keep), so aggregating files separately and
 merging in any order equals aggregating all records at once, exactly — the property the analytics
 stage's database upsert relies on (tested with hypothesis).

@@ -39,6 +39,16 @@ _CONTEXT = decimal.Context(
     traps=[decimal.Inexact, decimal.Rounded, decimal.Overflow, decimal.InvalidOperation],
 )
 
+_LITERALS = _CONTEXT.copy()  # its own flags: Clamped and Subnormal are raised here, and never trapped
+
+# A JSON number literal's Decimal, msgspec's ``float_hook`` for the processing stage's block path:
+# ``Decimal(text)`` exactly, for every literal whose digits and exponent the exact context holds (every
+# supported metric and more); for the others a decimal signal (ArithmeticError: Inexact, Overflow),
+# never a rounded value, and a zero whose exponent is past the context's range keeps its range's end
+# (the same number). A third cheaper than ``Decimal(text)`` (docs/benchmarks.md), which parses its
+# arguments by keyword and copies the text first.
+literal = _LITERALS.create_decimal
+
 
 class MetricValueError(ValueError):
     """A metric value the pipeline does not take; ``reason`` is the rejection code."""

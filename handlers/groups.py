@@ -235,7 +235,7 @@ class Starts(dict[str, str]):
 class _Layout:
     """The structs a configuration decodes lines into, and how to read their fields."""
 
-    block: msgspec.json.Decoder  # only the configured fields, decoded (``float_hook=Decimal``)
+    block: msgspec.json.Decoder  # only the configured fields, decoded (``float_hook=exact.literal``)
     line: msgspec.json.Decoder  # the same fields as raw JSON, for the line-by-line path
     timestamp: attrgetter  # type: ignore[type-arg]
     dimensions: tuple[attrgetter, ...]  # type: ignore[type-arg]
@@ -263,7 +263,7 @@ def layout(dimensions: tuple[str, ...], metrics: tuple[str, ...]) -> _Layout:
         "RawFields", [(attribute[name], msgspec.Raw, None) for name in names], rename=rename, gc=False
     )
     return _Layout(
-        block=msgspec.json.Decoder(block, float_hook=Decimal),
+        block=msgspec.json.Decoder(block, float_hook=exact.literal),
         line=msgspec.json.Decoder(raw),
         timestamp=attrgetter(attribute["timestamp"]),
         dimensions=tuple(attrgetter(attribute[name]) for name in dimensions),

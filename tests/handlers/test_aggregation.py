@@ -467,6 +467,24 @@ def test_a_line_is_rejected_with_its_reason_in_a_block_and_alone(line: bytes, re
         assert result.counts.records_valid == len(payload.split(b"\n")) - 1
 
 
+def test_numbers_past_the_exact_context_give_the_same_groups_in_a_block_and_alone() -> None:
+    # The block decoder's float_hook (exact.literal) raises where the exact context would round or
+    # overflow, or clamps a zero's exponent; such blocks go line by line, so nothing differs.
+    odd = [
+        b'{"timestamp":"2024-05-01T12:00:00Z","type":1e81,"source":"s","value":0e500}',
+        b'{"timestamp":"2024-05-01T12:00:00Z","type":"t","source":1.' + b"1" * 90 + b',"value":1.5}',
+        b'{"timestamp":"2024-05-01T12:00:00Z","type":1e-150,"source":"s","value":-0.0}',
+    ]
+    good = b'{"timestamp":"2024-05-01T12:00:00Z","type":"t","value":1.25}'
+    lines = [good] * RETRY_LINES + odd + [good] * RETRY_LINES
+    alone: dict[Any, GroupStats] = {}
+    for line in lines:
+        alone = merge(alone, stream(line).groups)
+    result = stream(b"\n".join(lines))
+    assert result.counts.records_valid == len(lines)
+    assert exact_groups(result.groups) == exact_groups(alone)
+
+
 @pytest.mark.parametrize("blank", [b"", b" ", b"\t", b"\r", b" \t\r "])
 def test_blank_lines_are_only_json_whitespace(blank: bytes) -> None:
     result = stream(b'{"timestamp":"2024-05-01T12:00:00Z"}\n' + blank + b"\n")
