@@ -78,19 +78,21 @@ def load_core(path: Path | None) -> ModuleType:
     """Today's ingestion core, or the module at ``path``: an earlier single-module core
     (``git show REV:handlers/ingest.py``), loaded under its own name.
 
-    Today's core is four modules (framing, timestamps, record checks, the driver); it is returned as one
-    namespace holding all their names, as the earlier single module did. A directory ``path`` holds
-    another tree's ``handlers`` package, imported instead of today's."""
+    Today's core is six modules (framing, timestamps, duplicate keys, bad lines, record checks, the
+    driver); it is returned as one namespace holding all their names, as the earlier single module
+    did. A directory ``path`` holds another tree's ``handlers`` package, imported instead of today's."""
     if path is not None and path.is_dir():
         for name in [name for name in sys.modules if name.split(".")[0] == "handlers"]:
             del sys.modules[name]
         sys.path.insert(0, str(path))
         path = None
     if path is None:
-        from handlers import framing, ingestion_core, records, timestamps
-
         core = ModuleType("ingestion_core_view")
-        for module in (framing, timestamps, records, ingestion_core):
+        for name in ("framing", "timestamps", "duplicate_keys", "bad_lines", "records", "ingestion_core"):
+            try:
+                module = importlib.import_module(f"handlers.{name}")
+            except ModuleNotFoundError:  # an earlier tree without it
+                continue
             core.__dict__.update({k: v for k, v in vars(module).items() if not k.startswith("__")})
         return core
     spec = importlib.util.spec_from_file_location("ingest_baseline", path)
