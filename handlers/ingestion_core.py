@@ -1,7 +1,8 @@
 """Ingestion core: a raw object's bytes → validated, normalised records and quarantine entries.
 
 The driver (``ingest``) and the quarantine entries; framing is ``handlers.framing``, record checks
-``handlers.records``, timestamps ``handlers.timestamps``. This docstring states the decisions of all four.
+``handlers.records`` (with ``handlers.duplicate_keys``, and ``handlers.bad_lines`` for the pieces a batch
+with a bad line is retried in), timestamps ``handlers.timestamps``. This docstring states their decisions.
 
 Pure and streaming: the caller passes a ``read(n)`` function over the (possibly gzip) payload and a
 ``Sink`` that receives output lines; nothing here touches boto3, the environment or the clock, and
@@ -45,7 +46,7 @@ Decisions about awkward input, each deliberate:
 * Duplicate keys are ``duplicate_key``: JSON parsers silently keep the last value, so a record with
   two ``value`` fields would be aggregated from half its data. Checked exactly, but only when cheap
   counts over a whole batch (quotes in the input and in the re-encoded records, or key-like tokens
-  against parsed keys) leave room for a duplicate (``_no_duplicate_keys``).
+  against parsed keys) leave room for a duplicate (``duplicate_keys.no_duplicate_keys``).
 * A unit that is not an object is ``not_an_object``; the schema's verdict is ``schema_violation``
   (numbers given as strings fail here: the schema asks for numbers); a timestamp that is not an
   RFC 3339 date-time with an offset, or an epoch out of range, or impossible (Feb 30, hour 24, a leap
