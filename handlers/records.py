@@ -216,14 +216,25 @@ class RecordChecker:
     def _around(
         self, units: list[bytes], records: list[Any], unbraced: list[int]
     ) -> tuple[list[Segment], int] | list[int]:
-        """``_check_piece`` when the units at ``unbraced`` are not ``{...}``: with as many records as
-        units, each unit held one, and an unbraced one is no object: it is rejected as it is, and the
-        runs between are checked with the records parsed already. Else those units go alone."""
+        """``_check_piece`` when the units at ``unbraced`` are not ``{...}``; else those units go alone.
+
+        When each of them parses alone as one value, each unit held one record: the parser is between
+        values at every unit's start (a value cannot go on into a unit starting with ``{`` or with a
+        whole value of its own), so every unit held at least one, and as many records as units leaves
+        one each. Then each unbraced unit is rejected as what it is, no object, and the runs between
+        are checked with the records parsed already. (A unit too deep to parse here goes alone, to be
+        parsed where ``_check_batch`` parses every unit.)"""
         if len(records) != len(units):
             return unbraced
+        values = []
+        for index in unbraced:
+            try:
+                values.append(_decode(units[index]))
+            except _PARSE_ERRORS:
+                return unbraced
         segments: list[Segment] = []
         rejected, at = 0, 0
-        for index in [*unbraced, len(units)]:
+        for index, value in zip([*unbraced, len(units)], [*values, None], strict=True):
             if at < index:
                 run = units[at:index]
                 outcome = self._check_piece(run, records[at:index], b"\n".join(run))
@@ -232,7 +243,7 @@ class RecordChecker:
                 segments += outcome[0]
                 rejected += outcome[1]
             if index < len(units):
-                result = self._parsed(units[index], records[index])
+                result = self._parsed(units[index], value)
                 segments.append(result)
                 rejected += type(result) is Rejection
             at = index + 1

@@ -241,6 +241,47 @@ def test_batches_with_bad_lines_of_every_kind_equal_checking_one_unit_at_a_time(
     assert CHECKER.check_lines(units) == [CHECKER.check(unit) for unit in units]
 
 
+@pytest.mark.parametrize(
+    "units",
+    [
+        [b"[1,", b"2]", b"3 4"],  # two lines that are one value, and one that is two: as many values as lines
+        [b"[", GOOD_LINE, b"]", b"1 2 3"],
+        [b"{}", b'"a"', b"[1,", b"2]", b"true false"],
+    ],
+)
+def test_values_spread_over_lines_that_are_not_objects_are_not_taken_for_one_each(units: list[bytes]) -> None:
+    assert CHECKER.check_lines(units) == [CHECKER.check(unit) for unit in units]
+
+
+# As many values as lines, but not one a line: lines that are parts of one value, as many lines that
+# hold two, and lines that hold one, in any order (the batch parser then gives a value per line).
+single_lines = st.sampled_from([[b"[1]"], [b'"x"'], [b"3"], [b"{}"], [GOOD_LINE]])
+split_lines = st.sampled_from(
+    [[b"[1,", b"2]"], [b'{"a":', b"1}"], [b"[", GOOD_LINE + b"]"], [b"[{},", b"{}]"]]
+)
+double_lines = st.sampled_from([[b"1 2"], [b"[] {}"], [b'"a" ' + GOOD_LINE]])
+as_many_values_as_lines = (
+    st.integers(0, 3)
+    .flatmap(
+        lambda n: st.tuples(
+            st.lists(split_lines, min_size=n, max_size=n),
+            st.lists(double_lines, min_size=n, max_size=n),
+            st.lists(single_lines, min_size=1, max_size=6),
+        )
+    )
+    .flatmap(lambda parts: st.permutations([*parts[0], *parts[1], *parts[2]]))
+    .map(lambda blocks: [line for block in blocks for line in block])
+)
+
+
+@THOROUGH
+@given(as_many_values_as_lines)
+def test_lines_holding_parts_of_values_or_several_equal_checking_one_at_a_time(units: list[bytes]) -> None:
+    # GIVEN lines the batch parser reads as one value each, though some are parts of a value
+    # WHEN checked as one batch THEN every verdict is the one the line gets alone
+    assert CHECKER.check_lines(units) == [CHECKER.check(unit) for unit in units]
+
+
 @pytest.mark.parametrize("bad", [b"{oops", b"[1]", b'{"id":"a","id":"b","timestamp":0,"type":"t"}'])
 def test_a_bad_line_does_not_change_how_deep_its_batch_mates_may_nest(bad: bytes) -> None:
     # GIVEN records nested around the parser's limit, in a batch alone and beside a bad line
