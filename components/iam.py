@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from components.chain import Location, StageNode
-from components.stage_table import Provided, StageDescription
+from components.stage_table import Keys, Provided, StageDescription
 
 _SID = re.compile(r"^[A-Za-z0-9]+$")
 _ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
@@ -216,6 +216,17 @@ def _objects(grants: StageGrants, locations: tuple[Location, ...]) -> tuple[Any,
     return tuple(_join(grants.bucket_arns[loc.bucket], "/" + loc.key_pattern) for loc in locations)
 
 
+def _on_own_output(
+    stage: StageDescription, grants: StageGrants, keys: Keys, sid: str, actions: tuple[str, ...]
+) -> Statement:
+    """More actions on one of the keys `stage` writes; keys it does not write are refused."""
+    if keys not in stage.writes:
+        raise PolicyError(f"stage {stage.name} is granted {sid} on keys it does not write")
+    return Statement(
+        sid=sid, actions=actions, resources=_objects(grants, (Location.of(stage.destination, keys),))
+    )
+
+
 def stage_policy(
     stage: StageDescription, node: StageNode, grants: StageGrants, provided: Provided | None = None
 ) -> PolicyDocument:
@@ -252,26 +263,14 @@ def stage_policy(
         ),
     ]
     if stage.staging is not None:
-        if stage.staging not in stage.writes:
-            raise PolicyError(f"stage {stage.name} stages objects where it does not write")
+        # Writing there is `write_sid`'s; a release copies (GetObject on the source) and deletes.
         statements.append(
-            Statement(
-                sid="ReleaseStagedObjects",
-                # Writing there is `write_sid`'s; a release copies (GetObject on the source) and deletes.
-                actions=("s3:GetObject", "s3:DeleteObject"),
-                resources=_objects(grants, (Location.of(stage.destination, stage.staging),)),
+            _on_own_output(
+                stage, grants, stage.staging, "ReleaseStagedObjects", ("s3:GetObject", "s3:DeleteObject")
             )
         )
     if stage.reads_back is not None:
-        if stage.reads_back not in stage.writes:
-            raise PolicyError(f"stage {stage.name} reads back objects where it does not write")
-        statements.append(
-            Statement(
-                sid="ReadOwnOutput",
-                actions=("s3:GetObject",),
-                resources=_objects(grants, (Location.of(stage.destination, stage.reads_back),)),
-            )
-        )
+        statements.append(_on_own_output(stage, grants, stage.reads_back, "ReadOwnOutput", ("s3:GetObject",)))
     # Without s3:ListBucket, S3 answers a read of a missing (deleted) object with 403 instead of 404, and the
     # runbook would send operators after an IAM problem that does not exist. No condition narrows it: the
     # s3:prefix key is present only in a listing request, so a conditioned grant would not reach GetObject.

@@ -231,7 +231,7 @@ def test_a_stage_reading_back_keys_it_does_not_write_is_refused():
     # GIVEN analytics described as reading back a prefix it never writes
     stage = dataclasses.replace(describe(Stage.ANALYTICS), reads_back=Keys("elsewhere/", ".json"))
     # WHEN its policy is built THEN it is refused rather than granting reads beyond its own output
-    with pytest.raises(PolicyError, match="reads back objects where it does not write"):
+    with pytest.raises(PolicyError, match="is granted ReadOwnOutput on keys it does not write"):
         stage_policy(stage, GRAPH.node(Stage.ANALYTICS), grants())
 
 

@@ -161,6 +161,16 @@ def test_without_a_database_a_part_not_the_newest_reads_nothing_once_the_report_
     assert (left, s3.reads) == ("reported: part 2's document is the newest", 0)
 
 
+def processed_again_in_one_second(aws: Any, monkeypatch: pytest.MonkeyPatch, parts: int) -> tuple[Any, Any]:
+    """Part 1's new document, then part 0's naming ``parts``, stamped in one second; part 1's invocation
+    (the newest by key) reports what it lists meanwhile. Returns part 0's (source, document)."""
+    with monkeypatch.context() as patched:
+        patched.setattr(moto.s3.models, "utcnow", lambda: datetime.datetime(2030, 1, 1, 0, 0, 0, 100000))
+        write_report(aws, put_part(aws, "00AB", 1, None, value=5))
+        patched.setattr(moto.s3.models, "utcnow", lambda: datetime.datetime(2030, 1, 1, 0, 0, 0, 700000))
+        return put_part(aws, "00AB", 0, parts, value=5)
+
+
 def test_without_a_database_a_part_whose_earlier_bytes_are_in_the_report_gathers_again(
     aws: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -168,11 +178,7 @@ def test_without_a_database_a_part_whose_earlier_bytes_are_in_the_report_gathers
     # document first, and its invocation, the newest by key, reported part 0's earlier bytes
     put_part(aws, "00AB", 0, 2)
     write_report(aws, put_part(aws, "00AB", 1, None))
-    with monkeypatch.context() as patched:
-        patched.setattr(moto.s3.models, "utcnow", lambda: datetime.datetime(2030, 1, 1, 0, 0, 0, 100000))
-        write_report(aws, put_part(aws, "00AB", 1, None, value=5))
-        patched.setattr(moto.s3.models, "utcnow", lambda: datetime.datetime(2030, 1, 1, 0, 0, 0, 700000))
-        own = put_part(aws, "00AB", 0, 2, value=5)
+    own = processed_again_in_one_second(aws, monkeypatch, parts=2)
     # WHEN part 0's invocation checks the version
     report = gather(aws, ANALYTICS, own, None, TOP, report=REPORT)
     # THEN it gathers it again, from both parts' current documents
@@ -188,11 +194,7 @@ def test_without_a_database_a_version_cut_into_fewer_parts_than_its_report_names
     put_part(aws, "00AB", 0, 3)
     put_part(aws, "00AB", 1, None)
     write_report(aws, put_part(aws, "00AB", 2, None))
-    with monkeypatch.context() as patched:
-        patched.setattr(moto.s3.models, "utcnow", lambda: datetime.datetime(2030, 1, 1, 0, 0, 0, 100000))
-        write_report(aws, put_part(aws, "00AB", 1, None, value=5))
-        patched.setattr(moto.s3.models, "utcnow", lambda: datetime.datetime(2030, 1, 1, 0, 0, 0, 700000))
-        own = put_part(aws, "00AB", 0, 2, value=5)
+    own = processed_again_in_one_second(aws, monkeypatch, parts=2)
     # WHEN part 0's invocation checks the version
     report = gather(aws, ANALYTICS, own, None, TOP, report=REPORT)
     # THEN it gathers the two parts it names
