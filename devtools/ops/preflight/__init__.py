@@ -8,6 +8,9 @@ would trip over halfway through an apply, and names the config key and the fix w
 - `buckets.<role>`: the bucket name is free. HeadBucket 404: free; 403: another account owns it (the
   `BucketAlreadyExists` that would stop the apply); 200: this account has it (fine if this stack created
   it). A name with `bucketSuffix` (the default) gets a random suffix and is not checked.
+- `adoptBuckets.<role>`: an adopted bucket a stage stages objects in has an enabled lifecycle rule on the
+  staging prefix, with no tag or size filter, that expires them (and their noncurrent versions if the
+  bucket is versioned): the stack declares no lifecycle configuration on an adopted bucket.
 - `stages.<stage>.reservedConcurrency`: the account's concurrency covers the reservations plus the 100 Lambda
   keeps unreserved (GetAccountSettings; this stack's functions' current reservations count as available).
 - `vpc.*`: the subnets exist; their route tables are `vpc.routeTableIds` when it is set (`endpoints`;
@@ -33,8 +36,8 @@ GetAccountSettings, which moto lacks). Nothing here writes.
 
 # This docstring is the command's --help. The package by job: `findings.py` (what a check reports),
 # `checks.py` (the account's buckets, Lambda concurrency, KMS keys, the secret and the topic, the runtime,
-# and `preflight`, every check in order), `network.py` (the VPC), `stack_config.py` (reading the stack's
-# config), `command.py` (the command line).
+# and `preflight`, every check in order), `lifecycle.py` (an adopted bucket's staging rule), `network.py`
+# (the VPC), `stack_config.py` (reading the stack's config), `command.py` (the command line).
 
 from devtools.ops.preflight.checks import (
     RUNTIME_DEPRECATION,
@@ -49,6 +52,7 @@ from devtools.ops.preflight.checks import (
 )
 from devtools.ops.preflight.command import main
 from devtools.ops.preflight.findings import Finding, Findings
+from devtools.ops.preflight.lifecycle import check_adopted_lifecycle, staging_rule
 from devtools.ops.preflight.network import check_network
 from devtools.ops.preflight.stack_config import PROJECT_DIR, load, read_config
 
@@ -58,6 +62,7 @@ __all__ = [
     "UNRESERVED_MINIMUM",
     "Finding",
     "Findings",
+    "check_adopted_lifecycle",
     "check_buckets",
     "check_concurrency",
     "check_database_auth",
@@ -69,4 +74,5 @@ __all__ = [
     "main",
     "preflight",
     "read_config",
+    "staging_rule",
 ]

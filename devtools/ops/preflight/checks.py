@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from components.config import PipelineConfig
 from devtools.ops.preflight.findings import Finding, Findings, error_code
+from devtools.ops.preflight.lifecycle import check_adopted_lifecycle
 from devtools.ops.preflight.network import check_network
 
 # Lambda keeps this much of the account's concurrency unreserved.
@@ -192,6 +193,7 @@ def preflight(
     out = Findings()
     client: Callable[[str], Any] = lambda name: session.client(name, region_name=region)  # noqa: E731
     check_buckets(cfg, client("s3"), out)
+    check_adopted_lifecycle(cfg, client("s3"), out)
     check_concurrency(cfg, client("lambda"), out)
     check_network(cfg, client("ec2"), out)
     check_keys(cfg, client("kms"), region, out)
