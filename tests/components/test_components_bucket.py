@@ -10,12 +10,12 @@ import pytest
 from component_support import BUCKET, bucket_child, child_types
 
 from handlers import contract
-from handlers.contract import Stage
+from handlers.contract import BucketRole, Stage
 
 NOTIFICATION = "aws:s3/bucketNotification:BucketNotification"
 INVOKE_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
 PERMISSION = "aws:lambda/permission:Permission"
-BUCKETS = ("raw", "processed", "analytics")
+BUCKETS = contract.BUCKET_ROLES
 
 BUCKET_CHILDREN = Counter(
     {
@@ -51,14 +51,14 @@ def test_notification_filters_follow_the_chain(dev_stack):
     }
     created = ("s3:ObjectCreated:*",)
     assert targets == {
-        "raw": sorted(
+        BucketRole.RAW: sorted(
             (functions[Stage.INGESTION], contract.INPUT_PREFIX, suffix, created)
             for suffix in contract.INPUT_SUFFIXES
         ),
-        "processed": [
+        BucketRole.PROCESSED: [
             (functions[Stage.PROCESSING], contract.RECORDS_PREFIX, contract.RECORDS_SUFFIX, created)
         ],
-        "analytics": [
+        BucketRole.ANALYTICS: [
             (functions[Stage.ANALYTICS], contract.AGGREGATES_PREFIX, contract.AGGREGATES_SUFFIX, created)
         ],
     }
@@ -68,13 +68,13 @@ def test_custom_prefix_and_suffixes_reach_the_filters_and_the_policy(evaluate):
     # GIVEN another input prefix and two suffixes
     stack = evaluate("dev", {"inputPrefix": "landing/", "inputSuffixes": [".csv.json", ".log"]})
     # THEN the raw notification, the ingestion policy and its environment all use them
-    raw = stack.notifications()["raw"]
+    raw = stack.notifications()[BucketRole.RAW]
     assert sorted((t["prefix"], t["suffix"]) for t in raw) == [
         ("landing/", ".csv.json"),
         ("landing/", ".log"),
     ]
     read = stack.role_policies()[Stage.INGESTION]["Statement"][0]
-    raw_bucket = stack.buckets()["raw"]
+    raw_bucket = stack.buckets()[BucketRole.RAW]
     assert read["Resource"] == [
         f"arn:aws:s3:::{raw_bucket}/landing/*.csv.json",
         f"arn:aws:s3:::{raw_bucket}/landing/*.log",
@@ -86,7 +86,11 @@ def test_custom_prefix_and_suffixes_reach_the_filters_and_the_policy(evaluate):
 def test_each_notification_depends_on_its_lambda_permissions(request, stack_name):
     # GIVEN every notification and the permission of the stage it targets
     stack = request.getfixturevalue(stack_name + "_stack")
-    stage_of_bucket = {"raw": Stage.INGESTION, "processed": Stage.PROCESSING, "analytics": Stage.ANALYTICS}
+    stage_of_bucket = {
+        BucketRole.RAW: Stage.INGESTION,
+        BucketRole.PROCESSED: Stage.PROCESSING,
+        BucketRole.ANALYTICS: Stage.ANALYTICS,
+    }
     names = {v: k for k, v in stack.buckets().items()}
     for notification in stack.by_type(NOTIFICATION):
         stage = stage_of_bucket[names[notification.inputs["bucket"]]]
@@ -115,7 +119,11 @@ def test_each_notification_depends_on_its_lambda_permissions(request, stack_name
 @pytest.mark.parametrize("stack_name", ["dev", "prod"])
 def test_permissions_name_the_source_bucket_and_account(request, stack_name):
     stack = request.getfixturevalue(stack_name + "_stack")
-    source = {Stage.INGESTION: "raw", Stage.PROCESSING: "processed", Stage.ANALYTICS: "analytics"}
+    source = {
+        Stage.INGESTION: BucketRole.RAW,
+        Stage.PROCESSING: BucketRole.PROCESSED,
+        Stage.ANALYTICS: BucketRole.ANALYTICS,
+    }
     buckets = stack.buckets()
     for permission in stack.by_type(PERMISSION):
         stage = permission.parent.rsplit("::", 1)[1]
@@ -168,20 +176,22 @@ def test_prod_buckets_keep_their_security_settings_on_destroy(prod_stack):
 
 
 def test_public_access_is_blocked_by_all_four_flags(dev_stack):
-    block = bucket_child(dev_stack, "raw", "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    block = bucket_child(dev_stack, BucketRole.RAW, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
     flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
     assert {f: block.inputs[f] for f in flags} == dict.fromkeys(flags, True)
 
 
 def test_ownership_is_bucket_owner_enforced(dev_stack):
-    controls = bucket_child(dev_stack, "processed", "aws:s3/bucketOwnershipControls:BucketOwnershipControls")
+    controls = bucket_child(
+        dev_stack, BucketRole.PROCESSED, "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
+    )
     assert controls.inputs["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
 
 
 def test_dev_buckets_use_sse_s3(dev_stack):
     sse = bucket_child(
         dev_stack,
-        "raw",
+        BucketRole.RAW,
         "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
     )
     (rule,) = sse.inputs["rules"]
@@ -211,19 +221,23 @@ def test_versioning_is_on_for_raw_only_by_default(dev_stack):
         ]["status"]
         for role in BUCKETS
     }
-    assert status == {"raw": "Enabled", "processed": "Suspended", "analytics": "Suspended"}
+    assert status == {
+        BucketRole.RAW: "Enabled",
+        BucketRole.PROCESSED: "Suspended",
+        BucketRole.ANALYTICS: "Suspended",
+    }
 
 
 def test_lifecycle_aborts_uploads_and_expires_noncurrent_versions(prod_stack):
     lifecycle = bucket_child(
-        prod_stack, "raw", "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+        prod_stack, BucketRole.RAW, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
     )
     rules = {r["id"]: r for r in lifecycle.inputs["rules"]}
     assert rules["abort-incomplete-multipart-uploads"]["abortIncompleteMultipartUpload"] == {
         "daysAfterInitiation": 7
     }
     assert rules["expire-noncurrent-versions"]["noncurrentVersionExpiration"] == {"noncurrentDays": 90}
-    versioning = bucket_child(prod_stack, "raw", "aws:s3/bucketVersioning:BucketVersioning")
+    versioning = bucket_child(prod_stack, BucketRole.RAW, "aws:s3/bucketVersioning:BucketVersioning")
     assert versioning.urn in lifecycle.depends_on
 
 
@@ -232,16 +246,14 @@ def test_only_the_processed_bucket_expires_what_ingestion_left_staged(request, s
     # GIVEN the evaluated stack (ingestion stages records/ parts in the processed bucket)
     stack = request.getfixturevalue(f"{stack_name}_stack")
     kind = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
-    rules = {
-        role: bucket_child(stack, role, kind).inputs["rules"] for role in ("raw", "processed", "analytics")
-    }
+    rules = {role: bucket_child(stack, role, kind).inputs["rules"] for role in BUCKETS}
     # WHEN the lifecycle rules on a prefix are read
     prefixed = {role: [r for r in found if r["filter"].get("prefix")] for role, found in rules.items()}
     # THEN the processed bucket's staging prefix expires after a day, current and noncurrent versions
     assert prefixed == {
-        "raw": [],
-        "analytics": [],
-        "processed": [
+        BucketRole.RAW: [],
+        BucketRole.ANALYTICS: [],
+        BucketRole.PROCESSED: [
             {
                 "id": "expire-staged-0",
                 "status": "Enabled",
