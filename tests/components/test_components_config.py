@@ -16,40 +16,60 @@ from components.config import (
 from components.stage_table import STAGE_TABLE
 from devtools.harness import Secret, StackEvaluationError
 from handlers import contract
-from handlers.contract import Stage
+from handlers.contract import BucketRole, Stage
 
 BAD_CONFIGS = [
     # (overrides, the key that must be named in full (data-pipeline:<key>), a phrase of the explanation)
-    ({"buckets": {"raw": "a" * 60}}, "buckets.raw", "is 69 characters long; allowed: 3-63"),
-    ({"buckets": {"raw": "Raw_Data"}}, "buckets.raw", "only lowercase letters, digits, hyphens and dots"),
-    ({"bucketSuffix": False, "buckets": {"raw": "192.168.10.20"}}, "buckets.raw", "IP address"),
-    ({"buckets": {"processed": "xn--bucket"}}, "buckets.processed", "reserved prefix 'xn--'"),
     (
-        {"bucketSuffix": False, "buckets": {"analytics": "data-s3alias"}},
-        "buckets.analytics",
+        {"buckets": {BucketRole.RAW: "a" * 60}},
+        f"buckets.{BucketRole.RAW}",
+        "is 69 characters long; allowed: 3-63",
+    ),
+    (
+        {"buckets": {BucketRole.RAW: "Raw_Data"}},
+        f"buckets.{BucketRole.RAW}",
+        "only lowercase letters, digits, hyphens and dots",
+    ),
+    (
+        {"bucketSuffix": False, "buckets": {BucketRole.RAW: "192.168.10.20"}},
+        f"buckets.{BucketRole.RAW}",
+        "IP address",
+    ),
+    (
+        {"buckets": {BucketRole.PROCESSED: "xn--bucket"}},
+        f"buckets.{BucketRole.PROCESSED}",
+        "reserved prefix 'xn--'",
+    ),
+    (
+        {"bucketSuffix": False, "buckets": {BucketRole.ANALYTICS: "data-s3alias"}},
+        f"buckets.{BucketRole.ANALYTICS}",
         "reserved suffix '-s3alias'",
     ),
     ({"bucketSufix": False}, "bucketSufix", "did you mean 'bucketSuffix'?"),
     ({"runtime": "python3.9"}, "runtime", "allowed: python3.12, python3.13"),
     ({"architecture": "arm"}, "architecture", "allowed: x86_64, arm64"),
-    ({"stages": {Stage.INGESTION: {"memoryMb": 64}}}, "stages.ingestion.memoryMb", "allowed: 128-10240"),
+    (
+        {"stages": {Stage.INGESTION: {"memoryMb": 64}}},
+        f"stages.{Stage.INGESTION}.memoryMb",
+        "allowed: 128-10240",
+    ),
     (
         {"stages": {Stage.PROCESSING: {"timeoutSeconds": 901}}},
-        "stages.processing.timeoutSeconds",
+        f"stages.{Stage.PROCESSING}.timeoutSeconds",
         "allowed: 1-900",
     ),
     ({"inputSuffixes": [".json", ".gz", ".jsonl.gz"]}, "inputSuffixes", "'.jsonl.gz' ends with '.gz'"),
     ({"logRetentionDays": 10}, "logRetentionDays", "allowed: 1, 3, 5, 7, 14, 30"),
     (
         {"stages": {Stage.ANALYTICS: {"logRetentionDays": 4}}},
-        "stages.analytics.logRetentionDays",
+        f"stages.{Stage.ANALYTICS}.logRetentionDays",
         "is not allowed",
     ),
     ({"retryAttempts": 3}, "retryAttempts", "allowed: 0-2"),
     ({"maxEventAgeSeconds": 30}, "maxEventAgeSeconds", "allowed: 60-21600"),
     (
         {"stages": {Stage.INGESTION: {"reservedConcurrency": -1}}},
-        "stages.ingestion.reservedConcurrency",
+        f"stages.{Stage.INGESTION}.reservedConcurrency",
         "allowed: >= 0",
     ),
     ({"forceDestroy": "yes"}, "forceDestroy", "is not a boolean"),
@@ -58,12 +78,12 @@ BAD_CONFIGS = [
     ({"aggregation": {"metrics": ["m" * 257]}}, "aggregation.metrics", "at most 256 characters"),
     (
         {"stages": {Stage.INGESTION: {"memoryMB": 1024}}},
-        "stages.ingestion.memoryMB",
+        f"stages.{Stage.INGESTION}.memoryMB",
         "did you mean 'memoryMb'?",
     ),
     (
         {"stages": {Stage.INGESTION: {"ephemeralStorageMb": 256}}},
-        "stages.ingestion.ephemeralStorageMb",
+        f"stages.{Stage.INGESTION}.ephemeralStorageMb",
         "allowed: 512-10240",
     ),
     ({"vpc": {"subnetIds": ["subnet-0a1b2c3d"]}}, "vpc.securityGroupIds", "is required when vpc is set"),
@@ -144,7 +164,7 @@ def test_a_secret_of_the_wrong_shape_is_not_echoed_in_the_error():
 @pytest.mark.parametrize(
     ("key", "value", "hidden"),
     [
-        ("buckets", {"raw": "Secret_Raw_Name"}, "Secret_Raw_Name"),
+        ("buckets", {BucketRole.RAW: "Secret_Raw_Name"}, "Secret_Raw_Name"),
         ("retryAttempts", 7777, "7777"),
         ("inputSuffixes", [".hidden.json", ".json"], "hidden"),
         ("aggregation", {"dimensions": ["hush"], "metrics": ["hush"]}, "hush"),
@@ -223,13 +243,9 @@ def test_max_record_bytes_that_is_not_a_positive_integer_is_refused(value):
 
 def test_defaults_when_nothing_is_set():
     cfg = parse_config({}, project="data-pipeline", stack="dev")
-    assert cfg.bucket_base_names == {
-        "raw": "data-pipeline-dev-raw",
-        "processed": "data-pipeline-dev-processed",
-        "analytics": "data-pipeline-dev-analytics",
-    }
+    assert cfg.bucket_base_names == {role: f"data-pipeline-dev-{role}" for role in contract.BUCKET_ROLES}
     assert (cfg.bucket_suffix, cfg.force_destroy, cfg.retain_buckets_on_delete) == (True, False, True)
-    assert cfg.versioning == {"raw": True, "processed": False, "analytics": False}
+    assert cfg.versioning == {BucketRole.RAW: True, BucketRole.PROCESSED: False, BucketRole.ANALYTICS: False}
     assert (cfg.runtime, cfg.architecture, cfg.retry_attempts, cfg.max_event_age_seconds) == (
         "python3.13",
         "x86_64",
@@ -271,7 +287,10 @@ def test_a_stack_name_too_long_for_function_names_is_refused():
     stack = "feature-" + "x" * 40
     with pytest.raises(ConfigError) as raised:
         parse_config(
-            {"bucketSuffix": False, "buckets": {"raw": "r-1", "processed": "p-1", "analytics": "a-1"}},
+            {
+                "bucketSuffix": False,
+                "buckets": {BucketRole.RAW: "r-1", BucketRole.PROCESSED: "p-1", BucketRole.ANALYTICS: "a-1"},
+            },
             project="data-pipeline",
             stack=stack,
         )
