@@ -18,31 +18,17 @@ from devtools.harness import Secret, StackEvaluationError
 from handlers import contract
 from handlers.contract import BucketRole, Stage
 
+RAW, PROCESSED, ANALYTICS = BucketRole.RAW, BucketRole.PROCESSED, BucketRole.ANALYTICS
+
 BAD_CONFIGS = [
     # (overrides, the key that must be named in full (data-pipeline:<key>), a phrase of the explanation)
+    ({"buckets": {RAW: "a" * 60}}, f"buckets.{RAW}", "is 69 characters long; allowed: 3-63"),
+    ({"buckets": {RAW: "Raw_Data"}}, f"buckets.{RAW}", "only lowercase letters, digits, hyphens and dots"),
+    ({"bucketSuffix": False, "buckets": {RAW: "192.168.10.20"}}, f"buckets.{RAW}", "IP address"),
+    ({"buckets": {PROCESSED: "xn--bucket"}}, f"buckets.{PROCESSED}", "reserved prefix 'xn--'"),
     (
-        {"buckets": {BucketRole.RAW: "a" * 60}},
-        f"buckets.{BucketRole.RAW}",
-        "is 69 characters long; allowed: 3-63",
-    ),
-    (
-        {"buckets": {BucketRole.RAW: "Raw_Data"}},
-        f"buckets.{BucketRole.RAW}",
-        "only lowercase letters, digits, hyphens and dots",
-    ),
-    (
-        {"bucketSuffix": False, "buckets": {BucketRole.RAW: "192.168.10.20"}},
-        f"buckets.{BucketRole.RAW}",
-        "IP address",
-    ),
-    (
-        {"buckets": {BucketRole.PROCESSED: "xn--bucket"}},
-        f"buckets.{BucketRole.PROCESSED}",
-        "reserved prefix 'xn--'",
-    ),
-    (
-        {"bucketSuffix": False, "buckets": {BucketRole.ANALYTICS: "data-s3alias"}},
-        f"buckets.{BucketRole.ANALYTICS}",
+        {"bucketSuffix": False, "buckets": {ANALYTICS: "data-s3alias"}},
+        f"buckets.{ANALYTICS}",
         "reserved suffix '-s3alias'",
     ),
     ({"bucketSufix": False}, "bucketSufix", "did you mean 'bucketSuffix'?"),
@@ -164,7 +150,7 @@ def test_a_secret_of_the_wrong_shape_is_not_echoed_in_the_error():
 @pytest.mark.parametrize(
     ("key", "value", "hidden"),
     [
-        ("buckets", {BucketRole.RAW: "Secret_Raw_Name"}, "Secret_Raw_Name"),
+        ("buckets", {RAW: "Secret_Raw_Name"}, "Secret_Raw_Name"),
         ("retryAttempts", 7777, "7777"),
         ("inputSuffixes", [".hidden.json", ".json"], "hidden"),
         ("aggregation", {"dimensions": ["hush"], "metrics": ["hush"]}, "hush"),
@@ -245,7 +231,7 @@ def test_defaults_when_nothing_is_set():
     cfg = parse_config({}, project="data-pipeline", stack="dev")
     assert cfg.bucket_base_names == {role: f"data-pipeline-dev-{role}" for role in contract.BUCKET_ROLES}
     assert (cfg.bucket_suffix, cfg.force_destroy, cfg.retain_buckets_on_delete) == (True, False, True)
-    assert cfg.versioning == {BucketRole.RAW: True, BucketRole.PROCESSED: False, BucketRole.ANALYTICS: False}
+    assert cfg.versioning == {RAW: True, PROCESSED: False, ANALYTICS: False}
     assert (cfg.runtime, cfg.architecture, cfg.retry_attempts, cfg.max_event_age_seconds) == (
         "python3.13",
         "x86_64",
@@ -287,10 +273,7 @@ def test_a_stack_name_too_long_for_function_names_is_refused():
     stack = "feature-" + "x" * 40
     with pytest.raises(ConfigError) as raised:
         parse_config(
-            {
-                "bucketSuffix": False,
-                "buckets": {BucketRole.RAW: "r-1", BucketRole.PROCESSED: "p-1", BucketRole.ANALYTICS: "a-1"},
-            },
+            {"bucketSuffix": False, "buckets": {RAW: "r-1", PROCESSED: "p-1", ANALYTICS: "a-1"}},
             project="data-pipeline",
             stack=stack,
         )
