@@ -19,7 +19,7 @@ from components.chain import (
 from components.stage_table import Keys
 from devtools.harness import StackEvaluationError
 from handlers import contract
-from handlers.contract import Stage
+from handlers.contract import BucketRole, Stage
 
 
 def test_the_declared_chain_is_loop_free_and_linear():
@@ -36,8 +36,8 @@ def test_quarantine_and_reports_trigger_nothing():
     graph = declared_chain(contract.INPUT_PREFIX, (".json",))
     triggered = [t for node in graph.nodes for t in node.triggers]
     for written in (
-        Location("processed", contract.QUARANTINE_PREFIX, contract.QUARANTINE_SUFFIX),
-        Location("analytics", contract.REPORTS_PREFIX, contract.REPORTS_SUFFIX),
+        Location(BucketRole.PROCESSED, contract.QUARANTINE_PREFIX, contract.QUARANTINE_SUFFIX),
+        Location(BucketRole.ANALYTICS, contract.REPORTS_PREFIX, contract.REPORTS_SUFFIX),
     ):
         assert not any(written.overlaps(t) for t in triggered)
 
@@ -48,8 +48,16 @@ def test_a_stage_writing_where_it_is_triggered_is_a_loop():
         nodes=(
             StageNode(
                 Stage.ANALYTICS,
-                triggers=(Location("analytics", contract.AGGREGATES_PREFIX, contract.AGGREGATES_SUFFIX),),
-                writes=(Location("analytics", f"{contract.AGGREGATES_PREFIX}reports/", ".json"),),
+                triggers=(
+                    Location(BucketRole.ANALYTICS, contract.AGGREGATES_PREFIX, contract.AGGREGATES_SUFFIX),
+                ),
+                writes=(
+                    Location(
+                        BucketRole.ANALYTICS,
+                        contract.AGGREGATES_PREFIX + contract.REPORTS_PREFIX,
+                        contract.REPORTS_SUFFIX,
+                    ),
+                ),
             ),
         )
     )
@@ -66,13 +74,17 @@ def test_a_stage_writing_where_an_earlier_stage_is_triggered_is_a_loop():
         nodes=(
             StageNode(
                 Stage.INGESTION,
-                (Location("raw", contract.INPUT_PREFIX, ".json"),),
-                (Location("processed", contract.RECORDS_PREFIX, contract.RECORDS_SUFFIX),),
+                (Location(BucketRole.RAW, contract.INPUT_PREFIX, ".json"),),
+                (Location(BucketRole.PROCESSED, contract.RECORDS_PREFIX, contract.RECORDS_SUFFIX),),
             ),
             StageNode(
                 Stage.PROCESSING,
-                (Location("processed", contract.RECORDS_PREFIX, contract.RECORDS_SUFFIX),),
-                (Location("processed", f"{contract.RECORDS_PREFIX}rollups/", ".jsonl.gz"),),
+                (Location(BucketRole.PROCESSED, contract.RECORDS_PREFIX, contract.RECORDS_SUFFIX),),
+                (
+                    Location(
+                        BucketRole.PROCESSED, f"{contract.RECORDS_PREFIX}rollups/", contract.RECORDS_SUFFIX
+                    ),
+                ),
             ),
         )
     )
@@ -108,7 +120,10 @@ def test_the_program_checks_the_invariant_before_declaring_resources(evaluate, m
     import components.stage_table as stage_table
 
     broken = tuple(
-        replace(stage, writes=(Keys(f"{contract.AGGREGATES_PREFIX}reports/", ".json"),))
+        replace(
+            stage,
+            writes=(Keys(contract.AGGREGATES_PREFIX + contract.REPORTS_PREFIX, contract.REPORTS_SUFFIX),),
+        )
         if stage.name == Stage.ANALYTICS
         else stage
         for stage in stage_table.STAGE_TABLE
