@@ -8,18 +8,20 @@ from pathlib import Path
 
 from components.migration import MIGRATE_EVENT, revisions_digest
 from handlers import contract
-from handlers.contract import Stage
+from handlers.contract import BucketRole, Stage
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 MIGRATION = "data-pipeline:database:SchemaMigration"
 INVOCATION = "aws:lambda/invocation:Invocation"
-ROLES = ("raw", "processed", "analytics")
+ROLES = contract.BUCKET_ROLES
 
 
 def test_prod_invokes_the_analytics_function_with_the_migrate_event(prod_stack):
     component = prod_stack.get("schema-migration", MIGRATION)
     [invocation] = [r for r in prod_stack.children(component) if r.type == INVOCATION]
-    assert json.loads(invocation["input"]) == MIGRATE_EVENT == {"action": "migrate"}
+    assert (
+        json.loads(invocation["input"]) == MIGRATE_EVENT == {contract.ACTION_FIELD: contract.MIGRATE_ACTION}
+    )
     assert invocation["functionName"] == prod_stack.functions()[Stage.ANALYTICS]["name"]
 
 
@@ -42,7 +44,7 @@ def test_only_the_analytics_bucket_waits_for_the_migration(prod_stack):
         role: invocation.urn in prod_stack.children(component)[0].depends_on
         for role, component in triggers.items()
     }
-    assert waits == {"raw": False, "processed": False, "analytics": True}
+    assert waits == {BucketRole.RAW: False, BucketRole.PROCESSED: False, BucketRole.ANALYTICS: True}
 
 
 def test_a_stack_without_a_database_declares_no_migration(dev_stack):

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from handlers.contract import Stage
+from handlers.contract import BUCKET_ROLES, BucketRole, Stage
 
 RANDOM_ID = "random:index/randomId:RandomId"
 
@@ -15,9 +15,7 @@ def test_all_buckets_carry_the_one_random_suffix(dev_stack):
     (random_id,) = dev_stack.by_type(RANDOM_ID)
     suffix = random_id.outputs["hex"]
     assert re.fullmatch(r"[0-9a-f]{8}", suffix)
-    assert dev_stack.buckets() == {
-        role: f"data-pipeline-dev-{role}-{suffix}" for role in ("raw", "processed", "analytics")
-    }
+    assert dev_stack.buckets() == {role: f"data-pipeline-dev-{role}-{suffix}" for role in BUCKET_ROLES}
 
 
 def test_the_suffix_is_stable_across_config_changes(dev_stack, evaluate):
@@ -25,7 +23,11 @@ def test_the_suffix_is_stable_across_config_changes(dev_stack, evaluate):
     changed = evaluate(
         "dev",
         {
-            "buckets": {"raw": "acme-landing", "processed": "acme-clean", "analytics": "acme-marts"},
+            "buckets": {
+                BucketRole.RAW: "acme-landing",
+                BucketRole.PROCESSED: "acme-clean",
+                BucketRole.ANALYTICS: "acme-marts",
+            },
             "stages": {Stage.INGESTION: {"memoryMb": 2048}},
         },
     )
@@ -37,7 +39,7 @@ def test_the_suffix_is_stable_across_config_changes(dev_stack, evaluate):
         == (before.urn, dict(before.inputs))
         == (before.urn, {"byteLength": 4})
     )
-    assert changed.buckets()["raw"] == f"acme-landing-{after.outputs['hex']}"
+    assert changed.buckets()[BucketRole.RAW] == f"acme-landing-{after.outputs['hex']}"
 
 
 def test_without_suffix_the_base_names_are_used_verbatim(evaluate):
@@ -45,15 +47,11 @@ def test_without_suffix_the_base_names_are_used_verbatim(evaluate):
         "dev",
         {
             "bucketSuffix": False,
-            "buckets": {"raw": "acme-raw", "processed": "acme-processed", "analytics": "acme-analytics"},
+            "buckets": {role: f"acme-{role}" for role in BUCKET_ROLES},
         },
     )
     assert stack.by_type(RANDOM_ID) == []
-    assert stack.buckets() == {
-        "raw": "acme-raw",
-        "processed": "acme-processed",
-        "analytics": "acme-analytics",
-    }
+    assert stack.buckets() == {role: f"acme-{role}" for role in BUCKET_ROLES}
 
 
 @pytest.mark.parametrize("stack_name", ["dev", "prod"])

@@ -49,3 +49,7 @@ def test_the_metric_names_of_each_stage() -> None:
     assert list(contract.STAGE_METRIC_NAMES[Stage.PROCESSING].values()) == records
     assert list(contract.STAGE_METRIC_NAMES[Stage.ANALYTICS].values()) == groups
     assert (contract.OVER_BUDGET_METRIC, contract.STAGE_DIMENSION) == ("ObjectsOverBudget", "Stage")
+
+
+def test_the_migrate_event() -> None:
+    assert contract.MIGRATE_EVENT == {"action": "migrate"}
