@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from handlers import contract
-from handlers.contract import Env, Stage
+from handlers.contract import BucketRole, Env, Stage
 
 # Each stage's own variables, beside the ones every stage has (its name, its destination, the namespace).
 OWN_VARIABLES = {
@@ -27,7 +27,11 @@ OWN_VARIABLES = {
         Env.OVERWRITE_MODE: contract.DEFAULT_OVERWRITE_MODE,
     },
 }
-DESTINATION = {Stage.INGESTION: "processed", Stage.PROCESSING: "analytics", Stage.ANALYTICS: "analytics"}
+DESTINATION = {
+    Stage.INGESTION: BucketRole.PROCESSED,
+    Stage.PROCESSING: BucketRole.ANALYTICS,
+    Stage.ANALYTICS: BucketRole.ANALYTICS,
+}
 
 
 def test_environment_follows_the_architecture_contract(dev_stack):

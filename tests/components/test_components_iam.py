@@ -22,9 +22,17 @@ from components.iam import (
 )
 from components.stage_table import Keys, Provided, describe
 from handlers import contract
-from handlers.contract import STAGES, Stage
+from handlers.contract import STAGES, BucketRole, Stage
 
-ARN = {"raw": "arn:aws:s3:::r", "processed": "arn:aws:s3:::p", "analytics": "arn:aws:s3:::a"}
+ARN = {
+    BucketRole.RAW: "arn:aws:s3:::r",
+    BucketRole.PROCESSED: "arn:aws:s3:::p",
+    BucketRole.ANALYTICS: "arn:aws:s3:::a",
+}
+# Each stage's keys in the bucket ARNs above, as the policies name them.
+RECORDS_OBJECTS = f"arn:aws:s3:::p/{contract.RECORDS_PREFIX}*{contract.RECORDS_SUFFIX}"
+AGGREGATES_OBJECTS = f"arn:aws:s3:::a/{contract.AGGREGATES_PREFIX}*{contract.AGGREGATES_SUFFIX}"
+REPORTS_OBJECTS = f"arn:aws:s3:::a/{contract.REPORTS_PREFIX}*{contract.REPORTS_SUFFIX}"
 GRAPH = declared_chain(contract.INPUT_PREFIX, (".json", ".gz"))
 LOGS = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/f"
 QUEUE = "arn:aws:sqs:eu-west-1:123456789012:f-failures"
@@ -98,15 +106,18 @@ def test_ingestion_policy_is_exact():
             "Sid": "ReadRawInput",
             "Effect": "Allow",
             "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-            "Resource": ["arn:aws:s3:::r/incoming/*.json", "arn:aws:s3:::r/incoming/*.gz"],
+            "Resource": [
+                f"arn:aws:s3:::r/{contract.INPUT_PREFIX}*.json",
+                f"arn:aws:s3:::r/{contract.INPUT_PREFIX}*.gz",
+            ],
         },
         {
             "Sid": "WriteProcessedRecords",
             "Effect": "Allow",
             "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
             "Resource": [
-                "arn:aws:s3:::p/records/*.jsonl.gz",
-                "arn:aws:s3:::p/quarantine/*.jsonl",
+                RECORDS_OBJECTS,
+                f"arn:aws:s3:::p/{contract.QUARANTINE_PREFIX}*{contract.QUARANTINE_SUFFIX}",
                 f"arn:aws:s3:::p/{contract.STAGING_PREFIX}*",
             ],
         },
@@ -149,8 +160,8 @@ def test_processing_policy_is_exact():
         "WriteAnalyticsAggregates",
         *EVERY_STAGE_SIDS,
     ]
-    assert statements["ReadProcessedRecords"]["Resource"] == ["arn:aws:s3:::p/records/*.jsonl.gz"]
-    assert statements["WriteAnalyticsAggregates"]["Resource"] == ["arn:aws:s3:::a/aggregates/*.json"]
+    assert statements["ReadProcessedRecords"]["Resource"] == [RECORDS_OBJECTS]
+    assert statements["WriteAnalyticsAggregates"]["Resource"] == [AGGREGATES_OBJECTS]
     # one PUT per object: no multipart upload to abort
     assert statements["WriteAnalyticsAggregates"]["Action"] == ["s3:PutObject"]
 
@@ -184,12 +195,12 @@ def test_analytics_policy_adds_only_the_secret_topic_and_network_it_uses():
         "ManageNetworkInterfaces",
         "DescribeVpcNetwork",
     ]
-    assert statements["ReadAnalyticsAggregates"]["Resource"] == ["arn:aws:s3:::a/aggregates/*.json"]
-    assert statements["WriteAnalyticsReports"]["Resource"] == ["arn:aws:s3:::a/reports/*.json"]
+    assert statements["ReadAnalyticsAggregates"]["Resource"] == [AGGREGATES_OBJECTS]
+    assert statements["WriteAnalyticsReports"]["Resource"] == [REPORTS_OBJECTS]
     assert statements["WriteAnalyticsReports"]["Action"] == ["s3:PutObject"]
     # a version's report is read back to tell whether it holds the invoking part's current document
     assert statements["ReadOwnOutput"]["Action"] == ["s3:GetObject"]
-    assert statements["ReadOwnOutput"]["Resource"] == ["arn:aws:s3:::a/reports/*.json"]
+    assert statements["ReadOwnOutput"]["Resource"] == [REPORTS_OBJECTS]
     assert statements["UseDataKey"] == {
         "Sid": "UseDataKey",
         "Effect": "Allow",
@@ -283,9 +294,9 @@ def test_no_stage_may_read_or_write_another_stage_s_input(request, stack_name):
     stack = request.getfixturevalue(stack_name + "_stack")
     buckets = stack.buckets()
     triggers = {
-        Stage.INGESTION: [f"arn:aws:s3:::{buckets['raw']}/incoming/*"],
-        Stage.PROCESSING: [f"arn:aws:s3:::{buckets['processed']}/records/*"],
-        Stage.ANALYTICS: [f"arn:aws:s3:::{buckets['analytics']}/aggregates/*"],
+        Stage.INGESTION: [f"arn:aws:s3:::{buckets[BucketRole.RAW]}/{contract.INPUT_PREFIX}*"],
+        Stage.PROCESSING: [f"arn:aws:s3:::{buckets[BucketRole.PROCESSED]}/{contract.RECORDS_PREFIX}*"],
+        Stage.ANALYTICS: [f"arn:aws:s3:::{buckets[BucketRole.ANALYTICS]}/{contract.AGGREGATES_PREFIX}*"],
     }
     policies = stack.role_policies()
     for stage, doc in policies.items():

@@ -14,9 +14,7 @@ from component_support import stage_child
 
 from devtools.harness import StackEvaluationError, evaluate_stack
 from handlers import contract
-from handlers.contract import STAGES, Stage
-
-BUCKETS = ("raw", "processed", "analytics")
+from handlers.contract import BUCKET_ROLES, STAGES, BucketRole, Stage
 
 
 def test_dev_stack_declares_no_database_secret_and_one_notification_per_bucket(dev_stack):
@@ -100,8 +98,9 @@ def test_database_url_becomes_a_stack_owned_secret_kept_secret(evaluate):
 def test_outputs_name_every_bucket_function_queue_and_the_layer(dev_stack):
     out = dev_stack.outputs
     assert set(out) >= {"buckets", "stages", "layerArn", "alarmTopicArn", "dashboardName"}
-    assert set(out["buckets"]) == set(BUCKETS)
-    assert out["buckets"]["raw"]["arn"] == f"arn:aws:s3:::{out['buckets']['raw']['name']}"
+    assert set(out["buckets"]) == set(BUCKET_ROLES)
+    raw = out["buckets"][BucketRole.RAW]
+    assert raw["arn"] == f"arn:aws:s3:::{raw['name']}"
     for stage in STAGES:
         queue = stage_child(dev_stack, stage, "aws:sqs/queue:Queue")
         function = stage_child(dev_stack, stage, "aws:lambda/function:Function")

@@ -13,7 +13,7 @@ from components.config import KEPT_SECRET_KEYS, ConfigError, parse_config
 from devtools.harness import Secret, StackEvaluationError
 from devtools.harness.declared import is_secret, plain
 from handlers import contract
-from handlers.contract import Stage
+from handlers.contract import BucketRole, Stage
 
 TOPIC = "arn:aws:sns:eu-west-1:111122223333:data-pipeline-dev-summaries"
 SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:data-pipeline/dev/database-AbCdEf"
@@ -82,7 +82,7 @@ def test_without_secret_nothing_is_wrapped(prod_stack):
 @pytest.mark.parametrize(
     ("key", "value", "reason"),
     [
-        ("buckets", {"raw": "my-raw"}, "bucket names are public"),
+        ("buckets", {BucketRole.RAW: "my-raw"}, "bucket names are public"),
         (
             "kmsKeyArn",
             "arn:aws:kms:eu-west-1:111122223333:key/0f6d1c6e-3b5a-4c2e-9d8f-7a1b2c3d4e5f",
@@ -104,7 +104,7 @@ def test_a_key_the_stack_cannot_keep_secret_is_refused_with_secret(key, value, r
 
 def test_the_program_refuses_it_too(evaluate):
     with pytest.raises(StackEvaluationError, match="data-pipeline:buckets: is set with --secret"):
-        evaluate("dev", {"buckets": Secret({"raw": "my-raw-data"})})
+        evaluate("dev", {"buckets": Secret({BucketRole.RAW: "my-raw-data"})})
 
 
 def test_the_kept_keys_parse_as_secrets():

@@ -21,10 +21,14 @@ from components.stage_table import (
     describe,
 )
 from handlers import contract
-from handlers.contract import PLANNING_RATES, Stage
+from handlers.contract import PLANNING_RATES, BucketRole, Stage
 from handlers.deadline import largest_object
 
-ARN = {"raw": "arn:aws:s3:::r", "processed": "arn:aws:s3:::p", "analytics": "arn:aws:s3:::a"}
+ARN = {
+    BucketRole.RAW: "arn:aws:s3:::r",
+    BucketRole.PROCESSED: "arn:aws:s3:::p",
+    BucketRole.ANALYTICS: "arn:aws:s3:::a",
+}
 SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf"
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:summaries"
 EVERYTHING = Provided(

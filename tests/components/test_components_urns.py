@@ -16,6 +16,7 @@ import pytest
 from urn_support import VARIANTS, fixture_path, make_urn, match_old_state
 
 from devtools.harness import DeclaredStack, Secret
+from handlers.contract import BUCKET_ROLES
 
 PROJECT = "data-pipeline"
 PIPELINE = "data-pipeline:pipeline:DataPipeline"
@@ -92,7 +93,7 @@ def test_each_component_under_the_pipeline_names_its_old_root_level_place(dev_st
     # GIVEN the components DataPipeline declares
     [pipeline] = dev_stack.by_type(PIPELINE)
     children = dev_stack.children(pipeline)
-    assert {r.name for r in children} >= {"raw", "processed", "analytics", "shared-layer", "observability"}
+    assert {r.name for r in children} >= {*BUCKET_ROLES, "shared-layer", "observability"}
     # THEN each one's RegisterResource carried exactly the alias "no parent" (the root stack), which its own
     # children inherit
     for child in children:
