@@ -9,7 +9,7 @@ import pytest
 from pipeline_rules import UNKNOWN, Resource
 
 from handlers import contract
-from handlers.contract import Stage
+from handlers.contract import BUCKET_ROLES, BucketRole, Stage
 
 TODAY = dt.date(2026, 11, 25)
 
@@ -48,24 +48,24 @@ def tls_policy(bucket_name: str) -> str:
 STAGES = {
     # stage: (source bucket, trigger prefix, destination bucket, env of written prefixes)
     Stage.INGESTION: (
-        "raw",
+        BucketRole.RAW,
         contract.INPUT_PREFIX,
-        "processed",
+        BucketRole.PROCESSED,
         {
             contract.Env.RECORDS_PREFIX: contract.RECORDS_PREFIX,
             contract.Env.QUARANTINE_PREFIX: contract.QUARANTINE_PREFIX,
         },
     ),
     Stage.PROCESSING: (
-        "processed",
+        BucketRole.PROCESSED,
         contract.RECORDS_PREFIX,
-        "analytics",
+        BucketRole.ANALYTICS,
         {contract.Env.AGGREGATES_PREFIX: contract.AGGREGATES_PREFIX},
     ),
     Stage.ANALYTICS: (
-        "analytics",
+        BucketRole.ANALYTICS,
         contract.AGGREGATES_PREFIX,
-        "analytics",
+        BucketRole.ANALYTICS,
         {contract.Env.REPORTS_PREFIX: contract.REPORTS_PREFIX},
     ),
 }
@@ -94,7 +94,7 @@ def function(stage: str, dest: Resource, prefixes: dict[str, str]) -> Resource:
 
 
 def compliant_stack() -> list[Resource]:
-    buckets = {n: bucket(n) for n in ("raw", "processed", "analytics")}
+    buckets = {n: bucket(n) for n in BUCKET_ROLES}
     resources = list(buckets.values())
     for n, b in buckets.items():
         flags = dict.fromkeys(rules.PUBLIC_ACCESS_FLAGS, True)
@@ -177,27 +177,27 @@ def test_compliant_stack_passes_every_rule():
 
 
 def test_bucket_without_public_access_block_is_reported():
-    stack = without(compliant_stack(), "processed-pab")
+    stack = without(compliant_stack(), f"{BucketRole.PROCESSED}-pab")
     violations = rules.check_buckets_block_public_access(stack)
     assert messages(violations) == ["bucket processed has no BucketPublicAccessBlock"]
-    assert violations[0].urn == urn(rules.BUCKET, "processed")
+    assert violations[0].urn == urn(rules.BUCKET, BucketRole.PROCESSED)
 
 
 def test_public_access_block_with_a_flag_off_is_reported():
-    stack = replace(compliant_stack(), "raw-pab", restrictPublicBuckets=False)
+    stack = replace(compliant_stack(), f"{BucketRole.RAW}-pab", restrictPublicBuckets=False)
     violations = rules.check_buckets_block_public_access(stack)
     assert messages(violations) == ["bucket raw: public access block leaves restrictPublicBuckets off"]
 
 
 def test_bucket_without_encryption_is_reported():
-    stack = without(compliant_stack(), "analytics-sse")
+    stack = without(compliant_stack(), f"{BucketRole.ANALYTICS}-sse")
     assert messages(rules.check_buckets_encrypted(stack)) == [
         "bucket analytics has no BucketServerSideEncryptionConfiguration"
     ]
 
 
 def test_encryption_without_default_algorithm_is_reported():
-    stack = replace(compliant_stack(), "raw-sse", rules=[{"bucketKeyEnabled": True}])
+    stack = replace(compliant_stack(), f"{BucketRole.RAW}-sse", rules=[{"bucketKeyEnabled": True}])
     assert messages(rules.check_buckets_encrypted(stack)) == [
         "bucket raw: encryption configuration sets no default algorithm"
     ]
@@ -207,12 +207,12 @@ def test_kms_encryption_passes():
     sse = [
         {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": "arn:aws:kms:k"}}
     ]
-    stack = replace(compliant_stack(), "raw-sse", rules=sse)
+    stack = replace(compliant_stack(), f"{BucketRole.RAW}-sse", rules=sse)
     assert rules.check_buckets_encrypted(stack) == []
 
 
 def test_bucket_without_tls_policy_is_reported():
-    stack = without(compliant_stack(), "raw-policy")
+    stack = without(compliant_stack(), f"{BucketRole.RAW}-policy")
     assert len(rules.check_buckets_deny_insecure_transport(stack)) == 1
 
 
@@ -227,11 +227,11 @@ def test_bucket_without_tls_policy_is_reported():
     ids=["allow", "secure-true", "one-action", "one-principal"],
 )
 def test_tls_statement_that_does_not_deny_everything_insecure_is_reported(mutation):
-    document = json.loads(tls_policy("raw-1a2b3c4d"))
+    document = json.loads(tls_policy(f"{BucketRole.RAW}-1a2b3c4d"))
     document["Statement"][0].update(mutation)
-    stack = replace(compliant_stack(), "raw-policy", policy=json.dumps(document))
+    stack = replace(compliant_stack(), f"{BucketRole.RAW}-policy", policy=json.dumps(document))
     violations = rules.check_buckets_deny_insecure_transport(stack)
-    assert [v.urn for v in violations] == [urn(rules.BUCKET, "raw")]
+    assert [v.urn for v in violations] == [urn(rules.BUCKET, BucketRole.RAW)]
 
 
 def test_wildcard_action_in_role_policy_is_reported():
@@ -340,13 +340,13 @@ def test_notification_on_a_prefix_the_function_writes_is_reported():
     stack = compliant_stack()
     fn = next(r for r in stack if r.name == f"{Stage.ANALYTICS}-fn")
     entry = {"lambdaFunctionArn": fn.props["arn"], "events": ["s3:ObjectCreated:*"], "filterPrefix": ""}
-    stack = replace(stack, "analytics-notification", lambdaFunctions=[entry])
+    stack = replace(stack, f"{BucketRole.ANALYTICS}-notification", lambdaFunctions=[entry])
     # WHEN the loop rule runs
     violations = rules.check_no_self_trigger(stack)
     # THEN the notification is reported, naming the prefix written
     assert len(violations) == 1
-    assert "'reports/'" in violations[0].message
-    assert violations[0].urn == urn(rules.NOTIFICATION, "analytics")
+    assert f"'{contract.REPORTS_PREFIX}'" in violations[0].message
+    assert violations[0].urn == urn(rules.NOTIFICATION, BucketRole.ANALYTICS)
 
 
 def test_notification_on_a_prefix_of_another_bucket_is_not_a_loop():
@@ -357,10 +357,10 @@ def test_notification_on_a_prefix_of_another_bucket_is_not_a_loop():
 
 def test_property_dependencies_link_resources_whose_names_are_unknown():
     # GIVEN a preview: names unknown, but the engine's property dependencies say what refers to what
-    raw = Resource(rules.BUCKET, "raw", "urn:raw", {"bucket": UNKNOWN})
+    raw = Resource(rules.BUCKET, BucketRole.RAW, "urn:raw", {"bucket": UNKNOWN})
     pab = Resource(
         rules.PUBLIC_ACCESS_BLOCK,
-        "raw-pab",
+        f"{BucketRole.RAW}-pab",
         "urn:pab",
         {"bucket": UNKNOWN, **dict.fromkeys(rules.PUBLIC_ACCESS_FLAGS, True)},
         deps={"bucket": ("urn:raw",)},
@@ -374,7 +374,7 @@ def test_property_dependencies_link_resources_whose_names_are_unknown():
 
 def preview_chain(trigger: dict[str, object]) -> list[Resource]:
     """A preview of the analytics stage: names, ARN and DEST_BUCKET unknown, only dependencies known."""
-    bucket = Resource(rules.BUCKET, "analytics", "urn:bucket", {"bucket": UNKNOWN})
+    bucket = Resource(rules.BUCKET, BucketRole.ANALYTICS, "urn:bucket", {"bucket": UNKNOWN})
     fn = Resource(
         rules.FUNCTION,
         f"{Stage.ANALYTICS}-fn",
@@ -392,7 +392,7 @@ def preview_chain(trigger: dict[str, object]) -> list[Resource]:
     )
     notification = Resource(
         rules.NOTIFICATION,
-        "analytics-notification",
+        f"{BucketRole.ANALYTICS}-notification",
         "urn:n",
         {"bucket": UNKNOWN, "lambdaFunctions": [{"lambdaFunctionArn": UNKNOWN, **trigger}]},
         deps={"bucket": ("urn:bucket",), "lambdaFunctions": ("urn:fn",)},
@@ -406,7 +406,7 @@ def test_loop_is_found_during_preview_through_property_dependencies():
     # WHEN the loop rule runs THEN the loop is reported as a definite violation
     [violation] = rules.check_no_self_trigger(stack)
     assert not violation.undetermined
-    assert "'reports/'" in violation.message
+    assert f"'{contract.REPORTS_PREFIX}'" in violation.message
 
 
 def test_preview_of_the_real_chain_shape_reports_no_loop():
@@ -422,8 +422,10 @@ def test_policy_that_is_not_json_is_reported_as_such():
 
 
 def test_bucket_policy_that_is_not_json_has_no_tls_deny():
-    stack = replace(compliant_stack(), "raw-policy", policy="{not json")
-    assert [v.urn for v in rules.check_buckets_deny_insecure_transport(stack)] == [urn(rules.BUCKET, "raw")]
+    stack = replace(compliant_stack(), f"{BucketRole.RAW}-policy", policy="{not json")
+    assert [v.urn for v in rules.check_buckets_deny_insecure_transport(stack)] == [
+        urn(rules.BUCKET, BucketRole.RAW)
+    ]
 
 
 def test_a_notification_on_the_staging_prefix_of_the_records_bucket_is_reported():
@@ -431,12 +433,12 @@ def test_a_notification_on_the_staging_prefix_of_the_records_bucket_is_reported(
     stack = compliant_stack()
     fn = next(r for r in stack if r.name == f"{Stage.PROCESSING}-fn")
     entry = {"lambdaFunctionArn": fn.props["arn"], "events": ["s3:ObjectCreated:*"], "filterPrefix": ""}
-    stack = replace(stack, "processed-notification", lambdaFunctions=[entry])
+    stack = replace(stack, f"{BucketRole.PROCESSED}-notification", lambdaFunctions=[entry])
     # WHEN the staging rule runs
     [violation] = rules.check_staging_triggers_nothing(stack)
     # THEN the notification is reported, naming the staging prefix
     assert f"'{contract.STAGING_PREFIX}'" in violation.message
-    assert violation.urn == urn(rules.NOTIFICATION, "processed")
+    assert violation.urn == urn(rules.NOTIFICATION, BucketRole.PROCESSED)
     assert not violation.undetermined
 
 
