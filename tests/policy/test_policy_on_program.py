@@ -124,4 +124,4 @@ def test_a_notification_widened_to_every_key_of_a_bucket_its_function_writes_is_
     violations = rules.check_no_self_trigger(changed(dev, notification, lambdaFunctions=entries))
     # THEN the loop through reports/ is reported
     assert violations
-    assert all("'reports/'" in v.message for v in violations)
+    assert all(f"'{contract.REPORTS_PREFIX}'" in v.message for v in violations)

@@ -16,6 +16,8 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
+from handlers.contract import BucketRole
+
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policy"
 
 # Run as the CLI would, minus the gRPC server, which only starts under the name "__main__".
@@ -52,18 +54,20 @@ def test_pack_declares_every_policy_of_the_brief():
 
 def test_preview_bucket_linked_by_dependency_is_checked_through_the_proxies():
     # GIVEN a preview where the bucket's name is unknown and its public access block leaves a flag off
-    bucket = engine_resource("aws:s3/bucket:Bucket", "raw", {"bucket": UNKNOWN_STRING_VALUE})
+    bucket = engine_resource("aws:s3/bucket:Bucket", BucketRole.RAW, {"bucket": UNKNOWN_STRING_VALUE})
     flags = {"blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True}
     pab = engine_resource(
         "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
-        "raw-pab",
+        f"{BucketRole.RAW}-pab",
         {"bucket": UNKNOWN_STRING_VALUE, **flags, "restrictPublicBuckets": False},
-        {"bucket": ["urn:raw"]},
+        {"bucket": [f"urn:{BucketRole.RAW}"]},
     )
     # WHEN the stack policy runs
     reported = run(POLICIES["s3-bucket-public-access-blocked"], stack_args(bucket, pab))
     # THEN the violation is reported against the bucket
-    assert reported == [("bucket raw: public access block leaves restrictPublicBuckets off", "urn:raw")]
+    assert reported == [
+        ("bucket raw: public access block leaves restrictPublicBuckets off", f"urn:{BucketRole.RAW}")
+    ]
 
 
 def test_unknown_value_becomes_the_sdks_cannot_run_during_preview():
