@@ -13,7 +13,7 @@ from moto import mock_aws
 
 from components.config import parse_config
 from devtools.ops import preflight as pf
-from handlers.contract import Stage
+from handlers.contract import BucketRole, Stage
 
 REGION = "eu-west-1"
 TODAY = dt.date(2026, 12, 3)
@@ -82,19 +82,26 @@ def test_bucket_names_free_owned_or_taken_by_another_account(aws):
     )
     cfg = config(
         bucketSuffix=False,
-        buckets={"raw": "pipeline-raw", "processed": "pipeline-processed", "analytics": "pipeline-analytics"},
+        buckets={
+            BucketRole.RAW: "pipeline-raw",
+            BucketRole.PROCESSED: "pipeline-processed",
+            BucketRole.ANALYTICS: "pipeline-analytics",
+        },
     )
     s3 = boto3.client("s3", region_name=REGION)
     out = pf.Findings()
     pf.check_buckets(cfg, s3, out)
     by_key = {f.key: f for f in out}
-    assert by_key["data-pipeline:buckets.raw"].ok
-    assert "exists in this account" in by_key["data-pipeline:buckets.raw"].message
-    assert by_key["data-pipeline:buckets.processed"].message == "pipeline-processed: free"
+    assert by_key[f"data-pipeline:buckets.{BucketRole.RAW}"].ok
+    assert "exists in this account" in by_key[f"data-pipeline:buckets.{BucketRole.RAW}"].message
+    assert by_key[f"data-pipeline:buckets.{BucketRole.PROCESSED}"].message == "pipeline-processed: free"
 
 
 def test_a_name_another_account_owns_fails_with_the_fix():
-    cfg = config(bucketSuffix=False, buckets={"raw": "taken-raw", "processed": "p-1", "analytics": "a-1"})
+    cfg = config(
+        bucketSuffix=False,
+        buckets={BucketRole.RAW: "taken-raw", BucketRole.PROCESSED: "p-1", BucketRole.ANALYTICS: "a-1"},
+    )
     s3 = boto3.client("s3", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
     stub = Stubber(s3)
     stub.add_client_error("head_bucket", "403", http_status_code=403, expected_params={"Bucket": "taken-raw"})
@@ -102,11 +109,11 @@ def test_a_name_another_account_owns_fails_with_the_fix():
     stub.add_client_error("head_bucket", "404", http_status_code=404)
     stub.activate()
     out = findings_of(pf.check_buckets, cfg, s3)
-    (message,) = failures(out, "buckets.raw")
+    (message,) = failures(out, f"buckets.{BucketRole.RAW}")
     assert "another AWS account owns this name" in message
     assert "BucketAlreadyExists" in message
     assert "pulumi config set --path buckets.raw" in message
-    assert not failures(out, "buckets.processed")
+    assert not failures(out, f"buckets.{BucketRole.PROCESSED}")
 
 
 def test_suffixed_names_are_not_checked():
