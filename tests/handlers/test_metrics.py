@@ -56,7 +56,7 @@ def test_log_invocation_writes_one_json_line_with_over_budget() -> None:
     assert (document[OVER_BUDGET_METRIC], document["x"], document[contract.STAGE_DIMENSION]) == (
         1,
         1,
-        "analytics",
+        Stage.ANALYTICS,
     )
 
 

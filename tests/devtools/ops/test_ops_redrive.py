@@ -152,7 +152,7 @@ def test_dry_run_reports_each_events_objects_error_age_and_receives(sqs, queue_u
     # THEN its report names the object and version, the last error, its age and every receive so far
     [report] = result.messages
     assert (report.objects, report.error, report.age_seconds, report.receives) == (
-        ("raw/incoming/a b+c.json@v1",),
+        (f"raw/{contract.INPUT_PREFIX}a b+c.json@v1",),
         "TransientError: boom",
         7500,
         3,
