@@ -13,7 +13,7 @@ from devtools.localrun.graph import pipeline_spec
 from devtools.localrun.preflight import preflight
 from devtools.localrun.spec import NotificationSpec, PipelineSpec
 from handlers import contract
-from handlers.contract import STAGES, Stage
+from handlers.contract import STAGES, BucketRole, Stage
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_spec_holds_the_three_stages_in_chain_order_with_their_handlers(spec: Pi
 
 
 def test_spec_uploads_go_to_the_raw_bucket_under_the_input_prefix(spec: PipelineSpec) -> None:
-    assert spec.input_bucket == spec.bucket("raw").name
+    assert spec.input_bucket == spec.bucket(BucketRole.RAW).name
     assert spec.input_prefix == contract.INPUT_PREFIX
 
 
@@ -48,13 +48,13 @@ def test_a_notification_without_an_invoke_permission_is_refused(spec: PipelineSp
     processing = replace(spec.stage(Stage.PROCESSING), s3_invoke_sources=())
     # THEN the check names the bucket and the function, as S3 would refuse the notification
     [problem] = preflight(spec.with_stage(processing))
-    assert spec.bucket("processed").name in problem
+    assert spec.bucket(BucketRole.PROCESSED).name in problem
     assert processing.function_name in problem
     assert "Unable to validate the following destination configurations" in problem
 
 
 def test_overlapping_notifications_on_one_bucket_are_refused(spec: PipelineSpec) -> None:
-    raw = spec.bucket("raw")
+    raw = spec.bucket(BucketRole.RAW)
     first = raw.notifications[0]
     overlapping = NotificationSpec(first.function_arn, first.events, prefix="", suffix=first.suffix)
     buckets = tuple(

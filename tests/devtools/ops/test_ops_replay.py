@@ -22,7 +22,7 @@ from handlers import analytics_handler as analytics
 from handlers import contract, database
 from handlers import ingestion_handler as ingestion
 from handlers import processing_handler as processing
-from handlers.contract import Stage
+from handlers.contract import BucketRole, Stage
 from handlers.events import object_refs, order_key
 
 REGION = "us-east-1"
@@ -535,7 +535,10 @@ def test_resolve_target_reads_the_function_and_caps_by_its_reservation() -> None
         def get_function_concurrency(self, FunctionName: str) -> dict[str, Any]:
             return {"ReservedConcurrentExecutions": 2}
 
-    outputs = {"stages": {Stage.INGESTION: {"functionName": "fn"}}, "buckets": {"raw": {"name": RAW}}}
+    outputs = {
+        "stages": {Stage.INGESTION: {"functionName": "fn"}},
+        "buckets": {BucketRole.RAW: {"name": RAW}},
+    }
     target = rp.resolve_target(outputs, Stage.INGESTION, FakeLambda(), "eu-west-1")
     assert (target.bucket, target.prefix, target.dest_bucket, target.reserved_concurrency) == (
         RAW,
@@ -678,7 +681,7 @@ def test_main_wires_the_stack_outputs_the_function_and_s3(
         json.dumps(
             {
                 "stages": {Stage.INGESTION: {"functionName": "dev-ingestion"}},
-                "buckets": {"raw": {"name": RAW}},
+                "buckets": {BucketRole.RAW: {"name": RAW}},
             }
         )
     )
