@@ -20,7 +20,7 @@ from devtools.localrun.errors import LocalRunError
 from devtools.localrun.results import RunResult
 from devtools.localrun.spec import PipelineSpec
 from handlers import contract
-from handlers.contract import Stage
+from handlers.contract import BUCKET_ROLES, Stage
 
 Run = Callable[..., RunResult]
 pytestmark = pytest.mark.network  # the real layer is built from PyPI unless .build/layers already holds it
@@ -124,7 +124,7 @@ def test_key_with_spaces_plus_and_unicode_goes_through_every_stage(
 ) -> None:
     # GIVEN a sample whose key has spaces, '+' and non-ASCII letters
     assert ODD_KEY in input_files(SAMPLES)
-    raw, processed, analytics = (dev_spec.bucket(name).name for name in ("raw", "processed", "analytics"))
+    raw, processed, analytics = (dev_spec.bucket(role).name for role in BUCKET_ROLES)
     # THEN each stage wrote its output under the same relative key
     assert f"{contract.INPUT_PREFIX}{ODD_KEY}" in samples_run.objects[raw]
 

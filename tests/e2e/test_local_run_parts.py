@@ -15,6 +15,7 @@ from devtools.harness import Secret
 from devtools.localrun.graph import pipeline_spec
 from devtools.localrun.results import RunResult
 from handlers import contract
+from handlers.contract import BucketRole
 from handlers.events import split_part
 
 pytestmark = pytest.mark.network  # the real layer is built from PyPI unless .build/layers already holds it
@@ -47,7 +48,9 @@ def test_the_samples_in_parts_complete_with_the_samples_totals_and_one_report_pe
 ) -> None:
     result, url, spec = parted_run
     assert result.ok, result.failures
-    processed, analytics = (result.objects[spec.bucket(role).name] for role in ("processed", "analytics"))
+    processed, analytics = (
+        result.objects[spec.bucket(role).name] for role in (BucketRole.PROCESSED, BucketRole.ANALYTICS)
+    )
     records = [k for k in processed if k.startswith(contract.RECORDS_PREFIX)]
     parts = [split_part(k, contract.RECORDS_PREFIX, contract.RECORDS_SUFFIX) for k in records]
     # THEN some version was cut into several parts, and each part has its aggregates document
