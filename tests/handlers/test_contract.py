@@ -53,3 +53,16 @@ def test_the_metric_names_of_each_stage() -> None:
 
 def test_the_migrate_event() -> None:
     assert contract.MIGRATE_EVENT == {"action": "migrate"}
+
+
+def test_the_metadata_ingestion_puts_on_its_outputs() -> None:
+    assert (contract.SOURCE_VERSION_METADATA, contract.SOURCE_SEQUENCER_METADATA) == (
+        "source-version-id",
+        "source-sequencer",
+    )
+    assert (contract.PART_METADATA, contract.PARTS_METADATA, contract.DOCUMENT_SHA256_METADATA) == (
+        "records-part",
+        "records-parts",
+        "document-sha256",
+    )
+    assert (contract.STAGING_PREFIX, contract.PART_MARKER, contract.PART_DIGITS) == ("staging/", ".p", 5)

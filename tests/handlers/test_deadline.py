@@ -339,4 +339,4 @@ def test_ingestion_with_time_to_spare_reports_no_object_over_budget(
     ref = put(ingestion_env, RAW, f"{contract.INPUT_PREFIX}small.jsonl", jsonl(record(1), record(2)))
     ingestion.handler(event_of(ref), LambdaContext(60_000))
     line = log_line(capsys)
-    assert (line[OVER_BUDGET_METRIC], line["RecordsValid"]) == (0, 2)
+    assert (line[OVER_BUDGET_METRIC], line[contract.RECORD_METRIC_NAMES["records_valid"]]) == (0, 2)

@@ -142,8 +142,8 @@ def test_outputs_carry_conservation_counts_as_metadata(ingestion_env: Any) -> No
         "records-valid": "1",
         "records-quarantined": "1",
         "blank-lines": "1",
-        "source-version-id": ref["s3"]["object"]["versionId"],
-        "source-sequencer": tag_of(ref),
+        contract.SOURCE_VERSION_METADATA: ref["s3"]["object"]["versionId"],
+        contract.SOURCE_SEQUENCER_METADATA: tag_of(ref),
     }
 
 

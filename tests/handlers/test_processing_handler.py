@@ -91,7 +91,7 @@ def test_the_origin_names_the_raw_version_id_from_the_records_metadata(processin
         Bucket=PROCESSED,
         Key=key,
         Body=gz(jsonl(record(1))),
-        Metadata={"source-version-id": "3HL4kqtJlcpXroDT"},
+        Metadata={contract.SOURCE_VERSION_METADATA: "3HL4kqtJlcpXroDT"},
     )
     head = processing_env.head_object(Bucket=PROCESSED, Key=key)
     event = event_of(s3_record(PROCESSED, key, head["ContentLength"], head["ETag"].strip('"'), None))
