@@ -18,6 +18,8 @@ from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from handlers import contract
+
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$", re.IGNORECASE)
 _SPECIAL = {"id", "timestamp", "type", "source", "attributes"}
@@ -117,5 +119,5 @@ def input_files(root: Path) -> dict[str, Path]:
     return {
         PurePosixPath(*p.relative_to(root).parts).as_posix(): p
         for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name.endswith((".json", ".jsonl", ".ndjson", ".gz"))
+        if p.is_file() and p.name.endswith(contract.INPUT_SUFFIXES)
     }

@@ -36,16 +36,16 @@ def test_defaults_follow_the_architecture_contract() -> None:
         {contract.Env.PIPELINE_STAGE: contract.Stage.PROCESSING, contract.Env.DEST_BUCKET: "b"}
     )
     assert (config.window, config.dimensions, config.metrics, config.aggregates_prefix) == (
-        "1h",
-        ("type", "source"),
-        ("value",),
+        contract.DEFAULT_WINDOW,
+        contract.DEFAULT_DIMENSIONS,
+        contract.DEFAULT_METRICS,
         contract.AGGREGATES_PREFIX,
     )
     ingestion = load_ingestion(
         {contract.Env.PIPELINE_STAGE: contract.Stage.INGESTION, contract.Env.DEST_BUCKET: "b"}
     )
     assert ingestion.input_suffixes == contract.INPUT_SUFFIXES
-    assert ingestion.max_record_bytes == 1_048_576
+    assert ingestion.max_record_bytes == contract.DEFAULT_MAX_RECORD_BYTES
     assert ingestion.record_schema["required"] == ["id", "timestamp", "type"]
     analytics = load_analytics(
         {contract.Env.PIPELINE_STAGE: contract.Stage.ANALYTICS, contract.Env.DEST_BUCKET: "b"}
@@ -53,7 +53,7 @@ def test_defaults_follow_the_architecture_contract() -> None:
     assert (analytics.database_secret_arn, analytics.summary_topic_arn, analytics.report_top_groups) == (
         None,
         None,
-        10,
+        contract.REPORT_TOP_GROUPS,
     )
 
 
@@ -93,7 +93,7 @@ def test_a_metric_name_longer_than_the_database_column_is_a_config_error() -> No
     environ = {
         contract.Env.PIPELINE_STAGE: contract.Stage.PROCESSING,
         contract.Env.DEST_BUCKET: "b",
-        contract.Env.AGGREGATION_METRICS: "m" * 257,
+        contract.Env.AGGREGATION_METRICS: "m" * (contract.MAX_FIELD_NAME + 1),
     }
     # WHEN the processing config is read THEN it is refused at cold start
     with pytest.raises(ConfigError, match="AGGREGATION_METRICS has an item longer than 256 characters"):

@@ -12,6 +12,7 @@ from handler_support import CHECKER, PROPERTY, THOROUGH, json_values, reader
 from hypothesis import given
 from hypothesis import strategies as st
 
+from handlers import contract
 from handlers.errors import UnreadableObjectError
 from handlers.framing import Oversize, detect_format, iter_document, iter_lines
 from handlers.ingestion_core import array_elements
@@ -125,7 +126,7 @@ def test_oversize_array_element_is_skipped_unparsed() -> None:
     ],
 )
 def test_format_follows_the_suffix(key: str, compressed: bool, document: bool) -> None:
-    fmt = detect_format(key, (".json", ".jsonl", ".ndjson", ".gz"))
+    fmt = detect_format(key, contract.INPUT_SUFFIXES)
     assert (fmt.compressed, fmt.document) == (compressed, document)
 
 
