@@ -200,7 +200,7 @@ def test_every_dashboard_metric_refers_to_something_in_the_stack(stack):
                 # the handlers' EMF metrics: namespace DataPipeline, dimension Stage
                 assert namespace == METRICS_NAMESPACE
                 assert metric in METRIC_NAMES
-                assert (dimension, value in STAGES) == ("Stage", True)
+                assert (dimension, value in STAGES) == (STAGE_DIMENSION, True)
 
 
 def test_alarm_widget_lists_every_alarm_of_the_stack(stack):

@@ -53,7 +53,14 @@ def test_more_memory_never_predicts_more_time(size: int, rate: float, less: int,
 
 
 @pytest.mark.parametrize(
-    ("memory", "share"), [(128, 128 / 1769), (1769, 1.0), (3008, 1.0), (10240, 1.0), (None, 1.0)]
+    ("memory", "share"),
+    [
+        (128, 128 / FULL_VCPU_MEMORY_MB),
+        (FULL_VCPU_MEMORY_MB, 1.0),
+        (3008, 1.0),
+        (10240, 1.0),
+        (None, 1.0),
+    ],
 )
 def test_cpu_share_is_proportional_up_to_one_vcpu(memory: int | None, share: float) -> None:
     assert cpu_share(memory) == pytest.approx(share)
@@ -84,7 +91,7 @@ def test_an_object_that_cannot_fit_fails_with_its_reason_and_figures() -> None:
     error = caught.value
     assert error.reason == OVER_BUDGET_REASON
     assert (error.size, round(error.remaining_seconds)) == (100_000_000, 60)
-    assert error.predicted_seconds == pytest.approx(100 / (884 / 1769))
+    assert error.predicted_seconds == pytest.approx(100 / ((FULL_VCPU_MEMORY_MB // 2) / FULL_VCPU_MEMORY_MB))
     assert "100,000,000 bytes" in str(error)
     assert "60.0 s remain" in str(error)
 

@@ -35,7 +35,7 @@ def test_a_read_past_the_deadline_stops_with_the_reason(aws: Any) -> None:
     body = b"x" * (9 << 20)
     ref = ref_of(put(aws, RAW, f"{contract.INPUT_PREFIX}big.jsonl", body))
     clock = iter(range(0, 10**6, 10)).__next__  # every look at the clock is 10 s later
-    budget = deadline.Budget.start(Stage.INGESTION, 1769, 30, clock)
+    budget = deadline.Budget.start(Stage.INGESTION, contract.FULL_VCPU_MEMORY_MB, 30, clock)
     with deadline.guarding(budget):
         read, metadata = open_object_with_metadata(aws, ref)
     with pytest.raises(DeadlineError) as caught:

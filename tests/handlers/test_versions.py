@@ -121,7 +121,7 @@ def test_a_version_whose_parts_cannot_be_gathered_in_time_fails_early_with_the_r
 def test_a_version_gathered_within_its_budget_is_reported(aws: Any) -> None:
     own = put_part(aws, "00AB", 0, 2)
     put_part(aws, "00AB", 1, None)
-    budget = deadline.Budget.start(Stage.ANALYTICS, 1769, 60.0)
+    budget = deadline.Budget.start(Stage.ANALYTICS, contract.FULL_VCPU_MEMORY_MB, 60.0)
     with deadline.guarding(budget):
         report = gather(aws, ANALYTICS, own, None, TOP, report=REPORT)
     assert report["totals"]["records"] == 2

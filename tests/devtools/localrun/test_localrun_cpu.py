@@ -26,7 +26,12 @@ def running(image: FunctionImage) -> Iterator[LambdaContainer]:
 
 @pytest.mark.parametrize(
     ("memory_mb", "factor"),
-    [(128, FULL_VCPU_MEMORY_MB / 128), (512, FULL_VCPU_MEMORY_MB / 512), (1769, 1.0), (3008, 1.0)],
+    [
+        (128, FULL_VCPU_MEMORY_MB / 128),
+        (512, FULL_VCPU_MEMORY_MB / 512),
+        (FULL_VCPU_MEMORY_MB, 1.0),
+        (3008, 1.0),
+    ],
 )
 def test_the_factor_is_the_full_vcpu_memory_over_the_memory_and_never_below_one(
     memory_mb: int, factor: float
