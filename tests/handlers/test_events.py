@@ -29,7 +29,7 @@ def test_an_output_key_past_the_limit_is_shortened_deterministically_and_distinc
     # THEN the key fits, keeps the prefix, suffix and the start of rel, and names this rel alone
     assert len(key.encode()) <= MAX_KEY_BYTES
     assert key.startswith(contract.QUARANTINE_PREFIX + (rel + tail)[:100])
-    assert key.endswith(".jsonl")
+    assert key.endswith(contract.QUARANTINE_SUFFIX)
     assert output_key(contract.QUARANTINE_PREFIX, rel + tail, contract.QUARANTINE_SUFFIX) == key
     if len(f"{contract.QUARANTINE_PREFIX}{rel}{tail}{contract.QUARANTINE_SUFFIX}".encode()) > MAX_KEY_BYTES:
         assert output_key(contract.QUARANTINE_PREFIX, rel + tail + "x", contract.QUARANTINE_SUFFIX) != key
