@@ -10,6 +10,8 @@ from components.migration import MIGRATE_EVENT, revisions_digest
 from handlers import contract
 from handlers.contract import BucketRole, Stage
 
+_, APPEND = contract.OVERWRITE_MODES
+
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 MIGRATION = "data-pipeline:database:SchemaMigration"
 INVOCATION = "aws:lambda/invocation:Invocation"
@@ -71,8 +73,8 @@ def test_revisions_digest_changes_with_a_revision(tmp_path):
 
 
 def test_append_mode_reaches_the_analytics_function(evaluate):
-    stack = evaluate("dev", {"overwrites": "append"})
-    assert stack.functions()[Stage.ANALYTICS]["environment"][contract.Env.OVERWRITE_MODE] == "append"
+    stack = evaluate("dev", {"overwrites": APPEND})
+    assert stack.functions()[Stage.ANALYTICS]["environment"][contract.Env.OVERWRITE_MODE] == APPEND
 
 
 def test_a_new_database_url_behind_the_same_secret_is_migrated_again(evaluate):

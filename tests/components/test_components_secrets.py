@@ -15,6 +15,8 @@ from devtools.harness.declared import is_secret, plain
 from handlers import contract
 from handlers.contract import BucketRole, Stage
 
+_, APPEND = contract.OVERWRITE_MODES
+
 TOPIC = "arn:aws:sns:eu-west-1:111122223333:data-pipeline-dev-summaries"
 SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:data-pipeline/dev/database-AbCdEf"
 FUNCTION = "aws:lambda/function:Function"
@@ -109,7 +111,7 @@ def test_the_program_refuses_it_too(evaluate):
 
 def test_the_kept_keys_parse_as_secrets():
     cfg = parse_config(
-        {"alarmEmail": "a@example.com", "overwrites": "append"},
+        {"alarmEmail": "a@example.com", "overwrites": APPEND},
         project="data-pipeline",
         stack="dev",
         secret_keys=frozenset({"alarmEmail", "overwrites"}),

@@ -24,6 +24,8 @@ from handlers.errors import ConfigError, DatabaseUnavailableError, EventError, L
 from handlers.groups import AggregateResult
 from handlers.metrics import Counts
 
+_, APPEND = contract.OVERWRITE_MODES
+
 DIMENSIONS, METRICS = ("type", "source"), ("value",)
 CLICK, VIEW = '{"source":"web","type":"click"}', '{"source":"web","type":"view"}'
 
@@ -198,7 +200,7 @@ def test_in_append_mode_every_version_adds(
     analytics_env: Any, monkeypatch: pytest.MonkeyPatch, migrated_database: str
 ) -> None:
     use_database(monkeypatch, migrated_database)
-    monkeypatch.setenv(contract.Env.OVERWRITE_MODE, "append")
+    monkeypatch.setenv(contract.Env.OVERWRITE_MODE, APPEND)
     older = put_document(analytics_env, record(1), record(2), sequencer="0065A1")
     newer = put_document(analytics_env, record(30), sequencer="0065A2")
     analytics.handler(event_of(newer, older), None)

@@ -24,17 +24,19 @@ from handlers import contract, database
 from handlers import ingestion_handler as ingestion
 from handlers import processing_handler as processing
 
+REPLACE, APPEND = contract.OVERWRITE_MODES
+
 V1 = (Decimal("0.1"), Decimal("0.2"), Decimal("5.7"))
 V2 = (Decimal("10.05"), Decimal("19.95"))
 EXPECTED = {
-    "replace": {
+    REPLACE: {
         "records": 2,
         "count": 2,
         "sum": Decimal("30"),
         "min": Decimal("10.05"),
         "max": Decimal("19.95"),
     },
-    "append": {
+    APPEND: {
         "records": 5,
         "count": 5,
         "sum": Decimal("36"),
@@ -151,7 +153,7 @@ def totals(url: str) -> dict[str, dict[str, Any]]:
     return rollup_totals(url)
 
 
-@pytest.mark.parametrize("mode", ["replace", "append"])
+@pytest.mark.parametrize("mode", contract.OVERWRITE_MODES)
 def test_every_order_of_events_retries_and_redrives_gives_the_same_totals(
     aws: Any, chain: Any, database_url: str, mode: str
 ) -> None:
@@ -169,7 +171,7 @@ def test_retracting_a_key_in_replace_mode_is_a_new_version_without_records(
     aws: Any, chain: Any, database_url: str
 ) -> None:
     # GIVEN a key loaded in replace mode
-    chain("replace")
+    chain(REPLACE)
     run_order(aws, ["I1", "P1", "A1", "I2", "P2", "A2"], "retracted")
     assert totals(database_url)["retracted"]["count"] == 2
     # WHEN a new version holding an empty array goes through the chain
@@ -187,13 +189,13 @@ def test_retracting_a_key_in_replace_mode_is_a_new_version_without_records(
 
 def test_deleting_a_raw_object_changes_no_total(aws: Any, chain: Any, database_url: str) -> None:
     # GIVEN a key loaded in replace mode
-    chain("replace")
+    chain(REPLACE)
     run_order(aws, ["I1", "P1", "A1", "I2", "P2", "A2"], "deleted")
     before = totals(database_url)
     # WHEN the raw object is deleted (S3 sends no ObjectCreated event: the stages are not invoked)
     aws.delete_object(Bucket=RAW, Key=f"{contract.INPUT_PREFIX}deleted.jsonl")
     # THEN the totals are what they were: the database keeps history, deletion is not retraction
-    assert totals(database_url) == before == {"deleted": EXPECTED["replace"]}
+    assert totals(database_url) == before == {"deleted": EXPECTED[REPLACE]}
 
 
 def chain_through(s3: Any, event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -218,7 +220,7 @@ def test_an_unreadable_new_version_replaces_the_old_contribution(
     aws: Any, chain: Any, database_url: str, body: bytes
 ) -> None:
     # GIVEN a key whose first version is loaded in replace mode
-    chain("replace")
+    chain(REPLACE)
     chain_through(
         aws,
         event_of(
@@ -253,9 +255,9 @@ def test_a_late_event_for_an_earlier_processing_of_a_version_changes_nothing(
             f'{big}\n{{"id": "s", "timestamp": 0, "type": "late", "value": 1}}\n'.encode(),
         )
     )
-    chain("replace", max_record_bytes=200)
+    chain(REPLACE, max_record_bytes=200)
     first = chain_through(aws, raw)
-    chain("replace", max_record_bytes=4096)
+    chain(REPLACE, max_record_bytes=4096)
     chain_through(aws, raw)
     assert (totals(database_url)["late"]["count"], totals(database_url)["late"]["sum"]) == (2, Decimal(101))
     # WHEN the first processing's events arrive late (a retry or a redrive, naming the old versions)

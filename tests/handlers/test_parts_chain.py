@@ -24,6 +24,8 @@ from handlers.contract import Env, Stage
 from handlers.errors import DeadlineError
 from handlers.events import part_key, split_part
 
+REPLACE, APPEND = contract.OVERWRITE_MODES
+
 # Literals of one length, so that every records/ line of a version has the same length (line_bytes).
 VALUES = [Decimal(v) for v in ("0.125", "0.200", "5.700", "10.05", "19.95", "-3.50", "7.125", "100.0")]
 NEW_VALUES = [Decimal(v) for v in ("2.500", "-1.00", "40.00", "0.250")]
@@ -61,7 +63,7 @@ def chain(aws: Any, stage_env: pytest.MonkeyPatch, request: pytest.FixtureReques
     url = None
     migrated: set[str] = set()  # a database at the head revision stays there: upgrading it again is a no-op
 
-    def configure(part_bytes: int, mode: str = "replace", database_url: str | None = None) -> None:
+    def configure(part_bytes: int, mode: str = REPLACE, database_url: str | None = None) -> None:
         nonlocal url
         url = database_url
         secret = None
@@ -191,7 +193,7 @@ def version_reports(s3: Any, group: str) -> list[dict[str, Any]]:
     return [report for key, report in reports(s3).items() if f"/{group}.jsonl/" in key]
 
 
-@pytest.mark.parametrize("mode", ["replace", "append"])
+@pytest.mark.parametrize("mode", contract.OVERWRITE_MODES)
 def test_every_order_and_redelivery_of_the_parts_gives_the_same_totals_and_one_report(
     aws: Any, chain: Any, empty_database: str, mode: str
 ) -> None:
@@ -250,7 +252,7 @@ def test_without_a_database_the_first_delivery_to_find_every_part_and_the_newest
 
 
 @pytest.mark.parametrize(
-    ("mode", "first_parts", "second_parts"), [("replace", 4, 2), ("replace", 2, 4), ("append", 4, 2)]
+    ("mode", "first_parts", "second_parts"), [(REPLACE, 4, 2), (REPLACE, 2, 4), (APPEND, 4, 2)]
 )
 def test_an_overwrite_with_another_number_of_parts_replaces_every_old_part(
     aws: Any, chain: Any, empty_database: str, mode: str, first_parts: int, second_parts: int
@@ -277,7 +279,7 @@ def test_an_overwrite_with_another_number_of_parts_replaces_every_old_part(
         for event in sequence:
             analytics.handler(event, None)
         # THEN replace holds the new version alone, append both, and each version has one report
-        want = expected(new) if mode == "replace" else expected(old + new)
+        want = expected(new) if mode == REPLACE else expected(old + new)
         assert totals(empty_database)[group] == want
         assert len(version_reports(aws, group)) == 2
 

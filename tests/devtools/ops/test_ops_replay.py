@@ -25,6 +25,8 @@ from handlers import processing_handler as processing
 from handlers.contract import BucketRole, Stage
 from handlers.events import object_refs, order_key
 
+REPLACE, APPEND = contract.OVERWRITE_MODES
+
 REGION = "us-east-1"
 RAW, PROCESSED, ANALYTICS = "replay-raw", "replay-processed", "replay-analytics"
 STAGE_MODULES = {Stage.INGESTION: ingestion, Stage.PROCESSING: processing, Stage.ANALYTICS: analytics}
@@ -66,7 +68,7 @@ class Chain:
         self.invocations: list[tuple[str, dict[str, Any]]] = []
         self.env: dict[str, dict[str, str]] = {}
 
-    def configure(self, mode: str = "replace", **settings: str) -> None:
+    def configure(self, mode: str = REPLACE, **settings: str) -> None:
         self.env = environments(self.secret, **settings)
         self.env[Stage.ANALYTICS][contract.Env.OVERWRITE_MODE] = mode
         for stage, module in STAGE_MODULES.items():
@@ -227,7 +229,7 @@ def run(chain: Chain, stage: str, **options: Any) -> rp.Summary:
 
 
 @BOTH_DATABASES
-@pytest.mark.parametrize("mode", ["replace", "append"])
+@pytest.mark.parametrize("mode", contract.OVERWRITE_MODES)
 def test_replaying_history_loads_each_version_once_and_a_second_replay_changes_nothing(
     chain: Chain, mode: str
 ) -> None:
@@ -243,7 +245,7 @@ def test_replaying_history_loads_each_version_once_and_a_second_replay_changes_n
     assert (first.seen, first.sent, first.skipped, first.failed) == (3, 3, 0, 0)
     expected_a = (
         {"records": 2, "count": 2, "sum": Decimal("30.25")}
-        if mode == "replace"
+        if mode == REPLACE
         else {"records": 4, "count": 4, "sum": Decimal("33.75")}
     )
     after_first = totals(chain.url)
@@ -495,7 +497,7 @@ def test_recompute_after_a_window_change_keeps_both_settings_apart(chain: Chain)
 
 
 @BOTH_DATABASES
-@pytest.mark.parametrize("mode", ["replace", "append"])
+@pytest.mark.parametrize("mode", contract.OVERWRITE_MODES)
 def test_quarantined_versions_are_taken_in_again_after_a_fix(chain: Chain, mode: str) -> None:
     # GIVEN one raw version with a record over the size limit (quarantined) and one clean key
     chain.configure(mode)
