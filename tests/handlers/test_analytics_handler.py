@@ -424,7 +424,7 @@ def test_the_migrate_action_upgrades_the_configured_database(
     # GIVEN a database without the schema
     use_database(monkeypatch, empty_database)
     # WHEN pulumi up's invocation arrives, twice (a retry)
-    results = [analytics.handler({"action": "migrate"}, None) for _ in range(2)]
+    results = [analytics.handler(contract.MIGRATE_EVENT, None) for _ in range(2)]
     # THEN it reports the head revision, and objects load afterwards
     assert results == [{"revision": database.HEAD}] * 2
     analytics.handler(event_of(put_document(analytics_env, record(3))), None)
@@ -433,12 +433,12 @@ def test_the_migrate_action_upgrades_the_configured_database(
 
 def test_the_migrate_action_without_a_database_is_a_config_error(analytics_env: Any) -> None:
     with pytest.raises(ConfigError, match="no database is configured"):
-        analytics.handler({"action": "migrate"}, None)
+        analytics.handler(contract.MIGRATE_EVENT, None)
 
 
 def test_an_unknown_action_is_an_event_error(analytics_env: Any) -> None:
     with pytest.raises(EventError, match="unknown action 'vacuum'"):
-        analytics.handler({"action": "vacuum"}, None)
+        analytics.handler({contract.ACTION_FIELD: "vacuum"}, None)
 
 
 def test_a_database_without_the_current_schema_fails_the_event_naming_how_to_upgrade(
