@@ -29,12 +29,17 @@ from handlers.reports import build_report, build_version_report, version_state
 DIMENSIONS, METRICS = ("type", "source"), ("value",)
 
 
+def marked(part: int) -> str:
+    """The tag with part `part`'s marker (part 0's too: these sources need not be real part keys)."""
+    return f"0065A1{contract.PART_MARKER}{part:0{contract.PART_DIGITS}d}"
+
+
 def document(records: list[dict[str, Any]], part: int, parts: int | None, window: str = "1h") -> Any:
     groups = aggregate_records(records, 3600 if window == "1h" else 86400, DIMENSIONS, METRICS)
     result = AggregateResult(groups, Counts(len(records), len(records)), (), 0)
     source = {
         "bucket": "processed",
-        "key": f"{contract.RECORDS_PREFIX}x/0065A1.p{part:05d}{contract.RECORDS_SUFFIX}",
+        "key": f"{contract.RECORDS_PREFIX}x/{marked(part)}{contract.RECORDS_SUFFIX}",
         "sha256": "0" * 64,
     }
     origin = Origin(rel="x", sequencer="0065A1", version_id=None, part=part, parts=parts)
@@ -45,7 +50,7 @@ def document(records: list[dict[str, Any]], part: int, parts: int | None, window
 def source(part: int) -> dict[str, str]:
     return {
         "bucket": "analytics",
-        "key": f"{contract.AGGREGATES_PREFIX}x/0065A1.p{part:05d}{contract.AGGREGATES_SUFFIX}",
+        "key": f"{contract.AGGREGATES_PREFIX}x/{marked(part)}{contract.AGGREGATES_SUFFIX}",
         "sha256": str(part) * 64,
     }
 
