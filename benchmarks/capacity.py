@@ -63,7 +63,7 @@ from handlers import contract  # noqa: E402
 from handlers.contract import Stage  # noqa: E402
 from handlers.deadline import cpu_share, largest_object, margin_seconds, planning_rate  # noqa: E402
 
-MEMORY_SETTINGS_MB = (128, 512, 1024, 1769, 3008, 10240)
+MEMORY_SETTINGS_MB = (128, 512, 1024, contract.FULL_VCPU_MEMORY_MB, 3008, 10240)
 LAMBDA_MAX_TIMEOUT_SECONDS = 900
 GB = 1 << 30
 

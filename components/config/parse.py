@@ -88,7 +88,7 @@ def parse_config(
 
     versioning_raw = c.mapping("versioning", values.get("versioning"))
     versioning = {
-        role: c.boolean(f"versioning.{role}", versioning_raw.get(role), role == "raw")
+        role: c.boolean(f"versioning.{role}", versioning_raw.get(role), role == contract.BucketRole.RAW)
         for role in BUCKET_ROLES
     }
     noncurrent_days = c.integer(

@@ -54,7 +54,7 @@ def test_the_stage_table_stages_in_the_processed_bucket_only():
 def test_a_bucket_without_lifecycle_configuration_fails_with_the_rule_to_add(aws):  # noqa: F811
     (message,) = failures(_check(_adopted()), f"adoptBuckets.{ROLE}")
     assert "expire its objects" in message
-    assert '"Prefix": "staging/"' in message
+    assert f'"Prefix": "{STAGING_PREFIX}"' in message
     assert "put-bucket-lifecycle-configuration" in message
 
 
