@@ -54,7 +54,7 @@ from handlers.schema import (
 CONNECT_TIMEOUT_SECONDS = 5
 SQLITE_BUSY_TIMEOUT_SECONDS = 60  # a writer waits this long for another's BEGIN IMMEDIATE to end
 SUPPORTED_BACKENDS = ("postgresql", "sqlite")
-HEAD = "0003"  # the revision this code reads and writes; a test holds it to the scripts' head
+HEAD = "0004"  # the revision this code reads and writes; a test holds it to the scripts' head
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_LOCK = 0x6461746170697065  # pg_advisory_xact_lock(bigint): one migration at a time
 

@@ -80,11 +80,12 @@ from handlers.schema import (
 
 def _prepare(groups: Mapping[GroupKey, GroupStats]) -> Document:
     keyed = []
+    digests: dict[str, str] = {}  # a document repeats its dimensions in every window
     for (start, dimensions), stats in groups.items():
-        # Every contribution row counts at least one: a rollup row at zero then has none left.
-        if stats.records < 1 or any(s.count < 1 for s in stats.metrics.values()):
-            raise LoadRejectedError("empty_group", f"a group at {start[:20]} counts no record or no value")
-        keyed.append((start, dimensions_key(dimensions), dimensions, stats))
+        key = digests.get(dimensions)
+        if key is None:
+            key = digests[dimensions] = dimensions_key(dimensions)
+        keyed.append((start, key, dimensions, stats))
     # In key order, which is the tables' (hex digests and ISO starts sort alike in any collation): the
     # database's sorts find their input sorted, and its index insertions land side by side.
     keyed.sort(key=itemgetter(0, 1))
@@ -92,9 +93,16 @@ def _prepare(groups: Mapping[GroupKey, GroupStats]) -> Document:
     metric_rows: list[MetricRow] = [
         (start, key, d, metric, s.count, s.sum, s.min, s.max)
         for start, key, d, stats in keyed
-        for metric, s in sorted(stats.metrics.items())
+        for metric, s in (sorted(stats.metrics.items()) if len(stats.metrics) > 1 else stats.metrics.items())
     ]
-    return Document(group_rows, metric_rows, sum(row[3] for row in group_rows))
+    # Every contribution row counts at least one: a rollup row at zero then has none left.
+    records, counts = itemgetter(3), itemgetter(4)
+    if min(map(records, group_rows), default=1) < 1 or min(map(counts, metric_rows), default=1) < 1:
+        empty = [row for row in group_rows if records(row) < 1] + [
+            row for row in metric_rows if counts(row) < 1
+        ]
+        raise LoadRejectedError("empty_group", f"a group at {empty[0][0][:20]} counts no record or no value")
+    return Document(group_rows, metric_rows, sum(map(records, group_rows)))
 
 
 def load(

@@ -30,19 +30,19 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from handlers.exact import canonical
 from handlers.schema import Setting
 
 if TYPE_CHECKING:
     from handlers.rollups import GroupRow, MetricRow
 
 # A session keeps its staging tables (a commit empties them): creating and dropping tables at every
-# load would cost a file and catalog rows per table and load.
+# load would cost a file and catalog rows per table and load. Keys compare in the "C" collation, as the
+# tables' keys do (revision 0004): PostgreSQL cannot compare text of two different column collations.
 _STAGE = (
-    "CREATE TEMPORARY TABLE IF NOT EXISTS load_groups (s timestamptz NOT NULL, k text NOT NULL, d text, "
-    "r bigint NOT NULL, gone boolean NOT NULL DEFAULT false) ON COMMIT DELETE ROWS; "
-    "CREATE TEMPORARY TABLE IF NOT EXISTS load_metrics (s timestamptz NOT NULL, k text NOT NULL, "
-    "d text, m text NOT NULL, c bigint NOT NULL, su numeric NOT NULL, lo numeric NOT NULL, "
+    'CREATE TEMPORARY TABLE IF NOT EXISTS load_groups (s timestamptz NOT NULL, k text COLLATE "C" NOT NULL, '
+    "d text, r bigint NOT NULL, gone boolean NOT NULL DEFAULT false) ON COMMIT DELETE ROWS; "
+    'CREATE TEMPORARY TABLE IF NOT EXISTS load_metrics (s timestamptz NOT NULL, k text COLLATE "C" NOT NULL, '
+    'd text, m text COLLATE "C" NOT NULL, c bigint NOT NULL, su numeric NOT NULL, lo numeric NOT NULL, '
     "hi numeric NOT NULL, gone boolean NOT NULL DEFAULT false) ON COMMIT DELETE ROWS"
 )
 _COPY_GROUPS = "COPY load_groups (s, k, d, r) FROM STDIN"
@@ -66,20 +66,24 @@ _NET_METRICS = (
     "(SELECT s, k, MAX(d) AS d, m, CAST(SUM(c) AS bigint) AS c, SUM(su) AS su, MIN(lo) AS lo, MAX(hi) AS hi "
     "FROM load_metrics GROUP BY s, k, m)"
 )
-_PUT_IN_GROUPS = (
-    "WITH added AS (INSERT INTO pipeline_contribution_groups "
+_ADD_GROUPS = (
+    "added AS (INSERT INTO pipeline_contribution_groups "
     "(contribution_id, window_start, dimensions_key, setting_key, records) "
-    "SELECT :id, s, k, :setting, r FROM load_groups WHERE NOT gone ORDER BY s, k) "
+    "SELECT :id, s, k, :setting, r FROM load_groups WHERE NOT gone ORDER BY s, k)"
+)
+_UPSERT_GROUPS = (
     "INSERT INTO pipeline_rollup_groups (setting_key, window_start, dimensions_key, window_size, dimensions, "
     # A group only the removed side has exists already: the dimensions placeholder is never stored.
     "records) SELECT :setting, t.s, t.k, :window, COALESCE(t.d, ''), t.r FROM {rows} AS t ORDER BY t.s, t.k "
     "ON CONFLICT (setting_key, window_start, dimensions_key) DO UPDATE "
     "SET records = pipeline_rollup_groups.records + excluded.records"
 )
-_PUT_IN_METRICS = (
-    "WITH added AS (INSERT INTO pipeline_contribution_metrics "
+_ADD_METRICS = (
+    "added AS (INSERT INTO pipeline_contribution_metrics "
     "(contribution_id, window_start, dimensions_key, metric, count, sum, min, max) "
-    "SELECT :id, s, k, m, c, su, lo, hi FROM load_metrics WHERE NOT gone ORDER BY s, k, m) "
+    "SELECT :id, s, k, m, c, su, lo, hi FROM load_metrics WHERE NOT gone ORDER BY s, k, m)"
+)
+_UPSERT_METRICS = (
     "INSERT INTO pipeline_rollup_metrics (setting_key, window_start, dimensions_key, window_size, "
     "dimensions, metric, count, sum, min, max) "
     "SELECT :setting, t.s, t.k, :window, COALESCE(t.d, ''), t.m, t.c, t.su, t.lo, t.hi FROM {rows} AS t "
@@ -90,17 +94,31 @@ _PUT_IN_METRICS = (
     "min = LEAST(pipeline_rollup_metrics.min, excluded.min), "
     "max = GREATEST(pipeline_rollup_metrics.max, excluded.max)"
 )
+# Without a removal: the contribution rows in, the staged rows added to the rollups as they are.
+_PUT_IN_GROUPS = f"WITH {_ADD_GROUPS} {_UPSERT_GROUPS.format(rows='load_groups')}"
+_PUT_IN_METRICS = f"WITH {_ADD_METRICS} {_UPSERT_METRICS.format(rows='load_metrics')}"
 
-# A rollup row at zero has no contribution left: each contribution row counts at least one. Only a row
-# the load took more from than it added can be at zero, so only those are looked up.
-_EMPTIED = (
-    "WITH m AS (DELETE FROM pipeline_rollup_metrics AS r USING "
-    "(SELECT s, k, m FROM load_metrics GROUP BY s, k, m HAVING SUM(c) < 0) AS t "
-    "WHERE r.setting_key = :setting AND r.window_start = t.s AND r.dimensions_key = t.k "
-    "AND r.metric = t.m AND r.count = 0) "
-    "DELETE FROM pipeline_rollup_groups AS r USING "
-    "(SELECT s, k FROM load_groups GROUP BY s, k HAVING SUM(r) < 0) AS t "
-    "WHERE r.setting_key = :setting AND r.window_start = t.s AND r.dimensions_key = t.k AND r.records = 0"
+# A rollup row at zero has no contribution left: each contribution row counts at least one. After a
+# removal the upserts return the rows they left at zero, so no statement has to look for them (a lookup
+# that joined the staged rows with the rollups read every rollup row of the setting: temporary tables
+# have no statistics, and the planner chose the setting's rows first).
+_REPLACE_GROUPS = (
+    f"WITH {_ADD_GROUPS}, up AS ({_UPSERT_GROUPS.format(rows=_NET_GROUPS)} "
+    "RETURNING window_start AS s, dimensions_key AS k, records AS n) SELECT s, k FROM up WHERE n = 0"
+)
+_REPLACE_METRICS = (
+    f"WITH {_ADD_METRICS}, up AS ({_UPSERT_METRICS.format(rows=_NET_METRICS)} "
+    "RETURNING window_start AS s, dimensions_key AS k, metric AS m, count AS n) "
+    "SELECT s, k, m FROM up WHERE n = 0"
+)
+_EMPTIED_GROUPS = (
+    "DELETE FROM pipeline_rollup_groups WHERE setting_key = :setting AND (window_start, dimensions_key) "
+    "IN (SELECT * FROM unnest(CAST(:s AS timestamptz[]), CAST(:k AS text[])))"
+)
+_EMPTIED_METRICS = (
+    "DELETE FROM pipeline_rollup_metrics WHERE setting_key = :setting "
+    "AND (window_start, dimensions_key, metric) "
+    "IN (SELECT * FROM unnest(CAST(:s AS timestamptz[]), CAST(:k AS text[]), CAST(:m AS text[])))"
 )
 # A removed row's extreme needs recomputing only where the rollup (as this load left it) still has
 # that value and the document does not bring it: otherwise another remaining contribution holds the
@@ -141,13 +159,23 @@ def copy_groups(rows: Sequence[GroupRow]) -> str:
 
 def copy_metrics(rows: Sequence[MetricRow]) -> str:
     """The ``COPY`` text of a document's metric rows: start, dimensions key, dimensions, metric, count,
-    sum, min, max (canonical decimals, which ``NUMERIC`` reads exactly)."""
-    return "".join(
-        [
-            f"{s}\t{k}\t{copy_field(d)}\t{copy_field(m)}\t{c}\t{canonical(su)}\t{canonical(lo)}\t{canonical(hi)}\n"
-            for s, k, d, m, c, su, lo, hi in rows
-        ]
-    )
+    sum, min, max.
+
+    Numbers go as Python spells them (``1.50``, ``1E+3``): ``NUMERIC`` reads every finite ``Decimal``
+    spelling exactly, and readers get canonical numbers back (``Exact``), so the canonical spelling
+    would only cost time. A group's metric rows are consecutive, so its dimensions are escaped once.
+    """
+    lines = []
+    last, escaped = None, ""
+    names: dict[str, str] = {}
+    for s, k, d, m, c, su, lo, hi in rows:
+        if d is not last:
+            last, escaped = d, copy_field(d)
+        name = names.get(m)
+        if name is None:
+            name = names[m] = copy_field(m)
+        lines.append(f"{s}\t{k}\t{escaped}\t{name}\t{c}\t{su}\t{lo}\t{hi}\n")
+    return "".join(lines)
 
 
 def write(
@@ -176,9 +204,17 @@ def write(
     if removed:
         conn.execute(text(_TAKE_OUT), {"removed": removed})
     put_in = keys | {"id": new_id, "window": setting.window}
-    groups_from, metrics_from = (_NET_GROUPS, _NET_METRICS) if removed else ("load_groups", "load_metrics")
-    conn.execute(text(_PUT_IN_GROUPS.format(rows=groups_from)), put_in)
-    conn.execute(text(_PUT_IN_METRICS.format(rows=metrics_from)), put_in)
-    if removed:
-        conn.execute(text(_EMPTIED), keys)
-        conn.execute(text(_EXTREMES), keys)
+    if not removed:
+        conn.execute(text(_PUT_IN_GROUPS), put_in)
+        conn.execute(text(_PUT_IN_METRICS), put_in)
+        return
+    zero_groups = conn.execute(text(_REPLACE_GROUPS), put_in).all()
+    zero_metrics = conn.execute(text(_REPLACE_METRICS), put_in).all()
+    # In the order the upserts locked them: metrics, then groups.
+    if zero_metrics:
+        s, k, m = (list(column) for column in zip(*zero_metrics, strict=True))
+        conn.execute(text(_EMPTIED_METRICS), keys | {"s": s, "k": k, "m": m})
+    if zero_groups:
+        s, k = (list(column) for column in zip(*zero_groups, strict=True))
+        conn.execute(text(_EMPTIED_GROUPS), keys | {"s": s, "k": k})
+    conn.execute(text(_EXTREMES), keys)
