@@ -515,6 +515,70 @@ def test_concurrent_migrations_take_turns(postgres_database: str) -> None:
     assert revisions == [database.HEAD] * 4
 
 
+KEY_COLUMNS = (
+    "SELECT table_name || '.' || column_name, collation_name FROM information_schema.columns "
+    "WHERE table_schema = 'public' AND column_name IN ('setting_key', 'dimensions_key', 'metric')"
+)
+ROLLUP_OPTIONS = (
+    "SELECT relname, reloptions FROM pg_class "
+    "WHERE relname IN ('pipeline_rollup_groups', 'pipeline_rollup_metrics')"
+)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("empty_database", ["postgresql"], indirect=True)
+def test_revision_0004_keys_compare_bytewise_and_rollups_keep_room_and_its_downgrade_undoes_both(
+    empty_database: str,
+) -> None:
+    from alembic import command
+
+    def schema() -> tuple[dict[str, str | None], dict[str, Any]]:
+        engine = create_engine(empty_database)
+        with engine.connect() as conn:
+            found = (
+                dict(conn.execute(text(KEY_COLUMNS)).all()),
+                dict(conn.execute(text(ROLLUP_OPTIONS)).all()),
+            )
+        engine.dispose()
+        return found
+
+    database.migrate(empty_database)
+    load(empty_database, Doc("k", "0065A1", {(H12, "a"): {"value": (Decimal("1.5"), 2)}}))
+    rows = _rollup_rows(empty_database)
+    collations, options = schema()
+    # WHEN the head's revision is taken back to 0003
+    engine = database.create(empty_database)
+    config = alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0003")
+    engine.dispose()
+    collations_0003, options_0003 = schema()
+    # THEN at the head the rollup and contribution keys were in the C collation (the settings' and
+    # contributions' own keys not), the rollups at fillfactor 80; at 0003 all in the default again
+    contribution_keys = {"pipeline_contributions.setting_key", "pipeline_settings.setting_key"}
+    assert {column for column, collation in collations.items() if collation == "C"} == (
+        collations.keys() - contribution_keys
+    )
+    assert len(collations) == 11
+    assert options == {
+        table: ["fillfactor=80"] for table in ("pipeline_rollup_groups", "pipeline_rollup_metrics")
+    }
+    assert set(collations_0003.values()) == {None}
+    assert options_0003 == dict.fromkeys(("pipeline_rollup_groups", "pipeline_rollup_metrics"), None)
+    # AND upgraded again, it holds the rows it held
+    assert database.migrate(empty_database) == database.HEAD
+    assert _rollup_rows(empty_database) == rows
+
+
+def _rollup_rows(url: str) -> list[tuple[Any, ...]]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = [tuple(row) for row in conn.execute(select(database.rollup_metrics))]
+    engine.dispose()
+    return rows
+
+
 def test_the_runtime_refuses_a_database_without_the_schema(empty_database: str) -> None:
     with pytest.raises(ConfigError) as raised:
         database.connect(empty_database)

@@ -166,3 +166,56 @@ def test_a_row_copy_refuses_is_a_database_error_and_loads_nothing(migrated_datab
 
 
 TABLES = (database.ledger, database.contributions, database.rollup_groups, database.rollup_metrics)
+
+
+# Decimal spellings the COPY text carries as Python writes them (trailing zeros, exponents, a negative zero).
+SPELLINGS = {
+    "trailing zero": (Decimal("1.50"), Decimal("1.5")),
+    "positive exponent": (Decimal("1E+3"), 1000),
+    "zero with an exponent": (Decimal("0E-7"), 0),
+    "negative zero": (Decimal("-0"), 0),
+    "tiny negative": (Decimal("-2.5E-20"), Decimal("-0.000000000000000000025")),
+}
+
+
+@pytest.mark.postgres
+@POSTGRESQL
+def test_numbers_in_any_decimal_spelling_load_exactly(migrated_database: str) -> None:
+    groups = {
+        (H12, json.dumps({"type": name})): GroupStats(1, {"value": Stats(1, value, value, value)})
+        for name, (value, _) in SPELLINGS.items()
+    }
+    engine = database.connect(migrated_database)
+    try:
+        # WHEN one document holds a value in each spelling
+        _load(engine, "spell", "0065A1", groups)
+        with engine.connect() as conn:
+            m = database.rollup_metrics.c
+            stored = conn.execute(select(m.dimensions, m.sum, m.min, m.max))
+            got = {json.loads(row.dimensions)["type"]: tuple(row[1:]) for row in stored}
+    finally:
+        engine.dispose()
+    # THEN each comes back as the number it is, canonical (an int where it has no fraction)
+    assert got == {name: (number,) * 3 for name, (_, number) in SPELLINGS.items()}
+    assert all(type(got[name][0]) is type(number) for name, (_, number) in SPELLINGS.items())
+
+
+@pytest.mark.postgres
+@POSTGRESQL
+def test_a_replacement_that_empties_rollup_rows_deletes_only_those(migrated_database: str) -> None:
+    keep, gone = (H12, '{"type":"keep"}'), (H12, '{"type":"gone"}')
+    engine = database.connect(migrated_database)
+    try:
+        _load(engine, "other", "0065A1", {keep: _one(5)})
+        _load(engine, "key", "0065A1", {keep: _one(1), gone: _one(2)})
+        # WHEN version 2 of "key" leaves "gone" out and "keep" at another value
+        _load(engine, "key", "0065A2", {keep: _one(3)})
+        with engine.connect() as conn:
+            g, m = database.rollup_groups.c, database.rollup_metrics.c
+            groups = conn.execute(select(g.dimensions, g.records)).all()
+            metrics = conn.execute(select(m.dimensions, m.count, m.sum, m.min, m.max)).all()
+    finally:
+        engine.dispose()
+    # THEN the group only version 1 had is gone from both rollups; the other is "other" plus version 2
+    assert groups == [('{"type":"keep"}', 2)]
+    assert metrics == [('{"type":"keep"}', 2, 8, 3, 5)]
