@@ -125,8 +125,11 @@ DEFAULT_METRICS: Final = ("value",)
 DEFAULT_MAX_RECORD_BYTES: Final = 1_048_576
 DEFAULT_RECORDS_PART_BYTES: Final = 64 << 20  # uncompressed records/ bytes per part (PART_MARKER)
 REPORT_TOP_GROUPS: Final = 10
-OVERWRITE_MODES: Final = ("replace", "append")  # what a new version of a raw key does to the totals
-DEFAULT_OVERWRITE_MODE: Final = OVERWRITE_MODES[0]
+# What a new version of a raw key does to the totals: replaces its earlier version's contribution, or adds.
+OVERWRITE_REPLACE: Final = "replace"
+OVERWRITE_APPEND: Final = "append"
+OVERWRITE_MODES: Final = (OVERWRITE_REPLACE, OVERWRITE_APPEND)
+DEFAULT_OVERWRITE_MODE: Final = OVERWRITE_REPLACE
 MAX_FIELD_NAME: Final = 256  # characters of a dimension or metric name (the database's metric column)
 RECORDS_LINE_LIMIT: Final = 16 << 20  # the longest records/ line the processing stage reads
 # Ingestion writes a valid unit of n bytes as at most 9n // 5 + 28 bytes (ingestion_core.output_bound,

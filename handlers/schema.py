@@ -59,10 +59,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from handlers.contract import OVERWRITE_APPEND as APPEND
+from handlers.contract import OVERWRITE_REPLACE as REPLACE
 from handlers.events import SEQUENCER_WIDTH
 from handlers.exact import Number, canonical, parse
 
-REPLACE, APPEND = "replace", "append"
 MODES = (REPLACE, APPEND)
 LOADED, DUPLICATE, SUPERSEDED = "loaded", "duplicate", "superseded"
 

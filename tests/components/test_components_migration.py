@@ -10,7 +10,7 @@ from components.migration import MIGRATE_EVENT, revisions_digest
 from handlers import contract
 from handlers.contract import BucketRole, Stage
 
-_, APPEND = contract.OVERWRITE_MODES
+APPEND = contract.OVERWRITE_APPEND
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 MIGRATION = "data-pipeline:database:SchemaMigration"

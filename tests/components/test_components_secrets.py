@@ -15,7 +15,7 @@ from devtools.harness.declared import is_secret, plain
 from handlers import contract
 from handlers.contract import BucketRole, Stage
 
-_, APPEND = contract.OVERWRITE_MODES
+APPEND = contract.OVERWRITE_APPEND
 
 TOPIC = "arn:aws:sns:eu-west-1:111122223333:data-pipeline-dev-summaries"
 SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:data-pipeline/dev/database-AbCdEf"

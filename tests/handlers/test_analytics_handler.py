@@ -24,7 +24,7 @@ from handlers.errors import ConfigError, DatabaseUnavailableError, EventError, L
 from handlers.groups import AggregateResult
 from handlers.metrics import Counts
 
-_, APPEND = contract.OVERWRITE_MODES
+APPEND = contract.OVERWRITE_APPEND
 
 DIMENSIONS, METRICS = ("type", "source"), ("value",)
 CLICK, VIEW = '{"source":"web","type":"click"}', '{"source":"web","type":"view"}'

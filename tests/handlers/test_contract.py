@@ -39,7 +39,8 @@ def test_the_defaults() -> None:
         ("value",),
     )
     assert (contract.DEFAULT_MAX_RECORD_BYTES, contract.REPORT_TOP_GROUPS) == (1_048_576, 10)
-    assert contract.DEFAULT_OVERWRITE_MODE == "replace"
+    assert contract.OVERWRITE_MODES == ("replace", "append")
+    assert contract.DEFAULT_OVERWRITE_MODE == contract.OVERWRITE_REPLACE == "replace"
 
 
 def test_the_metric_names_of_each_stage() -> None:

@@ -24,7 +24,7 @@ from handlers import contract, database
 from handlers import ingestion_handler as ingestion
 from handlers import processing_handler as processing
 
-REPLACE, APPEND = contract.OVERWRITE_MODES
+REPLACE, APPEND = contract.OVERWRITE_REPLACE, contract.OVERWRITE_APPEND
 
 V1 = (Decimal("0.1"), Decimal("0.2"), Decimal("5.7"))
 V2 = (Decimal("10.05"), Decimal("19.95"))

@@ -24,7 +24,7 @@ from handlers.contract import Env, Stage
 from handlers.errors import DeadlineError
 from handlers.events import part_key, split_part
 
-REPLACE, APPEND = contract.OVERWRITE_MODES
+REPLACE, APPEND = contract.OVERWRITE_REPLACE, contract.OVERWRITE_APPEND
 
 # Literals of one length, so that every records/ line of a version has the same length (line_bytes).
 VALUES = [Decimal(v) for v in ("0.125", "0.200", "5.700", "10.05", "19.95", "-3.50", "7.125", "100.0")]

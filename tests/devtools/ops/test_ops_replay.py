@@ -25,7 +25,7 @@ from handlers import processing_handler as processing
 from handlers.contract import BucketRole, Stage
 from handlers.events import object_refs, order_key
 
-REPLACE, APPEND = contract.OVERWRITE_MODES
+REPLACE, APPEND = contract.OVERWRITE_REPLACE, contract.OVERWRITE_APPEND
 
 REGION = "us-east-1"
 RAW, PROCESSED, ANALYTICS = "replay-raw", "replay-processed", "replay-analytics"
