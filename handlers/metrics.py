@@ -56,10 +56,15 @@ class Counts:
     def as_metadata(self) -> dict[str, str]:
         """S3 user metadata (ASCII header values) carrying the counts on every output object."""
         return {
-            name.replace("_", "-"): str(value)
+            self.metadata_name(name): str(value)
             for name, value in asdict(self).items()
             if name != "objects_written"
         }
+
+    @staticmethod
+    def metadata_name(field: str) -> str:
+        """The S3 user metadata name that carries count ``field`` (``records-quarantined``)."""
+        return field.replace("_", "-")
 
 
 def emf_document(

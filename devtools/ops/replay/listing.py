@@ -14,11 +14,13 @@ from handlers.contract import (
     QUARANTINE_SUFFIX,
     RECORDS_PREFIX,
     RECORDS_SUFFIX,
+    SOURCE_SEQUENCER_METADATA,
     Env,
     Stage,
 )
 from handlers.errors import EventError
 from handlers.events import split_part, versioned_key
+from handlers.metrics import Counts
 
 
 def _matches(key: str, target: ReplayTarget, key_prefix: str) -> bool:
@@ -121,8 +123,8 @@ def ingestion_outputs(s3: Any, target: ReplayTarget, rels: Iterable[str]) -> dic
                         continue  # only part 0, written last, says a version was ingested whole
                     head = s3.head_object(Bucket=target.dest_bucket, Key=o["Key"])
                     metadata = head.get("Metadata") or {}
-                    tag = metadata.get("source-sequencer") or name[: -len(suffix)]
-                    count = metadata.get("records-quarantined", "")
+                    tag = metadata.get(SOURCE_SEQUENCER_METADATA) or name[: -len(suffix)]
+                    count = metadata.get(Counts.metadata_name("records_quarantined"), "")
                     found.setdefault(rel, []).append(
                         Output(
                             tag.upper(),
