@@ -10,10 +10,12 @@ whole table's rows:
 2. per table, one statement inserts the document's contribution rows and upserts the difference into
    the rollup in primary-key order (``ORDER BY`` the key, ``ON CONFLICT … DO UPDATE`` adding in
    ``NUMERIC``, which is exact): every load takes its rollup row locks in one order, groups before
-   metrics, so concurrent loads queue instead of deadlocking;
-3. after a removal, rollup rows left at zero go, and the min and max a removed row may have held are
-   recomputed from the contributions that remain (an extreme cannot be subtracted). That runs on rows
-   this transaction has locked already, so it sees every other load's rows in those groups as committed.
+   metrics, so concurrent loads queue instead of deadlocking. After a removal, a rollup row the removed
+   and the new rows leave as it was is not written (nor locked: nothing of it changes);
+3. after a removal, rollup rows left at zero go (the upserts return them), and the min and max a
+   removed row may have held are recomputed from the contributions that remain (an extreme cannot be
+   subtracted). That runs on rows this transaction has locked already, so it sees every other load's
+   rows in those groups as committed.
 
 The temporary tables need the ``TEMPORARY`` privilege on the database, which PostgreSQL grants to
 ``PUBLIC`` by default.
@@ -61,10 +63,17 @@ _TAKE_OUT = (
 
 # ``{rows}``: the staged rows as they are, or (after a removal) summed per rollup row. A removed row's
 # min and max are within the rollup's, so LEAST and GREATEST keep the rollup's there; step 3 fixes them.
-_NET_GROUPS = "(SELECT s, k, MAX(d) AS d, CAST(SUM(r) AS bigint) AS r FROM load_groups GROUP BY s, k)"
+# A rollup row the removed and the new rows give the same records, or the same count, sum, min and max,
+# does not change: it is left out of the upsert (a version loaded again changes few of its groups).
+_NET_GROUPS = (
+    "(SELECT s, k, MAX(d) AS d, CAST(SUM(r) AS bigint) AS r FROM load_groups GROUP BY s, k "
+    "HAVING SUM(r) <> 0)"
+)
 _NET_METRICS = (
     "(SELECT s, k, MAX(d) AS d, m, CAST(SUM(c) AS bigint) AS c, SUM(su) AS su, MIN(lo) AS lo, MAX(hi) AS hi "
-    "FROM load_metrics GROUP BY s, k, m)"
+    "FROM load_metrics GROUP BY s, k, m HAVING SUM(c) <> 0 OR SUM(su) <> 0 "
+    "OR MIN(lo) FILTER (WHERE gone) IS DISTINCT FROM MIN(lo) FILTER (WHERE NOT gone) "
+    "OR MAX(hi) FILTER (WHERE gone) IS DISTINCT FROM MAX(hi) FILTER (WHERE NOT gone))"
 )
 _ADD_GROUPS = (
     "added AS (INSERT INTO pipeline_contribution_groups "

@@ -219,3 +219,39 @@ def test_a_replacement_that_empties_rollup_rows_deletes_only_those(migrated_data
     # THEN the group only version 1 had is gone from both rollups; the other is "other" plus version 2
     assert groups == [('{"type":"keep"}', 2)]
     assert metrics == [('{"type":"keep"}', 2, 8, 3, 5)]
+
+
+@pytest.mark.postgres
+@POSTGRESQL
+def test_a_replacement_leaves_the_rollup_rows_it_does_not_change_unwritten(migrated_database: str) -> None:
+    same, other = (H12, '{"type":"same"}'), (H12, '{"type":"other"}')
+    engine = database.connect(migrated_database)
+
+    def versions() -> dict[str, tuple[str, str]]:
+        """Each group's rollup row versions (xmin: the transaction that wrote them)."""
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT g.dimensions, g.xmin::text, m.xmin::text FROM pipeline_rollup_groups AS g "
+                    "JOIN pipeline_rollup_metrics AS m USING (setting_key, window_start, dimensions_key)"
+                )
+            )
+            return {row[0]: (row[1], row[2]) for row in rows}
+
+    try:
+        _load(engine, "key", "0065A1", {same: _one(1), other: _one(2)})
+        before = versions()
+        # WHEN version 2 brings one group as it was and the other with another value
+        _load(engine, "key", "0065A2", {same: _one(1), other: _one(3)})
+        after = versions()
+        with engine.connect() as conn:
+            m = database.rollup_metrics.c
+            totals = dict(conn.execute(select(m.dimensions, m.sum)).all())
+    finally:
+        engine.dispose()
+    # THEN the unchanged group's rows are the ones version 1 wrote; of the other group (one record in
+    # either version), only the metric row was rewritten
+    assert after['{"type":"same"}'] == before['{"type":"same"}']
+    assert after['{"type":"other"}'][0] == before['{"type":"other"}'][0]
+    assert after['{"type":"other"}'][1] != before['{"type":"other"}'][1]
+    assert totals == {'{"type":"same"}': 1, '{"type":"other"}': 3}
