@@ -555,14 +555,14 @@ def test_revision_0004_keys_compare_bytewise_and_rollups_keep_room_and_its_downg
     engine.dispose()
     collations_0003, options_0003 = schema()
     # THEN at the head the rollup and contribution keys were in the C collation (the settings' and
-    # contributions' own keys not), the rollups at fillfactor 80; at 0003 all in the default again
+    # contributions' own keys not), the rollups at fillfactor 50; at 0003 all in the default again
     contribution_keys = {"pipeline_contributions.setting_key", "pipeline_settings.setting_key"}
     assert {column for column, collation in collations.items() if collation == "C"} == (
         collations.keys() - contribution_keys
     )
     assert len(collations) == 11
     assert options == {
-        table: ["fillfactor=80"] for table in ("pipeline_rollup_groups", "pipeline_rollup_metrics")
+        table: ["fillfactor=50"] for table in ("pipeline_rollup_groups", "pipeline_rollup_metrics")
     }
     assert set(collations_0003.values()) == {None}
     assert options_0003 == dict.fromkeys(("pipeline_rollup_groups", "pipeline_rollup_metrics"), None)
