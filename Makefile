@@ -26,6 +26,8 @@ format: venv
 	$(VENV)/bin/ruff format .
 
 # One pytest worker per core (pytest-xdist); each module's tests stay in one worker, so module-scoped
-# fixtures are set up once (tests/parallel.py).
+# fixtures are set up once (tests/parallel.py). Bytecode is cached (__pycache__, git-ignored) even where
+# the environment sets PYTHONDONTWRITEBYTECODE: otherwise every worker and every subprocess the tests
+# start compiles our sources again, and pytest rewrites every test module's asserts again.
 test: lint
-	scripts/with-throwaway-postgres $(PY) -m pytest -n auto --dist loadscope
+	env -u PYTHONDONTWRITEBYTECODE scripts/with-throwaway-postgres $(PY) -m pytest -n auto --dist loadscope

@@ -105,7 +105,10 @@ def _builds(config: pytest.Config) -> _RealBuilds:
 def pytest_collection_finish(session: pytest.Session) -> None:
     # pip mostly waits on the network and its subprocesses run beside the interpreter, so builds started
     # now are done (or nearly) by the time the layer tests run. Every xdist worker collects every test,
-    # so each one decides alike; only the first builds.
+    # so each one decides alike; only the first builds. A run that only collects (--collect-only) runs no
+    # test, so it builds nothing (it would otherwise wait for every build at its end).
+    if session.config.option.collectonly:
+        return
     if parallel.is_first_worker(session.config) and any(
         "real_layers" in getattr(item, "fixturenames", ()) for item in session.items
     ):

@@ -66,6 +66,9 @@ def stubbed_lambda(total: int, unreserved: int, held: dict[str, int] | None = No
 
 @pytest.fixture
 def aws(monkeypatch):
+    # moto's EC2 otherwise makes ~36,000 stock AMIs (a volume and a snapshot each) for every region it
+    # serves, twice per test (created, then re-created by the reset); preflight reads no AMI.
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
