@@ -11,6 +11,7 @@ import boto3
 import pytest
 from handler_support import ANALYTICS, PROCESSED, RAW, REGION
 from moto import mock_aws
+from moto_clients import shared_client
 from postgres import NewDatabase
 
 from handlers import analytics_handler as analytics
@@ -18,18 +19,6 @@ from handlers import contract
 from handlers import ingestion_handler as ingestion
 from handlers import processing_handler as processing
 from handlers.contract import Env, Stage
-
-_CLIENTS: dict[tuple[Any, ...], Any] = {}
-_new_client = boto3.client
-
-
-def _shared_client(service: str, *args: Any, **kwargs: Any) -> Any:
-    """boto3.client, built once per service for the session: moto intercepts at the botocore layer,
-    so one client serves every test's fresh mock, and building a client costs ~0.2-0.4 s here."""
-    key = (service, args, tuple(sorted(kwargs.items())))
-    if key not in _CLIENTS:
-        _CLIENTS[key] = _new_client(service, *args, **kwargs)
-    return _CLIENTS[key]
 
 
 @contextmanager
@@ -44,7 +33,7 @@ def _moto_buckets(patch: pytest.MonkeyPatch) -> Iterator[Any]:
         patch.setenv(name, value)
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
         patch.delenv(name, raising=False)
-    patch.setattr(boto3, "client", _shared_client)
+    patch.setattr(boto3, "client", shared_client)
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         for bucket in (RAW, PROCESSED, ANALYTICS):

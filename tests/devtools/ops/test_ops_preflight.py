@@ -10,6 +10,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
+from moto_clients import shared_client
 
 from components.config import parse_config
 from devtools.ops import preflight as pf
@@ -20,13 +21,14 @@ TODAY = dt.date(2026, 12, 3)
 
 
 class Session:
-    """boto3 clients on moto, with some replaced by stubbed ones."""
+    """boto3 clients on moto (shared between tests: none of them is stubbed), with some replaced by
+    stubbed ones."""
 
     def __init__(self, **replaced: Any) -> None:
         self.replaced = replaced
 
     def client(self, name: str, region_name: str) -> Any:
-        return self.replaced.get(name) or boto3.client(name, region_name=region_name)
+        return self.replaced.get(name) or shared_client(name, region_name=region_name)
 
 
 def config(**raw: Any):

@@ -16,6 +16,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto_clients import shared_client
 
 from devtools.ops import replay as rp
 from handlers import analytics_handler as analytics
@@ -159,6 +160,7 @@ def chain(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[Chain]
         monkeypatch.setenv(name, value)
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(boto3, "client", shared_client)  # each stage's cold start builds its clients
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         for bucket in (RAW, PROCESSED, ANALYTICS):
