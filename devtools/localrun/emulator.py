@@ -81,6 +81,18 @@ LambdaHandOff = Callable[[str, dict[str, Any]], None]
 
 _lock = threading.Lock()
 _active: AwsEmulator | None = None
+_session: boto3.session.Session | None = None
+
+
+def _shared_session() -> boto3.session.Session:
+    """One boto3 session for every emulator of the process: it holds no credentials or endpoint of its
+    own (clients get both), only botocore's loaded service models and endpoint rules, which are costly
+    to load again for every run."""
+    global _session
+    with _lock:
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session
 
 
 class AwsEmulator:
@@ -96,7 +108,7 @@ class AwsEmulator:
         self.endpoint = ""
         self.admin: Credentials | None = None
         self.lambda_service: Credentials | None = None
-        self._session = boto3.session.Session()
+        self._session = _shared_session()
         self._clients: dict[tuple[str, Credentials], Any] = {}
         self._clients_lock = threading.Lock()
         self._sequencers = itertools.count(time.time_ns() // 1000)
