@@ -532,12 +532,16 @@ def test_revision_0004_keys_compare_bytewise_and_rollups_keep_room_and_its_downg
 ) -> None:
     from alembic import command
 
-    def schema() -> tuple[dict[str, str | None], dict[str, Any]]:
+    def schema() -> tuple[dict[str, str | None], dict[str, Any], list[Any]]:
         engine = create_engine(empty_database)
         with engine.connect() as conn:
             found = (
                 dict(conn.execute(text(KEY_COLUMNS)).all()),
                 dict(conn.execute(text(ROLLUP_OPTIONS)).all()),
+                [
+                    index["column_names"]
+                    for index in inspect(conn).get_indexes("pipeline_contribution_groups")
+                ],
             )
         engine.dispose()
         return found
@@ -545,7 +549,7 @@ def test_revision_0004_keys_compare_bytewise_and_rollups_keep_room_and_its_downg
     database.migrate(empty_database)
     load(empty_database, Doc("k", "0065A1", {(H12, "a"): {"value": (Decimal("1.5"), 2)}}))
     rows = _rollup_rows(empty_database)
-    collations, options = schema()
+    collations, options, group_index = schema()
     # WHEN the head's revision is taken back to 0003
     engine = database.create(empty_database)
     config = alembic_config()
@@ -553,7 +557,7 @@ def test_revision_0004_keys_compare_bytewise_and_rollups_keep_room_and_its_downg
         config.attributes["connection"] = conn
         command.downgrade(config, "0003")
     engine.dispose()
-    collations_0003, options_0003 = schema()
+    collations_0003, options_0003, group_index_0003 = schema()
     # THEN at the head the rollup and contribution keys were in the C collation (the settings' and
     # contributions' own keys not), the rollups at fillfactor 50; at 0003 all in the default again
     contribution_keys = {"pipeline_contributions.setting_key", "pipeline_settings.setting_key"}
@@ -566,6 +570,9 @@ def test_revision_0004_keys_compare_bytewise_and_rollups_keep_room_and_its_downg
     }
     assert set(collations_0003.values()) == {None}
     assert options_0003 == dict.fromkeys(("pipeline_rollup_groups", "pipeline_rollup_metrics"), None)
+    # AND the contribution group index had the setting out of its key, and has it back at 0003
+    assert group_index == [["window_start", "dimensions_key"]]
+    assert group_index_0003 == [["setting_key", "window_start", "dimensions_key"]]
     # AND upgraded again, it holds the rows it held
     assert database.migrate(empty_database) == database.HEAD
     assert _rollup_rows(empty_database) == rows

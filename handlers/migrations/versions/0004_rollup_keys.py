@@ -1,4 +1,4 @@
-"""Cheaper rollup writes on PostgreSQL: byte-order keys, and room for updates in place.
+"""Cheaper load writes: byte-order keys, room for rollup updates in place, a narrower contribution index.
 
 Revision ID: 0004
 Revises: 0003
@@ -14,8 +14,12 @@ Revises: 0003
   page at once, and the old versions keep their room until it commits: at 80 only about a quarter of
   the updates found room, at 50 all of them. The price is rollup tables up to twice as large on disk
   (a page's room is reused as later updates prune the dead versions).
+* The index that finds the contributions remaining in a group (``pipeline_contribution_groups_group``)
+  drops ``setting_key``, its first column: (window start, dimensions key) rarely holds rows of two
+  settings, and the query filters on the setting. Each entry is 65 bytes shorter, and a load writes one
+  per group.
 
-Nothing changes on SQLite. The loads' staging tables (``handlers.staging``) use the same collation,
+Only the index changes on SQLite. The loads' staging tables (``handlers.staging``) use the same collation,
 since PostgreSQL cannot compare text of two different column collations.
 """
 
@@ -36,6 +40,7 @@ KEYS = {
     "pipeline_contribution_metrics": {"dimensions_key": 64, "metric": 256},
 }
 FILLFACTOR = 50
+GROUP_INDEX = "pipeline_contribution_groups_group"
 
 
 def _collate(collation: str) -> None:
@@ -47,7 +52,13 @@ def _collate(collation: str) -> None:
         op.execute(f"ALTER TABLE {table} {changes}")
 
 
+def _group_index(columns: list[str]) -> None:
+    op.drop_index(GROUP_INDEX, table_name="pipeline_contribution_groups")
+    op.create_index(GROUP_INDEX, "pipeline_contribution_groups", columns)
+
+
 def upgrade() -> None:
+    _group_index(["window_start", "dimensions_key"])
     if op.get_bind().dialect.name != "postgresql":
         return
     _collate("C")
@@ -56,6 +67,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    _group_index(["setting_key", "window_start", "dimensions_key"])
     if op.get_bind().dialect.name != "postgresql":
         return
     for table in ROLLUPS:
