@@ -4,13 +4,14 @@ Memory grows with the number of groups (windows times dimension values), never w
 records: each block of lines updates its groups' counters (``handlers.group_table``) and is dropped (at
 most ``PENDING_VALUES`` metric values, and one block's, wait, gathered per group, to be summed together).
 
-Numbers are exact (``handlers.exact``): lines are decoded with ``float_hook=Decimal`` (a block with
-``exact.literal``, which raises where it would have to round, sending the block down the line-by-line
-path), so a metric is the decimal its literal states and an integer stays an ``int``; sums are taken
-inside ``exact.exact_context()``, where a sum that would round raises instead. Aggregates form a commutative
-monoid under ``merge`` (counts and sums add, min and max keep), so aggregating files separately and
-merging in any order equals aggregating all records at once, exactly — the property the analytics
-stage's database upsert relies on (tested with hypothesis).
+Numbers are exact (``handlers.exact``): lines are decoded with ``float_hook=Decimal`` (a block keeps
+such literals as text, ``handlers.scaled``: a column of one scale is read as scaled integers, any other
+as ``exact.literal`` reads it, which raises where it would have to round, sending the block down the
+line-by-line path), so a metric is the decimal its literal states and an integer stays an ``int``; sums
+are taken inside ``exact.exact_context()``, where a sum that would round raises instead. Aggregates
+form a commutative monoid under ``merge`` (counts and sums add, min and max keep), so aggregating files
+separately and merging in any order equals aggregating all records at once, exactly — the property the
+analytics stage's database upsert relies on (tested with hypothesis).
 
 A group is a window start and the canonical text of its dimension values (``GroupKey``,
 ``dimensions_text``): numerically equal numbers are one group (``1``, ``1.0``, ``1e0``; ``0``, ``-0.0``),
@@ -78,6 +79,7 @@ from handlers.groups import (
     scalar,
 )
 from handlers.metrics import Counts
+from handlers.scaled import decimals, scaled
 
 _RAW = msgspec.json.Decoder(msgspec.Raw)
 _BLANK = b" \t\r"  # JSON whitespace; bytes.isspace would also take \v and \f, which are not JSON
@@ -263,6 +265,10 @@ class Aggregator:
         for get in layout.dimensions:
             column = list(map(get, records))
             kinds = set(map(type, column))
+            if bytes in kinds:  # number literals, kept as text: their Decimals, as a line reads them
+                if (column := decimals(column)) is None:  # type: ignore[assignment]
+                    return False
+                kinds = set(map(type, column))
             if not kinds <= _PLAIN_DIMENSIONS:
                 if not kinds <= _SCALAR_DIMENSIONS:
                     return False
@@ -282,6 +288,14 @@ class Aggregator:
             if not present:
                 metrics.append(None)
                 continue
+            if bytes in kinds:  # literals with a fraction or an exponent, kept as text
+                found = scaled(present) if len(kinds) == 1 else None
+                if found is not None:  # all of one scale: integers
+                    metrics.append((mask, found[1], found[0]))
+                    continue
+                if (present := decimals(present)) is None:  # type: ignore[assignment]
+                    return False
+                kinds = set(map(type, present))
             if not kinds <= _NUMBERS or not (min(present) > -_LIMIT and max(present) < _LIMIT):
                 return False
             if kinds != _INTS:
@@ -293,7 +307,7 @@ class Aggregator:
                     return False
                 if type(total) is Decimal and total.as_tuple().exponent < -exact.MAX_FRACTION_DIGITS:  # type: ignore[operator]
                     return False
-            metrics.append((mask, present))
+            metrics.append((mask, present, 0))
         table = self._table
         try:
             ids = table.ids(ids, heads=True)
@@ -301,8 +315,8 @@ class Aggregator:
             return False
         for index, prepared in enumerate(metrics):
             if prepared is not None:
-                mask, present = prepared
-                table.add_values(index, ids if mask is None else compress(ids, mask), present)
+                mask, present, scale = prepared
+                table.add_values(index, ids if mask is None else compress(ids, mask), present, scale)
         self.valid += len(records)
         self._flush_if_full()
         return True
@@ -343,13 +357,32 @@ def aggregate_stream(
     line_limit: int = RECORDS_LINE_LIMIT,
 ) -> AggregateResult:
     """Aggregate a gzip JSON Lines ``records/`` object, streamed; never raises for bad content."""
-    aggregator = Aggregator(window_seconds, dimensions, metrics)
-    lines = 0
     # The cyclic garbage collector is paused: a block allocates tens of thousands of short-lived
     # tuples and lists, none of them in a cycle (reference counting frees them), and the collector's
-    # passes over them and over the groups cost about a tenth of the stage's CPU (docs/benchmarks.md).
+    # passes over them and over the groups cost about a tenth of the stage's CPU (docs/benchmarks.md);
+    # the groups' structs are built before it resumes, for the same reason.
     collecting = gc.isenabled()
     gc.disable()
+    try:
+        aggregator, lines = _aggregated(read, window_seconds, dimensions, metrics, line_limit)
+        groups = aggregator.groups()
+    finally:
+        if collecting:
+            gc.enable()
+    counts = Counts(
+        records_read=lines,
+        records_valid=aggregator.valid,
+        records_quarantined=aggregator.rejected_total,
+        blank_lines=aggregator.blank,
+    )
+    return AggregateResult(groups, counts, aggregator.rejected, aggregator.rejected_total)
+
+
+def _aggregated(
+    read: Read, window_seconds: int, dimensions: tuple[str, ...], metrics: tuple[str, ...], line_limit: int
+) -> tuple[Aggregator, int]:
+    aggregator = Aggregator(window_seconds, dimensions, metrics)
+    lines = 0
     try:
         for block in records_line_blocks(payload_reader(read, True), line_limit):
             if type(block) is int:
@@ -362,13 +395,4 @@ def aggregate_stream(
         aggregator = Aggregator(window_seconds, dimensions, metrics)
         aggregator.reject(0, error.reason, error.detail)
         lines = 1
-    finally:
-        if collecting:
-            gc.enable()
-    counts = Counts(
-        records_read=lines,
-        records_valid=aggregator.valid,
-        records_quarantined=aggregator.rejected_total,
-        blank_lines=aggregator.blank,
-    )
-    return AggregateResult(aggregator.groups(), counts, aggregator.rejected, aggregator.rejected_total)
+    return aggregator, lines

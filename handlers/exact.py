@@ -49,6 +49,10 @@ _LITERALS = _CONTEXT.copy()  # its own flags: Clamped and Subnormal are raised h
 # arguments by keyword and copies the text first.
 literal = _LITERALS.create_decimal
 
+# A product of supported values exactly, or a decimal signal (scaled integers back to decimals,
+# ``handlers.scaled``); a context's method takes an ``int`` as it is, with no ``Decimal`` made first.
+multiply = _CONTEXT.multiply
+
 
 class MetricValueError(ValueError):
     """A metric value the pipeline does not take; ``reason`` is the rejection code."""

@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from handlers import exact
+from handlers import exact, scaled
 from handlers.exact import Number, exact_context
 from handlers.metrics import Counts
 
@@ -84,8 +84,9 @@ class Stats(msgspec.Struct, frozen=True, gc=False):
         return Stats(self.count + other.count, total, min(self.min, other.min), max(self.max, other.max))
 
 
-class GroupStats(msgspec.Struct, frozen=True):
-    """One group's record count and per-metric stats (a struct, like ``Stats``)."""
+class GroupStats(msgspec.Struct, frozen=True, gc=False):
+    """One group's record count and per-metric stats (a struct, like ``Stats``; untracked by the cyclic
+    garbage collector, as its dict of ``Stats`` then is too: neither can refer back to it)."""
 
     records: int  # records in the group
     metrics: Mapping[str, Stats] = msgspec.field(default_factory=dict)  # metric name → stats (seen only)
@@ -235,7 +236,7 @@ class Starts(dict[str, str]):
 class _Layout:
     """The structs a configuration decodes lines into, and how to read their fields."""
 
-    block: msgspec.json.Decoder  # only the configured fields, decoded (``float_hook=exact.literal``)
+    block: msgspec.json.Decoder  # only the configured fields, decoded (``float_hook=scaled.keep``)
     line: msgspec.json.Decoder  # the same fields as raw JSON, for the line-by-line path
     timestamp: attrgetter  # type: ignore[type-arg]
     dimensions: tuple[attrgetter, ...]  # type: ignore[type-arg]
@@ -263,7 +264,7 @@ def layout(dimensions: tuple[str, ...], metrics: tuple[str, ...]) -> _Layout:
         "RawFields", [(attribute[name], msgspec.Raw, None) for name in names], rename=rename, gc=False
     )
     return _Layout(
-        block=msgspec.json.Decoder(block, float_hook=exact.literal),
+        block=msgspec.json.Decoder(block, float_hook=scaled.keep),
         line=msgspec.json.Decoder(raw),
         timestamp=attrgetter(attribute["timestamp"]),
         dimensions=tuple(attrgetter(attribute[name]) for name in dimensions),
