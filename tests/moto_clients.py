@@ -14,7 +14,8 @@ from typing import Any
 import boto3
 
 _CLIENTS: dict[tuple[Any, ...], Any] = {}
-_new_client = boto3.client
+fresh_client = boto3.client
+"""boto3's own ``client``, a new client each call, even where a test has patched ``boto3.client``."""
 # What a client reads from the environment when it is built; a client built under other values is another.
 _ENVIRONMENT = (
     "AWS_ACCESS_KEY_ID",
@@ -35,7 +36,7 @@ def shared_client(service: str, *args: Any, **kwargs: Any) -> Any:
     try:
         client = _CLIENTS.get(key)
     except TypeError:  # an unhashable argument: nothing to share it by
-        return _new_client(service, *args, **kwargs)
+        return fresh_client(service, *args, **kwargs)
     if client is None:
-        client = _CLIENTS[key] = _new_client(service, *args, **kwargs)
+        client = _CLIENTS[key] = fresh_client(service, *args, **kwargs)
     return client

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
-from moto_clients import shared_client
+from moto_clients import fresh_client, shared_client
 
 from components.config import parse_config
 from devtools.ops import preflight as pf
@@ -47,7 +47,7 @@ def failures(findings, key: str) -> list[str]:
 
 
 def stubbed_lambda(total: int, unreserved: int, held: dict[str, int] | None = None) -> Any:
-    client = boto3.client("lambda", region_name=REGION)
+    client = fresh_client("lambda", region_name=REGION)  # its own: the stub stays on the client
     stub = Stubber(client)
     stub.add_response(
         "get_account_settings",
@@ -74,6 +74,7 @@ def aws(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setattr(boto3, "client", shared_client)  # a client a test stubs comes from fresh_client
     with mock_aws():
         yield
 
