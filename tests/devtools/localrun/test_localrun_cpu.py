@@ -95,7 +95,9 @@ def test_the_remaining_time_counts_the_scaled_cpu_time(burner: FunctionImage) ->
     assert result.ok, result.error
     assert result.lambda_ms is not None
     remaining = result.payload["remaining_ms"]
-    assert 10_000 - result.lambda_ms - 1 <= remaining <= 10_000 - 300 * cpu_factor(image.memory_mb)
+    # (the wall clock's remaining time is the bound instead when a busy machine made the wall the longer)
+    used_ms = max(result.lambda_ms, result.duration_ms)
+    assert 10_000 - used_ms - 1 <= remaining <= 10_000 - 300 * cpu_factor(image.memory_mb)
     assert f"Scaled CPU Duration: {result.lambda_ms:.2f} ms" in result.log_lines[-1]
 
 
