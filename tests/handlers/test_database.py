@@ -31,6 +31,8 @@ from handlers.exact import exact_context
 from handlers.groups import GroupStats, Stats
 from handlers.rollups import start_text
 
+REPLACE, APPEND = contract.OVERWRITE_REPLACE, contract.OVERWRITE_APPEND
+
 H12, H13, H14 = "2024-05-01T12:00:00Z", "2024-05-01T13:00:00Z", "2024-05-01T14:00:00Z"
 SETTING = database.Setting("1h", ("type",), ("value", "other"))
 
@@ -81,7 +83,7 @@ class Doc:
         return out
 
 
-def load(url_or_engine: Any, doc: Doc, mode: str = "replace") -> database.LoadResult:
+def load(url_or_engine: Any, doc: Doc, mode: str = REPLACE) -> database.LoadResult:
     engine = url_or_engine
     if isinstance(url_or_engine, str):
         engine = database.connect(url_or_engine)
@@ -99,9 +101,7 @@ def expected(docs: Iterable[Doc], mode: str) -> dict[str, Any]:
     version (append); for one version loaded with several contents, the last one listed."""
     chosen: dict[tuple[Any, ...], Doc] = {}
     for doc in docs:
-        source = (
-            (doc.setting.key, doc.rel) if mode == "replace" else (doc.setting.key, doc.rel, doc.sequencer)
-        )
+        source = (doc.setting.key, doc.rel) if mode == REPLACE else (doc.setting.key, doc.rel, doc.sequencer)
         held = chosen.get(source)
         if held is None or order_key(doc.sequencer) >= order_key(held.sequencer):
             chosen[source] = doc
@@ -165,7 +165,7 @@ C7 = Doc(
 FOUR = (A1, A2, B1, C7)
 
 
-@pytest.mark.parametrize("mode", ["replace", "append"])
+@pytest.mark.parametrize("mode", contract.OVERWRITE_MODES)
 def test_every_order_of_four_loads_gives_the_same_exact_totals(migrated_database: str, mode: str) -> None:
     engine = database.connect(migrated_database)
     seen = []
@@ -183,7 +183,7 @@ def test_every_order_of_four_loads_gives_the_same_exact_totals(migrated_database
     assert seen[0] == expected(FOUR, mode)
 
 
-@pytest.mark.parametrize("mode", ["replace", "append"])
+@pytest.mark.parametrize("mode", contract.OVERWRITE_MODES)
 def test_eight_concurrent_loaders_give_the_exact_totals(migrated_database: str, mode: str) -> None:
     # GIVEN versions of three keys, each document delivered twice, and eight workers starting together
     docs = [
@@ -221,7 +221,7 @@ V1 = Doc("day", "0065C1", {(H12, "click"): {"value": (1, 2, 3)}})
 V2 = Doc("day", "0065C2", {(H12, "click"): {"value": (10, 20)}})
 
 
-@pytest.mark.parametrize(("mode", "totals"), [("replace", (2, 30)), ("append", (5, 36))])
+@pytest.mark.parametrize(("mode", "totals"), [(REPLACE, (2, 30)), (APPEND, (5, 36))])
 @pytest.mark.parametrize("sequence", OVERWRITES.values(), ids=OVERWRITES.keys())
 def test_an_overwritten_key_gives_its_modes_totals_whatever_the_deliveries(
     migrated_database: str, mode: str, totals: tuple[int, int], sequence: list[str]
@@ -330,7 +330,7 @@ def test_the_same_version_and_bytes_under_another_object_is_a_duplicate(migrated
     assert rollups(migrated_database) == before
 
 
-@pytest.mark.parametrize("mode", ["replace", "append"])
+@pytest.mark.parametrize("mode", contract.OVERWRITE_MODES)
 def test_the_same_version_with_other_bytes_replaces_its_earlier_load(
     migrated_database: str, mode: str
 ) -> None:
@@ -360,7 +360,7 @@ def test_a_replaced_version_leaves_the_groups_only_it_had_and_their_extremes(mig
         engine.dispose()
     # THEN v1's own group is gone and the shared group's min and max come from what remains
     tables = rollups(migrated_database)
-    assert tables == expected([other, v2], "replace")
+    assert tables == expected([other, v2], REPLACE)
     assert set(tables["groups"]) == {(SETTING.key, H12, dims("click"))}
     assert tables["metrics"][(SETTING.key, H12, dims("click"), "value")] == (
         2,
@@ -394,7 +394,7 @@ def test_settings_never_share_rollups_or_contributions(migrated_database: str) -
     assert states == ["loaded"] * 3
     tables = rollups(migrated_database)
     assert {key[0] for key in tables["groups"]} == {SETTING.key, daily.key, wider.key}
-    assert tables == expected(docs, "replace")
+    assert tables == expected(docs, REPLACE)
     engine = create_engine(migrated_database)
     with engine.connect() as conn:
         contributions = conn.execute(select(database.contributions.c.setting_key)).scalars().all()
@@ -463,7 +463,7 @@ def property_database(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(docs=DOCS, mode=st.sampled_from(["replace", "append"]), data=st.data())
+@given(docs=DOCS, mode=st.sampled_from(contract.OVERWRITE_MODES), data=st.data())
 def test_random_documents_in_random_order_with_duplicates_give_the_exact_totals(
     property_database: str, docs: list[Doc], mode: str, data: st.DataObject
 ) -> None:

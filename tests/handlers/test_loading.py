@@ -17,6 +17,8 @@ from handlers import contract, database, loading, rollups
 from handlers.errors import LoadRejectedError
 from handlers.groups import GroupStats, Stats
 
+REPLACE, APPEND = contract.OVERWRITE_REPLACE, contract.OVERWRITE_APPEND
+
 SETTING = database.Setting("1h", ("type",), ("value",))
 STARTS = [f"2024-05-01T{hour:02d}:00:00Z" for hour in range(12)]
 GROUPS = [(start, f'{{"type":"t{n}"}}') for start in STARTS for n in range(25)]  # 300 groups
@@ -62,7 +64,7 @@ VERSIONS = [(rel, f"0065D{v}", 3 * v + n) for v in (1, 2) for n, rel in enumerat
 
 
 def _expected(mode: str) -> dict[tuple[str, str], tuple[Any, ...]]:
-    chosen = [seed for _rel, sequencer, seed in VERSIONS if mode == "append" or sequencer == "0065D2"]
+    chosen = [seed for _rel, sequencer, seed in VERSIONS if mode == APPEND or sequencer == "0065D2"]
     totals: dict[tuple[str, str], list[Any]] = {}
     for seed in chosen:
         for group, stats in _document(seed).items():
@@ -74,7 +76,7 @@ def _expected(mode: str) -> dict[tuple[str, str], tuple[Any, ...]]:
     return {group: tuple(entry) for group, entry in totals.items()}
 
 
-@pytest.mark.parametrize("mode", ["replace", "append"])
+@pytest.mark.parametrize("mode", contract.OVERWRITE_MODES)
 def test_concurrent_loads_of_documents_sharing_every_group_neither_deadlock_nor_lose_an_update(
     migrated_database: str, mode: str
 ) -> None:
