@@ -64,6 +64,8 @@ class Counts:
     @staticmethod
     def metadata_name(field: str) -> str:
         """The S3 user metadata name that carries count ``field`` (``records-quarantined``)."""
+        if field not in Counts.__dataclass_fields__:
+            raise ValueError(f"no count named {field!r}")
         return field.replace("_", "-")
 
 

@@ -8,7 +8,7 @@ exponent and at most ``MAX_INTEGER_DIGITS`` integer digits holds only supported 
 ``n / 10**k``; ``scaled`` reads the ``n`` with C-level passes (one join, one regular expression, one
 ``replace``, one msgspec decode of the digits as a JSON array of integers), so that sums, minima and
 maxima are taken on ``int``s, several times cheaper than on ``Decimal``s. ``to_decimals`` gives the
-``Decimal`` of each: ``exact.literal`` of ``"{n}e-{k}"``, the same digits and exponent as the sum of
+``Decimal`` of each: ``exact.multiply`` of ``n`` by ``1E-k``, the same digits and exponent as the sum of
 the literals' ``Decimal``s would have. Anything else (another shape of literal, a column mixing scales
 or integers) is left to ``decimals``: each literal's ``Decimal`` as the line-by-line path reads it.
 """

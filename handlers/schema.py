@@ -59,12 +59,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from handlers.contract import OVERWRITE_APPEND as APPEND
-from handlers.contract import OVERWRITE_REPLACE as REPLACE
+from handlers import contract
 from handlers.events import SEQUENCER_WIDTH
 from handlers.exact import Number, canonical, parse
 
-MODES = (REPLACE, APPEND)
+# The ledger's modes, by the names the loads import from here.
+REPLACE, APPEND, MODES = contract.OVERWRITE_REPLACE, contract.OVERWRITE_APPEND, contract.OVERWRITE_MODES
+
 LOADED, DUPLICATE, SUPERSEDED = "loaded", "duplicate", "superseded"
 
 LEGACY_REL = ""  # the source of rollups loaded before contributions were kept (revision 0002)

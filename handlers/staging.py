@@ -219,7 +219,8 @@ def write(
         return
     zero_groups = conn.execute(text(_REPLACE_GROUPS), put_in).all()
     zero_metrics = conn.execute(text(_REPLACE_METRICS), put_in).all()
-    # In the order the upserts locked them: metrics, then groups.
+    # Metric rows before the group rows they belong to; the upserts above already locked every one of
+    # them (groups first, then metrics), so these deletes take no new row lock.
     if zero_metrics:
         s, k, m = (list(column) for column in zip(*zero_metrics, strict=True))
         conn.execute(text(_EMPTIED_METRICS), keys | {"s": s, "k": k, "m": m})

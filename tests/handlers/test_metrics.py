@@ -112,3 +112,9 @@ def test_without_a_context_any_size_is_processed(capsys: pytest.CaptureFixture[s
     )
     assert result["counts"]["records_valid"] == 1
     assert lines(capsys)[0][OVER_BUDGET_METRIC] == 0
+
+
+def test_a_count_s_metadata_name_is_its_field_s_and_an_unknown_field_is_refused() -> None:
+    assert Counts.metadata_name("records_quarantined") in Counts(records_quarantined=1).as_metadata()
+    with pytest.raises(ValueError, match="no count named"):
+        Counts.metadata_name("records_lost")

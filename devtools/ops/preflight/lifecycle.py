@@ -74,7 +74,8 @@ def check_adopted_lifecycle(cfg: PipelineConfig, s3: Any, out: Findings) -> None
                 continue
             rules = []
         try:
-            versioned = s3.get_bucket_versioning(Bucket=name).get("Status") == "Enabled"
+            # A suspended bucket keeps the noncurrent versions it made while enabled.
+            versioned = s3.get_bucket_versioning(Bucket=name).get("Status") in ("Enabled", "Suspended")
         except ClientError as error:
             out.fail(key, f"{name}: GetBucketVersioning failed ({error_code(error)}); check the access")
             continue

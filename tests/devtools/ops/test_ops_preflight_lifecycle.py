@@ -111,3 +111,12 @@ def test_the_whole_preflight_reads_an_adopted_buckets_lifecycle(aws):  # noqa: F
     session = Session(**{"lambda": stubbed_lambda(1000, 1000)})
     findings = pf.preflight(config(adoptBuckets={ROLE: ADOPTED}), session, REGION, today=TODAY)
     assert failures(findings, f"adoptBuckets.{ROLE}")
+
+
+def test_a_suspended_bucket_still_needs_its_noncurrent_versions_expired(aws):  # noqa: F811
+    rule = _rule()
+    del rule["NoncurrentVersionExpiration"]
+    s3 = _adopted(Rules=[rule])
+    s3.put_bucket_versioning(Bucket=ADOPTED, VersioningConfiguration={"Status": "Suspended"})
+    (message,) = failures(_check(s3), f"adoptBuckets.{ROLE}")
+    assert "expire their noncurrent versions" in message
