@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 from component_support import BUCKET, bucket_child, child_types
 
+from components.stage_table import STAGE_TABLE
 from handlers import contract
 from handlers.contract import BucketRole, Stage
 
@@ -86,11 +87,7 @@ def test_custom_prefix_and_suffixes_reach_the_filters_and_the_policy(evaluate):
 def test_each_notification_depends_on_its_lambda_permissions(request, stack_name):
     # GIVEN every notification and the permission of the stage it targets
     stack = request.getfixturevalue(stack_name + "_stack")
-    stage_of_bucket = {
-        BucketRole.RAW: Stage.INGESTION,
-        BucketRole.PROCESSED: Stage.PROCESSING,
-        BucketRole.ANALYTICS: Stage.ANALYTICS,
-    }
+    stage_of_bucket = {stage.source: stage.name for stage in STAGE_TABLE}
     names = {v: k for k, v in stack.buckets().items()}
     for notification in stack.by_type(NOTIFICATION):
         stage = stage_of_bucket[names[notification.inputs["bucket"]]]
@@ -119,11 +116,7 @@ def test_each_notification_depends_on_its_lambda_permissions(request, stack_name
 @pytest.mark.parametrize("stack_name", ["dev", "prod"])
 def test_permissions_name_the_source_bucket_and_account(request, stack_name):
     stack = request.getfixturevalue(stack_name + "_stack")
-    source = {
-        Stage.INGESTION: BucketRole.RAW,
-        Stage.PROCESSING: BucketRole.PROCESSED,
-        Stage.ANALYTICS: BucketRole.ANALYTICS,
-    }
+    source = {stage.name: stage.source for stage in STAGE_TABLE}
     buckets = stack.buckets()
     for permission in stack.by_type(PERMISSION):
         stage = permission.parent.rsplit("::", 1)[1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,12 @@ from handlers.contract import BucketRole, Stage
 
 RAW, PROCESSED, ANALYTICS = BucketRole.RAW, BucketRole.PROCESSED, BucketRole.ANALYTICS
 
+
+def _stage_row(stage: str, key: str, value: object, message: str) -> tuple[dict[str, Any], str, str]:
+    """A row of the table below for one stage's setting: the config, the key the error names, its text."""
+    return {"stages": {stage: {key: value}}}, f"stages.{stage}.{key}", message
+
+
 BAD_CONFIGS = [
     # (overrides, the key that must be named in full (data-pipeline:<key>), a phrase of the explanation)
     ({"buckets": {RAW: "a" * 60}}, f"buckets.{RAW}", "is 69 characters long; allowed: 3-63"),
@@ -34,44 +41,20 @@ BAD_CONFIGS = [
     ({"bucketSufix": False}, "bucketSufix", "did you mean 'bucketSuffix'?"),
     ({"runtime": "python3.9"}, "runtime", "allowed: python3.12, python3.13"),
     ({"architecture": "arm"}, "architecture", "allowed: x86_64, arm64"),
-    (
-        {"stages": {Stage.INGESTION: {"memoryMb": 64}}},
-        f"stages.{Stage.INGESTION}.memoryMb",
-        "allowed: 128-10240",
-    ),
-    (
-        {"stages": {Stage.PROCESSING: {"timeoutSeconds": 901}}},
-        f"stages.{Stage.PROCESSING}.timeoutSeconds",
-        "allowed: 1-900",
-    ),
+    _stage_row(Stage.INGESTION, "memoryMb", 64, "allowed: 128-10240"),
+    _stage_row(Stage.PROCESSING, "timeoutSeconds", 901, "allowed: 1-900"),
     ({"inputSuffixes": [".json", ".gz", ".jsonl.gz"]}, "inputSuffixes", "'.jsonl.gz' ends with '.gz'"),
     ({"logRetentionDays": 10}, "logRetentionDays", "allowed: 1, 3, 5, 7, 14, 30"),
-    (
-        {"stages": {Stage.ANALYTICS: {"logRetentionDays": 4}}},
-        f"stages.{Stage.ANALYTICS}.logRetentionDays",
-        "is not allowed",
-    ),
+    _stage_row(Stage.ANALYTICS, "logRetentionDays", 4, "is not allowed"),
     ({"retryAttempts": 3}, "retryAttempts", "allowed: 0-2"),
     ({"maxEventAgeSeconds": 30}, "maxEventAgeSeconds", "allowed: 60-21600"),
-    (
-        {"stages": {Stage.INGESTION: {"reservedConcurrency": -1}}},
-        f"stages.{Stage.INGESTION}.reservedConcurrency",
-        "allowed: >= 0",
-    ),
+    _stage_row(Stage.INGESTION, "reservedConcurrency", -1, "allowed: >= 0"),
     ({"forceDestroy": "yes"}, "forceDestroy", "is not a boolean"),
     ({"kmsKeyArn": "alias/my-key"}, "kmsKeyArn", "is not a KMS key ARN"),
     ({"aggregation": {"window": "2h"}}, "aggregation.window", "allowed: 1m, 5m, 15m, 1h, 1d"),
     ({"aggregation": {"metrics": ["m" * 257]}}, "aggregation.metrics", "at most 256 characters"),
-    (
-        {"stages": {Stage.INGESTION: {"memoryMB": 1024}}},
-        f"stages.{Stage.INGESTION}.memoryMB",
-        "did you mean 'memoryMb'?",
-    ),
-    (
-        {"stages": {Stage.INGESTION: {"ephemeralStorageMb": 256}}},
-        f"stages.{Stage.INGESTION}.ephemeralStorageMb",
-        "allowed: 512-10240",
-    ),
+    _stage_row(Stage.INGESTION, "memoryMB", 1024, "did you mean 'memoryMb'?"),
+    _stage_row(Stage.INGESTION, "ephemeralStorageMb", 256, "allowed: 512-10240"),
     ({"vpc": {"subnetIds": ["subnet-0a1b2c3d"]}}, "vpc.securityGroupIds", "is required when vpc is set"),
     ({"database": {"url": "postgresql://u:p@h/db"}}, "database.url", "--secret"),
     (

@@ -43,6 +43,8 @@ def test_the_table_holds_the_three_stages_in_chain_order():
     assert [s.name for s in STAGE_TABLE] == [Stage.INGESTION, Stage.PROCESSING, Stage.ANALYTICS]
     assert config.STAGES == (Stage.INGESTION, Stage.PROCESSING, Stage.ANALYTICS)
     assert describe(Stage.PROCESSING) is STAGE_TABLE[1]
+    # each stage reads its own bucket, in chain order (the on-program tests look stages up by it)
+    assert [s.source for s in STAGE_TABLE] == [BucketRole.RAW, BucketRole.PROCESSED, BucketRole.ANALYTICS]
     with pytest.raises(KeyError):
         describe("reporting")
 
