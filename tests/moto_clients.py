@@ -9,9 +9,13 @@ builds its clients again: sharing them is most of a moto test's set-up.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
+import pytest
+from moto import mock_aws
 
 _CLIENTS: dict[tuple[Any, ...], Any] = {}
 fresh_client = boto3.client
@@ -40,3 +44,24 @@ def shared_client(service: str, *args: Any, **kwargs: Any) -> Any:
     if client is None:
         client = _CLIENTS[key] = fresh_client(service, *args, **kwargs)
     return client
+
+
+@contextmanager
+def mocked_aws(patch: pytest.MonkeyPatch, region: str, **environment: str) -> Iterator[None]:
+    """moto's in-process AWS: fake credentials, ``region`` (and ``environment``) set, no profile or
+    endpoint of the developer's shell, and boto3's clients shared (``shared_client``)."""
+    fake = dict.fromkeys(("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"), "testing")
+    for name, value in {**fake, "AWS_DEFAULT_REGION": region, **environment}.items():
+        patch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        patch.delenv(name, raising=False)
+    patch.setattr(boto3, "client", shared_client)
+    with mock_aws():
+        yield
+
+
+def create_chain_buckets(s3: Any, raw: str, processed: str, analytics: str) -> None:
+    """The pipeline's three buckets, the raw one versioned as the stack makes it."""
+    for bucket in (raw, processed, analytics):
+        s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=raw, VersioningConfiguration={"Status": "Enabled"})

@@ -10,8 +10,7 @@ from typing import Any
 import boto3
 import pytest
 from handler_support import ANALYTICS, PROCESSED, RAW, REGION
-from moto import mock_aws
-from moto_clients import shared_client
+from moto_clients import create_chain_buckets, mocked_aws
 from postgres import NewDatabase
 
 from handlers import analytics_handler as analytics
@@ -24,21 +23,9 @@ from handlers.contract import Env, Stage
 @contextmanager
 def _moto_buckets(patch: pytest.MonkeyPatch) -> Iterator[Any]:
     """moto's AWS with the three buckets (raw versioned); yields the S3 client."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        patch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
-        patch.delenv(name, raising=False)
-    patch.setattr(boto3, "client", shared_client)
-    with mock_aws():
+    with mocked_aws(patch, REGION):
         s3 = boto3.client("s3", region_name=REGION)
-        for bucket in (RAW, PROCESSED, ANALYTICS):
-            s3.create_bucket(Bucket=bucket)
-        s3.put_bucket_versioning(Bucket=RAW, VersioningConfiguration={"Status": "Enabled"})
+        create_chain_buckets(s3, RAW, PROCESSED, ANALYTICS)
         yield s3
 
 

@@ -9,8 +9,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
-from moto_clients import fresh_client, shared_client
+from moto_clients import fresh_client, mocked_aws, shared_client
 
 from components.config import parse_config
 from devtools.ops import preflight as pf
@@ -70,12 +69,8 @@ def stubbed_lambda(total: int, unreserved: int, held: dict[str, int] | None = No
 def aws(monkeypatch):
     # moto's EC2 otherwise makes ~36,000 stock AMIs (a volume and a snapshot each) for every region it
     # serves, twice per test (created, then re-created by the reset); preflight reads no AMI.
-    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setattr(boto3, "client", shared_client)  # a client a test stubs comes from fresh_client
-    with mock_aws():
+    # (a client a test stubs comes from fresh_client)
+    with mocked_aws(monkeypatch, REGION, MOTO_EC2_LOAD_DEFAULT_AMIS="false"):
         yield
 
 

@@ -15,8 +15,7 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
-from moto_clients import shared_client
+from moto_clients import create_chain_buckets, mocked_aws
 
 from devtools.ops import replay as rp
 from handlers import analytics_handler as analytics
@@ -150,22 +149,10 @@ BOTH_DATABASES = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"
 
 @pytest.fixture
 def chain(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[Chain]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        contract.Env.METRICS_NAMESPACE: contract.METRICS_NAMESPACE,
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(boto3, "client", shared_client)  # each stage's cold start builds its clients
-    with mock_aws():
+    # each stage's cold start builds its clients: they are shared
+    with mocked_aws(monkeypatch, REGION, **{contract.Env.METRICS_NAMESPACE: contract.METRICS_NAMESPACE}):
         s3 = boto3.client("s3", region_name=REGION)
-        for bucket in (RAW, PROCESSED, ANALYTICS):
-            s3.create_bucket(Bucket=bucket)
-        s3.put_bucket_versioning(Bucket=RAW, VersioningConfiguration={"Status": "Enabled"})
+        create_chain_buckets(s3, RAW, PROCESSED, ANALYTICS)
         url = database_url
         database.migrate(url)
         secret = boto3.client("secretsmanager", region_name=REGION).create_secret(Name="db", SecretString=url)
